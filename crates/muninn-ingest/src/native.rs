@@ -1,0 +1,422 @@
+//! The native JSON ingest format used by the Muninn SDK: one object per span (or count), in a
+//! JSON array or as NDJSON. Field names follow OpenTelemetry where it has one; the
+//! event-streaming columns are flat, top-level fields. Unknown fields are ignored.
+
+use muninn_model::{
+    Action, AttributeValue, Attributes, Broker, EventColumns, EventCount, FieldError, Limits, Link, Span, SpanId,
+    SpanKind, Status, StatusCode, TraceId,
+};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use crate::body::{IngestError, IngestErrorKind};
+
+/// One invalid record: its 0-based index in the batch, the field, and what would be valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub index: usize,
+    pub field: String,
+    pub reason: String,
+}
+
+/// The valid records of a batch and the rejections of the others.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded<T> {
+    pub records: Vec<T>,
+    pub rejected: Vec<Rejection>,
+}
+
+/// A number that may also arrive as a decimal string (JavaScript cannot hold 64-bit integers).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum WireInteger {
+    Number(i64),
+    Text(String),
+}
+
+impl WireInteger {
+    fn value(&self, field: &str) -> Result<i64, FieldError> {
+        match self {
+            WireInteger::Number(number) => Ok(*number),
+            WireInteger::Text(text) => {
+                text.parse().map_err(|_| FieldError::new(field, format!("{text:?} is not an integer")))
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WireStatus {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireLink {
+    trace_id: String,
+    span_id: String,
+    #[serde(default)]
+    attributes: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Deserialize)]
+struct WireSpan {
+    trace_id: String,
+    span_id: String,
+    #[serde(default)]
+    parent_span_id: Option<String>,
+    name: String,
+    kind: String,
+    service: String,
+    #[serde(default)]
+    resource: Option<serde_json::Map<String, serde_json::Value>>,
+    start_time_unix_nano: WireInteger,
+    #[serde(default)]
+    duration_nano: Option<WireInteger>,
+    #[serde(default)]
+    end_time_unix_nano: Option<WireInteger>,
+    #[serde(default)]
+    status: Option<WireStatus>,
+    #[serde(default)]
+    attributes: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    links: Option<Vec<WireLink>>,
+    #[serde(default)]
+    event_id: Option<String>,
+    #[serde(default)]
+    event_type: Option<String>,
+    #[serde(default)]
+    schema: Option<String>,
+    #[serde(default)]
+    stream: Option<String>,
+    #[serde(default)]
+    broker: Option<String>,
+    #[serde(default)]
+    modified: Option<bool>,
+    #[serde(default)]
+    partition: Option<i64>,
+    #[serde(default)]
+    offset: Option<i64>,
+    #[serde(default)]
+    message_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireCount {
+    service: String,
+    event_type: String,
+    stream: String,
+    broker: String,
+    action: String,
+    minute: i64,
+    count: u64,
+}
+
+fn attributes(field: &str, object: Option<serde_json::Map<String, serde_json::Value>>) -> Result<Attributes, FieldError> {
+    let Some(object) = object else {
+        return Ok(Vec::new());
+    };
+    object
+        .into_iter()
+        .map(|(key, value)| {
+            let value = match value {
+                serde_json::Value::String(text) => AttributeValue::String(text),
+                serde_json::Value::Bool(flag) => AttributeValue::Bool(flag),
+                serde_json::Value::Number(number) => match number.as_i64() {
+                    Some(integer) => AttributeValue::Int(integer),
+                    None => AttributeValue::Float(number.as_f64().unwrap_or(f64::NAN)),
+                },
+                _ => {
+                    return Err(FieldError::new(
+                        format!("{field}.{key}"),
+                        "must be a string, number or boolean (arrays, objects and null are not supported)",
+                    ));
+                }
+            };
+            Ok((key, value))
+        })
+        .collect()
+}
+
+fn optional_id<T>(field: &str, text: Option<String>, parse: fn(&str) -> Result<T, muninn_model::IdError>) -> Result<Option<T>, FieldError> {
+    match text.as_deref() {
+        None | Some("") => Ok(None),
+        Some(text) => parse(text).map(Some).map_err(|error| FieldError::new(field, error.to_string())),
+    }
+}
+
+fn non_empty(text: Option<String>) -> Option<String> {
+    text.filter(|text| !text.is_empty())
+}
+
+impl WireSpan {
+    fn into_span(self) -> Result<Span, FieldError> {
+        let trace_id = TraceId::from_hex(&self.trace_id).map_err(|error| FieldError::new("trace_id", error.to_string()))?;
+        let span_id = SpanId::from_hex(&self.span_id).map_err(|error| FieldError::new("span_id", error.to_string()))?;
+        let parent_span_id = optional_id("parent_span_id", self.parent_span_id, SpanId::from_hex)?;
+        let kind = SpanKind::parse(&self.kind).ok_or_else(|| {
+            FieldError::new("kind", format!("{:?} is not one of producer, consumer, server, client, internal", self.kind))
+        })?;
+        let start = self.start_time_unix_nano.value("start_time_unix_nano")?;
+        let duration = match (self.duration_nano, self.end_time_unix_nano) {
+            (Some(duration), _) => duration.value("duration_nano")?,
+            (None, Some(end)) => end.value("end_time_unix_nano")?.saturating_sub(start),
+            (None, None) => 0,
+        };
+        let status = match self.status {
+            None => Status::default(),
+            Some(status) => {
+                let code = match status.code.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                    None | Some("ok") | Some("unset") | Some("") => StatusCode::Ok,
+                    Some("error") => StatusCode::Error,
+                    Some(other) => {
+                        return Err(FieldError::new("status.code", format!("{other:?} is not one of ok, error")));
+                    }
+                };
+                Status { code, message: non_empty(status.message) }
+            }
+        };
+        let broker = match non_empty(self.broker) {
+            None => None,
+            Some(text) => Some(Broker::parse(&text).ok_or_else(|| {
+                FieldError::new(
+                    "broker",
+                    format!("{text:?} is not one of kafka, nats, pulsar, kinesis, sqs, rabbitmq, redis, other"),
+                )
+            })?),
+        };
+        let partition = match self.partition {
+            None => None,
+            Some(partition) => Some(
+                i32::try_from(partition)
+                    .map_err(|_| FieldError::new("partition", "must fit a 32-bit signed integer"))?,
+            ),
+        };
+        let mut links = Vec::new();
+        for (index, link) in self.links.unwrap_or_default().into_iter().enumerate() {
+            links.push(Link {
+                trace_id: TraceId::from_hex(&link.trace_id)
+                    .map_err(|error| FieldError::new(format!("links[{index}].trace_id"), error.to_string()))?,
+                span_id: SpanId::from_hex(&link.span_id)
+                    .map_err(|error| FieldError::new(format!("links[{index}].span_id"), error.to_string()))?,
+                attributes: attributes(&format!("links[{index}].attributes"), link.attributes)?,
+            });
+        }
+        Ok(Span {
+            trace_id,
+            span_id,
+            parent_span_id,
+            name: self.name,
+            kind,
+            service: self.service,
+            resource: attributes("resource", self.resource)?,
+            start_unix_nanos: start,
+            duration_nanos: duration,
+            status,
+            attributes: attributes("attributes", self.attributes)?,
+            links,
+            event: EventColumns {
+                event_id: non_empty(self.event_id),
+                event_type: non_empty(self.event_type),
+                schema: non_empty(self.schema),
+                stream: non_empty(self.stream),
+                broker,
+                modified: self.modified.unwrap_or(false),
+                partition,
+                offset: self.offset,
+                message_id: non_empty(self.message_id),
+            },
+        })
+    }
+}
+
+impl WireCount {
+    fn into_count(self) -> Result<EventCount, FieldError> {
+        let broker = Broker::parse(&self.broker).ok_or_else(|| {
+            FieldError::new(
+                "broker",
+                format!("{:?} is not one of kafka, nats, pulsar, kinesis, sqs, rabbitmq, redis, other", self.broker),
+            )
+        })?;
+        let action = Action::parse(&self.action)
+            .ok_or_else(|| FieldError::new("action", format!("{:?} is not one of produced, consumed", self.action)))?;
+        Ok(EventCount {
+            service: self.service,
+            event_type: self.event_type,
+            stream: self.stream,
+            broker,
+            action,
+            minute_unix_seconds: self.minute.div_euclid(60) * 60,
+            count: self.count,
+        })
+    }
+}
+
+/// Splits a body into its records without decoding them: a JSON array, or one JSON value per
+/// non-blank line (NDJSON). A syntax error refuses the whole body, naming line and column.
+fn split_records(body: &[u8]) -> Result<Vec<&RawValue>, IngestError> {
+    let text = std::str::from_utf8(body).map_err(|error| {
+        let (line, column) = line_and_column(body, error.valid_up_to());
+        malformed(format!("body is not valid UTF-8 at line {line}, column {column}"), line, column)
+    })?;
+    let first = text.trim_start().as_bytes().first().copied();
+    match first {
+        None => Ok(Vec::new()),
+        Some(b'[') => serde_json::from_str::<Vec<&RawValue>>(text).map_err(|error| syntax_error(&error, 0)),
+        Some(_) => {
+            let mut records = Vec::new();
+            for (line_idx, line) in text.split('\n').enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let record = serde_json::from_str::<&RawValue>(line).map_err(|error| syntax_error(&error, line_idx))?;
+                records.push(record);
+            }
+            Ok(records)
+        }
+    }
+}
+
+fn line_and_column(body: &[u8], offset: usize) -> (usize, usize) {
+    let before = &body[..offset.min(body.len())];
+    let line = before.iter().filter(|byte| **byte == b'\n').count() + 1;
+    let column = offset - before.iter().rposition(|byte| *byte == b'\n').map(|position| position + 1).unwrap_or(0) + 1;
+    (line, column)
+}
+
+fn syntax_error(error: &serde_json::Error, line_offset: usize) -> IngestError {
+    let line = error.line() + line_offset;
+    let column = error.column();
+    malformed(format!("malformed JSON at line {line}, column {column}: {error}"), line, column)
+}
+
+fn malformed(message: String, line: usize, column: usize) -> IngestError {
+    IngestError { kind: IngestErrorKind::Malformed, message, line: Some(line), column: Some(column) }
+}
+
+/// Decodes one record; a type error names the field path (`start_time_unix_nano`, `links[0].span_id`).
+fn decode_record<W: DeserializeOwned>(raw: &RawValue) -> Result<W, FieldError> {
+    match serde_json::from_str::<W>(raw.get()) {
+        Ok(wire) => Ok(wire),
+        Err(_) => {
+            let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+            match serde_path_to_error::deserialize::<_, W>(&mut deserializer) {
+                Ok(wire) => Ok(wire),
+                Err(error) => {
+                    let path = error.path().to_string();
+                    let inner = error.into_inner();
+                    let reason = inner.to_string();
+                    let reason = reason.split(" at line ").next().unwrap_or(&reason).to_string();
+                    let field = if path == "." {
+                        // serde reports a missing field at the record level; name the field.
+                        reason
+                            .strip_prefix("missing field `")
+                            .and_then(|rest| rest.split('`').next())
+                            .unwrap_or("(record)")
+                            .to_string()
+                    } else {
+                        path
+                    };
+                    Err(FieldError::new(field, reason))
+                }
+            }
+        }
+    }
+}
+
+fn decode_batch<W: DeserializeOwned, T>(
+    body: &[u8],
+    convert: impl Fn(W) -> Result<T, FieldError>,
+) -> Result<Decoded<T>, IngestError> {
+    let raw_records = split_records(body)?;
+    let mut decoded = Decoded { records: Vec::with_capacity(raw_records.len()), rejected: Vec::new() };
+    for (index, raw) in raw_records.into_iter().enumerate() {
+        match decode_record::<W>(raw).and_then(&convert) {
+            Ok(record) => decoded.records.push(record),
+            Err(error) => decoded.rejected.push(Rejection { index, field: error.field, reason: error.reason }),
+        }
+    }
+    Ok(decoded)
+}
+
+/// Decodes and validates a batch of spans.
+pub fn decode_spans(body: &[u8], limits: &Limits, now_unix_nanos: i64) -> Result<Decoded<Span>, IngestError> {
+    decode_batch::<WireSpan, Span>(body, |wire| {
+        let span = wire.into_span()?;
+        limits.check_span(&span, now_unix_nanos)?;
+        Ok(span)
+    })
+}
+
+/// Decodes and validates a batch of event-seen counts.
+pub fn decode_counts(body: &[u8], limits: &Limits, now_unix_nanos: i64) -> Result<Decoded<EventCount>, IngestError> {
+    decode_batch::<WireCount, EventCount>(body, |wire| {
+        let count = wire.into_count()?;
+        limits.check_count(&count, now_unix_nanos)?;
+        Ok(count)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_795_000_000_000_000_000;
+
+    fn span_json(trace_id: &str, start: &str) -> String {
+        format!(
+            r#"{{"trace_id":"{trace_id}","span_id":"00f067aa0ba902b7","name":"publish","kind":"producer","service":"checkout","start_time_unix_nano":{start},"duration_nano":1500,"event_id":"e-1","event_type":"order.created","stream":"orders","broker":"kafka","attributes":{{"a":1,"b":"x","c":true,"d":1.5}},"surprise":"ignored"}}"#
+        )
+    }
+
+    #[test]
+    fn valid_spans_survive_next_to_invalid_ones() {
+        let good = span_json("4bf92f3577b34da6a3ce929d0e0e4736", "1795000000000000000");
+        let bad_id = span_json("4bf92f3577b34da6a3ce929d0e0e473", "1795000000000000000");
+        let bad_type = span_json("4bf92f3577b34da6a3ce929d0e0e4736", "\"soon\"");
+        let absurd = span_json("4bf92f3577b34da6a3ce929d0e0e4736", "1");
+        let body = format!("[{good},{bad_id},{bad_type},{absurd},{good}]");
+        let decoded = decode_spans(body.as_bytes(), &Limits::default(), NOW).unwrap();
+        assert_eq!(decoded.records.len(), 2);
+        let fields: Vec<(usize, &str)> =
+            decoded.rejected.iter().map(|rejection| (rejection.index, rejection.field.as_str())).collect();
+        assert_eq!(
+            fields,
+            vec![(1, "trace_id"), (2, "start_time_unix_nano"), (3, "start_time_unix_nano")]
+        );
+        let span = &decoded.records[0];
+        assert_eq!(span.attributes.len(), 4);
+        assert_eq!(span.event.broker, Some(Broker::Kafka));
+    }
+
+    #[test]
+    fn ndjson_and_missing_fields() {
+        let good = span_json("4bf92f3577b34da6a3ce929d0e0e4736", "1795000000000000000");
+        let body = format!("{good}\n\n{{\"trace_id\":\"x\"}}\n");
+        let decoded = decode_spans(body.as_bytes(), &Limits::default(), NOW).unwrap();
+        assert_eq!(decoded.records.len(), 1);
+        assert_eq!(decoded.rejected[0].index, 1);
+        assert_eq!(decoded.rejected[0].field, "span_id");
+    }
+
+    #[test]
+    fn malformed_json_names_line_and_column() {
+        let error = decode_spans(b"[\n{\"a\": 1,,}]", &Limits::default(), NOW).unwrap_err();
+        assert_eq!(error.kind, IngestErrorKind::Malformed);
+        assert_eq!((error.line, error.column), (Some(2), Some(9)));
+        let error = decode_spans(b"{}\n{oops", &Limits::default(), NOW).unwrap_err();
+        assert_eq!(error.line, Some(2));
+    }
+
+    #[test]
+    fn counts_are_validated() {
+        let body = br#"[{"service":"a","event_type":"t","stream":"s","broker":"nats","action":"produced","minute":1794999990,"count":5},
+                        {"service":"a","event_type":"t","stream":"s","broker":"carrier-pigeon","action":"produced","minute":1794999990,"count":5}]"#;
+        let decoded = decode_counts(body, &Limits::default(), NOW).unwrap();
+        assert_eq!(decoded.records[0].minute_unix_seconds, 1_794_999_960);
+        assert_eq!(decoded.rejected[0].field, "broker");
+    }
+}

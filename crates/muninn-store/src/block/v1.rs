@@ -1,0 +1,303 @@
+//! Block format version 1: the Arrow schema of `spans.parquet`, and the conversions between
+//! spans and Arrow record batches. Ids are fixed-size binary, times are UTC nanosecond
+//! timestamps, attributes, resource and links are JSON text, so DuckDB, Spark or Trino read the
+//! files without a Muninn-specific reader.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, BooleanBuilder, FixedSizeBinaryArray, FixedSizeBinaryBuilder, Int32Array,
+    Int32Builder, Int64Array, Int64Builder, RecordBatch, StringArray, StringBuilder, StringDictionaryBuilder,
+    TimestampNanosecondArray, TimestampNanosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
+use muninn_model::{
+    AttributeValue, Attributes, Broker, EventColumns, Link, Span, SpanId, SpanKind, Status, StatusCode, TraceId,
+};
+use serde_json::{Map, Value};
+
+use crate::error::StoreError;
+
+pub(crate) const COLUMN_TRACE_ID: &str = "trace_id";
+pub(crate) const COLUMN_EVENT_ID: &str = "event_id";
+
+fn dictionary_utf8() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+/// The schema of `spans.parquet`, version 1.
+pub(crate) static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new(COLUMN_TRACE_ID, DataType::FixedSizeBinary(16), false),
+        Field::new("span_id", DataType::FixedSizeBinary(8), false),
+        Field::new("parent_span_id", DataType::FixedSizeBinary(8), true),
+        Field::new("start_time", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false),
+        Field::new("duration_ns", DataType::Int64, false),
+        Field::new("service", dictionary_utf8(), false),
+        Field::new("name", dictionary_utf8(), false),
+        Field::new("kind", dictionary_utf8(), false),
+        Field::new("status_code", dictionary_utf8(), false),
+        Field::new("status_message", DataType::Utf8, true),
+        Field::new(COLUMN_EVENT_ID, DataType::Utf8, true),
+        Field::new("event_type", dictionary_utf8(), true),
+        Field::new("schema", dictionary_utf8(), true),
+        Field::new("stream", dictionary_utf8(), true),
+        Field::new("broker", dictionary_utf8(), true),
+        Field::new("modified", DataType::Boolean, false),
+        Field::new("partition", DataType::Int32, true),
+        Field::new("offset", DataType::Int64, true),
+        Field::new("message_id", DataType::Utf8, true),
+        Field::new("attributes", DataType::Utf8, false),
+        Field::new("resource", dictionary_utf8(), false),
+        Field::new("links", DataType::Utf8, true),
+    ]))
+});
+
+fn attributes_to_json(attributes: &Attributes) -> String {
+    let mut object = Map::new();
+    for (key, value) in attributes {
+        let value = match value {
+            AttributeValue::String(text) => Value::String(text.clone()),
+            AttributeValue::Int(number) => Value::from(*number),
+            AttributeValue::Float(number) => Value::from(*number),
+            AttributeValue::Bool(flag) => Value::Bool(*flag),
+        };
+        object.insert(key.clone(), value);
+    }
+    Value::Object(object).to_string()
+}
+
+fn attributes_from_value(value: &Value) -> Attributes {
+    let Value::Object(object) = value else {
+        return Vec::new();
+    };
+    object
+        .iter()
+        .filter_map(|(key, value)| {
+            let value = match value {
+                Value::String(text) => AttributeValue::String(text.clone()),
+                Value::Bool(flag) => AttributeValue::Bool(*flag),
+                Value::Number(number) => match number.as_i64() {
+                    Some(integer) if !number.is_f64() => AttributeValue::Int(integer),
+                    _ => AttributeValue::Float(number.as_f64()?),
+                },
+                _ => return None,
+            };
+            Some((key.clone(), value))
+        })
+        .collect()
+}
+
+fn links_to_json(links: &[Link]) -> Option<String> {
+    if links.is_empty() {
+        return None;
+    }
+    let array: Vec<Value> = links
+        .iter()
+        .map(|link| {
+            serde_json::json!({
+                "trace_id": link.trace_id.to_hex(),
+                "span_id": link.span_id.to_hex(),
+                "attributes": serde_json::from_str::<Value>(&attributes_to_json(&link.attributes)).unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    Some(Value::Array(array).to_string())
+}
+
+fn links_from_json(text: &str) -> Vec<Link> {
+    let Ok(Value::Array(array)) = serde_json::from_str::<Value>(text) else {
+        return Vec::new();
+    };
+    array
+        .iter()
+        .filter_map(|link| {
+            Some(Link {
+                trace_id: TraceId::from_hex(link.get("trace_id")?.as_str()?).ok()?,
+                span_id: SpanId::from_hex(link.get("span_id")?.as_str()?).ok()?,
+                attributes: link.get("attributes").map(attributes_from_value).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// Builds one record batch from spans, in the order given.
+pub(crate) fn encode(spans: &[&Span]) -> Result<RecordBatch, StoreError> {
+    let n_rows = spans.len();
+    let mut trace_id = FixedSizeBinaryBuilder::with_capacity(n_rows, 16);
+    let mut span_id = FixedSizeBinaryBuilder::with_capacity(n_rows, 8);
+    let mut parent_span_id = FixedSizeBinaryBuilder::with_capacity(n_rows, 8);
+    let mut start_time = TimestampNanosecondBuilder::with_capacity(n_rows).with_timezone("UTC");
+    let mut duration = Int64Builder::with_capacity(n_rows);
+    let mut service = StringDictionaryBuilder::<Int32Type>::new();
+    let mut name = StringDictionaryBuilder::<Int32Type>::new();
+    let mut kind = StringDictionaryBuilder::<Int32Type>::new();
+    let mut status_code = StringDictionaryBuilder::<Int32Type>::new();
+    let mut status_message = StringBuilder::new();
+    let mut event_id = StringBuilder::new();
+    let mut event_type = StringDictionaryBuilder::<Int32Type>::new();
+    let mut schema = StringDictionaryBuilder::<Int32Type>::new();
+    let mut stream = StringDictionaryBuilder::<Int32Type>::new();
+    let mut broker = StringDictionaryBuilder::<Int32Type>::new();
+    let mut modified = BooleanBuilder::with_capacity(n_rows);
+    let mut partition = Int32Builder::with_capacity(n_rows);
+    let mut offset = Int64Builder::with_capacity(n_rows);
+    let mut message_id = StringBuilder::new();
+    let mut attributes = StringBuilder::new();
+    let mut resource = StringDictionaryBuilder::<Int32Type>::new();
+    let mut links = StringBuilder::new();
+    let arrow_error = |error: arrow::error::ArrowError| StoreError::corrupt(format!("building a block: {error}"));
+    for span in spans {
+        trace_id.append_value(span.trace_id.0).map_err(arrow_error)?;
+        span_id.append_value(span.span_id.0).map_err(arrow_error)?;
+        match &span.parent_span_id {
+            Some(parent) => parent_span_id.append_value(parent.0).map_err(arrow_error)?,
+            None => parent_span_id.append_null(),
+        }
+        start_time.append_value(span.start_unix_nanos);
+        duration.append_value(span.duration_nanos);
+        service.append_value(&span.service);
+        name.append_value(&span.name);
+        kind.append_value(span.kind.as_str());
+        status_code.append_value(span.status.code.as_str());
+        status_message.append_option(span.status.message.as_deref());
+        let event = &span.event;
+        event_id.append_option(event.event_id.as_deref());
+        event_type.append_option(event.event_type.as_deref());
+        schema.append_option(event.schema.as_deref());
+        stream.append_option(event.stream.as_deref());
+        broker.append_option(event.broker.map(Broker::as_str));
+        modified.append_value(event.modified);
+        partition.append_option(event.partition);
+        offset.append_option(event.offset);
+        message_id.append_option(event.message_id.as_deref());
+        attributes.append_value(attributes_to_json(&span.attributes));
+        resource.append_value(attributes_to_json(&span.resource));
+        links.append_option(links_to_json(&span.links));
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(trace_id.finish()),
+        Arc::new(span_id.finish()),
+        Arc::new(parent_span_id.finish()),
+        Arc::new(start_time.finish()),
+        Arc::new(duration.finish()),
+        Arc::new(service.finish()),
+        Arc::new(name.finish()),
+        Arc::new(kind.finish()),
+        Arc::new(status_code.finish()),
+        Arc::new(status_message.finish()),
+        Arc::new(event_id.finish()),
+        Arc::new(event_type.finish()),
+        Arc::new(schema.finish()),
+        Arc::new(stream.finish()),
+        Arc::new(broker.finish()),
+        Arc::new(modified.finish()),
+        Arc::new(partition.finish()),
+        Arc::new(offset.finish()),
+        Arc::new(message_id.finish()),
+        Arc::new(attributes.finish()),
+        Arc::new(resource.finish()),
+        Arc::new(links.finish()),
+    ];
+    RecordBatch::try_new(SCHEMA.clone(), columns).map_err(arrow_error)
+}
+
+/// Reads a column as plain strings, whether it is stored as a dictionary or not.
+fn string_column(batch: &RecordBatch, name: &str) -> Result<StringArray, StoreError> {
+    let column = batch
+        .column_by_name(name)
+        .ok_or_else(|| StoreError::corrupt(format!("block has no column {name:?}")))?;
+    let cast = arrow::compute::cast(column, &DataType::Utf8)
+        .map_err(|error| StoreError::corrupt(format!("column {name:?}: {error}")))?;
+    cast.as_any()
+        .downcast_ref::<StringArray>()
+        .cloned()
+        .ok_or_else(|| StoreError::corrupt(format!("column {name:?} is not text")))
+}
+
+fn typed_column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, StoreError> {
+    batch
+        .column_by_name(name)
+        .and_then(|column| column.as_any().downcast_ref::<T>())
+        .ok_or_else(|| StoreError::corrupt(format!("block column {name:?} is missing or has the wrong type")))
+}
+
+fn optional_string(array: &StringArray, row: usize) -> Option<String> {
+    (!array.is_null(row)).then(|| array.value(row).to_string())
+}
+
+/// Turns a record batch of format v1 back into spans.
+pub(crate) fn decode(batch: &RecordBatch) -> Result<Vec<Span>, StoreError> {
+    let trace_id = typed_column::<FixedSizeBinaryArray>(batch, COLUMN_TRACE_ID)?;
+    let span_id = typed_column::<FixedSizeBinaryArray>(batch, "span_id")?;
+    let parent_span_id = typed_column::<FixedSizeBinaryArray>(batch, "parent_span_id")?;
+    let start_time = typed_column::<TimestampNanosecondArray>(batch, "start_time")?;
+    let duration = typed_column::<Int64Array>(batch, "duration_ns")?;
+    let modified = typed_column::<BooleanArray>(batch, "modified")?;
+    let partition = typed_column::<Int32Array>(batch, "partition")?;
+    let offset = typed_column::<Int64Array>(batch, "offset")?;
+    let service = string_column(batch, "service")?;
+    let name = string_column(batch, "name")?;
+    let kind = string_column(batch, "kind")?;
+    let status_code = string_column(batch, "status_code")?;
+    let status_message = string_column(batch, "status_message")?;
+    let event_id = string_column(batch, COLUMN_EVENT_ID)?;
+    let event_type = string_column(batch, "event_type")?;
+    let schema = string_column(batch, "schema")?;
+    let stream = string_column(batch, "stream")?;
+    let broker = string_column(batch, "broker")?;
+    let message_id = string_column(batch, "message_id")?;
+    let attributes = string_column(batch, "attributes")?;
+    let resource = string_column(batch, "resource")?;
+    let links = string_column(batch, "links")?;
+    let mut spans = Vec::with_capacity(batch.num_rows());
+    let fixed = |array: &FixedSizeBinaryArray, row: usize| -> Result<Vec<u8>, StoreError> {
+        if array.is_null(row) {
+            return Err(StoreError::corrupt("a required id column holds a null"));
+        }
+        Ok(array.value(row).to_vec())
+    };
+    for row in 0..batch.num_rows() {
+        let trace_bytes: [u8; 16] =
+            fixed(trace_id, row)?.try_into().map_err(|_| StoreError::corrupt("trace_id is not 16 bytes"))?;
+        let span_bytes: [u8; 8] =
+            fixed(span_id, row)?.try_into().map_err(|_| StoreError::corrupt("span_id is not 8 bytes"))?;
+        let parent = if parent_span_id.is_null(row) {
+            None
+        } else {
+            Some(SpanId(parent_span_id.value(row).try_into().map_err(|_| StoreError::corrupt("parent is not 8 bytes"))?))
+        };
+        let parse_json = |array: &StringArray| -> Attributes {
+            serde_json::from_str::<Value>(array.value(row)).map(|value| attributes_from_value(&value)).unwrap_or_default()
+        };
+        spans.push(Span {
+            trace_id: TraceId(trace_bytes),
+            span_id: SpanId(span_bytes),
+            parent_span_id: parent,
+            name: name.value(row).to_string(),
+            kind: SpanKind::parse(kind.value(row)).unwrap_or(SpanKind::Internal),
+            service: service.value(row).to_string(),
+            resource: parse_json(&resource),
+            start_unix_nanos: start_time.value(row),
+            duration_nanos: duration.value(row),
+            status: Status {
+                code: if status_code.value(row) == "error" { StatusCode::Error } else { StatusCode::Ok },
+                message: optional_string(&status_message, row),
+            },
+            attributes: parse_json(&attributes),
+            links: if links.is_null(row) { Vec::new() } else { links_from_json(links.value(row)) },
+            event: EventColumns {
+                event_id: optional_string(&event_id, row),
+                event_type: optional_string(&event_type, row),
+                schema: optional_string(&schema, row),
+                stream: optional_string(&stream, row),
+                broker: optional_string(&broker, row).and_then(|text| Broker::parse(&text)),
+                modified: modified.value(row),
+                partition: (!partition.is_null(row)).then(|| partition.value(row)),
+                offset: (!offset.is_null(row)).then(|| offset.value(row)),
+                message_id: optional_string(&message_id, row),
+            },
+        });
+    }
+    Ok(spans)
+}

@@ -1,0 +1,14 @@
+//! Muninn's embedded store: a write-ahead log for durability, an in-memory head for what is
+//! recent, immutable Parquet blocks in hourly partitions on object storage, and roll-ups kept
+//! at ingest time for lineage, catalog and throughput.
+
+mod block;
+mod engine;
+mod error;
+mod rollup;
+mod wal;
+
+pub use block::{BLOCK_FORMAT_VERSION, BlockMeta, BlockWriteOptions};
+pub use engine::{DATA_FORMAT_VERSION, FlushReport, Lookup, RetentionReport, Store, StoreConfig, StoreStats};
+pub use error::{StoreError, StoreErrorKind};
+pub use rollup::{RollupCell, Rollups};

@@ -1,0 +1,175 @@
+//! Roll-ups kept as data arrives: per minute × (service, stream, broker, event type, schema,
+//! action, modified) the number of sampled spans, the number of events seen (from unsampled
+//! counts) and the first and last time. Lineage, catalog and throughput read only these.
+
+use std::collections::{BTreeMap, HashMap};
+
+use muninn_model::{EventCount, NANOS_PER_SECOND, RollupKey, Span};
+use serde::{Deserialize, Serialize};
+
+/// One roll-up cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollupCell {
+    /// Spans received for this key in this minute (sampled).
+    pub spans: u64,
+    /// Events counted by the services themselves (unsampled), from `/api/v1/counts`.
+    pub seen: u64,
+    pub first_unix_nanos: i64,
+    pub last_unix_nanos: i64,
+}
+
+impl RollupCell {
+    fn merge(&mut self, other: &RollupCell) {
+        self.spans += other.spans;
+        self.seen += other.seen;
+        self.first_unix_nanos = self.first_unix_nanos.min(other.first_unix_nanos);
+        self.last_unix_nanos = self.last_unix_nanos.max(other.last_unix_nanos);
+    }
+}
+
+/// Roll-up cells of one batch or one flush, keyed by (minute in unix seconds, key).
+pub type RollupDelta = HashMap<(i64, RollupKey), RollupCell>;
+
+fn minute_of(unix_nanos: i64) -> i64 {
+    unix_nanos.div_euclid(60 * NANOS_PER_SECOND) * 60
+}
+
+/// The roll-up contribution of a batch. Only producer and consumer spans that name a stream
+/// count; request spans carry no event.
+pub fn batch_delta(spans: &[Span], counts: &[EventCount]) -> RollupDelta {
+    let mut delta = RollupDelta::new();
+    for span in spans {
+        let (Some(action), Some(stream)) = (span.action(), span.event.stream.as_ref()) else {
+            continue;
+        };
+        let key = RollupKey {
+            service: span.service.clone(),
+            stream: stream.clone(),
+            broker: span.event.broker.unwrap_or(muninn_model::Broker::Other),
+            event_type: span.event.event_type.clone().unwrap_or_default(),
+            schema: span.event.schema.clone().unwrap_or_default(),
+            action,
+            modified: span.event.modified,
+        };
+        let cell = RollupCell {
+            spans: 1,
+            seen: 0,
+            first_unix_nanos: span.start_unix_nanos,
+            last_unix_nanos: span.start_unix_nanos,
+        };
+        merge_into(&mut delta, minute_of(span.start_unix_nanos), key, &cell);
+    }
+    for count in counts {
+        let minute = count.minute_unix_seconds.div_euclid(60) * 60;
+        let key = RollupKey {
+            service: count.service.clone(),
+            stream: count.stream.clone(),
+            broker: count.broker,
+            event_type: count.event_type.clone(),
+            schema: String::new(),
+            action: count.action,
+            modified: false,
+        };
+        let at = minute * NANOS_PER_SECOND;
+        let cell = RollupCell { spans: 0, seen: count.count, first_unix_nanos: at, last_unix_nanos: at };
+        merge_into(&mut delta, minute, key, &cell);
+    }
+    delta
+}
+
+fn merge_into(delta: &mut RollupDelta, minute: i64, key: RollupKey, cell: &RollupCell) {
+    delta.entry((minute, key)).and_modify(|existing| existing.merge(cell)).or_insert(*cell);
+}
+
+/// Adds `from` into `into`.
+pub fn merge_delta(into: &mut RollupDelta, from: &RollupDelta) {
+    for ((minute, key), cell) in from {
+        match into.get_mut(&(*minute, key.clone())) {
+            Some(existing) => existing.merge(cell),
+            None => {
+                into.insert((*minute, key.clone()), *cell);
+            }
+        }
+    }
+}
+
+/// All roll-ups in memory: keys are interned, cells ordered by minute so that a time range is
+/// one range scan.
+#[derive(Debug, Default)]
+pub struct Rollups {
+    keys: Vec<RollupKey>,
+    key_index: HashMap<RollupKey, u32>,
+    cells: BTreeMap<(i64, u32), RollupCell>,
+}
+
+impl Rollups {
+    pub(crate) fn apply(&mut self, delta: &RollupDelta) {
+        for ((minute, key), cell) in delta {
+            let key_idx = match self.key_index.get(key) {
+                Some(key_idx) => *key_idx,
+                None => {
+                    let key_idx = self.keys.len() as u32;
+                    self.keys.push(key.clone());
+                    self.key_index.insert(key.clone(), key_idx);
+                    key_idx
+                }
+            };
+            self.cells.entry((*minute, key_idx)).and_modify(|existing| existing.merge(cell)).or_insert(*cell);
+        }
+    }
+
+    /// Drops every cell of a minute before `cutoff_minute` (unix seconds).
+    pub(crate) fn drop_before(&mut self, cutoff_minute: i64) {
+        self.cells = self.cells.split_off(&(cutoff_minute, 0));
+    }
+
+    /// Visits every cell whose minute lies in `[from_unix_nanos, to_unix_nanos)`, minute-ordered.
+    pub fn scan(&self, from_unix_nanos: i64, to_unix_nanos: i64, mut visit: impl FnMut(i64, &RollupKey, &RollupCell)) {
+        let from_minute = minute_of(from_unix_nanos);
+        let to_minute = minute_of(to_unix_nanos.saturating_sub(1)).saturating_add(60);
+        if from_minute >= to_minute {
+            return;
+        }
+        for ((minute, key_idx), cell) in self.cells.range((from_minute, 0)..(to_minute, 0)) {
+            visit(*minute, &self.keys[*key_idx as usize], cell);
+        }
+    }
+
+    /// Number of cells held.
+    pub fn n_cells(&self) -> usize {
+        self.cells.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use muninn_model::{Action, Broker};
+
+    #[test]
+    fn counts_and_spans_share_cells_by_minute() {
+        let count = EventCount {
+            service: "billing".into(),
+            event_type: "invoice.created".into(),
+            stream: "invoices".into(),
+            broker: Broker::Kafka,
+            action: Action::Produced,
+            minute_unix_seconds: 1_795_000_020,
+            count: 7,
+        };
+        let delta = batch_delta(&[], &[count.clone(), count]);
+        assert_eq!(delta.len(), 1);
+        let ((minute, _), cell) = delta.iter().next().unwrap();
+        assert_eq!(*minute, 1_794_999_960);
+        assert_eq!(cell.seen, 14);
+        let mut rollups = Rollups::default();
+        rollups.apply(&delta);
+        let mut visited = 0;
+        rollups.scan(1_794_999_960 * NANOS_PER_SECOND, 1_795_000_000 * NANOS_PER_SECOND, |_, _, cell| {
+            visited += cell.seen
+        });
+        assert_eq!(visited, 14);
+        rollups.drop_before(1_795_000_020);
+        assert_eq!(rollups.n_cells(), 0);
+    }
+}

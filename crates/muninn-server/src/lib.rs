@@ -1,1 +1,13 @@
-//! placeholder
+//! Muninn's HTTP server: the composition root that wires ingest decoding, the store and the
+//! query functions behind axum routes, with Prometheus `/metrics` and the OpenAPI document.
+
+mod error;
+mod ingest;
+mod metrics;
+mod query;
+mod server;
+
+pub use server::{RunningServer, ServerConfig, start};
+
+/// The OpenAPI document of every route, as served at `/api/v1/openapi.yaml`.
+pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");

@@ -1,0 +1,300 @@
+//! Roll-up aggregation: the unique (service, action, stream, broker, event type) edges of the
+//! lineage with their counts, and throughput series. A minute's count for one edge is the
+//! larger of the spans received and the events the service counted itself, so exact unsampled
+//! counts win when a service sends them and spans count otherwise.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use muninn_model::{Action, Broker, NANOS_PER_SECOND, format_rfc3339_nanos};
+use muninn_store::Store;
+use serde::Serialize;
+
+/// `[from, to)` in unix nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    pub from_unix_nanos: i64,
+    pub to_unix_nanos: i64,
+}
+
+/// Optional filters; `None` matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub event_type: Option<String>,
+    pub service: Option<String>,
+    pub stream: Option<String>,
+    pub action: Option<Action>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct EdgeKey {
+    pub service: String,
+    pub action: Action,
+    pub stream: String,
+    pub broker: Broker,
+    pub event_type: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EdgeTotals {
+    pub count: u64,
+    pub modifies: bool,
+    pub schemas: BTreeSet<String>,
+    pub first_unix_nanos: i64,
+    pub last_unix_nanos: i64,
+}
+
+#[derive(Default, Clone, Copy)]
+struct MinuteCell {
+    spans: u64,
+    seen: u64,
+}
+
+impl MinuteCell {
+    fn count(self) -> u64 {
+        self.spans.max(self.seen)
+    }
+}
+
+/// Aggregates roll-up cells in `range` into edges, then into `fold(minute, edge, count)`.
+fn scan_edges(
+    store: &Store,
+    range: TimeRange,
+    mut per_minute: impl FnMut(i64, &EdgeKey, u64),
+    mut per_cell: impl FnMut(&EdgeKey, &muninn_model::RollupKey, &muninn_store::RollupCell),
+) {
+    store.with_rollups(|rollups| {
+        let mut current_minute = None;
+        let mut minute_cells: HashMap<EdgeKey, MinuteCell> = HashMap::new();
+        let mut finish = |minute: i64, cells: &mut HashMap<EdgeKey, MinuteCell>| {
+            for (edge, cell) in cells.drain() {
+                per_minute(minute, &edge, cell.count());
+            }
+        };
+        rollups.scan(range.from_unix_nanos, range.to_unix_nanos, |minute, key, cell| {
+            if current_minute != Some(minute) {
+                if let Some(previous) = current_minute {
+                    finish(previous, &mut minute_cells);
+                }
+                current_minute = Some(minute);
+            }
+            let edge = EdgeKey {
+                service: key.service.clone(),
+                action: key.action,
+                stream: key.stream.clone(),
+                broker: key.broker,
+                event_type: key.event_type.clone(),
+            };
+            per_cell(&edge, key, cell);
+            let entry = minute_cells.entry(edge).or_default();
+            entry.spans += cell.spans;
+            entry.seen += cell.seen;
+        });
+        if let Some(previous) = current_minute {
+            finish(previous, &mut minute_cells);
+        }
+    });
+}
+
+/// Every edge in `range` with totals, unfiltered.
+pub(crate) fn edge_totals(store: &Store, range: TimeRange) -> BTreeMap<EdgeKey, EdgeTotals> {
+    let mut totals: BTreeMap<EdgeKey, EdgeTotals> = BTreeMap::new();
+    let mut details: HashMap<EdgeKey, EdgeTotals> = HashMap::new();
+    scan_edges(
+        store,
+        range,
+        |_, edge, count| {
+            totals.entry(edge.clone()).or_default().count += count;
+        },
+        |edge, key, cell| {
+            let entry = details.entry(edge.clone()).or_insert_with(|| EdgeTotals {
+                first_unix_nanos: i64::MAX,
+                last_unix_nanos: i64::MIN,
+                ..EdgeTotals::default()
+            });
+            entry.modifies |= key.modified;
+            if !key.schema.is_empty() {
+                entry.schemas.insert(key.schema.clone());
+            }
+            entry.first_unix_nanos = entry.first_unix_nanos.min(cell.first_unix_nanos);
+            entry.last_unix_nanos = entry.last_unix_nanos.max(cell.last_unix_nanos);
+        },
+    );
+    for (edge, total) in &mut totals {
+        if let Some(detail) = details.remove(edge) {
+            total.modifies = detail.modifies;
+            total.schemas = detail.schemas;
+            total.first_unix_nanos = detail.first_unix_nanos;
+            total.last_unix_nanos = detail.last_unix_nanos;
+        }
+    }
+    totals
+}
+
+/// One lineage edge: a service producing to or consuming from a stream, per event type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LineageEdge {
+    pub service: String,
+    pub action: &'static str,
+    pub stream: String,
+    pub broker: &'static str,
+    pub event_type: String,
+    pub count: u64,
+    /// A consumer that changed the payload at least once.
+    pub modifies: bool,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+/// The lineage in a time range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lineage {
+    pub from: String,
+    pub to: String,
+    pub edges: Vec<LineageEdge>,
+}
+
+/// The lineage edges in `range`. With a service filter, the service's own edges and the
+/// edges of its streams (one hop up- and downstream) are kept.
+pub fn lineage(store: &Store, range: TimeRange, filter: &Filter) -> Lineage {
+    let totals = edge_totals(store, range);
+    let matches_basic = |edge: &EdgeKey| {
+        filter.event_type.as_ref().is_none_or(|event_type| &edge.event_type == event_type)
+            && filter.stream.as_ref().is_none_or(|stream| &edge.stream == stream)
+            && filter.action.is_none_or(|action| edge.action == action)
+    };
+    let service_streams: Option<BTreeSet<(Broker, String, String)>> = filter.service.as_ref().map(|service| {
+        totals
+            .keys()
+            .filter(|edge| &edge.service == service && matches_basic(edge))
+            .map(|edge| (edge.broker, edge.stream.clone(), edge.event_type.clone()))
+            .collect()
+    });
+    let edges = totals
+        .iter()
+        .filter(|(edge, _)| matches_basic(edge))
+        .filter(|(edge, _)| match (&filter.service, &service_streams) {
+            (Some(service), Some(streams)) => {
+                &edge.service == service
+                    || streams.contains(&(edge.broker, edge.stream.clone(), edge.event_type.clone()))
+            }
+            _ => true,
+        })
+        .map(|(edge, total)| LineageEdge {
+            service: edge.service.clone(),
+            action: edge.action.as_str(),
+            stream: edge.stream.clone(),
+            broker: edge.broker.as_str(),
+            event_type: edge.event_type.clone(),
+            count: total.count,
+            modifies: total.modifies,
+            first_seen: format_rfc3339_nanos(total.first_unix_nanos),
+            last_seen: format_rfc3339_nanos(total.last_unix_nanos),
+        })
+        .collect();
+    Lineage {
+        from: format_rfc3339_nanos(range.from_unix_nanos),
+        to: format_rfc3339_nanos(range.to_unix_nanos),
+        edges,
+    }
+}
+
+/// One throughput point: the start of a step and the events counted in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Point {
+    pub time: i64,
+    pub count: u64,
+}
+
+/// Counts over time for one (service, action, stream, broker, event type).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Series {
+    pub service: String,
+    pub action: &'static str,
+    pub stream: String,
+    pub broker: &'static str,
+    pub event_type: String,
+    pub total: u64,
+    /// `time` is unix seconds of the step start; every step in the range is present.
+    pub points: Vec<Point>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Throughput {
+    pub from: String,
+    pub to: String,
+    pub step_seconds: i64,
+    pub series: Vec<Series>,
+}
+
+/// Why a throughput query was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ThroughputError {
+    #[error("step: must be a whole number of minutes (60s, 5m, 1h), got {0}s")]
+    Step(i64),
+    #[error("step: {n_points} points would be returned; the most is {max}; use a larger step or a shorter range")]
+    TooManyPoints { n_points: i64, max: i64 },
+    #[error("from: must be before to")]
+    EmptyRange,
+}
+
+const MAX_POINTS: i64 = 10_000;
+
+/// Throughput series in `range`, one point per `step_seconds`.
+pub fn throughput(store: &Store, range: TimeRange, step_seconds: i64, filter: &Filter) -> Result<Throughput, ThroughputError> {
+    if step_seconds < 60 || step_seconds % 60 != 0 {
+        return Err(ThroughputError::Step(step_seconds));
+    }
+    if range.from_unix_nanos >= range.to_unix_nanos {
+        return Err(ThroughputError::EmptyRange);
+    }
+    let first_step = range.from_unix_nanos.div_euclid(NANOS_PER_SECOND).div_euclid(step_seconds) * step_seconds;
+    let last_step = (range.to_unix_nanos - 1).div_euclid(NANOS_PER_SECOND).div_euclid(step_seconds) * step_seconds;
+    let n_points = (last_step - first_step) / step_seconds + 1;
+    if n_points > MAX_POINTS {
+        return Err(ThroughputError::TooManyPoints { n_points, max: MAX_POINTS });
+    }
+    let matches = |edge: &EdgeKey| {
+        filter.event_type.as_ref().is_none_or(|event_type| &edge.event_type == event_type)
+            && filter.service.as_ref().is_none_or(|service| &edge.service == service)
+            && filter.stream.as_ref().is_none_or(|stream| &edge.stream == stream)
+            && filter.action.is_none_or(|action| edge.action == action)
+    };
+    let mut by_edge: BTreeMap<EdgeKey, Vec<u64>> = BTreeMap::new();
+    scan_edges(
+        store,
+        range,
+        |minute, edge, count| {
+            if !matches(edge) {
+                return;
+            }
+            let step_idx = ((minute.div_euclid(step_seconds) * step_seconds - first_step) / step_seconds) as usize;
+            let points = by_edge.entry(edge.clone()).or_insert_with(|| vec![0; n_points as usize]);
+            if let Some(point) = points.get_mut(step_idx) {
+                *point += count;
+            }
+        },
+        |_, _, _| {},
+    );
+    let series = by_edge
+        .into_iter()
+        .map(|(edge, counts)| Series {
+            service: edge.service,
+            action: edge.action.as_str(),
+            stream: edge.stream,
+            broker: edge.broker.as_str(),
+            event_type: edge.event_type,
+            total: counts.iter().sum(),
+            points: counts
+                .into_iter()
+                .enumerate()
+                .map(|(step_idx, count)| Point { time: first_step + step_idx as i64 * step_seconds, count })
+                .collect(),
+        })
+        .collect();
+    Ok(Throughput {
+        from: format_rfc3339_nanos(range.from_unix_nanos),
+        to: format_rfc3339_nanos(range.to_unix_nanos),
+        step_seconds,
+        series,
+    })
+}

@@ -1,0 +1,134 @@
+//! Ingest routes: `POST /api/v1/spans` and `POST /api/v1/counts`. The body is read up to the
+//! limit, decompressed up to the limit, decoded; valid records are appended durably and the
+//! answer counts them and lists the rejected ones (200 when anything was accepted).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, to_bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use muninn_ingest::{Rejection, decode_counts, decode_spans, decompress};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::server::AppState;
+
+/// At most this many rejections are listed; `rejected_count` has the total.
+const MAX_LISTED_REJECTIONS: usize = 1000;
+
+#[derive(Serialize)]
+struct IngestResponse {
+    accepted: usize,
+    rejected_count: usize,
+    rejected: Vec<RejectionBody>,
+}
+
+#[derive(Serialize)]
+struct RejectionBody {
+    index: usize,
+    field: String,
+    reason: String,
+}
+
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
+    let limit = state.max_body_bytes;
+    let bytes = to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("body is larger than the limit of {limit} bytes; send smaller batches"))
+    })?;
+    let encoding = headers.get("content-encoding").and_then(|value| value.to_str().ok());
+    Ok(decompress(&bytes, encoding, limit)?.into_owned())
+}
+
+fn answer(
+    state: &AppState,
+    record_kind: &str,
+    accepted: usize,
+    rejected: Vec<Rejection>,
+    endpoint: &str,
+) -> Response {
+    for rejection in &rejected {
+        state.metrics.count_rejection(record_kind, &rejection.field);
+    }
+    let rejected_count = rejected.len();
+    let status = if accepted == 0 && rejected_count > 0 { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    state
+        .metrics
+        .ingest_requests
+        .get_or_create(&vec![("endpoint".into(), endpoint.into()), ("status".into(), status.as_u16().to_string())])
+        .inc();
+    let body = IngestResponse {
+        accepted,
+        rejected_count,
+        rejected: rejected
+            .into_iter()
+            .take(MAX_LISTED_REJECTIONS)
+            .map(|rejection| RejectionBody { index: rejection.index, field: rejection.field, reason: rejection.reason })
+            .collect(),
+    };
+    (status, Json(body)).into_response()
+}
+
+fn count_failure(state: &AppState, endpoint: &str, error: &ApiError) {
+    state
+        .metrics
+        .ingest_requests
+        .get_or_create(&vec![("endpoint".into(), endpoint.into()), ("status".into(), error.status.as_u16().to_string())])
+        .inc();
+}
+
+pub(crate) async fn post_spans(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let endpoint = "/api/v1/spans";
+    let result = async {
+        let bytes = read_body(&state, &headers, body).await?;
+        let decoded = decode_spans(&bytes, &state.limits, muninn_model::now_unix_nanos())?;
+        let accepted = decoded.records.len();
+        if accepted > 0 {
+            state.store.append(decoded.records, Vec::new()).await?;
+            state.metrics.ingested_spans.inc_by(accepted as u64);
+        }
+        Ok::<_, ApiError>((accepted, decoded.rejected))
+    }
+    .await;
+    match result {
+        Ok((accepted, rejected)) => answer(&state, "span", accepted, rejected, endpoint),
+        Err(error) => {
+            count_failure(&state, endpoint, &error);
+            error.into_response()
+        }
+    }
+}
+
+pub(crate) async fn post_counts(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let endpoint = "/api/v1/counts";
+    let result = async {
+        let bytes = read_body(&state, &headers, body).await?;
+        let decoded = decode_counts(&bytes, &state.limits, muninn_model::now_unix_nanos())?;
+        let accepted = decoded.records.len();
+        if accepted > 0 {
+            state.store.append(Vec::new(), decoded.records).await?;
+            state.metrics.ingested_counts.inc_by(accepted as u64);
+        }
+        Ok::<_, ApiError>((accepted, decoded.rejected))
+    }
+    .await;
+    match result {
+        Ok((accepted, rejected)) => answer(&state, "count", accepted, rejected, endpoint),
+        Err(error) => {
+            count_failure(&state, endpoint, &error);
+            error.into_response()
+        }
+    }
+}
+
+/// Writes the in-memory head to Parquet blocks now (operators, benchmarks, tests).
+pub(crate) async fn post_flush(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let report = state.store.flush().await?;
+    Ok(Json(serde_json::json!({
+        "blocks_written": report.n_blocks,
+        "spans_written": report.n_spans,
+        "bytes_written": report.bytes,
+    }))
+    .into_response())
+}

@@ -1,0 +1,147 @@
+//! Query routes. Parameters are validated here (times, ids, formats) with errors that name the
+//! parameter; the answers come from `muninn-query` and are returned as JSON (or Mermaid/DOT).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use muninn_model::{Action, TraceId, now_unix_nanos, parse_duration, parse_time};
+use muninn_query::{Filter, TimeRange};
+
+use crate::error::ApiError;
+use crate::server::AppState;
+
+type Params = Query<HashMap<String, String>>;
+
+fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    params.get(name).map(String::as_str).filter(|value| !value.is_empty())
+}
+
+/// `from`/`to` with defaults, as `[from, to)`.
+fn range(params: &HashMap<String, String>, default_from: &str, default_to: &str) -> Result<TimeRange, ApiError> {
+    let now = now_unix_nanos();
+    let read = |name: &str, default: &str| {
+        parse_time(param(params, name).unwrap_or(default), now).map_err(|error| ApiError::bad_field(name, format!("{name}: {error}")))
+    };
+    let from_unix_nanos = read("from", default_from)?;
+    let to_unix_nanos = read("to", default_to)?;
+    if from_unix_nanos >= to_unix_nanos {
+        return Err(ApiError::bad_field("from", "from: must be before to"));
+    }
+    Ok(TimeRange { from_unix_nanos, to_unix_nanos })
+}
+
+/// The whole retention by default: from the unix epoch to an hour from now (clock skew).
+const ALL_FROM: &str = "0";
+const ALL_TO: &str = "+1h";
+
+fn filter(params: &HashMap<String, String>) -> Result<Filter, ApiError> {
+    let action = match param(params, "action") {
+        None => None,
+        Some(text) => Some(Action::parse(text).ok_or_else(|| {
+            ApiError::bad_field("action", format!("action: {text:?} is not one of produced, consumed"))
+        })?),
+    };
+    Ok(Filter {
+        event_type: param(params, "event_type").map(str::to_string),
+        service: param(params, "service").map(str::to_string),
+        stream: param(params, "stream").map(str::to_string),
+        action,
+    })
+}
+
+pub(crate) async fn event_types(State(state): State<Arc<AppState>>, Query(params): Params) -> Result<Response, ApiError> {
+    let range = range(&params, ALL_FROM, ALL_TO)?;
+    let event_types = muninn_query::event_types(&state.store, range);
+    Ok(Json(serde_json::json!({ "event_types": event_types })).into_response())
+}
+
+async fn participants(state: &AppState, params: &HashMap<String, String>, event_type: &str, action: Action) -> Result<Response, ApiError> {
+    let range = range(params, ALL_FROM, ALL_TO)?;
+    let list = muninn_query::participants(&state.store, range, event_type, action);
+    let key = match action {
+        Action::Produced => "producers",
+        Action::Consumed => "consumers",
+    };
+    Ok(Json(serde_json::json!({ "event_type": event_type, key: list })).into_response())
+}
+
+pub(crate) async fn producers(
+    State(state): State<Arc<AppState>>,
+    Path(event_type): Path<String>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    participants(&state, &params, &event_type, Action::Produced).await
+}
+
+pub(crate) async fn consumers(
+    State(state): State<Arc<AppState>>,
+    Path(event_type): Path<String>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    participants(&state, &params, &event_type, Action::Consumed).await
+}
+
+pub(crate) async fn streams(State(state): State<Arc<AppState>>, Query(params): Params) -> Result<Response, ApiError> {
+    let range = range(&params, ALL_FROM, ALL_TO)?;
+    Ok(Json(serde_json::json!({ "streams": muninn_query::streams(&state.store, range) })).into_response())
+}
+
+pub(crate) async fn services(State(state): State<Arc<AppState>>, Query(params): Params) -> Result<Response, ApiError> {
+    let range = range(&params, ALL_FROM, ALL_TO)?;
+    Ok(Json(serde_json::json!({ "services": muninn_query::services(&state.store, range) })).into_response())
+}
+
+pub(crate) async fn throughput(State(state): State<Arc<AppState>>, Query(params): Params) -> Result<Response, ApiError> {
+    let range = range(&params, "-1h", "now")?;
+    let step_seconds = match param(&params, "step") {
+        None => 60,
+        Some(text) => {
+            let duration = parse_duration(text).map_err(|error| ApiError::bad_field("step", format!("step: {error}")))?;
+            i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+        }
+    };
+    let filter = filter(&params)?;
+    let answer = muninn_query::throughput(&state.store, range, step_seconds, &filter).map_err(|error| {
+        let field = if matches!(error, muninn_query::ThroughputError::EmptyRange) { "from" } else { "step" };
+        ApiError::bad_field(field, error.to_string())
+    })?;
+    Ok(Json(answer).into_response())
+}
+
+pub(crate) async fn lineage(State(state): State<Arc<AppState>>, Query(params): Params) -> Result<Response, ApiError> {
+    let range = range(&params, ALL_FROM, ALL_TO)?;
+    let filter = filter(&params)?;
+    let lineage = muninn_query::lineage(&state.store, range, &filter);
+    match param(&params, "format").unwrap_or("json") {
+        "json" => Ok(Json(lineage).into_response()),
+        "mermaid" => Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8")], muninn_query::render_mermaid(&lineage)).into_response()),
+        "dot" => Ok(([(CONTENT_TYPE, "text/vnd.graphviz; charset=utf-8")], muninn_query::render_dot(&lineage)).into_response()),
+        other => Err(ApiError::bad_field("format", format!("format: {other:?} is not one of json, mermaid, dot"))),
+    }
+}
+
+pub(crate) async fn journey(State(state): State<Arc<AppState>>, Path(event_id): Path<String>) -> Result<Response, ApiError> {
+    if event_id.is_empty() || event_id.len() > state.limits.max_name_bytes {
+        return Err(ApiError::bad_field(
+            "event_id",
+            format!("event_id: must be 1 to {} bytes", state.limits.max_name_bytes),
+        ));
+    }
+    match muninn_query::journey(&state.store, &event_id).await {
+        Some(journey) => Ok(Json(journey).into_response()),
+        None => Err(ApiError::not_found(format!("no span carries event id {event_id:?}"))),
+    }
+}
+
+pub(crate) async fn trace(State(state): State<Arc<AppState>>, Path(trace_id): Path<String>) -> Result<Response, ApiError> {
+    let parsed = TraceId::from_hex(&trace_id).map_err(|error| ApiError::bad_field("trace_id", format!("trace_id: {error}")))?;
+    match muninn_query::trace(&state.store, parsed).await {
+        Some(tree) => Ok(Json(tree).into_response()),
+        None => Err(ApiError::not_found(format!("no span has trace id {}", parsed.to_hex()))),
+    }
+}
+

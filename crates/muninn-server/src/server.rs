@@ -1,0 +1,190 @@
+//! Server configuration, the router, and start/stop: `start` binds, opens the store, spawns
+//! the HTTP server and the store's maintenance, and returns a handle that stops both cleanly.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use muninn_model::Limits;
+use muninn_store::{Store, StoreConfig, StoreError};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::metrics::Metrics;
+use crate::{ingest, query};
+
+/// Everything the server needs, already validated by the caller.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Largest request body, compressed and decompressed, in bytes.
+    pub max_body_bytes: usize,
+    pub limits: Limits,
+    pub store: StoreConfig,
+}
+
+impl ServerConfig {
+    /// Loopback on `port`, 16 MiB bodies, default limits, the store in `data_dir`.
+    pub fn new(data_dir: impl Into<std::path::PathBuf>, port: u16) -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            max_body_bytes: 16 << 20,
+            limits: Limits::default(),
+            store: StoreConfig::new(data_dir),
+        }
+    }
+}
+
+pub(crate) struct AppState {
+    pub store: Store,
+    pub metrics: Metrics,
+    pub limits: Limits,
+    pub max_body_bytes: usize,
+}
+
+/// A running server.
+pub struct RunningServer {
+    pub local_addr: SocketAddr,
+    pub store: Store,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// Stops accepting requests, finishes those in flight, flushes the head to blocks.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    /// Waits until the server stops (after `stop` from elsewhere or a fatal error).
+    pub async fn wait(mut self) {
+        let _ = (&mut self.task).await;
+    }
+
+    /// A sender that stops the server when fired or dropped-with-send; for signal handlers.
+    pub fn take_shutdown(&mut self) -> Option<oneshot::Sender<()>> {
+        self.shutdown.take()
+    }
+}
+
+/// Opens the store, binds the listener and serves until stopped.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    let store = Store::open(config.store.clone()).await.map_err(StartError::Store)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|error| StartError::Bind(config.listen, error))?;
+    let local_addr = listener.local_addr().map_err(|error| StartError::Bind(config.listen, error))?;
+    let state = Arc::new(AppState {
+        store: store.clone(),
+        metrics: Metrics::new(),
+        limits: config.limits.clone(),
+        max_body_bytes: config.max_body_bytes,
+    });
+    let app = router(state);
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let maintenance_store = store.clone();
+    let task = tokio::spawn(async move {
+        let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();
+        let (maintenance_stop_tx, maintenance_stop_rx) = oneshot::channel::<()>();
+        let maintenance = tokio::spawn(async move {
+            maintenance_store
+                .run_maintenance(async {
+                    let _ = maintenance_stop_rx.await;
+                })
+                .await;
+        });
+        let http = tokio::spawn(async move {
+            let result = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = http_stop_rx.await;
+                })
+                .await;
+            if let Err(error) = result {
+                tracing::error!(%error, "http server failed");
+            }
+        });
+        let _ = shutdown_rx.await;
+        let _ = http_stop_tx.send(());
+        let _ = http.await;
+        // The maintenance loop flushes the head before it returns.
+        let _ = maintenance_stop_tx.send(());
+        let _ = maintenance.await;
+    });
+    Ok(RunningServer { local_addr, store, shutdown: Some(shutdown_tx), task })
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("opening the store: {0}")]
+    Store(StoreError),
+    #[error("listening on {0}: {1}; choose another address with --listen")]
+    Bind(SocketAddr, std::io::Error),
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/api/v1/spans", post(ingest::post_spans))
+        .route("/api/v1/counts", post(ingest::post_counts))
+        .route("/api/v1/admin/flush", post(ingest::post_flush))
+        .route("/api/v1/event-types", get(query::event_types))
+        .route("/api/v1/event-types/{event_type}/producers", get(query::producers))
+        .route("/api/v1/event-types/{event_type}/consumers", get(query::consumers))
+        .route("/api/v1/streams", get(query::streams))
+        .route("/api/v1/services", get(query::services))
+        .route("/api/v1/throughput", get(query::throughput))
+        .route("/api/v1/lineage", get(query::lineage))
+        .route("/api/v1/events/{event_id}", get(query::journey))
+        .route("/api/v1/traces/{trace_id}", get(query::trace))
+        .route("/api/v1/openapi.yaml", get(openapi))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), time_queries));
+    api.fallback(not_found).with_state(state)
+}
+
+async fn not_found() -> crate::error::ApiError {
+    crate::error::ApiError::not_found("no such route; see /api/v1/openapi.yaml for the API")
+}
+
+async fn time_queries(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_string());
+    let is_query = request.method() == axum::http::Method::GET;
+    let started = Instant::now();
+    let response = next.run(request).await;
+    if is_query && let Some(route) = route {
+        state
+            .metrics
+            .query_seconds
+            .get_or_create(&vec![("route".to_string(), route)])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    response
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/yaml")], crate::OPENAPI_YAML)
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let text = state.metrics.render(&state.store.stats());
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
+}

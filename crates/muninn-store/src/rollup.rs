@@ -37,27 +37,39 @@ fn minute_of(unix_nanos: i64) -> i64 {
 /// The roll-up contribution of a batch. Only producer and consumer spans that name a stream
 /// count; request spans carry no event.
 pub fn batch_delta(spans: &[Span], counts: &[EventCount]) -> RollupDelta {
-    let mut delta = RollupDelta::new();
+    // Group with borrowed keys first: a batch has many spans but few distinct keys.
+    type BorrowedKey<'a> = (i64, &'a str, &'a str, muninn_model::Broker, &'a str, &'a str, muninn_model::Action, bool);
+    let mut borrowed: HashMap<BorrowedKey<'_>, RollupCell> = HashMap::new();
     for span in spans {
-        let (Some(action), Some(stream)) = (span.action(), span.event.stream.as_ref()) else {
+        let (Some(action), Some(stream)) = (span.action(), span.event.stream.as_deref()) else {
             continue;
         };
-        let key = RollupKey {
-            service: span.service.clone(),
-            stream: stream.clone(),
-            broker: span.event.broker.unwrap_or(muninn_model::Broker::Other),
-            event_type: span.event.event_type.clone().unwrap_or_default(),
-            schema: span.event.schema.clone().unwrap_or_default(),
+        let key = (
+            minute_of(span.start_unix_nanos),
+            span.service.as_str(),
+            stream,
+            span.event.broker.unwrap_or(muninn_model::Broker::Other),
+            span.event.event_type.as_deref().unwrap_or_default(),
+            span.event.schema.as_deref().unwrap_or_default(),
             action,
-            modified: span.event.modified,
+            span.event.modified,
+        );
+        let at = span.start_unix_nanos;
+        let cell = RollupCell { spans: 1, seen: 0, first_unix_nanos: at, last_unix_nanos: at };
+        borrowed.entry(key).and_modify(|existing| existing.merge(&cell)).or_insert(cell);
+    }
+    let mut delta = RollupDelta::with_capacity(borrowed.len() + counts.len());
+    for ((minute, service, stream, broker, event_type, schema, action, modified), cell) in borrowed {
+        let key = RollupKey {
+            service: service.to_string(),
+            stream: stream.to_string(),
+            broker,
+            event_type: event_type.to_string(),
+            schema: schema.to_string(),
+            action,
+            modified,
         };
-        let cell = RollupCell {
-            spans: 1,
-            seen: 0,
-            first_unix_nanos: span.start_unix_nanos,
-            last_unix_nanos: span.start_unix_nanos,
-        };
-        merge_into(&mut delta, minute_of(span.start_unix_nanos), key, &cell);
+        merge_into(&mut delta, minute, key, &cell);
     }
     for count in counts {
         let minute = count.minute_unix_seconds.div_euclid(60) * 60;

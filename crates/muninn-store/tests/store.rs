@@ -1,10 +1,17 @@
 //! The store's integration tests, one binary with a module per topic: look-ups, restarts,
 //! a crash in the middle of a flush, retention, and the committed golden data directory.
+//! The modules live in `tests/store/` (a crate root's `mod` would look next to this file).
 
+#[path = "store/support.rs"]
 mod support;
 
+#[path = "store/crash_mid_flush.rs"]
 mod crash_mid_flush;
+#[path = "store/golden.rs"]
 mod golden;
+#[path = "store/lookup.rs"]
 mod lookup;
+#[path = "store/restart.rs"]
 mod restart;
+#[path = "store/retention.rs"]
 mod retention;

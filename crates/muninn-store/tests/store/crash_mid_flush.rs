@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use muninn_model::{Action, NANOS_PER_MINUTE, Span};
+use muninn_store::BlockMeta;
 
 use crate::support::{
     RollupTotals, as_looked_up, at, block_dir, count, event, event_id, event_trace, files_under, open, rollup_cells,
@@ -34,9 +35,11 @@ async fn crash_during_a_two_block_flush(
 
     let saved_wal: Vec<(PathBuf, Vec<u8>)> =
         wal_segments(data_dir).into_iter().map(|path| (path.clone(), std::fs::read(&path).unwrap())).collect();
+    let blocks_before = store.blocks();
     let report = store.flush().await.unwrap();
     assert_eq!(report.n_blocks, 2, "one block per hourly partition");
-    let blocks = store.blocks();
+    let blocks: Vec<BlockMeta> = store.blocks().into_iter().filter(|meta| !blocks_before.contains(meta)).collect();
+    assert_eq!(blocks.len(), 2);
     assert_eq!(blocks[0].flush_id, blocks[1].flush_id);
     drop(store);
 

@@ -129,8 +129,12 @@ fn build_tree(spans: &[Span]) -> Vec<TraceNode> {
     let mut parent_of: Vec<Option<usize>> = vec![None; spans.len()];
     let mut start = 0;
     let mut next_unvisited = 0;
+    // A flag, not `order.is_empty()`: when every span sits in a parent cycle there are no
+    // roots, the first pass visits nothing, and the unvisited scan below must run next.
+    let mut first_pass = true;
     loop {
-        let roots: Vec<usize> = if start == 0 && order.is_empty() {
+        let roots: Vec<usize> = if first_pass {
+            first_pass = false;
             (0..spans.len()).filter(|index| is_root[*index]).collect()
         } else {
             while next_unvisited < spans.len() && depth[next_unvisited].is_some() {

@@ -16,7 +16,9 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
-use crate::block::{self, BlockContents, BlockHandle, BlockMeta, BlockWriteOptions, IdLookup, StoredCell};
+use crate::block::{
+    self, BlockContents, BlockHandle, BlockMeta, BlockWriteOptions, IdLookup, StoredCell,
+};
 use crate::error::{StoreError, StoreErrorKind};
 use crate::rollup::{self, RollupDelta, Rollups};
 use crate::wal::{self, WalWriter};
@@ -98,8 +100,15 @@ impl Head {
 }
 
 enum WalCommand {
-    Append { payload: Vec<u8>, spans: Vec<Span>, delta: RollupDelta, reply: oneshot::Sender<Result<u64, StoreError>> },
-    Freeze { reply: oneshot::Sender<Result<Arc<Head>, StoreError>> },
+    Append {
+        payload: Vec<u8>,
+        spans: Vec<Span>,
+        delta: RollupDelta,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
+    Freeze {
+        reply: oneshot::Sender<Result<Arc<Head>, StoreError>>,
+    },
 }
 
 struct Shared {
@@ -170,26 +179,46 @@ fn marker_path(config: &StoreConfig) -> PathBuf {
 impl Store {
     /// Opens (or creates) the store in `config.data_dir` with blocks on the local file system.
     pub async fn open(config: StoreConfig) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|error| StoreError::io(format!("creating data directory {}", config.data_dir.display()), error))?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|error| {
+            StoreError::io(
+                format!("creating data directory {}", config.data_dir.display()),
+                error,
+            )
+        })?;
+        // Deleting a block's last file also removes its emptied directories, so dropped
+        // partitions and deleted partial blocks leave nothing behind.
         let object_store = LocalFileSystem::new_with_prefix(&config.data_dir)
-            .map_err(|error| StoreError::object_store(config.data_dir.display(), error))?;
+            .map_err(|error| StoreError::object_store(config.data_dir.display(), error))?
+            .with_automatic_cleanup(true);
         Store::open_with_object_store(config, Arc::new(object_store)).await
     }
 
     /// Opens the store with blocks in the given object store (the WAL stays in `data_dir`).
-    pub async fn open_with_object_store(config: StoreConfig, object_store: Arc<dyn ObjectStore>) -> Result<Store, StoreError> {
+    pub async fn open_with_object_store(
+        config: StoreConfig,
+        object_store: Arc<dyn ObjectStore>,
+    ) -> Result<Store, StoreError> {
         if config.flush_max_spans == 0 {
-            return Err(StoreError::new(StoreErrorKind::Config, "flush_max_spans must be at least 1"));
+            return Err(StoreError::new(
+                StoreErrorKind::Config,
+                "flush_max_spans must be at least 1",
+            ));
         }
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|error| StoreError::io(format!("creating data directory {}", config.data_dir.display()), error))?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|error| {
+            StoreError::io(
+                format!("creating data directory {}", config.data_dir.display()),
+                error,
+            )
+        })?;
         check_or_write_marker(&config)?;
         let wal_dir = config.data_dir.join("wal");
-        std::fs::create_dir_all(&wal_dir).map_err(|error| StoreError::io(format!("creating {}", wal_dir.display()), error))?;
+        std::fs::create_dir_all(&wal_dir)
+            .map_err(|error| StoreError::io(format!("creating {}", wal_dir.display()), error))?;
 
         // Blocks: keep complete flushes, delete the rest (a crash mid-flush; the WAL still has it).
-        let (blocks, committed_seq) = load_blocks(&object_store).await?;
+        let segments = wal::list_segments(&wal_dir)?;
+        let oldest_wal_seq = segments.first().map(|segment| segment.first_seq);
+        let (blocks, committed_seq) = load_blocks(&object_store, oldest_wal_seq).await?;
         let mut rollups = Rollups::default();
         for handle in &blocks {
             let cells = handle.read_rollup(&object_store).await?;
@@ -198,11 +227,11 @@ impl Store {
 
         // WAL: replay what the blocks do not hold; delete segments the blocks fully cover.
         let mut head = Head::default();
-        let segments = wal::list_segments(&wal_dir)?;
         let mut max_seq = committed_seq;
         for (segment_idx, segment) in segments.iter().enumerate() {
-            let covered_by_blocks =
-                segments.get(segment_idx + 1).is_some_and(|next| next.first_seq.saturating_sub(1) <= committed_seq);
+            let covered_by_blocks = segments
+                .get(segment_idx + 1)
+                .is_some_and(|next| next.first_seq.saturating_sub(1) <= committed_seq);
             if covered_by_blocks {
                 let _ = std::fs::remove_file(&segment.path);
                 continue;
@@ -212,8 +241,12 @@ impl Store {
                 if seq <= committed_seq {
                     return Ok(());
                 }
-                let batch: WalBatch = postcard::from_bytes(payload)
-                    .map_err(|error| StoreError::corrupt(format!("{}: record {seq}: {error}", segment.path.display())))?;
+                let batch: WalBatch = postcard::from_bytes(payload).map_err(|error| {
+                    StoreError::corrupt(format!(
+                        "{}: record {seq}: {error}",
+                        segment.path.display()
+                    ))
+                })?;
                 let delta = rollup::batch_delta(&batch.spans, &batch.counts);
                 rollups.apply(&delta);
                 head.insert(seq, batch.spans, &delta);
@@ -243,27 +276,50 @@ impl Store {
             .spawn(move || wal_thread(thread_shared, writer, wal_rx))
             .map_err(|error| StoreError::io("starting the WAL thread", error))?;
         let store = Store { shared, wal_tx };
-        store.enforce_retention(muninn_model::now_unix_nanos()).await?;
+        store
+            .enforce_retention(muninn_model::now_unix_nanos())
+            .await?;
         Ok(store)
     }
 
     /// Appends spans and counts durably: when this returns `Ok`, they are in the WAL on stable
     /// storage and visible to queries.
-    pub async fn append(&self, spans: Vec<Span>, counts: Vec<EventCount>) -> Result<u64, StoreError> {
+    pub async fn append(
+        &self,
+        spans: Vec<Span>,
+        counts: Vec<EventCount>,
+    ) -> Result<u64, StoreError> {
         if self.shared.failed.load(Ordering::Relaxed) {
-            return Err(StoreError::new(StoreErrorKind::Closed, "the store stopped taking writes after a WAL failure"));
+            return Err(StoreError::new(
+                StoreErrorKind::Closed,
+                "the store stopped taking writes after a WAL failure",
+            ));
         }
-        let payload = postcard::to_stdvec(&WalBatchRef { spans: &spans, counts: &counts })
-            .map_err(|error| StoreError::corrupt(format!("encoding a WAL record: {error}")))?;
+        let payload = postcard::to_stdvec(&WalBatchRef {
+            spans: &spans,
+            counts: &counts,
+        })
+        .map_err(|error| StoreError::corrupt(format!("encoding a WAL record: {error}")))?;
         let delta = rollup::batch_delta(&spans, &counts);
-        self.shared.spans_appended.fetch_add(spans.len() as u64, Ordering::Relaxed);
-        self.shared.counts_appended.fetch_add(counts.len() as u64, Ordering::Relaxed);
+        self.shared
+            .spans_appended
+            .fetch_add(spans.len() as u64, Ordering::Relaxed);
+        self.shared
+            .counts_appended
+            .fetch_add(counts.len() as u64, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         self.wal_tx
-            .send(WalCommand::Append { payload, spans, delta, reply })
+            .send(WalCommand::Append {
+                payload,
+                spans,
+                delta,
+                reply,
+            })
             .await
             .map_err(|_| StoreError::new(StoreErrorKind::Closed, "the store is closed"))?;
-        answer.await.map_err(|_| StoreError::new(StoreErrorKind::Closed, "the store is closed"))?
+        answer
+            .await
+            .map_err(|_| StoreError::new(StoreErrorKind::Closed, "the store is closed"))?
     }
 
     /// Writes everything in the head (and any earlier unfinished flush) to blocks.
@@ -275,14 +331,26 @@ impl Store {
             .send(WalCommand::Freeze { reply })
             .await
             .map_err(|_| StoreError::new(StoreErrorKind::Closed, "the store is closed"))?;
-        answer.await.map_err(|_| StoreError::new(StoreErrorKind::Closed, "the store is closed"))??;
-        let pending: Vec<Arc<Head>> = shared.flushing.read().map(|list| list.clone()).unwrap_or_default();
+        answer
+            .await
+            .map_err(|_| StoreError::new(StoreErrorKind::Closed, "the store is closed"))??;
+        let pending: Vec<Arc<Head>> = shared
+            .flushing
+            .read()
+            .map(|list| list.clone())
+            .unwrap_or_default();
         let mut report = FlushReport::default();
         for frozen in pending {
             let written = write_head(shared, &frozen).await?;
             report.n_blocks += written.len();
-            report.n_spans += written.iter().map(|handle| handle.meta.n_spans).sum::<u64>();
-            report.bytes += written.iter().map(|handle| handle.meta.spans_bytes + handle.meta.rollup_bytes).sum::<u64>();
+            report.n_spans += written
+                .iter()
+                .map(|handle| handle.meta.n_spans)
+                .sum::<u64>();
+            report.bytes += written
+                .iter()
+                .map(|handle| handle.meta.spans_bytes + handle.meta.rollup_bytes)
+                .sum::<u64>();
             for handle in &written {
                 let _ = handle.warm(&shared.object_store).await;
             }
@@ -298,7 +366,10 @@ impl Store {
     }
 
     /// Drops every hourly partition that ends before `now - retention`.
-    pub async fn enforce_retention(&self, now_unix_nanos: i64) -> Result<RetentionReport, StoreError> {
+    pub async fn enforce_retention(
+        &self,
+        now_unix_nanos: i64,
+    ) -> Result<RetentionReport, StoreError> {
         let Some(retention) = self.shared.config.retention else {
             return Ok(RetentionReport::default());
         };
@@ -308,7 +379,9 @@ impl Store {
         let shared = &self.shared;
         let expired: Vec<Arc<BlockHandle>> = match shared.blocks.write() {
             Ok(mut blocks) => {
-                let (expired, kept) = blocks.drain(..).partition(|handle| handle.meta.partition_unix_seconds < keep_from);
+                let (expired, kept) = blocks
+                    .drain(..)
+                    .partition(|handle| handle.meta.partition_unix_seconds < keep_from);
                 *blocks = kept;
                 expired
             }
@@ -317,8 +390,14 @@ impl Store {
         if let Ok(mut rollups) = shared.rollups.write() {
             rollups.drop_before(keep_from);
         }
-        let partitions: BTreeSet<i64> = expired.iter().map(|handle| handle.meta.partition_unix_seconds).collect();
-        let mut report = RetentionReport { dropped_partitions: Vec::new(), dropped_blocks: expired.len() };
+        let partitions: BTreeSet<i64> = expired
+            .iter()
+            .map(|handle| handle.meta.partition_unix_seconds)
+            .collect();
+        let mut report = RetentionReport {
+            dropped_partitions: Vec::new(),
+            dropped_blocks: expired.len(),
+        };
         for partition in partitions {
             let prefix = block::partition_path(partition);
             delete_prefix(&shared.object_store, &prefix).await?;
@@ -329,12 +408,16 @@ impl Store {
 
     /// Every span carrying this event id, from head and blocks, deduplicated by span id.
     pub async fn spans_by_event_id(&self, event_id: &str) -> Lookup {
-        self.lookup(IdLookup::Event(event_id), |span| span.event.event_id.as_deref() == Some(event_id)).await
+        self.lookup(IdLookup::Event(event_id), |span| {
+            span.event.event_id.as_deref() == Some(event_id)
+        })
+        .await
     }
 
     /// Every span of this trace, from head and blocks, deduplicated by span id.
     pub async fn spans_by_trace_id(&self, trace_id: TraceId) -> Lookup {
-        self.lookup(IdLookup::Trace(trace_id), |span| span.trace_id == trace_id).await
+        self.lookup(IdLookup::Trace(trace_id), |span| span.trace_id == trace_id)
+            .await
     }
 
     async fn lookup(&self, id: IdLookup<'_>, matches: impl Fn(&Span) -> bool) -> Lookup {
@@ -343,14 +426,22 @@ impl Store {
         if let Ok(head) = shared.head.read() {
             spans.extend(head.spans().filter(|span| matches(span)).cloned());
         }
-        let flushing: Vec<Arc<Head>> = shared.flushing.read().map(|list| list.clone()).unwrap_or_default();
+        let flushing: Vec<Arc<Head>> = shared
+            .flushing
+            .read()
+            .map(|list| list.clone())
+            .unwrap_or_default();
         for frozen in &flushing {
             spans.extend(frozen.spans().filter(|span| matches(span)).cloned());
         }
-        let blocks: Vec<Arc<BlockHandle>> = shared.blocks.read().map(|list| list.clone()).unwrap_or_default();
+        let blocks: Vec<Arc<BlockHandle>> = shared
+            .blocks
+            .read()
+            .map(|list| list.clone())
+            .unwrap_or_default();
         let object_store = &shared.object_store;
         let id_ref = &id;
-        let results: Vec<(Arc<BlockHandle>, Result<Vec<Span>, StoreError>)> = futures::stream::iter(blocks)
+        let results: Vec<_> = futures::stream::iter(blocks)
             .map(|handle| async move {
                 let result = handle.lookup(object_store, id_ref).await;
                 (handle, result)
@@ -374,7 +465,10 @@ impl Store {
             (left.start_unix_nanos, left.span_id).cmp(&(right.start_unix_nanos, right.span_id))
         });
         unreadable_blocks.sort();
-        Lookup { spans, unreadable_blocks }
+        Lookup {
+            spans,
+            unreadable_blocks,
+        }
     }
 
     /// Runs `read` over the roll-ups while holding the read lock.
@@ -387,7 +481,11 @@ impl Store {
 
     pub fn stats(&self) -> StoreStats {
         let shared = &self.shared;
-        let head_spans = shared.head.read().map(|head| head.n_spans as u64).unwrap_or_default();
+        let head_spans = shared
+            .head
+            .read()
+            .map(|head| head.n_spans as u64)
+            .unwrap_or_default();
         let flushing_spans = shared
             .flushing
             .read()
@@ -400,7 +498,10 @@ impl Store {
                 (
                     blocks.len() as u64,
                     blocks.iter().map(|handle| handle.meta.n_spans).sum(),
-                    blocks.iter().map(|handle| handle.meta.spans_bytes + handle.meta.rollup_bytes).sum(),
+                    blocks
+                        .iter()
+                        .map(|handle| handle.meta.spans_bytes + handle.meta.rollup_bytes)
+                        .sum(),
                 )
             })
             .unwrap_or_default();
@@ -419,10 +520,15 @@ impl Store {
 
     /// Metas of the committed blocks, oldest partition first.
     pub fn blocks(&self) -> Vec<BlockMeta> {
-        let mut metas: Vec<BlockMeta> =
-            self.shared.blocks.read().map(|blocks| blocks.iter().map(|handle| handle.meta.clone()).collect()).unwrap_or_default();
+        let mut metas: Vec<BlockMeta> = self
+            .shared
+            .blocks
+            .read()
+            .map(|blocks| blocks.iter().map(|handle| handle.meta.clone()).collect())
+            .unwrap_or_default();
         metas.sort_by(|left, right| {
-            (left.partition_unix_seconds, &left.block_id).cmp(&(right.partition_unix_seconds, &right.block_id))
+            (left.partition_unix_seconds, &left.block_id)
+                .cmp(&(right.partition_unix_seconds, &right.block_id))
         });
         metas
     }
@@ -443,7 +549,9 @@ impl Store {
             }
             let due = shared.head.read().map(|head| {
                 head.n_spans >= shared.config.flush_max_spans
-                    || head.first_append.is_some_and(|first| first.elapsed() >= shared.config.flush_max_age)
+                    || head
+                        .first_append
+                        .is_some_and(|first| first.elapsed() >= shared.config.flush_max_age)
             });
             if due.unwrap_or(false)
                 && let Err(error) = self.flush().await
@@ -479,20 +587,32 @@ fn check_or_write_marker(config: &StoreConfig) -> Result<(), StoreError> {
             Ok(())
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let bytes = serde_json::to_vec_pretty(&DataDirMarker { format_version: DATA_FORMAT_VERSION })
-                .map_err(|error| StoreError::corrupt(error.to_string()))?;
-            std::fs::write(&path, bytes).map_err(|error| StoreError::io(format!("writing {}", path.display()), error))
+            let bytes = serde_json::to_vec_pretty(&DataDirMarker {
+                format_version: DATA_FORMAT_VERSION,
+            })
+            .map_err(|error| StoreError::corrupt(error.to_string()))?;
+            std::fs::write(&path, bytes)
+                .map_err(|error| StoreError::io(format!("writing {}", path.display()), error))
         }
         Err(error) => Err(StoreError::io(format!("reading {}", path.display()), error)),
     }
 }
 
 fn cells_to_delta(cells: Vec<StoredCell>) -> RollupDelta {
-    cells.into_iter().map(|stored| ((stored.minute, stored.key), stored.cell)).collect()
+    cells
+        .into_iter()
+        .map(|stored| ((stored.minute, stored.key), stored.cell))
+        .collect()
 }
 
-/// Lists committed blocks; deletes blocks of incomplete flushes and directories without a meta.
-async fn load_blocks(object_store: &Arc<dyn ObjectStore>) -> Result<(Vec<Arc<BlockHandle>>, u64), StoreError> {
+/// Lists committed blocks; deletes blocks of unfinished flushes and directories without a meta.
+/// A flush with blocks missing is unfinished only while the WAL still holds its records (the
+/// WAL is trimmed only after every block of a flush is written); once the WAL no longer holds
+/// them, retention dropped the flush's older partitions and its remaining blocks stay.
+async fn load_blocks(
+    object_store: &Arc<dyn ObjectStore>,
+    oldest_wal_seq: Option<u64>,
+) -> Result<(Vec<Arc<BlockHandle>>, u64), StoreError> {
     let prefix = Path::from(block::BLOCKS_PREFIX);
     let objects: Vec<object_store::ObjectMeta> = object_store
         .list(Some(&prefix))
@@ -503,13 +623,19 @@ async fn load_blocks(object_store: &Arc<dyn ObjectStore>) -> Result<(Vec<Arc<Blo
     for object in &objects {
         let location = object.location.to_string();
         if let Some((dir, _)) = location.rsplit_once('/') {
-            files_by_dir.entry(dir.to_string()).or_default().push(object.location.clone());
+            files_by_dir
+                .entry(dir.to_string())
+                .or_default()
+                .push(object.location.clone());
         }
     }
     let mut metas: Vec<(String, BlockMeta, String)> = Vec::new();
     let mut orphans: Vec<String> = Vec::new();
     for (dir, files) in &files_by_dir {
-        let Some(meta_path) = files.iter().find(|path| path.filename() == Some("meta.json")) else {
+        let Some(meta_path) = files
+            .iter()
+            .find(|path| path.filename() == Some("meta.json"))
+        else {
             orphans.push(dir.clone());
             continue;
         };
@@ -520,8 +646,8 @@ async fn load_blocks(object_store: &Arc<dyn ObjectStore>) -> Result<(Vec<Arc<Blo
             .bytes()
             .await
             .map_err(|error| StoreError::object_store(meta_path, error))?;
-        let meta: BlockMeta =
-            serde_json::from_slice(&bytes).map_err(|error| StoreError::corrupt(format!("{meta_path}: {error}")))?;
+        let meta: BlockMeta = serde_json::from_slice(&bytes)
+            .map_err(|error| StoreError::corrupt(format!("{meta_path}: {error}")))?;
         if meta.format_version != block::BLOCK_FORMAT_VERSION {
             return Err(StoreError::corrupt(format!(
                 "{meta_path}: block format version {}, this muninn reads version {}",
@@ -539,7 +665,9 @@ async fn load_blocks(object_store: &Arc<dyn ObjectStore>) -> Result<(Vec<Arc<Blo
     let mut blocks = Vec::new();
     let mut committed_seq = 0;
     for (dir, meta, flush_id) in metas {
-        if flush_sizes.get(&flush_id).copied() == Some(meta.flush_n_blocks) {
+        let all_blocks_present = flush_sizes.get(&flush_id).copied() == Some(meta.flush_n_blocks);
+        let wal_holds_flush = oldest_wal_seq.is_some_and(|first_seq| first_seq <= meta.flush_seq);
+        if all_blocks_present || !wal_holds_flush {
             committed_seq = committed_seq.max(meta.flush_seq);
             blocks.push(Arc::new(BlockHandle::new(meta)));
         } else {
@@ -553,7 +681,10 @@ async fn load_blocks(object_store: &Arc<dyn ObjectStore>) -> Result<(Vec<Arc<Blo
     Ok((blocks, committed_seq))
 }
 
-async fn delete_prefix(object_store: &Arc<dyn ObjectStore>, prefix: &Path) -> Result<(), StoreError> {
+async fn delete_prefix(
+    object_store: &Arc<dyn ObjectStore>,
+    prefix: &Path,
+) -> Result<(), StoreError> {
     let objects: Vec<object_store::ObjectMeta> = object_store
         .list(Some(prefix))
         .try_collect()
@@ -573,22 +704,42 @@ async fn delete_prefix(object_store: &Arc<dyn ObjectStore>, prefix: &Path) -> Re
 async fn write_head(shared: &Shared, frozen: &Head) -> Result<Vec<Arc<BlockHandle>>, StoreError> {
     let mut partitions: BTreeMap<i64, (Vec<&Span>, Vec<StoredCell>)> = BTreeMap::new();
     for span in frozen.spans() {
-        partitions.entry(block::partition_of(span.start_unix_nanos)).or_default().0.push(span);
+        partitions
+            .entry(block::partition_of(span.start_unix_nanos))
+            .or_default()
+            .0
+            .push(span);
     }
     for ((minute, key), cell) in &frozen.delta {
         partitions
             .entry(block::partition_of(minute * NANOS_PER_SECOND))
             .or_default()
             .1
-            .push(StoredCell { minute: *minute, key: key.clone(), cell: *cell });
+            .push(StoredCell {
+                minute: *minute,
+                key: key.clone(),
+                cell: *cell,
+            });
     }
     let flush_id = uuid::Uuid::new_v4().simple().to_string();
     let n_blocks = partitions.len() as u32;
     let mut written: Vec<Arc<BlockHandle>> = Vec::new();
     for (partition_unix_seconds, (spans, mut cells)) in partitions {
         cells.sort_by(|left, right| (left.minute, &left.key).cmp(&(right.minute, &right.key)));
-        let contents = BlockContents { partition_unix_seconds, spans, cells };
-        match block::write_block(&shared.object_store, contents, frozen.last_seq, &flush_id, n_blocks, &shared.config.block).await
+        let contents = BlockContents {
+            partition_unix_seconds,
+            spans,
+            cells,
+        };
+        match block::write_block(
+            &shared.object_store,
+            contents,
+            frozen.last_seq,
+            &flush_id,
+            n_blocks,
+            &shared.config.block,
+        )
+        .await
         {
             Ok(meta) => written.push(Arc::new(BlockHandle::new(meta))),
             Err(error) => {
@@ -615,7 +766,12 @@ fn delete_segments_up_to(wal_dir: &std::path::Path, last_seq: u64) {
 
 fn wal_dir_bytes(wal_dir: &std::path::Path) -> u64 {
     std::fs::read_dir(wal_dir)
-        .map(|entries| entries.filter_map(|entry| entry.ok()?.metadata().ok()).map(|meta| meta.len()).sum())
+        .map(|entries| {
+            entries
+                .filter_map(|entry| entry.ok()?.metadata().ok())
+                .map(|meta| meta.len())
+                .sum()
+        })
         .unwrap_or_default()
 }
 
@@ -628,7 +784,11 @@ struct PendingAck {
 
 /// The WAL thread: drains commands, writes appends, syncs once per group, then makes the
 /// group visible (head and roll-ups) and acknowledges it. Freezes are barriers.
-fn wal_thread(shared: Arc<Shared>, mut writer: WalWriter, mut commands: mpsc::Receiver<WalCommand>) {
+fn wal_thread(
+    shared: Arc<Shared>,
+    mut writer: WalWriter,
+    mut commands: mpsc::Receiver<WalCommand>,
+) {
     let mut pending: Vec<PendingAck> = Vec::new();
     while let Some(first) = commands.blocking_recv() {
         let mut group = vec![first];
@@ -640,13 +800,26 @@ fn wal_thread(shared: Arc<Shared>, mut writer: WalWriter, mut commands: mpsc::Re
         }
         for command in group {
             match command {
-                WalCommand::Append { payload, spans, delta, reply } => {
+                WalCommand::Append {
+                    payload,
+                    spans,
+                    delta,
+                    reply,
+                } => {
                     if shared.failed.load(Ordering::Relaxed) {
-                        let _ = reply.send(Err(StoreError::new(StoreErrorKind::Closed, "the WAL failed earlier")));
+                        let _ = reply.send(Err(StoreError::new(
+                            StoreErrorKind::Closed,
+                            "the WAL failed earlier",
+                        )));
                         continue;
                     }
                     match writer.append(&payload) {
-                        Ok(seq) => pending.push(PendingAck { seq, spans, delta, reply }),
+                        Ok(seq) => pending.push(PendingAck {
+                            seq,
+                            spans,
+                            delta,
+                            reply,
+                        }),
                         Err(error) => {
                             shared.failed.store(true, Ordering::Relaxed);
                             let _ = reply.send(Err(error));
@@ -667,7 +840,9 @@ fn wal_thread(shared: Arc<Shared>, mut writer: WalWriter, mut commands: mpsc::Re
                         }
                         frozen
                     });
-                    shared.wal_segment_bytes.store(writer.segment_bytes(), Ordering::Relaxed);
+                    shared
+                        .wal_segment_bytes
+                        .store(writer.segment_bytes(), Ordering::Relaxed);
                     let _ = reply.send(result);
                 }
             }
@@ -685,15 +860,25 @@ fn commit(shared: &Shared, writer: &mut WalWriter, pending: &mut Vec<PendingAck>
         shared.failed.store(true, Ordering::Relaxed);
         tracing::error!(%error, "WAL sync failed; the store stops taking writes");
         for ack in pending.drain(..) {
-            let _ = ack.reply.send(Err(StoreError::new(error.kind, error.message.clone())));
+            let _ = ack
+                .reply
+                .send(Err(StoreError::new(error.kind, error.message.clone())));
         }
         return;
     }
-    shared.wal_segment_bytes.store(writer.segment_bytes(), Ordering::Relaxed);
+    shared
+        .wal_segment_bytes
+        .store(writer.segment_bytes(), Ordering::Relaxed);
     let mut head_full = false;
     {
-        let mut rollups = shared.rollups.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut head = shared.head.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut rollups = shared
+            .rollups
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut head = shared
+            .head
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         for ack in pending.iter_mut() {
             rollups.apply(&ack.delta);
             head.insert(ack.seq, std::mem::take(&mut ack.spans), &ack.delta);

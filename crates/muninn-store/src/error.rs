@@ -27,7 +27,10 @@ pub struct StoreError {
 
 impl StoreError {
     pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
-        StoreError { kind, message: message.into() }
+        StoreError {
+            kind,
+            message: message.into(),
+        }
     }
     pub(crate) fn io(context: impl fmt::Display, error: std::io::Error) -> Self {
         StoreError::new(StoreErrorKind::Io, format!("{context}: {error}"))

@@ -9,6 +9,8 @@ mod rollup;
 mod wal;
 
 pub use block::{BLOCK_FORMAT_VERSION, BlockMeta, BlockWriteOptions};
-pub use engine::{DATA_FORMAT_VERSION, FlushReport, Lookup, RetentionReport, Store, StoreConfig, StoreStats};
+pub use engine::{
+    DATA_FORMAT_VERSION, FlushReport, Lookup, RetentionReport, Store, StoreConfig, StoreStats,
+};
 pub use error::{StoreError, StoreErrorKind};
 pub use rollup::{RollupCell, Rollups};

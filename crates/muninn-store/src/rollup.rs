@@ -38,7 +38,16 @@ fn minute_of(unix_nanos: i64) -> i64 {
 /// count; request spans carry no event.
 pub fn batch_delta(spans: &[Span], counts: &[EventCount]) -> RollupDelta {
     // Group with borrowed keys first: a batch has many spans but few distinct keys.
-    type BorrowedKey<'a> = (i64, &'a str, &'a str, muninn_model::Broker, &'a str, &'a str, muninn_model::Action, bool);
+    type BorrowedKey<'a> = (
+        i64,
+        &'a str,
+        &'a str,
+        muninn_model::Broker,
+        &'a str,
+        &'a str,
+        muninn_model::Action,
+        bool,
+    );
     let mut borrowed: HashMap<BorrowedKey<'_>, RollupCell> = HashMap::new();
     for span in spans {
         let (Some(action), Some(stream)) = (span.action(), span.event.stream.as_deref()) else {
@@ -55,11 +64,20 @@ pub fn batch_delta(spans: &[Span], counts: &[EventCount]) -> RollupDelta {
             span.event.modified,
         );
         let at = span.start_unix_nanos;
-        let cell = RollupCell { spans: 1, seen: 0, first_unix_nanos: at, last_unix_nanos: at };
-        borrowed.entry(key).and_modify(|existing| existing.merge(&cell)).or_insert(cell);
+        let cell = RollupCell {
+            spans: 1,
+            seen: 0,
+            first_unix_nanos: at,
+            last_unix_nanos: at,
+        };
+        borrowed
+            .entry(key)
+            .and_modify(|existing| existing.merge(&cell))
+            .or_insert(cell);
     }
     let mut delta = RollupDelta::with_capacity(borrowed.len() + counts.len());
-    for ((minute, service, stream, broker, event_type, schema, action, modified), cell) in borrowed {
+    for ((minute, service, stream, broker, event_type, schema, action, modified), cell) in borrowed
+    {
         let key = RollupKey {
             service: service.to_string(),
             stream: stream.to_string(),
@@ -83,14 +101,22 @@ pub fn batch_delta(spans: &[Span], counts: &[EventCount]) -> RollupDelta {
             modified: false,
         };
         let at = minute * NANOS_PER_SECOND;
-        let cell = RollupCell { spans: 0, seen: count.count, first_unix_nanos: at, last_unix_nanos: at };
+        let cell = RollupCell {
+            spans: 0,
+            seen: count.count,
+            first_unix_nanos: at,
+            last_unix_nanos: at,
+        };
         merge_into(&mut delta, minute, key, &cell);
     }
     delta
 }
 
 fn merge_into(delta: &mut RollupDelta, minute: i64, key: RollupKey, cell: &RollupCell) {
-    delta.entry((minute, key)).and_modify(|existing| existing.merge(cell)).or_insert(*cell);
+    delta
+        .entry((minute, key))
+        .and_modify(|existing| existing.merge(cell))
+        .or_insert(*cell);
 }
 
 /// Adds `from` into `into`.
@@ -126,7 +152,10 @@ impl Rollups {
                     key_idx
                 }
             };
-            self.cells.entry((*minute, key_idx)).and_modify(|existing| existing.merge(cell)).or_insert(*cell);
+            self.cells
+                .entry((*minute, key_idx))
+                .and_modify(|existing| existing.merge(cell))
+                .or_insert(*cell);
         }
     }
 
@@ -136,7 +165,12 @@ impl Rollups {
     }
 
     /// Visits every cell whose minute lies in `[from_unix_nanos, to_unix_nanos)`, minute-ordered.
-    pub fn scan(&self, from_unix_nanos: i64, to_unix_nanos: i64, mut visit: impl FnMut(i64, &RollupKey, &RollupCell)) {
+    pub fn scan(
+        &self,
+        from_unix_nanos: i64,
+        to_unix_nanos: i64,
+        mut visit: impl FnMut(i64, &RollupKey, &RollupCell),
+    ) {
         let from_minute = minute_of(from_unix_nanos);
         let to_minute = minute_of(to_unix_nanos.saturating_sub(1)).saturating_add(60);
         if from_minute >= to_minute {
@@ -166,7 +200,7 @@ mod tests {
             stream: "invoices".into(),
             broker: Broker::Kafka,
             action: Action::Produced,
-            minute_unix_seconds: 1_795_000_020,
+            minute_unix_seconds: 1_795_000_000,
             count: 7,
         };
         let delta = batch_delta(&[], &[count.clone(), count]);
@@ -177,9 +211,11 @@ mod tests {
         let mut rollups = Rollups::default();
         rollups.apply(&delta);
         let mut visited = 0;
-        rollups.scan(1_794_999_960 * NANOS_PER_SECOND, 1_795_000_000 * NANOS_PER_SECOND, |_, _, cell| {
-            visited += cell.seen
-        });
+        rollups.scan(
+            1_794_999_960 * NANOS_PER_SECOND,
+            1_795_000_000 * NANOS_PER_SECOND,
+            |_, _, cell| visited += cell.seen,
+        );
         assert_eq!(visited, 14);
         rollups.drop_before(1_795_000_020);
         assert_eq!(rollups.n_cells(), 0);

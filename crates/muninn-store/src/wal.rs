@@ -40,11 +40,17 @@ pub(crate) fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
 /// Lists segments in sequence order.
 pub(crate) fn list_segments(dir: &Path) -> Result<Vec<Segment>, StoreError> {
     let mut segments = Vec::new();
-    let entries = fs::read_dir(dir).map_err(|error| StoreError::io(format!("listing {}", dir.display()), error))?;
+    let entries = fs::read_dir(dir)
+        .map_err(|error| StoreError::io(format!("listing {}", dir.display()), error))?;
     for entry in entries {
-        let entry = entry.map_err(|error| StoreError::io(format!("listing {}", dir.display()), error))?;
+        let entry =
+            entry.map_err(|error| StoreError::io(format!("listing {}", dir.display()), error))?;
         let path = entry.path();
-        let Some(stem) = path.file_name().and_then(|name| name.to_str()).and_then(|name| name.strip_suffix(".wal")) else {
+        let Some(stem) = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(|name| name.strip_suffix(".wal"))
+        else {
             continue;
         };
         if let Ok(first_seq) = stem.parse::<u64>() {
@@ -69,7 +75,10 @@ pub(crate) fn replay_segment(
         return Ok(0);
     }
     if &bytes[..MAGIC.len()] != MAGIC {
-        return Err(StoreError::corrupt(format!("{} is not a Muninn WAL segment (bad magic)", path.display())));
+        return Err(StoreError::corrupt(format!(
+            "{} is not a Muninn WAL segment (bad magic)",
+            path.display()
+        )));
     }
     let mut position = MAGIC.len();
     while bytes.len() - position >= RECORD_HEADER_BYTES {
@@ -80,7 +89,8 @@ pub(crate) fn replay_segment(
         if length > MAX_RECORD_BYTES || bytes.len() - position - RECORD_HEADER_BYTES < length {
             break;
         }
-        let payload = &bytes[position + RECORD_HEADER_BYTES..position + RECORD_HEADER_BYTES + length];
+        let payload =
+            &bytes[position + RECORD_HEADER_BYTES..position + RECORD_HEADER_BYTES + length];
         let mut hasher = crc32fast::Hasher::new();
         hasher.update(seq_bytes);
         hasher.update(payload);
@@ -103,10 +113,20 @@ impl WalWriter {
             .truncate(true)
             .write(true)
             .open(&segment_path)
-            .map_err(|error| StoreError::io(format!("creating {}", segment_path.display()), error))?;
+            .map_err(|error| {
+                StoreError::io(format!("creating {}", segment_path.display()), error)
+            })?;
         let mut file = BufWriter::with_capacity(1 << 20, file);
-        file.write_all(MAGIC).map_err(|error| StoreError::io(format!("writing {}", segment_path.display()), error))?;
-        let mut writer = WalWriter { dir: dir.to_path_buf(), file, segment_path, next_seq, segment_bytes: MAGIC.len() as u64 };
+        file.write_all(MAGIC).map_err(|error| {
+            StoreError::io(format!("writing {}", segment_path.display()), error)
+        })?;
+        let mut writer = WalWriter {
+            dir: dir.to_path_buf(),
+            file,
+            segment_path,
+            next_seq,
+            segment_bytes: MAGIC.len() as u64,
+        };
         writer.sync()?;
         // Make the new file's directory entry durable too.
         if let Ok(directory) = File::open(dir) {
@@ -123,15 +143,21 @@ impl WalWriter {
         hasher.update(&seq_bytes);
         hasher.update(payload);
         let crc = hasher.finalize();
-        let length = u32::try_from(payload.len())
-            .map_err(|_| StoreError::corrupt(format!("a WAL record of {} bytes is too large", payload.len())))?;
+        let length = u32::try_from(payload.len()).map_err(|_| {
+            StoreError::corrupt(format!(
+                "a WAL record of {} bytes is too large",
+                payload.len()
+            ))
+        })?;
         let write = |file: &mut BufWriter<File>| -> std::io::Result<()> {
             file.write_all(&length.to_le_bytes())?;
             file.write_all(&crc.to_le_bytes())?;
             file.write_all(&seq_bytes)?;
             file.write_all(payload)
         };
-        write(&mut self.file).map_err(|error| StoreError::io(format!("writing {}", self.segment_path.display()), error))?;
+        write(&mut self.file).map_err(|error| {
+            StoreError::io(format!("writing {}", self.segment_path.display()), error)
+        })?;
         self.next_seq += 1;
         self.segment_bytes += (RECORD_HEADER_BYTES + payload.len()) as u64;
         Ok(seq)
@@ -142,7 +168,9 @@ impl WalWriter {
         self.file
             .flush()
             .and_then(|()| self.file.get_ref().sync_data())
-            .map_err(|error| StoreError::io(format!("syncing {}", self.segment_path.display()), error))
+            .map_err(|error| {
+                StoreError::io(format!("syncing {}", self.segment_path.display()), error)
+            })
     }
 
     /// Closes the current segment and starts the next; returns the last seq of the closed one.

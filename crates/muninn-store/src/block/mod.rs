@@ -19,7 +19,9 @@ use futures::TryStreamExt;
 use muninn_model::{NANOS_PER_SECOND, RollupKey, Span, TraceId};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use parquet::arrow::arrow_reader::{ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter};
+use parquet::arrow::arrow_reader::{
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter,
+};
 use parquet::arrow::{ArrowWriter, ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::bloom_filter::Sbbf;
@@ -75,11 +77,17 @@ pub(crate) fn partition_of(unix_nanos: i64) -> i64 {
 /// `blocks/v1/dt=2026-11-22/hour=03`.
 pub(crate) fn partition_path(partition_unix_seconds: i64) -> Path {
     let time = chrono::DateTime::from_timestamp(partition_unix_seconds, 0).unwrap_or_default();
-    Path::from(format!("{BLOCKS_PREFIX}/dt={}/hour={}", time.format("%Y-%m-%d"), time.format("%H")))
+    Path::from(format!(
+        "{BLOCKS_PREFIX}/dt={}/hour={}",
+        time.format("%Y-%m-%d"),
+        time.format("%H")
+    ))
 }
 
 fn block_path(partition_unix_seconds: i64, block_id: &str) -> Path {
-    partition_path(partition_unix_seconds).clone().join(block_id)
+    partition_path(partition_unix_seconds)
+        .clone()
+        .join(block_id)
 }
 
 /// Writer settings for `spans.parquet`.
@@ -92,33 +100,63 @@ pub struct BlockWriteOptions {
 
 impl Default for BlockWriteOptions {
     fn default() -> Self {
-        BlockWriteOptions { row_group_rows: 65_536, zstd_level: 3, bloom_filter_fpp: 0.01 }
+        BlockWriteOptions {
+            row_group_rows: 65_536,
+            zstd_level: 3,
+            bloom_filter_fpp: 0.01,
+        }
     }
 }
 
 /// Encodes spans (already sorted) as one Parquet file.
-pub(crate) fn encode_parquet(spans: &[&Span], options: &BlockWriteOptions) -> Result<Vec<u8>, StoreError> {
-    let parquet_error = |error: parquet::errors::ParquetError| StoreError::corrupt(format!("writing parquet: {error}"));
+pub(crate) fn encode_parquet(
+    spans: &[&Span],
+    options: &BlockWriteOptions,
+) -> Result<Vec<u8>, StoreError> {
+    let parquet_error = |error: parquet::errors::ParquetError| {
+        StoreError::corrupt(format!("writing parquet: {error}"))
+    };
     let level = ZstdLevel::try_new(options.zstd_level).map_err(parquet_error)?;
-    let n_distinct_per_row_group = options.row_group_rows.min(spans.len().max(1)) as u64;
+    // Size bloom filters for the ids actually present (rows are sorted by trace id, so equal
+    // trace ids are adjacent; several spans of one event usually share a trace).
+    let n_row_groups = spans.len().div_ceil(options.row_group_rows).max(1);
+    let n_distinct_traces = spans
+        .windows(2)
+        .filter(|pair| pair[0].trace_id != pair[1].trace_id)
+        .count()
+        + 1;
+    let n_distinct_events = spans
+        .iter()
+        .filter_map(|span| span.event.event_id.as_deref())
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    let per_row_group =
+        |n_distinct: usize| (n_distinct.div_ceil(n_row_groups) as u64 * 5 / 4).max(64);
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(options.row_group_rows))
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_created_by(format!("muninn {} (block format v{BLOCK_FORMAT_VERSION})", env!("CARGO_PKG_VERSION")));
-    for column in [v1::COLUMN_TRACE_ID, v1::COLUMN_EVENT_ID] {
+        .set_created_by(format!(
+            "muninn {} (block format v{BLOCK_FORMAT_VERSION})",
+            env!("CARGO_PKG_VERSION")
+        ));
+    for (column, n_distinct) in [
+        (v1::COLUMN_TRACE_ID, n_distinct_traces),
+        (v1::COLUMN_EVENT_ID, n_distinct_events),
+    ] {
         let path = ColumnPath::from(column);
         builder = builder
             .set_column_dictionary_enabled(path.clone(), false)
             .set_column_bloom_filter_enabled(path.clone(), true)
             .set_column_bloom_filter_fpp(path.clone(), options.bloom_filter_fpp)
-            .set_column_bloom_filter_max_ndv(path, n_distinct_per_row_group);
+            .set_column_bloom_filter_max_ndv(path, per_row_group(n_distinct));
     }
     for column in ["span_id", "parent_span_id", "message_id", "status_message"] {
         builder = builder.set_column_dictionary_enabled(ColumnPath::from(column), false);
     }
     let mut buffer = Vec::with_capacity(spans.len() * 32);
-    let mut writer = ArrowWriter::try_new(&mut buffer, v1::SCHEMA.clone(), Some(builder.build())).map_err(parquet_error)?;
+    let mut writer = ArrowWriter::try_new(&mut buffer, v1::SCHEMA.clone(), Some(builder.build()))
+        .map_err(parquet_error)?;
     for chunk in spans.chunks(options.row_group_rows) {
         writer.write(&v1::encode(chunk)?).map_err(parquet_error)?;
     }
@@ -145,12 +183,32 @@ pub(crate) async fn write_block(
     let block_id = uuid::Uuid::new_v4().simple().to_string();
     let dir = block_path(contents.partition_unix_seconds, &block_id);
     contents.spans.sort_unstable_by(|left, right| {
-        (left.trace_id, left.start_unix_nanos, left.span_id).cmp(&(right.trace_id, right.start_unix_nanos, right.span_id))
+        (left.trace_id, left.start_unix_nanos, left.span_id).cmp(&(
+            right.trace_id,
+            right.start_unix_nanos,
+            right.span_id,
+        ))
     });
-    let min_time = contents.spans.iter().map(|span| span.start_unix_nanos).min();
-    let max_time = contents.spans.iter().map(|span| span.end_unix_nanos()).max();
-    let cell_min = contents.cells.iter().map(|cell| cell.minute * NANOS_PER_SECOND).min();
-    let cell_max = contents.cells.iter().map(|cell| cell.minute * NANOS_PER_SECOND).max();
+    let min_time = contents
+        .spans
+        .iter()
+        .map(|span| span.start_unix_nanos)
+        .min();
+    let max_time = contents
+        .spans
+        .iter()
+        .map(|span| span.end_unix_nanos())
+        .max();
+    let cell_min = contents
+        .cells
+        .iter()
+        .map(|cell| cell.minute * NANOS_PER_SECOND)
+        .min();
+    let cell_max = contents
+        .cells
+        .iter()
+        .map(|cell| cell.minute * NANOS_PER_SECOND)
+        .max();
     let n_spans = contents.spans.len() as u64;
     let mut spans_bytes = 0;
     if !contents.spans.is_empty() {
@@ -160,9 +218,13 @@ pub(crate) async fn write_block(
         let bytes = tokio::task::block_in_place(|| encode_parquet(&spans, &options))?;
         spans_bytes = bytes.len() as u64;
         let path = dir.clone().join("spans.parquet");
-        store.put(&path, PutPayload::from(bytes)).await.map_err(|error| StoreError::object_store(&path, error))?;
+        store
+            .put(&path, PutPayload::from(bytes))
+            .await
+            .map_err(|error| StoreError::object_store(&path, error))?;
     }
-    let rollup = serde_json::to_vec(&contents.cells).map_err(|error| StoreError::corrupt(format!("rollup json: {error}")))?;
+    let rollup = serde_json::to_vec(&contents.cells)
+        .map_err(|error| StoreError::corrupt(format!("rollup json: {error}")))?;
     let rollup_bytes = rollup.len() as u64;
     let rollup_path = dir.clone().join("rollup.json");
     store
@@ -173,8 +235,16 @@ pub(crate) async fn write_block(
         format_version: BLOCK_FORMAT_VERSION,
         block_id,
         partition_unix_seconds: contents.partition_unix_seconds,
-        min_time_unix_nanos: min_time.into_iter().chain(cell_min).min().unwrap_or_default(),
-        max_time_unix_nanos: max_time.into_iter().chain(cell_max).max().unwrap_or_default(),
+        min_time_unix_nanos: min_time
+            .into_iter()
+            .chain(cell_min)
+            .min()
+            .unwrap_or_default(),
+        max_time_unix_nanos: max_time
+            .into_iter()
+            .chain(cell_max)
+            .max()
+            .unwrap_or_default(),
         n_spans,
         spans_bytes,
         rollup_bytes,
@@ -183,7 +253,8 @@ pub(crate) async fn write_block(
         flush_n_blocks,
     };
     let meta_path = dir.clone().join("meta.json");
-    let meta_bytes = serde_json::to_vec_pretty(&meta).map_err(|error| StoreError::corrupt(format!("meta json: {error}")))?;
+    let meta_bytes = serde_json::to_vec_pretty(&meta)
+        .map_err(|error| StoreError::corrupt(format!("meta json: {error}")))?;
     store
         .put(&meta_path, PutPayload::from(meta_bytes))
         .await
@@ -217,7 +288,11 @@ pub(crate) enum IdLookup<'a> {
 impl BlockHandle {
     pub(crate) fn new(meta: BlockMeta) -> Self {
         let dir = block_path(meta.partition_unix_seconds, &meta.block_id);
-        BlockHandle { meta, dir, filters: OnceCell::new() }
+        BlockHandle {
+            meta,
+            dir,
+            filters: OnceCell::new(),
+        }
     }
 
     pub(crate) fn spans_path(&self) -> Path {
@@ -232,11 +307,14 @@ impl BlockHandle {
         self.filters
             .get_or_try_init(|| async {
                 let path = self.spans_path();
-                let parquet_error = |error: parquet::errors::ParquetError| StoreError::corrupt(format!("{path}: {error}"));
+                let parquet_error = |error: parquet::errors::ParquetError| {
+                    StoreError::corrupt(format!("{path}: {error}"))
+                };
                 let mut reader = self.reader(store);
-                let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
-                    .await
-                    .map_err(parquet_error)?;
+                let metadata =
+                    ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+                        .await
+                        .map_err(parquet_error)?;
                 let column_idx = |name: &str| {
                     metadata
                         .parquet_schema()
@@ -247,19 +325,34 @@ impl BlockHandle {
                 };
                 let trace_column_idx = column_idx(v1::COLUMN_TRACE_ID)?;
                 let event_column_idx = column_idx(v1::COLUMN_EVENT_ID)?;
-                let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(self.reader(store), metadata.clone());
+                let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(
+                    self.reader(store),
+                    metadata.clone(),
+                );
                 let n_row_groups = metadata.metadata().num_row_groups();
                 let mut trace_id = Vec::with_capacity(n_row_groups);
                 let mut event_id = Vec::with_capacity(n_row_groups);
                 for row_group_idx in 0..n_row_groups {
                     trace_id.push(
-                        builder.get_row_group_column_bloom_filter(row_group_idx, trace_column_idx).await.map_err(parquet_error)?,
+                        builder
+                            .get_row_group_column_bloom_filter(row_group_idx, trace_column_idx)
+                            .await
+                            .map_err(parquet_error)?,
                     );
                     event_id.push(
-                        builder.get_row_group_column_bloom_filter(row_group_idx, event_column_idx).await.map_err(parquet_error)?,
+                        builder
+                            .get_row_group_column_bloom_filter(row_group_idx, event_column_idx)
+                            .await
+                            .map_err(parquet_error)?,
                     );
                 }
-                Ok(Arc::new(BlockFilters { metadata, trace_id, event_id, trace_column_idx, event_column_idx }))
+                Ok(Arc::new(BlockFilters {
+                    metadata,
+                    trace_id,
+                    event_id,
+                    trace_column_idx,
+                    event_column_idx,
+                }))
             })
             .await
             .cloned()
@@ -274,7 +367,11 @@ impl BlockHandle {
     }
 
     /// Every span in this block with the given id.
-    pub(crate) async fn lookup(&self, store: &Arc<dyn ObjectStore>, id: &IdLookup<'_>) -> Result<Vec<Span>, StoreError> {
+    pub(crate) async fn lookup(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        id: &IdLookup<'_>,
+    ) -> Result<Vec<Span>, StoreError> {
         if self.meta.n_spans == 0 {
             return Ok(Vec::new());
         }
@@ -301,16 +398,20 @@ impl BlockHandle {
             IdLookup::Event(event_id) => Arc::new(StringArray::new_scalar(*event_id)),
         };
         let path = self.spans_path();
-        let parquet_error = |error: parquet::errors::ParquetError| StoreError::corrupt(format!("{path}: {error}"));
+        let parquet_error =
+            |error: parquet::errors::ParquetError| StoreError::corrupt(format!("{path}: {error}"));
         let mask = ProjectionMask::leaves(filters.metadata.parquet_schema(), [column_idx]);
         let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
             arrow::compute::kernels::cmp::eq(batch.column(0), scalar.as_ref())
         });
-        let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(self.reader(store), filters.metadata.clone())
-            .with_row_groups(candidates)
-            .with_row_filter(RowFilter::new(vec![Box::new(predicate)]))
-            .build()
-            .map_err(parquet_error)?;
+        let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(
+            self.reader(store),
+            filters.metadata.clone(),
+        )
+        .with_row_groups(candidates)
+        .with_row_filter(RowFilter::new(vec![Box::new(predicate)]))
+        .build()
+        .map_err(parquet_error)?;
         let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(parquet_error)?;
         let mut spans = Vec::new();
         for batch in &batches {
@@ -320,7 +421,10 @@ impl BlockHandle {
     }
 
     /// Reads this block's roll-up cells.
-    pub(crate) async fn read_rollup(&self, store: &Arc<dyn ObjectStore>) -> Result<Vec<StoredCell>, StoreError> {
+    pub(crate) async fn read_rollup(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+    ) -> Result<Vec<StoredCell>, StoreError> {
         let path = self.dir.clone().join("rollup.json");
         let bytes = store
             .get(&path)
@@ -329,6 +433,7 @@ impl BlockHandle {
             .bytes()
             .await
             .map_err(|error| StoreError::object_store(&path, error))?;
-        serde_json::from_slice(&bytes).map_err(|error| StoreError::corrupt(format!("{path}: {error}")))
+        serde_json::from_slice(&bytes)
+            .map_err(|error| StoreError::corrupt(format!("{path}: {error}")))
     }
 }

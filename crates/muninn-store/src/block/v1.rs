@@ -3,18 +3,22 @@
 //! timestamps, attributes, resource and links are JSON text, so DuckDB, Spark or Trino read the
 //! files without a Muninn-specific reader.
 
+use std::fmt;
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, BooleanBuilder, FixedSizeBinaryArray, FixedSizeBinaryBuilder, Int32Array,
-    Int32Builder, Int64Array, Int64Builder, RecordBatch, StringArray, StringBuilder, StringDictionaryBuilder,
-    TimestampNanosecondArray, TimestampNanosecondBuilder,
+    Array, ArrayRef, BooleanArray, BooleanBuilder, FixedSizeBinaryArray, FixedSizeBinaryBuilder,
+    Int32Array, Int32Builder, Int64Array, Int64Builder, RecordBatch, StringArray, StringBuilder,
+    StringDictionaryBuilder, TimestampNanosecondArray, TimestampNanosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
 use muninn_model::{
-    AttributeValue, Attributes, Broker, EventColumns, Link, Span, SpanId, SpanKind, Status, StatusCode, TraceId,
+    AttributeValue, Attributes, Broker, EventColumns, Link, Span, SpanId, SpanKind, Status,
+    StatusCode, TraceId,
 };
-use serde_json::{Map, Value};
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 
 use crate::error::StoreError;
 
@@ -31,7 +35,11 @@ pub(crate) static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new(COLUMN_TRACE_ID, DataType::FixedSizeBinary(16), false),
         Field::new("span_id", DataType::FixedSizeBinary(8), false),
         Field::new("parent_span_id", DataType::FixedSizeBinary(8), true),
-        Field::new("start_time", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false),
+        Field::new(
+            "start_time",
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            false,
+        ),
         Field::new("duration_ns", DataType::Int64, false),
         Field::new("service", dictionary_utf8(), false),
         Field::new("name", dictionary_utf8(), false),
@@ -53,69 +61,129 @@ pub(crate) static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-fn attributes_to_json(attributes: &Attributes) -> String {
-    let mut object = Map::new();
-    for (key, value) in attributes {
-        let value = match value {
-            AttributeValue::String(text) => Value::String(text.clone()),
-            AttributeValue::Int(number) => Value::from(*number),
-            AttributeValue::Float(number) => Value::from(*number),
-            AttributeValue::Bool(flag) => Value::Bool(*flag),
-        };
-        object.insert(key.clone(), value);
+/// Attributes as one JSON object, keys in the order they were received.
+struct JsonAttributes<'a>(&'a Attributes);
+
+impl Serialize for JsonAttributes<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(
+            self.0
+                .iter()
+                .map(|(key, value)| (key, JsonAttributeValue(value))),
+        )
     }
-    Value::Object(object).to_string()
 }
 
-fn attributes_from_value(value: &Value) -> Attributes {
-    let Value::Object(object) = value else {
+struct JsonAttributeValue<'a>(&'a AttributeValue);
+
+impl Serialize for JsonAttributeValue<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            AttributeValue::String(text) => serializer.serialize_str(text),
+            AttributeValue::Int(number) => serializer.serialize_i64(*number),
+            // Non-finite floats become `null` and are not read back.
+            AttributeValue::Float(number) => serializer.serialize_f64(*number),
+            AttributeValue::Bool(flag) => serializer.serialize_bool(*flag),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct JsonLink<'a> {
+    trace_id: String,
+    span_id: String,
+    attributes: JsonAttributes<'a>,
+}
+
+#[derive(Deserialize)]
+struct StoredLink {
+    trace_id: String,
+    span_id: String,
+    attributes: Option<Box<RawValue>>,
+}
+
+/// A JSON object's members in document order, their values not yet parsed.
+struct JsonObjectMembers(Vec<(String, Box<RawValue>)>);
+
+impl<'de> Deserialize<'de> for JsonObjectMembers {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = JsonObjectMembers;
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry::<String, Box<RawValue>>()? {
+                    members.push(member);
+                }
+                Ok(JsonObjectMembers(members))
+            }
+        }
+        deserializer.deserialize_map(MembersVisitor)
+    }
+}
+
+fn attributes_to_json(attributes: &Attributes) -> String {
+    serde_json::to_string(&JsonAttributes(attributes)).unwrap_or_else(|_| "{}".to_string())
+}
+
+/// Reads what `attributes_to_json` wrote, keeping the order of the keys. Numbers are read from
+/// their text: serde_json's own float parsing can be one unit in the last place off.
+fn attributes_from_json(text: &str) -> Attributes {
+    let Ok(JsonObjectMembers(members)) = serde_json::from_str(text) else {
         return Vec::new();
     };
-    object
-        .iter()
-        .filter_map(|(key, value)| {
-            let value = match value {
-                Value::String(text) => AttributeValue::String(text.clone()),
-                Value::Bool(flag) => AttributeValue::Bool(*flag),
-                Value::Number(number) => match number.as_i64() {
-                    Some(integer) if !number.is_f64() => AttributeValue::Int(integer),
-                    _ => AttributeValue::Float(number.as_f64()?),
-                },
-                _ => return None,
-            };
-            Some((key.clone(), value))
-        })
+    members
+        .into_iter()
+        .filter_map(|(key, value)| Some((key, attribute_value_from_json(value.get())?)))
         .collect()
+}
+
+fn attribute_value_from_json(text: &str) -> Option<AttributeValue> {
+    match text.as_bytes().first()? {
+        b'"' => serde_json::from_str(text).ok().map(AttributeValue::String),
+        b't' | b'f' => serde_json::from_str(text).ok().map(AttributeValue::Bool),
+        b'-' | b'0'..=b'9' => match text.parse::<i64>() {
+            Ok(integer) => Some(AttributeValue::Int(integer)),
+            Err(_) => text.parse::<f64>().ok().map(AttributeValue::Float),
+        },
+        // `null` (a non-finite float), arrays and objects.
+        _ => None,
+    }
 }
 
 fn links_to_json(links: &[Link]) -> Option<String> {
     if links.is_empty() {
         return None;
     }
-    let array: Vec<Value> = links
+    let links: Vec<JsonLink<'_>> = links
         .iter()
-        .map(|link| {
-            serde_json::json!({
-                "trace_id": link.trace_id.to_hex(),
-                "span_id": link.span_id.to_hex(),
-                "attributes": serde_json::from_str::<Value>(&attributes_to_json(&link.attributes)).unwrap_or(Value::Null),
-            })
+        .map(|link| JsonLink {
+            trace_id: link.trace_id.to_hex(),
+            span_id: link.span_id.to_hex(),
+            attributes: JsonAttributes(&link.attributes),
         })
         .collect();
-    Some(Value::Array(array).to_string())
+    serde_json::to_string(&links).ok()
 }
 
 fn links_from_json(text: &str) -> Vec<Link> {
-    let Ok(Value::Array(array)) = serde_json::from_str::<Value>(text) else {
+    let Ok(links) = serde_json::from_str::<Vec<Box<RawValue>>>(text) else {
         return Vec::new();
     };
-    array
+    links
         .iter()
         .filter_map(|link| {
+            let link: StoredLink = serde_json::from_str(link.get()).ok()?;
             Some(Link {
-                trace_id: TraceId::from_hex(link.get("trace_id")?.as_str()?).ok()?,
-                span_id: SpanId::from_hex(link.get("span_id")?.as_str()?).ok()?,
-                attributes: link.get("attributes").map(attributes_from_value).unwrap_or_default(),
+                trace_id: TraceId::from_hex(&link.trace_id).ok()?,
+                span_id: SpanId::from_hex(&link.span_id).ok()?,
+                attributes: link
+                    .attributes
+                    .map(|attributes| attributes_from_json(attributes.get()))
+                    .unwrap_or_default(),
             })
         })
         .collect()
@@ -146,9 +214,12 @@ pub(crate) fn encode(spans: &[&Span]) -> Result<RecordBatch, StoreError> {
     let mut attributes = StringBuilder::new();
     let mut resource = StringDictionaryBuilder::<Int32Type>::new();
     let mut links = StringBuilder::new();
-    let arrow_error = |error: arrow::error::ArrowError| StoreError::corrupt(format!("building a block: {error}"));
+    let arrow_error =
+        |error: arrow::error::ArrowError| StoreError::corrupt(format!("building a block: {error}"));
     for span in spans {
-        trace_id.append_value(span.trace_id.0).map_err(arrow_error)?;
+        trace_id
+            .append_value(span.trace_id.0)
+            .map_err(arrow_error)?;
         span_id.append_value(span.span_id.0).map_err(arrow_error)?;
         match &span.parent_span_id {
             Some(parent) => parent_span_id.append_value(parent.0).map_err(arrow_error)?,
@@ -219,7 +290,11 @@ fn typed_column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'
     batch
         .column_by_name(name)
         .and_then(|column| column.as_any().downcast_ref::<T>())
-        .ok_or_else(|| StoreError::corrupt(format!("block column {name:?} is missing or has the wrong type")))
+        .ok_or_else(|| {
+            StoreError::corrupt(format!(
+                "block column {name:?} is missing or has the wrong type"
+            ))
+        })
 }
 
 fn optional_string(array: &StringArray, row: usize) -> Option<String> {
@@ -258,18 +333,24 @@ pub(crate) fn decode(batch: &RecordBatch) -> Result<Vec<Span>, StoreError> {
         Ok(array.value(row).to_vec())
     };
     for row in 0..batch.num_rows() {
-        let trace_bytes: [u8; 16] =
-            fixed(trace_id, row)?.try_into().map_err(|_| StoreError::corrupt("trace_id is not 16 bytes"))?;
-        let span_bytes: [u8; 8] =
-            fixed(span_id, row)?.try_into().map_err(|_| StoreError::corrupt("span_id is not 8 bytes"))?;
+        let trace_bytes: [u8; 16] = fixed(trace_id, row)?
+            .try_into()
+            .map_err(|_| StoreError::corrupt("trace_id is not 16 bytes"))?;
+        let span_bytes: [u8; 8] = fixed(span_id, row)?
+            .try_into()
+            .map_err(|_| StoreError::corrupt("span_id is not 8 bytes"))?;
         let parent = if parent_span_id.is_null(row) {
             None
         } else {
-            Some(SpanId(parent_span_id.value(row).try_into().map_err(|_| StoreError::corrupt("parent is not 8 bytes"))?))
+            Some(SpanId(
+                parent_span_id
+                    .value(row)
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt("parent is not 8 bytes"))?,
+            ))
         };
-        let parse_json = |array: &StringArray| -> Attributes {
-            serde_json::from_str::<Value>(array.value(row)).map(|value| attributes_from_value(&value)).unwrap_or_default()
-        };
+        let parse_json =
+            |array: &StringArray| -> Attributes { attributes_from_json(array.value(row)) };
         spans.push(Span {
             trace_id: TraceId(trace_bytes),
             span_id: SpanId(span_bytes),
@@ -281,11 +362,19 @@ pub(crate) fn decode(batch: &RecordBatch) -> Result<Vec<Span>, StoreError> {
             start_unix_nanos: start_time.value(row),
             duration_nanos: duration.value(row),
             status: Status {
-                code: if status_code.value(row) == "error" { StatusCode::Error } else { StatusCode::Ok },
+                code: if status_code.value(row) == "error" {
+                    StatusCode::Error
+                } else {
+                    StatusCode::Ok
+                },
                 message: optional_string(&status_message, row),
             },
             attributes: parse_json(&attributes),
-            links: if links.is_null(row) { Vec::new() } else { links_from_json(links.value(row)) },
+            links: if links.is_null(row) {
+                Vec::new()
+            } else {
+                links_from_json(links.value(row))
+            },
             event: EventColumns {
                 event_id: optional_string(&event_id, row),
                 event_type: optional_string(&event_type, row),

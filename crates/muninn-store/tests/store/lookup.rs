@@ -5,21 +5,41 @@ use muninn_model::{Action, Span};
 use muninn_store::{BlockWriteOptions, Store, StoreConfig};
 
 use crate::support::{
-    NANOS_PER_MILLISECOND, as_looked_up, at, config, count, event, event_id, event_trace, open, rich_span, trace,
-    trace_id,
+    NANOS_PER_MILLISECOND, as_looked_up, at, config, count, event, event_id, event_trace, open,
+    rich_span, trace, trace_id,
 };
 
 /// Checks that every trace and every event of `appended` is found exactly as appended.
-async fn assert_all_found(store: &Store, appended: &[Span], trace_numbers: std::ops::RangeInclusive<u64>) {
+async fn assert_all_found(
+    store: &Store,
+    appended: &[Span],
+    trace_numbers: std::ops::RangeInclusive<u64>,
+) {
     for trace_number in trace_numbers {
-        let expected_trace =
-            as_looked_up(appended.iter().filter(|span| span.trace_id == trace_id(trace_number)).cloned());
+        let expected_trace = as_looked_up(
+            appended
+                .iter()
+                .filter(|span| span.trace_id == trace_id(trace_number))
+                .cloned(),
+        );
         assert!(!expected_trace.is_empty());
-        assert_eq!(trace(store, trace_id(trace_number)).await, expected_trace, "trace {trace_number}");
+        assert_eq!(
+            trace(store, trace_id(trace_number)).await,
+            expected_trace,
+            "trace {trace_number}"
+        );
         let event_id = event_id(trace_number);
-        let expected_event =
-            as_looked_up(appended.iter().filter(|span| span.event.event_id.as_ref() == Some(&event_id)).cloned());
-        assert_eq!(event(store, &event_id).await, expected_event, "event {event_id}");
+        let expected_event = as_looked_up(
+            appended
+                .iter()
+                .filter(|span| span.event.event_id.as_ref() == Some(&event_id))
+                .cloned(),
+        );
+        assert_eq!(
+            event(store, &event_id).await,
+            expected_event,
+            "event {event_id}"
+        );
     }
 }
 
@@ -30,25 +50,53 @@ async fn every_field_round_trips_through_the_head_a_block_and_a_restart() {
     let start = at("2026-11-20T10:15:00Z");
     let mut appended = Vec::new();
     for trace_number in 1..=5 {
-        appended.extend(event_trace(trace_number, start + trace_number as i64 * NANOS_PER_MILLISECOND));
+        appended.extend(event_trace(
+            trace_number,
+            start + trace_number as i64 * NANOS_PER_MILLISECOND,
+        ));
     }
     appended.push(rich_span(1, start + 500 * NANOS_PER_MILLISECOND));
     appended.push(rich_span(4, start + 600 * NANOS_PER_MILLISECOND));
-    store.append(appended[..9].to_vec(), vec![count("checkout", Action::Produced, start / 1_000_000_000, 3)]).await.unwrap();
-    store.append(appended[9..].to_vec(), Vec::new()).await.unwrap();
+    store
+        .append(
+            appended[..9].to_vec(),
+            vec![count(
+                "checkout",
+                Action::Produced,
+                start / 1_000_000_000,
+                3,
+            )],
+        )
+        .await
+        .unwrap();
+    store
+        .append(appended[9..].to_vec(), Vec::new())
+        .await
+        .unwrap();
 
     // In the head.
     assert_eq!(store.stats().head_spans, appended.len() as u64);
     assert_all_found(&store, &appended, 1..=5).await;
-    assert_eq!(trace(&store, trace_id(1)).await.len(), 4, "trace 1 holds its three spans and the rich one");
-    assert_eq!(event(&store, &event_id(4)).await.len(), 3, "event 4 has a producer, a consumer and the rich span");
+    assert_eq!(
+        trace(&store, trace_id(1)).await.len(),
+        4,
+        "trace 1 holds its three spans and the rich one"
+    );
+    assert_eq!(
+        event(&store, &event_id(4)).await.len(),
+        3,
+        "event 4 has a producer, a consumer and the rich span"
+    );
 
     // In a block.
     let report = store.flush().await.unwrap();
     assert_eq!(report.n_spans, appended.len() as u64);
     assert_eq!(report.n_blocks, 1);
     let stats = store.stats();
-    assert_eq!((stats.head_spans, stats.flushing_spans, stats.block_spans), (0, 0, appended.len() as u64));
+    assert_eq!(
+        (stats.head_spans, stats.flushing_spans, stats.block_spans),
+        (0, 0, appended.len() as u64)
+    );
     assert_all_found(&store, &appended, 1..=5).await;
 
     // From the block, opened cold.
@@ -63,9 +111,15 @@ async fn unknown_ids_find_nothing_in_head_or_blocks() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;
     let start = at("2026-11-20T10:15:00Z");
-    store.append(event_trace(1, start), Vec::new()).await.unwrap();
+    store
+        .append(event_trace(1, start), Vec::new())
+        .await
+        .unwrap();
     store.flush().await.unwrap();
-    store.append(event_trace(2, start), Vec::new()).await.unwrap();
+    store
+        .append(event_trace(2, start), Vec::new())
+        .await
+        .unwrap();
     assert_eq!(trace(&store, trace_id(3)).await, Vec::new());
     assert_eq!(event(&store, &event_id(3)).await, Vec::new());
     // Event 1 lives in the block, event 2 in the head; neither leaks into the other.
@@ -87,7 +141,11 @@ async fn a_span_delivered_more_than_once_is_returned_once() {
 
     // Twice in one block.
     store.flush().await.unwrap();
-    assert_eq!(store.stats().block_spans, 4, "the block keeps what was delivered");
+    assert_eq!(
+        store.stats().block_spans,
+        4,
+        "the block keeps what was delivered"
+    );
     assert_eq!(trace(&store, trace_id(7)).await, spans);
     assert_eq!(event(&store, &event_id(7)).await, spans[..2].to_vec());
 
@@ -104,13 +162,17 @@ async fn a_span_delivered_more_than_once_is_returned_once() {
 async fn look_ups_find_spans_in_every_row_group_of_a_block() {
     let dir = tempfile::tempdir().unwrap();
     let store_config = StoreConfig {
-        block: BlockWriteOptions { row_group_rows: 4, ..BlockWriteOptions::default() },
+        block: BlockWriteOptions {
+            row_group_rows: 4,
+            ..BlockWriteOptions::default()
+        },
         ..config(dir.path())
     };
     let store = Store::open(store_config.clone()).await.unwrap();
     let start = at("2026-11-20T10:15:00Z");
-    let appended: Vec<Span> =
-        (1..=20).flat_map(|trace_number| event_trace(trace_number, start + trace_number as i64)).collect();
+    let appended: Vec<Span> = (1..=20)
+        .flat_map(|trace_number| event_trace(trace_number, start + trace_number as i64))
+        .collect();
     store.append(appended.clone(), Vec::new()).await.unwrap();
     store.flush().await.unwrap();
     drop(store);

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use muninn_model::{
-    Action, AttributeValue, Broker, EventColumns, EventCount, Link, RollupKey, Span, SpanId, SpanKind, Status,
-    StatusCode, TraceId,
+    Action, AttributeValue, Broker, EventColumns, EventCount, Link, RollupKey, Span, SpanId,
+    SpanKind, Status, StatusCode, TraceId,
 };
 use muninn_store::{RollupCell, Store, StoreConfig};
 
@@ -15,7 +15,10 @@ pub const NANOS_PER_HOUR: i64 = 3600 * 1_000_000_000;
 
 /// Unix nanoseconds of an RFC 3339 time, for fixed timestamps in tests.
 pub fn at(rfc3339: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(rfc3339).unwrap().timestamp_nanos_opt().unwrap()
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap()
+        .timestamp_nanos_opt()
+        .unwrap()
 }
 
 pub fn trace_id(trace_number: u64) -> TraceId {
@@ -56,11 +59,17 @@ pub fn event_trace(trace_number: u64, start_unix_nanos: i64) -> Vec<Span> {
         name: "publish order.placed".into(),
         kind: SpanKind::Producer,
         service: "checkout".into(),
-        resource: vec![("service.instance.id".into(), AttributeValue::String("checkout-0".into()))],
+        resource: vec![(
+            "service.instance.id".into(),
+            AttributeValue::String("checkout-0".into()),
+        )],
         start_unix_nanos,
         duration_nanos: NANOS_PER_MILLISECOND,
         status: Status::default(),
-        attributes: vec![("order.items".into(), AttributeValue::Int(trace_number as i64))],
+        attributes: vec![(
+            "order.items".into(),
+            AttributeValue::Int(trace_number as i64),
+        )],
         links: Vec::new(),
         event: order_event(trace_number),
     };
@@ -70,7 +79,10 @@ pub fn event_trace(trace_number: u64, start_unix_nanos: i64) -> Vec<Span> {
         name: "consume order.placed".into(),
         kind: SpanKind::Consumer,
         service: "billing".into(),
-        resource: vec![("service.instance.id".into(), AttributeValue::String("billing-1".into()))],
+        resource: vec![(
+            "service.instance.id".into(),
+            AttributeValue::String("billing-1".into()),
+        )],
         start_unix_nanos: start_unix_nanos + 2 * NANOS_PER_MILLISECOND,
         attributes: Vec::new(),
         ..producer.clone()
@@ -82,7 +94,10 @@ pub fn event_trace(trace_number: u64, start_unix_nanos: i64) -> Vec<Span> {
         kind: SpanKind::Internal,
         start_unix_nanos: start_unix_nanos + 3 * NANOS_PER_MILLISECOND,
         duration_nanos: 5 * NANOS_PER_MILLISECOND,
-        attributes: vec![("payment.provider".into(), AttributeValue::String("acme".into()))],
+        attributes: vec![(
+            "payment.provider".into(),
+            AttributeValue::String("acme".into()),
+        )],
         event: EventColumns::default(),
         ..consumer.clone()
     };
@@ -100,18 +115,30 @@ pub fn rich_span(trace_number: u64, start_unix_nanos: i64) -> Span {
         kind: SpanKind::Producer,
         service: "fulfilment".into(),
         resource: vec![
-            ("service.version".into(), AttributeValue::String("1.4.2".into())),
+            (
+                "service.version".into(),
+                AttributeValue::String("1.4.2".into()),
+            ),
             ("host.name".into(), AttributeValue::String("node-7".into())),
             ("process.pid".into(), AttributeValue::Int(4242)),
         ],
         start_unix_nanos,
         duration_nanos: 1_234_567,
-        status: Status { code: StatusCode::Error, message: Some("broker said: \"no\" ✗".into()) },
+        status: Status {
+            code: StatusCode::Error,
+            message: Some("broker said: \"no\" ✗".into()),
+        },
         attributes: vec![
-            ("zeta.text".into(), AttributeValue::String("line one\nline two".into())),
+            (
+                "zeta.text".into(),
+                AttributeValue::String("line one\nline two".into()),
+            ),
             ("retry.count".into(), AttributeValue::Int(-3)),
             ("big.int".into(), AttributeValue::Int(i64::MAX)),
-            ("latency.ratio".into(), AttributeValue::Float(985.690_694_632_869_5)),
+            (
+                "latency.ratio".into(),
+                AttributeValue::Float(985.690_694_632_869_5),
+            ),
             ("sum".into(), AttributeValue::Float(0.1 + 0.2)),
             ("whole.float".into(), AttributeValue::Float(2.0)),
             ("alpha.flag".into(), AttributeValue::Bool(true)),
@@ -127,7 +154,11 @@ pub fn rich_span(trace_number: u64, start_unix_nanos: i64) -> Span {
                     ("link.weight".into(), AttributeValue::Float(0.3)),
                 ],
             },
-            Link { trace_id: trace_id(trace_number + 2000), span_id: span_id(trace_number + 2000, 1), attributes: vec![] },
+            Link {
+                trace_id: trace_id(trace_number + 2000),
+                span_id: span_id(trace_number + 2000, 1),
+                attributes: vec![],
+            },
         ],
         event: EventColumns {
             event_id: Some(event_id(trace_number)),
@@ -157,7 +188,10 @@ pub fn count(service: &str, action: Action, minute_unix_seconds: i64, n_events: 
 
 /// A configuration for tests that must not depend on the clock: retention off.
 pub fn config(data_dir: &Path) -> StoreConfig {
-    StoreConfig { retention: None, ..StoreConfig::new(data_dir) }
+    StoreConfig {
+        retention: None,
+        ..StoreConfig::new(data_dir)
+    }
 }
 
 pub async fn open(data_dir: &Path) -> Store {
@@ -207,7 +241,10 @@ pub struct RollupTotals {
 
 pub fn rollup_totals(store: &Store) -> RollupTotals {
     let cells = rollup_cells(store);
-    RollupTotals { spans: cells.values().map(|cell| cell.spans).sum(), seen: cells.values().map(|cell| cell.seen).sum() }
+    RollupTotals {
+        spans: cells.values().map(|cell| cell.spans).sum(),
+        seen: cells.values().map(|cell| cell.seen).sum(),
+    }
 }
 
 /// Every file under `dir`, as paths relative to it, sorted.
@@ -233,7 +270,10 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 /// The WAL segment files of a data directory.
 pub fn wal_segments(data_dir: &Path) -> Vec<PathBuf> {
-    files_under(&data_dir.join("wal")).into_iter().map(|file| data_dir.join("wal").join(file)).collect()
+    files_under(&data_dir.join("wal"))
+        .into_iter()
+        .map(|file| data_dir.join("wal").join(file))
+        .collect()
 }
 
 /// The directory of a committed block.

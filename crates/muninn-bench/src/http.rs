@@ -1,0 +1,107 @@
+//! The benchmark's HTTP/1.1 client, kept as cheap as possible because it shares two cores
+//! with the server: by default one bare hyper connection per sender (no pool, no middleware,
+//! bodies sent without copying); `--client reqwest` uses reqwest instead, to compare what the
+//! client costs.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+
+/// Which client library the senders use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ClientKind {
+    Hyper,
+    Reqwest,
+}
+
+/// One keep-alive connection to the server.
+pub(crate) enum Connection {
+    Hyper { sender: SendRequest<Full<Bytes>>, host: HeaderValue },
+    Reqwest { client: reqwest::Client, base_url: String },
+}
+
+/// Status and body of a response.
+pub(crate) struct Answer {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub(crate) fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+impl Connection {
+    /// Connects; hyper's connection task runs on the current runtime.
+    pub(crate) async fn open(kind: ClientKind, address: SocketAddr) -> anyhow::Result<Connection> {
+        match kind {
+            ClientKind::Hyper => {
+                let stream = tokio::net::TcpStream::connect(address).await.with_context(|| format!("connecting to {address}"))?;
+                stream.set_nodelay(true)?;
+                let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .with_context(|| format!("HTTP handshake with {address}"))?;
+                tokio::spawn(async move {
+                    // An error here surfaces as an error of the next request.
+                    let _ = connection.await;
+                });
+                Ok(Connection::Hyper { sender, host: HeaderValue::from_str(&address.to_string())? })
+            }
+            ClientKind::Reqwest => {
+                let client = reqwest::Client::builder()
+                    .no_proxy()
+                    .pool_max_idle_per_host(1)
+                    .tcp_nodelay(true)
+                    .build()
+                    .context("building the reqwest client")?;
+                Ok(Connection::Reqwest { client, base_url: format!("http://{address}") })
+            }
+        }
+    }
+
+    /// `POST path` with a JSON body.
+    pub(crate) async fn post_json(&mut self, path: &str, body: Bytes) -> anyhow::Result<Answer> {
+        self.send(Method::POST, path, body).await
+    }
+
+    /// `GET path` (path and query).
+    pub(crate) async fn get(&mut self, path: &str) -> anyhow::Result<Answer> {
+        self.send(Method::GET, path, Bytes::new()).await
+    }
+
+    async fn send(&mut self, method: Method, path: &str, body: Bytes) -> anyhow::Result<Answer> {
+        match self {
+            Connection::Hyper { sender, host } => {
+                let mut request = Request::builder().method(method.clone()).uri(path).header(HOST, host.clone());
+                if method == Method::POST {
+                    request = request.header(CONTENT_TYPE, "application/json");
+                }
+                let request = request.body(Full::new(body)).with_context(|| format!("building {method} {path}"))?;
+                sender.ready().await.context("the connection closed")?;
+                let response = sender.send_request(request).await.with_context(|| format!("{method} {path}"))?;
+                let status = response.status().as_u16();
+                let body = response.into_body().collect().await.with_context(|| format!("reading {method} {path}"))?.to_bytes();
+                Ok(Answer { status, body })
+            }
+            Connection::Reqwest { client, base_url } => {
+                let url = format!("{base_url}{path}");
+                let request = if method == Method::POST {
+                    client.post(&url).header(CONTENT_TYPE, "application/json").body(body)
+                } else {
+                    client.get(&url)
+                };
+                let response = request.send().await.with_context(|| format!("{method} {path}"))?;
+                let status = response.status().as_u16();
+                let body = response.bytes().await.with_context(|| format!("reading {method} {path}"))?;
+                Ok(Answer { status, body })
+            }
+        }
+    }
+}

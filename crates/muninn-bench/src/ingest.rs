@@ -1,0 +1,171 @@
+//! The ingest phase: N connections each send the next batch, wait for the answer, and repeat
+//! until the feed is empty. Only spans the server acknowledged (2xx, `accepted`) count; a 2xx
+//! means the batch is durable in the WAL.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::feed::Feed;
+use crate::http::{ClientKind, Connection};
+use crate::report::{self, LatencySummary};
+
+/// The server's answer to `POST /api/v1/spans`.
+#[derive(Deserialize)]
+struct IngestAnswer {
+    accepted: u64,
+    rejected_count: u64,
+    #[serde(default)]
+    rejected: Vec<RejectionAnswer>,
+}
+
+#[derive(Deserialize)]
+struct RejectionAnswer {
+    field: String,
+    reason: String,
+}
+
+/// What one connection saw.
+#[derive(Default)]
+struct SenderOutcome {
+    latencies: Vec<Duration>,
+    n_batches_ok: u64,
+    n_batches_failed: u64,
+    n_spans_sent: u64,
+    n_rejected: u64,
+    first_problem: Option<String>,
+}
+
+/// What the ingest phase measured.
+pub(crate) struct IngestOutcome {
+    pub elapsed: Duration,
+    pub n_spans_acked: u64,
+    pub n_spans_sent: u64,
+    pub n_batches_ok: u64,
+    pub n_batches_failed: u64,
+    pub n_rejected: u64,
+    pub latency: LatencySummary,
+    pub first_problem: Option<String>,
+}
+
+impl IngestOutcome {
+    pub(crate) fn spans_per_second(&self) -> f64 {
+        self.n_spans_acked as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    pub(crate) fn batches_per_second(&self) -> f64 {
+        self.n_batches_ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+async fn sender(kind: ClientKind, address: SocketAddr, feed: Arc<Feed>, acked: Arc<AtomicU64>) -> SenderOutcome {
+    let mut outcome = SenderOutcome::default();
+    let mut connection = match Connection::open(kind, address).await {
+        Ok(connection) => Some(connection),
+        Err(error) => {
+            outcome.first_problem = Some(format!("{error:#}"));
+            None
+        }
+    };
+    while let Some(batch) = feed.next().await {
+        outcome.n_spans_sent += batch.n_spans as u64;
+        let Some(open) = connection.as_mut() else {
+            outcome.n_batches_failed += 1;
+            feed.release(&batch);
+            continue;
+        };
+        let started = Instant::now();
+        let result = open.post_json("/api/v1/spans", batch.body.clone()).await;
+        let latency = started.elapsed();
+        feed.release(&batch);
+        match result {
+            Ok(answer) if answer.is_success() => match serde_json::from_slice::<IngestAnswer>(&answer.body) {
+                Ok(parsed) => {
+                    outcome.latencies.push(latency);
+                    outcome.n_batches_ok += 1;
+                    outcome.n_rejected += parsed.rejected_count;
+                    acked.fetch_add(parsed.accepted, Ordering::Relaxed);
+                    if let (None, Some(rejection)) = (&outcome.first_problem, parsed.rejected.first()) {
+                        outcome.first_problem = Some(format!("rejected span: {}: {}", rejection.field, rejection.reason));
+                    }
+                }
+                Err(error) => {
+                    outcome.n_batches_failed += 1;
+                    outcome.first_problem.get_or_insert_with(|| format!("unreadable ingest answer: {error}"));
+                }
+            },
+            Ok(answer) => {
+                outcome.n_batches_failed += 1;
+                outcome.first_problem.get_or_insert_with(|| {
+                    format!("HTTP {}: {}", answer.status, String::from_utf8_lossy(&answer.body[..answer.body.len().min(300)]))
+                });
+            }
+            Err(error) => {
+                outcome.n_batches_failed += 1;
+                outcome.first_problem.get_or_insert_with(|| format!("{error:#}"));
+                // One reconnect attempt; if it fails, the remaining batches count as failed.
+                connection = Connection::open(kind, address).await.ok();
+            }
+        }
+    }
+    outcome
+}
+
+/// Sends every batch of `feed` over `n_connections` connections; prints progress every 10 s.
+pub(crate) async fn run(kind: ClientKind, address: SocketAddr, feed: Arc<Feed>, n_connections: usize, n_spans_total: u64) -> IngestOutcome {
+    let acked = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let progress_acked = acked.clone();
+    let progress = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let n_acked = progress_acked.load(Ordering::Relaxed);
+            eprintln!(
+                "  … {} of {} spans acknowledged after {} ({:.0} spans/s so far)",
+                report::thousands(n_acked),
+                report::thousands(n_spans_total),
+                report::seconds(started.elapsed()),
+                n_acked as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+    });
+    let senders: Vec<_> =
+        (0..n_connections).map(|_| tokio::spawn(sender(kind, address, feed.clone(), acked.clone()))).collect();
+    let mut outcomes = Vec::with_capacity(n_connections);
+    for handle in senders {
+        match handle.await {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(error) => outcomes.push(SenderOutcome { first_problem: Some(format!("sender task failed: {error}")), ..Default::default() }),
+        }
+    }
+    let elapsed = started.elapsed();
+    progress.abort();
+    let mut latencies = Vec::new();
+    let mut total = IngestOutcome {
+        elapsed,
+        n_spans_acked: acked.load(Ordering::Relaxed),
+        n_spans_sent: 0,
+        n_batches_ok: 0,
+        n_batches_failed: 0,
+        n_rejected: 0,
+        latency: LatencySummary::default(),
+        first_problem: None,
+    };
+    for outcome in outcomes {
+        latencies.extend(outcome.latencies);
+        total.n_spans_sent += outcome.n_spans_sent;
+        total.n_batches_ok += outcome.n_batches_ok;
+        total.n_batches_failed += outcome.n_batches_failed;
+        total.n_rejected += outcome.n_rejected;
+        if total.first_problem.is_none() {
+            total.first_problem = outcome.first_problem;
+        }
+    }
+    total.latency = LatencySummary::of(latencies);
+    total
+}

@@ -1,0 +1,53 @@
+//! Command-line arguments shared by the commands that talk to a running server: the server
+//! URL, the time range and the lineage/throughput filters. Values are passed through as text;
+//! the server validates them and its error names the parameter.
+
+/// `--server`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArg {
+    /// Base URL of the Muninn server.
+    #[arg(long, env = "MUNINN_SERVER", value_name = "URL", default_value = "http://127.0.0.1:4320", global = true)]
+    pub server: String,
+}
+
+/// `--from` and `--to`: RFC 3339, unix seconds, `now`, or relative like `-1h`, `now-15m`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RangeArgs {
+    /// Start of the time range (RFC 3339, unix seconds, now, -1h, now-15m) [default: all data;
+    /// the last hour for throughput].
+    #[arg(long, value_name = "TIME", global = true, allow_hyphen_values = true)]
+    pub from: Option<String>,
+    /// End of the time range [default: now, or an hour ahead to cover clock skew].
+    #[arg(long, value_name = "TIME", global = true, allow_hyphen_values = true)]
+    pub to: Option<String>,
+}
+
+impl RangeArgs {
+    pub fn query(&self) -> Vec<(&'static str, Option<&str>)> {
+        vec![("from", self.from.as_deref()), ("to", self.to.as_deref())]
+    }
+}
+
+/// Filters of the lineage and throughput questions.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FilterArgs {
+    /// Only this event type.
+    #[arg(long, value_name = "TYPE")]
+    pub event_type: Option<String>,
+    /// Only this service (for lineage: with its streams' other producers and consumers).
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// Only this stream.
+    #[arg(long, value_name = "NAME")]
+    pub stream: Option<String>,
+}
+
+impl FilterArgs {
+    pub fn query(&self) -> Vec<(&'static str, Option<&str>)> {
+        vec![
+            ("event_type", self.event_type.as_deref()),
+            ("service", self.service.as_deref()),
+            ("stream", self.stream.as_deref()),
+        ]
+    }
+}

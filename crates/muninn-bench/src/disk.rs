@@ -31,7 +31,9 @@ pub(crate) fn dir_sizes(dir: &Path) -> anyhow::Result<DirSizes> {
         };
         for entry in entries {
             let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
-            let metadata = entry.metadata().with_context(|| format!("reading {}", entry.path().display()))?;
+            let metadata = entry
+                .metadata()
+                .with_context(|| format!("reading {}", entry.path().display()))?;
             if metadata.is_dir() {
                 pending.push(entry.path());
                 continue;
@@ -70,8 +72,12 @@ pub(crate) struct ParquetBreakdown {
 pub(crate) fn parquet_breakdown(paths: &[PathBuf]) -> anyhow::Result<ParquetBreakdown> {
     let mut breakdown = ParquetBreakdown::default();
     for path in paths {
-        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let file_bytes = file.metadata().with_context(|| format!("reading {}", path.display()))?.len();
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let file_bytes = file
+            .metadata()
+            .with_context(|| format!("reading {}", path.display()))?
+            .len();
         let metadata = ParquetMetaDataReader::new()
             .parse_and_finish(&file)
             .with_context(|| format!("reading the Parquet footer of {}", path.display()))?;
@@ -80,10 +86,22 @@ pub(crate) fn parquet_breakdown(paths: &[PathBuf]) -> anyhow::Result<ParquetBrea
             breakdown.n_row_groups += 1;
             for column in row_group.columns() {
                 let compressed = u64::try_from(column.compressed_size()).unwrap_or_default();
-                *breakdown.columns.entry(column.column_path().string()).or_default() += compressed;
-                let bloom = column.bloom_filter_length().map(|length| length.max(0) as u64).unwrap_or_default();
-                let indexes = column.column_index_length().map(|length| length.max(0) as u64).unwrap_or_default()
-                    + column.offset_index_length().map(|length| length.max(0) as u64).unwrap_or_default();
+                *breakdown
+                    .columns
+                    .entry(column.column_path().string())
+                    .or_default() += compressed;
+                let bloom = column
+                    .bloom_filter_length()
+                    .map(|length| length.max(0) as u64)
+                    .unwrap_or_default();
+                let indexes = column
+                    .column_index_length()
+                    .map(|length| length.max(0) as u64)
+                    .unwrap_or_default()
+                    + column
+                        .offset_index_length()
+                        .map(|length| length.max(0) as u64)
+                        .unwrap_or_default();
                 breakdown.bloom_filters += bloom;
                 breakdown.page_indexes += indexes;
                 accounted += compressed + bloom + indexes;

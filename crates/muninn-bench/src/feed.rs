@@ -38,7 +38,11 @@ pub(crate) struct Feed {
 impl Feed {
     /// The next batch, or `None` when every batch was handed out.
     pub(crate) async fn next(&self) -> Option<Batch> {
-        let pooled = self.pool.lock().map(|mut pool| pool.pop_front()).unwrap_or(None);
+        let pooled = self
+            .pool
+            .lock()
+            .map(|mut pool| pool.pop_front())
+            .unwrap_or(None);
         match pooled {
             Some(batch) => Some(batch),
             None => self.overflow.lock().await.recv().await,
@@ -47,7 +51,8 @@ impl Feed {
 
     /// A sender is done with a body.
     pub(crate) fn release(&self, batch: &Batch) {
-        self.held_bytes.fetch_sub(batch.body.len() as u64, Ordering::Relaxed);
+        self.held_bytes
+            .fetch_sub(batch.body.len() as u64, Ordering::Relaxed);
     }
 }
 
@@ -61,7 +66,9 @@ pub(crate) struct Generator {
 impl Generator {
     /// The journey samples of the batches it generated.
     pub(crate) fn join(self) -> anyhow::Result<Vec<Sample>> {
-        self.handle.join().map_err(|_| anyhow::anyhow!("the batch generator thread panicked"))
+        self.handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("the batch generator thread panicked"))
     }
 }
 
@@ -92,17 +99,26 @@ pub(crate) fn batch_sizes(n_spans: usize, batch: usize) -> Vec<usize> {
 
 /// Builds the pool (on every core) and starts the background generator if the pool does not
 /// hold everything.
-pub(crate) fn prepare(n_spans: usize, batch: usize, pool_budget_bytes: u64, seed: u64) -> anyhow::Result<Prepared> {
+pub(crate) fn prepare(
+    n_spans: usize,
+    batch: usize,
+    pool_budget_bytes: u64,
+    seed: u64,
+) -> anyhow::Result<Prepared> {
     let sizes = batch_sizes(n_spans, batch);
     let n_batches = sizes.len();
     let now = muninn_now();
     let mut first_rng = SmallRng::seed_from_u64(seed);
     let first = workload::build_batch(&mut first_rng, sizes[0], 0, now);
     let first_bytes = first.template.body.len() as u64;
-    let n_pool_batches = usize::try_from(pool_budget_bytes / first_bytes.max(1)).unwrap_or(usize::MAX).clamp(1, n_batches);
+    let n_pool_batches = usize::try_from(pool_budget_bytes / first_bytes.max(1))
+        .unwrap_or(usize::MAX)
+        .clamp(1, n_batches);
 
     // The rest of the pool, in contiguous chunks, one thread per core.
-    let n_threads = std::thread::available_parallelism().map(|count| count.get()).unwrap_or(1);
+    let n_threads = std::thread::available_parallelism()
+        .map(|count| count.get())
+        .unwrap_or(1);
     let rest: Vec<usize> = (1..n_pool_batches).collect();
     let chunk_len = rest.len().div_ceil(n_threads).max(1);
     let built_chunks: Vec<Vec<workload::Built>> = std::thread::scope(|scope| {
@@ -114,12 +130,17 @@ pub(crate) fn prepare(n_spans: usize, batch: usize, pool_budget_bytes: u64, seed
                 std::thread::Builder::new()
                     .name(format!("bench-gen-{thread_idx}"))
                     .spawn_scoped(scope, move || {
-                        let mut rng = SmallRng::seed_from_u64(seed.wrapping_add(1 + thread_idx as u64));
+                        let mut rng =
+                            SmallRng::seed_from_u64(seed.wrapping_add(1 + thread_idx as u64));
                         chunk
                             .iter()
                             .map(|&batch_idx| {
-                                let mut built =
-                                    workload::build_batch(&mut rng, sizes[batch_idx], (batch_idx * batch) as i64, now);
+                                let mut built = workload::build_batch(
+                                    &mut rng,
+                                    sizes[batch_idx],
+                                    (batch_idx * batch) as i64,
+                                    now,
+                                );
                                 if batch_idx >= N_TEMPLATES {
                                     built.template.forget_slots();
                                 }
@@ -132,8 +153,12 @@ pub(crate) fn prepare(n_spans: usize, batch: usize, pool_budget_bytes: u64, seed
         handles
             .into_iter()
             .map(|handle| match handle {
-                Ok(handle) => handle.join().map_err(|_| anyhow::anyhow!("a generator thread panicked")),
-                Err(error) => Err(anyhow::Error::from(error).context("starting a generator thread")),
+                Ok(handle) => handle
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a generator thread panicked")),
+                Err(error) => {
+                    Err(anyhow::Error::from(error).context("starting a generator thread"))
+                }
             })
             .collect::<anyhow::Result<Vec<_>>>()
     })?;
@@ -144,12 +169,16 @@ pub(crate) fn prepare(n_spans: usize, batch: usize, pool_budget_bytes: u64, seed
     let mut pool_bytes = 0u64;
     for built in std::iter::once(first).chain(built_chunks.into_iter().flatten()) {
         pool_bytes += built.template.body.len() as u64;
-        pool.push_back(Batch { body: built.template.body.clone(), n_spans: built.template.n_spans });
+        pool.push_back(Batch {
+            body: built.template.body.clone(),
+            n_spans: built.template.n_spans,
+        });
         samples.push(built.sample);
         if templates.len() < N_TEMPLATES {
             templates.push(built.template);
         }
     }
+    let n_pooled_spans: usize = sizes[..n_pool_batches].iter().sum();
     let held_bytes = Arc::new(AtomicU64::new(pool_bytes));
     let (sender, receiver) = tokio::sync::mpsc::channel(AHEAD_BATCHES);
     let generator = if n_pool_batches < n_batches {
@@ -167,7 +196,12 @@ pub(crate) fn prepare(n_spans: usize, batch: usize, pool_budget_bytes: u64, seed
                     let (body, sample) = if template.n_spans == n_spans {
                         workload::patch(template, &mut rng, now)
                     } else {
-                        let built = workload::build_batch(&mut rng, n_spans, (batch_idx * batch) as i64, now);
+                        let built = workload::build_batch(
+                            &mut rng,
+                            n_spans,
+                            (batch_idx * batch) as i64,
+                            now,
+                        );
                         (built.template.body.to_vec(), built.sample)
                     };
                     samples.push(sample);
@@ -175,7 +209,13 @@ pub(crate) fn prepare(n_spans: usize, batch: usize, pool_budget_bytes: u64, seed
                     if batch_idx % 16 == 0 {
                         thread_ticks.store(system::thread_self_cpu_ticks(), Ordering::Relaxed);
                     }
-                    if sender.blocking_send(Batch { body: Bytes::from(body), n_spans }).is_err() {
+                    if sender
+                        .blocking_send(Batch {
+                            body: Bytes::from(body),
+                            n_spans,
+                        })
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -188,9 +228,12 @@ pub(crate) fn prepare(n_spans: usize, batch: usize, pool_budget_bytes: u64, seed
         drop(sender);
         None
     };
-    let n_pooled_spans: usize = sizes[..n_pool_batches].iter().sum();
     Ok(Prepared {
-        feed: Arc::new(Feed { pool: Mutex::new(pool), overflow: tokio::sync::Mutex::new(receiver), held_bytes }),
+        feed: Arc::new(Feed {
+            pool: Mutex::new(pool),
+            overflow: tokio::sync::Mutex::new(receiver),
+            held_bytes,
+        }),
         generator,
         samples,
         n_batches,

@@ -22,8 +22,14 @@ pub(crate) enum ClientKind {
 
 /// One keep-alive connection to the server.
 pub(crate) enum Connection {
-    Hyper { sender: SendRequest<Full<Bytes>>, host: HeaderValue },
-    Reqwest { client: reqwest::Client, base_url: String },
+    Hyper {
+        sender: SendRequest<Full<Bytes>>,
+        host: HeaderValue,
+    },
+    Reqwest {
+        client: reqwest::Client,
+        base_url: String,
+    },
 }
 
 /// Status and body of a response.
@@ -43,16 +49,22 @@ impl Connection {
     pub(crate) async fn open(kind: ClientKind, address: SocketAddr) -> anyhow::Result<Connection> {
         match kind {
             ClientKind::Hyper => {
-                let stream = tokio::net::TcpStream::connect(address).await.with_context(|| format!("connecting to {address}"))?;
-                stream.set_nodelay(true)?;
-                let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                let stream = tokio::net::TcpStream::connect(address)
                     .await
-                    .with_context(|| format!("HTTP handshake with {address}"))?;
+                    .with_context(|| format!("connecting to {address}"))?;
+                stream.set_nodelay(true)?;
+                let (sender, connection) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .with_context(|| format!("HTTP handshake with {address}"))?;
                 tokio::spawn(async move {
                     // An error here surfaces as an error of the next request.
                     let _ = connection.await;
                 });
-                Ok(Connection::Hyper { sender, host: HeaderValue::from_str(&address.to_string())? })
+                Ok(Connection::Hyper {
+                    sender,
+                    host: HeaderValue::from_str(&address.to_string())?,
+                })
             }
             ClientKind::Reqwest => {
                 let client = reqwest::Client::builder()
@@ -61,7 +73,10 @@ impl Connection {
                     .tcp_nodelay(true)
                     .build()
                     .context("building the reqwest client")?;
-                Ok(Connection::Reqwest { client, base_url: format!("http://{address}") })
+                Ok(Connection::Reqwest {
+                    client,
+                    base_url: format!("http://{address}"),
+                })
             }
         }
     }
@@ -79,27 +94,49 @@ impl Connection {
     async fn send(&mut self, method: Method, path: &str, body: Bytes) -> anyhow::Result<Answer> {
         match self {
             Connection::Hyper { sender, host } => {
-                let mut request = Request::builder().method(method.clone()).uri(path).header(HOST, host.clone());
+                let mut request = Request::builder()
+                    .method(method.clone())
+                    .uri(path)
+                    .header(HOST, host.clone());
                 if method == Method::POST {
                     request = request.header(CONTENT_TYPE, "application/json");
                 }
-                let request = request.body(Full::new(body)).with_context(|| format!("building {method} {path}"))?;
+                let request = request
+                    .body(Full::new(body))
+                    .with_context(|| format!("building {method} {path}"))?;
                 sender.ready().await.context("the connection closed")?;
-                let response = sender.send_request(request).await.with_context(|| format!("{method} {path}"))?;
+                let response = sender
+                    .send_request(request)
+                    .await
+                    .with_context(|| format!("{method} {path}"))?;
                 let status = response.status().as_u16();
-                let body = response.into_body().collect().await.with_context(|| format!("reading {method} {path}"))?.to_bytes();
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .with_context(|| format!("reading {method} {path}"))?
+                    .to_bytes();
                 Ok(Answer { status, body })
             }
             Connection::Reqwest { client, base_url } => {
                 let url = format!("{base_url}{path}");
                 let request = if method == Method::POST {
-                    client.post(&url).header(CONTENT_TYPE, "application/json").body(body)
+                    client
+                        .post(&url)
+                        .header(CONTENT_TYPE, "application/json")
+                        .body(body)
                 } else {
                     client.get(&url)
                 };
-                let response = request.send().await.with_context(|| format!("{method} {path}"))?;
+                let response = request
+                    .send()
+                    .await
+                    .with_context(|| format!("{method} {path}"))?;
                 let status = response.status().as_u16();
-                let body = response.bytes().await.with_context(|| format!("reading {method} {path}"))?;
+                let body = response
+                    .bytes()
+                    .await
+                    .with_context(|| format!("reading {method} {path}"))?;
                 Ok(Answer { status, body })
             }
         }

@@ -61,7 +61,12 @@ impl IngestOutcome {
     }
 }
 
-async fn sender(kind: ClientKind, address: SocketAddr, feed: Arc<Feed>, acked: Arc<AtomicU64>) -> SenderOutcome {
+async fn sender(
+    kind: ClientKind,
+    address: SocketAddr,
+    feed: Arc<Feed>,
+    acked: Arc<AtomicU64>,
+) -> SenderOutcome {
     let mut outcome = SenderOutcome::default();
     let mut connection = match Connection::open(kind, address).await {
         Ok(connection) => Some(connection),
@@ -82,30 +87,45 @@ async fn sender(kind: ClientKind, address: SocketAddr, feed: Arc<Feed>, acked: A
         let latency = started.elapsed();
         feed.release(&batch);
         match result {
-            Ok(answer) if answer.is_success() => match serde_json::from_slice::<IngestAnswer>(&answer.body) {
-                Ok(parsed) => {
-                    outcome.latencies.push(latency);
-                    outcome.n_batches_ok += 1;
-                    outcome.n_rejected += parsed.rejected_count;
-                    acked.fetch_add(parsed.accepted, Ordering::Relaxed);
-                    if let (None, Some(rejection)) = (&outcome.first_problem, parsed.rejected.first()) {
-                        outcome.first_problem = Some(format!("rejected span: {}: {}", rejection.field, rejection.reason));
+            Ok(answer) if answer.is_success() => {
+                match serde_json::from_slice::<IngestAnswer>(&answer.body) {
+                    Ok(parsed) => {
+                        outcome.latencies.push(latency);
+                        outcome.n_batches_ok += 1;
+                        outcome.n_rejected += parsed.rejected_count;
+                        acked.fetch_add(parsed.accepted, Ordering::Relaxed);
+                        if let (None, Some(rejection)) =
+                            (&outcome.first_problem, parsed.rejected.first())
+                        {
+                            outcome.first_problem = Some(format!(
+                                "rejected span: {}: {}",
+                                rejection.field, rejection.reason
+                            ));
+                        }
+                    }
+                    Err(error) => {
+                        outcome.n_batches_failed += 1;
+                        outcome
+                            .first_problem
+                            .get_or_insert_with(|| format!("unreadable ingest answer: {error}"));
                     }
                 }
-                Err(error) => {
-                    outcome.n_batches_failed += 1;
-                    outcome.first_problem.get_or_insert_with(|| format!("unreadable ingest answer: {error}"));
-                }
-            },
+            }
             Ok(answer) => {
                 outcome.n_batches_failed += 1;
                 outcome.first_problem.get_or_insert_with(|| {
-                    format!("HTTP {}: {}", answer.status, String::from_utf8_lossy(&answer.body[..answer.body.len().min(300)]))
+                    format!(
+                        "HTTP {}: {}",
+                        answer.status,
+                        String::from_utf8_lossy(&answer.body[..answer.body.len().min(300)])
+                    )
                 });
             }
             Err(error) => {
                 outcome.n_batches_failed += 1;
-                outcome.first_problem.get_or_insert_with(|| format!("{error:#}"));
+                outcome
+                    .first_problem
+                    .get_or_insert_with(|| format!("{error:#}"));
                 // One reconnect attempt; if it fails, the remaining batches count as failed.
                 connection = Connection::open(kind, address).await.ok();
             }
@@ -114,8 +134,16 @@ async fn sender(kind: ClientKind, address: SocketAddr, feed: Arc<Feed>, acked: A
     outcome
 }
 
-/// Sends every batch of `feed` over `n_connections` connections; prints progress every 10 s.
-pub(crate) async fn run(kind: ClientKind, address: SocketAddr, feed: Arc<Feed>, n_connections: usize, n_spans_total: u64) -> IngestOutcome {
+/// Sends every batch of `feed` over `n_connections` connections; prints progress every 10 s,
+/// followed by what `status` says (memory, the store's head).
+pub(crate) async fn run(
+    kind: ClientKind,
+    address: SocketAddr,
+    feed: Arc<Feed>,
+    n_connections: usize,
+    n_spans_total: u64,
+    status: impl Fn() -> String + Send + 'static,
+) -> IngestOutcome {
     let acked = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let progress_acked = acked.clone();
@@ -126,21 +154,26 @@ pub(crate) async fn run(kind: ClientKind, address: SocketAddr, feed: Arc<Feed>, 
             tick.tick().await;
             let n_acked = progress_acked.load(Ordering::Relaxed);
             eprintln!(
-                "  … {} of {} spans acknowledged after {} ({:.0} spans/s so far)",
+                "  … {} of {} spans acknowledged after {} ({:.0} spans/s so far); {}",
                 report::thousands(n_acked),
                 report::thousands(n_spans_total),
                 report::seconds(started.elapsed()),
-                n_acked as f64 / started.elapsed().as_secs_f64()
+                n_acked as f64 / started.elapsed().as_secs_f64(),
+                status()
             );
         }
     });
-    let senders: Vec<_> =
-        (0..n_connections).map(|_| tokio::spawn(sender(kind, address, feed.clone(), acked.clone()))).collect();
+    let senders: Vec<_> = (0..n_connections)
+        .map(|_| tokio::spawn(sender(kind, address, feed.clone(), acked.clone())))
+        .collect();
     let mut outcomes = Vec::with_capacity(n_connections);
     for handle in senders {
         match handle.await {
             Ok(outcome) => outcomes.push(outcome),
-            Err(error) => outcomes.push(SenderOutcome { first_problem: Some(format!("sender task failed: {error}")), ..Default::default() }),
+            Err(error) => outcomes.push(SenderOutcome {
+                first_problem: Some(format!("sender task failed: {error}")),
+                ..Default::default()
+            }),
         }
     }
     let elapsed = started.elapsed();

@@ -25,8 +25,13 @@ pub(crate) enum QueryKind {
 }
 
 impl QueryKind {
-    pub(crate) const ALL: [QueryKind; 5] =
-        [QueryKind::Lineage, QueryKind::Producers, QueryKind::Throughput, QueryKind::Catalog, QueryKind::Journey];
+    pub(crate) const ALL: [QueryKind; 5] = [
+        QueryKind::Lineage,
+        QueryKind::Producers,
+        QueryKind::Throughput,
+        QueryKind::Catalog,
+        QueryKind::Journey,
+    ];
 
     /// The route as printed.
     pub(crate) fn route(self) -> &'static str {
@@ -93,11 +98,14 @@ pub(crate) async fn run(
         let mut answer_bytes = 0u64;
         for _ in 0..n_queries {
             let event_type = EVENT_TYPES[rng.random_range(0..EVENT_TYPES.len())].name;
-            let sample = (!samples.is_empty()).then(|| &samples[rng.random_range(0..samples.len())]);
+            let sample =
+                (!samples.is_empty()).then(|| &samples[rng.random_range(0..samples.len())]);
             let path = match query_kind {
                 QueryKind::Lineage => "/api/v1/lineage".to_string(),
                 QueryKind::Producers => format!("/api/v1/event-types/{event_type}/producers"),
-                QueryKind::Throughput => format!("/api/v1/throughput?from=-1h&step=60s&event_type={event_type}"),
+                QueryKind::Throughput => {
+                    format!("/api/v1/throughput?from=-1h&step=60s&event_type={event_type}")
+                }
                 QueryKind::Catalog => "/api/v1/event-types".to_string(),
                 QueryKind::Journey => match sample {
                     Some(sample) => format!("/api/v1/events/{}", sample.event_id),
@@ -121,26 +129,28 @@ pub(crate) async fn run(
                     latencies.push(latency);
                     answer_bytes += answer.body.len() as u64;
                     match (query_kind, sample) {
-                        (QueryKind::Journey, Some(sample)) => match serde_json::from_slice::<JourneyAnswer>(&answer.body) {
-                            Ok(journey)
-                                if journey.hops.len() == sample.n_spans
-                                    && journey.traces.len() == 1
-                                    && journey.unreadable_blocks.is_empty() =>
-                            {
-                                None
+                        (QueryKind::Journey, Some(sample)) => {
+                            match serde_json::from_slice::<JourneyAnswer>(&answer.body) {
+                                Ok(journey)
+                                    if journey.hops.len() == sample.n_spans
+                                        && journey.traces.len() == 1
+                                        && journey.unreadable_blocks.is_empty() =>
+                                {
+                                    None
+                                }
+                                Ok(journey) => {
+                                    outcome.n_mismatched += 1;
+                                    Some(format!(
+                                        "{path}: {} hops in {} traces (unreadable blocks {:?}), expected {} hops in 1 trace",
+                                        journey.hops.len(),
+                                        journey.traces.len(),
+                                        journey.unreadable_blocks,
+                                        sample.n_spans
+                                    ))
+                                }
+                                Err(error) => Some(format!("{path}: unreadable journey: {error}")),
                             }
-                            Ok(journey) => {
-                                outcome.n_mismatched += 1;
-                                Some(format!(
-                                    "{path}: {} hops in {} traces (unreadable blocks {:?}), expected {} hops in 1 trace",
-                                    journey.hops.len(),
-                                    journey.traces.len(),
-                                    journey.unreadable_blocks,
-                                    sample.n_spans
-                                ))
-                            }
-                            Err(error) => Some(format!("{path}: unreadable journey: {error}")),
-                        },
+                        }
                         _ => None,
                     }
                 }

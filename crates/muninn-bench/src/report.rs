@@ -20,7 +20,8 @@ impl LatencySummary {
         }
         samples.sort_unstable();
         let rank = |quantile: f64| {
-            let index = ((quantile * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1;
+            let index =
+                ((quantile * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1;
             samples[index]
         };
         let total: Duration = samples.iter().sum();
@@ -98,8 +99,15 @@ pub(crate) struct Target {
 impl Target {
     pub(crate) fn line(&self) -> String {
         let verdict = if self.met { "PASS" } else { "MISS" };
-        let note = self.note.as_ref().map(|note| format!(" ({note})")).unwrap_or_default();
-        format!("{verdict}  {}: {} (target {}){note}", self.name, self.measured, self.goal)
+        let note = self
+            .note
+            .as_ref()
+            .map(|note| format!(" ({note})"))
+            .unwrap_or_default();
+        format!(
+            "{verdict}  {}: {} (target {}){note}",
+            self.name, self.measured, self.goal
+        )
     }
 }
 
@@ -114,7 +122,10 @@ mod tests {
         assert_eq!(summary.p50, Duration::from_millis(100));
         assert_eq!(summary.p99, Duration::from_millis(198));
         assert_eq!(summary.max, Duration::from_millis(200));
-        assert_eq!(LatencySummary::of(vec![Duration::from_millis(5)]).p99, Duration::from_millis(5));
+        assert_eq!(
+            LatencySummary::of(vec![Duration::from_millis(5)]).p99,
+            Duration::from_millis(5)
+        );
     }
 
     #[test]

@@ -31,17 +31,47 @@ struct StreamDef {
     process_name: &'static str,
 }
 
-const fn stream(name: &'static str, broker: &'static str, publish_name: &'static str, process_name: &'static str) -> StreamDef {
-    StreamDef { name, broker, publish_name, process_name }
+const fn stream(
+    name: &'static str,
+    broker: &'static str,
+    publish_name: &'static str,
+    process_name: &'static str,
+) -> StreamDef {
+    StreamDef {
+        name,
+        broker,
+        publish_name,
+        process_name,
+    }
 }
 
 const STREAMS: [StreamDef; 8] = [
     stream("orders", "kafka", "publish orders", "process orders"),
     stream("payments", "kafka", "publish payments", "process payments"),
-    stream("inventory", "kafka", "publish inventory", "process inventory"),
-    stream("shipments", "kafka", "publish shipments", "process shipments"),
-    stream("notifications", "nats", "publish notifications", "process notifications"),
-    stream("customers", "nats", "publish customers", "process customers"),
+    stream(
+        "inventory",
+        "kafka",
+        "publish inventory",
+        "process inventory",
+    ),
+    stream(
+        "shipments",
+        "kafka",
+        "publish shipments",
+        "process shipments",
+    ),
+    stream(
+        "notifications",
+        "nats",
+        "publish notifications",
+        "process notifications",
+    ),
+    stream(
+        "customers",
+        "nats",
+        "publish customers",
+        "process customers",
+    ),
     stream("audit", "nats", "publish audit", "process audit"),
     stream("pricing", "nats", "publish pricing", "process pricing"),
 ];
@@ -65,7 +95,13 @@ const fn event_type(
     producer_idx: usize,
     consumer_idxs: [usize; 3],
 ) -> EventTypeDef {
-    EventTypeDef { name, schema, stream_idx, producer_idx, consumer_idxs }
+    EventTypeDef {
+        name,
+        schema,
+        stream_idx,
+        producer_idx,
+        consumer_idxs,
+    }
 }
 
 pub(crate) const EVENT_TYPES: [EventTypeDef; 20] = [
@@ -181,7 +217,10 @@ fn random_uuid(rng: &mut SmallRng) -> [u8; UUID_TEXT] {
     let mut bytes = [0u8; 16];
     rng.fill_bytes(&mut bytes);
     let mut text = [0u8; UUID_TEXT];
-    uuid::Builder::from_random_bytes(bytes).into_uuid().hyphenated().encode_lower(&mut text);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .encode_lower(&mut text);
     text
 }
 
@@ -245,7 +284,13 @@ struct SpanPlan {
     failed: bool,
 }
 
-fn write_event(writer: &mut Writer, rng: &mut SmallRng, ids: &EventIds, n_consumers: usize, offset: i64) -> TemplateEvent {
+fn write_event(
+    writer: &mut Writer,
+    rng: &mut SmallRng,
+    ids: &EventIds,
+    n_consumers: usize,
+    offset: i64,
+) -> TemplateEvent {
     let event_type = &EVENT_TYPES[rng.random_range(0..EVENT_TYPES.len())];
     let stream = &STREAMS[event_type.stream_idx];
     let is_kafka = stream.broker == "kafka";
@@ -287,8 +332,16 @@ fn write_event(writer: &mut Writer, rng: &mut SmallRng, ids: &EventIds, n_consum
             writer.slot(&ids.span_ids[0], Slot::SpanId(0));
         }
         writer.text("\",\"name\":\"");
-        writer.text(if plan.is_producer { stream.publish_name } else { stream.process_name });
-        writer.text(if plan.is_producer { "\",\"kind\":\"producer\",\"service\":\"" } else { "\",\"kind\":\"consumer\",\"service\":\"" });
+        writer.text(if plan.is_producer {
+            stream.publish_name
+        } else {
+            stream.process_name
+        });
+        writer.text(if plan.is_producer {
+            "\",\"kind\":\"producer\",\"service\":\""
+        } else {
+            "\",\"kind\":\"consumer\",\"service\":\""
+        });
         writer.text(plan.service);
         writer.text("\",\"start_time_unix_nano\":");
         let mut start = [0u8; TIME_DIGITS];
@@ -335,7 +388,11 @@ fn write_event(writer: &mut Writer, rng: &mut SmallRng, ids: &EventIds, n_consum
             writer.text("\"}}");
         }
     }
-    TemplateEvent { n_spans: plans.len() as u8, lags_nanos, slots_end: writer.slots.len() as u32 }
+    TemplateEvent {
+        n_spans: plans.len() as u8,
+        lags_nanos,
+        slots_end: writer.slots.len() as u32,
+    }
 }
 
 /// How many consumers the next event gets so that the batch ends exactly full: 1–3, never
@@ -343,16 +400,31 @@ fn write_event(writer: &mut Writer, rng: &mut SmallRng, ids: &EventIds, n_consum
 fn consumers_for(rng: &mut SmallRng, room: usize) -> usize {
     let mut n_consumers = rng.random_range(1..=3usize).min(room - 1);
     if room - (1 + n_consumers) == 1 {
-        n_consumers = if n_consumers < 3 { n_consumers + 1 } else { n_consumers - 1 };
+        n_consumers = if n_consumers < 3 {
+            n_consumers + 1
+        } else {
+            n_consumers - 1
+        };
     }
     n_consumers
 }
 
 /// Builds a batch of exactly `n_spans` spans (at least 2), events placed in the
 /// `WINDOW_NANOS` before `now_nanos`.
-pub(crate) fn build_batch(rng: &mut SmallRng, n_spans: usize, first_offset: i64, now_nanos: i64) -> Built {
-    assert!(n_spans >= 2, "a batch holds at least one event of two spans");
-    let mut writer = Writer { out: Vec::with_capacity(n_spans * 620 + 2), slots: Vec::with_capacity(n_spans * 6) };
+pub(crate) fn build_batch(
+    rng: &mut SmallRng,
+    n_spans: usize,
+    first_offset: i64,
+    now_nanos: i64,
+) -> Built {
+    assert!(
+        n_spans >= 2,
+        "a batch holds at least one event of two spans"
+    );
+    let mut writer = Writer {
+        out: Vec::with_capacity(n_spans * 620 + 2),
+        slots: Vec::with_capacity(n_spans * 6),
+    };
     writer.out.push(b'[');
     let mut events = Vec::with_capacity(n_spans / 2);
     let mut event_ids: Vec<([u8; UUID_TEXT], usize)> = Vec::with_capacity(n_spans / 2);
@@ -360,7 +432,13 @@ pub(crate) fn build_batch(rng: &mut SmallRng, n_spans: usize, first_offset: i64,
     while room > 0 {
         let n_consumers = consumers_for(rng, room);
         let ids = EventIds::random(rng, now_nanos);
-        let event = write_event(&mut writer, rng, &ids, n_consumers, first_offset + events.len() as i64);
+        let event = write_event(
+            &mut writer,
+            rng,
+            &ids,
+            n_consumers,
+            first_offset + events.len() as i64,
+        );
         room -= usize::from(event.n_spans);
         event_ids.push((ids.event_id, usize::from(event.n_spans)));
         events.push(event);
@@ -368,8 +446,16 @@ pub(crate) fn build_batch(rng: &mut SmallRng, n_spans: usize, first_offset: i64,
     writer.out.push(b']');
     let (event_id, n_sampled) = event_ids[rng.random_range(0..event_ids.len())];
     Built {
-        template: Template { body: bytes::Bytes::from(writer.out), n_spans, events, slots: writer.slots },
-        sample: Sample { event_id: String::from_utf8_lossy(&event_id).into_owned(), n_spans: n_sampled },
+        template: Template {
+            body: bytes::Bytes::from(writer.out),
+            n_spans,
+            events,
+            slots: writer.slots,
+        },
+        sample: Sample {
+            event_id: String::from_utf8_lossy(&event_id).into_owned(),
+            n_spans: n_sampled,
+        },
     }
 }
 
@@ -387,11 +473,14 @@ pub(crate) fn patch(template: &Template, rng: &mut SmallRng, now_nanos: i64) -> 
             let position = position as usize;
             match slot {
                 Slot::Trace => body[position..position + TRACE_HEX].copy_from_slice(&ids.trace),
-                Slot::SpanId(span_idx) => {
-                    body[position..position + SPAN_HEX].copy_from_slice(&ids.span_ids[usize::from(span_idx)])
+                Slot::SpanId(span_idx) => body[position..position + SPAN_HEX]
+                    .copy_from_slice(&ids.span_ids[usize::from(span_idx)]),
+                Slot::EventId => {
+                    body[position..position + UUID_TEXT].copy_from_slice(&ids.event_id)
                 }
-                Slot::EventId => body[position..position + UUID_TEXT].copy_from_slice(&ids.event_id),
-                Slot::MessageId => body[position..position + MESSAGE_ID_HEX].copy_from_slice(&ids.message_id),
+                Slot::MessageId => {
+                    body[position..position + MESSAGE_ID_HEX].copy_from_slice(&ids.message_id)
+                }
                 Slot::Start(span_idx) => fixed_digits(
                     &mut body[position..position + TIME_DIGITS],
                     (ids.start_nanos + event.lags_nanos[usize::from(span_idx)]) as u64,
@@ -406,7 +495,10 @@ pub(crate) fn patch(template: &Template, rng: &mut SmallRng, now_nanos: i64) -> 
             });
         }
     }
-    let sample = sample.unwrap_or_else(|| Sample { event_id: String::new(), n_spans: 0 });
+    let sample = sample.unwrap_or_else(|| Sample {
+        event_id: String::new(),
+        n_spans: 0,
+    });
     (body, sample)
 }
 
@@ -439,13 +531,25 @@ mod tests {
             let built = build_batch(&mut rng, n_spans, 0, NOW);
             let spans = spans(&built.template.body);
             assert_eq!(spans.len(), n_spans);
-            let producers: Vec<&WireSpan> = spans.iter().filter(|span| span.kind == "producer").collect();
+            let producers: Vec<&WireSpan> = spans
+                .iter()
+                .filter(|span| span.kind == "producer")
+                .collect();
             for consumer in spans.iter().filter(|span| span.kind == "consumer") {
-                let producer = producers.iter().find(|producer| producer.event_id == consumer.event_id).unwrap();
+                let producer = producers
+                    .iter()
+                    .find(|producer| producer.event_id == consumer.event_id)
+                    .unwrap();
                 assert_eq!(consumer.trace_id, producer.trace_id);
-                assert_eq!(consumer.parent_span_id.as_deref(), Some(producer.span_id.as_str()));
+                assert_eq!(
+                    consumer.parent_span_id.as_deref(),
+                    Some(producer.span_id.as_str())
+                );
             }
-            let sampled = spans.iter().filter(|span| span.event_id == built.sample.event_id).count();
+            let sampled = spans
+                .iter()
+                .filter(|span| span.event_id == built.sample.event_id)
+                .count();
             assert_eq!(sampled, built.sample.n_spans);
         }
     }
@@ -472,6 +576,11 @@ mod tests {
                 assert_eq!(lag_before, lag_after);
             }
         }
-        assert_eq!(copy.iter().filter(|span| span.event_id == sample.event_id).count(), sample.n_spans);
+        assert_eq!(
+            copy.iter()
+                .filter(|span| span.event_id == sample.event_id)
+                .count(),
+            sample.n_spans
+        );
     }
 }

@@ -299,6 +299,11 @@ fn malformed(message: String, line: usize, column: usize) -> IngestError {
 
 /// Decodes one record; a type error names the field path (`start_time_unix_nano`, `links[0].span_id`).
 fn decode_record<W: DeserializeOwned>(raw: &RawValue) -> Result<W, FieldError> {
+    // serde's derived structs also accept a JSON array of the fields in declaration order;
+    // the format is objects only, so an array is refused here instead of decoded by position.
+    if !raw.get().trim_start().starts_with('{') {
+        return Err(FieldError::new("(record)", "must be a JSON object"));
+    }
     match serde_json::from_str::<W>(raw.get()) {
         Ok(wire) => Ok(wire),
         Err(_) => {

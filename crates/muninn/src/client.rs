@@ -47,26 +47,48 @@ impl ApiClient {
     }
 
     /// GET returning JSON.
-    pub async fn get_json(&self, segments: &[&str], query: &[(&str, Option<&str>)]) -> Result<Value> {
+    pub async fn get_json(
+        &self,
+        segments: &[&str],
+        query: &[(&str, Option<&str>)],
+    ) -> Result<Value> {
         let text = self.get_text(segments, query).await?;
-        serde_json::from_str(&text).with_context(|| format!("the answer of {} is not JSON", self.url(segments)))
+        serde_json::from_str(&text)
+            .with_context(|| format!("the answer of {} is not JSON", self.url(segments)))
     }
 
     /// GET returning text (Mermaid, DOT).
-    pub async fn get_text(&self, segments: &[&str], query: &[(&str, Option<&str>)]) -> Result<String> {
+    pub async fn get_text(
+        &self,
+        segments: &[&str],
+        query: &[(&str, Option<&str>)],
+    ) -> Result<String> {
         let url = self.url(segments);
         let query: Vec<(&str, &str)> = query
             .iter()
-            .filter_map(|(name, value)| value.filter(|value| !value.is_empty()).map(|value| (*name, value)))
+            .filter_map(|(name, value)| {
+                value
+                    .filter(|value| !value.is_empty())
+                    .map(|value| (*name, value))
+            })
             .collect();
         let request = self.http.get(url.clone()).query(&query);
         self.answer(&url, request).await
     }
 
     /// POST of a prepared body; `content_encoding` is e.g. `gzip`.
-    pub async fn post(&self, segments: &[&str], body: Vec<u8>, content_encoding: Option<&str>) -> Result<Value> {
+    pub async fn post(
+        &self,
+        segments: &[&str],
+        body: Vec<u8>,
+        content_encoding: Option<&str>,
+    ) -> Result<Value> {
         let url = self.url(segments);
-        let mut request = self.http.post(url.clone()).header("content-type", "application/json").body(body);
+        let mut request = self
+            .http
+            .post(url.clone())
+            .header("content-type", "application/json")
+            .body(body);
         if let Some(encoding) = content_encoding {
             request = request.header("content-encoding", encoding);
         }
@@ -83,7 +105,10 @@ impl ApiClient {
             )
         })?;
         let status = response.status();
-        let text = response.text().await.with_context(|| format!("reading the answer of {url}"))?;
+        let text = response
+            .text()
+            .await
+            .with_context(|| format!("reading the answer of {url}"))?;
         if status.is_success() {
             return Ok(text);
         }
@@ -94,7 +119,11 @@ impl ApiClient {
 /// The `error.message` of an error body, or the status and the start of the body.
 fn server_message(status: StatusCode, body: &str) -> String {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
-    match parsed.as_ref().and_then(|value| value.pointer("/error/message")).and_then(Value::as_str) {
+    match parsed
+        .as_ref()
+        .and_then(|value| value.pointer("/error/message"))
+        .and_then(Value::as_str)
+    {
         Some(message) => message.to_string(),
         None => {
             let excerpt: String = body.chars().take(200).collect();
@@ -123,7 +152,10 @@ mod tests {
     fn path_segments_are_encoded_under_the_base_path() {
         let client = ApiClient::new("http://127.0.0.1:4320/muninn/").unwrap();
         let url = client.url(&["api", "v1", "event-types", "order placed/v2", "producers"]);
-        assert_eq!(url.as_str(), "http://127.0.0.1:4320/muninn/api/v1/event-types/order%20placed%2Fv2/producers");
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:4320/muninn/api/v1/event-types/order%20placed%2Fv2/producers"
+        );
     }
 
     #[test]
@@ -135,7 +167,13 @@ mod tests {
     #[test]
     fn the_server_error_message_is_kept_alone() {
         let body = r#"{"error":{"status":404,"message":"no span carries event id \"x\""}}"#;
-        assert_eq!(server_message(StatusCode::NOT_FOUND, body), "no span carries event id \"x\"");
-        assert_eq!(server_message(StatusCode::BAD_GATEWAY, "oops"), "the server answered 502 Bad Gateway: oops");
+        assert_eq!(
+            server_message(StatusCode::NOT_FOUND, body),
+            "no span carries event id \"x\""
+        );
+        assert_eq!(
+            server_message(StatusCode::BAD_GATEWAY, "oops"),
+            "the server answered 502 Bad Gateway: oops"
+        );
     }
 }

@@ -90,12 +90,36 @@ struct Key {
     env: &'static str,
 }
 
-const LISTEN: Key = Key { file: "listen", flag: "--listen", env: "MUNINN_LISTEN" };
-const DATA_DIR: Key = Key { file: "data_dir", flag: "--data-dir", env: "MUNINN_DATA_DIR" };
-const RETENTION: Key = Key { file: "retention", flag: "--retention", env: "MUNINN_RETENTION" };
-const MAX_BODY_BYTES: Key = Key { file: "max_body_bytes", flag: "--max-body-bytes", env: "MUNINN_MAX_BODY_BYTES" };
-const FLUSH_MAX_SPANS: Key = Key { file: "flush_max_spans", flag: "--flush-max-spans", env: "MUNINN_FLUSH_MAX_SPANS" };
-const FLUSH_MAX_AGE: Key = Key { file: "flush_max_age", flag: "--flush-max-age", env: "MUNINN_FLUSH_MAX_AGE" };
+const LISTEN: Key = Key {
+    file: "listen",
+    flag: "--listen",
+    env: "MUNINN_LISTEN",
+};
+const DATA_DIR: Key = Key {
+    file: "data_dir",
+    flag: "--data-dir",
+    env: "MUNINN_DATA_DIR",
+};
+const RETENTION: Key = Key {
+    file: "retention",
+    flag: "--retention",
+    env: "MUNINN_RETENTION",
+};
+const MAX_BODY_BYTES: Key = Key {
+    file: "max_body_bytes",
+    flag: "--max-body-bytes",
+    env: "MUNINN_MAX_BODY_BYTES",
+};
+const FLUSH_MAX_SPANS: Key = Key {
+    file: "flush_max_spans",
+    flag: "--flush-max-spans",
+    env: "MUNINN_FLUSH_MAX_SPANS",
+};
+const FLUSH_MAX_AGE: Key = Key {
+    file: "flush_max_age",
+    flag: "--flush-max-age",
+    env: "MUNINN_FLUSH_MAX_AGE",
+};
 
 /// The configuration file: every key optional, unknown keys refused.
 #[derive(Debug, Deserialize)]
@@ -140,8 +164,13 @@ impl<'de> Deserialize<'de> for Scalar {
 impl RawConfig {
     /// The layer of a TOML configuration file's text; `path` names it in errors.
     pub fn from_toml(text: &str, path: &Path) -> Result<RawConfig> {
-        let file: FileConfig = toml::from_str(text)
-            .map_err(|error| anyhow!("configuration file {}: {}", path.display(), error.to_string().trim_end()))?;
+        let file: FileConfig = toml::from_str(text).map_err(|error| {
+            anyhow!(
+                "configuration file {}: {}",
+                path.display(),
+                error.to_string().trim_end()
+            )
+        })?;
         if let Some(version) = file.version
             && version != FILE_FORMAT_VERSION
         {
@@ -151,7 +180,13 @@ impl RawConfig {
             );
         }
         let sourced = |key: &Key, value: Option<Scalar>| {
-            value.map(|Scalar(text)| Sourced { text, origin: Origin::File { key: key.file, path: path.to_path_buf() } })
+            value.map(|Scalar(text)| Sourced {
+                text,
+                origin: Origin::File {
+                    key: key.file,
+                    path: path.to_path_buf(),
+                },
+            })
         };
         Ok(RawConfig {
             listen: sourced(&LISTEN, file.listen),
@@ -172,7 +207,10 @@ impl RawConfig {
                     Some(ValueSource::EnvVariable) => Origin::Env(key.env),
                     _ => Origin::Flag(key.flag),
                 };
-                Sourced { text: text.clone(), origin }
+                Sourced {
+                    text: text.clone(),
+                    origin,
+                }
             })
         };
         RawConfig {
@@ -202,25 +240,34 @@ impl RawConfig {
         let data_dir = match self.data_dir {
             None => PathBuf::from(DEFAULT_DATA_DIR),
             Some(setting) if setting.text.trim().is_empty() => {
-                bail!("{}: must not be empty; give a directory path like ./muninn-data", setting.origin)
+                bail!(
+                    "{}: must not be empty; give a directory path like ./muninn-data",
+                    setting.origin
+                )
             }
             Some(setting) => PathBuf::from(setting.text),
         };
         let mut config = ServerConfig::new(data_dir, 0);
         if let Some(setting) = &self.listen {
-            config.listen = parse_listen(&setting.text).map_err(|hint| invalid(setting, "address", hint))?;
+            config.listen =
+                parse_listen(&setting.text).map_err(|hint| invalid(setting, "address", hint))?;
         } else {
-            config.listen = parse_listen(DEFAULT_LISTEN).map_err(|hint| anyhow!("default listen address: {hint}"))?;
+            config.listen = parse_listen(DEFAULT_LISTEN)
+                .map_err(|hint| anyhow!("default listen address: {hint}"))?;
         }
         if let Some(setting) = &self.retention {
-            let retention = parse_retention(&setting.text).map_err(|hint| invalid(setting, "retention", hint))?;
+            let retention = parse_retention(&setting.text)
+                .map_err(|hint| invalid(setting, "retention", hint))?;
             config.store.retention = retention;
-            config.limits.max_age_nanos =
-                retention.map_or(i64::MAX, |duration| i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX));
+            config.limits.max_age_nanos = retention.map_or(i64::MAX, |duration| {
+                i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
+            });
         }
         config.max_body_bytes = match &self.max_body_bytes {
             None => DEFAULT_MAX_BODY_BYTES,
-            Some(setting) => parse_body_bytes(&setting.text).map_err(|hint| invalid(setting, "size", hint))?,
+            Some(setting) => {
+                parse_body_bytes(&setting.text).map_err(|hint| invalid(setting, "size", hint))?
+            }
         };
         if let Some(setting) = &self.flush_max_spans {
             config.store.flush_max_spans = setting
@@ -229,20 +276,36 @@ impl RawConfig {
                 .parse::<usize>()
                 .ok()
                 .filter(|count| *count > 0)
-                .ok_or_else(|| invalid(setting, "span count", "use a whole number of spans, at least 1, like 500000"))?;
+                .ok_or_else(|| {
+                    invalid(
+                        setting,
+                        "span count",
+                        "use a whole number of spans, at least 1, like 500000",
+                    )
+                })?;
         }
         if let Some(setting) = &self.flush_max_age {
             config.store.flush_max_age = muninn_model::parse_duration(&setting.text)
                 .ok()
                 .filter(|duration| !duration.is_zero())
-                .ok_or_else(|| invalid(setting, "duration", "use a duration above zero, like 30s, 5m or 1h"))?;
+                .ok_or_else(|| {
+                    invalid(
+                        setting,
+                        "duration",
+                        "use a duration above zero, like 30s, 5m or 1h",
+                    )
+                })?;
         }
         Ok(config)
     }
 }
 
 fn invalid(setting: &Sourced, what: &str, hint: &str) -> anyhow::Error {
-    anyhow!("{}: {:?} is not a valid {what}; {hint}", setting.origin, setting.text)
+    anyhow!(
+        "{}: {:?} is not a valid {what}; {hint}",
+        setting.origin,
+        setting.text
+    )
 }
 
 /// Reads the configuration of `muninn serve` from its file (if any), environment and flags.
@@ -250,12 +313,18 @@ pub fn load(args: &ServeArgs, matches: &ArgMatches) -> Result<ServerConfig> {
     let file_layer = match &args.config {
         None => RawConfig::default(),
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading configuration file {} (from --config or MUNINN_CONFIG)", path.display()))?;
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!(
+                    "reading configuration file {} (from --config or MUNINN_CONFIG)",
+                    path.display()
+                )
+            })?;
             RawConfig::from_toml(&text, path)?
         }
     };
-    file_layer.overlaid_by(RawConfig::from_args(args, matches)).validate()
+    file_layer
+        .overlaid_by(RawConfig::from_args(args, matches))
+        .validate()
 }
 
 /// `HOST:PORT` with an IP address or `localhost`.
@@ -276,7 +345,8 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, &'static str> {
 
 /// A retention period; `None` keeps data forever.
 pub fn parse_retention(text: &str) -> Result<Option<Duration>, &'static str> {
-    const HINT: &str = "use a duration like 12h, 7d or 30d, or \"0\" or \"forever\" to keep everything";
+    const HINT: &str =
+        "use a duration like 12h, 7d or 30d, or \"0\" or \"forever\" to keep everything";
     let text = text.trim();
     if text == "0" || text.eq_ignore_ascii_case("forever") {
         return Ok(None);
@@ -287,9 +357,12 @@ pub fn parse_retention(text: &str) -> Result<Option<Duration>, &'static str> {
 
 /// A body size limit: bytes, or a number with KiB, MiB or GiB; between 1 KiB and 1 GiB.
 pub fn parse_body_bytes(text: &str) -> Result<usize, &'static str> {
-    const HINT: &str = "use a number of bytes, or one with KiB, MiB or GiB, between 1KiB and 1GiB, like 16MiB";
+    const HINT: &str =
+        "use a number of bytes, or one with KiB, MiB or GiB, between 1KiB and 1GiB, like 16MiB";
     let text = text.trim();
-    let split = text.find(|char: char| !char.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|char: char| !char.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: usize = number.parse().map_err(|_| HINT)?;
     let multiplier: usize = match unit.trim().to_ascii_lowercase().as_str() {
@@ -315,7 +388,10 @@ mod tests {
     }
 
     fn setting(text: &str, origin: Origin) -> Option<Sourced> {
-        Some(Sourced { text: text.to_string(), origin })
+        Some(Sourced {
+            text: text.to_string(),
+            origin,
+        })
     }
 
     #[test]
@@ -325,7 +401,10 @@ mod tests {
         let defaults = RawConfig::default().validate().unwrap();
         assert_eq!(config.listen, defaults.listen);
         assert_eq!(config.store.data_dir, defaults.store.data_dir);
-        assert_eq!(config.store.retention, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(
+            config.store.retention,
+            Some(Duration::from_secs(7 * 86_400))
+        );
         assert_eq!(config.limits.max_age_nanos, 7 * 86_400 * 1_000_000_000);
         assert_eq!(config.max_body_bytes, 16 << 20);
         assert_eq!(config.store.flush_max_spans, defaults.store.flush_max_spans);
@@ -342,14 +421,21 @@ mod tests {
 
     #[test]
     fn flags_beat_environment_beats_file() {
-        let file_layer = file("retention = \"1d\"\nlisten = \"127.0.0.1:1\"\nflush_max_spans = 10\n").unwrap();
+        let file_layer =
+            file("retention = \"1d\"\nlisten = \"127.0.0.1:1\"\nflush_max_spans = 10\n").unwrap();
         let environment_and_flags = RawConfig {
             retention: setting("30d", Origin::Flag("--retention")),
             listen: setting("127.0.0.1:2", Origin::Env("MUNINN_LISTEN")),
             ..RawConfig::default()
         };
-        let config = file_layer.overlaid_by(environment_and_flags).validate().unwrap();
-        assert_eq!(config.store.retention, Some(Duration::from_secs(30 * 86_400)));
+        let config = file_layer
+            .overlaid_by(environment_and_flags)
+            .validate()
+            .unwrap();
+        assert_eq!(
+            config.store.retention,
+            Some(Duration::from_secs(30 * 86_400))
+        );
         assert_eq!(config.listen.to_string(), "127.0.0.1:2");
         assert_eq!(config.store.flush_max_spans, 10);
     }
@@ -363,14 +449,31 @@ mod tests {
 
     #[test]
     fn invalid_values_name_their_source_and_what_is_valid() {
-        let error = file("retention = \"a week\"\n").unwrap().validate().unwrap_err().to_string();
+        let error = file("retention = \"a week\"\n")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("key `retention` in muninn.toml"), "{error}");
         assert!(error.contains("forever"), "{error}");
-        let layer = RawConfig { listen: setting("nowhere", Origin::Env("MUNINN_LISTEN")), ..RawConfig::default() };
+        let layer = RawConfig {
+            listen: setting("nowhere", Origin::Env("MUNINN_LISTEN")),
+            ..RawConfig::default()
+        };
         let error = layer.validate().unwrap_err().to_string();
-        assert!(error.contains("MUNINN_LISTEN") && error.contains("127.0.0.1:4320"), "{error}");
-        let error = file("flush_max_spans = 0\n").unwrap().validate().unwrap_err().to_string();
-        assert!(error.contains("flush_max_spans") && error.contains("at least 1"), "{error}");
+        assert!(
+            error.contains("MUNINN_LISTEN") && error.contains("127.0.0.1:4320"),
+            "{error}"
+        );
+        let error = file("flush_max_spans = 0\n")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("flush_max_spans") && error.contains("at least 1"),
+            "{error}"
+        );
         let error = file("version = 2\n").unwrap_err().to_string();
         assert!(error.contains("version 1"), "{error}");
         let error = file("listen = true\n").unwrap_err().to_string();
@@ -380,7 +483,10 @@ mod tests {
     #[test]
     fn retention_forever_keeps_everything_and_lifts_the_age_limit() {
         for text in ["0", "forever", "Forever", "0s"] {
-            let layer = RawConfig { retention: setting(text, Origin::Flag("--retention")), ..RawConfig::default() };
+            let layer = RawConfig {
+                retention: setting(text, Origin::Flag("--retention")),
+                ..RawConfig::default()
+            };
             let config = layer.validate().unwrap();
             assert_eq!(config.store.retention, None, "{text}");
             assert_eq!(config.limits.max_age_nanos, i64::MAX, "{text}");
@@ -394,8 +500,14 @@ mod tests {
         assert_eq!(parse_body_bytes("2048"), Ok(2048));
         assert!(parse_body_bytes("12").is_err());
         assert!(parse_body_bytes("16MB!").is_err());
-        assert_eq!(parse_listen("localhost:0").unwrap().to_string(), "127.0.0.1:0");
-        assert_eq!(parse_listen("[::1]:4320").unwrap().to_string(), "[::1]:4320");
+        assert_eq!(
+            parse_listen("localhost:0").unwrap().to_string(),
+            "127.0.0.1:0"
+        );
+        assert_eq!(
+            parse_listen("[::1]:4320").unwrap().to_string(),
+            "[::1]:4320"
+        );
         assert!(parse_listen("4320").is_err());
     }
 }

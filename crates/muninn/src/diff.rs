@@ -20,7 +20,11 @@ const MAX_LCS_CELLS: usize = 4_000_000;
 pub fn diff_lines<'a>(old: &'a str, new: &'a str) -> Vec<DiffLine<'a>> {
     let old_lines: Vec<&str> = old.lines().collect();
     let new_lines: Vec<&str> = new.lines().collect();
-    let prefix = old_lines.iter().zip(&new_lines).take_while(|(left, right)| left == right).count();
+    let prefix = old_lines
+        .iter()
+        .zip(&new_lines)
+        .take_while(|(left, right)| left == right)
+        .count();
     let suffix = old_lines[prefix..]
         .iter()
         .rev()
@@ -30,14 +34,21 @@ pub fn diff_lines<'a>(old: &'a str, new: &'a str) -> Vec<DiffLine<'a>> {
     let old_middle = &old_lines[prefix..old_lines.len() - suffix];
     let new_middle = &new_lines[prefix..new_lines.len() - suffix];
 
-    let mut out: Vec<DiffLine<'a>> = old_lines[..prefix].iter().map(|line| DiffLine::Same(line)).collect();
+    let mut out: Vec<DiffLine<'a>> = old_lines[..prefix]
+        .iter()
+        .map(|line| DiffLine::Same(line))
+        .collect();
     if (old_middle.len() + 1).saturating_mul(new_middle.len() + 1) > MAX_LCS_CELLS {
         out.extend(old_middle.iter().map(|line| DiffLine::Removed(line)));
         out.extend(new_middle.iter().map(|line| DiffLine::Added(line)));
     } else {
         out.extend(lcs_diff(old_middle, new_middle));
     }
-    out.extend(old_lines[old_lines.len() - suffix..].iter().map(|line| DiffLine::Same(line)));
+    out.extend(
+        old_lines[old_lines.len() - suffix..]
+            .iter()
+            .map(|line| DiffLine::Same(line)),
+    );
     out
 }
 
@@ -61,7 +72,8 @@ fn lcs_diff<'a>(old: &[&'a str], new: &[&'a str]) -> Vec<DiffLine<'a>> {
             out.push(DiffLine::Same(old[old_idx]));
             old_idx += 1;
             new_idx += 1;
-        } else if lengths[(old_idx + 1) * width + new_idx] >= lengths[old_idx * width + new_idx + 1] {
+        } else if lengths[(old_idx + 1) * width + new_idx] >= lengths[old_idx * width + new_idx + 1]
+        {
             out.push(DiffLine::Removed(old[old_idx]));
             old_idx += 1;
         } else {
@@ -76,16 +88,26 @@ fn lcs_diff<'a>(old: &[&'a str], new: &[&'a str]) -> Vec<DiffLine<'a>> {
 
 /// How many lines were added and removed.
 pub fn count_changes(lines: &[DiffLine<'_>]) -> (usize, usize) {
-    let added = lines.iter().filter(|line| matches!(line, DiffLine::Added(_))).count();
-    let removed = lines.iter().filter(|line| matches!(line, DiffLine::Removed(_))).count();
+    let added = lines
+        .iter()
+        .filter(|line| matches!(line, DiffLine::Added(_)))
+        .count();
+    let removed = lines
+        .iter()
+        .filter(|line| matches!(line, DiffLine::Removed(_)))
+        .count();
     (added, removed)
 }
 
 /// Unified-diff text (`---`, `+++`, `@@ -a,b +c,d @@` hunks) with `context` unchanged lines
 /// around each change. Empty when nothing changed.
 pub fn unified(old_name: &str, new_name: &str, lines: &[DiffLine<'_>], context: usize) -> String {
-    let changed: Vec<usize> =
-        lines.iter().enumerate().filter(|(_, line)| !matches!(line, DiffLine::Same(_))).map(|(idx, _)| idx).collect();
+    let changed: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| !matches!(line, DiffLine::Same(_)))
+        .map(|(idx, _)| idx)
+        .collect();
     if changed.is_empty() {
         return String::new();
     }
@@ -118,11 +140,28 @@ pub fn unified(old_name: &str, new_name: &str, lines: &[DiffLine<'_>], context: 
     let mut out = format!("--- {old_name}\n+++ {new_name}\n");
     for (start, end) in hunks {
         let hunk = &lines[start..end];
-        let old_count = hunk.iter().filter(|line| !matches!(line, DiffLine::Added(_))).count();
-        let new_count = hunk.iter().filter(|line| !matches!(line, DiffLine::Removed(_))).count();
-        let old_start = if old_count == 0 { old_number[start] - 1 } else { old_number[start] };
-        let new_start = if new_count == 0 { new_number[start] - 1 } else { new_number[start] };
-        let _ = writeln!(out, "@@ -{old_start},{old_count} +{new_start},{new_count} @@");
+        let old_count = hunk
+            .iter()
+            .filter(|line| !matches!(line, DiffLine::Added(_)))
+            .count();
+        let new_count = hunk
+            .iter()
+            .filter(|line| !matches!(line, DiffLine::Removed(_)))
+            .count();
+        let old_start = if old_count == 0 {
+            old_number[start] - 1
+        } else {
+            old_number[start]
+        };
+        let new_start = if new_count == 0 {
+            new_number[start] - 1
+        } else {
+            new_number[start]
+        };
+        let _ = writeln!(
+            out,
+            "@@ -{old_start},{old_count} +{new_start},{new_count} @@"
+        );
         for line in hunk {
             let _ = match line {
                 DiffLine::Same(text) => writeln!(out, " {text}"),
@@ -179,6 +218,9 @@ mod tests {
     fn a_file_emptied_out_counts_every_line_removed() {
         let lines = diff_lines("a\nb\n", "");
         assert_eq!(count_changes(&lines), (0, 2));
-        assert_eq!(unified("old", "new", &lines, 3), "--- old\n+++ new\n@@ -1,2 +0,0 @@\n-a\n-b\n");
+        assert_eq!(
+            unified("old", "new", &lines, 3),
+            "--- old\n+++ new\n@@ -1,2 +0,0 @@\n-a\n-b\n"
+        );
     }
 }

@@ -78,11 +78,17 @@ pub async fn run(args: LineageArgs) -> Result<ExitCode> {
     match &args.out {
         Some(path) => {
             std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
-            println!("wrote the {} lineage to {}", format.as_str(), path.display());
+            println!(
+                "wrote the {} lineage to {}",
+                format.as_str(),
+                path.display()
+            );
         }
         None => {
             let mut stdout = std::io::stdout().lock();
-            stdout.write_all(text.as_bytes()).context("writing to stdout")?;
+            stdout
+                .write_all(text.as_bytes())
+                .context("writing to stdout")?;
             stdout.flush().context("writing to stdout")?;
         }
     }
@@ -90,7 +96,12 @@ pub async fn run(args: LineageArgs) -> Result<ExitCode> {
 }
 
 /// The lineage text; JSON is pretty-printed with a final newline like the other formats.
-async fn fetch(client: &ApiClient, format: LineageFormat, range: &RangeArgs, filter: &FilterArgs) -> Result<String> {
+async fn fetch(
+    client: &ApiClient,
+    format: LineageFormat,
+    range: &RangeArgs,
+    filter: &FilterArgs,
+) -> Result<String> {
     let mut query = vec![("format", Some(format.as_str()))];
     query.extend(range.query());
     query.extend(filter.query());
@@ -102,7 +113,12 @@ async fn fetch(client: &ApiClient, format: LineageFormat, range: &RangeArgs, fil
     client.get_text(&segments, &query).await
 }
 
-fn check(client: &ApiClient, path: &Path, format: LineageFormat, current: &str) -> Result<ExitCode> {
+fn check(
+    client: &ApiClient,
+    path: &Path,
+    format: LineageFormat,
+    current: &str,
+) -> Result<ExitCode> {
     let committed = std::fs::read_to_string(path).with_context(|| {
         format!(
             "reading {}; create it with `muninn lineage --server {} --format {} --out {}`",
@@ -115,7 +131,10 @@ fn check(client: &ApiClient, path: &Path, format: LineageFormat, current: &str) 
     // Line endings and trailing newlines are not part of the lineage: a file checked out with
     // CRLF or saved by an editor that adds or drops the final newline still matches.
     let committed = committed.replace("\r\n", "\n");
-    let (committed, current) = (committed.trim_end_matches('\n'), current.trim_end_matches('\n'));
+    let (committed, current) = (
+        committed.trim_end_matches('\n'),
+        current.trim_end_matches('\n'),
+    );
     if committed == current {
         println!("{} matches the current lineage", path.display());
         return Ok(ExitCode::SUCCESS);
@@ -123,7 +142,10 @@ fn check(client: &ApiClient, path: &Path, format: LineageFormat, current: &str) 
     let lines = diff::diff_lines(committed, current);
     let (added, removed) = diff::count_changes(&lines);
     let current_name = format!("{} (current lineage)", client.base_url());
-    print!("{}", diff::unified(&path.display().to_string(), &current_name, &lines, 3));
+    print!(
+        "{}",
+        diff::unified(&path.display().to_string(), &current_name, &lines, 3)
+    );
     println!(
         "{} is out of date: {added} line(s) added, {removed} removed in the current lineage; update it with `muninn lineage --server {} --format {} --out {}`",
         path.display(),

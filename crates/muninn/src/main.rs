@@ -1,2 +1,91 @@
-//! placeholder
-fn main() {}
+//! The `muninn` binary: parses arguments and hands each command to its module. Commands are
+//! thin: arguments → configuration → a library call (the server) or HTTP calls to one.
+
+mod client;
+mod config;
+mod demo;
+mod diff;
+mod lineage;
+mod query;
+mod serve;
+mod server_args;
+mod signals;
+mod table;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Muninn traces the events flowing through event-streaming architectures: who produces and
+/// consumes what, on which streams, how much, and what happened to one event.
+#[derive(Debug, Parser)]
+#[command(name = "muninn", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (ingest, store, query API) until SIGINT or SIGTERM.
+    Serve(config::ServeArgs),
+    /// Start a server with a simulated fleet sending traffic, then show what it learned.
+    Demo(demo::DemoArgs),
+    /// Print, write or check the lineage diagram (Mermaid, DOT or JSON).
+    Lineage(lineage::LineageArgs),
+    /// Ask a running server: event types, producers, consumers, streams, services, throughput,
+    /// an event's journey or a trace.
+    Query(query::QueryArgs),
+}
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    // The server logs its work; client commands only say when something is wrong, and the demo
+    // keeps the terminal for its progress bar.
+    let default_level = match cli.command {
+        Command::Serve(_) => "info",
+        Command::Demo(_) | Command::Lineage(_) | Command::Query(_) => "warn",
+    };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => {
+                let serve_matches = matches
+                    .subcommand_matches("serve")
+                    .expect("clap parsed the serve subcommand");
+                serve::run(args, serve_matches).await
+            }
+            Command::Demo(args) => demo::run(args).await,
+            Command::Lineage(args) => lineage::run(args).await,
+            Command::Query(args) => query::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -25,7 +25,9 @@ pub async fn run(args: ServeArgs, matches: &ArgMatches) -> Result<ExitCode> {
         flush_max_age = %humantime::format_duration(config.store.flush_max_age),
         "starting muninn"
     );
-    let mut server = muninn_server::start(config).await.context("starting the server")?;
+    let mut server = muninn_server::start(config)
+        .await
+        .context("starting the server")?;
     println!("muninn listening on {}", server.base_url());
     std::io::stdout().flush().context("writing to stdout")?;
 

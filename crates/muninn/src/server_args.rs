@@ -6,7 +6,13 @@
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArg {
     /// Base URL of the Muninn server.
-    #[arg(long, env = "MUNINN_SERVER", value_name = "URL", default_value = "http://127.0.0.1:4320", global = true)]
+    #[arg(
+        long,
+        env = "MUNINN_SERVER",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:4320",
+        global = true
+    )]
     pub server: String,
 }
 

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use tokio::sync::Mutex;
 
 const SPANS_PER_BATCH: usize = 40;
@@ -24,7 +25,13 @@ struct Server {
 /// Starts `muninn serve` on a free loopback port and waits for its "listening" line.
 fn start_server(data_dir: &Path) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_muninn"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--flush-max-spans", "3000"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--flush-max-spans",
+            "3000",
+        ])
         .arg("--data-dir")
         .arg(data_dir)
         .env("RUST_LOG", "warn")
@@ -42,7 +49,9 @@ fn start_server(data_dir: &Path) -> Server {
             }
         }
     });
-    let base_url = receiver.recv_timeout(Duration::from_secs(60)).expect("server printed its address within 60 s");
+    let base_url = receiver
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server printed its address within 60 s");
     Server { child, base_url }
 }
 
@@ -53,12 +62,19 @@ fn hex(bytes: &[u8]) -> String {
 /// A batch of spans sharing one fresh trace id; returns (trace id, body).
 fn make_batch(rng: &mut impl Rng) -> (String, String) {
     let trace_id = hex(&rng.random::<[u8; 16]>());
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
     let spans: Vec<serde_json::Value> = (0..SPANS_PER_BATCH)
         .map(|span_idx| {
             let mut span_id = rng.random::<[u8; 8]>();
             span_id[0] |= 1;
-            let kind = if span_idx == 0 { "producer" } else { "consumer" };
+            let kind = if span_idx == 0 {
+                "producer"
+            } else {
+                "consumer"
+            };
             serde_json::json!({
                 "trace_id": trace_id,
                 "span_id": hex(&span_id),
@@ -81,7 +97,10 @@ fn make_batch(rng: &mut impl Rng) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_span_survives_sigkill() {
     let data_dir = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
     let acknowledged: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let mut rng = rand::rng();
     for round in 0..N_KILLS {
@@ -89,15 +108,27 @@ async fn every_acknowledged_span_survives_sigkill() {
         let stop = Arc::new(AtomicBool::new(false));
         let mut senders = Vec::new();
         for _ in 0..3 {
-            let (client, url, stop, acknowledged) =
-                (client.clone(), format!("{}/api/v1/spans", server.base_url), stop.clone(), acknowledged.clone());
+            let (client, url, stop, acknowledged) = (
+                client.clone(),
+                format!("{}/api/v1/spans", server.base_url),
+                stop.clone(),
+                acknowledged.clone(),
+            );
             senders.push(tokio::spawn(async move {
-                let mut rng = rand::rng();
+                // A thread-local generator is not `Send`; the task may move between threads.
+                let mut rng = StdRng::from_os_rng();
                 while !stop.load(Ordering::Relaxed) {
                     let (trace_id, body) = make_batch(&mut rng);
-                    let response = client.post(&url).header("content-type", "application/json").body(body).send().await;
+                    let response = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await;
                     match response {
-                        Ok(response) if response.status().is_success() => acknowledged.lock().await.push(trace_id),
+                        Ok(response) if response.status().is_success() => {
+                            acknowledged.lock().await.push(trace_id)
+                        }
                         Ok(response) => panic!("valid batch refused with {}", response.status()),
                         // The server died under us: this batch was not acknowledged.
                         Err(_) => break,
@@ -113,13 +144,20 @@ async fn every_acknowledged_span_survives_sigkill() {
         for sender in senders {
             sender.await.expect("sender task");
         }
-        eprintln!("round {round}: killed after {kill_after:?}, {} batches acknowledged so far", acknowledged.lock().await.len());
+        eprintln!(
+            "round {round}: killed after {kill_after:?}, {} batches acknowledged so far",
+            acknowledged.lock().await.len()
+        );
     }
 
     // Restart once more and look every acknowledged trace up.
     let mut server = start_server(data_dir.path());
     let trace_ids = acknowledged.lock().await.clone();
-    assert!(trace_ids.len() > N_KILLS * 5, "the client managed to ingest between kills ({} batches)", trace_ids.len());
+    assert!(
+        trace_ids.len() > N_KILLS * 5,
+        "the client managed to ingest between kills ({} batches)",
+        trace_ids.len()
+    );
     let started = Instant::now();
     let mut missing: BTreeMap<String, String> = BTreeMap::new();
     for chunk in trace_ids.chunks(8) {
@@ -144,6 +182,14 @@ async fn every_acknowledged_span_survives_sigkill() {
     }
     server.child.kill().unwrap();
     let _ = server.child.wait();
-    eprintln!("verified {} acknowledged batches in {:?}", trace_ids.len(), started.elapsed());
-    assert!(missing.is_empty(), "{} acknowledged batches lost or incomplete: {missing:?}", missing.len());
+    eprintln!(
+        "verified {} acknowledged batches in {:?}",
+        trace_ids.len(),
+        started.elapsed()
+    );
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged batches lost or incomplete: {missing:?}",
+        missing.len()
+    );
 }

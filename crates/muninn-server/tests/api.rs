@@ -1,0 +1,24 @@
+//! The HTTP API of `muninn-server`, end to end: one test binary that starts real servers on
+//! loopback over temporary data directories and talks to them only through HTTP. Every answer
+//! is also checked against `openapi.yaml`, so the document cannot drift from the code.
+
+#[path = "api/support.rs"]
+mod support;
+
+#[path = "api/openapi.rs"]
+mod openapi;
+
+#[path = "api/ingest.rs"]
+mod ingest;
+
+#[path = "api/queries.rs"]
+mod queries;
+
+#[path = "api/bad_input.rs"]
+mod bad_input;
+
+#[path = "api/lineage_golden.rs"]
+mod lineage_golden;
+
+#[path = "api/metrics.rs"]
+mod metrics;

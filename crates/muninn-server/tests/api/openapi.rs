@@ -1,0 +1,550 @@
+//! `openapi.yaml` against the code: every route registered in `server.rs` is documented (and
+//! nothing else is), the served document is the file, and — through `check_answer`, which the
+//! client in `support` calls on every answer — every status, content type and JSON body the
+//! tests receive is one the document describes.
+//!
+//! No YAML crate is in the dependency tree, so this reads the subset of YAML the document is
+//! written in (block mappings and sequences, flow sequences of scalars, quoted and plain
+//! scalars, `|` block scalars) and refuses anything else loudly, which keeps the file simple.
+
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+
+use crate::support::{Answer, Fleet, TestServer};
+
+const DOCUMENT: &str = include_str!("../../openapi.yaml");
+const SERVER_SOURCE: &str = include_str!("../../src/server.rs");
+
+/// A YAML node of the supported subset; scalars stay text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Yaml {
+    Scalar(String),
+    Map(Vec<(String, Yaml)>),
+    List(Vec<Yaml>),
+}
+
+impl Yaml {
+    pub fn get(&self, key: &str) -> Option<&Yaml> {
+        match self {
+            Yaml::Map(entries) => entries.iter().find(|(name, _)| name == key).map(|(_, value)| value),
+            _ => None,
+        }
+    }
+
+    fn text(&self) -> Option<&str> {
+        match self {
+            Yaml::Scalar(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    fn entries(&self) -> &[(String, Yaml)] {
+        match self {
+            Yaml::Map(entries) => entries,
+            _ => &[],
+        }
+    }
+
+    fn items(&self) -> &[Yaml] {
+        match self {
+            Yaml::List(items) => items,
+            _ => &[],
+        }
+    }
+}
+
+struct Line {
+    number: usize,
+    indent: usize,
+    text: String,
+}
+
+struct Reader {
+    lines: Vec<Line>,
+    position: usize,
+    /// The raw lines, for block scalars (which keep blank lines and deeper indentation).
+    raw: Vec<String>,
+}
+
+/// Parses the supported YAML subset; panics with the line number on anything else.
+pub fn parse_yaml(source: &str) -> Yaml {
+    let raw: Vec<String> = source.lines().map(str::to_string).collect();
+    let mut lines = Vec::new();
+    for (index, line) in raw.iter().enumerate() {
+        assert!(!line.contains('\t'), "line {}: tabs are not YAML indentation", index + 1);
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        lines.push(Line { number: index + 1, indent: line.len() - trimmed.len(), text: trimmed.trim_end().to_string() });
+    }
+    let mut reader = Reader { lines, position: 0, raw };
+    let document = reader.block(0);
+    if let Some(line) = reader.lines.get(reader.position) {
+        panic!("line {}: unexpected indentation", line.number);
+    }
+    document
+}
+
+impl Reader {
+    fn block(&mut self, indent: usize) -> Yaml {
+        let line = &self.lines[self.position];
+        assert_eq!(line.indent, indent, "line {}: unexpected indentation", line.number);
+        if line.text == "-" || line.text.starts_with("- ") { self.list(indent) } else { self.map(indent) }
+    }
+
+    fn map(&mut self, indent: usize) -> Yaml {
+        let mut entries: Vec<(String, Yaml)> = Vec::new();
+        while let Some(line) = self.lines.get(self.position) {
+            if line.indent < indent || (line.indent == indent && line.text.starts_with("- ")) {
+                break;
+            }
+            assert_eq!(line.indent, indent, "line {}: unexpected indentation", line.number);
+            let number = line.number;
+            let (key, rest) = split_key(&line.text).unwrap_or_else(|| panic!("line {number}: expected `key: value`"));
+            assert!(entries.iter().all(|(existing, _)| existing != &key), "line {number}: duplicate key {key:?}");
+            self.position += 1;
+            let value = self.value(indent, number, rest);
+            entries.push((key, value));
+        }
+        Yaml::Map(entries)
+    }
+
+    fn list(&mut self, indent: usize) -> Yaml {
+        let mut items = Vec::new();
+        while let Some(line) = self.lines.get(self.position) {
+            if line.indent != indent || !line.text.starts_with("- ") {
+                assert!(line.indent <= indent, "line {}: unexpected indentation", line.number);
+                break;
+            }
+            let number = line.number;
+            let rest = line.text[2..].trim_start().to_string();
+            if split_key(&rest).is_some() && !rest.starts_with(['\'', '"', '[']) {
+                // `- key: value` starts a mapping whose other keys are indented to match `key`.
+                let line = &mut self.lines[self.position];
+                line.indent = indent + 2;
+                line.text = rest;
+                items.push(self.map(indent + 2));
+            } else {
+                self.position += 1;
+                items.push(self.value(indent, number, rest));
+            }
+        }
+        Yaml::List(items)
+    }
+
+    /// The value after `key:` (or `- `) on line `number`, whose entry sits at `indent`.
+    fn value(&mut self, indent: usize, number: usize, text: String) -> Yaml {
+        let deeper_follows = self.lines.get(self.position).is_some_and(|next| next.indent > indent);
+        if text.is_empty() {
+            assert!(deeper_follows, "line {number}: empty values are not supported");
+            let nested_indent = self.lines[self.position].indent;
+            return self.block(nested_indent);
+        }
+        if text == "|" || text == "|-" {
+            return Yaml::Scalar(self.block_scalar(indent, number, text == "|"));
+        }
+        assert!(!deeper_follows, "line {number}: a scalar continued on the next lines is not supported; use `|`");
+        if let Some(inner) = text.strip_prefix('[') {
+            let inner = inner.strip_suffix(']').unwrap_or_else(|| panic!("line {number}: unclosed `[`"));
+            return Yaml::List(inner.split(',').map(|item| Yaml::Scalar(scalar(number, item.trim()))).collect());
+        }
+        Yaml::Scalar(scalar(number, &text))
+    }
+
+    /// The lines of a `|` scalar after line `number`: everything more indented than `indent`.
+    fn block_scalar(&mut self, indent: usize, number: usize, keep_last_newline: bool) -> String {
+        let mut end = number; // index into `raw` of the first line after the scalar
+        let mut content_indent = None;
+        while let Some(line) = self.raw.get(end) {
+            let trimmed = line.trim_start();
+            let line_indent = line.len() - trimmed.len();
+            if !trimmed.is_empty() {
+                if line_indent <= indent {
+                    break;
+                }
+                content_indent.get_or_insert(line_indent);
+            }
+            end += 1;
+        }
+        let content_indent = content_indent.unwrap_or_else(|| panic!("line {number}: empty block scalar"));
+        let mut text: Vec<&str> =
+            self.raw[number..end].iter().map(|line| line.get(content_indent..).unwrap_or("")).collect();
+        while text.last().is_some_and(|line| line.is_empty()) {
+            text.pop();
+        }
+        while self.lines.get(self.position).is_some_and(|line| line.number <= end) {
+            self.position += 1;
+        }
+        let mut joined = text.join("\n");
+        if keep_last_newline {
+            joined.push('\n');
+        }
+        joined
+    }
+}
+
+/// `key: rest` or `key:`; the key may be quoted.
+fn split_key(text: &str) -> Option<(String, String)> {
+    let (key, rest) = if let Some(quote @ ('\'' | '"')) = text.chars().next() {
+        let close = text[1..].find(quote)? + 1;
+        (text[1..close].to_string(), &text[close + 1..])
+    } else {
+        let colon = text.find(": ").or_else(|| text.ends_with(':').then(|| text.len() - 1))?;
+        (text[..colon].to_string(), &text[colon..])
+    };
+    let rest = rest.strip_prefix(':')?;
+    if !rest.is_empty() && !rest.starts_with(' ') {
+        return None;
+    }
+    Some((key, rest.trim().to_string()))
+}
+
+fn scalar(number: usize, text: &str) -> String {
+    if let Some(inner) = text.strip_prefix('\'') {
+        let inner = inner.strip_suffix('\'').unwrap_or_else(|| panic!("line {number}: unclosed quote"));
+        return inner.replace("''", "'");
+    }
+    if let Some(inner) = text.strip_prefix('"') {
+        let inner = inner.strip_suffix('"').unwrap_or_else(|| panic!("line {number}: unclosed quote"));
+        assert!(!inner.contains('\\'), "line {number}: escapes in double quotes are not supported");
+        return inner.to_string();
+    }
+    assert!(
+        !text.starts_with(['`', '@', '*', '&', '!', '|', '>', '%', '{', '[', '#', '?', ':']),
+        "line {number}: a plain scalar may not start with {:?}; quote it",
+        &text[..1]
+    );
+    assert!(!text.contains(": ") && !text.contains(" #"), "line {number}: quote a scalar containing `: ` or ` #`");
+    text.to_string()
+}
+
+/// The parsed document, once per test binary.
+pub fn document() -> &'static Yaml {
+    static PARSED: OnceLock<Yaml> = OnceLock::new();
+    PARSED.get_or_init(|| parse_yaml(DOCUMENT))
+}
+
+fn resolve<'a>(document: &'a Yaml, node: &'a Yaml) -> &'a Yaml {
+    let Some(reference) = node.get("$ref").and_then(Yaml::text) else {
+        return node;
+    };
+    let path = reference.strip_prefix("#/").unwrap_or_else(|| panic!("only local $refs are supported: {reference}"));
+    let target = path
+        .split('/')
+        .try_fold(document, |node, segment| node.get(segment))
+        .unwrap_or_else(|| panic!("$ref {reference} points nowhere"));
+    resolve(document, target)
+}
+
+/// The properties, required names and closedness of an object schema, through `allOf`.
+fn object_shape<'a>(document: &'a Yaml, schema: &'a Yaml, shape: &mut (Vec<(&'a str, &'a Yaml)>, Vec<&'a str>)) {
+    let schema = resolve(document, schema);
+    for (name, property) in schema.get("properties").map(Yaml::entries).unwrap_or_default() {
+        shape.0.push((name, property));
+    }
+    for required in schema.get("required").map(Yaml::items).unwrap_or_default() {
+        shape.1.extend(required.text());
+    }
+    for part in schema.get("allOf").map(Yaml::items).unwrap_or_default() {
+        object_shape(document, part, shape);
+    }
+}
+
+fn type_matches(expected: &str, value: &Value) -> bool {
+    match expected {
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        "array" => value.is_array(),
+        "object" => value.is_object(),
+        "null" => value.is_null(),
+        other => panic!("unknown schema type {other:?}"),
+    }
+}
+
+/// Checks `value` against `schema` (types, enums, required and closed objects, items, allOf,
+/// oneOf). Patterns and formats are not checked.
+pub fn check_schema(document: &Yaml, schema: &Yaml, value: &Value, at: &str) -> Result<(), String> {
+    let schema = resolve(document, schema);
+    if let Some(options) = schema.get("oneOf") {
+        let n_matching = options.items().iter().filter(|option| check_schema(document, option, value, at).is_ok()).count();
+        if n_matching != 1 {
+            return Err(format!("{at}: {n_matching} of the oneOf schemas match {value}"));
+        }
+    }
+    if let Some(expected) = schema.get("type") {
+        let types: Vec<&str> = match expected {
+            Yaml::List(items) => items.iter().filter_map(Yaml::text).collect(),
+            other => other.text().into_iter().collect(),
+        };
+        if !types.iter().any(|expected| type_matches(expected, value)) {
+            return Err(format!("{at}: {value} is not of type {types:?}"));
+        }
+    }
+    if let (Some(allowed), Some(text)) = (schema.get("enum"), value.as_str())
+        && !allowed.items().iter().any(|item| item.text() == Some(text))
+    {
+        return Err(format!("{at}: {text:?} is not in the enum"));
+    }
+    if let (Some(minimum), Some(number)) = (schema.get("minimum").and_then(Yaml::text), value.as_i64())
+        && number < minimum.parse::<i64>().unwrap_or(i64::MIN)
+    {
+        return Err(format!("{at}: {number} is below the minimum {minimum}"));
+    }
+    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
+        for (index, item) in array.iter().enumerate() {
+            check_schema(document, items, item, &format!("{at}[{index}]"))?;
+        }
+    }
+    let is_object_schema = schema.get("properties").is_some() || schema.get("allOf").is_some();
+    if let (true, Some(object)) = (is_object_schema || schema.get("additionalProperties").is_some(), value.as_object()) {
+        let mut shape = (Vec::new(), Vec::new());
+        object_shape(document, schema, &mut shape);
+        let (properties, required) = shape;
+        for name in required {
+            if !object.contains_key(name) {
+                return Err(format!("{at}: required property {name:?} is missing from {value}"));
+            }
+        }
+        let closed = [schema.get("additionalProperties"), schema.get("unevaluatedProperties")]
+            .into_iter()
+            .flatten()
+            .any(|flag| flag.text() == Some("false"));
+        let additional = schema.get("additionalProperties").filter(|node| matches!(node, Yaml::Map(_)));
+        for (name, member) in object {
+            let member_at = format!("{at}.{name}");
+            match properties.iter().find(|(property, _)| property == name) {
+                Some((_, property)) => check_schema(document, property, member, &member_at)?,
+                None if closed => return Err(format!("{at}: property {name:?} is not documented")),
+                None => {
+                    if let Some(additional) = additional {
+                        check_schema(document, additional, member, &member_at)?;
+                    }
+                }
+            }
+        }
+    } else if let Some(parts) = schema.get("allOf") {
+        for part in parts.items() {
+            check_schema(document, part, value, at)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path` (`/api/v1/traces/abc`) matches the template (`/api/v1/traces/{trace_id}`).
+fn path_matches(template: &str, path: &str) -> bool {
+    let (template, path): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    template.len() == path.len()
+        && template.iter().zip(&path).all(|(expected, actual)| expected == actual || (expected.starts_with('{') && !actual.is_empty()))
+}
+
+/// Asserts that the document describes this answer: the route and method, the status, the
+/// content type, and for JSON the body's schema. Unknown routes must answer the 404 error body.
+pub fn check_answer(method: &str, path: &str, answer: &Answer) {
+    let document = document();
+    let paths = document.get("paths").expect("the document has paths");
+    let candidates: Vec<&(String, Yaml)> =
+        paths.entries().iter().filter(|(template, _)| path_matches(template, path)).collect();
+    // A literal segment beats a parameter (`/api/v1/openapi.yaml` over a template).
+    let route = candidates.iter().find(|(template, _)| template == path).or(candidates.first());
+    let Some((template, item)) = route else {
+        assert_eq!(answer.status, 404, "{method} {path} is not documented but answered {}", answer.status);
+        let body: Value = serde_json::from_str(&answer.text).expect("the 404 of an unknown route is JSON");
+        let error_schema = json!({"$ref": "#/components/schemas/Error"});
+        let error_schema = json_to_yaml(&error_schema);
+        check_schema(document, &error_schema, &body, "body").unwrap_or_else(|error| panic!("{method} {path}: {error}"));
+        return;
+    };
+    let operation = item.get(method).unwrap_or_else(|| panic!("{method} {template} is not documented"));
+    let responses = operation.get("responses").expect("operations have responses");
+    let status = answer.status.to_string();
+    let response = responses
+        .get(&status)
+        .or_else(|| responses.get("default"))
+        .unwrap_or_else(|| panic!("{method} {template} answered {status}, which is not documented: {}", answer.text));
+    let response = resolve(document, response);
+    let media_type = answer.content_type.split(';').next().unwrap_or_default().trim();
+    let content = response
+        .get("content")
+        .and_then(|content| content.get(media_type))
+        .unwrap_or_else(|| panic!("{method} {template} {status}: content type {media_type:?} is not documented"));
+    if media_type == "application/json" {
+        let body: Value = serde_json::from_str(&answer.text)
+            .unwrap_or_else(|error| panic!("{method} {path}: the body is not JSON ({error}): {}", answer.text));
+        let schema = content.get("schema").expect("JSON content has a schema");
+        check_schema(document, schema, &body, "body")
+            .unwrap_or_else(|error| panic!("{method} {path} {status} does not match openapi.yaml: {error}"));
+    }
+}
+
+fn json_to_yaml(value: &Value) -> Yaml {
+    match value {
+        Value::Object(object) => Yaml::Map(object.iter().map(|(key, value)| (key.clone(), json_to_yaml(value))).collect()),
+        Value::Array(items) => Yaml::List(items.iter().map(json_to_yaml).collect()),
+        Value::String(text) => Yaml::Scalar(text.clone()),
+        other => Yaml::Scalar(other.to_string()),
+    }
+}
+
+/// `(method, path)` of every `.route("path", method(handler))` in `server.rs`.
+fn registered_routes() -> Vec<(String, String)> {
+    let mut routes = Vec::new();
+    for piece in SERVER_SOURCE.split(".route(\"").skip(1) {
+        let (path, rest) = piece.split_once('"').expect("a route path ends with a quote");
+        let handlers = rest.split_once(')').map(|(handlers, _)| handlers).unwrap_or(rest);
+        let mut n_methods = 0;
+        for method in ["get", "post", "put", "delete", "patch"] {
+            if handlers.contains(&format!("{method}(")) {
+                routes.push((method.to_string(), path.to_string()));
+                n_methods += 1;
+            }
+        }
+        assert!(n_methods > 0, "cannot read the method of route {path}");
+    }
+    routes
+}
+
+fn documented_routes() -> Vec<(String, String)> {
+    let paths = document().get("paths").expect("the document has paths");
+    let mut routes = Vec::new();
+    for (path, item) in paths.entries() {
+        for (method, _) in item.entries() {
+            routes.push((method.clone(), path.clone()));
+        }
+    }
+    routes
+}
+
+#[test]
+fn every_registered_route_is_documented_and_nothing_else() {
+    let registered = registered_routes();
+    assert!(registered.len() >= 15, "server.rs was not read correctly: {registered:?}");
+    // axum 0.8 writes path parameters as `{name}`, like OpenAPI, so paths compare as they are.
+    let documented = documented_routes();
+    let missing: Vec<_> = registered.iter().filter(|route| !documented.contains(route)).collect();
+    let stale: Vec<_> = documented.iter().filter(|route| !registered.contains(route)).collect();
+    assert!(missing.is_empty(), "routes missing from openapi.yaml: {missing:?}");
+    assert!(stale.is_empty(), "openapi.yaml documents routes the server does not have: {stale:?}");
+}
+
+#[test]
+fn the_document_is_openapi_3_1_and_every_reference_resolves() {
+    let document = document();
+    assert_eq!(document.get("openapi").and_then(Yaml::text), Some("3.1.0"));
+    fn visit(document: &Yaml, node: &Yaml, n_refs: &mut usize) {
+        match node {
+            Yaml::Map(entries) => {
+                if node.get("$ref").is_some() {
+                    *n_refs += 1;
+                    resolve(document, node);
+                }
+                for (_, value) in entries {
+                    visit(document, value, n_refs);
+                }
+            }
+            Yaml::List(items) => items.iter().for_each(|item| visit(document, item, n_refs)),
+            Yaml::Scalar(_) => {}
+        }
+    }
+    let mut n_refs = 0;
+    visit(document, document, &mut n_refs);
+    assert!(n_refs > 50, "only {n_refs} references found");
+    // Every operation has an id and every path parameter in a template is declared.
+    for (path, item) in document.get("paths").map(Yaml::entries).unwrap_or_default() {
+        for (method, operation) in item.entries() {
+            assert!(operation.get("operationId").is_some(), "{method} {path} has no operationId");
+            let declared: Vec<&str> = operation
+                .get("parameters")
+                .map(Yaml::items)
+                .unwrap_or_default()
+                .iter()
+                .map(|parameter| resolve(document, parameter))
+                .filter(|parameter| parameter.get("in").and_then(Yaml::text) == Some("path"))
+                .filter_map(|parameter| parameter.get("name").and_then(Yaml::text))
+                .collect();
+            for segment in path.split('/').filter(|segment| segment.starts_with('{')) {
+                let name = segment.trim_start_matches('{').trim_end_matches('}');
+                assert!(declared.contains(&name), "{method} {path} does not declare path parameter {name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_span_schema_documents_the_default_limits() {
+    let limits = muninn_model::Limits::default();
+    let span = document().get("components").and_then(|components| components.get("schemas")).and_then(|schemas| schemas.get("Span"));
+    let description = span.and_then(|span| span.get("description")).and_then(Yaml::text).expect("Span has a description");
+    // Compare with line breaks and indentation folded away.
+    let description = description.split_whitespace().collect::<Vec<_>>().join(" ");
+    let hours = |nanos: i64| nanos / 3_600_000_000_000;
+    for expected in [
+        format!("1 to {} bytes", limits.max_name_bytes),
+        format!("at most {} entries", limits.max_attributes),
+        format!("keys 1 to {} bytes", limits.max_attribute_key_bytes),
+        format!("at most {} bytes", limits.max_attribute_value_bytes),
+        format!("`links`: at most {}", limits.max_links),
+        format!("within the last {} days", hours(limits.max_age_nanos) / 24),
+        format!("at most {} hour", hours(limits.max_future_nanos)),
+        format!("0 to {} hours", hours(limits.max_duration_nanos)),
+    ] {
+        assert!(description.contains(&expected), "the Span description does not say {expected:?}:\n{description}");
+    }
+}
+
+#[test]
+fn the_fleet_is_valid_by_the_request_schemas() {
+    let document = document();
+    let fleet = Fleet::new();
+    let schema = |name: &str| json_to_yaml(&json!({"$ref": format!("#/components/schemas/{name}")}));
+    for span in &fleet.spans {
+        check_schema(document, &schema("Span"), span, "span").unwrap();
+    }
+    for count in &fleet.counts {
+        check_schema(document, &schema("Count"), count, "count").unwrap();
+    }
+    // The checker itself refuses what it should.
+    let error = json!({"error": {"status": 400, "message": "x", "surprise": 1}});
+    assert!(check_schema(document, &schema("Error"), &error, "body").is_err());
+    assert!(check_schema(document, &schema("Error"), &json!({"error": {"status": 400}}), "body").is_err());
+}
+
+#[test]
+fn the_yaml_reader_reads_its_subset() {
+    let source = "a: 1\nb:\n  - x\n  - k: 'quoted: yes'\n    l: [p, 'q']\nc: |\n  line one\n\n  line two\nd: end\n";
+    let parsed = parse_yaml(source);
+    let scalar = |text: &str| Yaml::Scalar(text.to_string());
+    assert_eq!(
+        parsed,
+        Yaml::Map(vec![
+            ("a".into(), scalar("1")),
+            (
+                "b".into(),
+                Yaml::List(vec![
+                    scalar("x"),
+                    Yaml::Map(vec![("k".into(), scalar("quoted: yes")), ("l".into(), Yaml::List(vec![scalar("p"), scalar("q")]))]),
+                ])
+            ),
+            ("c".into(), scalar("line one\n\nline two\n")),
+            ("d".into(), scalar("end")),
+        ])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_serves_this_document() {
+    let server = TestServer::start().await;
+    let answer = server.api.get("/api/v1/openapi.yaml", &[]).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.content_type, "application/yaml");
+    assert_eq!(answer.text, DOCUMENT);
+    let health = server.api.get_json("/healthz", &[]).await;
+    assert_eq!(health, json!({"status": "ok"}));
+    // An unknown route answers the documented error body (checked by the client).
+    let answer = server.api.get("/api/v2/nothing", &[]).await;
+    assert_eq!(answer.status, 404);
+    server.stop().await;
+}

@@ -44,7 +44,10 @@ pub fn parse_time(text: &str, now_nanos: i64) -> Result<i64, TimeError> {
     if trimmed.eq_ignore_ascii_case("now") {
         return Ok(now_nanos);
     }
-    let relative = trimmed.strip_prefix("now").unwrap_or(trimmed);
+    let relative = match trimmed.get(..3) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("now") => &trimmed[3..],
+        _ => trimmed,
+    };
     if let Some(rest) = relative.strip_prefix('-') {
         let duration = humantime::parse_duration(rest).map_err(|_| error())?;
         let nanos = i64::try_from(duration.as_nanos()).map_err(|_| error())?;
@@ -74,6 +77,7 @@ mod tests {
         assert_eq!(parse_time("now", NOW), Ok(NOW));
         assert_eq!(parse_time("-1h", NOW), Ok(NOW - 3600 * NANOS_PER_SECOND));
         assert_eq!(parse_time("now-15m", NOW), Ok(NOW - 900 * NANOS_PER_SECOND));
+        assert_eq!(parse_time("NOW-1m", NOW), Ok(NOW - 60 * NANOS_PER_SECOND));
         assert_eq!(parse_time("1795000000", NOW), Ok(NOW));
         assert_eq!(parse_time("2026-11-22T10:00:00Z", NOW), Ok(1_795_341_600 * NANOS_PER_SECOND));
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86400)));

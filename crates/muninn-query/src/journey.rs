@@ -187,11 +187,11 @@ fn build_tree(spans: &[Span]) -> Vec<TraceNode> {
     };
     let mut roots: Vec<TraceNode> = Vec::new();
     for (index, node) in nodes.into_iter().enumerate() {
-        if let Some(mut node) = node {
-            if is_root[index] || parent_of[index].is_none() {
-                sort_recursive(&mut node, &sort);
-                roots.push(node);
-            }
+        if let Some(mut node) = node
+            && (is_root[index] || parent_of[index].is_none())
+        {
+            sort_recursive(&mut node, &sort);
+            roots.push(node);
         }
     }
     sort(&mut roots);

@@ -35,17 +35,22 @@ fn graph(lineage: &Lineage) -> Graph {
         let key = if edge.action == "produced" { (service, stream, false) } else { (stream, service, edge.modifies) };
         arrows.entry(key).or_default().insert(label);
     }
-    // Stable ids: a readable prefix, with a suffix when two names sanitize alike.
-    let mut used: BTreeMap<String, usize> = BTreeMap::new();
+    // Stable ids: a readable prefix, with a suffix when two names sanitize alike. The suffixed
+    // id is checked too: `a_b_2` must not take the id already given to the second `a_b`.
+    let mut used: BTreeSet<String> = BTreeSet::new();
     let mut nodes = BTreeMap::new();
     for node in node_set {
         let base = match &node {
             Node::Service(name) => format!("svc_{}", sanitize(name)),
             Node::Stream { broker, stream } => format!("stream_{}_{}", sanitize(broker), sanitize(stream)),
         };
-        let n_used = used.entry(base.clone()).or_insert(0);
-        *n_used += 1;
-        let id = if *n_used == 1 { base } else { format!("{base}_{n_used}") };
+        let mut id = base.clone();
+        let mut n_tried = 1;
+        while used.contains(&id) {
+            n_tried += 1;
+            id = format!("{base}_{n_tried}");
+        }
+        used.insert(id.clone());
         nodes.insert(node, id);
     }
     Graph { nodes, arrows }

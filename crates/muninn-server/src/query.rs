@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
@@ -15,6 +16,13 @@ use crate::error::ApiError;
 use crate::server::AppState;
 
 type Params = Query<HashMap<String, String>>;
+
+/// A path segment, or an error body naming it (axum's own rejection is plain text).
+fn path_segment(segment: Result<Path<String>, PathRejection>, name: &str) -> Result<String, ApiError> {
+    segment.map(|Path(value)| value).map_err(|rejection| {
+        ApiError::bad_field(name, format!("{name}: must be percent-encoded UTF-8 ({})", rejection.body_text()))
+    })
+}
 
 fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
     params.get(name).map(String::as_str).filter(|value| !value.is_empty())
@@ -71,17 +79,19 @@ async fn participants(state: &AppState, params: &HashMap<String, String>, event_
 
 pub(crate) async fn producers(
     State(state): State<Arc<AppState>>,
-    Path(event_type): Path<String>,
+    event_type: Result<Path<String>, PathRejection>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
+    let event_type = path_segment(event_type, "event_type")?;
     participants(&state, &params, &event_type, Action::Produced).await
 }
 
 pub(crate) async fn consumers(
     State(state): State<Arc<AppState>>,
-    Path(event_type): Path<String>,
+    event_type: Result<Path<String>, PathRejection>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
+    let event_type = path_segment(event_type, "event_type")?;
     participants(&state, &params, &event_type, Action::Consumed).await
 }
 
@@ -124,7 +134,11 @@ pub(crate) async fn lineage(State(state): State<Arc<AppState>>, Query(params): P
     }
 }
 
-pub(crate) async fn journey(State(state): State<Arc<AppState>>, Path(event_id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn journey(
+    State(state): State<Arc<AppState>>,
+    event_id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let event_id = path_segment(event_id, "event_id")?;
     if event_id.is_empty() || event_id.len() > state.limits.max_name_bytes {
         return Err(ApiError::bad_field(
             "event_id",
@@ -137,7 +151,11 @@ pub(crate) async fn journey(State(state): State<Arc<AppState>>, Path(event_id): 
     }
 }
 
-pub(crate) async fn trace(State(state): State<Arc<AppState>>, Path(trace_id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn trace(
+    State(state): State<Arc<AppState>>,
+    trace_id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let trace_id = path_segment(trace_id, "trace_id")?;
     let parsed = TraceId::from_hex(&trace_id).map_err(|error| ApiError::bad_field("trace_id", format!("trace_id: {error}")))?;
     match muninn_query::trace(&state.store, parsed).await {
         Some(tree) => Ok(Json(tree).into_response()),

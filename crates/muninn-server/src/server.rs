@@ -154,11 +154,19 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), time_queries));
-    api.fallback(not_found).with_state(state)
+    api.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state)
 }
 
 async fn not_found() -> crate::error::ApiError {
     crate::error::ApiError::not_found("no such route; see /api/v1/openapi.yaml for the API")
+}
+
+/// The JSON error body for a known route and the wrong method (axum's own 405 has no body).
+async fn method_not_allowed() -> crate::error::ApiError {
+    crate::error::ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "this route does not take this method; the Allow header lists the ones it takes",
+    )
 }
 
 async fn time_queries(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {

@@ -30,7 +30,10 @@ async fn spans_and_counts_arrive_as_json_arrays_ndjson_and_gzip() {
     let (second, third) = rest.split_at(10);
     let accepted = |answer: &crate::support::Answer, n_records: usize| {
         assert_eq!(answer.status, 200, "{}", answer.text);
-        assert_eq!(answer.json(), json!({"accepted": n_records, "rejected_count": 0, "rejected": []}));
+        assert_eq!(
+            answer.json(),
+            json!({"accepted": n_records, "rejected_count": 0, "rejected": []})
+        );
     };
     // A JSON array, NDJSON (with blank lines and CRLF), gzipped NDJSON and a gzipped array.
     let answer = server.api.ingest("/api/v1/spans", first).await;
@@ -40,15 +43,36 @@ async fn spans_and_counts_arrive_as_json_arrays_ndjson_and_gzip() {
         body.extend(serde_json::to_vec(record).unwrap());
         body.extend(b"\r\n\n");
     }
-    let answer = server.api.post("/api/v1/spans", body, &[("content-type", "application/x-ndjson")]).await;
+    let answer = server
+        .api
+        .post(
+            "/api/v1/spans",
+            body,
+            &[("content-type", "application/x-ndjson")],
+        )
+        .await;
     accepted(&answer, second.len());
     let answer = server
         .api
-        .post("/api/v1/spans", gzip(&ndjson(third)), &[("content-encoding", "gzip"), ("content-type", "application/x-ndjson")])
+        .post(
+            "/api/v1/spans",
+            gzip(&ndjson(third)),
+            &[
+                ("content-encoding", "gzip"),
+                ("content-type", "application/x-ndjson"),
+            ],
+        )
         .await;
     accepted(&answer, third.len());
     let counts = serde_json::to_vec(&fleet.counts).unwrap();
-    let answer = server.api.post("/api/v1/counts", gzip(&counts), &[("content-encoding", "GZIP")]).await;
+    let answer = server
+        .api
+        .post(
+            "/api/v1/counts",
+            gzip(&counts),
+            &[("content-encoding", "GZIP")],
+        )
+        .await;
     accepted(&answer, fleet.counts.len());
     // Nothing was lost or doubled on the way: the catalog adds up to the fleet's numbers.
     let catalog = server.api.get_json("/api/v1/event-types", &[]).await;
@@ -58,8 +82,22 @@ async fn spans_and_counts_arrive_as_json_arrays_ndjson_and_gzip() {
         .iter()
         .map(|event_type| (event_type["count"].clone(), event_type["consumed"].clone()))
         .collect();
-    assert_eq!(counts, [(json!(5), json!(48)), (json!(5), json!(6)), (json!(100), json!(0))]);
-    let answer = server.api.post("/api/v1/spans", b"[]".to_vec(), &[("content-encoding", "identity")]).await;
+    assert_eq!(
+        counts,
+        [
+            (json!(5), json!(48)),
+            (json!(5), json!(6)),
+            (json!(100), json!(0))
+        ]
+    );
+    let answer = server
+        .api
+        .post(
+            "/api/v1/spans",
+            b"[]".to_vec(),
+            &[("content-encoding", "identity")],
+        )
+        .await;
     accepted(&answer, 0);
     server.stop().await;
 }
@@ -69,23 +107,56 @@ async fn integers_may_be_strings_and_an_end_time_may_replace_the_duration() {
     let server = TestServer::start().await;
     let trace = trace_id(0x51);
     let start = muninn_model::now_unix_nanos() - 120 * NANOS_PER_SECOND;
-    let mut as_strings = span(&trace, "00000000000000c1", None, "web", "GET /", "server", 0);
+    let mut as_strings = span(
+        &trace,
+        "00000000000000c1",
+        None,
+        "web",
+        "GET /",
+        "server",
+        0,
+    );
     as_strings["start_time_unix_nano"] = json!(start.to_string());
     as_strings["duration_nano"] = json!("2500");
-    let mut with_end = span(&trace, "00000000000000c2", Some("00000000000000c1"), "web", "query", "client", start + 10);
+    let mut with_end = span(
+        &trace,
+        "00000000000000c2",
+        Some("00000000000000c1"),
+        "web",
+        "query",
+        "client",
+        start + 10,
+    );
     with_end.as_object_mut().unwrap().remove("duration_nano");
     with_end["end_time_unix_nano"] = json!(start + 10 + 7 * NANOS_PER_MILLI);
-    let mut neither = span(&trace, "00000000000000c3", Some("00000000000000c1"), "web", "log", "internal", start + 20);
+    let mut neither = span(
+        &trace,
+        "00000000000000c3",
+        Some("00000000000000c1"),
+        "web",
+        "log",
+        "internal",
+        start + 20,
+    );
     neither.as_object_mut().unwrap().remove("duration_nano");
     // Kinds, brokers and status codes are case-insensitive; `unset` means ok.
     neither["kind"] = json!("INTERNAL");
     neither["status"] = json!({"code": "Unset"});
-    server.api.ingest_ok("/api/v1/spans", &[as_strings, with_end, neither]).await;
-    let tree = server.api.get_json(&format!("/api/v1/traces/{trace}"), &[]).await;
+    server
+        .api
+        .ingest_ok("/api/v1/spans", &[as_strings, with_end, neither])
+        .await;
+    let tree = server
+        .api
+        .get_json(&format!("/api/v1/traces/{trace}"), &[])
+        .await;
     let root = &tree["roots"][0];
     assert_eq!(root["start_time_unix_nano"], json!(start));
     assert_eq!(root["duration_ns"], json!(2500));
-    assert_eq!(root["children"][0]["duration_ns"], json!(7 * NANOS_PER_MILLI));
+    assert_eq!(
+        root["children"][0]["duration_ns"],
+        json!(7 * NANOS_PER_MILLI)
+    );
     assert_eq!(root["children"][1]["duration_ns"], json!(0));
     assert_eq!(root["children"][1]["kind"], json!("internal"));
     assert_eq!(root["children"][1]["status"], json!("ok"));
@@ -97,13 +168,29 @@ async fn accepted_records_survive_a_restart() {
     let fleet = Fleet::new();
     let mut server = TestServer::start().await;
     server.ingest_fleet(&fleet).await;
-    let before = server.api.get_json("/api/v1/lineage", &crate::support::params(&fleet.range())).await;
+    let before = server
+        .api
+        .get_json("/api/v1/lineage", &crate::support::params(&fleet.range()))
+        .await;
     server.restart().await;
-    let after = server.api.get_json("/api/v1/lineage", &crate::support::params(&fleet.range())).await;
+    let after = server
+        .api
+        .get_json("/api/v1/lineage", &crate::support::params(&fleet.range()))
+        .await;
     assert_eq!(after, before);
     // Ingesting after the restart adds to what was there.
     server.api.ingest_ok("/api/v1/counts", &fleet.counts).await;
-    let doubled = server.api.get_json("/api/v1/event-types/stock.reserved/producers", &crate::support::params(&fleet.range())).await;
-    assert_eq!(doubled["producers"][0]["count"], json!(200), "counts of the same minute add up: {doubled}");
+    let doubled = server
+        .api
+        .get_json(
+            "/api/v1/event-types/stock.reserved/producers",
+            &crate::support::params(&fleet.range()),
+        )
+        .await;
+    assert_eq!(
+        doubled["producers"][0]["count"],
+        json!(200),
+        "counts of the same minute add up: {doubled}"
+    );
     server.stop().await;
 }

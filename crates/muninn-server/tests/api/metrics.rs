@@ -18,7 +18,10 @@ struct Exposition {
 
 impl Exposition {
     fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let mut labels: Vec<(String, String)> = labels.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+        let mut labels: Vec<(String, String)> = labels
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
         labels.sort();
         self.samples.get(&(name.to_string(), labels)).copied()
     }
@@ -26,23 +29,43 @@ impl Exposition {
     /// The value of a series that must exist.
     fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.value(name, labels).unwrap_or_else(|| {
-            let known: Vec<&SeriesKey> = self.samples.keys().filter(|(known, _)| known == name).collect();
+            let known: Vec<&SeriesKey> = self
+                .samples
+                .keys()
+                .filter(|(known, _)| known == name)
+                .collect();
             panic!("no sample {name}{labels:?}; samples of that name: {known:?}")
         })
     }
 
     /// `(le, cumulative count)` of a histogram's buckets, in order.
     fn buckets(&self, name: &str, labels: &[(&str, &str)]) -> Vec<(f64, f64)> {
-        let mut wanted: Vec<(String, String)> = labels.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+        let mut wanted: Vec<(String, String)> = labels
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
         let mut buckets: Vec<(f64, f64)> = self
             .samples
             .iter()
             .filter(|((sample, _), _)| sample == &format!("{name}_bucket"))
             .filter_map(|((_, sample_labels), value)| {
                 let le = sample_labels.iter().find(|(key, _)| key == "le")?.1.clone();
-                let rest: Vec<(String, String)> = sample_labels.iter().filter(|(key, _)| key != "le").cloned().collect();
+                let rest: Vec<(String, String)> = sample_labels
+                    .iter()
+                    .filter(|(key, _)| key != "le")
+                    .cloned()
+                    .collect();
                 wanted.sort();
-                (rest == wanted).then(|| (if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap() }, *value))
+                (rest == wanted).then(|| {
+                    (
+                        if le == "+Inf" {
+                            f64::INFINITY
+                        } else {
+                            le.parse().unwrap()
+                        },
+                        *value,
+                    )
+                })
             })
             .collect();
         buckets.sort_by(|left, right| left.0.total_cmp(&right.0));
@@ -61,33 +84,53 @@ fn parse_exposition(text: &str) -> Exposition {
             let mut words = comment.splitn(3, ' ');
             match (words.next(), words.next(), words.next()) {
                 (Some("TYPE"), Some(name), Some(kind)) => {
-                    assert!(["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind), "line {index}: {line}");
+                    assert!(
+                        ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                        "line {index}: {line}"
+                    );
                     types.insert(name.to_string(), kind.to_string());
                 }
                 (Some("HELP" | "UNIT"), Some(_), _) => {}
-                (Some("EOF"), None, None) => assert_eq!(index, lines.len() - 1, "# EOF must be the last line"),
+                (Some("EOF"), None, None) => {
+                    assert_eq!(index, lines.len() - 1, "# EOF must be the last line")
+                }
                 _ => panic!("line {index}: unknown comment {line:?}"),
             }
             continue;
         }
-        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("line {index}: no value: {line:?}"));
-        let value: f64 = value.parse().unwrap_or_else(|_| panic!("line {index}: bad value: {line:?}"));
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("line {index}: no value: {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("line {index}: bad value: {line:?}"));
         let (name, labels) = match series.split_once('{') {
             None => (series.to_string(), Vec::new()),
             Some((name, rest)) => (name.to_string(), parse_labels(rest, line)),
         };
         assert!(
-            name.chars().all(|char| char.is_ascii_alphanumeric() || char == '_') && !name.starts_with(|char: char| char.is_ascii_digit()),
+            name.chars()
+                .all(|char| char.is_ascii_alphanumeric() || char == '_')
+                && !name.starts_with(|char: char| char.is_ascii_digit()),
             "line {index}: bad metric name {name:?}"
         );
         let family = ["_total", "_bucket", "_sum", "_count", "_created"]
             .iter()
-            .find_map(|suffix| name.strip_suffix(suffix).filter(|family| types.contains_key(*family)))
+            .find_map(|suffix| {
+                name.strip_suffix(suffix)
+                    .filter(|family| types.contains_key(*family))
+            })
             .unwrap_or(&name);
-        assert!(types.contains_key(family), "line {index}: {name} has no # TYPE");
+        assert!(
+            types.contains_key(family),
+            "line {index}: {name} has no # TYPE"
+        );
         let mut labels = labels;
         labels.sort();
-        assert!(samples.insert((name, labels), value).is_none(), "line {index}: duplicate series {line:?}");
+        assert!(
+            samples.insert((name, labels), value).is_none(),
+            "line {index}: duplicate series {line:?}"
+        );
     }
     Exposition { samples, types }
 }
@@ -98,7 +141,11 @@ fn parse_labels(text: &str, line: &str) -> Vec<(String, String)> {
     let mut chars = text.chars().peekable();
     loop {
         let key: String = chars.by_ref().take_while(|char| *char != '=').collect();
-        assert_eq!(chars.next(), Some('"'), "label {key} without a quoted value in {line:?}");
+        assert_eq!(
+            chars.next(),
+            Some('"'),
+            "label {key} without a quoted value in {line:?}"
+        );
         let mut value = String::new();
         while let Some(char) = chars.next() {
             match char {
@@ -129,7 +176,10 @@ fn parse_labels(text: &str, line: &str) -> Vec<(String, String)> {
 async fn scrape(server: &TestServer) -> Exposition {
     let answer = server.api.get("/metrics", &[]).await;
     assert_eq!(answer.status, 200);
-    assert_eq!(answer.content_type, "text/plain; version=0.0.4; charset=utf-8");
+    assert_eq!(
+        answer.content_type,
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
     parse_exposition(&answer.text)
 }
 
@@ -139,7 +189,10 @@ async fn metrics_count_ingest_rejections_query_latency_and_store_state() {
     let server = TestServer::start().await;
     let fresh = scrape(&server).await;
     assert_eq!(fresh.get("muninn_ingested_spans_total", &[]), 0.0);
-    assert_eq!(fresh.types.get("muninn_wal_bytes").map(String::as_str), Some("gauge"));
+    assert_eq!(
+        fresh.types.get("muninn_wal_bytes").map(String::as_str),
+        Some("gauge")
+    );
 
     server.ingest_fleet(&fleet).await;
     let good = fleet.spans[0].clone();
@@ -148,7 +201,10 @@ async fn metrics_count_ingest_rejections_query_latency_and_store_state() {
         with(good.clone(), json!({"kind": "broadcaster"})),
         with(good.clone(), json!({"trace_id": "nope"})),
         with(good.clone(), json!({"attributes": {"": 1}})),
-        with(good.clone(), json!({"attributes": {"payload": {"nested": true}}})),
+        with(
+            good.clone(),
+            json!({"attributes": {"payload": {"nested": true}}}),
+        ),
         with(good.clone(), json!({"kind": "unknown"})),
     ];
     let answer = server.api.ingest("/api/v1/spans", &mixed).await;
@@ -157,23 +213,45 @@ async fn metrics_count_ingest_rejections_query_latency_and_store_state() {
     server.api.ingest("/api/v1/counts", &[bad_count]).await;
     server.api.post("/api/v1/spans", b"[{".to_vec(), &[]).await;
     for _ in 0..3 {
-        server.api.get("/api/v1/lineage", &[("format", "mermaid")]).await;
+        server
+            .api
+            .get("/api/v1/lineage", &[("format", "mermaid")])
+            .await;
     }
     server.api.get("/api/v1/events/order-1", &[]).await;
 
     let n_spans = (fleet.spans.len() + 1) as f64;
     let metrics = scrape(&server).await;
-    assert_eq!(metrics.types.get("muninn_query_duration_seconds").map(String::as_str), Some("histogram"));
+    assert_eq!(
+        metrics
+            .types
+            .get("muninn_query_duration_seconds")
+            .map(String::as_str),
+        Some("histogram")
+    );
     assert_eq!(metrics.get("muninn_ingested_spans_total", &[]), n_spans);
-    assert_eq!(metrics.get("muninn_ingested_counts_total", &[]), fleet.counts.len() as f64);
+    assert_eq!(
+        metrics.get("muninn_ingested_counts_total", &[]),
+        fleet.counts.len() as f64
+    );
     // Rejections by field; indices and attribute names are folded so the labels stay few.
-    let rejected = |record: &str, field: &str| metrics.get("muninn_rejected_records_total", &[("record", record), ("field", field)]);
+    let rejected = |record: &str, field: &str| {
+        metrics.get(
+            "muninn_rejected_records_total",
+            &[("record", record), ("field", field)],
+        )
+    };
     assert_eq!(rejected("span", "kind"), 2.0);
     assert_eq!(rejected("span", "trace_id"), 1.0);
     assert_eq!(rejected("span", "attributes[].key"), 1.0);
     assert_eq!(rejected("span", "attributes.*"), 1.0);
     assert_eq!(rejected("count", "broker"), 1.0);
-    let requests = |endpoint: &str, status: &str| metrics.get("muninn_ingest_requests_total", &[("endpoint", endpoint), ("status", status)]);
+    let requests = |endpoint: &str, status: &str| {
+        metrics.get(
+            "muninn_ingest_requests_total",
+            &[("endpoint", endpoint), ("status", status)],
+        )
+    };
     assert_eq!(requests("/api/v1/spans", "200"), 2.0);
     assert_eq!(requests("/api/v1/spans", "400"), 1.0);
     assert_eq!(requests("/api/v1/counts", "200"), 1.0);
@@ -181,12 +259,26 @@ async fn metrics_count_ingest_rejections_query_latency_and_store_state() {
     // Query latency: a histogram per route template, cumulative buckets ending in +Inf = count.
     for (route, n_queries) in [("/api/v1/lineage", 3.0), ("/api/v1/events/{event_id}", 1.0)] {
         let labels = [("route", route)];
-        assert_eq!(metrics.get("muninn_query_duration_seconds_count", &labels), n_queries, "{route}");
-        assert!(metrics.get("muninn_query_duration_seconds_sum", &labels) > 0.0, "{route}");
+        assert_eq!(
+            metrics.get("muninn_query_duration_seconds_count", &labels),
+            n_queries,
+            "{route}"
+        );
+        assert!(
+            metrics.get("muninn_query_duration_seconds_sum", &labels) > 0.0,
+            "{route}"
+        );
         let buckets = metrics.buckets("muninn_query_duration_seconds", &labels);
         assert!(buckets.len() > 10, "{route}: {buckets:?}");
-        assert!(buckets.windows(2).all(|pair| pair[0].1 <= pair[1].1), "{route}: buckets are not cumulative: {buckets:?}");
-        assert_eq!(buckets.last().copied(), Some((f64::INFINITY, n_queries)), "{route}");
+        assert!(
+            buckets.windows(2).all(|pair| pair[0].1 <= pair[1].1),
+            "{route}: buckets are not cumulative: {buckets:?}"
+        );
+        assert_eq!(
+            buckets.last().copied(),
+            Some((f64::INFINITY, n_queries)),
+            "{route}"
+        );
     }
     // The store: everything in the head and the WAL, nothing in blocks yet.
     assert_eq!(metrics.get("muninn_head_spans", &[]), n_spans);
@@ -197,19 +289,36 @@ async fn metrics_count_ingest_rejections_query_latency_and_store_state() {
     let flushed = server.flush().await;
     let metrics = scrape(&server).await;
     assert_eq!(metrics.get("muninn_head_spans", &[]), 0.0);
-    assert_eq!(metrics.get("muninn_blocks", &[]), flushed["blocks_written"].as_f64().unwrap());
+    assert_eq!(
+        metrics.get("muninn_blocks", &[]),
+        flushed["blocks_written"].as_f64().unwrap()
+    );
     assert!(metrics.get("muninn_blocks", &[]) >= 1.0);
     assert_eq!(metrics.get("muninn_block_spans", &[]), n_spans);
-    assert_eq!(metrics.get("muninn_block_bytes", &[]), flushed["bytes_written"].as_f64().unwrap());
+    assert_eq!(
+        metrics.get("muninn_block_bytes", &[]),
+        flushed["bytes_written"].as_f64().unwrap()
+    );
     server.stop().await;
 }
 
 #[test]
 fn the_exposition_reader_rejects_what_prometheus_would() {
-    let valid = "# HELP a_total A.\n# TYPE a counter\na_total{route=\"/x/{id}\",le=\"+Inf\"} 3\n# EOF\n";
+    let valid =
+        "# HELP a_total A.\n# TYPE a counter\na_total{route=\"/x/{id}\",le=\"+Inf\"} 3\n# EOF\n";
     let parsed = parse_exposition(valid);
-    assert_eq!(parsed.get("a_total", &[("le", "+Inf"), ("route", "/x/{id}")]), 3.0);
-    for invalid in ["a_total 1\n", "# TYPE a counter\na_total{route=/x} 1\n", "# TYPE a counter\na_total one\n"] {
-        assert!(std::panic::catch_unwind(|| parse_exposition(invalid)).is_err(), "accepted {invalid:?}");
+    assert_eq!(
+        parsed.get("a_total", &[("le", "+Inf"), ("route", "/x/{id}")]),
+        3.0
+    );
+    for invalid in [
+        "a_total 1\n",
+        "# TYPE a counter\na_total{route=/x} 1\n",
+        "# TYPE a counter\na_total one\n",
+    ] {
+        assert!(
+            std::panic::catch_unwind(|| parse_exposition(invalid)).is_err(),
+            "accepted {invalid:?}"
+        );
     }
 }

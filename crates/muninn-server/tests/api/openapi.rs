@@ -27,7 +27,10 @@ pub enum Yaml {
 impl Yaml {
     pub fn get(&self, key: &str) -> Option<&Yaml> {
         match self {
-            Yaml::Map(entries) => entries.iter().find(|(name, _)| name == key).map(|(_, value)| value),
+            Yaml::Map(entries) => entries
+                .iter()
+                .find(|(name, _)| name == key)
+                .map(|(_, value)| value),
             _ => None,
         }
     }
@@ -72,14 +75,26 @@ pub fn parse_yaml(source: &str) -> Yaml {
     let raw: Vec<String> = source.lines().map(str::to_string).collect();
     let mut lines = Vec::new();
     for (index, line) in raw.iter().enumerate() {
-        assert!(!line.contains('\t'), "line {}: tabs are not YAML indentation", index + 1);
+        assert!(
+            !line.contains('\t'),
+            "line {}: tabs are not YAML indentation",
+            index + 1
+        );
         let trimmed = line.trim_start();
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        lines.push(Line { number: index + 1, indent: line.len() - trimmed.len(), text: trimmed.trim_end().to_string() });
+        lines.push(Line {
+            number: index + 1,
+            indent: line.len() - trimmed.len(),
+            text: trimmed.trim_end().to_string(),
+        });
     }
-    let mut reader = Reader { lines, position: 0, raw };
+    let mut reader = Reader {
+        lines,
+        position: 0,
+        raw,
+    };
     let document = reader.block(0);
     if let Some(line) = reader.lines.get(reader.position) {
         panic!("line {}: unexpected indentation", line.number);
@@ -90,8 +105,16 @@ pub fn parse_yaml(source: &str) -> Yaml {
 impl Reader {
     fn block(&mut self, indent: usize) -> Yaml {
         let line = &self.lines[self.position];
-        assert_eq!(line.indent, indent, "line {}: unexpected indentation", line.number);
-        if line.text == "-" || line.text.starts_with("- ") { self.list(indent) } else { self.map(indent) }
+        assert_eq!(
+            line.indent, indent,
+            "line {}: unexpected indentation",
+            line.number
+        );
+        if line.text == "-" || line.text.starts_with("- ") {
+            self.list(indent)
+        } else {
+            self.map(indent)
+        }
     }
 
     fn map(&mut self, indent: usize) -> Yaml {
@@ -100,10 +123,18 @@ impl Reader {
             if line.indent < indent || (line.indent == indent && line.text.starts_with("- ")) {
                 break;
             }
-            assert_eq!(line.indent, indent, "line {}: unexpected indentation", line.number);
+            assert_eq!(
+                line.indent, indent,
+                "line {}: unexpected indentation",
+                line.number
+            );
             let number = line.number;
-            let (key, rest) = split_key(&line.text).unwrap_or_else(|| panic!("line {number}: expected `key: value`"));
-            assert!(entries.iter().all(|(existing, _)| existing != &key), "line {number}: duplicate key {key:?}");
+            let (key, rest) = split_key(&line.text)
+                .unwrap_or_else(|| panic!("line {number}: expected `key: value`"));
+            assert!(
+                entries.iter().all(|(existing, _)| existing != &key),
+                "line {number}: duplicate key {key:?}"
+            );
             self.position += 1;
             let value = self.value(indent, number, rest);
             entries.push((key, value));
@@ -115,7 +146,11 @@ impl Reader {
         let mut items = Vec::new();
         while let Some(line) = self.lines.get(self.position) {
             if line.indent != indent || !line.text.starts_with("- ") {
-                assert!(line.indent <= indent, "line {}: unexpected indentation", line.number);
+                assert!(
+                    line.indent <= indent,
+                    "line {}: unexpected indentation",
+                    line.number
+                );
                 break;
             }
             let number = line.number;
@@ -136,19 +171,35 @@ impl Reader {
 
     /// The value after `key:` (or `- `) on line `number`, whose entry sits at `indent`.
     fn value(&mut self, indent: usize, number: usize, text: String) -> Yaml {
-        let deeper_follows = self.lines.get(self.position).is_some_and(|next| next.indent > indent);
+        let deeper_follows = self
+            .lines
+            .get(self.position)
+            .is_some_and(|next| next.indent > indent);
         if text.is_empty() {
-            assert!(deeper_follows, "line {number}: empty values are not supported");
+            assert!(
+                deeper_follows,
+                "line {number}: empty values are not supported"
+            );
             let nested_indent = self.lines[self.position].indent;
             return self.block(nested_indent);
         }
         if text == "|" || text == "|-" {
             return Yaml::Scalar(self.block_scalar(indent, number, text == "|"));
         }
-        assert!(!deeper_follows, "line {number}: a scalar continued on the next lines is not supported; use `|`");
+        assert!(
+            !deeper_follows,
+            "line {number}: a scalar continued on the next lines is not supported; use `|`"
+        );
         if let Some(inner) = text.strip_prefix('[') {
-            let inner = inner.strip_suffix(']').unwrap_or_else(|| panic!("line {number}: unclosed `[`"));
-            return Yaml::List(inner.split(',').map(|item| Yaml::Scalar(scalar(number, item.trim()))).collect());
+            let inner = inner
+                .strip_suffix(']')
+                .unwrap_or_else(|| panic!("line {number}: unclosed `[`"));
+            return Yaml::List(
+                inner
+                    .split(',')
+                    .map(|item| Yaml::Scalar(scalar(number, item.trim())))
+                    .collect(),
+            );
         }
         Yaml::Scalar(scalar(number, &text))
     }
@@ -168,13 +219,20 @@ impl Reader {
             }
             end += 1;
         }
-        let content_indent = content_indent.unwrap_or_else(|| panic!("line {number}: empty block scalar"));
-        let mut text: Vec<&str> =
-            self.raw[number..end].iter().map(|line| line.get(content_indent..).unwrap_or("")).collect();
+        let content_indent =
+            content_indent.unwrap_or_else(|| panic!("line {number}: empty block scalar"));
+        let mut text: Vec<&str> = self.raw[number..end]
+            .iter()
+            .map(|line| line.get(content_indent..).unwrap_or(""))
+            .collect();
         while text.last().is_some_and(|line| line.is_empty()) {
             text.pop();
         }
-        while self.lines.get(self.position).is_some_and(|line| line.number <= end) {
+        while self
+            .lines
+            .get(self.position)
+            .is_some_and(|line| line.number <= end)
+        {
             self.position += 1;
         }
         let mut joined = text.join("\n");
@@ -191,7 +249,9 @@ fn split_key(text: &str) -> Option<(String, String)> {
         let close = text[1..].find(quote)? + 1;
         (text[1..close].to_string(), &text[close + 1..])
     } else {
-        let colon = text.find(": ").or_else(|| text.ends_with(':').then(|| text.len() - 1))?;
+        let colon = text
+            .find(": ")
+            .or_else(|| text.ends_with(':').then(|| text.len() - 1))?;
         (text[..colon].to_string(), &text[colon..])
     };
     let rest = rest.strip_prefix(':')?;
@@ -203,20 +263,32 @@ fn split_key(text: &str) -> Option<(String, String)> {
 
 fn scalar(number: usize, text: &str) -> String {
     if let Some(inner) = text.strip_prefix('\'') {
-        let inner = inner.strip_suffix('\'').unwrap_or_else(|| panic!("line {number}: unclosed quote"));
+        let inner = inner
+            .strip_suffix('\'')
+            .unwrap_or_else(|| panic!("line {number}: unclosed quote"));
         return inner.replace("''", "'");
     }
     if let Some(inner) = text.strip_prefix('"') {
-        let inner = inner.strip_suffix('"').unwrap_or_else(|| panic!("line {number}: unclosed quote"));
-        assert!(!inner.contains('\\'), "line {number}: escapes in double quotes are not supported");
+        let inner = inner
+            .strip_suffix('"')
+            .unwrap_or_else(|| panic!("line {number}: unclosed quote"));
+        assert!(
+            !inner.contains('\\'),
+            "line {number}: escapes in double quotes are not supported"
+        );
         return inner.to_string();
     }
     assert!(
-        !text.starts_with(['`', '@', '*', '&', '!', '|', '>', '%', '{', '[', '#', '?', ':']),
+        !text.starts_with([
+            '`', '@', '*', '&', '!', '|', '>', '%', '{', '[', '#', '?', ':'
+        ]),
         "line {number}: a plain scalar may not start with {:?}; quote it",
         &text[..1]
     );
-    assert!(!text.contains(": ") && !text.contains(" #"), "line {number}: quote a scalar containing `: ` or ` #`");
+    assert!(
+        !text.contains(": ") && !text.contains(" #"),
+        "line {number}: quote a scalar containing `: ` or ` #`"
+    );
     text.to_string()
 }
 
@@ -230,7 +302,9 @@ fn resolve<'a>(document: &'a Yaml, node: &'a Yaml) -> &'a Yaml {
     let Some(reference) = node.get("$ref").and_then(Yaml::text) else {
         return node;
     };
-    let path = reference.strip_prefix("#/").unwrap_or_else(|| panic!("only local $refs are supported: {reference}"));
+    let path = reference
+        .strip_prefix("#/")
+        .unwrap_or_else(|| panic!("only local $refs are supported: {reference}"));
     let target = path
         .split('/')
         .try_fold(document, |node, segment| node.get(segment))
@@ -239,9 +313,17 @@ fn resolve<'a>(document: &'a Yaml, node: &'a Yaml) -> &'a Yaml {
 }
 
 /// The properties, required names and closedness of an object schema, through `allOf`.
-fn object_shape<'a>(document: &'a Yaml, schema: &'a Yaml, shape: &mut (Vec<(&'a str, &'a Yaml)>, Vec<&'a str>)) {
+fn object_shape<'a>(
+    document: &'a Yaml,
+    schema: &'a Yaml,
+    shape: &mut (Vec<(&'a str, &'a Yaml)>, Vec<&'a str>),
+) {
     let schema = resolve(document, schema);
-    for (name, property) in schema.get("properties").map(Yaml::entries).unwrap_or_default() {
+    for (name, property) in schema
+        .get("properties")
+        .map(Yaml::entries)
+        .unwrap_or_default()
+    {
         shape.0.push((name, property));
     }
     for required in schema.get("required").map(Yaml::items).unwrap_or_default() {
@@ -270,9 +352,15 @@ fn type_matches(expected: &str, value: &Value) -> bool {
 pub fn check_schema(document: &Yaml, schema: &Yaml, value: &Value, at: &str) -> Result<(), String> {
     let schema = resolve(document, schema);
     if let Some(options) = schema.get("oneOf") {
-        let n_matching = options.items().iter().filter(|option| check_schema(document, option, value, at).is_ok()).count();
+        let n_matching = options
+            .items()
+            .iter()
+            .filter(|option| check_schema(document, option, value, at).is_ok())
+            .count();
         if n_matching != 1 {
-            return Err(format!("{at}: {n_matching} of the oneOf schemas match {value}"));
+            return Err(format!(
+                "{at}: {n_matching} of the oneOf schemas match {value}"
+            ));
         }
     }
     if let Some(expected) = schema.get("type") {
@@ -289,7 +377,8 @@ pub fn check_schema(document: &Yaml, schema: &Yaml, value: &Value, at: &str) -> 
     {
         return Err(format!("{at}: {text:?} is not in the enum"));
     }
-    if let (Some(minimum), Some(number)) = (schema.get("minimum").and_then(Yaml::text), value.as_i64())
+    if let (Some(minimum), Some(number)) =
+        (schema.get("minimum").and_then(Yaml::text), value.as_i64())
         && number < minimum.parse::<i64>().unwrap_or(i64::MIN)
     {
         return Err(format!("{at}: {number} is below the minimum {minimum}"));
@@ -300,20 +389,30 @@ pub fn check_schema(document: &Yaml, schema: &Yaml, value: &Value, at: &str) -> 
         }
     }
     let is_object_schema = schema.get("properties").is_some() || schema.get("allOf").is_some();
-    if let (true, Some(object)) = (is_object_schema || schema.get("additionalProperties").is_some(), value.as_object()) {
+    if let (true, Some(object)) = (
+        is_object_schema || schema.get("additionalProperties").is_some(),
+        value.as_object(),
+    ) {
         let mut shape = (Vec::new(), Vec::new());
         object_shape(document, schema, &mut shape);
         let (properties, required) = shape;
         for name in required {
             if !object.contains_key(name) {
-                return Err(format!("{at}: required property {name:?} is missing from {value}"));
+                return Err(format!(
+                    "{at}: required property {name:?} is missing from {value}"
+                ));
             }
         }
-        let closed = [schema.get("additionalProperties"), schema.get("unevaluatedProperties")]
-            .into_iter()
-            .flatten()
-            .any(|flag| flag.text() == Some("false"));
-        let additional = schema.get("additionalProperties").filter(|node| matches!(node, Yaml::Map(_)));
+        let closed = [
+            schema.get("additionalProperties"),
+            schema.get("unevaluatedProperties"),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|flag| flag.text() == Some("false"));
+        let additional = schema
+            .get("additionalProperties")
+            .filter(|node| matches!(node, Yaml::Map(_)));
         for (name, member) in object {
             let member_at = format!("{at}.{name}");
             match properties.iter().find(|(property, _)| property == name) {
@@ -336,53 +435,105 @@ pub fn check_schema(document: &Yaml, schema: &Yaml, value: &Value, at: &str) -> 
 
 /// Whether `path` (`/api/v1/traces/abc`) matches the template (`/api/v1/traces/{trace_id}`).
 fn path_matches(template: &str, path: &str) -> bool {
-    let (template, path): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    let (template, path): (Vec<&str>, Vec<&str>) =
+        (template.split('/').collect(), path.split('/').collect());
     template.len() == path.len()
-        && template.iter().zip(&path).all(|(expected, actual)| expected == actual || (expected.starts_with('{') && !actual.is_empty()))
+        && template.iter().zip(&path).all(|(expected, actual)| {
+            expected == actual || (expected.starts_with('{') && !actual.is_empty())
+        })
 }
 
 /// Asserts that the document describes this answer: the route and method, the status, the
 /// content type, and for JSON the body's schema. Unknown routes must answer the 404 error body.
 pub fn check_answer(method: &str, path: &str, answer: &Answer) {
     let document = document();
+    let shown = method.to_uppercase();
     let paths = document.get("paths").expect("the document has paths");
-    let candidates: Vec<&(String, Yaml)> =
-        paths.entries().iter().filter(|(template, _)| path_matches(template, path)).collect();
+    let candidates: Vec<&(String, Yaml)> = paths
+        .entries()
+        .iter()
+        .filter(|(template, _)| path_matches(template, path))
+        .collect();
     // A literal segment beats a parameter (`/api/v1/openapi.yaml` over a template).
-    let route = candidates.iter().find(|(template, _)| template == path).or(candidates.first());
+    let route = candidates
+        .iter()
+        .find(|(template, _)| template == path)
+        .or(candidates.first());
     let Some((template, item)) = route else {
-        assert_eq!(answer.status, 404, "{method} {path} is not documented but answered {}", answer.status);
-        let body: Value = serde_json::from_str(&answer.text).expect("the 404 of an unknown route is JSON");
-        let error_schema = json!({"$ref": "#/components/schemas/Error"});
-        let error_schema = json_to_yaml(&error_schema);
-        check_schema(document, &error_schema, &body, "body").unwrap_or_else(|error| panic!("{method} {path}: {error}"));
+        assert_eq!(
+            answer.status, 404,
+            "{shown} {path} is not documented but answered {}",
+            answer.status
+        );
+        check_error_body(document, &answer.text, &format!("{shown} {path}"));
         return;
     };
-    let operation = item.get(method).unwrap_or_else(|| panic!("{method} {template} is not documented"));
-    let responses = operation.get("responses").expect("operations have responses");
+    let Some(operation) = item.get(method) else {
+        // Known route, other method: the error body, whatever the route.
+        assert_eq!(
+            answer.status, 405,
+            "{shown} {template} is not documented but answered {}",
+            answer.status
+        );
+        check_error_body(document, &answer.text, &format!("{shown} {path}"));
+        return;
+    };
+    let responses = operation
+        .get("responses")
+        .expect("operations have responses");
     let status = answer.status.to_string();
     let response = responses
         .get(&status)
         .or_else(|| responses.get("default"))
-        .unwrap_or_else(|| panic!("{method} {template} answered {status}, which is not documented: {}", answer.text));
+        .unwrap_or_else(|| {
+            panic!(
+                "{shown} {template} answered {status}, which is not documented: {}",
+                answer.text
+            )
+        });
     let response = resolve(document, response);
-    let media_type = answer.content_type.split(';').next().unwrap_or_default().trim();
+    let media_type = answer
+        .content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim();
     let content = response
         .get("content")
         .and_then(|content| content.get(media_type))
-        .unwrap_or_else(|| panic!("{method} {template} {status}: content type {media_type:?} is not documented"));
+        .unwrap_or_else(|| {
+            panic!("{shown} {template} {status}: content type {media_type:?} is not documented")
+        });
     if media_type == "application/json" {
-        let body: Value = serde_json::from_str(&answer.text)
-            .unwrap_or_else(|error| panic!("{method} {path}: the body is not JSON ({error}): {}", answer.text));
+        let body: Value = serde_json::from_str(&answer.text).unwrap_or_else(|error| {
+            panic!(
+                "{shown} {path}: the body is not JSON ({error}): {}",
+                answer.text
+            )
+        });
         let schema = content.get("schema").expect("JSON content has a schema");
-        check_schema(document, schema, &body, "body")
-            .unwrap_or_else(|error| panic!("{method} {path} {status} does not match openapi.yaml: {error}"));
+        check_schema(document, schema, &body, "body").unwrap_or_else(|error| {
+            panic!("{shown} {path} {status} does not match openapi.yaml: {error}")
+        });
     }
+}
+
+fn check_error_body(document: &Yaml, text: &str, request: &str) {
+    let body: Value = serde_json::from_str(text)
+        .unwrap_or_else(|error| panic!("{request}: the error is not JSON ({error}): {text}"));
+    let error_schema = json_to_yaml(&json!({"$ref": "#/components/schemas/Error"}));
+    check_schema(document, &error_schema, &body, "body")
+        .unwrap_or_else(|error| panic!("{request}: {error}"));
 }
 
 fn json_to_yaml(value: &Value) -> Yaml {
     match value {
-        Value::Object(object) => Yaml::Map(object.iter().map(|(key, value)| (key.clone(), json_to_yaml(value))).collect()),
+        Value::Object(object) => Yaml::Map(
+            object
+                .iter()
+                .map(|(key, value)| (key.clone(), json_to_yaml(value)))
+                .collect(),
+        ),
         Value::Array(items) => Yaml::List(items.iter().map(json_to_yaml).collect()),
         Value::String(text) => Yaml::Scalar(text.clone()),
         other => Yaml::Scalar(other.to_string()),
@@ -393,8 +544,13 @@ fn json_to_yaml(value: &Value) -> Yaml {
 fn registered_routes() -> Vec<(String, String)> {
     let mut routes = Vec::new();
     for piece in SERVER_SOURCE.split(".route(\"").skip(1) {
-        let (path, rest) = piece.split_once('"').expect("a route path ends with a quote");
-        let handlers = rest.split_once(')').map(|(handlers, _)| handlers).unwrap_or(rest);
+        let (path, rest) = piece
+            .split_once('"')
+            .expect("a route path ends with a quote");
+        let handlers = rest
+            .split_once(')')
+            .map(|(handlers, _)| handlers)
+            .unwrap_or(rest);
         let mut n_methods = 0;
         for method in ["get", "post", "put", "delete", "patch"] {
             if handlers.contains(&format!("{method}(")) {
@@ -421,13 +577,28 @@ fn documented_routes() -> Vec<(String, String)> {
 #[test]
 fn every_registered_route_is_documented_and_nothing_else() {
     let registered = registered_routes();
-    assert!(registered.len() >= 15, "server.rs was not read correctly: {registered:?}");
+    assert!(
+        registered.len() >= 15,
+        "server.rs was not read correctly: {registered:?}"
+    );
     // axum 0.8 writes path parameters as `{name}`, like OpenAPI, so paths compare as they are.
     let documented = documented_routes();
-    let missing: Vec<_> = registered.iter().filter(|route| !documented.contains(route)).collect();
-    let stale: Vec<_> = documented.iter().filter(|route| !registered.contains(route)).collect();
-    assert!(missing.is_empty(), "routes missing from openapi.yaml: {missing:?}");
-    assert!(stale.is_empty(), "openapi.yaml documents routes the server does not have: {stale:?}");
+    let missing: Vec<_> = registered
+        .iter()
+        .filter(|route| !documented.contains(route))
+        .collect();
+    let stale: Vec<_> = documented
+        .iter()
+        .filter(|route| !registered.contains(route))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "routes missing from openapi.yaml: {missing:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "openapi.yaml documents routes the server does not have: {stale:?}"
+    );
 }
 
 #[test]
@@ -455,7 +626,10 @@ fn the_document_is_openapi_3_1_and_every_reference_resolves() {
     // Every operation has an id and every path parameter in a template is declared.
     for (path, item) in document.get("paths").map(Yaml::entries).unwrap_or_default() {
         for (method, operation) in item.entries() {
-            assert!(operation.get("operationId").is_some(), "{method} {path} has no operationId");
+            assert!(
+                operation.get("operationId").is_some(),
+                "{method} {path} has no operationId"
+            );
             let declared: Vec<&str> = operation
                 .get("parameters")
                 .map(Yaml::items)
@@ -467,7 +641,10 @@ fn the_document_is_openapi_3_1_and_every_reference_resolves() {
                 .collect();
             for segment in path.split('/').filter(|segment| segment.starts_with('{')) {
                 let name = segment.trim_start_matches('{').trim_end_matches('}');
-                assert!(declared.contains(&name), "{method} {path} does not declare path parameter {name}");
+                assert!(
+                    declared.contains(&name),
+                    "{method} {path} does not declare path parameter {name}"
+                );
             }
         }
     }
@@ -476,8 +653,14 @@ fn the_document_is_openapi_3_1_and_every_reference_resolves() {
 #[test]
 fn the_span_schema_documents_the_default_limits() {
     let limits = muninn_model::Limits::default();
-    let span = document().get("components").and_then(|components| components.get("schemas")).and_then(|schemas| schemas.get("Span"));
-    let description = span.and_then(|span| span.get("description")).and_then(Yaml::text).expect("Span has a description");
+    let span = document()
+        .get("components")
+        .and_then(|components| components.get("schemas"))
+        .and_then(|schemas| schemas.get("Span"));
+    let description = span
+        .and_then(|span| span.get("description"))
+        .and_then(Yaml::text)
+        .expect("Span has a description");
     // Compare with line breaks and indentation folded away.
     let description = description.split_whitespace().collect::<Vec<_>>().join(" ");
     let hours = |nanos: i64| nanos / 3_600_000_000_000;
@@ -491,7 +674,10 @@ fn the_span_schema_documents_the_default_limits() {
         format!("at most {} hour", hours(limits.max_future_nanos)),
         format!("0 to {} hours", hours(limits.max_duration_nanos)),
     ] {
-        assert!(description.contains(&expected), "the Span description does not say {expected:?}:\n{description}");
+        assert!(
+            description.contains(&expected),
+            "the Span description does not say {expected:?}:\n{description}"
+        );
     }
 }
 
@@ -499,7 +685,8 @@ fn the_span_schema_documents_the_default_limits() {
 fn the_fleet_is_valid_by_the_request_schemas() {
     let document = document();
     let fleet = Fleet::new();
-    let schema = |name: &str| json_to_yaml(&json!({"$ref": format!("#/components/schemas/{name}")}));
+    let schema =
+        |name: &str| json_to_yaml(&json!({"$ref": format!("#/components/schemas/{name}")}));
     for span in &fleet.spans {
         check_schema(document, &schema("Span"), span, "span").unwrap();
     }
@@ -509,7 +696,15 @@ fn the_fleet_is_valid_by_the_request_schemas() {
     // The checker itself refuses what it should.
     let error = json!({"error": {"status": 400, "message": "x", "surprise": 1}});
     assert!(check_schema(document, &schema("Error"), &error, "body").is_err());
-    assert!(check_schema(document, &schema("Error"), &json!({"error": {"status": 400}}), "body").is_err());
+    assert!(
+        check_schema(
+            document,
+            &schema("Error"),
+            &json!({"error": {"status": 400}}),
+            "body"
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -525,7 +720,10 @@ fn the_yaml_reader_reads_its_subset() {
                 "b".into(),
                 Yaml::List(vec![
                     scalar("x"),
-                    Yaml::Map(vec![("k".into(), scalar("quoted: yes")), ("l".into(), Yaml::List(vec![scalar("p"), scalar("q")]))]),
+                    Yaml::Map(vec![
+                        ("k".into(), scalar("quoted: yes")),
+                        ("l".into(), Yaml::List(vec![scalar("p"), scalar("q")]))
+                    ]),
                 ])
             ),
             ("c".into(), scalar("line one\n\nline two\n")),

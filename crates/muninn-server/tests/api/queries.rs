@@ -6,8 +6,8 @@
 use serde_json::{Value, json};
 
 use crate::support::{
-    Api, Fleet, INVENTORY_SPAN, INVENTORY_TRACE, NANOS_PER_MILLI, NANOS_PER_SECOND, RETRY_TRACE, TestServer, params,
-    rfc3339, span, span_id, trace_id,
+    Api, Fleet, INVENTORY_SPAN, INVENTORY_TRACE, NANOS_PER_MILLI, NANOS_PER_SECOND, RETRY_TRACE,
+    TestServer, params, rfc3339, span, span_id, trace_id,
 };
 
 /// Ingests the fleet, then runs `check` from the head, from blocks, and after a restart.
@@ -18,8 +18,15 @@ async fn at_every_stage(check: impl AsyncFn(&Api, &Fleet)) {
     eprintln!("stage: answers from the in-memory head");
     check(&server.api, &fleet).await;
     let flushed = server.flush().await;
-    assert_eq!(flushed["spans_written"], json!(fleet.spans.len()), "flush answer: {flushed}");
-    assert!(flushed["blocks_written"].as_u64() >= Some(1), "flush answer: {flushed}");
+    assert_eq!(
+        flushed["spans_written"],
+        json!(fleet.spans.len()),
+        "flush answer: {flushed}"
+    );
+    assert!(
+        flushed["blocks_written"].as_u64() >= Some(1),
+        "flush answer: {flushed}"
+    );
     eprintln!("stage: answers from Parquet blocks after a flush");
     check(&server.api, &fleet).await;
     server.restart().await;
@@ -84,8 +91,14 @@ async fn the_catalog_lists_event_types_with_producers_consumers_streams_schemas_
         // The default range is the whole retention.
         assert_eq!(api.get_json("/api/v1/event-types", &[]).await, answer);
         // A range before the fleet is empty.
-        let before = [("from", (fleet.minute - 7200).to_string()), ("to", (fleet.minute - 3600).to_string())];
-        assert_eq!(api.get_json("/api/v1/event-types", &params(&before)).await, json!({"event_types": []}));
+        let before = [
+            ("from", (fleet.minute - 7200).to_string()),
+            ("to", (fleet.minute - 3600).to_string()),
+        ];
+        assert_eq!(
+            api.get_json("/api/v1/event-types", &params(&before)).await,
+            json!({"event_types": []})
+        );
     })
     .await;
 }
@@ -181,9 +194,18 @@ fn series_points(answer: &Value) -> Vec<(String, String, String, Vec<u64>)> {
         .expect("series")
         .iter()
         .map(|series| {
-            let points: Vec<u64> = series["points"].as_array().expect("points").iter().map(|point| point["count"].as_u64().unwrap()).collect();
+            let points: Vec<u64> = series["points"]
+                .as_array()
+                .expect("points")
+                .iter()
+                .map(|point| point["count"].as_u64().unwrap())
+                .collect();
             let total: u64 = points.iter().sum();
-            assert_eq!(series["total"], json!(total), "total is the sum of the points: {series}");
+            assert_eq!(
+                series["total"],
+                json!(total),
+                "total is the sum of the points: {series}"
+            );
             let text = |name: &str| series[name].as_str().unwrap().to_string();
             (text("service"), text("action"), text("stream"), points)
         })
@@ -192,20 +214,42 @@ fn series_points(answer: &Value) -> Vec<(String, String, String, Vec<u64>)> {
 
 fn expected(rows: &[(&str, &str, &str, &[u64])]) -> Vec<(String, String, String, Vec<u64>)> {
     rows.iter()
-        .map(|(service, action, stream, points)| (service.to_string(), action.to_string(), stream.to_string(), points.to_vec()))
+        .map(|(service, action, stream, points)| {
+            (
+                service.to_string(),
+                action.to_string(),
+                stream.to_string(),
+                points.to_vec(),
+            )
+        })
         .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throughput_counts_exactly_per_step_and_counts_win_over_sampled_spans() {
     at_every_stage(async |api, fleet| {
-        let five_minutes = [("from", fleet.minute.to_string()), ("to", (fleet.minute + 300).to_string())];
-        let answer = api.get_json("/api/v1/throughput", &params(&five_minutes)).await;
+        let five_minutes = [
+            ("from", fleet.minute.to_string()),
+            ("to", (fleet.minute + 300).to_string()),
+        ];
+        let answer = api
+            .get_json("/api/v1/throughput", &params(&five_minutes))
+            .await;
         assert_eq!(answer["from"], json!(at(fleet, 0)));
         assert_eq!(answer["to"], json!(at(fleet, 300)));
         assert_eq!(answer["step_seconds"], json!(60));
-        let times: Vec<i64> = answer["series"][0]["points"].as_array().unwrap().iter().map(|point| point["time"].as_i64().unwrap()).collect();
-        assert_eq!(times, (0..5).map(|step| fleet.minute + 60 * step).collect::<Vec<_>>());
+        let times: Vec<i64> = answer["series"][0]["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|point| point["time"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            times,
+            (0..5)
+                .map(|step| fleet.minute + 60 * step)
+                .collect::<Vec<_>>()
+        );
         assert_eq!(
             series_points(&answer),
             expected(&[
@@ -238,14 +282,22 @@ async fn throughput_counts_exactly_per_step_and_counts_win_over_sampled_spans() 
             ])
         );
         let services = |rows: Vec<(String, String, String, Vec<u64>)>| {
-            rows.into_iter().map(|(service, action, _, _)| format!("{service} {action}")).collect::<Vec<_>>()
+            rows.into_iter()
+                .map(|(service, action, _, _)| format!("{service} {action}"))
+                .collect::<Vec<_>>()
         };
         assert_eq!(
             services(get(&[("event_type", "order.created")]).await),
             ["billing consumed", "checkout produced", "enricher consumed"]
         );
-        assert_eq!(services(get(&[("service", "enricher")]).await), ["enricher produced", "enricher consumed"]);
-        assert_eq!(services(get(&[("stream", "orders.enriched")]).await), ["enricher produced", "shipping consumed"]);
+        assert_eq!(
+            services(get(&[("service", "enricher")]).await),
+            ["enricher produced", "enricher consumed"]
+        );
+        assert_eq!(
+            services(get(&[("stream", "orders.enriched")]).await),
+            ["enricher produced", "shipping consumed"]
+        );
         assert_eq!(
             services(get(&[("action", "consumed")]).await),
             ["billing consumed", "enricher consumed", "shipping consumed"]
@@ -253,13 +305,25 @@ async fn throughput_counts_exactly_per_step_and_counts_win_over_sampled_spans() 
         // The span kind names are accepted for the action too.
         assert_eq!(
             services(get(&[("action", "producer")]).await),
-            ["checkout produced", "enricher produced", "inventory produced"]
+            [
+                "checkout produced",
+                "enricher produced",
+                "inventory produced"
+            ]
         );
-        assert_eq!(services(get(&[("service", "enricher"), ("action", "consumed")]).await), ["enricher consumed"]);
+        assert_eq!(
+            services(get(&[("service", "enricher"), ("action", "consumed")]).await),
+            ["enricher consumed"]
+        );
         assert_eq!(get(&[("service", "nobody")]).await, expected(&[]));
         // The default range is the last hour, which holds the whole fleet.
         let last_hour = api.get_json("/api/v1/throughput", &[("step", "1h")]).await;
-        let totals: Vec<u64> = last_hour["series"].as_array().unwrap().iter().map(|series| series["total"].as_u64().unwrap()).collect();
+        let totals: Vec<u64> = last_hour["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|series| series["total"].as_u64().unwrap())
+            .collect();
         assert_eq!(totals, [43, 5, 5, 5, 100, 6]);
     })
     .await;
@@ -379,36 +443,70 @@ async fn a_journey_lists_hops_in_time_order_with_lag_and_retry_attempts() {
 
 /// A trace as nested `[span_id, [children...]]`.
 fn shape(node: &Value) -> Value {
-    let children: Vec<Value> = node["children"].as_array().expect("children").iter().map(shape).collect();
+    let children: Vec<Value> = node["children"]
+        .as_array()
+        .expect("children")
+        .iter()
+        .map(shape)
+        .collect();
     json!([node["span_id"], children])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trace_nests_children_under_their_parents_in_time_order() {
     at_every_stage(async |api, fleet| {
-        let trace = api.get_json(&format!("/api/v1/traces/{}", trace_id(1)), &[]).await;
+        let trace = api
+            .get_json(&format!("/api/v1/traces/{}", trace_id(1)), &[])
+            .await;
         assert_eq!(trace["trace_id"], json!(trace_id(1)));
         assert_eq!(trace["n_spans"], json!(6));
-        assert_eq!(trace["services"], json!(["billing", "checkout", "enricher", "shipping"]));
+        assert_eq!(
+            trace["services"],
+            json!(["billing", "checkout", "enricher", "shipping"])
+        );
         assert_eq!(trace["unreadable_blocks"], json!([]));
-        let roots: Vec<Value> = trace["roots"].as_array().unwrap().iter().map(shape).collect();
+        let roots: Vec<Value> = trace["roots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(shape)
+            .collect();
         let id = |step| json!(span_id(1, step));
         assert_eq!(
             roots,
-            vec![json!([id(1), [[id(2), [[id(3), []], [id(4), [[id(5), [[id(6), []]]]]]]]]])]
+            vec![json!([
+                id(1),
+                [[id(2), [[id(3), []], [id(4), [[id(5), [[id(6), []]]]]]]]]
+            ])]
         );
         let root = &trace["roots"][0];
         assert_eq!(root["kind"], json!("server"));
-        assert!(root.get("action").is_none(), "a request span has no action: {root}");
+        assert!(
+            root.get("action").is_none(),
+            "a request span has no action: {root}"
+        );
         assert_eq!(root["start_time"], json!(order_at(fleet, 1, 0)));
         assert_eq!(root["duration_ns"], json!(5 * NANOS_PER_MILLI));
-        assert_eq!(root["attributes"], json!({"http.method": "POST", "http.status_code": 201, "ratio": 0.5, "retry": false}));
-        assert_eq!(root["resource"], json!({"host.name": "checkout-0", "service.version": "1.4.2"}));
+        assert_eq!(
+            root["attributes"],
+            json!({"http.method": "POST", "http.status_code": 201, "ratio": 0.5, "retry": false})
+        );
+        assert_eq!(
+            root["resource"],
+            json!({"host.name": "checkout-0", "service.version": "1.4.2"})
+        );
         // Upper-case ids are accepted and answered in lower case.
-        let upper = api.get_json(&format!("/api/v1/traces/{}", trace_id(1).to_uppercase()), &[]).await;
+        let upper = api
+            .get_json(
+                &format!("/api/v1/traces/{}", trace_id(1).to_uppercase()),
+                &[],
+            )
+            .await;
         assert_eq!(upper, trace);
         // The retry's own trace: one root, linked to the publish in the order's trace.
-        let retry = api.get_json(&format!("/api/v1/traces/{}", trace_id(RETRY_TRACE)), &[]).await;
+        let retry = api
+            .get_json(&format!("/api/v1/traces/{}", trace_id(RETRY_TRACE)), &[])
+            .await;
         assert_eq!(retry["n_spans"], json!(1));
         assert_eq!(shape(&retry["roots"][0]), json!([span_id(1, 7), []]));
     })
@@ -421,18 +519,33 @@ async fn every_answer_is_byte_identical_from_head_blocks_and_after_restart() {
     let mut server = TestServer::start().await;
     server.ingest_fleet(&fleet).await;
     let range = fleet.range();
-    let five_minutes = [("from", fleet.minute.to_string()), ("to", (fleet.minute + 300).to_string())];
+    let five_minutes = [
+        ("from", fleet.minute.to_string()),
+        ("to", (fleet.minute + 300).to_string()),
+    ];
     let mut queries: Vec<(String, Vec<(&str, String)>)> = vec![
         ("/api/v1/event-types".into(), range.to_vec()),
-        ("/api/v1/event-types/order.created/producers".into(), range.to_vec()),
-        ("/api/v1/event-types/order.created/consumers".into(), range.to_vec()),
-        ("/api/v1/event-types/order.enriched/consumers".into(), range.to_vec()),
+        (
+            "/api/v1/event-types/order.created/producers".into(),
+            range.to_vec(),
+        ),
+        (
+            "/api/v1/event-types/order.created/consumers".into(),
+            range.to_vec(),
+        ),
+        (
+            "/api/v1/event-types/order.enriched/consumers".into(),
+            range.to_vec(),
+        ),
         ("/api/v1/streams".into(), range.to_vec()),
         ("/api/v1/services".into(), range.to_vec()),
         ("/api/v1/throughput".into(), five_minutes.to_vec()),
         ("/api/v1/lineage".into(), range.to_vec()),
         ("/api/v1/events/stock-1".into(), Vec::new()),
-        (format!("/api/v1/traces/{}", trace_id(RETRY_TRACE)), Vec::new()),
+        (
+            format!("/api/v1/traces/{}", trace_id(RETRY_TRACE)),
+            Vec::new(),
+        ),
         (format!("/api/v1/traces/{INVENTORY_TRACE}"), Vec::new()),
     ];
     for format in ["mermaid", "dot"] {
@@ -459,13 +572,30 @@ async fn every_answer_is_byte_identical_from_head_blocks_and_after_restart() {
     server.restart().await;
     let after_restart = snapshot(&server.api, &queries).await;
     for (index, (path, _)) in queries.iter().enumerate() {
-        assert_eq!(from_blocks[index], from_head[index], "GET {path} changed after the flush");
-        assert_eq!(after_restart[index], from_head[index], "GET {path} changed after the restart");
+        assert_eq!(
+            from_blocks[index], from_head[index],
+            "GET {path} changed after the flush"
+        );
+        assert_eq!(
+            after_restart[index], from_head[index],
+            "GET {path} changed after the restart"
+        );
     }
     // Spans ingested after the restart join the ones read back from blocks.
-    let late = span(&trace_id(1), &span_id(1, 8), Some(&span_id(1, 1)), "audit", "record order", "internal", fleet.order_start(1) + 3 * NANOS_PER_SECOND);
+    let late = span(
+        &trace_id(1),
+        &span_id(1, 8),
+        Some(&span_id(1, 1)),
+        "audit",
+        "record order",
+        "internal",
+        fleet.order_start(1) + 3 * NANOS_PER_SECOND,
+    );
     server.api.ingest_ok("/api/v1/spans", &[late]).await;
-    let trace = server.api.get_json(&format!("/api/v1/traces/{}", trace_id(1)), &[]).await;
+    let trace = server
+        .api
+        .get_json(&format!("/api/v1/traces/{}", trace_id(1)), &[])
+        .await;
     assert_eq!(trace["n_spans"], json!(7));
     assert_eq!(shape(&trace["roots"][0])[1][1][0], json!(span_id(1, 8)));
     server.stop().await;
@@ -486,17 +616,47 @@ async fn regression_a_trace_whose_parents_form_a_cycle_still_answers() {
         .ingest_ok(
             "/api/v1/spans",
             &[
-                span(trace, first, Some(second), "loop", "first", "internal", start),
-                span(trace, second, Some(first), "loop", "second", "internal", start + 1),
-                span(trace, child, Some(second), "loop", "child", "internal", start + 2),
+                span(
+                    trace,
+                    first,
+                    Some(second),
+                    "loop",
+                    "first",
+                    "internal",
+                    start,
+                ),
+                span(
+                    trace,
+                    second,
+                    Some(first),
+                    "loop",
+                    "second",
+                    "internal",
+                    start + 1,
+                ),
+                span(
+                    trace,
+                    child,
+                    Some(second),
+                    "loop",
+                    "child",
+                    "internal",
+                    start + 2,
+                ),
             ],
         )
         .await;
-    let answer = server.api.get_json(&format!("/api/v1/traces/{trace}"), &[]).await;
+    let answer = server
+        .api
+        .get_json(&format!("/api/v1/traces/{trace}"), &[])
+        .await;
     assert_eq!(answer["n_spans"], json!(3));
     // The cycle is cut at its earliest span; every span appears exactly once.
     assert_eq!(answer["roots"].as_array().map(Vec::len), Some(1));
-    assert_eq!(shape(&answer["roots"][0]), json!([first, [[second, [[child, []]]]]]));
+    assert_eq!(
+        shape(&answer["roots"][0]),
+        json!([first, [[second, [[child, []]]]]])
+    );
 
     // A span that is its own parent, and one whose parent never arrived, are roots.
     let other = "c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2";
@@ -505,13 +665,98 @@ async fn regression_a_trace_whose_parents_form_a_cycle_still_answers() {
         .ingest_ok(
             "/api/v1/spans",
             &[
-                span(other, "00000000000000b1", Some("00000000000000b1"), "loop", "self", "internal", start),
-                span(other, "00000000000000b2", Some("00000000000000ff"), "loop", "orphan", "internal", start + 1),
+                span(
+                    other,
+                    "00000000000000b1",
+                    Some("00000000000000b1"),
+                    "loop",
+                    "self",
+                    "internal",
+                    start,
+                ),
+                span(
+                    other,
+                    "00000000000000b2",
+                    Some("00000000000000ff"),
+                    "loop",
+                    "orphan",
+                    "internal",
+                    start + 1,
+                ),
             ],
         )
         .await;
-    let answer = server.api.get_json(&format!("/api/v1/traces/{other}"), &[]).await;
-    let roots: Vec<Value> = answer["roots"].as_array().unwrap().iter().map(shape).collect();
-    assert_eq!(roots, vec![json!(["00000000000000b1", []]), json!(["00000000000000b2", []])]);
+    let answer = server
+        .api
+        .get_json(&format!("/api/v1/traces/{other}"), &[])
+        .await;
+    let roots: Vec<Value> = answer["roots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(shape)
+        .collect();
+    assert_eq!(
+        roots,
+        vec![
+            json!(["00000000000000b1", []]),
+            json!(["00000000000000b2", []])
+        ]
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_and_to_accept_rfc3339_unix_seconds_now_and_relative_times() {
+    let fleet = Fleet::new();
+    let server = TestServer::start().await;
+    server.ingest_fleet(&fleet).await;
+    let edges = async |from: &str, to: &str| {
+        let answer = server
+            .api
+            .get_json("/api/v1/lineage", &[("from", from), ("to", to)])
+            .await;
+        answer["edges"].as_array().map(Vec::len).unwrap_or_default()
+    };
+    let (from_seconds, to_seconds) = (fleet.minute - 3600, fleet.minute + 3600);
+    let unix = edges(&from_seconds.to_string(), &to_seconds.to_string()).await;
+    assert_eq!(unix, 6);
+    let rfc3339_from = rfc3339(from_seconds * NANOS_PER_SECOND);
+    let answer = server
+        .api
+        .get_json(
+            "/api/v1/lineage",
+            &[("from", &rfc3339_from), ("to", &to_seconds.to_string())],
+        )
+        .await;
+    assert_eq!(answer["from"], json!(rfc3339_from));
+    assert_eq!(answer["edges"].as_array().map(Vec::len), Some(6));
+    // An offset other than Z names the same instant.
+    let answer = server
+        .api
+        .get_json(
+            "/api/v1/lineage",
+            &[("from", "1970-01-01T01:00:00+01:00"), ("to", "+1h")],
+        )
+        .await;
+    assert_eq!(answer["from"], json!("1970-01-01T00:00:00Z"));
+    assert_eq!(edges("-2h", "now").await, 6);
+    assert_eq!(edges("now-2h", "+1h").await, 6);
+    assert_eq!(
+        edges("now-1m", "now").await,
+        0,
+        "the fleet is older than a minute"
+    );
+    let throughput = server
+        .api
+        .get_json(
+            "/api/v1/throughput",
+            &[("from", &at(&fleet, 0)), ("to", &at(&fleet, 300))],
+        )
+        .await;
+    assert_eq!(
+        throughput["series"][0]["points"].as_array().map(Vec::len),
+        Some(5)
+    );
     server.stop().await;
 }

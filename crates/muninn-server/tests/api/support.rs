@@ -28,9 +28,16 @@ impl TestServer {
         let data_dir = tempfile::tempdir().expect("creating a temporary data directory");
         let mut config = ServerConfig::new(data_dir.path(), 0);
         configure(&mut config);
-        let running = muninn_server::start(config.clone()).await.expect("starting the server");
+        let running = muninn_server::start(config.clone())
+            .await
+            .expect("starting the server");
         let api = Api::new(running.base_url());
-        TestServer { running: Some(running), config, _data_dir: data_dir, api }
+        TestServer {
+            running: Some(running),
+            config,
+            _data_dir: data_dir,
+            api,
+        }
     }
 
     /// Stops the server (which flushes the head) and starts a new one on the same data directory.
@@ -38,7 +45,9 @@ impl TestServer {
         if let Some(running) = self.running.take() {
             running.stop().await;
         }
-        let running = muninn_server::start(self.config.clone()).await.expect("restarting the server");
+        let running = muninn_server::start(self.config.clone())
+            .await
+            .expect("restarting the server");
         self.api = Api::new(running.base_url());
         self.running = Some(running);
     }
@@ -80,18 +89,36 @@ impl Answer {
     /// The `error` object of an error answer, after checking its `status` repeats the HTTP one.
     pub fn error(&self) -> Value {
         let body = self.json();
-        let error = body.get("error").unwrap_or_else(|| panic!("no `error` in {body}")).clone();
-        assert_eq!(error["status"], json!(self.status), "status in the body differs from HTTP: {body}");
+        let error = body
+            .get("error")
+            .unwrap_or_else(|| panic!("no `error` in {body}"))
+            .clone();
+        assert_eq!(
+            error["status"],
+            json!(self.status),
+            "status in the body differs from HTTP: {body}"
+        );
         error
     }
 
     /// Asserts the status and that the error names `field`; returns the error object.
     pub fn expect_bad_field(&self, field: &str) -> Value {
-        assert_eq!(self.status, 400, "expected 400 for a bad {field}, got {}: {}", self.status, self.text);
+        assert_eq!(
+            self.status, 400,
+            "expected 400 for a bad {field}, got {}: {}",
+            self.status, self.text
+        );
         let error = self.error();
-        assert_eq!(error["field"], json!(field), "error names the wrong field: {error}");
+        assert_eq!(
+            error["field"],
+            json!(field),
+            "error names the wrong field: {error}"
+        );
         let message = error["message"].as_str().unwrap_or_default();
-        assert!(message.contains(field), "message does not name {field}: {message}");
+        assert!(
+            message.contains(field),
+            "message does not name {field}: {message}"
+        );
         error
     }
 }
@@ -106,7 +133,10 @@ pub struct Api {
 impl Api {
     fn new(base_url: String) -> Api {
         // A generous timeout turns a hanging handler into a failing test instead of a stuck one.
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("building the client");
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("building the client");
         Api { base_url, client }
     }
 
@@ -119,9 +149,34 @@ impl Api {
             .unwrap_or_default()
             .to_string();
         let text = response.text().await.expect("reading the answer body");
-        let answer = Answer { status, content_type, text };
+        let answer = Answer {
+            status,
+            content_type,
+            text,
+        };
         crate::openapi::check_answer(method, path, &answer);
         answer
+    }
+
+    /// `method path` without a body; also returns the `Allow` header.
+    pub async fn request(&self, method: &str, path: &str) -> (Answer, String) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a valid method");
+        let response = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base_url))
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
+        let allow = response
+            .headers()
+            .get(reqwest::header::ALLOW)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        (
+            Api::read(path, &method.as_str().to_ascii_lowercase(), response).await,
+            allow,
+        )
     }
 
     /// `GET path?query`.
@@ -145,18 +200,25 @@ impl Api {
 
     /// `POST path` with a raw body and extra headers.
     pub async fn post(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Answer {
-        let mut request = self.client.post(format!("{}{path}", self.base_url)).body(body);
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base_url))
+            .body(body);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = request.send().await.unwrap_or_else(|error| panic!("POST {path}: {error}"));
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("POST {path}: {error}"));
         Api::read(path, "post", response).await
     }
 
     /// Posts records as a JSON array.
     pub async fn ingest(&self, path: &str, records: &[Value]) -> Answer {
         let body = serde_json::to_vec(records).expect("encoding records");
-        self.post(path, body, &[("content-type", "application/json")]).await
+        self.post(path, body, &[("content-type", "application/json")])
+            .await
     }
 
     /// Posts records as a JSON array, expecting every one to be accepted.
@@ -223,7 +285,15 @@ pub fn with(mut base: Value, extra: Value) -> Value {
 }
 
 /// A span without event fields.
-pub fn span(trace_id: &str, span_id: &str, parent: Option<&str>, service: &str, name: &str, kind: &str, start: i64) -> Value {
+pub fn span(
+    trace_id: &str,
+    span_id: &str,
+    parent: Option<&str>,
+    service: &str,
+    name: &str,
+    kind: &str,
+    start: i64,
+) -> Value {
     let mut span = json!({
         "trace_id": trace_id,
         "span_id": span_id,
@@ -252,49 +322,127 @@ impl Fleet {
 
     /// The start time of order `order`, in unix nanoseconds.
     pub fn order_start(&self, order: u32) -> i64 {
-        let offset_seconds = if order <= 3 { 10 * i64::from(order) } else { 60 + 10 * (i64::from(order) - 3) };
+        let offset_seconds = if order <= 3 {
+            10 * i64::from(order)
+        } else {
+            60 + 10 * (i64::from(order) - 3)
+        };
         (self.minute + offset_seconds) * NANOS_PER_SECOND
     }
 
     fn at(minute: i64) -> Fleet {
-        let mut fleet = Fleet { minute, spans: Vec::new(), counts: Vec::new() };
+        let mut fleet = Fleet {
+            minute,
+            spans: Vec::new(),
+            counts: Vec::new(),
+        };
         for order in 1..=5u32 {
             let start = fleet.order_start(order);
             let trace = trace_id(order);
             let id = |step| span_id(order, step);
             let order_event = format!("order-{order}");
             let created = event(&order_event, "order.created", "order.v1", "orders", "kafka");
-            let enriched = event(&order_event, "order.enriched", "order.v2", "orders.enriched", "nats");
-            let mut request = span(&trace, &id(1), None, "checkout", "POST /orders", "server", start);
+            let enriched = event(
+                &order_event,
+                "order.enriched",
+                "order.v2",
+                "orders.enriched",
+                "nats",
+            );
+            let mut request = span(
+                &trace,
+                &id(1),
+                None,
+                "checkout",
+                "POST /orders",
+                "server",
+                start,
+            );
             request["duration_nano"] = json!(5 * NANOS_PER_MILLI);
             request["attributes"] = json!({"http.method": "POST", "http.status_code": 201, "retry": false, "ratio": 0.5});
             request["resource"] = json!({"host.name": "checkout-0", "service.version": "1.4.2"});
             let publish = with(
-                span(&trace, &id(2), Some(&id(1)), "checkout", "publish order.created", "producer", start + NANOS_PER_MILLI),
-                with(created.clone(), json!({"partition": order % 3, "offset": 100 + order, "message_id": format!("m-{order}")})),
+                span(
+                    &trace,
+                    &id(2),
+                    Some(&id(1)),
+                    "checkout",
+                    "publish order.created",
+                    "producer",
+                    start + NANOS_PER_MILLI,
+                ),
+                with(
+                    created.clone(),
+                    json!({"partition": order % 3, "offset": 100 + order, "message_id": format!("m-{order}")}),
+                ),
             );
             let billing = with(
-                span(&trace, &id(3), Some(&id(2)), "billing", "consume order.created", "consumer", start + 20 * NANOS_PER_MILLI),
+                span(
+                    &trace,
+                    &id(3),
+                    Some(&id(2)),
+                    "billing",
+                    "consume order.created",
+                    "consumer",
+                    start + 20 * NANOS_PER_MILLI,
+                ),
                 created.clone(),
             );
             let enrich = with(
-                span(&trace, &id(4), Some(&id(2)), "enricher", "enrich order", "consumer", start + 30 * NANOS_PER_MILLI),
+                span(
+                    &trace,
+                    &id(4),
+                    Some(&id(2)),
+                    "enricher",
+                    "enrich order",
+                    "consumer",
+                    start + 30 * NANOS_PER_MILLI,
+                ),
                 with(created, json!({"modified": true})),
             );
             let republish = with(
-                span(&trace, &id(5), Some(&id(4)), "enricher", "publish order.enriched", "producer", start + 35 * NANOS_PER_MILLI),
+                span(
+                    &trace,
+                    &id(5),
+                    Some(&id(4)),
+                    "enricher",
+                    "publish order.enriched",
+                    "producer",
+                    start + 35 * NANOS_PER_MILLI,
+                ),
                 enriched.clone(),
             );
             let mut shipping = with(
-                span(&trace, &id(6), Some(&id(5)), "shipping", "consume order.enriched", "consumer", start + 50 * NANOS_PER_MILLI),
+                span(
+                    &trace,
+                    &id(6),
+                    Some(&id(5)),
+                    "shipping",
+                    "consume order.enriched",
+                    "consumer",
+                    start + 50 * NANOS_PER_MILLI,
+                ),
                 enriched.clone(),
             );
-            fleet.spans.extend([request, publish, billing, enrich, republish]);
+            fleet
+                .spans
+                .extend([request, publish, billing, enrich, republish]);
             if order == 1 {
                 shipping["status"] = json!({"code": "error", "message": "carrier timed out"});
                 let retry = with(
-                    span(&trace_id(RETRY_TRACE), &id(7), None, "shipping", "consume order.enriched", "consumer", start + 2 * NANOS_PER_SECOND),
-                    with(enriched, json!({"links": [{"trace_id": trace, "span_id": id(5), "attributes": {"reason": "retry"}}]})),
+                    span(
+                        &trace_id(RETRY_TRACE),
+                        &id(7),
+                        None,
+                        "shipping",
+                        "consume order.enriched",
+                        "consumer",
+                        start + 2 * NANOS_PER_SECOND,
+                    ),
+                    with(
+                        enriched,
+                        json!({"links": [{"trace_id": trace, "span_id": id(5), "attributes": {"reason": "retry"}}]}),
+                    ),
                 );
                 fleet.spans.extend([shipping, retry]);
             } else {
@@ -302,24 +450,65 @@ impl Fleet {
             }
         }
         fleet.spans.push(with(
-            span(INVENTORY_TRACE, INVENTORY_SPAN, None, "inventory", "reserve stock", "producer", (minute + 125) * NANOS_PER_SECOND),
+            span(
+                INVENTORY_TRACE,
+                INVENTORY_SPAN,
+                None,
+                "inventory",
+                "reserve stock",
+                "producer",
+                (minute + 125) * NANOS_PER_SECOND,
+            ),
             event("stock-1", "stock.reserved", "stock.v1", "stock", "nats"),
         ));
-        let count = |service: &str, event_type: &str, stream: &str, broker: &str, action: &str, minute: i64, count: u64| {
+        let count = |service: &str,
+                     event_type: &str,
+                     stream: &str,
+                     broker: &str,
+                     action: &str,
+                     minute: i64,
+                     count: u64| {
             json!({"service": service, "event_type": event_type, "stream": stream, "broker": broker, "action": action, "minute": minute, "count": count})
         };
         fleet.counts = vec![
-            count("checkout", "order.created", "orders", "kafka", "produced", minute, 2),
+            count(
+                "checkout",
+                "order.created",
+                "orders",
+                "kafka",
+                "produced",
+                minute,
+                2,
+            ),
             // Any second of the minute names the minute.
-            count("billing", "order.created", "orders", "kafka", "consumed", minute + 60 + 17, 40),
-            count("inventory", "stock.reserved", "stock", "nats", "produced", minute + 120, 100),
+            count(
+                "billing",
+                "order.created",
+                "orders",
+                "kafka",
+                "consumed",
+                minute + 60 + 17,
+                40,
+            ),
+            count(
+                "inventory",
+                "stock.reserved",
+                "stock",
+                "nats",
+                "produced",
+                minute + 120,
+                100,
+            ),
         ];
         fleet
     }
 
     /// `from`/`to` as unix seconds around the fleet, so answers do not depend on the clock.
     pub fn range(&self) -> [(&'static str, String); 2] {
-        [("from", (self.minute - 3600).to_string()), ("to", (self.minute + 3600).to_string())]
+        [
+            ("from", (self.minute - 3600).to_string()),
+            ("to", (self.minute + 3600).to_string()),
+        ]
     }
 
     /// The same span objects in the order given by `order` (for order-independence tests).
@@ -332,7 +521,10 @@ impl Fleet {
 
 /// Borrows `[(String, String)]` as the `[(&str, &str)]` that `Api::get` takes.
 pub fn params<'a>(pairs: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
-    pairs.iter().map(|(name, value)| (*name, value.as_str())).collect()
+    pairs
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect()
 }
 
 /// A line diff of `expected` and `actual` (longest common subsequence), for golden failures.
@@ -356,12 +548,15 @@ pub fn line_diff(expected: &str, actual: &str) -> String {
             out.push_str(&format!("  {}\n", old[old_idx]));
             old_idx += 1;
             new_idx += 1;
-        } else if new_idx < new.len() && (old_idx == old.len() || common[old_idx][new_idx + 1] >= common[old_idx + 1][new_idx]) {
-            out.push_str(&format!("+ {}\n", new[new_idx]));
-            new_idx += 1;
-        } else {
+        } else if old_idx < old.len()
+            && (new_idx == new.len()
+                || common[old_idx + 1][new_idx] >= common[old_idx][new_idx + 1])
+        {
             out.push_str(&format!("- {}\n", old[old_idx]));
             old_idx += 1;
+        } else {
+            out.push_str(&format!("+ {}\n", new[new_idx]));
+            new_idx += 1;
         }
     }
     out

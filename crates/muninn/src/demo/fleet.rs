@@ -116,13 +116,13 @@ impl Fleet {
     }
 
     /// The subscriptions that receive `event_type` published on `stream`.
-    pub fn subscribers(
+    pub fn subscribers<'a>(
         &self,
-        event_type: &str,
-        stream: &str,
-    ) -> impl Iterator<Item = &'static Subscription> {
-        let (event_type, stream) = (event_type.to_string(), stream.to_string());
-        self.subscriptions.iter().filter(move |subscription| {
+        event_type: &'a str,
+        stream: &'a str,
+    ) -> impl Iterator<Item = &'static Subscription> + use<'a> {
+        let subscriptions: &'static [Subscription] = self.subscriptions;
+        subscriptions.iter().filter(move |subscription| {
             subscription.event_type == event_type && subscription.stream == stream
         })
     }

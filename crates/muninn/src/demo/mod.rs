@@ -171,9 +171,8 @@ async fn send_traffic(client: &ApiClient, duration: Duration, rate: f64) -> Resu
             flows.push(flow);
         }
         let n_flows = flows.len().max(1) as i64;
-        for (flow_idx, flow) in flows.into_iter().enumerate() {
+        for (flow_idx, mut flow) in flows.into_iter().enumerate() {
             let shift = (now_nanos - last_tick_nanos) * (n_flows - 1 - flow_idx as i64) / n_flows;
-            let mut flow = flow;
             for span in &mut flow.spans {
                 span.start_time_unix_nano -= shift;
             }

@@ -315,11 +315,8 @@ impl<R: Rng> TrafficGenerator<R> {
             offset,
         };
         if depth < MAX_DEPTH {
-            let subscribers: Vec<&'static Subscription> = self
-                .fleet
-                .subscribers(event_type.name, stream.name)
-                .collect();
-            for subscription in subscribers {
+            let fleet = self.fleet;
+            for subscription in fleet.subscribers(event_type.name, stream.name) {
                 self.consume(flow, subscription, region, &published, depth + 1);
             }
         }

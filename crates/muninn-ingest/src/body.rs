@@ -30,7 +30,12 @@ pub struct IngestError {
 
 impl IngestError {
     pub(crate) fn new(kind: IngestErrorKind, message: impl Into<String>) -> Self {
-        IngestError { kind, message: message.into(), line: None, column: None }
+        IngestError {
+            kind,
+            message: message.into(),
+            line: None,
+            column: None,
+        }
     }
 }
 
@@ -48,7 +53,10 @@ pub fn decompress<'a>(
     content_encoding: Option<&str>,
     max_bytes: usize,
 ) -> Result<Cow<'a, [u8]>, IngestError> {
-    let encoding = content_encoding.map(str::trim).unwrap_or("identity").to_ascii_lowercase();
+    let encoding = content_encoding
+        .map(str::trim)
+        .unwrap_or("identity")
+        .to_ascii_lowercase();
     match encoding.as_str() {
         "" | "identity" => {
             if body.len() > max_bytes {
@@ -60,7 +68,10 @@ pub fn decompress<'a>(
             let mut output = Vec::with_capacity((body.len() * 4).min(max_bytes));
             let mut decoder = flate2::read::MultiGzDecoder::new(body).take(max_bytes as u64 + 1);
             decoder.read_to_end(&mut output).map_err(|error| {
-                IngestError::new(IngestErrorKind::BadEncoding, format!("body is not valid gzip: {error}"))
+                IngestError::new(
+                    IngestErrorKind::BadEncoding,
+                    format!("body is not valid gzip: {error}"),
+                )
             })?;
             if output.len() > max_bytes {
                 return Err(too_large(max_bytes));
@@ -77,7 +88,9 @@ pub fn decompress<'a>(
 fn too_large(max_bytes: usize) -> IngestError {
     IngestError::new(
         IngestErrorKind::TooLarge,
-        format!("decompressed body is larger than the limit of {max_bytes} bytes; send smaller batches"),
+        format!(
+            "decompressed body is larger than the limit of {max_bytes} bytes; send smaller batches"
+        ),
     )
 }
 
@@ -102,10 +115,18 @@ mod tests {
 
     #[test]
     fn gzip_round_trips_and_unknown_encodings_are_named() {
-        assert_eq!(decompress(&gzip(b"[1]"), Some("GZIP"), 100).unwrap().as_ref(), b"[1]");
+        assert_eq!(
+            decompress(&gzip(b"[1]"), Some("GZIP"), 100)
+                .unwrap()
+                .as_ref(),
+            b"[1]"
+        );
         let error = decompress(b"x", Some("br"), 100).unwrap_err();
         assert_eq!(error.kind, IngestErrorKind::UnsupportedEncoding);
         assert!(error.message.contains("\"br\""));
-        assert_eq!(decompress(b"not gzip", Some("gzip"), 100).unwrap_err().kind, IngestErrorKind::BadEncoding);
+        assert_eq!(
+            decompress(b"not gzip", Some("gzip"), 100).unwrap_err().kind,
+            IngestErrorKind::BadEncoding
+        );
     }
 }

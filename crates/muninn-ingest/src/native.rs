@@ -3,8 +3,8 @@
 //! event-streaming columns are flat, top-level fields. Unknown fields are ignored.
 
 use muninn_model::{
-    Action, AttributeValue, Attributes, Broker, EventColumns, EventCount, FieldError, Limits, Link, Span, SpanId,
-    SpanKind, Status, StatusCode, TraceId,
+    Action, AttributeValue, Attributes, Broker, EventColumns, EventCount, FieldError, Limits, Link,
+    Span, SpanId, SpanKind, Status, StatusCode, TraceId,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -39,9 +39,9 @@ impl WireInteger {
     fn value(&self, field: &str) -> Result<i64, FieldError> {
         match self {
             WireInteger::Number(number) => Ok(*number),
-            WireInteger::Text(text) => {
-                text.parse().map_err(|_| FieldError::new(field, format!("{text:?} is not an integer")))
-            }
+            WireInteger::Text(text) => text
+                .parse()
+                .map_err(|_| FieldError::new(field, format!("{text:?} is not an integer"))),
         }
     }
 }
@@ -115,7 +115,10 @@ struct WireCount {
     count: u64,
 }
 
-fn attributes(field: &str, object: Option<serde_json::Map<String, serde_json::Value>>) -> Result<Attributes, FieldError> {
+fn attributes(
+    field: &str,
+    object: Option<serde_json::Map<String, serde_json::Value>>,
+) -> Result<Attributes, FieldError> {
     let Some(object) = object else {
         return Ok(Vec::new());
     };
@@ -141,10 +144,16 @@ fn attributes(field: &str, object: Option<serde_json::Map<String, serde_json::Va
         .collect()
 }
 
-fn optional_id<T>(field: &str, text: Option<String>, parse: fn(&str) -> Result<T, muninn_model::IdError>) -> Result<Option<T>, FieldError> {
+fn optional_id<T>(
+    field: &str,
+    text: Option<String>,
+    parse: fn(&str) -> Result<T, muninn_model::IdError>,
+) -> Result<Option<T>, FieldError> {
     match text.as_deref() {
         None | Some("") => Ok(None),
-        Some(text) => parse(text).map(Some).map_err(|error| FieldError::new(field, error.to_string())),
+        Some(text) => parse(text)
+            .map(Some)
+            .map_err(|error| FieldError::new(field, error.to_string())),
     }
 }
 
@@ -154,11 +163,19 @@ fn non_empty(text: Option<String>) -> Option<String> {
 
 impl WireSpan {
     fn into_span(self) -> Result<Span, FieldError> {
-        let trace_id = TraceId::from_hex(&self.trace_id).map_err(|error| FieldError::new("trace_id", error.to_string()))?;
-        let span_id = SpanId::from_hex(&self.span_id).map_err(|error| FieldError::new("span_id", error.to_string()))?;
+        let trace_id = TraceId::from_hex(&self.trace_id)
+            .map_err(|error| FieldError::new("trace_id", error.to_string()))?;
+        let span_id = SpanId::from_hex(&self.span_id)
+            .map_err(|error| FieldError::new("span_id", error.to_string()))?;
         let parent_span_id = optional_id("parent_span_id", self.parent_span_id, SpanId::from_hex)?;
         let kind = SpanKind::parse(&self.kind).ok_or_else(|| {
-            FieldError::new("kind", format!("{:?} is not one of producer, consumer, server, client, internal", self.kind))
+            FieldError::new(
+                "kind",
+                format!(
+                    "{:?} is not one of producer, consumer, server, client, internal",
+                    self.kind
+                ),
+            )
         })?;
         let start = self.start_time_unix_nano.value("start_time_unix_nano")?;
         let duration = match (self.duration_nano, self.end_time_unix_nano) {
@@ -169,14 +186,25 @@ impl WireSpan {
         let status = match self.status {
             None => Status::default(),
             Some(status) => {
-                let code = match status.code.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                let code = match status
+                    .code
+                    .as_deref()
+                    .map(str::to_ascii_lowercase)
+                    .as_deref()
+                {
                     None | Some("ok") | Some("unset") | Some("") => StatusCode::Ok,
                     Some("error") => StatusCode::Error,
                     Some(other) => {
-                        return Err(FieldError::new("status.code", format!("{other:?} is not one of ok, error")));
+                        return Err(FieldError::new(
+                            "status.code",
+                            format!("{other:?} is not one of ok, error"),
+                        ));
                     }
                 };
-                Status { code, message: non_empty(status.message) }
+                Status {
+                    code,
+                    message: non_empty(status.message),
+                }
             }
         };
         let broker = match non_empty(self.broker) {
@@ -188,20 +216,22 @@ impl WireSpan {
                 )
             })?),
         };
-        let partition = match self.partition {
-            None => None,
-            Some(partition) => Some(
-                i32::try_from(partition)
-                    .map_err(|_| FieldError::new("partition", "must fit a 32-bit signed integer"))?,
-            ),
-        };
+        let partition =
+            match self.partition {
+                None => None,
+                Some(partition) => Some(i32::try_from(partition).map_err(|_| {
+                    FieldError::new("partition", "must fit a 32-bit signed integer")
+                })?),
+            };
         let mut links = Vec::new();
         for (index, link) in self.links.unwrap_or_default().into_iter().enumerate() {
             links.push(Link {
-                trace_id: TraceId::from_hex(&link.trace_id)
-                    .map_err(|error| FieldError::new(format!("links[{index}].trace_id"), error.to_string()))?,
-                span_id: SpanId::from_hex(&link.span_id)
-                    .map_err(|error| FieldError::new(format!("links[{index}].span_id"), error.to_string()))?,
+                trace_id: TraceId::from_hex(&link.trace_id).map_err(|error| {
+                    FieldError::new(format!("links[{index}].trace_id"), error.to_string())
+                })?,
+                span_id: SpanId::from_hex(&link.span_id).map_err(|error| {
+                    FieldError::new(format!("links[{index}].span_id"), error.to_string())
+                })?,
                 attributes: attributes(&format!("links[{index}].attributes"), link.attributes)?,
             });
         }
@@ -238,11 +268,18 @@ impl WireCount {
         let broker = Broker::parse(&self.broker).ok_or_else(|| {
             FieldError::new(
                 "broker",
-                format!("{:?} is not one of kafka, nats, pulsar, kinesis, sqs, rabbitmq, redis, other", self.broker),
+                format!(
+                    "{:?} is not one of kafka, nats, pulsar, kinesis, sqs, rabbitmq, redis, other",
+                    self.broker
+                ),
             )
         })?;
-        let action = Action::parse(&self.action)
-            .ok_or_else(|| FieldError::new("action", format!("{:?} is not one of produced, consumed", self.action)))?;
+        let action = Action::parse(&self.action).ok_or_else(|| {
+            FieldError::new(
+                "action",
+                format!("{:?} is not one of produced, consumed", self.action),
+            )
+        })?;
         Ok(EventCount {
             service: self.service,
             event_type: self.event_type,
@@ -260,19 +297,26 @@ impl WireCount {
 fn split_records(body: &[u8]) -> Result<Vec<&RawValue>, IngestError> {
     let text = std::str::from_utf8(body).map_err(|error| {
         let (line, column) = line_and_column(body, error.valid_up_to());
-        malformed(format!("body is not valid UTF-8 at line {line}, column {column}"), line, column)
+        malformed(
+            format!("body is not valid UTF-8 at line {line}, column {column}"),
+            line,
+            column,
+        )
     })?;
     let first = text.trim_start().as_bytes().first().copied();
     match first {
         None => Ok(Vec::new()),
-        Some(b'[') => serde_json::from_str::<Vec<&RawValue>>(text).map_err(|error| syntax_error(&error, 0)),
+        Some(b'[') => {
+            serde_json::from_str::<Vec<&RawValue>>(text).map_err(|error| syntax_error(&error, 0))
+        }
         Some(_) => {
             let mut records = Vec::new();
             for (line_idx, line) in text.split('\n').enumerate() {
                 if line.trim().is_empty() {
                     continue;
                 }
-                let record = serde_json::from_str::<&RawValue>(line).map_err(|error| syntax_error(&error, line_idx))?;
+                let record = serde_json::from_str::<&RawValue>(line)
+                    .map_err(|error| syntax_error(&error, line_idx))?;
                 records.push(record);
             }
             Ok(records)
@@ -283,18 +327,33 @@ fn split_records(body: &[u8]) -> Result<Vec<&RawValue>, IngestError> {
 fn line_and_column(body: &[u8], offset: usize) -> (usize, usize) {
     let before = &body[..offset.min(body.len())];
     let line = before.iter().filter(|byte| **byte == b'\n').count() + 1;
-    let column = offset - before.iter().rposition(|byte| *byte == b'\n').map(|position| position + 1).unwrap_or(0) + 1;
+    let column = offset
+        - before
+            .iter()
+            .rposition(|byte| *byte == b'\n')
+            .map(|position| position + 1)
+            .unwrap_or(0)
+        + 1;
     (line, column)
 }
 
 fn syntax_error(error: &serde_json::Error, line_offset: usize) -> IngestError {
     let line = error.line() + line_offset;
     let column = error.column();
-    malformed(format!("malformed JSON at line {line}, column {column}: {error}"), line, column)
+    malformed(
+        format!("malformed JSON at line {line}, column {column}: {error}"),
+        line,
+        column,
+    )
 }
 
 fn malformed(message: String, line: usize, column: usize) -> IngestError {
-    IngestError { kind: IngestErrorKind::Malformed, message, line: Some(line), column: Some(column) }
+    IngestError {
+        kind: IngestErrorKind::Malformed,
+        message,
+        line: Some(line),
+        column: Some(column),
+    }
 }
 
 /// Decodes one record; a type error names the field path (`start_time_unix_nano`, `links[0].span_id`).
@@ -314,7 +373,11 @@ fn decode_record<W: DeserializeOwned>(raw: &RawValue) -> Result<W, FieldError> {
                     let path = error.path().to_string();
                     let inner = error.into_inner();
                     let reason = inner.to_string();
-                    let reason = reason.split(" at line ").next().unwrap_or(&reason).to_string();
+                    let reason = reason
+                        .split(" at line ")
+                        .next()
+                        .unwrap_or(&reason)
+                        .to_string();
                     let field = if path == "." {
                         // serde reports a missing field at the record level; name the field.
                         reason
@@ -337,18 +400,29 @@ fn decode_batch<W: DeserializeOwned, T>(
     convert: impl Fn(W) -> Result<T, FieldError>,
 ) -> Result<Decoded<T>, IngestError> {
     let raw_records = split_records(body)?;
-    let mut decoded = Decoded { records: Vec::with_capacity(raw_records.len()), rejected: Vec::new() };
+    let mut decoded = Decoded {
+        records: Vec::with_capacity(raw_records.len()),
+        rejected: Vec::new(),
+    };
     for (index, raw) in raw_records.into_iter().enumerate() {
         match decode_record::<W>(raw).and_then(&convert) {
             Ok(record) => decoded.records.push(record),
-            Err(error) => decoded.rejected.push(Rejection { index, field: error.field, reason: error.reason }),
+            Err(error) => decoded.rejected.push(Rejection {
+                index,
+                field: error.field,
+                reason: error.reason,
+            }),
         }
     }
     Ok(decoded)
 }
 
 /// Decodes and validates a batch of spans.
-pub fn decode_spans(body: &[u8], limits: &Limits, now_unix_nanos: i64) -> Result<Decoded<Span>, IngestError> {
+pub fn decode_spans(
+    body: &[u8],
+    limits: &Limits,
+    now_unix_nanos: i64,
+) -> Result<Decoded<Span>, IngestError> {
     decode_batch::<WireSpan, Span>(body, |wire| {
         let span = wire.into_span()?;
         limits.check_span(&span, now_unix_nanos)?;
@@ -357,7 +431,11 @@ pub fn decode_spans(body: &[u8], limits: &Limits, now_unix_nanos: i64) -> Result
 }
 
 /// Decodes and validates a batch of event-seen counts.
-pub fn decode_counts(body: &[u8], limits: &Limits, now_unix_nanos: i64) -> Result<Decoded<EventCount>, IngestError> {
+pub fn decode_counts(
+    body: &[u8],
+    limits: &Limits,
+    now_unix_nanos: i64,
+) -> Result<Decoded<EventCount>, IngestError> {
     decode_batch::<WireCount, EventCount>(body, |wire| {
         let count = wire.into_count()?;
         limits.check_count(&count, now_unix_nanos)?;
@@ -386,11 +464,18 @@ mod tests {
         let body = format!("[{good},{bad_id},{bad_type},{absurd},{good}]");
         let decoded = decode_spans(body.as_bytes(), &Limits::default(), NOW).unwrap();
         assert_eq!(decoded.records.len(), 2);
-        let fields: Vec<(usize, &str)> =
-            decoded.rejected.iter().map(|rejection| (rejection.index, rejection.field.as_str())).collect();
+        let fields: Vec<(usize, &str)> = decoded
+            .rejected
+            .iter()
+            .map(|rejection| (rejection.index, rejection.field.as_str()))
+            .collect();
         assert_eq!(
             fields,
-            vec![(1, "trace_id"), (2, "start_time_unix_nano"), (3, "start_time_unix_nano")]
+            vec![
+                (1, "trace_id"),
+                (2, "start_time_unix_nano"),
+                (3, "start_time_unix_nano")
+            ]
         );
         let span = &decoded.records[0];
         assert_eq!(span.attributes.len(), 4);

@@ -19,7 +19,10 @@ pub enum IdError {
 fn decode_hex<const N: usize>(text: &str) -> Result<[u8; N], IdError> {
     let bytes = text.as_bytes();
     if bytes.len() != N * 2 {
-        return Err(IdError::Length { expected: N * 2, got: bytes.len() });
+        return Err(IdError::Length {
+            expected: N * 2,
+            got: bytes.len(),
+        });
     }
     let mut out = [0u8; N];
     for (index, pair) in bytes.chunks_exact(2).enumerate() {
@@ -116,7 +119,13 @@ mod tests {
 
     #[test]
     fn rejects_bad_ids_with_reasons() {
-        assert_eq!(TraceId::from_hex("abc"), Err(IdError::Length { expected: 32, got: 3 }));
+        assert_eq!(
+            TraceId::from_hex("abc"),
+            Err(IdError::Length {
+                expected: 32,
+                got: 3
+            })
+        );
         assert_eq!(SpanId::from_hex("00f067aa0ba902bz"), Err(IdError::NotHex));
         assert_eq!(SpanId::from_hex("0000000000000000"), Err(IdError::AllZero));
     }

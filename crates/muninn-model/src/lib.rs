@@ -12,5 +12,11 @@ mod time;
 pub use count::{EventCount, RollupKey};
 pub use ids::{IdError, SpanId, TraceId};
 pub use limits::{FieldError, Limits};
-pub use span::{Action, AttributeValue, Attributes, Broker, EventColumns, Link, Span, SpanKind, Status, StatusCode};
-pub use time::{format_rfc3339_nanos, now_unix_nanos, parse_duration, parse_time, TimeError, NANOS_PER_MINUTE, NANOS_PER_SECOND};
+pub use span::{
+    Action, AttributeValue, Attributes, Broker, EventColumns, Link, Span, SpanKind, Status,
+    StatusCode,
+};
+pub use time::{
+    NANOS_PER_MINUTE, NANOS_PER_SECOND, TimeError, format_rfc3339_nanos, now_unix_nanos,
+    parse_duration, parse_time,
+};

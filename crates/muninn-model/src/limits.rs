@@ -16,7 +16,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        FieldError { field: field.into(), reason: reason.into() }
+        FieldError {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -68,7 +71,11 @@ impl Limits {
         if span.duration_nanos > self.max_duration_nanos {
             return Err(FieldError::new(
                 "duration_nano",
-                format!("must be at most {} ns ({} s)", self.max_duration_nanos, self.max_duration_nanos / NANOS_PER_SECOND),
+                format!(
+                    "must be at most {} ns ({} s)",
+                    self.max_duration_nanos,
+                    self.max_duration_nanos / NANOS_PER_SECOND
+                ),
             ));
         }
         if let Some(message) = &span.status.message
@@ -76,7 +83,11 @@ impl Limits {
         {
             return Err(FieldError::new(
                 "status.message",
-                format!("must be at most {} bytes, got {}", self.max_attribute_value_bytes, message.len()),
+                format!(
+                    "must be at most {} bytes, got {}",
+                    self.max_attribute_value_bytes,
+                    message.len()
+                ),
             ));
         }
         self.check_attributes("attributes", &span.attributes)?;
@@ -84,7 +95,11 @@ impl Limits {
         if span.links.len() > self.max_links {
             return Err(FieldError::new(
                 "links",
-                format!("at most {} links are allowed, got {}", self.max_links, span.links.len()),
+                format!(
+                    "at most {} links are allowed, got {}",
+                    self.max_links,
+                    span.links.len()
+                ),
             ));
         }
         for (index, link) in span.links.iter().enumerate() {
@@ -120,7 +135,11 @@ impl Limits {
         self.check_name("service", &count.service, true)?;
         self.check_name("event_type", &count.event_type, true)?;
         self.check_name("stream", &count.stream, true)?;
-        self.check_time("minute", count.minute_unix_seconds.saturating_mul(NANOS_PER_SECOND), now_nanos)?;
+        self.check_time(
+            "minute",
+            count.minute_unix_seconds.saturating_mul(NANOS_PER_SECOND),
+            now_nanos,
+        )?;
         if count.count == 0 {
             return Err(FieldError::new("count", "must be at least 1"));
         }
@@ -137,11 +156,18 @@ impl Limits {
         if value.len() > self.max_name_bytes {
             return Err(FieldError::new(
                 field,
-                format!("must be at most {} bytes, got {}", self.max_name_bytes, value.len()),
+                format!(
+                    "must be at most {} bytes, got {}",
+                    self.max_name_bytes,
+                    value.len()
+                ),
             ));
         }
         if value.chars().any(char::is_control) {
-            return Err(FieldError::new(field, "must not contain control characters"));
+            return Err(FieldError::new(
+                field,
+                "must not contain control characters",
+            ));
         }
         Ok(())
     }
@@ -167,28 +193,49 @@ impl Limits {
         if attributes.len() > self.max_attributes {
             return Err(FieldError::new(
                 field,
-                format!("at most {} attributes are allowed, got {}", self.max_attributes, attributes.len()),
+                format!(
+                    "at most {} attributes are allowed, got {}",
+                    self.max_attributes,
+                    attributes.len()
+                ),
             ));
         }
         for (index, (key, value)) in attributes.iter().enumerate() {
             if key.is_empty() || key.len() > self.max_attribute_key_bytes {
                 return Err(FieldError::new(
                     format!("{field}[{index}].key"),
-                    format!("must be 1 to {} bytes, got {}", self.max_attribute_key_bytes, key.len()),
+                    format!(
+                        "must be 1 to {} bytes, got {}",
+                        self.max_attribute_key_bytes,
+                        key.len()
+                    ),
                 ));
             }
-            if attributes[..index].iter().any(|(earlier, _)| earlier == key) {
-                return Err(FieldError::new(format!("{field}[{index}].key"), format!("duplicate key {key:?}")));
+            if attributes[..index]
+                .iter()
+                .any(|(earlier, _)| earlier == key)
+            {
+                return Err(FieldError::new(
+                    format!("{field}[{index}].key"),
+                    format!("duplicate key {key:?}"),
+                ));
             }
             match value {
                 AttributeValue::String(text) if text.len() > self.max_attribute_value_bytes => {
                     return Err(FieldError::new(
                         format!("{field}[{index}].value"),
-                        format!("must be at most {} bytes, got {}", self.max_attribute_value_bytes, text.len()),
+                        format!(
+                            "must be at most {} bytes, got {}",
+                            self.max_attribute_value_bytes,
+                            text.len()
+                        ),
                     ));
                 }
                 AttributeValue::Float(number) if !number.is_finite() => {
-                    return Err(FieldError::new(format!("{field}[{index}].value"), "must be a finite number"));
+                    return Err(FieldError::new(
+                        format!("{field}[{index}].value"),
+                        "must be a finite number",
+                    ));
                 }
                 _ => {}
             }

@@ -15,8 +15,13 @@ pub enum SpanKind {
 }
 
 impl SpanKind {
-    pub const ALL: [SpanKind; 5] =
-        [SpanKind::Producer, SpanKind::Consumer, SpanKind::Server, SpanKind::Client, SpanKind::Internal];
+    pub const ALL: [SpanKind; 5] = [
+        SpanKind::Producer,
+        SpanKind::Consumer,
+        SpanKind::Server,
+        SpanKind::Client,
+        SpanKind::Internal,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -29,7 +34,9 @@ impl SpanKind {
     }
 
     pub fn parse(text: &str) -> Option<SpanKind> {
-        SpanKind::ALL.into_iter().find(|kind| kind.as_str().eq_ignore_ascii_case(text))
+        SpanKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str().eq_ignore_ascii_case(text))
     }
 
     /// The event action of this span kind, if it is an event-streaming span.
@@ -106,7 +113,9 @@ impl Broker {
     }
 
     pub fn parse(text: &str) -> Option<Broker> {
-        Broker::ALL.into_iter().find(|broker| broker.as_str().eq_ignore_ascii_case(text))
+        Broker::ALL
+            .into_iter()
+            .find(|broker| broker.as_str().eq_ignore_ascii_case(text))
     }
 }
 
@@ -147,7 +156,10 @@ pub struct Status {
 
 impl Default for Status {
     fn default() -> Self {
-        Status { code: StatusCode::Ok, message: None }
+        Status {
+            code: StatusCode::Ok,
+            message: None,
+        }
     }
 }
 

@@ -17,8 +17,7 @@ pub struct TimeError {
     pub hint: &'static str,
 }
 
-const TIME_HINT: &str =
-    "use RFC 3339 (2026-11-22T10:00:00Z), unix seconds, `now`, or a relative time like -1h, -15m, now-7d";
+const TIME_HINT: &str = "use RFC 3339 (2026-11-22T10:00:00Z), unix seconds, `now`, or a relative time like -1h, -15m, now-7d";
 const DURATION_HINT: &str = "use a number with a unit, like 30s, 15m, 1h, 7d";
 
 /// The current time in unix nanoseconds.
@@ -33,13 +32,21 @@ pub fn format_rfc3339_nanos(unix_nanos: i64) -> String {
 
 /// Parses a duration like `7d`, `1h30m`, `90s`.
 pub fn parse_duration(text: &str) -> Result<Duration, TimeError> {
-    let error = || TimeError { input: text.to_string(), what: "duration", hint: DURATION_HINT };
+    let error = || TimeError {
+        input: text.to_string(),
+        what: "duration",
+        hint: DURATION_HINT,
+    };
     humantime::parse_duration(text.trim()).map_err(|_| error())
 }
 
 /// Parses a query time relative to `now_nanos` and returns unix nanoseconds.
 pub fn parse_time(text: &str, now_nanos: i64) -> Result<i64, TimeError> {
-    let error = || TimeError { input: text.to_string(), what: "time", hint: TIME_HINT };
+    let error = || TimeError {
+        input: text.to_string(),
+        what: "time",
+        hint: TIME_HINT,
+    };
     let trimmed = text.trim();
     if trimmed.eq_ignore_ascii_case("now") {
         return Ok(now_nanos);
@@ -79,7 +86,10 @@ mod tests {
         assert_eq!(parse_time("now-15m", NOW), Ok(NOW - 900 * NANOS_PER_SECOND));
         assert_eq!(parse_time("NOW-1m", NOW), Ok(NOW - 60 * NANOS_PER_SECOND));
         assert_eq!(parse_time("1795000000", NOW), Ok(NOW));
-        assert_eq!(parse_time("2026-11-22T10:00:00Z", NOW), Ok(1_795_341_600 * NANOS_PER_SECOND));
+        assert_eq!(
+            parse_time("2026-11-22T10:00:00Z", NOW),
+            Ok(1_795_341_600 * NANOS_PER_SECOND)
+        );
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86400)));
     }
 
@@ -92,6 +102,9 @@ mod tests {
 
     #[test]
     fn formats_rfc3339() {
-        assert_eq!(format_rfc3339_nanos(1_795_341_600 * NANOS_PER_SECOND), "2026-11-22T10:00:00Z");
+        assert_eq!(
+            format_rfc3339_nanos(1_795_341_600 * NANOS_PER_SECOND),
+            "2026-11-22T10:00:00Z"
+        );
     }
 }

@@ -17,8 +17,12 @@ struct Span {
 
 impl Span {
     fn add(&mut self, totals: &EdgeTotals) {
-        self.first = Some(self.first.map_or(totals.first_unix_nanos, |first| first.min(totals.first_unix_nanos)));
-        self.last = Some(self.last.map_or(totals.last_unix_nanos, |last| last.max(totals.last_unix_nanos)));
+        self.first = Some(self.first.map_or(totals.first_unix_nanos, |first| {
+            first.min(totals.first_unix_nanos)
+        }));
+        self.last = Some(self.last.map_or(totals.last_unix_nanos, |last| {
+            last.max(totals.last_unix_nanos)
+        }));
     }
     fn first(&self) -> String {
         format_rfc3339_nanos(self.first.unwrap_or_default())
@@ -69,7 +73,8 @@ pub fn event_types(store: &Store, range: TimeRange) -> Vec<EventTypeSummary> {
                 acc.consumers.insert(edge.service.clone());
             }
         }
-        acc.streams.insert(format!("{}/{}", edge.broker.as_str(), edge.stream));
+        acc.streams
+            .insert(format!("{}/{}", edge.broker.as_str(), edge.stream));
         acc.schemas.extend(totals.schemas.iter().cloned());
         acc.seen.add(&totals);
     }
@@ -105,7 +110,12 @@ pub struct Participant {
 }
 
 /// Producers (`Action::Produced`) or consumers of an event type.
-pub fn participants(store: &Store, range: TimeRange, event_type: &str, action: Action) -> Vec<Participant> {
+pub fn participants(
+    store: &Store,
+    range: TimeRange,
+    event_type: &str,
+    action: Action,
+) -> Vec<Participant> {
     edge_totals(store, range)
         .into_iter()
         .filter(|(edge, _)| edge.event_type == event_type && edge.action == action)
@@ -149,7 +159,9 @@ pub fn streams(store: &Store, range: TimeRange) -> Vec<StreamSummary> {
     }
     let mut by_stream: BTreeMap<(String, muninn_model::Broker), Acc> = BTreeMap::new();
     for (edge, totals) in edge_totals(store, range) {
-        let acc = by_stream.entry((edge.stream.clone(), edge.broker)).or_default();
+        let acc = by_stream
+            .entry((edge.stream.clone(), edge.broker))
+            .or_default();
         acc.event_types.insert(edge.event_type.clone());
         match edge.action {
             Action::Produced => {
@@ -203,12 +215,20 @@ pub struct ServiceSummary {
 pub fn services(store: &Store, range: TimeRange) -> Vec<ServiceSummary> {
     let mut by_service: BTreeMap<String, ServiceSummary> = BTreeMap::new();
     for (edge, totals) in edge_totals(store, range) {
-        let EdgeKey { service, action, stream, broker, event_type } = edge;
-        let summary = by_service.entry(service.clone()).or_insert_with(|| ServiceSummary {
+        let EdgeKey {
             service,
-            produces: Vec::new(),
-            consumes: Vec::new(),
-        });
+            action,
+            stream,
+            broker,
+            event_type,
+        } = edge;
+        let summary = by_service
+            .entry(service.clone())
+            .or_insert_with(|| ServiceSummary {
+                service,
+                produces: Vec::new(),
+                consumes: Vec::new(),
+            });
         let flow = ServiceFlow {
             event_type,
             stream,
@@ -224,7 +244,11 @@ pub fn services(store: &Store, range: TimeRange) -> Vec<ServiceSummary> {
     for summary in by_service.values_mut() {
         for flows in [&mut summary.produces, &mut summary.consumes] {
             flows.sort_by(|left, right| {
-                (&left.event_type, &left.stream, left.broker).cmp(&(&right.event_type, &right.stream, right.broker))
+                (&left.event_type, &left.stream, left.broker).cmp(&(
+                    &right.event_type,
+                    &right.stream,
+                    right.broker,
+                ))
             });
         }
     }

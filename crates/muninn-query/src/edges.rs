@@ -70,25 +70,29 @@ fn scan_edges(
                 per_minute(minute, &edge, cell.count());
             }
         };
-        rollups.scan(range.from_unix_nanos, range.to_unix_nanos, |minute, key, cell| {
-            if current_minute != Some(minute) {
-                if let Some(previous) = current_minute {
-                    finish(previous, &mut minute_cells);
+        rollups.scan(
+            range.from_unix_nanos,
+            range.to_unix_nanos,
+            |minute, key, cell| {
+                if current_minute != Some(minute) {
+                    if let Some(previous) = current_minute {
+                        finish(previous, &mut minute_cells);
+                    }
+                    current_minute = Some(minute);
                 }
-                current_minute = Some(minute);
-            }
-            let edge = EdgeKey {
-                service: key.service.clone(),
-                action: key.action,
-                stream: key.stream.clone(),
-                broker: key.broker,
-                event_type: key.event_type.clone(),
-            };
-            per_cell(&edge, key, cell);
-            let entry = minute_cells.entry(edge).or_default();
-            entry.spans += cell.spans;
-            entry.seen += cell.seen;
-        });
+                let edge = EdgeKey {
+                    service: key.service.clone(),
+                    action: key.action,
+                    stream: key.stream.clone(),
+                    broker: key.broker,
+                    event_type: key.event_type.clone(),
+                };
+                per_cell(&edge, key, cell);
+                let entry = minute_cells.entry(edge).or_default();
+                entry.spans += cell.spans;
+                entry.seen += cell.seen;
+            },
+        );
         if let Some(previous) = current_minute {
             finish(previous, &mut minute_cells);
         }
@@ -158,24 +162,35 @@ pub struct Lineage {
 pub fn lineage(store: &Store, range: TimeRange, filter: &Filter) -> Lineage {
     let totals = edge_totals(store, range);
     let matches_basic = |edge: &EdgeKey| {
-        filter.event_type.as_ref().is_none_or(|event_type| &edge.event_type == event_type)
-            && filter.stream.as_ref().is_none_or(|stream| &edge.stream == stream)
+        filter
+            .event_type
+            .as_ref()
+            .is_none_or(|event_type| &edge.event_type == event_type)
+            && filter
+                .stream
+                .as_ref()
+                .is_none_or(|stream| &edge.stream == stream)
             && filter.action.is_none_or(|action| edge.action == action)
     };
-    let service_streams: Option<BTreeSet<(Broker, String, String)>> = filter.service.as_ref().map(|service| {
-        totals
-            .keys()
-            .filter(|edge| &edge.service == service && matches_basic(edge))
-            .map(|edge| (edge.broker, edge.stream.clone(), edge.event_type.clone()))
-            .collect()
-    });
+    let service_streams: Option<BTreeSet<(Broker, String, String)>> =
+        filter.service.as_ref().map(|service| {
+            totals
+                .keys()
+                .filter(|edge| &edge.service == service && matches_basic(edge))
+                .map(|edge| (edge.broker, edge.stream.clone(), edge.event_type.clone()))
+                .collect()
+        });
     let edges = totals
         .iter()
         .filter(|(edge, _)| matches_basic(edge))
         .filter(|(edge, _)| match (&filter.service, &service_streams) {
             (Some(service), Some(streams)) => {
                 &edge.service == service
-                    || streams.contains(&(edge.broker, edge.stream.clone(), edge.event_type.clone()))
+                    || streams.contains(&(
+                        edge.broker,
+                        edge.stream.clone(),
+                        edge.event_type.clone(),
+                    ))
             }
             _ => true,
         })
@@ -231,7 +246,9 @@ pub struct Throughput {
 pub enum ThroughputError {
     #[error("step: must be a whole number of minutes (60s, 5m, 1h), got {0}s")]
     Step(i64),
-    #[error("step: {n_points} points would be returned; the most is {max}; use a larger step or a shorter range")]
+    #[error(
+        "step: {n_points} points would be returned; the most is {max}; use a larger step or a shorter range"
+    )]
     TooManyPoints { n_points: i64, max: i64 },
     #[error("from: must be before to")]
     EmptyRange,
@@ -240,23 +257,47 @@ pub enum ThroughputError {
 const MAX_POINTS: i64 = 10_000;
 
 /// Throughput series in `range`, one point per `step_seconds`.
-pub fn throughput(store: &Store, range: TimeRange, step_seconds: i64, filter: &Filter) -> Result<Throughput, ThroughputError> {
+pub fn throughput(
+    store: &Store,
+    range: TimeRange,
+    step_seconds: i64,
+    filter: &Filter,
+) -> Result<Throughput, ThroughputError> {
     if step_seconds < 60 || step_seconds % 60 != 0 {
         return Err(ThroughputError::Step(step_seconds));
     }
     if range.from_unix_nanos >= range.to_unix_nanos {
         return Err(ThroughputError::EmptyRange);
     }
-    let first_step = range.from_unix_nanos.div_euclid(NANOS_PER_SECOND).div_euclid(step_seconds) * step_seconds;
-    let last_step = (range.to_unix_nanos - 1).div_euclid(NANOS_PER_SECOND).div_euclid(step_seconds) * step_seconds;
+    let first_step = range
+        .from_unix_nanos
+        .div_euclid(NANOS_PER_SECOND)
+        .div_euclid(step_seconds)
+        * step_seconds;
+    let last_step = (range.to_unix_nanos - 1)
+        .div_euclid(NANOS_PER_SECOND)
+        .div_euclid(step_seconds)
+        * step_seconds;
     let n_points = (last_step - first_step) / step_seconds + 1;
     if n_points > MAX_POINTS {
-        return Err(ThroughputError::TooManyPoints { n_points, max: MAX_POINTS });
+        return Err(ThroughputError::TooManyPoints {
+            n_points,
+            max: MAX_POINTS,
+        });
     }
     let matches = |edge: &EdgeKey| {
-        filter.event_type.as_ref().is_none_or(|event_type| &edge.event_type == event_type)
-            && filter.service.as_ref().is_none_or(|service| &edge.service == service)
-            && filter.stream.as_ref().is_none_or(|stream| &edge.stream == stream)
+        filter
+            .event_type
+            .as_ref()
+            .is_none_or(|event_type| &edge.event_type == event_type)
+            && filter
+                .service
+                .as_ref()
+                .is_none_or(|service| &edge.service == service)
+            && filter
+                .stream
+                .as_ref()
+                .is_none_or(|stream| &edge.stream == stream)
             && filter.action.is_none_or(|action| edge.action == action)
     };
     let mut by_edge: BTreeMap<EdgeKey, Vec<u64>> = BTreeMap::new();
@@ -267,8 +308,11 @@ pub fn throughput(store: &Store, range: TimeRange, step_seconds: i64, filter: &F
             if !matches(edge) {
                 return;
             }
-            let step_idx = ((minute.div_euclid(step_seconds) * step_seconds - first_step) / step_seconds) as usize;
-            let points = by_edge.entry(edge.clone()).or_insert_with(|| vec![0; n_points as usize]);
+            let step_idx = ((minute.div_euclid(step_seconds) * step_seconds - first_step)
+                / step_seconds) as usize;
+            let points = by_edge
+                .entry(edge.clone())
+                .or_insert_with(|| vec![0; n_points as usize]);
             if let Some(point) = points.get_mut(step_idx) {
                 *point += count;
             }
@@ -287,7 +331,10 @@ pub fn throughput(store: &Store, range: TimeRange, step_seconds: i64, filter: &F
             points: counts
                 .into_iter()
                 .enumerate()
-                .map(|(step_idx, count)| Point { time: first_step + step_idx as i64 * step_seconds, count })
+                .map(|(step_idx, count)| Point {
+                    time: first_step + step_idx as i64 * step_seconds,
+                    count,
+                })
                 .collect(),
         })
         .collect();

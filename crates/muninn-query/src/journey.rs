@@ -40,8 +40,12 @@ pub async fn journey(store: &Store, event_id: &str) -> Option<Journey> {
         return None;
     }
     let spans = lookup.spans;
-    let producers: Vec<&Span> = spans.iter().filter(|span| span.action() == Some(Action::Produced)).collect();
-    let mut attempts: HashMap<(String, Option<Action>, Option<String>, String), u32> = HashMap::new();
+    let producers: Vec<&Span> = spans
+        .iter()
+        .filter(|span| span.action() == Some(Action::Produced))
+        .collect();
+    let mut attempts: HashMap<(String, Option<Action>, Option<String>, String), u32> =
+        HashMap::new();
     let hops = spans
         .iter()
         .map(|span| {
@@ -57,13 +61,25 @@ pub async fn journey(store: &Store, event_id: &str) -> Option<Journey> {
                 })
                 .flatten();
             let attempt = attempts
-                .entry((span.service.clone(), span.action(), span.event.stream.clone(), span.name.clone()))
+                .entry((
+                    span.service.clone(),
+                    span.action(),
+                    span.event.stream.clone(),
+                    span.name.clone(),
+                ))
                 .or_insert(0);
             *attempt += 1;
-            Hop { span: SpanView::from(span), lag_ns, attempt: *attempt }
+            Hop {
+                span: SpanView::from(span),
+                lag_ns,
+                attempt: *attempt,
+            }
         })
         .collect();
-    let event_types: BTreeSet<String> = spans.iter().filter_map(|span| span.event.event_type.clone()).collect();
+    let event_types: BTreeSet<String> = spans
+        .iter()
+        .filter_map(|span| span.event.event_type.clone())
+        .collect();
     let traces: BTreeSet<String> = spans.iter().map(|span| span.trace_id.to_hex()).collect();
     Some(Journey {
         event_id: event_id.to_string(),
@@ -114,7 +130,11 @@ pub async fn trace(store: &Store, trace_id: TraceId) -> Option<TraceTree> {
 
 /// Builds the forest without recursion over input depth (input decides the depth).
 fn build_tree(spans: &[Span]) -> Vec<TraceNode> {
-    let index_of: HashMap<_, usize> = spans.iter().enumerate().map(|(index, span)| (span.span_id, index)).collect();
+    let index_of: HashMap<_, usize> = spans
+        .iter()
+        .enumerate()
+        .map(|(index, span)| (span.span_id, index))
+        .collect();
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
     let mut is_root = vec![false; spans.len()];
     for (index, span) in spans.iter().enumerate() {
@@ -170,8 +190,15 @@ fn build_tree(spans: &[Span]) -> Vec<TraceNode> {
         }
     }
     // Assemble bottom-up: reverse breadth-first order sees every child before its parent.
-    let mut nodes: Vec<Option<TraceNode>> =
-        spans.iter().map(|span| Some(TraceNode { span: SpanView::from(span), children: Vec::new() })).collect();
+    let mut nodes: Vec<Option<TraceNode>> = spans
+        .iter()
+        .map(|span| {
+            Some(TraceNode {
+                span: SpanView::from(span),
+                children: Vec::new(),
+            })
+        })
+        .collect();
     for &index in order.iter().rev() {
         if let Some(parent) = parent_of[index]
             && let Some(node) = nodes[index].take()
@@ -182,7 +209,8 @@ fn build_tree(spans: &[Span]) -> Vec<TraceNode> {
     }
     let sort = |list: &mut Vec<TraceNode>| {
         list.sort_by(|left, right| {
-            (left.span.start_time_unix_nano, &left.span.span_id).cmp(&(right.span.start_time_unix_nano, &right.span.span_id))
+            (left.span.start_time_unix_nano, &left.span.span_id)
+                .cmp(&(right.span.start_time_unix_nano, &right.span.span_id))
         })
     };
     let mut roots: Vec<TraceNode> = Vec::new();

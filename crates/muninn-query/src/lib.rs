@@ -9,10 +9,13 @@ mod render;
 mod view;
 
 pub use catalog::{
-    EventTypeSummary, Participant, ServiceFlow, ServiceSummary, StreamSummary, event_types, participants, services,
-    streams,
+    EventTypeSummary, Participant, ServiceFlow, ServiceSummary, StreamSummary, event_types,
+    participants, services, streams,
 };
-pub use edges::{Filter, Lineage, LineageEdge, Point, Series, Throughput, ThroughputError, TimeRange, lineage, throughput};
+pub use edges::{
+    Filter, Lineage, LineageEdge, Point, Series, Throughput, ThroughputError, TimeRange, lineage,
+    throughput,
+};
 pub use journey::{Hop, Journey, TraceNode, TraceTree, journey, trace};
 pub use render::{render_dot, render_mermaid};
 pub use view::SpanView;

@@ -20,7 +20,15 @@ struct Graph {
 }
 
 fn sanitize(text: &str) -> String {
-    text.chars().map(|char| if char.is_ascii_alphanumeric() { char } else { '_' }).collect()
+    text.chars()
+        .map(|char| {
+            if char.is_ascii_alphanumeric() {
+                char
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn graph(lineage: &Lineage) -> Graph {
@@ -28,11 +36,22 @@ fn graph(lineage: &Lineage) -> Graph {
     let mut node_set: BTreeSet<Node> = BTreeSet::new();
     for edge in &lineage.edges {
         let service = Node::Service(edge.service.clone());
-        let stream = Node::Stream { broker: edge.broker.to_string(), stream: edge.stream.clone() };
+        let stream = Node::Stream {
+            broker: edge.broker.to_string(),
+            stream: edge.stream.clone(),
+        };
         node_set.insert(service.clone());
         node_set.insert(stream.clone());
-        let label = if edge.event_type.is_empty() { "(unknown type)".to_string() } else { edge.event_type.clone() };
-        let key = if edge.action == "produced" { (service, stream, false) } else { (stream, service, edge.modifies) };
+        let label = if edge.event_type.is_empty() {
+            "(unknown type)".to_string()
+        } else {
+            edge.event_type.clone()
+        };
+        let key = if edge.action == "produced" {
+            (service, stream, false)
+        } else {
+            (stream, service, edge.modifies)
+        };
         arrows.entry(key).or_default().insert(label);
     }
     // Stable ids: a readable prefix, with a suffix when two names sanitize alike. The suffixed
@@ -42,7 +61,9 @@ fn graph(lineage: &Lineage) -> Graph {
     for node in node_set {
         let base = match &node {
             Node::Service(name) => format!("svc_{}", sanitize(name)),
-            Node::Stream { broker, stream } => format!("stream_{}_{}", sanitize(broker), sanitize(stream)),
+            Node::Stream { broker, stream } => {
+                format!("stream_{}_{}", sanitize(broker), sanitize(stream))
+            }
         };
         let mut id = base.clone();
         let mut n_tried = 1;
@@ -71,15 +92,27 @@ pub fn render_mermaid(lineage: &Lineage) -> String {
                 let _ = writeln!(out, "    {id}[\"{}\"]", mermaid_text(name));
             }
             Node::Stream { broker, stream } => {
-                let _ = writeln!(out, "    {id}[(\"{}<br/>{}\")]", mermaid_text(stream), mermaid_text(broker));
+                let _ = writeln!(
+                    out,
+                    "    {id}[(\"{}<br/>{}\")]",
+                    mermaid_text(stream),
+                    mermaid_text(broker)
+                );
             }
         }
     }
     for ((from, to, modifies), labels) in &graph.arrows {
-        let label = labels.iter().map(|label| mermaid_text(label)).collect::<Vec<_>>().join("<br/>");
+        let label = labels
+            .iter()
+            .map(|label| mermaid_text(label))
+            .collect::<Vec<_>>()
+            .join("<br/>");
         let (from_id, to_id) = (&graph.nodes[from], &graph.nodes[to]);
         if *modifies {
-            let _ = writeln!(out, "    {from_id} == \"{label}<br/>(modifies)\" ==> {to_id}");
+            let _ = writeln!(
+                out,
+                "    {from_id} == \"{label}<br/>(modifies)\" ==> {to_id}"
+            );
         } else {
             let _ = writeln!(out, "    {from_id} -- \"{label}\" --> {to_id}");
         }
@@ -101,15 +134,32 @@ pub fn render_dot(lineage: &Lineage) -> String {
                 let _ = writeln!(out, "    {id} [label=\"{}\", shape=box];", dot_text(name));
             }
             Node::Stream { broker, stream } => {
-                let _ = writeln!(out, "    {id} [label=\"{}\\n({})\", shape=cylinder];", dot_text(stream), dot_text(broker));
+                let _ = writeln!(
+                    out,
+                    "    {id} [label=\"{}\\n({})\", shape=cylinder];",
+                    dot_text(stream),
+                    dot_text(broker)
+                );
             }
         }
     }
     for ((from, to, modifies), labels) in &graph.arrows {
-        let label = labels.iter().map(|label| dot_text(label)).collect::<Vec<_>>().join("\\n");
-        let style = if *modifies { ", style=bold, color=\"#c0392b\"" } else { "" };
+        let label = labels
+            .iter()
+            .map(|label| dot_text(label))
+            .collect::<Vec<_>>()
+            .join("\\n");
+        let style = if *modifies {
+            ", style=bold, color=\"#c0392b\""
+        } else {
+            ""
+        };
         let suffix = if *modifies { "\\n(modifies)" } else { "" };
-        let _ = writeln!(out, "    {} -> {} [label=\"{label}{suffix}\"{style}];", graph.nodes[from], graph.nodes[to]);
+        let _ = writeln!(
+            out,
+            "    {} -> {} [label=\"{label}{suffix}\"{style}];",
+            graph.nodes[from], graph.nodes[to]
+        );
     }
     out.push_str("}\n");
     out

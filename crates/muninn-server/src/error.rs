@@ -20,10 +20,19 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), field: None, line: None, column: None }
+        ApiError {
+            status,
+            message: message.into(),
+            field: None,
+            line: None,
+            column: None,
+        }
     }
     pub fn bad_field(field: &str, message: impl Into<String>) -> Self {
-        ApiError { field: Some(field.to_string()), ..ApiError::new(StatusCode::BAD_REQUEST, message) }
+        ApiError {
+            field: Some(field.to_string()),
+            ..ApiError::new(StatusCode::BAD_REQUEST, message)
+        }
     }
     pub fn not_found(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, message)
@@ -60,7 +69,9 @@ impl IntoResponse for ApiError {
         };
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
         }
         response
     }
@@ -73,7 +84,11 @@ impl From<IngestError> for ApiError {
             IngestErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             IngestErrorKind::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         };
-        ApiError { line: error.line, column: error.column, ..ApiError::new(status, error.message) }
+        ApiError {
+            line: error.line,
+            column: error.column,
+            ..ApiError::new(status, error.message)
+        }
     }
 }
 
@@ -81,9 +96,10 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         let status = match error.kind {
             StoreErrorKind::Closed => StatusCode::SERVICE_UNAVAILABLE,
-            StoreErrorKind::Io | StoreErrorKind::ObjectStore | StoreErrorKind::Corrupt | StoreErrorKind::Config => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            StoreErrorKind::Io
+            | StoreErrorKind::ObjectStore
+            | StoreErrorKind::Corrupt
+            | StoreErrorKind::Config => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, format!("store: {}", error.message))
     }

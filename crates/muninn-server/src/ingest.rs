@@ -35,9 +35,14 @@ struct RejectionBody {
 async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
     let limit = state.max_body_bytes;
     let bytes = to_bytes(body, limit).await.map_err(|_| {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("body is larger than the limit of {limit} bytes; send smaller batches"))
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body is larger than the limit of {limit} bytes; send smaller batches"),
+        )
     })?;
-    let encoding = headers.get("content-encoding").and_then(|value| value.to_str().ok());
+    let encoding = headers
+        .get("content-encoding")
+        .and_then(|value| value.to_str().ok());
     Ok(decompress(&bytes, encoding, limit)?.into_owned())
 }
 
@@ -52,11 +57,18 @@ fn answer(
         state.metrics.count_rejection(record_kind, &rejection.field);
     }
     let rejected_count = rejected.len();
-    let status = if accepted == 0 && rejected_count > 0 { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let status = if accepted == 0 && rejected_count > 0 {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
     state
         .metrics
         .ingest_requests
-        .get_or_create(&vec![("endpoint".into(), endpoint.into()), ("status".into(), status.as_u16().to_string())])
+        .get_or_create(&vec![
+            ("endpoint".into(), endpoint.into()),
+            ("status".into(), status.as_u16().to_string()),
+        ])
         .inc();
     let body = IngestResponse {
         accepted,
@@ -64,7 +76,11 @@ fn answer(
         rejected: rejected
             .into_iter()
             .take(MAX_LISTED_REJECTIONS)
-            .map(|rejection| RejectionBody { index: rejection.index, field: rejection.field, reason: rejection.reason })
+            .map(|rejection| RejectionBody {
+                index: rejection.index,
+                field: rejection.field,
+                reason: rejection.reason,
+            })
             .collect(),
     };
     (status, Json(body)).into_response()
@@ -74,11 +90,18 @@ fn count_failure(state: &AppState, endpoint: &str, error: &ApiError) {
     state
         .metrics
         .ingest_requests
-        .get_or_create(&vec![("endpoint".into(), endpoint.into()), ("status".into(), error.status.as_u16().to_string())])
+        .get_or_create(&vec![
+            ("endpoint".into(), endpoint.into()),
+            ("status".into(), error.status.as_u16().to_string()),
+        ])
         .inc();
 }
 
-pub(crate) async fn post_spans(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn post_spans(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let endpoint = "/api/v1/spans";
     let result = async {
         let bytes = read_body(&state, &headers, body).await?;
@@ -100,7 +123,11 @@ pub(crate) async fn post_spans(State(state): State<Arc<AppState>>, headers: Head
     }
 }
 
-pub(crate) async fn post_counts(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn post_counts(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let endpoint = "/api/v1/counts";
     let result = async {
         let bytes = read_body(&state, &headers, body).await?;

@@ -1,13 +1,13 @@
 //! Prometheus metrics of the server: ingest counters, rejections by field, query latencies,
 //! and store gauges refreshed at each scrape.
 
+use muninn_store::StoreStats;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use muninn_store::StoreStats;
 
 type Labels = Vec<(String, String)>;
 
@@ -37,20 +37,67 @@ impl Metrics {
         let ingested_counts = Counter::default();
         let rejected = Family::<Labels, Counter>::default();
         let ingest_requests = Family::<Labels, Counter>::default();
-        let query_seconds = Family::<Labels, Histogram>::new_with_constructor(query_histogram as fn() -> Histogram);
-        let (head_spans, blocks, block_bytes, block_spans, wal_bytes, rollup_cells) =
-            (Gauge::default(), Gauge::default(), Gauge::default(), Gauge::default(), Gauge::default(), Gauge::default());
-        registry.register("ingested_spans", "Spans accepted and durably stored", ingested_spans.clone());
-        registry.register("ingested_counts", "Event-seen count records accepted", ingested_counts.clone());
-        registry.register("rejected_records", "Records rejected at ingest, by kind and offending field", rejected.clone());
-        registry.register("ingest_requests", "Ingest requests by endpoint and HTTP status", ingest_requests.clone());
-        registry.register("query_duration_seconds", "Query latency by route", query_seconds.clone());
-        registry.register("head_spans", "Spans in memory not yet written to blocks", head_spans.clone());
+        let query_seconds =
+            Family::<Labels, Histogram>::new_with_constructor(query_histogram as fn() -> Histogram);
+        let (head_spans, blocks, block_bytes, block_spans, wal_bytes, rollup_cells) = (
+            Gauge::default(),
+            Gauge::default(),
+            Gauge::default(),
+            Gauge::default(),
+            Gauge::default(),
+            Gauge::default(),
+        );
+        registry.register(
+            "ingested_spans",
+            "Spans accepted and durably stored",
+            ingested_spans.clone(),
+        );
+        registry.register(
+            "ingested_counts",
+            "Event-seen count records accepted",
+            ingested_counts.clone(),
+        );
+        registry.register(
+            "rejected_records",
+            "Records rejected at ingest, by kind and offending field",
+            rejected.clone(),
+        );
+        registry.register(
+            "ingest_requests",
+            "Ingest requests by endpoint and HTTP status",
+            ingest_requests.clone(),
+        );
+        registry.register(
+            "query_duration_seconds",
+            "Query latency by route",
+            query_seconds.clone(),
+        );
+        registry.register(
+            "head_spans",
+            "Spans in memory not yet written to blocks",
+            head_spans.clone(),
+        );
         registry.register("blocks", "Committed Parquet blocks", blocks.clone());
-        registry.register("block_bytes", "Bytes of committed blocks", block_bytes.clone());
-        registry.register("block_spans", "Spans in committed blocks", block_spans.clone());
-        registry.register("wal_bytes", "Bytes of write-ahead log on disk", wal_bytes.clone());
-        registry.register("rollup_cells", "Roll-up cells held in memory", rollup_cells.clone());
+        registry.register(
+            "block_bytes",
+            "Bytes of committed blocks",
+            block_bytes.clone(),
+        );
+        registry.register(
+            "block_spans",
+            "Spans in committed blocks",
+            block_spans.clone(),
+        );
+        registry.register(
+            "wal_bytes",
+            "Bytes of write-ahead log on disk",
+            wal_bytes.clone(),
+        );
+        registry.register(
+            "rollup_cells",
+            "Roll-up cells held in memory",
+            rollup_cells.clone(),
+        );
         Metrics {
             registry,
             ingested_spans,
@@ -90,12 +137,18 @@ impl Metrics {
             Some((head @ ("attributes" | "resource"), _)) => format!("{head}.*"),
             _ => normalized,
         };
-        self.rejected.get_or_create(&vec![("record".into(), record_kind.into()), ("field".into(), normalized)]).inc();
+        self.rejected
+            .get_or_create(&vec![
+                ("record".into(), record_kind.into()),
+                ("field".into(), normalized),
+            ])
+            .inc();
     }
 
     pub fn render(&self, stats: &StoreStats) -> String {
         let as_i64 = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
-        self.head_spans.set(as_i64(stats.head_spans + stats.flushing_spans));
+        self.head_spans
+            .set(as_i64(stats.head_spans + stats.flushing_spans));
         self.blocks.set(as_i64(stats.n_blocks));
         self.block_bytes.set(as_i64(stats.block_bytes));
         self.block_spans.set(as_i64(stats.block_spans));

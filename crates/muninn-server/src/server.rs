@@ -83,11 +83,15 @@ impl RunningServer {
 
 /// Opens the store, binds the listener and serves until stopped.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
-    let store = Store::open(config.store.clone()).await.map_err(StartError::Store)?;
+    let store = Store::open(config.store.clone())
+        .await
+        .map_err(StartError::Store)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|error| StartError::Bind(config.listen, error))?;
-    let local_addr = listener.local_addr().map_err(|error| StartError::Bind(config.listen, error))?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|error| StartError::Bind(config.listen, error))?;
     let state = Arc::new(AppState {
         store: store.clone(),
         metrics: Metrics::new(),
@@ -124,7 +128,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         let _ = maintenance_stop_tx.send(());
         let _ = maintenance.await;
     });
-    Ok(RunningServer { local_addr, store, shutdown: Some(shutdown_tx), task })
+    Ok(RunningServer {
+        local_addr,
+        store,
+        shutdown: Some(shutdown_tx),
+        task,
+    })
 }
 
 /// Why the server could not start.
@@ -142,8 +151,14 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/counts", post(ingest::post_counts))
         .route("/api/v1/admin/flush", post(ingest::post_flush))
         .route("/api/v1/event-types", get(query::event_types))
-        .route("/api/v1/event-types/{event_type}/producers", get(query::producers))
-        .route("/api/v1/event-types/{event_type}/consumers", get(query::consumers))
+        .route(
+            "/api/v1/event-types/{event_type}/producers",
+            get(query::producers),
+        )
+        .route(
+            "/api/v1/event-types/{event_type}/consumers",
+            get(query::consumers),
+        )
         .route("/api/v1/streams", get(query::streams))
         .route("/api/v1/services", get(query::services))
         .route("/api/v1/throughput", get(query::throughput))
@@ -154,7 +169,9 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), time_queries));
-    api.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state)
+    api.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
 }
 
 async fn not_found() -> crate::error::ApiError {
@@ -169,8 +186,15 @@ async fn method_not_allowed() -> crate::error::ApiError {
     )
 }
 
-async fn time_queries(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_string());
+async fn time_queries(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_string());
     let is_query = request.method() == axum::http::Method::GET;
     let started = Instant::now();
     let response = next.run(request).await;
@@ -189,10 +213,19 @@ async fn healthz() -> impl IntoResponse {
 }
 
 async fn openapi() -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "application/yaml")], crate::OPENAPI_YAML)
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
+        crate::OPENAPI_YAML,
+    )
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let text = state.metrics.render(&state.store.stats());
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
 }

@@ -543,7 +543,11 @@ fn json_to_yaml(value: &Value) -> Yaml {
 /// `(method, path)` of every `.route("path", method(handler))` in `server.rs`.
 fn registered_routes() -> Vec<(String, String)> {
     let mut routes = Vec::new();
-    for piece in SERVER_SOURCE.split(".route(\"").skip(1) {
+    // rustfmt may break `.route(` across lines, so whitespace after the parenthesis is skipped.
+    for piece in SERVER_SOURCE.split(".route(").skip(1) {
+        let Some(piece) = piece.trim_start().strip_prefix('"') else {
+            continue;
+        };
         let (path, rest) = piece
             .split_once('"')
             .expect("a route path ends with a quote");

@@ -95,7 +95,7 @@ impl From<IngestError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         let status = match error.kind {
-            StoreErrorKind::Closed => StatusCode::SERVICE_UNAVAILABLE,
+            StoreErrorKind::Closed | StoreErrorKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             StoreErrorKind::Io
             | StoreErrorKind::ObjectStore
             | StoreErrorKind::Corrupt

@@ -32,7 +32,11 @@ struct RejectionBody {
     reason: String,
 }
 
-async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
+async fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<bytes::Bytes, ApiError> {
     let limit = state.max_body_bytes;
     let bytes = to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
@@ -43,7 +47,12 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
     let encoding = headers
         .get("content-encoding")
         .and_then(|value| value.to_str().ok());
-    Ok(decompress(&bytes, encoding, limit)?.into_owned())
+    // Identity bodies are used as they arrived, without a copy.
+    let decompressed = match decompress(&bytes, encoding, limit)? {
+        std::borrow::Cow::Borrowed(_) => None,
+        std::borrow::Cow::Owned(output) => Some(bytes::Bytes::from(output)),
+    };
+    Ok(decompressed.unwrap_or(bytes))
 }
 
 fn answer(

@@ -23,6 +23,9 @@ use crate::error::{StoreError, StoreErrorKind};
 use crate::rollup::{self, RollupDelta, Rollups};
 use crate::wal::{self, WalWriter};
 
+/// Appends wait while more than this many times `flush_max_spans` spans are not yet in blocks.
+const UNFLUSHED_FACTOR: u64 = 3;
+
 /// The data directory's format marker, `muninn.json`.
 pub const DATA_FORMAT_VERSION: u32 = 1;
 
@@ -37,6 +40,9 @@ pub struct StoreConfig {
     pub flush_max_spans: usize,
     /// Flush the head when its oldest record is this old.
     pub flush_max_age: Duration,
+    /// How long an append waits when memory is full (more than 3 × `flush_max_spans` spans not
+    /// yet in blocks) before it is refused as overloaded.
+    pub max_append_wait: Duration,
     pub block: BlockWriteOptions,
 }
 
@@ -47,6 +53,7 @@ impl StoreConfig {
             retention: Some(Duration::from_secs(7 * 86_400)),
             flush_max_spans: 500_000,
             flush_max_age: Duration::from_secs(300),
+            max_append_wait: Duration::from_secs(30),
             block: BlockWriteOptions::default(),
         }
     }
@@ -124,6 +131,10 @@ struct Shared {
     flush_wanted: Notify,
     failed: AtomicBool,
     wal_segment_bytes: AtomicU64,
+    /// Spans in the head and in frozen heads: what memory holds that blocks do not yet.
+    unflushed_spans: AtomicU64,
+    /// Fired when a flush has moved spans out of memory.
+    space_freed: Notify,
     spans_appended: AtomicU64,
     counts_appended: AtomicU64,
 }
@@ -253,6 +264,7 @@ impl Store {
                 Ok(())
             })?;
         }
+        let head_spans_at_open = head.n_spans as u64;
         let writer = WalWriter::create(&wal_dir, max_seq + 1)?;
         let (wal_tx, wal_rx) = mpsc::channel(1024);
         let shared = Arc::new(Shared {
@@ -267,6 +279,8 @@ impl Store {
             flush_wanted: Notify::new(),
             failed: AtomicBool::new(false),
             wal_segment_bytes: AtomicU64::new(writer.segment_bytes()),
+            unflushed_spans: AtomicU64::new(head_spans_at_open),
+            space_freed: Notify::new(),
             spans_appended: AtomicU64::new(0),
             counts_appended: AtomicU64::new(0),
         });
@@ -295,6 +309,7 @@ impl Store {
                 "the store stopped taking writes after a WAL failure",
             ));
         }
+        self.wait_for_memory().await?;
         let payload = postcard::to_stdvec(&WalBatchRef {
             spans: &spans,
             counts: &counts,
@@ -320,6 +335,36 @@ impl Store {
         answer
             .await
             .map_err(|_| StoreError::new(StoreErrorKind::Closed, "the store is closed"))?
+    }
+
+    /// Bounds memory: while more than `UNFLUSHED_FACTOR × flush_max_spans` spans wait to be
+    /// written to blocks, appends wait for a flush, and give up with `Overloaded` (HTTP 503
+    /// with `Retry-After`) after `max_append_wait`.
+    async fn wait_for_memory(&self) -> Result<(), StoreError> {
+        let shared = &self.shared;
+        let limit = (shared.config.flush_max_spans as u64).saturating_mul(UNFLUSHED_FACTOR);
+        if shared.unflushed_spans.load(Ordering::Relaxed) < limit {
+            return Ok(());
+        }
+        shared.flush_wanted.notify_one();
+        let deadline = tokio::time::Instant::now() + shared.config.max_append_wait;
+        loop {
+            let notified = shared.space_freed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if shared.unflushed_spans.load(Ordering::Relaxed) < limit {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(StoreError::new(
+                    StoreErrorKind::Overloaded,
+                    format!(
+                        "{} spans are waiting to be written to blocks (limit {limit}); retry shortly",
+                        shared.unflushed_spans.load(Ordering::Relaxed)
+                    ),
+                ));
+            }
+        }
     }
 
     /// Writes everything in the head (and any earlier unfinished flush) to blocks.
@@ -360,6 +405,10 @@ impl Store {
             if let Ok(mut flushing) = shared.flushing.write() {
                 flushing.retain(|head| !Arc::ptr_eq(head, &frozen));
             }
+            shared
+                .unflushed_spans
+                .fetch_sub(frozen.n_spans as u64, Ordering::Relaxed);
+            shared.space_freed.notify_waiters();
             delete_segments_up_to(&shared.wal_dir, frozen.last_seq);
         }
         Ok(report)
@@ -879,10 +928,15 @@ fn commit(shared: &Shared, writer: &mut WalWriter, pending: &mut Vec<PendingAck>
             .head
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut n_inserted = 0;
         for ack in pending.iter_mut() {
             rollups.apply(&ack.delta);
+            n_inserted += ack.spans.len() as u64;
             head.insert(ack.seq, std::mem::take(&mut ack.spans), &ack.delta);
         }
+        shared
+            .unflushed_spans
+            .fetch_add(n_inserted, Ordering::Relaxed);
         head_full |= head.n_spans >= shared.config.flush_max_spans;
     }
     for ack in pending.drain(..) {

@@ -14,6 +14,8 @@ pub enum StoreErrorKind {
     Corrupt,
     /// The store is shutting down and takes no more writes.
     Closed,
+    /// Too much is waiting to be written to blocks; try again shortly.
+    Overloaded,
     /// The configuration is not usable.
     Config,
 }

@@ -5,6 +5,8 @@
 #[path = "store/support.rs"]
 mod support;
 
+#[path = "store/backpressure.rs"]
+mod backpressure;
 #[path = "store/crash_mid_flush.rs"]
 mod crash_mid_flush;
 #[path = "store/golden.rs"]

@@ -125,6 +125,48 @@ impl<'de> Deserialize<'de> for JsonObjectMembers {
     }
 }
 
+/// Encodes each distinct attribute list once per block: a service's spans share their
+/// resource, and low-cardinality attributes repeat across many spans.
+#[derive(Default)]
+struct JsonCache<'a> {
+    index: std::collections::HashMap<u64, Vec<(&'a Attributes, usize)>>,
+    texts: Vec<String>,
+}
+
+impl<'a> JsonCache<'a> {
+    /// Distinct lists kept before the cache starts over (bounds memory on unique attributes).
+    const MAX_ENTRIES: usize = 65_536;
+
+    fn text(&mut self, attributes: &'a Attributes) -> &str {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for (key, value) in attributes {
+            key.hash(&mut hasher);
+            match value {
+                AttributeValue::String(text) => (0u8, text).hash(&mut hasher),
+                AttributeValue::Int(number) => (1u8, number).hash(&mut hasher),
+                AttributeValue::Float(number) => (2u8, number.to_bits()).hash(&mut hasher),
+                AttributeValue::Bool(flag) => (3u8, flag).hash(&mut hasher),
+            }
+        }
+        let hash = hasher.finish();
+        if self.texts.len() >= Self::MAX_ENTRIES {
+            self.index.clear();
+            self.texts.clear();
+        }
+        let bucket = self.index.entry(hash).or_default();
+        let text_idx = match bucket.iter().find(|(cached, _)| *cached == attributes) {
+            Some((_, text_idx)) => *text_idx,
+            None => {
+                self.texts.push(attributes_to_json(attributes));
+                bucket.push((attributes, self.texts.len() - 1));
+                self.texts.len() - 1
+            }
+        };
+        &self.texts[text_idx]
+    }
+}
+
 fn attributes_to_json(attributes: &Attributes) -> String {
     serde_json::to_string(&JsonAttributes(attributes)).unwrap_or_else(|_| "{}".to_string())
 }
@@ -190,8 +232,10 @@ fn links_from_json(text: &str) -> Vec<Link> {
 }
 
 /// Builds one record batch from spans, in the order given.
-pub(crate) fn encode(spans: &[&Span]) -> Result<RecordBatch, StoreError> {
+pub(crate) fn encode<'a>(spans: &[&'a Span]) -> Result<RecordBatch, StoreError> {
     let n_rows = spans.len();
+    let mut attribute_texts = JsonCache::<'a>::default();
+    let mut resource_texts = JsonCache::<'a>::default();
     let mut trace_id = FixedSizeBinaryBuilder::with_capacity(n_rows, 16);
     let mut span_id = FixedSizeBinaryBuilder::with_capacity(n_rows, 8);
     let mut parent_span_id = FixedSizeBinaryBuilder::with_capacity(n_rows, 8);
@@ -242,8 +286,8 @@ pub(crate) fn encode(spans: &[&Span]) -> Result<RecordBatch, StoreError> {
         partition.append_option(event.partition);
         offset.append_option(event.offset);
         message_id.append_option(event.message_id.as_deref());
-        attributes.append_value(attributes_to_json(&span.attributes));
-        resource.append_value(attributes_to_json(&span.resource));
+        attributes.append_value(attribute_texts.text(&span.attributes));
+        resource.append_value(resource_texts.text(&span.resource));
         links.append_option(links_to_json(&span.links));
     }
     let columns: Vec<ArrayRef> = vec![

@@ -2,7 +2,12 @@
 //! action, modified) the number of sampled spans, the number of events seen (from unsampled
 //! counts) and the first and last time. Lineage, catalog and throughput read only these.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+/// Roll-up maps are hashed on every span at ingest: a fast non-cryptographic hasher (keys are
+/// not attacker-chosen in a way that matters here: a flood of distinct keys is bounded by the
+/// validation limits and costs memory either way).
+type HashMap<K, V> = ahash::AHashMap<K, V>;
 
 use muninn_model::{EventCount, NANOS_PER_SECOND, RollupKey, Span};
 use serde::{Deserialize, Serialize};

@@ -129,7 +129,7 @@ impl<'de> Deserialize<'de> for JsonObjectMembers {
 /// resource, and low-cardinality attributes repeat across many spans.
 #[derive(Default)]
 struct JsonCache<'a> {
-    index: std::collections::HashMap<u64, Vec<(&'a Attributes, usize)>>,
+    index: ahash::AHashMap<u64, Vec<(&'a Attributes, usize)>>,
     texts: Vec<String>,
 }
 
@@ -139,7 +139,7 @@ impl<'a> JsonCache<'a> {
 
     fn text(&mut self, attributes: &'a Attributes) -> &str {
         use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        let mut hasher = ahash::AHasher::default();
         for (key, value) in attributes {
             key.hash(&mut hasher);
             match value {

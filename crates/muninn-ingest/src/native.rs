@@ -59,7 +59,7 @@ struct WireLink {
     trace_id: String,
     span_id: String,
     #[serde(default)]
-    attributes: Option<serde_json::Map<String, serde_json::Value>>,
+    attributes: Option<WireAttributes>,
 }
 
 #[derive(Deserialize)]
@@ -72,7 +72,7 @@ struct WireSpan {
     kind: String,
     service: String,
     #[serde(default)]
-    resource: Option<serde_json::Map<String, serde_json::Value>>,
+    resource: Option<WireAttributes>,
     start_time_unix_nano: WireInteger,
     #[serde(default)]
     duration_nano: Option<WireInteger>,
@@ -81,7 +81,7 @@ struct WireSpan {
     #[serde(default)]
     status: Option<WireStatus>,
     #[serde(default)]
-    attributes: Option<serde_json::Map<String, serde_json::Value>>,
+    attributes: Option<WireAttributes>,
     #[serde(default)]
     links: Option<Vec<WireLink>>,
     #[serde(default)]
@@ -115,31 +115,108 @@ struct WireCount {
     count: u64,
 }
 
-fn attributes(
-    field: &str,
-    object: Option<serde_json::Map<String, serde_json::Value>>,
-) -> Result<Attributes, FieldError> {
-    let Some(object) = object else {
+/// An attribute value as it arrived: a scalar, or something Muninn does not store.
+enum WireValue {
+    Scalar(AttributeValue),
+    Unsupported,
+}
+
+/// Attributes as a JSON object, read straight into a list in arrival order (no intermediate
+/// map: this runs for every span at ingest).
+struct WireAttributes(Vec<(String, WireValue)>);
+
+impl<'de> serde::Deserialize<'de> for WireValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+        impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+            type Value = WireValue;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a string, number or boolean")
+            }
+            fn visit_str<E>(self, text: &str) -> Result<WireValue, E> {
+                Ok(WireValue::Scalar(AttributeValue::String(text.to_string())))
+            }
+            fn visit_string<E>(self, text: String) -> Result<WireValue, E> {
+                Ok(WireValue::Scalar(AttributeValue::String(text)))
+            }
+            fn visit_bool<E>(self, flag: bool) -> Result<WireValue, E> {
+                Ok(WireValue::Scalar(AttributeValue::Bool(flag)))
+            }
+            fn visit_i64<E>(self, number: i64) -> Result<WireValue, E> {
+                Ok(WireValue::Scalar(AttributeValue::Int(number)))
+            }
+            fn visit_u64<E>(self, number: u64) -> Result<WireValue, E> {
+                Ok(WireValue::Scalar(match i64::try_from(number) {
+                    Ok(integer) => AttributeValue::Int(integer),
+                    Err(_) => AttributeValue::Float(number as f64),
+                }))
+            }
+            fn visit_f64<E>(self, number: f64) -> Result<WireValue, E> {
+                Ok(WireValue::Scalar(AttributeValue::Float(number)))
+            }
+            fn visit_unit<E>(self) -> Result<WireValue, E> {
+                Ok(WireValue::Unsupported)
+            }
+            fn visit_none<E>(self) -> Result<WireValue, E> {
+                Ok(WireValue::Unsupported)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<WireValue, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(WireValue::Unsupported)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WireValue, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(WireValue::Unsupported)
+            }
+        }
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for WireAttributes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MapVisitor;
+        impl<'de> serde::de::Visitor<'de> for MapVisitor {
+            type Value = WireAttributes;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("an object of attributes")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WireAttributes, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(8).min(128));
+                while let Some(entry) = map.next_entry::<String, WireValue>()? {
+                    entries.push(entry);
+                }
+                Ok(WireAttributes(entries))
+            }
+        }
+        deserializer.deserialize_map(MapVisitor)
+    }
+}
+
+fn attributes(field: &str, object: Option<WireAttributes>) -> Result<Attributes, FieldError> {
+    let Some(WireAttributes(entries)) = object else {
         return Ok(Vec::new());
     };
-    object
+    entries
         .into_iter()
-        .map(|(key, value)| {
-            let value = match value {
-                serde_json::Value::String(text) => AttributeValue::String(text),
-                serde_json::Value::Bool(flag) => AttributeValue::Bool(flag),
-                serde_json::Value::Number(number) => match number.as_i64() {
-                    Some(integer) => AttributeValue::Int(integer),
-                    None => AttributeValue::Float(number.as_f64().unwrap_or(f64::NAN)),
-                },
-                _ => {
-                    return Err(FieldError::new(
-                        format!("{field}.{key}"),
-                        "must be a string, number or boolean (arrays, objects and null are not supported)",
-                    ));
-                }
-            };
-            Ok((key, value))
+        .map(|(key, value)| match value {
+            WireValue::Scalar(value) => Ok((key, value)),
+            WireValue::Unsupported => Err(FieldError::new(
+                format!("{field}.{key}"),
+                "must be a string, number or boolean (arrays, objects and null are not supported)",
+            )),
         })
         .collect()
 }
@@ -508,5 +585,27 @@ mod tests {
         let decoded = decode_counts(body, &Limits::default(), NOW).unwrap();
         assert_eq!(decoded.records[0].minute_unix_seconds, 1_794_999_960);
         assert_eq!(decoded.rejected[0].field, "broker");
+    }
+
+    #[test]
+    fn attributes_keep_their_order_and_refuse_nested_values() {
+        let span = span_json("4bf92f3577b34da6a3ce929d0e0e4736", "1795000000000000000").replace(
+            r#""attributes":{"a":1,"b":"x","c":true,"d":1.5}"#,
+            r#""attributes":{"z":1,"a":0.1,"m":18446744073709551615}"#,
+        );
+        let decoded = decode_spans(span.as_bytes(), &Limits::default(), NOW).unwrap();
+        let keys: Vec<&str> = decoded.records[0]
+            .attributes
+            .iter()
+            .map(|(key, _)| key.as_str())
+            .collect();
+        assert_eq!(keys, ["z", "a", "m"]);
+        assert_eq!(
+            decoded.records[0].attributes[1].1,
+            AttributeValue::Float(0.1)
+        );
+        let nested = span.replace(r#""z":1"#, r#""z":[1,2]"#);
+        let decoded = decode_spans(nested.as_bytes(), &Limits::default(), NOW).unwrap();
+        assert_eq!(decoded.rejected[0].field, "attributes.z");
     }
 }

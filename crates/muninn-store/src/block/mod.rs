@@ -128,7 +128,7 @@ pub(crate) fn encode_parquet(
     let n_distinct_events = spans
         .iter()
         .filter_map(|span| span.event.event_id.as_deref())
-        .collect::<std::collections::HashSet<_>>()
+        .collect::<ahash::AHashSet<_>>()
         .len();
     let per_row_group =
         |n_distinct: usize| (n_distinct.div_ceil(n_row_groups) as u64 * 5 / 4).max(64);

@@ -192,12 +192,14 @@ pub(crate) async fn write_block(
 ) -> Result<BlockMeta, StoreError> {
     let block_id = uuid::Uuid::new_v4().simple().to_string();
     let dir = block_path(contents.partition_unix_seconds, &block_id);
-    contents.spans.sort_unstable_by(|left, right| {
-        (left.trace_id, left.start_unix_nanos, left.span_id).cmp(&(
-            right.trace_id,
-            right.start_unix_nanos,
-            right.span_id,
-        ))
+    // Integer keys compare without a call to memcmp (ids are big-endian, so the order is the
+    // same as comparing their bytes).
+    contents.spans.sort_unstable_by_key(|span| {
+        (
+            u128::from_be_bytes(span.trace_id.0),
+            span.start_unix_nanos,
+            u64::from_be_bytes(span.span_id.0),
+        )
     });
     let min_time = contents
         .spans

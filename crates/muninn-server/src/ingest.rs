@@ -9,7 +9,8 @@ use axum::body::{Body, to_bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use muninn_ingest::{Rejection, decode_counts, decode_spans, decompress};
+use muninn_ingest::{Decoded, IngestError, Rejection, decode_counts, decode_spans, decompress};
+use muninn_model::{EventCount, Span};
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -106,30 +107,71 @@ fn count_failure(state: &AppState, endpoint: &str, error: &ApiError) {
         .inc();
 }
 
-pub(crate) async fn post_spans(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let endpoint = "/api/v1/spans";
+/// What one ingest route takes: its records, how to decode them and how to store them.
+trait RecordKind: Sized {
+    const ENDPOINT: &'static str;
+    const NAME: &'static str;
+    fn decode(body: &[u8], state: &AppState) -> Result<Decoded<Self>, IngestError>;
+    fn store(
+        records: Vec<Self>,
+        state: &AppState,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
+}
+
+impl RecordKind for Span {
+    const ENDPOINT: &'static str = "/api/v1/spans";
+    const NAME: &'static str = "span";
+    fn decode(body: &[u8], state: &AppState) -> Result<Decoded<Self>, IngestError> {
+        decode_spans(body, &state.limits, muninn_model::now_unix_nanos())
+    }
+    async fn store(records: Vec<Self>, state: &AppState) -> Result<(), ApiError> {
+        let n_records = records.len() as u64;
+        state.store.append(records, Vec::new()).await?;
+        state.metrics.ingested_spans.inc_by(n_records);
+        Ok(())
+    }
+}
+
+impl RecordKind for EventCount {
+    const ENDPOINT: &'static str = "/api/v1/counts";
+    const NAME: &'static str = "count";
+    fn decode(body: &[u8], state: &AppState) -> Result<Decoded<Self>, IngestError> {
+        decode_counts(body, &state.limits, muninn_model::now_unix_nanos())
+    }
+    async fn store(records: Vec<Self>, state: &AppState) -> Result<(), ApiError> {
+        let n_records = records.len() as u64;
+        state.store.append(Vec::new(), records).await?;
+        state.metrics.ingested_counts.inc_by(n_records);
+        Ok(())
+    }
+}
+
+async fn ingest<R: RecordKind>(state: &AppState, headers: &HeaderMap, body: Body) -> Response {
     let result = async {
-        let bytes = read_body(&state, &headers, body).await?;
-        let decoded = decode_spans(&bytes, &state.limits, muninn_model::now_unix_nanos())?;
+        let bytes = read_body(state, headers, body).await?;
+        let decoded = R::decode(&bytes, state)?;
         let accepted = decoded.records.len();
         if accepted > 0 {
-            state.store.append(decoded.records, Vec::new()).await?;
-            state.metrics.ingested_spans.inc_by(accepted as u64);
+            R::store(decoded.records, state).await?;
         }
         Ok::<_, ApiError>((accepted, decoded.rejected))
     }
     .await;
     match result {
-        Ok((accepted, rejected)) => answer(&state, "span", accepted, rejected, endpoint),
+        Ok((accepted, rejected)) => answer(state, R::NAME, accepted, rejected, R::ENDPOINT),
         Err(error) => {
-            count_failure(&state, endpoint, &error);
+            count_failure(state, R::ENDPOINT, &error);
             error.into_response()
         }
     }
+}
+
+pub(crate) async fn post_spans(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    ingest::<Span>(&state, &headers, body).await
 }
 
 pub(crate) async fn post_counts(
@@ -137,25 +179,7 @@ pub(crate) async fn post_counts(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let endpoint = "/api/v1/counts";
-    let result = async {
-        let bytes = read_body(&state, &headers, body).await?;
-        let decoded = decode_counts(&bytes, &state.limits, muninn_model::now_unix_nanos())?;
-        let accepted = decoded.records.len();
-        if accepted > 0 {
-            state.store.append(Vec::new(), decoded.records).await?;
-            state.metrics.ingested_counts.inc_by(accepted as u64);
-        }
-        Ok::<_, ApiError>((accepted, decoded.rejected))
-    }
-    .await;
-    match result {
-        Ok((accepted, rejected)) => answer(&state, "count", accepted, rejected, endpoint),
-        Err(error) => {
-            count_failure(&state, endpoint, &error);
-            error.into_response()
-        }
-    }
+    ingest::<EventCount>(&state, &headers, body).await
 }
 
 /// Writes the in-memory head to Parquet blocks now (operators, benchmarks, tests).

@@ -310,10 +310,15 @@ impl Store {
             ));
         }
         self.wait_for_memory().await?;
-        let payload = postcard::to_stdvec(&WalBatchRef {
-            spans: &spans,
-            counts: &counts,
-        })
+        // Sized up front (about 300 bytes per span is typical) so the record is not regrown.
+        let capacity = spans.len() * 384 + counts.len() * 96 + 64;
+        let payload = postcard::to_extend(
+            &WalBatchRef {
+                spans: &spans,
+                counts: &counts,
+            },
+            Vec::with_capacity(capacity),
+        )
         .map_err(|error| StoreError::corrupt(format!("encoding a WAL record: {error}")))?;
         let delta = rollup::batch_delta(&spans, &counts);
         self.shared

@@ -7,7 +7,8 @@ use muninn_model::{
     Span, SpanId, SpanKind, Status, StatusCode, TraceId,
 };
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use std::borrow::Cow;
+
 use serde_json::value::RawValue;
 
 use crate::body::{IngestError, IngestErrorKind};
@@ -55,21 +56,28 @@ struct WireStatus {
 }
 
 #[derive(Deserialize)]
-struct WireLink {
-    trace_id: String,
-    span_id: String,
+struct WireLink<'a> {
+    #[serde(borrow)]
+    trace_id: Cow<'a, str>,
+    #[serde(borrow)]
+    span_id: Cow<'a, str>,
     #[serde(default)]
     attributes: Option<WireAttributes>,
 }
 
+/// Ids, kind and broker are borrowed from the body when they hold no escapes (they are parsed
+/// right away, so an owned copy would be an allocation per field and span for nothing).
 #[derive(Deserialize)]
-struct WireSpan {
-    trace_id: String,
-    span_id: String,
-    #[serde(default)]
-    parent_span_id: Option<String>,
+struct WireSpan<'a> {
+    #[serde(borrow)]
+    trace_id: Cow<'a, str>,
+    #[serde(borrow)]
+    span_id: Cow<'a, str>,
+    #[serde(default, borrow)]
+    parent_span_id: Option<Cow<'a, str>>,
     name: String,
-    kind: String,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
     service: String,
     #[serde(default)]
     resource: Option<WireAttributes>,
@@ -82,8 +90,8 @@ struct WireSpan {
     status: Option<WireStatus>,
     #[serde(default)]
     attributes: Option<WireAttributes>,
-    #[serde(default)]
-    links: Option<Vec<WireLink>>,
+    #[serde(default, borrow)]
+    links: Option<Vec<WireLink<'a>>>,
     #[serde(default)]
     event_id: Option<String>,
     #[serde(default)]
@@ -92,8 +100,8 @@ struct WireSpan {
     schema: Option<String>,
     #[serde(default)]
     stream: Option<String>,
-    #[serde(default)]
-    broker: Option<String>,
+    #[serde(default, borrow)]
+    broker: Option<Cow<'a, str>>,
     #[serde(default)]
     modified: Option<bool>,
     #[serde(default)]
@@ -223,7 +231,7 @@ fn attributes(field: &str, object: Option<WireAttributes>) -> Result<Attributes,
 
 fn optional_id<T>(
     field: &str,
-    text: Option<String>,
+    text: Option<Cow<'_, str>>,
     parse: fn(&str) -> Result<T, muninn_model::IdError>,
 ) -> Result<Option<T>, FieldError> {
     match text.as_deref() {
@@ -238,7 +246,7 @@ fn non_empty(text: Option<String>) -> Option<String> {
     text.filter(|text| !text.is_empty())
 }
 
-impl WireSpan {
+impl WireSpan<'_> {
     fn into_span(self) -> Result<Span, FieldError> {
         let trace_id = TraceId::from_hex(&self.trace_id)
             .map_err(|error| FieldError::new("trace_id", error.to_string()))?;
@@ -284,7 +292,7 @@ impl WireSpan {
                 }
             }
         };
-        let broker = match non_empty(self.broker) {
+        let broker = match self.broker.filter(|text| !text.is_empty()) {
             None => None,
             Some(text) => Some(Broker::parse(&text).ok_or_else(|| {
                 FieldError::new(
@@ -434,7 +442,7 @@ fn malformed(message: String, line: usize, column: usize) -> IngestError {
 }
 
 /// Decodes one record; a type error names the field path (`start_time_unix_nano`, `links[0].span_id`).
-fn decode_record<W: DeserializeOwned>(raw: &RawValue) -> Result<W, FieldError> {
+fn decode_record<'a, W: Deserialize<'a>>(raw: &'a RawValue) -> Result<W, FieldError> {
     // serde's derived structs also accept a JSON array of the fields in declaration order;
     // the format is objects only, so an array is refused here instead of decoded by position.
     if !raw.get().trim_start().starts_with('{') {
@@ -472,8 +480,8 @@ fn decode_record<W: DeserializeOwned>(raw: &RawValue) -> Result<W, FieldError> {
     }
 }
 
-fn decode_batch<W: DeserializeOwned, T>(
-    body: &[u8],
+fn decode_batch<'a, W: Deserialize<'a>, T>(
+    body: &'a [u8],
     convert: impl Fn(W) -> Result<T, FieldError>,
 ) -> Result<Decoded<T>, IngestError> {
     let raw_records = split_records(body)?;
@@ -643,5 +651,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn escaped_ids_and_kinds_are_read_like_plain_ones() {
+        let span = span_json(
+            "\\u00344bf92f3577b34da6a3ce929d0e0e473",
+            "1795000000000000000",
+        )
+        .replace(r#""kind":"producer""#, r#""kind":"produc\u0065r""#);
+        let decoded = decode_spans(span.as_bytes(), &Limits::default(), NOW).unwrap();
+        assert_eq!(decoded.rejected, Vec::new());
+        assert_eq!(
+            decoded.records[0].trace_id.to_hex(),
+            "44bf92f3577b34da6a3ce929d0e0e473"
+        );
+        assert_eq!(decoded.records[0].kind, SpanKind::Producer);
     }
 }

@@ -130,7 +130,6 @@ struct Shared {
     flush_lock: Mutex<()>,
     flush_wanted: Notify,
     failed: AtomicBool,
-    wal_segment_bytes: AtomicU64,
     /// Spans in the head and in frozen heads: what memory holds that blocks do not yet.
     unflushed_spans: AtomicU64,
     /// Fired when a flush has moved spans out of memory.
@@ -278,7 +277,6 @@ impl Store {
             flush_lock: Mutex::new(()),
             flush_wanted: Notify::new(),
             failed: AtomicBool::new(false),
-            wal_segment_bytes: AtomicU64::new(writer.segment_bytes()),
             unflushed_spans: AtomicU64::new(head_spans_at_open),
             space_freed: Notify::new(),
             spans_appended: AtomicU64::new(0),
@@ -894,9 +892,6 @@ fn wal_thread(
                         }
                         frozen
                     });
-                    shared
-                        .wal_segment_bytes
-                        .store(writer.segment_bytes(), Ordering::Relaxed);
                     let _ = reply.send(result);
                 }
             }
@@ -920,9 +915,6 @@ fn commit(shared: &Shared, writer: &mut WalWriter, pending: &mut Vec<PendingAck>
         }
         return;
     }
-    shared
-        .wal_segment_bytes
-        .store(writer.segment_bytes(), Ordering::Relaxed);
     let mut head_full = false;
     {
         let mut rollups = shared

@@ -23,7 +23,6 @@ pub(crate) struct WalWriter {
     file: BufWriter<File>,
     segment_path: PathBuf,
     next_seq: u64,
-    segment_bytes: u64,
 }
 
 /// One segment on disk: its path and the first sequence number it may hold.
@@ -125,7 +124,6 @@ impl WalWriter {
             file,
             segment_path,
             next_seq,
-            segment_bytes: MAGIC.len() as u64,
         };
         writer.sync()?;
         // Make the new file's directory entry durable too.
@@ -159,7 +157,6 @@ impl WalWriter {
             StoreError::io(format!("writing {}", self.segment_path.display()), error)
         })?;
         self.next_seq += 1;
-        self.segment_bytes += (RECORD_HEADER_BYTES + payload.len()) as u64;
         Ok(seq)
     }
 
@@ -179,10 +176,6 @@ impl WalWriter {
         let last_seq = self.next_seq - 1;
         *self = WalWriter::create(&self.dir.clone(), self.next_seq)?;
         Ok(last_seq)
-    }
-
-    pub(crate) fn segment_bytes(&self) -> u64 {
-        self.segment_bytes
     }
 }
 

@@ -6,6 +6,7 @@
 mod count;
 mod ids;
 mod limits;
+pub mod sampling;
 mod span;
 mod time;
 

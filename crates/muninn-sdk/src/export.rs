@@ -1,0 +1,527 @@
+//! The export thread: its own single-threaded runtime sends span batches, event-seen counts
+//! and fetches the sampling config, with retries, backoff and jitter; nothing here ever
+//! waits on the caller, and the caller never waits on it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use muninn_model::Broker;
+use muninn_model::sampling::ServiceSamplingConfig;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH, RETRY_AFTER};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::record::{Record, Wire};
+use crate::tracer::Inner;
+
+/// Longest `Retry-After` that is honoured as given.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Most count records per request.
+const COUNTS_PER_REQUEST: usize = 5_000;
+/// How often counters are read into per-minute cells.
+const COUNT_TICK: Duration = Duration::from_secs(1);
+
+pub(crate) fn spawn(inner: Arc<Inner>, done: mpsc::Sender<()>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(format!("muninn-export-{}", inner.service))
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(run(inner.clone())),
+                Err(error) => tracing::warn!(%error, "muninn: export runtime did not start"),
+            }
+            inner.closed.store(true, Ordering::Relaxed);
+            // Spans that raced with the shutdown are counted, not silently lost.
+            let mut rest = Vec::new();
+            inner.queue.drain(usize::MAX, &mut rest);
+            inner
+                .counters
+                .dropped_shutdown
+                .fetch_add(rest.len() as u64, Ordering::Relaxed);
+            let _ = done.send(());
+        })
+        .map(|_| ())
+}
+
+async fn run(inner: Arc<Inner>) {
+    let client = match reqwest::Client::builder()
+        .timeout(inner.options.request_timeout)
+        .connect_timeout(inner.options.request_timeout)
+        .build()
+    {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::warn!(%error, "muninn: HTTP client did not start");
+            return;
+        }
+    };
+    let exporter = Exporter { inner, client };
+    tokio::join!(
+        exporter.spans_loop(),
+        exporter.counts_loop(),
+        exporter.config_loop()
+    );
+}
+
+/// What a request's failure means for the next attempt.
+enum Failure {
+    /// Worth retrying, after at least this long (from `Retry-After`), if given.
+    Retry(Option<Duration>),
+    /// The collector refused the body; retrying would not help.
+    Refused(String),
+}
+
+struct Exporter {
+    inner: Arc<Inner>,
+    client: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+struct IngestAnswer {
+    #[serde(default)]
+    rejected: Vec<serde::de::IgnoredAny>,
+}
+
+#[derive(Serialize)]
+struct WireCount<'a> {
+    service: &'a str,
+    event_type: &'a str,
+    stream: &'a str,
+    broker: &'static str,
+    action: &'static str,
+    minute: i64,
+    count: u64,
+}
+
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct CountKey {
+    minute: i64,
+    event_type: String,
+    stream: String,
+    broker: Broker,
+    action: &'static str,
+}
+
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let value = response.headers().get(RETRY_AFTER)?.to_str().ok()?;
+    let seconds: u64 = value.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
+}
+
+impl Exporter {
+    fn shutting_down(&self) -> bool {
+        *self.inner.shutdown.borrow()
+    }
+
+    /// Waits `duration`, or less if shutdown begins.
+    async fn pause(&self, duration: Duration) {
+        let mut shutdown = self.inner.shutdown.subscribe();
+        if *shutdown.borrow_and_update() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+
+    fn url(&self, path: &str) -> reqwest::Url {
+        let mut url = self.inner.collector.clone();
+        let base = url.path().trim_end_matches('/').to_string();
+        url.set_path(&format!("{base}{path}"));
+        url
+    }
+
+    fn body(&self, json: Vec<u8>) -> (Vec<u8>, bool) {
+        if !self.inner.options.gzip {
+            return (json, false);
+        }
+        let mut encoder = GzEncoder::new(Vec::with_capacity(json.len() / 4), Compression::fast());
+        match encoder.write_all(&json).and_then(|()| encoder.finish()) {
+            Ok(compressed) => (compressed, true),
+            Err(_) => (json, false),
+        }
+    }
+
+    /// One POST; `Ok` carries the response body.
+    async fn post(
+        &self,
+        path: &str,
+        json: Vec<u8>,
+        deadline: Option<Instant>,
+    ) -> Result<bytes::Bytes, Failure> {
+        let (body, gzipped) = self.body(json);
+        let mut request = self
+            .client
+            .post(self.url(path))
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        if gzipped {
+            request = request.header(CONTENT_ENCODING, "gzip");
+        }
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            request = request.timeout(left.max(Duration::from_millis(1)));
+        }
+        let response = request.send().await.map_err(|_| Failure::Retry(None))?;
+        let status = response.status();
+        if status.is_success() {
+            return response.bytes().await.map_err(|_| Failure::Retry(None));
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+            return Err(Failure::Retry(retry_after(&response)));
+        }
+        if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
+            return Err(Failure::Retry(None));
+        }
+        let text = response.text().await.unwrap_or_default();
+        Err(Failure::Refused(format!("{status}: {text}")))
+    }
+
+    /// Full-jitter exponential backoff before attempt `attempt` (1-based).
+    fn backoff(&self, attempt: u32) -> Duration {
+        let options = &self.inner.options;
+        let cap = options
+            .initial_backoff
+            .saturating_mul(1u32 << attempt.min(20))
+            .min(options.max_backoff);
+        cap.mul_f64(fastrand::f64())
+    }
+
+    // ---- spans ----
+
+    async fn spans_loop(&self) {
+        let inner = &self.inner;
+        let mut shutdown = inner.shutdown.subscribe();
+        let mut batch = Vec::with_capacity(inner.options.batch_size);
+        loop {
+            if !*shutdown.borrow_and_update() {
+                let live = inner.live_debug.load(Ordering::Relaxed);
+                if !live || inner.queue.len() == 0 {
+                    tokio::select! {
+                        _ = tokio::time::sleep(inner.options.batch_timeout) => {}
+                        _ = inner.wake.notified() => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+            }
+            inner.queue.wake_pending.store(false, Ordering::Release);
+            if self.shutting_down() {
+                self.drain_at_shutdown(&mut batch).await;
+                return;
+            }
+            loop {
+                batch.clear();
+                inner.queue.drain(inner.options.batch_size, &mut batch);
+                if batch.is_empty() {
+                    break;
+                }
+                let full = batch.len() == inner.options.batch_size;
+                self.send_spans(&batch, None).await;
+                if self.shutting_down() || !full {
+                    break;
+                }
+            }
+        }
+    }
+
+    async fn drain_at_shutdown(&self, batch: &mut Vec<Record>) {
+        let deadline = Instant::now() + self.inner.options.shutdown_timeout;
+        loop {
+            batch.clear();
+            self.inner.queue.drain(self.inner.options.batch_size, batch);
+            if batch.is_empty() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                self.inner
+                    .counters
+                    .dropped_shutdown
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                continue;
+            }
+            self.send_spans(batch, Some(deadline)).await;
+        }
+    }
+
+    fn encode_spans(&self, batch: &[Record]) -> Vec<u8> {
+        let mut json = Vec::with_capacity(batch.len() * 600);
+        json.push(b'[');
+        for (index, record) in batch.iter().enumerate() {
+            if index > 0 {
+                json.push(b',');
+            }
+            let wire = Wire {
+                record,
+                service: &self.inner.service,
+                resource: &self.inner.resource,
+            };
+            // Serializing plain strings and numbers into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut json, &wire);
+        }
+        json.push(b']');
+        json
+    }
+
+    async fn send_spans(&self, batch: &[Record], deadline: Option<Instant>) {
+        let counters = &self.inner.counters;
+        let json = self.encode_spans(batch);
+        let count = batch.len() as u64;
+        let mut attempt = 1;
+        loop {
+            match self.post("/api/v1/spans", json.clone(), deadline).await {
+                Ok(answer) => {
+                    let rejected = serde_json::from_slice::<IngestAnswer>(&answer)
+                        .map_or(0, |answer| answer.rejected.len() as u64)
+                        .min(count);
+                    counters
+                        .exported
+                        .fetch_add(count - rejected, Ordering::Relaxed);
+                    counters
+                        .dropped_rejected
+                        .fetch_add(rejected, Ordering::Relaxed);
+                    return;
+                }
+                Err(Failure::Refused(reason)) => {
+                    tracing::warn!(%reason, spans = count, "muninn: collector refused spans");
+                    counters
+                        .dropped_rejected
+                        .fetch_add(count, Ordering::Relaxed);
+                    return;
+                }
+                Err(Failure::Retry(after)) => {
+                    counters
+                        .export_attempts_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                    let past_deadline = deadline.is_some_and(|deadline| Instant::now() >= deadline);
+                    if attempt >= self.inner.options.max_attempts || past_deadline {
+                        counters
+                            .dropped_export_failed
+                            .fetch_add(count, Ordering::Relaxed);
+                        return;
+                    }
+                    let wait = after.unwrap_or_else(|| self.backoff(attempt));
+                    match deadline {
+                        Some(deadline) => {
+                            let left = deadline.saturating_duration_since(Instant::now());
+                            tokio::time::sleep(wait.min(left)).await;
+                        }
+                        None => self.pause(wait).await,
+                    }
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    // ---- counts ----
+
+    /// Reads every route's counters into per-minute cells (deltas since the last read).
+    fn tick_counts(
+        &self,
+        pending: &mut BTreeMap<CountKey, u64>,
+        last: &mut HashMap<usize, (u64, u64)>,
+    ) {
+        let minute = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |now| now.as_secs() as i64)
+            / 60
+            * 60;
+        for route in self.inner.routes() {
+            let id = Arc::as_ptr(&route) as usize;
+            let produced = route.produced.load(Ordering::Relaxed);
+            let consumed = route.consumed.load(Ordering::Relaxed);
+            let previous = last.entry(id).or_insert((0, 0));
+            for (action, now, before) in [
+                ("produced", produced, &mut previous.0),
+                ("consumed", consumed, &mut previous.1),
+            ] {
+                let delta = now.saturating_sub(*before);
+                *before = now;
+                if delta > 0 {
+                    *pending
+                        .entry(CountKey {
+                            minute,
+                            event_type: route.event_type.clone(),
+                            stream: route.stream.clone(),
+                            broker: route.broker,
+                            action,
+                        })
+                        .or_insert(0) += delta;
+                }
+            }
+        }
+        // Past the bound, the oldest minutes go first, and what they held is counted as lost.
+        while pending.len() > self.inner.options.max_pending_counts {
+            if let Some((_, lost)) = pending.pop_first() {
+                self.inner
+                    .counters
+                    .counts_dropped
+                    .fetch_add(lost, Ordering::Relaxed);
+            }
+        }
+    }
+
+    async fn send_counts(
+        &self,
+        pending: &mut BTreeMap<CountKey, u64>,
+        deadline: Option<Instant>,
+    ) -> Result<(), Failure> {
+        while !pending.is_empty() {
+            let chunk: Vec<(CountKey, u64)> = pending
+                .iter()
+                .take(COUNTS_PER_REQUEST)
+                .map(|(key, count)| (key.clone(), *count))
+                .collect();
+            let wire: Vec<WireCount> = chunk
+                .iter()
+                .map(|(key, count)| WireCount {
+                    service: &self.inner.service,
+                    event_type: &key.event_type,
+                    stream: &key.stream,
+                    broker: key.broker.as_str(),
+                    action: key.action,
+                    minute: key.minute,
+                    count: *count,
+                })
+                .collect();
+            let json = serde_json::to_vec(&wire).unwrap_or_default();
+            match self.post("/api/v1/counts", json, deadline).await {
+                Ok(_) => {
+                    let sent: u64 = chunk.iter().map(|(_, count)| count).sum();
+                    for (key, _) in &chunk {
+                        pending.remove(key);
+                    }
+                    self.inner
+                        .counters
+                        .counts_sent
+                        .fetch_add(sent, Ordering::Relaxed);
+                }
+                Err(Failure::Refused(reason)) => {
+                    tracing::warn!(%reason, "muninn: collector refused counts");
+                    let lost: u64 = chunk.iter().map(|(_, count)| count).sum();
+                    for (key, _) in &chunk {
+                        pending.remove(key);
+                    }
+                    self.inner
+                        .counters
+                        .counts_dropped
+                        .fetch_add(lost, Ordering::Relaxed);
+                }
+                Err(failure) => return Err(failure),
+            }
+        }
+        Ok(())
+    }
+
+    async fn counts_loop(&self) {
+        let mut pending = BTreeMap::new();
+        let mut last = HashMap::new();
+        let mut next_send = Instant::now() + self.inner.options.counts_interval;
+        let mut failures = 0u32;
+        let mut shutdown = self.inner.shutdown.subscribe();
+        loop {
+            if !*shutdown.borrow_and_update() {
+                tokio::select! {
+                    _ = tokio::time::sleep(COUNT_TICK) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+            self.tick_counts(&mut pending, &mut last);
+            if self.shutting_down() {
+                let deadline = Instant::now() + self.inner.options.shutdown_timeout;
+                if self
+                    .send_counts(&mut pending, Some(deadline))
+                    .await
+                    .is_err()
+                {
+                    let lost: u64 = pending.values().sum();
+                    self.inner
+                        .counters
+                        .counts_dropped
+                        .fetch_add(lost, Ordering::Relaxed);
+                }
+                return;
+            }
+            if Instant::now() < next_send {
+                continue;
+            }
+            match self.send_counts(&mut pending, None).await {
+                Ok(()) => {
+                    failures = 0;
+                    next_send = Instant::now() + self.inner.options.counts_interval;
+                }
+                Err(Failure::Retry(after)) => {
+                    failures += 1;
+                    let wait = after.unwrap_or_else(|| self.backoff(failures));
+                    next_send = Instant::now() + wait.max(COUNT_TICK);
+                }
+                Err(Failure::Refused(_)) => {}
+            }
+        }
+    }
+
+    // ---- sampling config ----
+
+    async fn fetch_config(&self) -> Result<(), String> {
+        let etag = match self.inner.registry.read() {
+            Ok(registry) => registry.etag.clone(),
+            Err(_) => None,
+        };
+        let mut url = self.url("/api/v1/sampling/config");
+        url.query_pairs_mut()
+            .append_pair("service", &self.inner.service);
+        let mut request = self.client.get(url);
+        if let Some(etag) = &etag {
+            request = request.header(IF_NONE_MATCH, etag);
+        }
+        let response = request.send().await.map_err(|error| error.to_string())?;
+        match response.status() {
+            StatusCode::NOT_MODIFIED => Ok(()),
+            StatusCode::OK => {
+                let etag = response
+                    .headers()
+                    .get(ETAG)
+                    .and_then(|value| value.to_str().ok())
+                    .map(str::to_string);
+                let body = response.bytes().await.map_err(|error| error.to_string())?;
+                let config: ServiceSamplingConfig =
+                    serde_json::from_slice(&body).map_err(|error| error.to_string())?;
+                if config.service != self.inner.service {
+                    return Err(format!(
+                        "config is for service {:?}, not {:?}",
+                        config.service, self.inner.service
+                    ));
+                }
+                self.inner.apply_config(config, etag);
+                Ok(())
+            }
+            status => Err(format!("answered {status}")),
+        }
+    }
+
+    async fn config_loop(&self) {
+        loop {
+            if self.shutting_down() {
+                return;
+            }
+            if let Err(reason) = self.fetch_config().await {
+                tracing::debug!(%reason, "muninn: sampling config not fetched; keeping the current one");
+                self.inner
+                    .counters
+                    .config_errors
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            self.pause(self.inner.options.sampling_refresh).await;
+        }
+    }
+}

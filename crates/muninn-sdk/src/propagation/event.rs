@@ -1,0 +1,270 @@
+//! Event metadata in headers: Muninn's own `muninn-event-*` headers, with CloudEvents
+//! binary-mode headers (`ce_*` for Kafka, `ce-*` for HTTP and NATS) as a fallback on read.
+
+use super::carrier::{Extractor, Injector};
+
+pub const EVENT_ID_HEADER: &str = "muninn-event-id";
+pub const EVENT_TYPE_HEADER: &str = "muninn-event-type";
+pub const EVENT_SCHEMA_HEADER: &str = "muninn-event-schema";
+
+/// Longest accepted event id, type or schema, in bytes.
+pub const MAX_EVENT_HEADER_LEN: usize = 256;
+
+/// The event metadata that came with a message; each field is `None` when absent or invalid.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventHeaders {
+    pub event_id: Option<String>,
+    pub event_type: Option<String>,
+    pub schema: Option<String>,
+}
+
+/// One metadata field: the header names it is read from, in order, and why a value is refused.
+struct Field {
+    names: [&'static str; 3],
+    empty: &'static str,
+    too_long: &'static str,
+    control: &'static str,
+    conflicting: &'static str,
+}
+
+const ID: Field = Field {
+    names: [EVENT_ID_HEADER, "ce_id", "ce-id"],
+    empty: "event id: empty",
+    too_long: "event id: longer than 256 bytes",
+    control: "event id: contains control characters",
+    conflicting: "event id: repeated with different values",
+};
+const TYPE: Field = Field {
+    names: [EVENT_TYPE_HEADER, "ce_type", "ce-type"],
+    empty: "event type: empty",
+    too_long: "event type: longer than 256 bytes",
+    control: "event type: contains control characters",
+    conflicting: "event type: repeated with different values",
+};
+const SCHEMA: Field = Field {
+    names: [EVENT_SCHEMA_HEADER, "ce_dataschema", "ce-dataschema"],
+    empty: "event schema: empty",
+    too_long: "event schema: longer than 256 bytes",
+    control: "event schema: contains control characters",
+    conflicting: "event schema: repeated with different values",
+};
+
+fn check(field: &Field, value: &str) -> Result<(), &'static str> {
+    if value.is_empty() {
+        Err(field.empty)
+    } else if value.len() > MAX_EVENT_HEADER_LEN {
+        Err(field.too_long)
+    } else if value.chars().any(char::is_control) {
+        Err(field.control)
+    } else {
+        Ok(())
+    }
+}
+
+/// The first valid value among the field's headers; refusals are noted in `invalid`.
+fn read_field<C: Extractor + ?Sized>(
+    carrier: &C,
+    field: &Field,
+    invalid: &mut Option<&'static str>,
+) -> Option<String> {
+    for name in field.names {
+        let values = carrier.get_all(name);
+        let Some((first, rest)) = values.split_first() else {
+            continue;
+        };
+        let checked = if rest.iter().any(|other| other != first) {
+            Err(field.conflicting)
+        } else {
+            check(field, first)
+        };
+        match checked {
+            Ok(()) => return Some((*first).to_owned()),
+            Err(reason) => {
+                invalid.get_or_insert(reason);
+            }
+        }
+    }
+    None
+}
+
+pub(super) fn read<C: Extractor + ?Sized>(
+    carrier: &C,
+    invalid: &mut Option<&'static str>,
+) -> EventHeaders {
+    EventHeaders {
+        event_id: read_field(carrier, &ID, invalid),
+        event_type: read_field(carrier, &TYPE, invalid),
+        schema: read_field(carrier, &SCHEMA, invalid),
+    }
+}
+
+/// Writes `muninn-event-id`, `muninn-event-type` and (when given) `muninn-event-schema`.
+///
+/// A value that readers would refuse (empty, longer than 256 bytes, or containing control
+/// characters such as a newline) is not written; the return value says why, for the first
+/// such value.
+pub fn inject_event(
+    event_id: &str,
+    event_type: &str,
+    schema: Option<&str>,
+    carrier: &mut (impl Injector + ?Sized),
+) -> Option<&'static str> {
+    let mut refused = None;
+    let fields = [
+        (&ID, Some(event_id)),
+        (&TYPE, Some(event_type)),
+        (&SCHEMA, schema),
+    ];
+    for (field, value) in fields {
+        let Some(value) = value else { continue };
+        match check(field, value) {
+            Ok(()) => carrier.set(field.names[0], value),
+            Err(reason) => {
+                refused.get_or_insert(reason);
+            }
+        }
+    }
+    refused
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    fn read_all(carrier: &[(String, String)]) -> (EventHeaders, Option<&'static str>) {
+        let mut invalid = None;
+        let event = read(carrier, &mut invalid);
+        (event, invalid)
+    }
+
+    fn event(id: Option<&str>, kind: Option<&str>, schema: Option<&str>) -> EventHeaders {
+        EventHeaders {
+            event_id: id.map(String::from),
+            event_type: kind.map(String::from),
+            schema: schema.map(String::from),
+        }
+    }
+
+    #[test]
+    fn muninn_headers_are_read_as_is() {
+        let carrier = headers(&[
+            ("Muninn-Event-Id", " order-42 "),
+            ("muninn-event-type", "order.created"),
+            ("MUNINN-EVENT-SCHEMA", "order.created/v2"),
+        ]);
+        assert_eq!(
+            read_all(&carrier),
+            (
+                event(
+                    Some(" order-42 "),
+                    Some("order.created"),
+                    Some("order.created/v2")
+                ),
+                None
+            )
+        );
+    }
+
+    #[test]
+    fn cloudevents_headers_are_the_fallback() {
+        // Kafka binding (underscore).
+        let carrier = headers(&[
+            ("ce_id", "A234-1234-1234"),
+            ("ce_type", "com.example.someevent"),
+            ("ce_dataschema", "https://example.com/schema"),
+        ]);
+        assert_eq!(
+            read_all(&carrier).0,
+            event(
+                Some("A234-1234-1234"),
+                Some("com.example.someevent"),
+                Some("https://example.com/schema")
+            )
+        );
+        // HTTP and NATS binding (hyphen), mixed with Muninn's own headers per field.
+        let carrier = headers(&[
+            ("ce-id", "ce-1"),
+            ("muninn-event-id", "m-1"),
+            ("Ce-Type", "com.example.x"),
+        ]);
+        assert_eq!(
+            read_all(&carrier),
+            (event(Some("m-1"), Some("com.example.x"), None), None)
+        );
+    }
+
+    #[test]
+    fn invalid_values_are_absent_and_reported() {
+        let long = "x".repeat(257);
+        for (value, reason) in [
+            ("", "event id: empty"),
+            (long.as_str(), "event id: longer than 256 bytes"),
+            ("a\nb", "event id: contains control characters"),
+            ("a\u{0}b", "event id: contains control characters"),
+            ("a\u{85}b", "event id: contains control characters"),
+        ] {
+            let carrier = headers(&[("muninn-event-id", value)]);
+            assert_eq!(read_all(&carrier), (event(None, None, None), Some(reason)));
+        }
+        let exact = "é".repeat(128);
+        let carrier = headers(&[("muninn-event-id", &exact)]);
+        assert_eq!(read_all(&carrier), (event(Some(&exact), None, None), None));
+    }
+
+    #[test]
+    fn invalid_muninn_value_falls_back_to_cloudevents() {
+        let carrier = headers(&[("muninn-event-type", ""), ("ce_type", "com.example.x")]);
+        assert_eq!(
+            read_all(&carrier),
+            (
+                event(None, Some("com.example.x"), None),
+                Some("event type: empty")
+            )
+        );
+    }
+
+    #[test]
+    fn repeated_headers_must_agree() {
+        let carrier = headers(&[("muninn-event-id", "a"), ("muninn-event-id", "a")]);
+        assert_eq!(read_all(&carrier), (event(Some("a"), None, None), None));
+        let carrier = headers(&[("muninn-event-id", "a"), ("Muninn-Event-Id", "b")]);
+        assert_eq!(
+            read_all(&carrier),
+            (
+                event(None, None, None),
+                Some("event id: repeated with different values")
+            )
+        );
+    }
+
+    #[test]
+    fn inject_writes_valid_values_and_reports_refused_ones() {
+        let mut carrier: Vec<(String, String)> = Vec::new();
+        assert_eq!(
+            inject_event("order-42", "order.created", Some("v2"), &mut carrier),
+            None
+        );
+        assert_eq!(
+            carrier,
+            headers(&[
+                ("muninn-event-id", "order-42"),
+                ("muninn-event-type", "order.created"),
+                ("muninn-event-schema", "v2"),
+            ])
+        );
+
+        let mut carrier: Vec<(String, String)> = Vec::new();
+        assert_eq!(
+            inject_event("id\r\nx-evil: 1", "order.created", None, &mut carrier),
+            Some("event id: contains control characters")
+        );
+        assert_eq!(carrier, headers(&[("muninn-event-type", "order.created")]));
+    }
+}

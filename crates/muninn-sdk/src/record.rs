@@ -1,0 +1,219 @@
+//! A finished span waiting for export, and its encoding in Muninn's native JSON ingest format.
+
+use std::sync::Arc;
+
+use muninn_model::{SpanId, TraceId};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+
+use crate::route::RouteInner;
+
+/// An attribute value; arrays and maps are not kept (as in Muninn's store).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    String(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl From<&str> for Value {
+    fn from(value: &str) -> Self {
+        Value::String(value.to_string())
+    }
+}
+impl From<String> for Value {
+    fn from(value: String) -> Self {
+        Value::String(value)
+    }
+}
+impl From<i64> for Value {
+    fn from(value: i64) -> Self {
+        Value::Int(value)
+    }
+}
+impl From<i32> for Value {
+    fn from(value: i32) -> Self {
+        Value::Int(i64::from(value))
+    }
+}
+impl From<u32> for Value {
+    fn from(value: u32) -> Self {
+        Value::Int(i64::from(value))
+    }
+}
+impl From<f64> for Value {
+    fn from(value: f64) -> Self {
+        Value::Float(value)
+    }
+}
+impl From<bool> for Value {
+    fn from(value: bool) -> Self {
+        Value::Bool(value)
+    }
+}
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::String(text) => serializer.serialize_str(text),
+            Value::Int(number) => serializer.serialize_i64(*number),
+            // JSON has no NaN or infinity; send them as text rather than fail the batch.
+            Value::Float(number) if !number.is_finite() => {
+                serializer.serialize_str(&number.to_string())
+            }
+            Value::Float(number) => serializer.serialize_f64(*number),
+            Value::Bool(flag) => serializer.serialize_bool(*flag),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Producer,
+    Consumer,
+}
+
+pub(crate) struct Record {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub parent: Option<SpanId>,
+    pub kind: Kind,
+    pub route: Arc<RouteInner>,
+    pub event_id: String,
+    pub event_type: Option<String>,
+    pub schema: Option<String>,
+    pub start_unix_nanos: i64,
+    pub duration_nanos: i64,
+    pub error: Option<String>,
+    pub modified: bool,
+    pub partition: Option<i32>,
+    pub offset: Option<i64>,
+    pub message_id: Option<String>,
+    pub attributes: Vec<(String, Value)>,
+    pub links: Vec<(TraceId, SpanId)>,
+}
+
+impl Record {
+    /// What this span holds in memory, counted against the queue's byte bound.
+    pub(crate) fn estimated_bytes(&self) -> usize {
+        let text = |value: &Option<String>| value.as_ref().map_or(0, String::len);
+        std::mem::size_of::<Record>()
+            + self.event_id.len()
+            + text(&self.event_type)
+            + text(&self.schema)
+            + text(&self.error)
+            + text(&self.message_id)
+            + self
+                .attributes
+                .iter()
+                .map(|(key, value)| {
+                    std::mem::size_of::<(String, Value)>()
+                        + key.len()
+                        + match value {
+                            Value::String(text) => text.len(),
+                            _ => 0,
+                        }
+                })
+                .sum::<usize>()
+            + self.links.len() * std::mem::size_of::<(TraceId, SpanId)>()
+    }
+}
+
+/// The span as the collector's `POST /api/v1/spans` expects it.
+pub(crate) struct Wire<'a> {
+    pub record: &'a Record,
+    pub service: &'a str,
+    pub resource: &'a [(String, Value)],
+}
+
+struct Attributes<'a>(&'a [(String, Value)]);
+
+impl Serialize for Attributes<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in self.0 {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct WireLink {
+    trace_id: String,
+    span_id: String,
+}
+
+#[derive(Serialize)]
+struct WireStatus<'a> {
+    code: &'static str,
+    message: &'a str,
+}
+
+impl Serialize for Wire<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let record = self.record;
+        let route = &record.route;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("trace_id", &record.trace_id.to_hex())?;
+        map.serialize_entry("span_id", &record.span_id.to_hex())?;
+        if let Some(parent) = record.parent {
+            map.serialize_entry("parent_span_id", &parent.to_hex())?;
+        }
+        let (kind, verb) = match record.kind {
+            Kind::Producer => ("producer", "publish"),
+            Kind::Consumer => ("consumer", "process"),
+        };
+        map.serialize_entry("name", &format!("{verb} {}", route.stream))?;
+        map.serialize_entry("kind", kind)?;
+        map.serialize_entry("service", self.service)?;
+        map.serialize_entry("resource", &Attributes(self.resource))?;
+        map.serialize_entry("start_time_unix_nano", &record.start_unix_nanos)?;
+        map.serialize_entry("duration_nano", &record.duration_nanos)?;
+        if let Some(message) = &record.error {
+            map.serialize_entry(
+                "status",
+                &WireStatus {
+                    code: "error",
+                    message,
+                },
+            )?;
+        }
+        if !record.attributes.is_empty() {
+            map.serialize_entry("attributes", &Attributes(&record.attributes))?;
+        }
+        if !record.links.is_empty() {
+            let links: Vec<WireLink> = record
+                .links
+                .iter()
+                .map(|(trace_id, span_id)| WireLink {
+                    trace_id: trace_id.to_hex(),
+                    span_id: span_id.to_hex(),
+                })
+                .collect();
+            map.serialize_entry("links", &links)?;
+        }
+        map.serialize_entry("event_id", &record.event_id)?;
+        let event_type = record.event_type.as_deref().unwrap_or(&route.event_type);
+        map.serialize_entry("event_type", event_type)?;
+        if let Some(schema) = &record.schema {
+            map.serialize_entry("schema", schema)?;
+        }
+        map.serialize_entry("stream", &route.stream)?;
+        map.serialize_entry("broker", route.broker.as_str())?;
+        if record.modified {
+            map.serialize_entry("modified", &true)?;
+        }
+        if let Some(partition) = record.partition {
+            map.serialize_entry("partition", &partition)?;
+        }
+        if let Some(offset) = record.offset {
+            map.serialize_entry("offset", &offset)?;
+        }
+        if let Some(message_id) = &record.message_id {
+            map.serialize_entry("message_id", message_id)?;
+        }
+        map.end()
+    }
+}

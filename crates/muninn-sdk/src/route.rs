@@ -1,0 +1,440 @@
+//! Routes (event type × stream × broker, with their counters and live sampling rate) and the
+//! spans recorded on them: the calls a service makes where it produces or consumes an event.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use muninn_model::sampling::{RATE_PPM_MAX, is_sampled};
+use muninn_model::{Broker, SpanId, TraceId};
+
+use crate::propagation::{self, Extracted, Extractor, Injector, SpanContext, TraceState};
+use crate::record::{Kind, Record, Value};
+use crate::tracer::Inner;
+
+/// Most attributes one span keeps; later ones are dropped (the collector refuses more).
+const MAX_ATTRIBUTES: usize = 64;
+/// Event type recorded when a consumed message carries none.
+pub const UNKNOWN_EVENT_TYPE: &str = "unknown";
+
+pub(crate) struct RouteInner {
+    pub event_type: String,
+    pub stream: String,
+    pub broker: Broker,
+    pub produced: AtomicU64,
+    pub consumed: AtomicU64,
+    /// The current sampling rate for this event type, updated by the config refresher.
+    pub rate_ppm: AtomicU32,
+}
+
+impl RouteInner {
+    pub(crate) fn new(event_type: &str, stream: &str, broker: Broker, rate_ppm: u32) -> Self {
+        RouteInner {
+            event_type: event_type.to_string(),
+            stream: stream.to_string(),
+            broker,
+            produced: AtomicU64::new(0),
+            consumed: AtomicU64::new(0),
+            rate_ppm: AtomicU32::new(rate_ppm),
+        }
+    }
+}
+
+/// Where events of one type flow: an event type on a stream of a broker. Get it once with
+/// [`crate::Tracer::route`] and keep it (cloning is cheap); each call on it counts the event
+/// and, if the event is sampled, records a span.
+#[derive(Clone)]
+pub struct Route {
+    pub(crate) tracer: Arc<Inner>,
+    pub(crate) inner: Arc<RouteInner>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Route")
+            .field("event_type", &self.inner.event_type)
+            .field("stream", &self.inner.stream)
+            .field("broker", &self.inner.broker)
+            .finish()
+    }
+}
+
+fn now_unix_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX)
+        })
+}
+
+fn random_trace_id() -> TraceId {
+    let mut bytes = fastrand::u128(1..).to_be_bytes();
+    if bytes == [0; 16] {
+        bytes[15] = 1;
+    }
+    TraceId(bytes)
+}
+
+fn random_span_id() -> SpanId {
+    SpanId(fastrand::u64(1..).to_be_bytes())
+}
+
+impl Route {
+    pub fn event_type(&self) -> &str {
+        &self.inner.event_type
+    }
+
+    pub fn stream(&self) -> &str {
+        &self.inner.stream
+    }
+
+    pub fn broker(&self) -> Broker {
+        self.inner.broker
+    }
+
+    fn decide(&self, event_id: &str, upstream: Option<&SpanContext>) -> bool {
+        if self.tracer.options.honour_upstream_sampled
+            && let Some(context) = upstream
+        {
+            return context.sampled;
+        }
+        let rate = self.inner.rate_ppm.load(Ordering::Relaxed);
+        match rate {
+            0 => false,
+            RATE_PPM_MAX.. => true,
+            _ => is_sampled(event_id.as_bytes(), rate),
+        }
+    }
+
+    /// Records the production of event `event_id` as the root of a new trace.
+    pub fn produce(&self, event_id: &str) -> EventSpan {
+        self.produce_in(event_id, None)
+    }
+
+    /// Records the production of event `event_id`; with `parent`, the span joins its trace
+    /// (for example the trace of the event being consumed).
+    pub fn produce_in(&self, event_id: &str, parent: Option<&SpanContext>) -> EventSpan {
+        self.inner.produced.fetch_add(1, Ordering::Relaxed);
+        let sampled = self.decide(event_id, parent);
+        let (trace_id, parent_id, trace_state) = match parent {
+            Some(parent) => (
+                parent.trace_id,
+                Some(parent.span_id),
+                parent.trace_state.clone(),
+            ),
+            None => (random_trace_id(), None, TraceState::default()),
+        };
+        let context = SpanContext {
+            trace_id,
+            span_id: random_span_id(),
+            sampled,
+            trace_state,
+        };
+        self.start(
+            Kind::Producer,
+            event_id,
+            None,
+            None,
+            context,
+            parent_id,
+            None,
+        )
+    }
+
+    /// Produces `event_id` and writes its metadata and trace context into `carrier`, the
+    /// outgoing message's headers.
+    pub fn produce_with_headers(
+        &self,
+        event_id: &str,
+        schema: Option<&str>,
+        parent: Option<&SpanContext>,
+        carrier: &mut impl Injector,
+    ) -> EventSpan {
+        let mut span = self.produce_in(event_id, parent);
+        if let Some(schema) = schema {
+            span.schema(schema);
+        }
+        self.inject_event(event_id, schema, carrier);
+        span.inject(carrier);
+        span
+    }
+
+    /// Writes the event's id, type and schema headers (see `docs/propagation.md`), so that
+    /// consumers and ferrying services need not deserialize the payload.
+    pub fn inject_event(&self, event_id: &str, schema: Option<&str>, carrier: &mut impl Injector) {
+        propagation::inject_event(event_id, &self.inner.event_type, schema, carrier);
+    }
+
+    /// Records the consumption of the message whose headers are `carrier`: the event id, type
+    /// and schema come from the headers, and the span continues the trace they carry (or
+    /// starts a new one when they carry none or an invalid one).
+    pub fn consume(&self, carrier: &impl Extractor) -> EventSpan {
+        let extracted = propagation::extract(carrier);
+        self.consume_extracted(extracted, false)
+    }
+
+    /// Like [`Route::consume`], but the span starts a new trace with a link to the producer's
+    /// span (batch consumers, stateful joins). Muninn still joins both traces by event id.
+    pub fn consume_linked(&self, carrier: &impl Extractor) -> EventSpan {
+        let extracted = propagation::extract(carrier);
+        self.consume_extracted(extracted, true)
+    }
+
+    pub(crate) fn consume_extracted(&self, extracted: Extracted, new_trace: bool) -> EventSpan {
+        self.inner.consumed.fetch_add(1, Ordering::Relaxed);
+        let Extracted {
+            context: upstream,
+            event,
+            ..
+        } = extracted;
+        let event_id = event.event_id.unwrap_or_default();
+        // Without an event id the decision follows the trace, so a trace stays whole.
+        let sampled = if event_id.is_empty() {
+            match &upstream {
+                Some(context) => self.decide(&context.trace_id.to_hex(), Some(context)),
+                None => self.decide(&random_span_id().to_hex(), None),
+            }
+        } else {
+            self.decide(&event_id, upstream.as_ref())
+        };
+        let mut link = None;
+        let (trace_id, parent_id, trace_state) = match upstream {
+            Some(context) if !new_trace => {
+                (context.trace_id, Some(context.span_id), context.trace_state)
+            }
+            Some(context) => {
+                link = Some((context.trace_id, context.span_id));
+                (random_trace_id(), None, TraceState::default())
+            }
+            None => (random_trace_id(), None, TraceState::default()),
+        };
+        let context = SpanContext {
+            trace_id,
+            span_id: random_span_id(),
+            sampled,
+            trace_state,
+        };
+        let event_type = event
+            .event_type
+            .filter(|event_type| *event_type != self.inner.event_type);
+        self.start_owned(
+            Kind::Consumer,
+            event_id,
+            event_type,
+            event.schema,
+            context,
+            parent_id,
+            link,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        &self,
+        kind: Kind,
+        event_id: &str,
+        event_type: Option<String>,
+        schema: Option<String>,
+        context: SpanContext,
+        parent: Option<SpanId>,
+        link: Option<(TraceId, SpanId)>,
+    ) -> EventSpan {
+        if !context.sampled {
+            return EventSpan {
+                context,
+                formats: self.tracer.inject_mask,
+                pending: None,
+            };
+        }
+        self.start_owned(
+            kind,
+            event_id.to_string(),
+            event_type,
+            schema,
+            context,
+            parent,
+            link,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_owned(
+        &self,
+        kind: Kind,
+        event_id: String,
+        event_type: Option<String>,
+        schema: Option<String>,
+        context: SpanContext,
+        parent: Option<SpanId>,
+        link: Option<(TraceId, SpanId)>,
+    ) -> EventSpan {
+        if !context.sampled {
+            return EventSpan {
+                context,
+                formats: self.tracer.inject_mask,
+                pending: None,
+            };
+        }
+        let record = Record {
+            trace_id: context.trace_id,
+            span_id: context.span_id,
+            parent,
+            kind,
+            route: self.inner.clone(),
+            event_id,
+            event_type,
+            schema,
+            start_unix_nanos: now_unix_nanos(),
+            duration_nanos: 0,
+            error: None,
+            modified: false,
+            partition: None,
+            offset: None,
+            message_id: None,
+            attributes: Vec::new(),
+            links: link.into_iter().collect(),
+        };
+        EventSpan {
+            context,
+            formats: self.tracer.inject_mask,
+            pending: Some(Pending {
+                tracer: self.tracer.clone(),
+                record,
+            }),
+        }
+    }
+}
+
+struct Pending {
+    tracer: Arc<Inner>,
+    record: Record,
+}
+
+/// One produce or consume in progress. Set what you learn (partition, offset, errors, whether
+/// a consumer modified the event), then [`EventSpan::end`] it, or let it drop, which ends it
+/// too. Unsampled spans carry only their context and cost nothing to end.
+pub struct EventSpan {
+    context: SpanContext,
+    /// The tracer's inject formats as a bit set (no reference to the tracer when unsampled).
+    formats: u8,
+    pending: Option<Pending>,
+}
+
+impl EventSpan {
+    /// Whether this span will be exported.
+    pub fn is_sampled(&self) -> bool {
+        self.context.sampled
+    }
+
+    /// The span's context: pass it as the parent of what this span causes downstream.
+    pub fn context(&self) -> &SpanContext {
+        &self.context
+    }
+
+    /// Writes trace context (in the tracer's configured formats) into outgoing headers. Event
+    /// metadata headers are written by [`Route::inject_event`]; [`Route::produce_with_headers`]
+    /// does both.
+    pub fn inject(&self, carrier: &mut impl Injector) {
+        let formats = crate::tracer::formats_from_mask(self.formats);
+        propagation::inject(&self.context, &formats, carrier);
+    }
+
+    fn record(&mut self) -> Option<&mut Record> {
+        self.pending.as_mut().map(|pending| &mut pending.record)
+    }
+
+    /// The event's schema (for example `order.created/v2`).
+    pub fn schema(&mut self, schema: &str) -> &mut Self {
+        if let Some(record) = self.record() {
+            record.schema = Some(schema.to_string());
+        }
+        self
+    }
+
+    pub fn partition(&mut self, partition: i32) -> &mut Self {
+        if let Some(record) = self.record() {
+            record.partition = Some(partition);
+        }
+        self
+    }
+
+    pub fn offset(&mut self, offset: i64) -> &mut Self {
+        if let Some(record) = self.record() {
+            record.offset = Some(offset);
+        }
+        self
+    }
+
+    /// The broker's own id of the message (JetStream sequence, SQS message id…).
+    pub fn message_id(&mut self, message_id: &str) -> &mut Self {
+        if let Some(record) = self.record() {
+            record.message_id = Some(message_id.to_string());
+        }
+        self
+    }
+
+    /// Marks that this consumer changed the event (re-serialized a different payload), as
+    /// opposed to only reading or ferrying it.
+    pub fn modified(&mut self) -> &mut Self {
+        if let Some(record) = self.record() {
+            record.modified = true;
+        }
+        self
+    }
+
+    /// Marks the span as failed, with a message.
+    pub fn error(&mut self, message: &str) -> &mut Self {
+        if let Some(record) = self.record() {
+            record.error = Some(message.to_string());
+        }
+        self
+    }
+
+    /// Adds an attribute (at most 64 per span; later ones are ignored).
+    pub fn attribute(&mut self, key: &str, value: impl Into<Value>) -> &mut Self {
+        if let Some(record) = self.record()
+            && record.attributes.len() < MAX_ATTRIBUTES
+        {
+            record.attributes.push((key.to_string(), value.into()));
+        }
+        self
+    }
+
+    /// Links this span to another span (another trace this work continues).
+    pub fn link(&mut self, context: &SpanContext) -> &mut Self {
+        if let Some(record) = self.record() {
+            record.links.push((context.trace_id, context.span_id));
+        }
+        self
+    }
+
+    /// Ends the span now and hands it to the exporter (never blocks).
+    pub fn end(mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        let Some(Pending { tracer, mut record }) = self.pending.take() else {
+            return;
+        };
+        record.duration_nanos = (now_unix_nanos() - record.start_unix_nanos).max(0);
+        tracer.enqueue(record);
+    }
+}
+
+impl Drop for EventSpan {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl std::fmt::Debug for EventSpan {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("EventSpan")
+            .field("context", &self.context)
+            .field("sampled", &self.context.sampled)
+            .finish()
+    }
+}

@@ -1,0 +1,487 @@
+//! The tracer: built once per service, it owns the routes, the span queue, the sampling
+//! config, and the export thread that talks to the collector.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use muninn_model::Broker;
+use muninn_model::sampling::{ServiceSamplingConfig, rate_to_ppm};
+
+use crate::options::{ConfigError, Options};
+use crate::propagation::{self, Extractor, Format};
+use crate::queue::SpanQueue;
+use crate::record::{Record, Value};
+use crate::route::{EventSpan, Route, RouteInner, UNKNOWN_EVENT_TYPE};
+
+pub(crate) fn formats_mask(formats: &[Format]) -> u8 {
+    formats.iter().fold(0, |mask, format| {
+        mask | match format {
+            Format::W3c => 1,
+            Format::B3Single => 2,
+            Format::B3Multi => 4,
+        }
+    })
+}
+
+pub(crate) fn formats_from_mask(mask: u8) -> Vec<Format> {
+    [
+        (1, Format::W3c),
+        (2, Format::B3Single),
+        (4, Format::B3Multi),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| mask & bit != 0)
+    .map(|(_, format)| format)
+    .collect()
+}
+
+type RouteKey = (String, String, Broker);
+
+/// Routes and the sampling config, under one lock so a new route never misses an update.
+pub(crate) struct Registry {
+    pub routes: HashMap<RouteKey, Arc<RouteInner>>,
+    pub config: Arc<ServiceSamplingConfig>,
+    pub etag: Option<String>,
+}
+
+/// Counters of what happened to spans and counts; read with [`Tracer::stats`].
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub exported: AtomicU64,
+    pub dropped_export_failed: AtomicU64,
+    pub dropped_rejected: AtomicU64,
+    pub dropped_shutdown: AtomicU64,
+    pub export_attempts_failed: AtomicU64,
+    pub counts_sent: AtomicU64,
+    pub counts_dropped: AtomicU64,
+    pub config_updates: AtomicU64,
+    pub config_errors: AtomicU64,
+}
+
+pub(crate) struct Inner {
+    pub service: String,
+    pub collector: reqwest::Url,
+    pub resource: Vec<(String, Value)>,
+    pub options: Options,
+    pub inject_mask: u8,
+    pub queue: SpanQueue,
+    pub registry: RwLock<Registry>,
+    pub live_debug: AtomicBool,
+    pub wake: tokio::sync::Notify,
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// Set when the export thread has stopped: spans can no longer leave.
+    pub closed: AtomicBool,
+    pub counters: Counters,
+}
+
+impl Inner {
+    /// Hands a finished span to the export thread; never blocks, never fails loudly.
+    pub(crate) fn enqueue(&self, record: Record) {
+        if self.closed.load(Ordering::Relaxed) {
+            self.counters
+                .dropped_shutdown
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let Some(queued) = self.queue.push(record) else {
+            return;
+        };
+        if self.live_debug.load(Ordering::Relaxed)
+            || (queued >= self.options.batch_size
+                && !self.queue.wake_pending.swap(true, Ordering::AcqRel))
+        {
+            self.wake.notify_one();
+        }
+    }
+
+    pub(crate) fn route(&self, event_type: &str, stream: &str, broker: Broker) -> Arc<RouteInner> {
+        let event_type = if event_type.is_empty() {
+            UNKNOWN_EVENT_TYPE
+        } else {
+            event_type
+        };
+        let key = (event_type.to_string(), stream.to_string(), broker);
+        if let Ok(registry) = self.registry.read()
+            && let Some(route) = registry.routes.get(&key)
+        {
+            return route.clone();
+        }
+        let mut registry = match self.registry.write() {
+            Ok(registry) => registry,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let rate = registry.config.rate_ppm(event_type);
+        registry
+            .routes
+            .entry(key)
+            .or_insert_with(|| Arc::new(RouteInner::new(event_type, stream, broker, rate)))
+            .clone()
+    }
+
+    /// Installs a new sampling config and applies it to every route.
+    pub(crate) fn apply_config(&self, config: ServiceSamplingConfig, etag: Option<String>) {
+        let mut registry = match self.registry.write() {
+            Ok(registry) => registry,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for route in registry.routes.values() {
+            route
+                .rate_ppm
+                .store(config.rate_ppm(&route.event_type), Ordering::Relaxed);
+        }
+        self.live_debug.store(config.live_debug, Ordering::Relaxed);
+        registry.config = Arc::new(config);
+        registry.etag = etag;
+        self.counters.config_updates.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn routes(&self) -> Vec<Arc<RouteInner>> {
+        match self.registry.read() {
+            Ok(registry) => registry.routes.values().cloned().collect(),
+            Err(poisoned) => poisoned.into_inner().routes.values().cloned().collect(),
+        }
+    }
+}
+
+/// What the tracer has done so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Spans accepted into the export queue.
+    pub spans_queued: u64,
+    /// Spans the collector acknowledged.
+    pub spans_exported: u64,
+    /// Spans dropped because the queue was full (collector slow or down).
+    pub spans_dropped_queue_full: u64,
+    /// Spans dropped after every export attempt failed.
+    pub spans_dropped_export_failed: u64,
+    /// Spans the collector refused as invalid.
+    pub spans_dropped_rejected: u64,
+    /// Spans ended after the tracer shut down.
+    pub spans_dropped_shutdown: u64,
+    /// Export requests that failed (each retry counts).
+    pub export_attempts_failed: u64,
+    pub queue_spans: usize,
+    pub queue_bytes: usize,
+    pub queue_bytes_peak: usize,
+    pub max_queue_bytes: usize,
+    /// Events whose seen-counts the collector acknowledged.
+    pub counts_sent: u64,
+    /// Events whose seen-counts were lost (collector unreachable longer than the buffer).
+    pub counts_dropped: u64,
+    /// Sampling configs received from the collector.
+    pub config_updates: u64,
+    pub config_errors: u64,
+    /// The sampling config in force.
+    pub sampling: ServiceSamplingConfig,
+}
+
+impl Stats {
+    /// Every span dropped, whatever the reason.
+    pub fn spans_dropped(&self) -> u64 {
+        self.spans_dropped_queue_full
+            + self.spans_dropped_export_failed
+            + self.spans_dropped_rejected
+            + self.spans_dropped_shutdown
+    }
+}
+
+struct Handle {
+    inner: Arc<Inner>,
+    done: Mutex<Option<mpsc::Receiver<()>>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // Ask the export thread to send what is left and stop; never wait here.
+        self.inner.shutdown.send_replace(true);
+    }
+}
+
+/// Traces one service's events. Build it once with [`Tracer::builder`] and clone it freely.
+/// Calls never block and never panic; spans leave on a background thread.
+#[derive(Clone)]
+pub struct Tracer {
+    handle: Arc<Handle>,
+}
+
+impl std::fmt::Debug for Tracer {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Tracer")
+            .field("service", &self.handle.inner.service)
+            .field("collector", &self.handle.inner.collector.as_str())
+            .finish()
+    }
+}
+
+impl Tracer {
+    /// Starts building the tracer of `service`.
+    pub fn builder(service: impl Into<String>) -> TracerBuilder {
+        TracerBuilder {
+            service: service.into(),
+            collector: "http://127.0.0.1:4320".to_string(),
+            version: None,
+            instance: None,
+            host: None,
+            tags: Vec::new(),
+            options: Options::default(),
+        }
+    }
+
+    fn inner(&self) -> &Arc<Inner> {
+        &self.handle.inner
+    }
+
+    pub fn service(&self) -> &str {
+        &self.inner().service
+    }
+
+    /// The route of `event_type` on `stream` of `broker`. Keep it: calls on a route are the
+    /// cheapest way to trace.
+    pub fn route(&self, event_type: &str, stream: &str, broker: Broker) -> Route {
+        Route {
+            tracer: self.inner().clone(),
+            inner: self.inner().route(event_type, stream, broker),
+        }
+    }
+
+    /// Records the production of one event (looks the route up; see [`Tracer::route`]).
+    pub fn produce(
+        &self,
+        event_type: &str,
+        stream: &str,
+        broker: Broker,
+        event_id: &str,
+    ) -> EventSpan {
+        self.route(event_type, stream, broker).produce(event_id)
+    }
+
+    /// Records the consumption of a message from `stream`: the event type, id and schema come
+    /// from its headers.
+    pub fn consume(&self, stream: &str, broker: Broker, carrier: &impl Extractor) -> EventSpan {
+        let extracted = propagation::extract(carrier);
+        let event_type = extracted.event.event_type.as_deref().unwrap_or_default();
+        self.route(event_type, stream, broker)
+            .consume_extracted(extracted, false)
+    }
+
+    /// Like [`Tracer::consume`], but the span starts a new trace linked to the producer's.
+    pub fn consume_linked(
+        &self,
+        stream: &str,
+        broker: Broker,
+        carrier: &impl Extractor,
+    ) -> EventSpan {
+        let extracted = propagation::extract(carrier);
+        let event_type = extracted.event.event_type.as_deref().unwrap_or_default();
+        self.route(event_type, stream, broker)
+            .consume_extracted(extracted, true)
+    }
+
+    pub fn stats(&self) -> Stats {
+        let inner = self.inner();
+        let counters = &inner.counters;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let sampling = match inner.registry.read() {
+            Ok(registry) => (*registry.config).clone(),
+            Err(poisoned) => (*poisoned.into_inner().config).clone(),
+        };
+        Stats {
+            spans_queued: load(&inner.queue.queued),
+            spans_exported: load(&counters.exported),
+            spans_dropped_queue_full: load(&inner.queue.dropped_full),
+            spans_dropped_export_failed: load(&counters.dropped_export_failed),
+            spans_dropped_rejected: load(&counters.dropped_rejected),
+            spans_dropped_shutdown: load(&counters.dropped_shutdown),
+            export_attempts_failed: load(&counters.export_attempts_failed),
+            queue_spans: inner.queue.len(),
+            queue_bytes: inner.queue.bytes(),
+            queue_bytes_peak: inner.queue.peak_bytes(),
+            max_queue_bytes: inner.queue.max_bytes(),
+            counts_sent: load(&counters.counts_sent),
+            counts_dropped: load(&counters.counts_dropped),
+            config_updates: load(&counters.config_updates),
+            config_errors: load(&counters.config_errors),
+            sampling,
+        }
+    }
+
+    /// The tracer's counters in the Prometheus text format, for the service's own `/metrics`.
+    pub fn metrics_text(&self) -> String {
+        crate::metrics::encode(self.inner())
+    }
+
+    /// Registers the tracer's counters in a `prometheus-client` registry the service owns.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register_collector(Box::new(crate::metrics::TracerCollector(
+            self.inner().clone(),
+        )));
+    }
+
+    /// Sends what is queued and the last counts, then stops the export thread; waits at most
+    /// `timeout` (spans still queued then are dropped and counted). Returns whether the export
+    /// thread finished in time. Blocking: call it at exit, not on an async worker.
+    pub fn shutdown(&self, timeout: Duration) -> bool {
+        let inner = self.inner();
+        inner.shutdown.send_replace(true);
+        let receiver = match self.handle.done.lock() {
+            Ok(mut done) => done.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        match receiver {
+            Some(receiver) => !matches!(
+                receiver.recv_timeout(timeout),
+                Err(mpsc::RecvTimeoutError::Timeout)
+            ),
+            None => inner.closed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Builds a [`Tracer`]; see [`Options`] for every setting and its default.
+#[derive(Debug, Clone)]
+pub struct TracerBuilder {
+    service: String,
+    collector: String,
+    version: Option<String>,
+    instance: Option<String>,
+    host: Option<String>,
+    tags: Vec<(String, String)>,
+    options: Options,
+}
+
+impl TracerBuilder {
+    /// The collector's base URL (default `http://127.0.0.1:4320`).
+    pub fn collector(mut self, url: impl Into<String>) -> Self {
+        self.collector = url.into();
+        self
+    }
+
+    /// The service's version (`service.version` on every span).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    /// This instance's id (`service.instance.id`; default: a random UUID).
+    pub fn instance(mut self, instance: impl Into<String>) -> Self {
+        self.instance = Some(instance.into());
+        self
+    }
+
+    /// The host name (`host.name`; default: `$HOSTNAME` or `/etc/hostname`).
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.host = Some(host.into());
+        self
+    }
+
+    /// Another infrastructure tag on every span (region, cluster, pod…).
+    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.push((key.into(), value.into()));
+        self
+    }
+
+    /// Every setting at once.
+    pub fn options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Changes settings in place: `.configure(|o| o.batch_size = 100)`.
+    pub fn configure(mut self, change: impl FnOnce(&mut Options)) -> Self {
+        change(&mut self.options);
+        self
+    }
+
+    /// Validates the settings and starts the export thread. Returns at once: the sampling
+    /// config is fetched in the background, and `default_rate` applies until it arrives.
+    pub fn build(self) -> Result<Tracer, ConfigError> {
+        let field_error = |field: &'static str, reason: String| ConfigError { field, reason };
+        if self.service.trim().is_empty() || self.service.len() > 256 {
+            return Err(field_error(
+                "service",
+                "must be 1 to 256 bytes and not blank".to_string(),
+            ));
+        }
+        self.options.validate()?;
+        let collector = reqwest::Url::parse(&self.collector).map_err(|error| {
+            field_error(
+                "collector",
+                format!(
+                    "{:?} is not a URL ({error}); expected http://HOST:PORT",
+                    self.collector
+                ),
+            )
+        })?;
+        if collector.scheme() != "http" || collector.host().is_none() {
+            return Err(field_error(
+                "collector",
+                format!(
+                    "{:?} must be an http:// URL with a host (TLS is not built in; \
+                     use a local collector or a TLS-terminating proxy)",
+                    self.collector
+                ),
+            ));
+        }
+        let mut resource: Vec<(String, Value)> = Vec::new();
+        let host = self.host.or_else(|| {
+            std::env::var("HOSTNAME")
+                .ok()
+                .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+                .map(|host| host.trim().to_string())
+                .filter(|host| !host.is_empty())
+        });
+        if let Some(host) = host {
+            resource.push(("host.name".to_string(), Value::String(host)));
+        }
+        let instance = self
+            .instance
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        resource.push(("service.instance.id".to_string(), Value::String(instance)));
+        if let Some(version) = self.version {
+            resource.push(("service.version".to_string(), Value::String(version)));
+        }
+        for (key, value) in self.tags {
+            resource.push((key, Value::String(value)));
+        }
+        let default_ppm = rate_to_ppm(self.options.default_rate).unwrap_or(1_000_000);
+        let config = ServiceSamplingConfig {
+            service: self.service.clone(),
+            default_rate_ppm: default_ppm,
+            event_types: Default::default(),
+            live_debug: false,
+        };
+        let (shutdown, _) = tokio::sync::watch::channel(false);
+        let inner = Arc::new(Inner {
+            service: self.service,
+            collector,
+            resource,
+            inject_mask: formats_mask(&self.options.inject),
+            queue: SpanQueue::new(self.options.max_queue_spans, self.options.max_queue_bytes),
+            options: self.options,
+            registry: RwLock::new(Registry {
+                routes: HashMap::new(),
+                config: Arc::new(config),
+                etag: None,
+            }),
+            live_debug: AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
+            shutdown,
+            closed: AtomicBool::new(false),
+            counters: Counters::default(),
+        });
+        let (done_sender, done) = mpsc::channel();
+        crate::export::spawn(inner.clone(), done_sender).map_err(|error| {
+            field_error("export thread", format!("could not be started: {error}"))
+        })?;
+        Ok(Tracer {
+            handle: Arc::new(Handle {
+                inner,
+                done: Mutex::new(Some(done)),
+            }),
+        })
+    }
+}

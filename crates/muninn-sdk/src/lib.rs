@@ -28,7 +28,11 @@
 //! [`Tracer::metrics_text`]).
 
 mod export;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 mod metrics;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod options;
 pub mod propagation;
 mod queue;

@@ -1,0 +1,140 @@
+//! Kafka adapter (feature `kafka`, rdkafka): a producer that records each send with its topic,
+//! partition and offset and writes the event and trace headers, and the consumer-side call
+//! that reads them back from a received message.
+
+use std::time::Duration;
+
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::future_producer::Delivery;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+
+use crate::propagation::{Extractor, Injector, SpanContext};
+use crate::{Broker, EventSpan, Tracer};
+
+/// Kafka headers being built for an outgoing record (rdkafka's `OwnedHeaders` is append-only).
+#[derive(Default)]
+pub struct KafkaHeadersWriter(Option<OwnedHeaders>);
+
+impl KafkaHeadersWriter {
+    /// Starts from the record's own headers, if it has any.
+    pub fn new(existing: Option<OwnedHeaders>) -> Self {
+        KafkaHeadersWriter(existing)
+    }
+
+    pub fn into_headers(self) -> OwnedHeaders {
+        self.0.unwrap_or_default()
+    }
+}
+
+impl Injector for KafkaHeadersWriter {
+    fn set(&mut self, key: &str, value: &str) {
+        let headers = self.0.take().unwrap_or_default();
+        self.0 = Some(headers.insert(Header {
+            key,
+            value: Some(value),
+        }));
+    }
+}
+
+/// Read access to the headers of any received Kafka message (`BorrowedMessage`,
+/// `OwnedMessage`); names compare case-insensitively, values must be UTF-8.
+pub struct KafkaHeaders<'a, H: Headers + ?Sized>(pub Option<&'a H>);
+
+impl<H: Headers + ?Sized> Extractor for KafkaHeaders<'_, H> {
+    fn get_all(&self, key: &str) -> Vec<&str> {
+        let Some(headers) = self.0 else {
+            return Vec::new();
+        };
+        (0..headers.count())
+            .filter_map(|index| headers.try_get(index))
+            .filter(|header| header.key.eq_ignore_ascii_case(key))
+            .filter_map(|header| {
+                header
+                    .value
+                    .and_then(|value| std::str::from_utf8(value).ok())
+            })
+            .collect()
+    }
+}
+
+/// What identifies the event being sent.
+#[derive(Debug, Clone, Copy)]
+pub struct KafkaEvent<'a> {
+    pub event_id: &'a str,
+    pub event_type: &'a str,
+    pub schema: Option<&'a str>,
+}
+
+/// A `FutureProducer` that traces what it sends.
+#[derive(Clone)]
+pub struct TracedProducer {
+    producer: FutureProducer,
+    tracer: Tracer,
+}
+
+impl TracedProducer {
+    pub fn new(producer: FutureProducer, tracer: Tracer) -> Self {
+        TracedProducer { producer, tracer }
+    }
+
+    /// The wrapped producer, for everything else (transactions, flush…).
+    pub fn inner(&self) -> &FutureProducer {
+        &self.producer
+    }
+
+    /// Sends `record` with the event's headers and trace context added to its own headers,
+    /// and records the span with the partition and offset Kafka assigned (or the error).
+    pub async fn send<K, P>(
+        &self,
+        record: FutureRecord<'_, K, P>,
+        event: KafkaEvent<'_>,
+        parent: Option<&SpanContext>,
+        queue_timeout: Duration,
+    ) -> Result<Delivery, (KafkaError, OwnedMessage)>
+    where
+        K: rdkafka::message::ToBytes + ?Sized,
+        P: rdkafka::message::ToBytes + ?Sized,
+    {
+        let route = self
+            .tracer
+            .route(event.event_type, record.topic, Broker::Kafka);
+        let mut record = record;
+        let mut headers = KafkaHeadersWriter::new(record.headers.take());
+        let mut span =
+            route.produce_with_headers(event.event_id, event.schema, parent, &mut headers);
+        let record = record.headers(headers.into_headers());
+        let result = self
+            .producer
+            .send(record, Timeout::After(queue_timeout))
+            .await;
+        match &result {
+            Ok(delivery) => {
+                span.partition(delivery.partition).offset(delivery.offset);
+            }
+            Err((error, _)) => {
+                span.error(&error.to_string());
+            }
+        }
+        span.end();
+        result
+    }
+}
+
+/// Records the consumption of a received Kafka message: the event id, type and schema and the
+/// trace context come from its headers; topic, partition and offset from the message.
+pub fn consume(tracer: &Tracer, message: &impl Message) -> EventSpan {
+    let headers = KafkaHeaders(message.headers());
+    let mut span = tracer.consume(message.topic(), Broker::Kafka, &headers);
+    span.partition(message.partition()).offset(message.offset());
+    span
+}
+
+/// Like [`consume`], but the span starts a new trace linked to the producer's.
+pub fn consume_linked(tracer: &Tracer, message: &impl Message) -> EventSpan {
+    let headers = KafkaHeaders(message.headers());
+    let mut span = tracer.consume_linked(message.topic(), Broker::Kafka, &headers);
+    span.partition(message.partition()).offset(message.offset());
+    span
+}

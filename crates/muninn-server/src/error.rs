@@ -8,6 +8,8 @@ use muninn_ingest::{IngestError, IngestErrorKind};
 use muninn_store::{StoreError, StoreErrorKind};
 use serde::Serialize;
 
+use crate::sampling::{FieldError, RulesError};
+
 /// An error answer of the API.
 #[derive(Debug)]
 pub(crate) struct ApiError {
@@ -102,5 +104,25 @@ impl From<StoreError> for ApiError {
             | StoreErrorKind::Config => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, format!("store: {}", error.message))
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(error: FieldError) -> Self {
+        if error.field.is_empty() {
+            ApiError::new(StatusCode::BAD_REQUEST, error.message)
+        } else {
+            ApiError::bad_field(&error.field, error.message)
+        }
+    }
+}
+
+impl From<RulesError> for ApiError {
+    fn from(error: RulesError) -> Self {
+        match error {
+            RulesError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, message),
+            RulesError::NotFound(message) => ApiError::not_found(message),
+            RulesError::Io(message) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message),
+        }
     }
 }

@@ -5,9 +5,10 @@ mod error;
 mod ingest;
 mod metrics;
 mod query;
+mod sampling;
 mod server;
 
-pub use server::{RunningServer, ServerConfig, start};
+pub use server::{RunningServer, ServerConfig, StartError, start};
 
 /// The OpenAPI document of every route, as served at `/api/v1/openapi.yaml`.
 pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");

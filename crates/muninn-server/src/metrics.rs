@@ -1,5 +1,5 @@
 //! Prometheus metrics of the server: ingest counters, rejections by field, query latencies,
-//! and store gauges refreshed at each scrape.
+//! sampling config requests, and the store and sampling-rule gauges refreshed at each scrape.
 
 use muninn_store::StoreStats;
 use prometheus_client::encoding::text::encode;
@@ -18,6 +18,8 @@ pub(crate) struct Metrics {
     pub rejected: Family<Labels, Counter>,
     pub ingest_requests: Family<Labels, Counter>,
     pub query_seconds: Family<Labels, Histogram>,
+    pub sampling_config_requests: Family<Labels, Counter>,
+    sampling_rules: Gauge,
     head_spans: Gauge,
     blocks: Gauge,
     block_bytes: Gauge,
@@ -39,6 +41,13 @@ impl Metrics {
         let ingest_requests = Family::<Labels, Counter>::default();
         let query_seconds =
             Family::<Labels, Histogram>::new_with_constructor(query_histogram as fn() -> Histogram);
+        let sampling_config_requests = Family::<Labels, Counter>::default();
+        // The two answers of a working poll are exported from the start (as 0), so that rates
+        // over them need no special case.
+        for result in ["200", "304"] {
+            let _ = sampling_config_requests.get_or_create(&vec![("result".into(), result.into())]);
+        }
+        let sampling_rules = Gauge::default();
         let (head_spans, blocks, block_bytes, block_spans, wal_bytes, rollup_cells) = (
             Gauge::default(),
             Gauge::default(),
@@ -73,6 +82,16 @@ impl Metrics {
             query_seconds.clone(),
         );
         registry.register(
+            "sampling_config_requests",
+            "Sampling config requests by result: 200 (config sent), 304 (unchanged), 400",
+            sampling_config_requests.clone(),
+        );
+        registry.register(
+            "sampling_rules",
+            "Central sampling rules stored",
+            sampling_rules.clone(),
+        );
+        registry.register(
             "head_spans",
             "Spans in memory not yet written to blocks",
             head_spans.clone(),
@@ -105,6 +124,8 @@ impl Metrics {
             rejected,
             ingest_requests,
             query_seconds,
+            sampling_config_requests,
+            sampling_rules,
             head_spans,
             blocks,
             block_bytes,
@@ -145,8 +166,11 @@ impl Metrics {
             .inc();
     }
 
-    pub fn render(&self, stats: &StoreStats) -> String {
+    /// The exposition, with the gauges set from the store's stats and the number of rules.
+    pub fn render(&self, stats: &StoreStats, sampling_rules: usize) -> String {
         let as_i64 = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        self.sampling_rules
+            .set(i64::try_from(sampling_rules).unwrap_or(i64::MAX));
         self.head_spans
             .set(as_i64(stats.head_spans + stats.flushing_spans));
         self.blocks.set(as_i64(stats.n_blocks));

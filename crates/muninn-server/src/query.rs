@@ -18,7 +18,7 @@ use crate::server::AppState;
 type Params = Query<HashMap<String, String>>;
 
 /// A path segment, or an error body naming it (axum's own rejection is plain text).
-fn path_segment(
+pub(crate) fn path_segment(
     segment: Result<Path<String>, PathRejection>,
     name: &str,
 ) -> Result<String, ApiError> {

@@ -1,5 +1,6 @@
-//! Server configuration, the router, and start/stop: `start` binds, opens the store, spawns
-//! the HTTP server and the store's maintenance, and returns a handle that stops both cleanly.
+//! Server configuration, the router, and start/stop: `start` loads the sampling rules, opens the
+//! store, binds, spawns the HTTP server and the store's maintenance, and returns a handle that
+//! stops both cleanly.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,11 +12,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use muninn_model::Limits;
+use muninn_model::sampling::RATE_PPM_MAX;
 use muninn_store::{Store, StoreConfig, StoreError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
+use crate::sampling::{self, RuleSet};
 use crate::{ingest, query};
 
 /// Everything the server needs, already validated by the caller.
@@ -27,6 +30,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub limits: Limits,
     pub store: StoreConfig,
+    /// The sampling rate, in parts per million, of a service and event type that no sampling
+    /// rule covers: 1,000,000 (the default) traces everything until rules say otherwise.
+    pub default_sample_rate_ppm: u32,
 }
 
 impl ServerConfig {
@@ -37,6 +43,7 @@ impl ServerConfig {
             max_body_bytes: 16 << 20,
             limits: Limits::default(),
             store: StoreConfig::new(data_dir),
+            default_sample_rate_ppm: RATE_PPM_MAX,
         }
     }
 }
@@ -46,6 +53,8 @@ pub(crate) struct AppState {
     pub metrics: Metrics,
     pub limits: Limits,
     pub max_body_bytes: usize,
+    pub sampling: Arc<RuleSet>,
+    pub default_sample_rate_ppm: u32,
 }
 
 /// A running server.
@@ -81,8 +90,15 @@ impl RunningServer {
     }
 }
 
-/// Opens the store, binds the listener and serves until stopped.
+/// Loads the sampling rules, opens the store, binds the listener and serves until stopped.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    if config.default_sample_rate_ppm > RATE_PPM_MAX {
+        return Err(StartError::DefaultSampleRate(
+            config.default_sample_rate_ppm,
+        ));
+    }
+    // Before the store: a bad rules file stops the start before recovery does any work.
+    let sampling = RuleSet::load(&config.store.data_dir).map_err(StartError::Sampling)?;
     let store = Store::open(config.store.clone())
         .await
         .map_err(StartError::Store)?;
@@ -97,6 +113,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         metrics: Metrics::new(),
         limits: config.limits.clone(),
         max_body_bytes: config.max_body_bytes,
+        sampling: Arc::new(sampling),
+        default_sample_rate_ppm: config.default_sample_rate_ppm,
     });
     let app = router(state);
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
@@ -143,6 +161,14 @@ pub enum StartError {
     Store(StoreError),
     #[error("listening on {0}: {1}; choose another address with --listen")]
     Bind(SocketAddr, std::io::Error),
+    /// The sampling rules file is unreadable or invalid; the message names the file.
+    #[error("{0}")]
+    Sampling(String),
+    #[error(
+        "default_sample_rate_ppm: {0} is more than {max}; it must be 0 (trace nothing) to {max} (trace everything)",
+        max = RATE_PPM_MAX
+    )]
+    DefaultSampleRate(u32),
 }
 
 fn router(state: Arc<AppState>) -> Router {
@@ -165,6 +191,17 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/lineage", get(query::lineage))
         .route("/api/v1/events/{event_id}", get(query::journey))
         .route("/api/v1/traces/{trace_id}", get(query::trace))
+        .route(
+            "/api/v1/sampling/rules",
+            get(sampling::list_rules).post(sampling::create_rule),
+        )
+        .route(
+            "/api/v1/sampling/rules/{id}",
+            get(sampling::get_rule)
+                .put(sampling::put_rule)
+                .delete(sampling::delete_rule),
+        )
+        .route("/api/v1/sampling/config", get(sampling::config))
         .route("/api/v1/openapi.yaml", get(openapi))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -220,7 +257,9 @@ async fn openapi() -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let text = state.metrics.render(&state.store.stats());
+    let text = state
+        .metrics
+        .render(&state.store.stats(), state.sampling.len());
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -22,3 +22,6 @@ mod lineage_golden;
 
 #[path = "api/metrics.rs"]
 mod metrics;
+
+#[path = "api/sampling.rs"]
+mod sampling;

@@ -11,13 +11,13 @@ use crate::support::{Fleet, TestServer, with};
 type SeriesKey = (String, Vec<(String, String)>);
 
 /// The parsed exposition: samples by series, and the declared type of each family.
-struct Exposition {
+pub struct Exposition {
     samples: BTreeMap<SeriesKey, f64>,
-    types: BTreeMap<String, String>,
+    pub types: BTreeMap<String, String>,
 }
 
 impl Exposition {
-    fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let mut labels: Vec<(String, String)> = labels
             .iter()
             .map(|(key, value)| (key.to_string(), value.to_string()))
@@ -27,7 +27,7 @@ impl Exposition {
     }
 
     /// The value of a series that must exist.
-    fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.value(name, labels).unwrap_or_else(|| {
             let known: Vec<&SeriesKey> = self
                 .samples
@@ -173,7 +173,7 @@ fn parse_labels(text: &str, line: &str) -> Vec<(String, String)> {
     labels
 }
 
-async fn scrape(server: &TestServer) -> Exposition {
+pub async fn scrape(server: &TestServer) -> Exposition {
     let answer = server.api.get("/metrics", &[]).await;
     assert_eq!(answer.status, 200);
     assert_eq!(

@@ -492,18 +492,44 @@ pub fn check_answer(method: &str, path: &str, answer: &Answer) {
             )
         });
     let response = resolve(document, response);
+    for (name, header) in response
+        .get("headers")
+        .map(Yaml::entries)
+        .unwrap_or_default()
+    {
+        let header = resolve(document, header);
+        let value = answer.header(name);
+        if header.get("required").and_then(Yaml::text) == Some("true") {
+            assert!(
+                value.is_some(),
+                "{shown} {template} {status}: the required header {name} is missing"
+            );
+        }
+        if let (Some(value), Some(schema)) = (value, header.get("schema")) {
+            check_header_value(document, schema, value).unwrap_or_else(|error| {
+                panic!("{shown} {template} {status}: header {name}: {error}")
+            });
+        }
+    }
+    let Some(contents) = response.get("content") else {
+        // A response documented without content has no body and no content type.
+        assert!(
+            answer.text.is_empty() && answer.content_type.is_empty(),
+            "{shown} {template} {status} is documented without a body but has one: {:?} {:?}",
+            answer.content_type,
+            answer.text
+        );
+        return;
+    };
     let media_type = answer
         .content_type
         .split(';')
         .next()
         .unwrap_or_default()
         .trim();
-    let content = response
-        .get("content")
-        .and_then(|content| content.get(media_type))
-        .unwrap_or_else(|| {
-            panic!("{shown} {template} {status}: content type {media_type:?} is not documented")
-        });
+    let content = contents.get(media_type).unwrap_or_else(|| {
+        panic!("{shown} {template} {status}: content type {media_type:?} is not documented")
+    });
     if media_type == "application/json" {
         let body: Value = serde_json::from_str(&answer.text).unwrap_or_else(|error| {
             panic!(
@@ -518,6 +544,83 @@ pub fn check_answer(method: &str, path: &str, answer: &Answer) {
     }
 }
 
+/// A header value against its schema: `enum` and, for an anchored pattern made of literal
+/// characters, `[...]` classes and `{n}` counts (all `openapi.yaml` uses for headers), `pattern`.
+fn check_header_value(document: &Yaml, schema: &Yaml, value: &str) -> Result<(), String> {
+    let schema = resolve(document, schema);
+    // Header values are text; a numeric or boolean schema reads them as JSON.
+    let typed = match schema.get("type").and_then(Yaml::text) {
+        Some("integer" | "number" | "boolean") => {
+            serde_json::from_str(value).unwrap_or_else(|_| json!(value))
+        }
+        _ => json!(value),
+    };
+    check_schema(document, schema, &typed, "header")?;
+    if let Some(pattern) = schema.get("pattern").and_then(Yaml::text)
+        && !simple_pattern_matches(pattern, value)
+    {
+        return Err(format!("{value:?} does not match {pattern}"));
+    }
+    Ok(())
+}
+
+/// `^…$` with literal characters, `[a-z0-9]` classes and `{n}` repetitions only.
+fn simple_pattern_matches(pattern: &str, value: &str) -> bool {
+    let inner = pattern
+        .strip_prefix('^')
+        .and_then(|inner| inner.strip_suffix('$'))
+        .unwrap_or_else(|| panic!("header pattern {pattern} is not anchored"));
+    // Each element: the character ranges it accepts, and how many times.
+    let mut elements: Vec<(Vec<(char, char)>, usize)> = Vec::new();
+    let mut chars = inner.chars().peekable();
+    while let Some(char) = chars.next() {
+        let ranges = if char == '[' {
+            let class: Vec<char> = chars.by_ref().take_while(|char| *char != ']').collect();
+            let mut ranges = Vec::new();
+            let mut index = 0;
+            while index < class.len() {
+                if index + 2 < class.len() && class[index + 1] == '-' {
+                    ranges.push((class[index], class[index + 2]));
+                    index += 3;
+                } else {
+                    ranges.push((class[index], class[index]));
+                    index += 1;
+                }
+            }
+            ranges
+        } else {
+            assert!(
+                !"\\.*+?()|{}".contains(char),
+                "header pattern {pattern} is beyond the supported subset"
+            );
+            vec![(char, char)]
+        };
+        let mut count = 1;
+        if chars.peek() == Some(&'{') {
+            chars.next();
+            let digits: String = chars.by_ref().take_while(|char| *char != '}').collect();
+            count = digits
+                .parse()
+                .unwrap_or_else(|_| panic!("header pattern {pattern}: bad count {digits:?}"));
+        }
+        elements.push((ranges, count));
+    }
+    let mut value = value.chars();
+    for (ranges, count) in &elements {
+        for _ in 0..*count {
+            let accepted = value.next().is_some_and(|char| {
+                ranges
+                    .iter()
+                    .any(|(low, high)| (*low..=*high).contains(&char))
+            });
+            if !accepted {
+                return false;
+            }
+        }
+    }
+    value.next().is_none()
+}
+
 fn check_error_body(document: &Yaml, text: &str, request: &str) {
     let body: Value = serde_json::from_str(text)
         .unwrap_or_else(|error| panic!("{request}: the error is not JSON ({error}): {text}"));
@@ -526,7 +629,7 @@ fn check_error_body(document: &Yaml, text: &str, request: &str) {
         .unwrap_or_else(|error| panic!("{request}: {error}"));
 }
 
-fn json_to_yaml(value: &Value) -> Yaml {
+pub fn json_to_yaml(value: &Value) -> Yaml {
     match value {
         Value::Object(object) => Yaml::Map(
             object
@@ -551,13 +654,30 @@ fn registered_routes() -> Vec<(String, String)> {
         let (path, rest) = piece
             .split_once('"')
             .expect("a route path ends with a quote");
-        let handlers = rest
-            .split_once(')')
-            .map(|(handlers, _)| handlers)
-            .unwrap_or(rest);
+        // The handlers run to the parenthesis that closes `.route(`; methods may be chained
+        // (`get(a).post(b)`).
+        let mut depth = 1;
+        let end = rest
+            .char_indices()
+            .find(|(_, char)| {
+                match char {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    _ => {}
+                }
+                depth == 0
+            })
+            .map_or(rest.len(), |(index, _)| index);
+        let handlers = &rest[..end];
         let mut n_methods = 0;
         for method in ["get", "post", "put", "delete", "patch"] {
-            if handlers.contains(&format!("{method}(")) {
+            let call = format!("{method}(");
+            let called = handlers.match_indices(&call).any(|(index, _)| {
+                handlers[..index].chars().next_back().is_none_or(|before| {
+                    before.is_whitespace() || matches!(before, '.' | '(' | ',')
+                })
+            });
+            if called {
                 routes.push((method.to_string(), path.to_string()));
                 n_methods += 1;
             }
@@ -749,4 +869,16 @@ async fn the_server_serves_this_document() {
     let answer = server.api.get("/api/v2/nothing", &[]).await;
     assert_eq!(answer.status, 404);
     server.stop().await;
+}
+
+#[test]
+fn the_header_pattern_reader_reads_its_subset() {
+    let etag = "^\"[0-9a-f]{16}\"$";
+    assert!(simple_pattern_matches(etag, "\"0123456789abcdef\""));
+    assert!(!simple_pattern_matches(etag, "\"0123456789abcde\""));
+    assert!(!simple_pattern_matches(etag, "\"0123456789abcdef0\""));
+    assert!(!simple_pattern_matches(etag, "\"0123456789ABCDEF\""));
+    assert!(!simple_pattern_matches(etag, "0123456789abcdef"));
+    assert!(simple_pattern_matches("^a[._-]b$", "a.b"));
+    assert!(!simple_pattern_matches("^a[._-]b$", "a,b"));
 }

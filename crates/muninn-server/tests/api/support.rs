@@ -52,6 +52,11 @@ impl TestServer {
         self.running = Some(running);
     }
 
+    /// The data directory, which outlives restarts.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.config.store.data_dir
+    }
+
     /// `POST /api/v1/admin/flush`, expecting success; returns the flush answer.
     pub async fn flush(&self) -> Value {
         let answer = self.api.post("/api/v1/admin/flush", Vec::new(), &[]).await;
@@ -78,9 +83,15 @@ pub struct Answer {
     pub status: u16,
     pub content_type: String,
     pub text: String,
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl Answer {
+    /// A response header as text, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.text)
             .unwrap_or_else(|error| panic!("answer is not JSON ({error}): {}", self.text))
@@ -148,11 +159,13 @@ impl Api {
             .and_then(|value| value.to_str().ok())
             .unwrap_or_default()
             .to_string();
+        let headers = response.headers().clone();
         let text = response.text().await.expect("reading the answer body");
         let answer = Answer {
             status,
             content_type,
             text,
+            headers,
         };
         crate::openapi::check_answer(method, path, &answer);
         answer
@@ -212,6 +225,46 @@ impl Api {
             .await
             .unwrap_or_else(|error| panic!("POST {path}: {error}"));
         Api::read(path, "post", response).await
+    }
+
+    /// `method path?query` with an optional body and extra headers.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a valid method");
+        let mut request = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base_url))
+            .query(query);
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
+        Api::read(path, &method.as_str().to_ascii_lowercase(), response).await
+    }
+
+    /// `method path` with a JSON body.
+    pub async fn send_json(&self, method: &str, path: &str, body: &Value) -> Answer {
+        let body = serde_json::to_vec(body).expect("encoding the body");
+        self.send(
+            method,
+            path,
+            &[],
+            Some(body),
+            &[("content-type", "application/json")],
+        )
+        .await
     }
 
     /// Posts records as a JSON array.

@@ -45,6 +45,9 @@ pub struct ServeArgs {
     /// Write the head to a block when its oldest record is this old, like 5m [default: 5m].
     #[arg(long, env = "MUNINN_FLUSH_MAX_AGE", value_name = "DURATION")]
     pub flush_max_age: Option<String>,
+    /// Share of events traced when no sampling rule matches, 0 to 1 [default: 1].
+    #[arg(long, env = "MUNINN_DEFAULT_SAMPLE_RATE", value_name = "RATE")]
+    pub default_sample_rate: Option<String>,
 }
 
 /// Where a setting came from, as it is named in error messages.
@@ -81,6 +84,7 @@ pub struct RawConfig {
     pub max_body_bytes: Option<Sourced>,
     pub flush_max_spans: Option<Sourced>,
     pub flush_max_age: Option<Sourced>,
+    pub default_sample_rate: Option<Sourced>,
 }
 
 /// Each setting's file key, flag and environment variable.
@@ -115,6 +119,11 @@ const FLUSH_MAX_SPANS: Key = Key {
     flag: "--flush-max-spans",
     env: "MUNINN_FLUSH_MAX_SPANS",
 };
+const DEFAULT_SAMPLE_RATE: Key = Key {
+    file: "default_sample_rate",
+    flag: "--default-sample-rate",
+    env: "MUNINN_DEFAULT_SAMPLE_RATE",
+};
 const FLUSH_MAX_AGE: Key = Key {
     file: "flush_max_age",
     flag: "--flush-max-age",
@@ -132,9 +141,10 @@ struct FileConfig {
     max_body_bytes: Option<Scalar>,
     flush_max_spans: Option<Scalar>,
     flush_max_age: Option<Scalar>,
+    default_sample_rate: Option<Scalar>,
 }
 
-/// A file value written as a string or an integer (`retention = "7d"`, `flush_max_spans = 1000`);
+/// A file value written as a string or a number (`retention = "7d"`, `flush_max_spans = 1000`);
 /// both are read as text, so the file, the environment and flags share one parser per setting.
 #[derive(Debug)]
 struct Scalar(String);
@@ -145,7 +155,7 @@ impl<'de> Deserialize<'de> for Scalar {
         impl serde::de::Visitor<'_> for Visitor {
             type Value = Scalar;
             fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-                formatter.write_str("a string or an integer")
+                formatter.write_str("a string or a number")
             }
             fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Scalar, E> {
                 Ok(Scalar(text.to_string()))
@@ -154,6 +164,9 @@ impl<'de> Deserialize<'de> for Scalar {
                 Ok(Scalar(number.to_string()))
             }
             fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<Scalar, E> {
+                Ok(Scalar(number.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, number: f64) -> Result<Scalar, E> {
                 Ok(Scalar(number.to_string()))
             }
         }
@@ -195,6 +208,7 @@ impl RawConfig {
             max_body_bytes: sourced(&MAX_BODY_BYTES, file.max_body_bytes),
             flush_max_spans: sourced(&FLUSH_MAX_SPANS, file.flush_max_spans),
             flush_max_age: sourced(&FLUSH_MAX_AGE, file.flush_max_age),
+            default_sample_rate: sourced(&DEFAULT_SAMPLE_RATE, file.default_sample_rate),
         })
     }
 
@@ -220,6 +234,11 @@ impl RawConfig {
             max_body_bytes: sourced(&MAX_BODY_BYTES, "max_body_bytes", &args.max_body_bytes),
             flush_max_spans: sourced(&FLUSH_MAX_SPANS, "flush_max_spans", &args.flush_max_spans),
             flush_max_age: sourced(&FLUSH_MAX_AGE, "flush_max_age", &args.flush_max_age),
+            default_sample_rate: sourced(
+                &DEFAULT_SAMPLE_RATE,
+                "default_sample_rate",
+                &args.default_sample_rate,
+            ),
         }
     }
 
@@ -232,6 +251,7 @@ impl RawConfig {
             max_body_bytes: upper.max_body_bytes.or(self.max_body_bytes),
             flush_max_spans: upper.flush_max_spans.or(self.flush_max_spans),
             flush_max_age: upper.flush_max_age.or(self.flush_max_age),
+            default_sample_rate: upper.default_sample_rate.or(self.default_sample_rate),
         }
     }
 
@@ -293,6 +313,21 @@ impl RawConfig {
                         setting,
                         "duration",
                         "use a duration above zero, like 30s, 5m or 1h",
+                    )
+                })?;
+        }
+        if let Some(setting) = &self.default_sample_rate {
+            config.default_sample_rate_ppm = setting
+                .text
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(muninn_model::sampling::rate_to_ppm)
+                .ok_or_else(|| {
+                    invalid(
+                        setting,
+                        "sampling rate",
+                        "use a number from 0 to 1, like 1, 0.1 or 0.001",
                     )
                 })?;
         }
@@ -477,7 +512,7 @@ mod tests {
         let error = file("version = 2\n").unwrap_err().to_string();
         assert!(error.contains("version 1"), "{error}");
         let error = file("listen = true\n").unwrap_err().to_string();
-        assert!(error.contains("a string or an integer"), "{error}");
+        assert!(error.contains("a string or a number"), "{error}");
     }
 
     #[test]
@@ -509,5 +544,24 @@ mod tests {
             "[::1]:4320"
         );
         assert!(parse_listen("4320").is_err());
+    }
+
+    #[test]
+    fn the_default_sample_rate_is_a_share_from_0_to_1() {
+        let path = Path::new("muninn.toml");
+        let config = RawConfig::from_toml("default_sample_rate = 0.25\n", path)
+            .and_then(RawConfig::validate)
+            .expect("valid");
+        assert_eq!(config.default_sample_rate_ppm, 250_000);
+        let default = RawConfig::default().validate().expect("valid");
+        assert_eq!(default.default_sample_rate_ppm, 1_000_000);
+        let error = RawConfig::from_toml("default_sample_rate = 2\n", path)
+            .and_then(RawConfig::validate)
+            .expect_err("out of range");
+        assert_eq!(
+            error.to_string(),
+            "key `default_sample_rate` in muninn.toml: \"2\" is not a valid sampling rate; \
+             use a number from 0 to 1, like 1, 0.1 or 0.001"
+        );
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{AckPolicy, pull};
-use collector::Collector;
+use collector::{Collector, example};
 use futures::StreamExt as _;
 use muninn_sdk::kafka::{self, KafkaEvent, TracedProducer};
 use muninn_sdk::nats::{self, NatsEvent, TracedJetStream};
@@ -266,5 +266,63 @@ async fn kafka_producer_and_consumer_show_up_in_lineage_and_journeys() {
         assert_eq!(hop["offset"], json!(offset));
         assert_eq!(hop["schema"], json!("payment.captured/v3"));
     }
+    collector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nats_example_services_show_up_in_the_lineage() {
+    let mut collector = Collector::start().await;
+    let nats = Nats::start();
+    let run = |name: &'static str, nats_url: String, collector_url: String| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(example(name))
+                .args([nats_url, collector_url, "25".to_string()])
+                .output()
+                .expect("the example runs")
+        })
+    };
+    for (name, expected) in [
+        (
+            "nats_producer",
+            "storefront published 25 order.placed events",
+        ),
+        ("nats_consumer", "invoicing consumed 25 order.placed events"),
+    ] {
+        let output = run(name, nats.url.clone(), collector.url.clone())
+            .await
+            .expect("join");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains(expected),
+            "{name}: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert_eq!(
+        collector.edges().await,
+        vec![
+            (
+                "invoicing".into(),
+                "consumed".into(),
+                "shop.orders.placed".into(),
+                "order.placed".into(),
+                25
+            ),
+            (
+                "invoicing".into(),
+                "produced".into(),
+                "shop.invoices.issued".into(),
+                "invoice.issued".into(),
+                25
+            ),
+            (
+                "storefront".into(),
+                "produced".into(),
+                "shop.orders.placed".into(),
+                "order.placed".into(),
+                25
+            ),
+        ]
+    );
     collector.stop().await;
 }

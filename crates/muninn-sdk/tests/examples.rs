@@ -3,26 +3,9 @@
 
 mod collector;
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use collector::Collector;
-
-/// `target/<profile>/examples/<name>`, next to this test's own binary in `deps/`.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests with `cargo test`, which builds the examples",
-        path.display()
-    );
-    path
-}
+use collector::{Collector, example};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_custom_broker_example_shows_up_in_the_lineage() {

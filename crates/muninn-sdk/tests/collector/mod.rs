@@ -1,6 +1,7 @@
 //! A real Muninn collector on loopback for SDK tests, and the HTTP calls the tests make to it.
 #![allow(dead_code)]
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use muninn_server::{RunningServer, ServerConfig, start};
@@ -125,4 +126,20 @@ where
         assert!(started.elapsed() < within, "not within {within:?}: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// `target/<profile>/examples/<name>`, next to this test's own binary in `deps/`.
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test`, which builds the examples",
+        path.display()
+    );
+    path
 }

@@ -240,6 +240,59 @@ fn demo_runs_the_fleet_through_the_api_and_prints_the_lineage() {
         stdout.contains("curl -s http://127.0.0.1:") && stdout.contains("/api/v1/events/"),
         "{finished:?}"
     );
+    // The fleet ran on the SDK: its tracers (one per instance) counted every produce and
+    // consume the demo made and exported every sampled span, sampling left some events
+    // untraced (cart.abandoned at 25%), and the server's counts cover every message anyway.
+    let line = |prefix: &str| {
+        stdout
+            .lines()
+            .find(|line| line.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line starting with {prefix:?}: {finished:?}"))
+    };
+    let sent = line("sent ");
+    let (messages, consumes) = (
+        number_before(sent, "messages produced"),
+        number_before(sent, "consumes"),
+    );
+    let sdk = line("SDK: ");
+    assert_eq!(number_before(sdk, "tracers"), 26, "{sdk}");
+    assert_eq!(
+        number_before(sdk, "produces and consumes"),
+        messages + consumes,
+        "the SDK counted every produce and consume: {finished:?}"
+    );
+    assert_eq!(number_before(sdk, "dropped)"), 0, "{sdk}");
+    let sampling = line("sampling rules: ");
+    assert!(sampling.contains("cart.abandoned 25%"), "{sampling}");
+    let traced = number_before(sampling, "of ");
+    assert_eq!(
+        number_before(sdk, "spans"),
+        traced,
+        "every sampled span was exported"
+    );
+    assert!(
+        0 < traced && traced < messages + consumes,
+        "some but not all produces and consumes were traced: {finished:?}"
+    );
+    let server = line("the server counts ");
+    // At least: a minute's count is the larger of the spans and the SDK's count, and the SDK
+    // may count an event in the minute after its span's.
+    assert!(
+        number_before(server, "produced") >= messages
+            && number_before(server, "consumed") >= consumes,
+        "{finished:?}"
+    );
+}
+
+/// The number just before ` {words}` in `line`, like 12 in `sent 12 events`.
+fn number_before(line: &str, words: &str) -> u64 {
+    let at = line
+        .find(&format!(" {words}"))
+        .unwrap_or_else(|| panic!("no {words:?} in {line:?}"));
+    let number = line[..at].rsplit([' ', '(']).next().unwrap_or_default();
+    number
+        .parse()
+        .unwrap_or_else(|_| panic!("no number before {words:?} in {line:?}"))
 }
 
 #[test]

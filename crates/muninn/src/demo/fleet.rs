@@ -1,7 +1,8 @@
 //! The demo's simulated fleet, described as data: services, streams on two broker kinds, event
 //! types, where traffic originates, and who subscribes to what and how (reads, modifies and
 //! re-publishes, ferries to another stream, fails and retries, starts a new trace).
-//! `traffic.rs` turns this description into spans; nothing here does I/O.
+//! `traffic.rs` runs this description as services instrumented with the Muninn SDK, talking
+//! through `broker.rs`; nothing here does I/O.
 
 use muninn_model::Broker;
 
@@ -11,12 +12,10 @@ pub struct Service {
     pub name: &'static str,
     /// `service.version` of its resource.
     pub version: &'static str,
-    /// How many instances run (`service.instance.id`, `host.name`).
+    /// How many instances run, each with its own tracer (`service.instance.id`, `host.name`).
     pub replicas: u32,
     /// Time to handle one consumed event, in milliseconds, low and high.
     pub handling_ms: (u32, u32),
-    /// Whether it also sends per-minute "event seen" counts (`POST /api/v1/counts`).
-    pub sends_counts: bool,
 }
 
 /// A stream: a topic on Kafka, a subject on NATS.
@@ -45,7 +44,9 @@ pub struct Origin {
     pub request: &'static str,
     /// Share of the traffic, relative to the other origins.
     pub weight: u32,
-    /// Head sampling: the percentage of these flows whose spans are sent (counts see them all).
+    /// The percentage of these events that are traced: below 100, the demo creates a central
+    /// sampling rule for the event type, which every tracer applies by event id. Events of other
+    /// types are all traced; every event is counted whatever its sampling.
     pub sample_percent: u32,
 }
 
@@ -200,8 +201,16 @@ impl Fleet {
                 }
             }
         }
+        for service in self.services {
+            if service.replicas == 0 || service.handling_ms.0 > service.handling_ms.1 {
+                return Err(format!(
+                    "service {}: needs a replica and handling_ms low ≤ high",
+                    service.name
+                ));
+            }
+        }
         // Depth-first over (event type, stream) → what its subscribers publish; a loop would make
-        // the traffic generator recurse forever.
+        // every flow publish events forever.
         fn visit(
             fleet: &Fleet,
             node: (&'static str, &'static str),
@@ -235,6 +244,70 @@ impl Fleet {
         }
         Ok(())
     }
+
+    /// The stream an event type is published to by its producers.
+    pub fn stream_of(&self, event_type: &str) -> Option<&'static Stream> {
+        self.event_type(event_type)
+            .and_then(|event_type| self.stream(event_type.stream))
+    }
+
+    /// The mean number of new events one flow publishes: its origin's event and every event
+    /// that causes downstream, weighted by the origins' and the outcomes' weights. The demo
+    /// starts flows at `rate / mean` per second to publish `rate` events per second. Ferried
+    /// copies are not new events; failed attempts are retried until they succeed.
+    pub fn mean_events_per_flow(&self) -> f64 {
+        /// Deeper chains are cut; `validate` refuses loops, this is a backstop.
+        const MAX_DEPTH: usize = 32;
+        fn caused(fleet: &Fleet, event_type: &str, stream: &str, depth: usize) -> f64 {
+            if depth > MAX_DEPTH {
+                return 0.0;
+            }
+            fleet
+                .subscribers(event_type, stream)
+                .map(|subscription| match subscription.handling {
+                    Handling::Ferries { to_stream } => {
+                        caused(fleet, subscription.event_type, to_stream, depth + 1)
+                    }
+                    Handling::Reads | Handling::Modifies => {
+                        let total: u32 = subscription.outcomes.iter().map(|o| o.weight).sum();
+                        if total == 0 {
+                            return 0.0;
+                        }
+                        subscription
+                            .outcomes
+                            .iter()
+                            .map(|outcome| {
+                                let events: f64 = outcome
+                                    .publishes
+                                    .iter()
+                                    .map(|published| {
+                                        let stream =
+                                            fleet.stream_of(published).map_or("", |s| s.name);
+                                        1.0 + caused(fleet, published, stream, depth + 1)
+                                    })
+                                    .sum();
+                                f64::from(outcome.weight) / f64::from(total) * events
+                            })
+                            .sum()
+                    }
+                })
+                .sum()
+        }
+        let total: u32 = self.origins.iter().map(|origin| origin.weight).sum();
+        if total == 0 {
+            return 1.0;
+        }
+        let mean: f64 = self
+            .origins
+            .iter()
+            .map(|origin| {
+                let stream = self.stream_of(origin.event_type).map_or("", |s| s.name);
+                f64::from(origin.weight) / f64::from(total)
+                    * (1.0 + caused(self, origin.event_type, stream, 0))
+            })
+            .sum();
+        mean.max(1.0)
+    }
 }
 
 const fn service(
@@ -242,14 +315,12 @@ const fn service(
     version: &'static str,
     replicas: u32,
     handling_ms: (u32, u32),
-    sends_counts: bool,
 ) -> Service {
     Service {
         name,
         version,
         replicas,
         handling_ms,
-        sends_counts,
     }
 }
 
@@ -283,18 +354,18 @@ const NOTHING: &[Outcome] = &[];
 /// NATS subjects), twenty event types. The comments mark the patterns the demo must show.
 pub const DEMO_FLEET: Fleet = Fleet {
     services: &[
-        service("checkout", "3.14.2", 3, (5, 25), true),
-        service("order-router", "1.8.0", 2, (3, 15), false),
-        service("payments", "5.2.1", 3, (20, 120), true),
-        service("inventory", "2.7.4", 2, (5, 30), false),
-        service("shipping", "1.3.9", 2, (10, 60), false),
-        service("notifications", "4.0.3", 2, (2, 10), true),
-        service("email-sender", "0.9.12", 2, (40, 250), false),
-        service("fraud-detection", "7.1.0", 2, (30, 180), false),
-        service("ledger", "2.2.0", 2, (5, 40), false),
-        service("audit-log", "1.0.6", 1, (1, 4), false),
-        service("search-indexer", "3.5.1", 2, (10, 80), false),
-        service("analytics", "12.4.0", 3, (1, 8), true),
+        service("checkout", "3.14.2", 3, (5, 25)),
+        service("order-router", "1.8.0", 2, (3, 15)),
+        service("payments", "5.2.1", 3, (20, 120)),
+        service("inventory", "2.7.4", 2, (5, 30)),
+        service("shipping", "1.3.9", 2, (10, 60)),
+        service("notifications", "4.0.3", 2, (2, 10)),
+        service("email-sender", "0.9.12", 2, (40, 250)),
+        service("fraud-detection", "7.1.0", 2, (30, 180)),
+        service("ledger", "2.2.0", 2, (5, 40)),
+        service("audit-log", "1.0.6", 1, (1, 4)),
+        service("search-indexer", "3.5.1", 2, (10, 80)),
+        service("analytics", "12.4.0", 3, (1, 8)),
     ],
     streams: &[
         Stream {
@@ -820,9 +891,87 @@ mod tests {
     }
 
     #[test]
+    fn the_mean_events_per_flow_follows_the_weights() {
+        const SMALL: Fleet = Fleet {
+            services: &[service("a", "1", 1, (1, 2)), service("b", "1", 1, (1, 2))],
+            streams: &[
+                Stream {
+                    name: "s",
+                    broker: Broker::Kafka,
+                    partitions: 1,
+                },
+                Stream {
+                    name: "t",
+                    broker: Broker::Nats,
+                    partitions: 0,
+                },
+            ],
+            event_types: &[
+                EventType {
+                    name: "x",
+                    stream: "s",
+                    schema: "v1",
+                },
+                EventType {
+                    name: "y",
+                    stream: "s",
+                    schema: "v1",
+                },
+            ],
+            origins: &[Origin {
+                service: "a",
+                event_type: "x",
+                request: "GET /",
+                weight: 1,
+                sample_percent: 100,
+            }],
+            subscriptions: &[
+                // x causes y three times out of four, then y is ferried (no new event) and read.
+                reads(
+                    "b",
+                    "x",
+                    "s",
+                    &[
+                        Outcome {
+                            weight: 3,
+                            publishes: &["y"],
+                        },
+                        Outcome {
+                            weight: 1,
+                            publishes: &[],
+                        },
+                    ],
+                ),
+                Subscription {
+                    service: "a",
+                    event_type: "y",
+                    stream: "s",
+                    handling: Handling::Ferries { to_stream: "t" },
+                    trace: TraceContinuation::Continue,
+                    failure_percent: 50,
+                    outcomes: NOTHING,
+                },
+                reads("b", "y", "t", &[always(&["x"])]),
+            ],
+        };
+        // The last subscription loops (y on t publishes x), which validate refuses; the mean
+        // stays finite anyway. Without it: 1 + 0.75.
+        assert!(SMALL.validate().is_err());
+        assert!(SMALL.mean_events_per_flow().is_finite());
+        let without_loop = Fleet {
+            subscriptions: &SMALL.subscriptions[..2],
+            ..SMALL
+        };
+        assert_eq!(without_loop.validate(), Ok(()));
+        assert!((without_loop.mean_events_per_flow() - 1.75).abs() < 1e-9);
+        let mean = DEMO_FLEET.mean_events_per_flow();
+        assert!((3.0..20.0).contains(&mean), "{mean}");
+    }
+
+    #[test]
     fn a_loop_in_the_fleet_is_refused() {
         const LOOPING: Fleet = Fleet {
-            services: &[service("a", "1", 1, (1, 2), false)],
+            services: &[service("a", "1", 1, (1, 2))],
             streams: &[Stream {
                 name: "s",
                 broker: Broker::Kafka,

@@ -1,8 +1,11 @@
-//! `muninn demo`: starts the server in-process with an embedded store, sends the traffic of a
-//! simulated fleet through the real HTTP ingest API (spans in gzip batches, per-minute counts),
-//! then prints what Muninn learned (catalog, Mermaid lineage) and `curl` lines to explore it.
+//! `muninn demo`: starts the server in-process with an embedded store, runs a simulated fleet
+//! whose every service instance is traced by the Muninn SDK (`muninn-sdk`) and talks through an
+//! in-process broker, with central sampling rules set through the API; then prints what Muninn
+//! learned (catalog, Mermaid lineage), the SDK's own numbers, and `curl` lines to explore it.
 
+mod broker;
 mod fleet;
+mod sampling;
 mod traffic;
 
 use std::io::Write;
@@ -11,16 +14,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use indicatif::{ProgressBar, ProgressStyle};
 use muninn_server::ServerConfig;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use serde::Serialize;
+use tokio::task::JoinSet;
 
 use self::fleet::DEMO_FLEET;
-use self::traffic::{MinuteCounts, SpanRecord, TrafficGenerator};
+use self::traffic::{SdkTotals, Showcase, Simulation, Tally};
 use crate::client::ApiClient;
 use crate::config::{DEFAULT_LISTEN, parse_listen};
 use crate::{query, signals};
@@ -45,10 +44,14 @@ pub struct DemoArgs {
     pub listen: String,
 }
 
-/// Spans per request; a batch of this size is well under the default body limit.
-const SPANS_PER_REQUEST: usize = 2000;
-/// How often the traffic loop wakes up to generate, send and redraw.
+/// How often the traffic loop wakes up to start flows and redraw.
 const TICK: Duration = Duration::from_millis(200);
+/// How long the tracers may take to fetch their sampling config before traffic starts.
+const SAMPLING_CONFIG_WAIT: Duration = Duration::from_secs(10);
+/// How long the demo waits, after the last flow started, for the fleet to handle everything.
+const DRAIN_LIMIT: Duration = Duration::from_secs(60);
+/// How long each tracer may take to send what is left at the end.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(15);
 /// The most events per second the demo will try to send.
 const MAX_RATE: f64 = 100_000.0;
 
@@ -94,8 +97,13 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     };
     println!("data in {}{note}", data_dir.display());
     println!(
-        "simulating {} services, {} streams and {} event types at {} events/s for {}",
+        "simulating {} services ({} instances, each traced by its own muninn-sdk tracer), {} streams and {} event types at {} events/s for {}",
         DEMO_FLEET.services.len(),
+        DEMO_FLEET
+            .services
+            .iter()
+            .map(|service| service.replicas)
+            .sum::<u32>(),
         DEMO_FLEET.streams.len(),
         DEMO_FLEET.event_types.len(),
         args.rate,
@@ -128,151 +136,124 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     result.map(|()| ExitCode::SUCCESS)
 }
 
-/// What was sent, and ids worth looking at afterwards.
+/// What the fleet did, what the SDK sent, and ids worth looking at afterwards.
 #[derive(Debug, Default)]
 struct TrafficReport {
-    n_events: usize,
-    n_spans_accepted: usize,
-    n_counts_accepted: usize,
-    n_errors: usize,
+    tally: Tally,
+    sdk: SdkTotals,
+    /// The sampling rules set, in a few words.
+    sampling: String,
     elapsed: Duration,
-    /// An order.placed event that was traced: its journey spans two traces.
-    showcase: Option<(String, String)>,
-    /// An event whose consumption failed and was retried.
-    retried_event_id: Option<String>,
-    last_error: Option<String>,
+    /// Messages still being handled when the demo stopped waiting for them.
+    stuck: usize,
+    showcase: Showcase,
+}
+
+impl TrafficReport {
+    /// What went wrong, in a few words each; empty when nothing did.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.sdk.spans_dropped > 0 {
+            problems.push(format!("{} spans dropped", self.sdk.spans_dropped));
+        }
+        if self.sdk.counts_dropped > 0 {
+            problems.push(format!("{} counts lost", self.sdk.counts_dropped));
+        }
+        if self.sdk.late > 0 {
+            problems.push(format!("{} tracers did not finish sending", self.sdk.late));
+        }
+        if self.stuck > 0 {
+            problems.push(format!("{} messages still in flight", self.stuck));
+        }
+        problems
+    }
+
+    fn n_errors(&self) -> u64 {
+        self.sdk.spans_dropped + self.sdk.counts_dropped + self.sdk.late as u64 + self.stuck as u64
+    }
 }
 
 async fn send_traffic(client: &ApiClient, duration: Duration, rate: f64) -> Result<TrafficReport> {
-    let mut generator = TrafficGenerator::new(DEMO_FLEET, StdRng::from_os_rng());
-    let mut counts = MinuteCounts::default();
-    let mut pending: Vec<SpanRecord> = Vec::new();
-    let mut report = TrafficReport::default();
     let progress = ProgressBar::new(duration.as_millis() as u64);
     progress.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {msg}")
             .map_err(|error| anyhow!("progress bar template: {error}"))?,
     );
+    progress.set_message("setting the sampling rules, starting the tracers");
+    let rules = sampling::apply(client, sampling::rules(&DEMO_FLEET)).await?;
+    let mut report = TrafficReport {
+        sampling: sampling::describe(&rules),
+        ..TrafficReport::default()
+    };
+    let (simulation, consumers) = Simulation::start(DEMO_FLEET, &client.base_url())?;
+    if !simulation
+        .wait_for_sampling_config(SAMPLING_CONFIG_WAIT)
+        .await
+    {
+        eprintln!(
+            "warning: some tracers have not fetched their sampling config yet; they trace every event until they do"
+        );
+    }
+    let mean_events_per_flow = DEMO_FLEET.mean_events_per_flow();
+    progress.reset_elapsed();
     let started = Instant::now();
-    let mut last_tick_nanos = muninn_model::now_unix_nanos();
+    let mut flows = JoinSet::new();
+    let mut n_flows = 0;
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
         let elapsed = started.elapsed().min(duration);
-        let now_nanos = muninn_model::now_unix_nanos();
-        // Flows start spread over the time since the last tick, until the rate is met.
-        let due = (elapsed.as_secs_f64() * rate) as usize;
-        let mut flows = Vec::new();
-        let mut n_new_events = 0;
-        while report.n_events + n_new_events < due {
-            let flow = generator.flow(now_nanos);
-            n_new_events += flow.n_events.max(1);
-            flows.push(flow);
+        // Flows start spread over the next tick, until the rate of events is met.
+        let due = (elapsed.as_secs_f64() * rate / mean_events_per_flow).ceil() as usize;
+        let n_new = due.saturating_sub(n_flows);
+        for flow_idx in 0..n_new {
+            let Some(origin) = simulation.origin(n_flows) else {
+                break;
+            };
+            let delay = TICK.mul_f64(flow_idx as f64 / n_new as f64);
+            flows.spawn(simulation.flow(origin, delay));
+            n_flows += 1;
         }
-        let n_flows = flows.len().max(1) as i64;
-        for (flow_idx, mut flow) in flows.into_iter().enumerate() {
-            let shift = (now_nanos - last_tick_nanos) * (n_flows - 1 - flow_idx as i64) / n_flows;
-            for span in &mut flow.spans {
-                span.start_time_unix_nano -= shift;
-            }
-            for seen in &mut flow.seen {
-                seen.unix_nanos -= shift;
-            }
-            report.n_events += flow.n_events;
-            counts.add(&flow);
-            if flow.sampled {
-                if report.showcase.is_none() && flow.root_event_type == "order.placed" {
-                    report.showcase =
-                        Some((flow.root_event_id.clone(), flow.root_trace_id.clone()));
-                }
-                if report.retried_event_id.is_none() {
-                    report.retried_event_id = flow.retried_event_ids.first().cloned();
-                }
-            }
-            pending.extend(flow.spans);
-        }
-        last_tick_nanos = now_nanos;
-        for batch in pending.chunks(SPANS_PER_REQUEST) {
-            let (accepted, rejected) = post(client, "spans", batch, &mut report.last_error).await;
-            report.n_spans_accepted += accepted;
-            report.n_errors += rejected;
-        }
-        pending.clear();
-        // A minute's counts are sent once it is over (with slack for late retries).
-        let finished_minutes = (now_nanos / 1_000_000_000 - 10).div_euclid(60) * 60;
-        let finished = counts.take_before(finished_minutes);
-        if !finished.is_empty() {
-            let (accepted, rejected) =
-                post(client, "counts", &finished, &mut report.last_error).await;
-            report.n_counts_accepted += accepted;
-            report.n_errors += rejected;
-        }
+        while flows.try_join_next().is_some() {}
         progress.set_position(elapsed.as_millis() as u64);
+        let tally = simulation.tally();
         progress.set_message(format!(
-            "{} events · {} spans · {} errors",
-            report.n_events, report.n_spans_accepted, report.n_errors
+            "{} events · {} spans exported",
+            tally.events,
+            simulation.sdk_totals().spans_exported
         ));
         if elapsed >= duration {
             break;
         }
     }
-    let remaining = counts.take_before(i64::MAX);
-    if !remaining.is_empty() {
-        let (accepted, rejected) = post(client, "counts", &remaining, &mut report.last_error).await;
-        report.n_counts_accepted += accepted;
-        report.n_errors += rejected;
+    // Events published near the end still travel down the fleet.
+    let deadline = Instant::now() + DRAIN_LIMIT;
+    while simulation.in_flight() > 0 && Instant::now() < deadline {
+        progress.set_message(format!(
+            "{} events · finishing {} in-flight messages",
+            simulation.tally().events,
+            simulation.in_flight()
+        ));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    progress.finish_and_clear();
+    report.stuck = simulation.in_flight();
+    drop(flows);
+    drop(consumers);
     report.elapsed = started.elapsed();
-    if report.n_spans_accepted == 0 {
+    progress.set_message("sending the last spans and counts");
+    report.sdk = simulation.shutdown(SHUTDOWN_LIMIT).await;
+    report.tally = simulation.tally();
+    report.showcase = simulation.showcase_ids();
+    progress.finish_and_clear();
+    if report.sdk.spans_exported == 0 && report.tally.sampled > 0 {
         bail!(
-            "the server accepted no spans{}",
-            report
-                .last_error
-                .as_deref()
-                .map(|error| format!("; last error: {error}"))
-                .unwrap_or_default()
+            "the server accepted none of the {} sampled spans ({})",
+            report.tally.sampled,
+            report.problems().join(", ")
         );
     }
     Ok(report)
-}
-
-/// Sends one gzip-compressed batch to `/api/v1/{endpoint}`; returns (accepted, failed) and
-/// remembers the last error. Failures are counted, not fatal: the demo keeps going.
-async fn post<T: Serialize>(
-    client: &ApiClient,
-    endpoint: &str,
-    records: &[T],
-    last_error: &mut Option<String>,
-) -> (usize, usize) {
-    let result = async {
-        let json = serde_json::to_vec(records)?;
-        let mut encoder = GzEncoder::new(Vec::with_capacity(json.len() / 4), Compression::fast());
-        encoder.write_all(&json)?;
-        let body = encoder.finish()?;
-        client
-            .post(&["api", "v1", endpoint], body, Some("gzip"))
-            .await
-    }
-    .await;
-    match result {
-        Ok(answer) => {
-            let accepted = answer["accepted"].as_u64().unwrap_or(0) as usize;
-            let rejected = answer["rejected_count"].as_u64().unwrap_or(0) as usize;
-            if let Some(first) = answer["rejected"].get(0) {
-                *last_error = Some(format!(
-                    "{endpoint}: record rejected: {}: {}",
-                    first["field"], first["reason"]
-                ));
-            }
-            (accepted, rejected)
-        }
-        Err(error) => {
-            *last_error = Some(format!("{endpoint}: {error:#}"));
-            (0, records.len())
-        }
-    }
 }
 
 async fn print_summary(client: &ApiClient, report: &TrafficReport, exit: bool) -> Result<()> {
@@ -281,19 +262,45 @@ async fn print_summary(client: &ApiClient, report: &TrafficReport, exit: bool) -
         .get_text(&["api", "v1", "lineage"], &[("format", Some("mermaid"))])
         .await?;
     let base = client.base_url();
+    let (tally, sdk) = (&report.tally, &report.sdk);
+    let problems = report.problems();
+    let server_produced: u64 = services
+        .iter()
+        .flat_map(|service| &service.produces)
+        .map(|flow| flow.count)
+        .sum();
+    let server_consumed: u64 = services
+        .iter()
+        .flat_map(|service| &service.consumes)
+        .map(|flow| flow.count)
+        .sum();
     let mut out = String::new();
     out.push_str(&format!(
-        "\nsent {} events as {} spans and {} counts in {:.1}s ({} errors{})\n",
-        report.n_events,
-        report.n_spans_accepted,
-        report.n_counts_accepted,
+        "\nsent {} events in {:.1}s: {} messages produced, {} consumes ({} failed and were retried) ({} errors{})\n",
+        tally.events,
         report.elapsed.as_secs_f64(),
-        report.n_errors,
-        report
-            .last_error
-            .as_deref()
-            .map(|error| format!("; last: {error}"))
-            .unwrap_or_default()
+        tally.messages,
+        tally.consumes,
+        tally.failures,
+        report.n_errors(),
+        if problems.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", problems.join(", "))
+        }
+    ));
+    out.push_str(&format!(
+        "SDK: {} tracers exported {} spans ({} dropped) and counted {} produces and consumes ({} lost)\n",
+        sdk.tracers, sdk.spans_exported, sdk.spans_dropped, sdk.counts_sent, sdk.counts_dropped
+    ));
+    out.push_str(&format!(
+        "sampling rules: {}; {} of {} produces and consumes were traced, and every one was counted\n",
+        report.sampling,
+        tally.sampled,
+        tally.messages + tally.consumes
+    ));
+    out.push_str(&format!(
+        "the server counts {server_produced} produced and {server_consumed} consumed (from the SDK's counts, not the sampled spans)\n"
     ));
     out.push_str(&format!("\nSERVICES ({})\n", services.len()));
     out.push_str(&query::services_overview_table(&services));
@@ -319,18 +326,18 @@ async fn print_summary(client: &ApiClient, report: &TrafficReport, exit: bool) -
         format!("curl -s '{base}/api/v1/throughput?event_type=order.placed&from=-15m&step=1m'"),
         format!("curl -s '{base}/api/v1/lineage?format=mermaid'"),
     ];
-    if let Some((event_id, trace_id)) = &report.showcase {
+    if let Some((event_id, trace_id)) = &report.showcase.order {
         lines.push(format!("curl -s {base}/api/v1/events/{event_id}    # an order across two traces (fraud-detection starts its own)"));
         lines.push(format!("curl -s {base}/api/v1/traces/{trace_id}"));
     }
-    if let Some(event_id) = &report.retried_event_id {
+    if let Some(event_id) = &report.showcase.retried_event_id {
         lines.push(format!(
             "curl -s {base}/api/v1/events/{event_id}    # an email that failed and was retried"
         ));
     }
     lines.push(format!("curl -s {base}/metrics"));
     lines.push(format!("muninn query --server {base} event-types"));
-    if let Some((event_id, trace_id)) = &report.showcase {
+    if let Some((event_id, trace_id)) = &report.showcase.order {
         lines.push(format!("muninn query --server {base} journey {event_id}"));
         lines.push(format!("muninn query --server {base} trace {trace_id}"));
     }

@@ -1,110 +1,25 @@
-//! Turns the fleet description into traffic: each flow starts with a request to an origin
-//! service, which publishes an event; every subscriber consumes it (continuing the trace or
-//! starting a new one with a link), may fail and retry, and may publish further events, down to
-//! the sinks. The output is what instrumented services would send: native-format span records
-//! (head-sampled per flow) and the per-minute "event seen" counts of every produce and consume.
+//! The fleet at work, instrumented with the Muninn SDK: every instance of every service has its
+//! own `Tracer`, which sends sampled spans and exact "event seen" counts to the server and
+//! polls its sampling config, as a deployed service would. A flow starts with a request to an
+//! origin service, which produces an event onto the in-process broker (`broker.rs`); every
+//! subscription consumes it from its queue (continuing the producer's trace, or starting a new
+//! one linked to it), may fail and retry, and then modifies it, ferries it to another stream or
+//! publishes the events it causes, down to the sinks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use muninn_model::{Action, Broker};
+use anyhow::{Context, Result, anyhow};
+use muninn_sdk::{EventSpan, Route, SpanContext, Tracer};
 use rand::Rng;
-use serde::Serialize;
-use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
-use super::fleet::{EventType, Fleet, Handling, Service, Stream, Subscription, TraceContinuation};
+use super::broker::{Broker, Delivery, Position, Queues};
+use super::fleet::{EventType, Fleet, Handling, Origin, Stream, Subscription, TraceContinuation};
 
-/// A span in Muninn's native ingest format (`POST /api/v1/spans`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SpanRecord {
-    pub trace_id: String,
-    pub span_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent_span_id: Option<String>,
-    pub name: String,
-    pub kind: &'static str,
-    pub service: &'static str,
-    pub resource: Map<String, Value>,
-    pub start_time_unix_nano: i64,
-    pub duration_nano: i64,
-    pub status: StatusRecord,
-    pub attributes: Map<String, Value>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub links: Vec<LinkRecord>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub event_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub event_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub schema: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stream: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub broker: Option<&'static str>,
-    pub modified: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub partition: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub offset: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StatusRecord {
-    pub code: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LinkRecord {
-    pub trace_id: String,
-    pub span_id: String,
-    pub attributes: Map<String, Value>,
-}
-
-/// An "event seen" count in the native format (`POST /api/v1/counts`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CountRecord {
-    pub service: &'static str,
-    pub event_type: &'static str,
-    pub stream: &'static str,
-    pub broker: &'static str,
-    pub action: &'static str,
-    /// Start of the minute, unix seconds.
-    pub minute: i64,
-    pub count: u64,
-}
-
-/// One produce or consume, whether or not its flow was sampled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Seen {
-    pub service: &'static Service,
-    pub event_type: &'static str,
-    pub stream: &'static Stream,
-    pub action: Action,
-    pub unix_nanos: i64,
-}
-
-/// Everything one request to an origin service caused.
-#[derive(Debug, Clone)]
-pub struct Flow {
-    /// The spans to send; empty when head sampling dropped this flow.
-    pub spans: Vec<SpanRecord>,
-    /// Every produce and consume, sampled or not.
-    pub seen: Vec<Seen>,
-    /// New event ids published (a ferry re-publishes an existing one and is not counted).
-    pub n_events: usize,
-    pub sampled: bool,
-    pub root_event_id: String,
-    pub root_event_type: &'static str,
-    pub root_trace_id: String,
-    /// Events whose consumption failed at least once and was retried.
-    pub retried_event_ids: Vec<String>,
-}
-
-/// Chains are at most this deep; the fleet is validated to have no loops, this is a backstop.
-const MAX_DEPTH: usize = 16;
 /// A failing consumer succeeds at the latest on this attempt.
 const MAX_ATTEMPTS: u32 = 4;
 const REGIONS: [&str; 3] = ["eu-west-1", "us-east-1", "ap-southeast-2"];
@@ -113,745 +28,697 @@ const FAILURES: [&str; 3] = [
     "smtp relay: timeout after 5000ms",
     "smtp relay: connection reset by peer",
 ];
-const NANOS_PER_MILLI: i64 = 1_000_000;
+/// The event type of the showcase journey: fraud-detection starts a new trace for it.
+const SHOWCASE_EVENT_TYPE: &str = "order.placed";
 
-/// The message a producer published, as its consumers see it.
-struct Published {
-    trace_id: String,
-    span_id: String,
-    end_unix_nanos: i64,
-    event_id: String,
-    event_type: &'static EventType,
-    stream: &'static Stream,
-    partition: Option<u32>,
-    offset: Option<i64>,
+/// One running instance of a service: its tracer and the routes it produces and consumes on.
+struct Instance {
+    tracer: Tracer,
+    routes: HashMap<(&'static str, &'static str), Route>,
 }
 
-/// Generates flows from a fleet with a random source (seeded in tests).
-pub struct TrafficGenerator<R> {
+impl Instance {
+    fn route(&self, event_type: &'static str, stream: &'static Stream) -> Route {
+        match self.routes.get(&(event_type, stream.name)) {
+            Some(route) => route.clone(),
+            None => self.tracer.route(event_type, stream.name, stream.broker),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    events: AtomicU64,
+    messages: AtomicU64,
+    consumes: AtomicU64,
+    failures: AtomicU64,
+    sampled: AtomicU64,
+}
+
+/// What the fleet did so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// New events (a ferried copy is the same event).
+    pub events: u64,
+    /// Messages published, ferried copies included: the produces.
+    pub messages: u64,
+    /// Consume attempts, failed ones included.
+    pub consumes: u64,
+    /// Consume attempts that failed and were retried.
+    pub failures: u64,
+    /// Produces and consumes whose spans were sampled.
+    pub sampled: u64,
+}
+
+/// Ids worth looking at afterwards, taken from events whose spans were sampled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Showcase {
+    /// An order.placed event and the trace its producer started; fraud-detection consumes it
+    /// in a second trace.
+    pub order: Option<(String, String)>,
+    /// An event whose consumption failed and was retried.
+    pub retried_event_id: Option<String>,
+}
+
+/// The SDK's own numbers, summed over the tracers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SdkTotals {
+    pub tracers: usize,
+    pub spans_exported: u64,
+    pub spans_dropped: u64,
+    /// Produces and consumes whose counts the server acknowledged.
+    pub counts_sent: u64,
+    pub counts_dropped: u64,
+    /// Tracers whose shutdown did not finish in time.
+    pub late: usize,
+}
+
+impl SdkTotals {
+    fn add(&mut self, stats: &muninn_sdk::Stats) {
+        self.tracers += 1;
+        self.spans_exported += stats.spans_exported;
+        self.spans_dropped += stats.spans_dropped();
+        self.counts_sent += stats.counts_sent;
+        self.counts_dropped += stats.counts_dropped;
+    }
+}
+
+/// The running fleet.
+pub struct Simulation {
     fleet: Fleet,
-    rng: R,
-    /// Next offset per Kafka (stream, partition).
-    offsets: HashMap<(&'static str, u32), i64>,
-    n_flows: usize,
+    /// The instances of each service, in the order of `fleet.services`.
+    instances: Vec<Vec<Instance>>,
+    broker: Broker,
+    counters: Counters,
+    showcase: Mutex<Showcase>,
 }
 
-impl<R: Rng> TrafficGenerator<R> {
-    pub fn new(fleet: Fleet, rng: R) -> Self {
-        TrafficGenerator {
+/// The (event type, stream) pairs a service produces or consumes on.
+fn routes_of(fleet: &Fleet, service: &str) -> Result<Vec<(&'static str, &'static Stream)>> {
+    let stream_of = |event_type: &str| {
+        fleet
+            .stream_of(event_type)
+            .ok_or_else(|| anyhow!("the demo fleet has no stream for {event_type}"))
+    };
+    let stream = |name: &str| {
+        fleet
+            .stream(name)
+            .ok_or_else(|| anyhow!("the demo fleet has no stream {name}"))
+    };
+    let mut routes = Vec::new();
+    for origin in fleet.origins.iter().filter(|o| o.service == service) {
+        routes.push((origin.event_type, stream_of(origin.event_type)?));
+    }
+    for subscription in fleet.subscriptions.iter().filter(|s| s.service == service) {
+        routes.push((subscription.event_type, stream(subscription.stream)?));
+        if let Handling::Ferries { to_stream } = subscription.handling {
+            routes.push((subscription.event_type, stream(to_stream)?));
+        }
+        for outcome in subscription.outcomes {
+            for published in outcome.publishes {
+                routes.push((published, stream_of(published)?));
+            }
+        }
+    }
+    Ok(routes)
+}
+
+fn millis(low: u32, high: u32) -> Duration {
+    let high = high.max(low + 1);
+    Duration::from_micros(rand::rng().random_range(u64::from(low) * 1000..u64::from(high) * 1000))
+}
+
+fn percent(percent: u32) -> bool {
+    rand::rng().random_range(0..100) < percent
+}
+
+impl Simulation {
+    /// Starts a tracer per instance, sending to `collector` (the server's base URL), and a
+    /// consumer per subscription. Dropping the returned set stops the consumers.
+    pub fn start(fleet: Fleet, collector: &str) -> Result<(Arc<Simulation>, JoinSet<()>)> {
+        let mut instances = Vec::new();
+        for (service_idx, service) in fleet.services.iter().enumerate() {
+            let routes = routes_of(&fleet, service.name)?;
+            let mut replicas = Vec::new();
+            for replica in 0..service.replicas.max(1) {
+                let region = REGIONS[(service_idx + replica as usize) % REGIONS.len()];
+                let tracer = Tracer::builder(service.name)
+                    .collector(collector)
+                    .version(service.version)
+                    .instance(format!("{}-{replica}", service.name))
+                    .host(format!("ip-10-0-{}-{}", service_idx + 1, replica + 11))
+                    .tag("cloud.region", region)
+                    .tag("deployment.environment.name", "demo")
+                    .configure(|options| {
+                        options.batch_timeout = Duration::from_millis(200);
+                        options.counts_interval = Duration::from_secs(1);
+                        options.sampling_refresh = Duration::from_secs(5);
+                        options.max_queue_spans = 1 << 16;
+                        options.max_queue_bytes = 64 << 20;
+                        options.shutdown_timeout = Duration::from_secs(10);
+                    })
+                    .build()
+                    .with_context(|| format!("starting the tracer of {}", service.name))?;
+                let routes = routes
+                    .iter()
+                    .map(|&(event_type, stream)| {
+                        let route = tracer.route(event_type, stream.name, stream.broker);
+                        ((event_type, stream.name), route)
+                    })
+                    .collect();
+                replicas.push(Instance { tracer, routes });
+            }
+            instances.push(replicas);
+        }
+        let (broker, queues) = Broker::new(&fleet, &mut rand::rng());
+        let simulation = Arc::new(Simulation {
             fleet,
-            rng,
-            offsets: HashMap::new(),
-            n_flows: 0,
+            instances,
+            broker,
+            counters: Counters::default(),
+            showcase: Mutex::new(Showcase::default()),
+        });
+        let consumers = simulation.clone().start_consumers(queues);
+        Ok((simulation, consumers))
+    }
+
+    fn start_consumers(self: Arc<Self>, queues: Queues) -> JoinSet<()> {
+        let mut consumers = JoinSet::new();
+        for (index, queue) in queues {
+            if let Some(subscription) = self.fleet.subscriptions.get(index) {
+                consumers.spawn(self.clone().consume_loop(subscription, queue));
+            }
+        }
+        consumers
+    }
+
+    fn tracers(&self) -> impl Iterator<Item = &Tracer> {
+        self.instances
+            .iter()
+            .flatten()
+            .map(|instance| &instance.tracer)
+    }
+
+    fn instances_of(&self, service: &str) -> Option<&[Instance]> {
+        let index = self
+            .fleet
+            .services
+            .iter()
+            .position(|other| other.name == service)?;
+        self.instances.get(index).map(Vec::as_slice)
+    }
+
+    /// Waits until every tracer has fetched its sampling config (until then it would trace
+    /// every event); returns whether they all did within `timeout`.
+    pub async fn wait_for_sampling_config(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self
+                .tracers()
+                .all(|tracer| tracer.stats().config_updates > 0)
+            {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
-    /// One flow, starting at `start_unix_nanos`. The first flows visit every origin once, so
-    /// that even a short run shows all of them; after that, origins are picked by weight.
-    pub fn flow(&mut self, start_unix_nanos: i64) -> Flow {
+    /// The origin of the `flow_idx`th flow: the first flows visit every origin once, so that
+    /// even a short run shows all of them; after that, origins are picked by weight.
+    pub fn origin(&self, flow_idx: usize) -> Option<&'static Origin> {
         let origins = self.fleet.origins;
-        let origin = if self.n_flows < origins.len() {
-            &origins[self.n_flows]
-        } else {
-            let total_weight: u32 = origins.iter().map(|origin| origin.weight).sum();
-            let mut pick = self.rng.random_range(0..total_weight.max(1));
-            origins
-                .iter()
-                .find(|origin| {
-                    let found = pick < origin.weight;
-                    pick = pick.saturating_sub(origin.weight);
-                    found
-                })
-                .unwrap_or(&origins[0])
+        if let Some(origin) = origins.get(flow_idx) {
+            return Some(origin);
+        }
+        let total_weight: u32 = origins.iter().map(|origin| origin.weight).sum();
+        let mut pick = rand::rng().random_range(0..total_weight.max(1));
+        origins.iter().find(|origin| {
+            let found = pick < origin.weight;
+            pick = pick.saturating_sub(origin.weight);
+            found
+        })
+    }
+
+    /// One flow: after `delay`, a request to the origin's service, which publishes an event.
+    /// The flow is in flight from now on.
+    pub fn flow(
+        self: &Arc<Self>,
+        origin: &'static Origin,
+        delay: Duration,
+    ) -> impl Future<Output = ()> + Send + use<> {
+        let in_flight = self.broker.track();
+        let simulation = self.clone();
+        async move {
+            let _in_flight = in_flight;
+            tokio::time::sleep(delay).await;
+            simulation.request(origin).await;
+        }
+    }
+
+    async fn request(&self, origin: &'static Origin) {
+        let (Some(instances), Some(event_type)) = (
+            self.instances_of(origin.service),
+            self.fleet.event_type(origin.event_type),
+        ) else {
+            return;
         };
-        self.n_flows += 1;
-        let service = self
-            .fleet
-            .service(origin.service)
-            .expect("validated fleet: origin service");
-        let event_type = self
-            .fleet
-            .event_type(origin.event_type)
-            .expect("validated fleet: origin event type");
-        let stream = self
-            .fleet
-            .stream(event_type.stream)
-            .expect("validated fleet: event type stream");
-        let event_id = self.event_id();
-        let trace_id = self.hex_id::<16>();
-        let region = REGIONS[self.rng.random_range(0..REGIONS.len())];
-        let mut flow = Flow {
-            spans: Vec::new(),
-            seen: Vec::new(),
-            n_events: 1,
-            sampled: sample_bucket(&event_id) < origin.sample_percent,
-            root_event_id: event_id.clone(),
-            root_event_type: event_type.name,
-            root_trace_id: trace_id.clone(),
-            retried_event_ids: Vec::new(),
+        let Some(stream) = self.fleet.stream(event_type.stream) else {
+            return;
         };
-        let request_span_id = self.hex_id::<8>();
-        let replica = self.rng.random_range(0..service.replicas.max(1));
-        let publish_start = start_unix_nanos + self.millis(1, 6);
-        let publish_end = self.publish(
-            &mut flow,
-            service,
-            replica,
-            region,
-            event_type,
-            stream,
-            event_id,
-            (trace_id.clone(), Some(request_span_id.clone())),
-            publish_start,
-            0,
-        );
-        let request_end = publish_end + self.millis(1, 4);
+        let replica = rand::rng().random_range(0..instances.len().max(1));
+        let Some(instance) = instances.get(replica) else {
+            return;
+        };
+        // Handling the request, up to the publish.
+        tokio::time::sleep(millis(1, 6)).await;
+        let event_id = muninn_sdk::new_event_id();
+        let mut span = self
+            .produce(instance, event_type, stream, event_id.clone(), None, true)
+            .await;
         let (method, route) = origin
             .request
             .split_once(' ')
             .unwrap_or(("POST", origin.request));
-        let mut attributes = Map::new();
-        attributes.insert("http.request.method".into(), json!(method));
-        attributes.insert("http.route".into(), json!(route));
-        attributes.insert(
-            "http.response.status_code".into(),
-            json!(if method == "POST" { 201 } else { 200 }),
-        );
-        attributes.insert("cloud.region".into(), json!(region));
-        let request = SpanRecord {
-            trace_id,
-            span_id: request_span_id,
-            parent_span_id: None,
-            name: origin.request.to_string(),
-            kind: "server",
-            service: service.name,
-            resource: self.resource(service, replica),
-            start_time_unix_nano: start_unix_nanos,
-            duration_nano: request_end - start_unix_nanos,
-            status: StatusRecord {
-                code: "ok",
-                message: None,
-            },
-            attributes,
-            links: Vec::new(),
-            event_id: None,
-            event_type: None,
-            schema: None,
-            stream: None,
-            broker: None,
-            modified: false,
-            partition: None,
-            offset: None,
-            message_id: None,
-        };
-        flow.spans.insert(0, request);
-        if !flow.sampled {
-            flow.spans.clear();
+        span.attribute("http.request.method", method)
+            .attribute("http.route", route);
+        if span.is_sampled() && event_type.name == SHOWCASE_EVENT_TYPE {
+            let trace_id = span.context().trace_id.to_hex();
+            self.showcase(|showcase| {
+                showcase.order.get_or_insert((event_id, trace_id));
+            });
         }
-        flow
+        span.end();
     }
 
-    /// Publishes one event (a producer span) and lets its subscribers consume it; returns the
-    /// end of the producer span. `context` is the trace id and the parent span id.
-    #[allow(clippy::too_many_arguments)]
-    fn publish(
-        &mut self,
-        flow: &mut Flow,
-        service: &'static Service,
-        replica: u32,
-        region: &'static str,
+    /// Produces one event on `stream` through the instance's tracer: the span (a child of
+    /// `parent`, or a new trace), the message with the headers the tracer wrote, and the
+    /// position the broker gave it once acknowledged. Returns the span, not ended.
+    async fn produce(
+        &self,
+        instance: &Instance,
         event_type: &'static EventType,
         stream: &'static Stream,
         event_id: String,
-        context: (String, Option<String>),
-        start_unix_nanos: i64,
-        depth: usize,
-    ) -> i64 {
-        let (trace_id, parent_span_id) = context;
-        let duration = self.rng.random_range(200_000..3_000_000);
-        let (partition, offset, message_id) = self.position(stream, &event_id);
-        let span_id = self.hex_id::<8>();
-        flow.spans.push(SpanRecord {
-            trace_id: trace_id.clone(),
-            span_id: span_id.clone(),
-            parent_span_id,
-            name: format!("publish {}", stream.name),
-            kind: "producer",
-            service: service.name,
-            resource: self.resource(service, replica),
-            start_time_unix_nano: start_unix_nanos,
-            duration_nano: duration,
-            status: StatusRecord {
-                code: "ok",
-                message: None,
-            },
-            attributes: messaging_attributes(stream, "send", region),
-            links: Vec::new(),
-            event_id: Some(event_id.clone()),
-            event_type: Some(event_type.name),
-            schema: Some(event_type.schema),
-            stream: Some(stream.name),
-            broker: Some(stream.broker.as_str()),
-            modified: false,
-            partition,
-            offset,
-            message_id,
-        });
-        flow.seen.push(Seen {
-            service,
-            event_type: event_type.name,
-            stream,
-            action: Action::Produced,
-            unix_nanos: start_unix_nanos,
-        });
-        let published = Published {
-            trace_id,
-            span_id,
-            end_unix_nanos: start_unix_nanos + duration,
-            event_id,
-            event_type,
-            stream,
-            partition,
-            offset,
-        };
-        if depth < MAX_DEPTH {
-            let fleet = self.fleet;
-            for subscription in fleet.subscribers(event_type.name, stream.name) {
-                self.consume(flow, subscription, region, &published, depth + 1);
-            }
+        parent: Option<&SpanContext>,
+        new_event: bool,
+    ) -> EventSpan {
+        let route = instance.route(event_type.name, stream);
+        let mut headers: Vec<(String, String)> = Vec::new();
+        let mut span =
+            route.produce_with_headers(&event_id, Some(event_type.schema), parent, &mut headers);
+        let counters = &self.counters;
+        counters.messages.fetch_add(1, Ordering::Relaxed);
+        if new_event {
+            counters.events.fetch_add(1, Ordering::Relaxed);
         }
-        published.end_unix_nanos
+        if span.is_sampled() {
+            counters.sampled.fetch_add(1, Ordering::Relaxed);
+        }
+        let position = self
+            .broker
+            .publish(stream.name, event_type.name, event_id, headers);
+        // Waiting for the broker's acknowledgement.
+        let ack = Duration::from_micros(rand::rng().random_range(200..3_000));
+        tokio::time::sleep(ack).await;
+        if let Some(position) = position {
+            position.record(&mut span);
+        }
+        span
     }
 
-    /// One subscriber consuming a published event: failed attempts, the successful one, and
-    /// what it publishes as a result.
-    fn consume(
-        &mut self,
-        flow: &mut Flow,
+    async fn consume_loop(
+        self: Arc<Self>,
         subscription: &'static Subscription,
-        region: &'static str,
-        published: &Published,
-        depth: usize,
+        mut queue: mpsc::UnboundedReceiver<Delivery>,
     ) {
-        let service = self
-            .fleet
-            .service(subscription.service)
-            .expect("validated fleet: subscriber");
-        let (trace_id, parent_span_id, links) = match subscription.trace {
-            TraceContinuation::Continue => (
-                published.trace_id.clone(),
-                Some(published.span_id.clone()),
-                Vec::new(),
-            ),
-            TraceContinuation::NewTraceWithLink => {
-                let mut attributes = Map::new();
-                attributes.insert("link.reason".into(), json!("batch"));
-                let link = LinkRecord {
-                    trace_id: published.trace_id.clone(),
-                    span_id: published.span_id.clone(),
-                    attributes,
-                };
-                (self.hex_id::<16>(), None, vec![link])
+        let mut handlers = JoinSet::new();
+        loop {
+            tokio::select! {
+                delivery = queue.recv() => match delivery {
+                    Some(delivery) => {
+                        handlers.spawn(self.clone().handle(subscription, delivery));
+                    }
+                    None => break,
+                },
+                Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
             }
+        }
+        while handlers.join_next().await.is_some() {}
+    }
+
+    /// One subscription handling one message: failed attempts, the successful one, and what it
+    /// publishes as a result. The message stays in flight until this returns.
+    async fn handle(self: Arc<Self>, subscription: &'static Subscription, delivery: Delivery) {
+        let fleet = self.fleet;
+        let (Some(service), Some(instances), Some(stream), Some(event_type)) = (
+            fleet.service(subscription.service),
+            self.instances_of(subscription.service),
+            fleet.stream(subscription.stream),
+            fleet.event_type(subscription.event_type),
+        ) else {
+            return;
         };
-        let replica = self.rng.random_range(0..service.replicas.max(1));
+        let message = delivery.message.clone();
+        // The instance that owns the partition (Kafka), or any member of the queue group (NATS).
+        let replica = match message.position {
+            Position::Kafka { partition, .. } => {
+                usize::try_from(partition).unwrap_or(0) % instances.len().max(1)
+            }
+            Position::Nats { .. } => rand::rng().random_range(0..instances.len().max(1)),
+        };
+        let Some(instance) = instances.get(replica) else {
+            return;
+        };
+        let route = instance.route(subscription.event_type, stream);
         // Usually a few milliseconds behind the producer; now and then a lag spike.
-        let lag = if self.rng.random_bool(0.02) {
-            self.millis(200, 1500)
+        let lag = if rand::rng().random_bool(0.02) {
+            millis(200, 1500)
         } else {
-            self.millis(1, 40)
+            millis(1, 40)
         };
-        let mut start = published.end_unix_nanos + lag;
+        tokio::time::sleep(lag).await;
+        let counters = &self.counters;
         for attempt in 1..=MAX_ATTEMPTS {
-            let duration = self.millis(
-                service.handling_ms.0,
-                service.handling_ms.1.max(service.handling_ms.0 + 1),
-            );
-            let failed = attempt < MAX_ATTEMPTS
-                && self.rng.random_range(0..100) < subscription.failure_percent;
-            let span_id = self.hex_id::<8>();
-            let mut attributes = messaging_attributes(published.stream, "process", region);
-            attributes.insert("messaging.consumer.group.name".into(), json!(service.name));
-            attributes.insert("retry.attempt".into(), json!(attempt));
-            let status = if failed {
-                let message = FAILURES[self.rng.random_range(0..FAILURES.len())];
-                StatusRecord {
-                    code: "error",
-                    message: Some(message.to_string()),
-                }
-            } else {
-                StatusRecord {
-                    code: "ok",
-                    message: None,
-                }
+            let mut span = match subscription.trace {
+                TraceContinuation::Continue => route.consume(&message.headers),
+                TraceContinuation::NewTraceWithLink => route.consume_linked(&message.headers),
             };
-            flow.spans.push(SpanRecord {
-                trace_id: trace_id.clone(),
-                span_id: span_id.clone(),
-                parent_span_id: parent_span_id.clone(),
-                name: format!("process {}", published.stream.name),
-                kind: "consumer",
-                service: service.name,
-                resource: self.resource(service, replica),
-                start_time_unix_nano: start,
-                duration_nano: duration,
-                status,
-                attributes,
-                links: links.clone(),
-                event_id: Some(published.event_id.clone()),
-                event_type: Some(published.event_type.name),
-                schema: Some(published.event_type.schema),
-                stream: Some(published.stream.name),
-                broker: Some(published.stream.broker.as_str()),
-                modified: !failed && subscription.handling == Handling::Modifies,
-                partition: published.partition,
-                offset: published.offset,
-                message_id: published.stream_message_id(),
-            });
-            flow.seen.push(Seen {
-                service,
-                event_type: published.event_type.name,
-                stream: published.stream,
-                action: Action::Consumed,
-                unix_nanos: start,
-            });
-            if failed {
-                if !flow.retried_event_ids.contains(&published.event_id) {
-                    flow.retried_event_ids.push(published.event_id.clone());
+            counters.consumes.fetch_add(1, Ordering::Relaxed);
+            if span.is_sampled() {
+                counters.sampled.fetch_add(1, Ordering::Relaxed);
+            }
+            span.attribute("messaging.consumer.group.name", service.name)
+                .attribute("retry.attempt", attempt);
+            message.position.record(&mut span);
+            let (low, high) = service.handling_ms;
+            let handling = millis(low, high);
+            if attempt < MAX_ATTEMPTS && percent(subscription.failure_percent) {
+                tokio::time::sleep(handling).await;
+                let failure = FAILURES[rand::rng().random_range(0..FAILURES.len())];
+                span.error(failure);
+                counters.failures.fetch_add(1, Ordering::Relaxed);
+                if span.is_sampled() {
+                    self.showcase(|showcase| {
+                        showcase
+                            .retried_event_id
+                            .get_or_insert_with(|| message.payload.clone());
+                    });
                 }
+                span.end();
                 // Exponential back-off with jitter before the next attempt.
-                start += duration + self.millis(100, 200) * (1 << (attempt - 1));
+                tokio::time::sleep(millis(100, 200) * (1 << (attempt - 1))).await;
                 continue;
             }
-            let context = (trace_id.clone(), Some(span_id));
+            if subscription.handling == Handling::Modifies {
+                span.modified();
+            }
+            let before_publish =
+                handling / 2 + handling.mul_f64(rand::rng().random_range(0.0..1.0 / 3.0));
+            tokio::time::sleep(before_publish).await;
             match subscription.handling {
                 Handling::Ferries { to_stream } => {
-                    let to_stream = self
-                        .fleet
-                        .stream(to_stream)
-                        .expect("validated fleet: ferry target");
-                    let publish_start = start + duration / 2;
-                    self.publish(
-                        flow,
-                        service,
-                        replica,
-                        region,
-                        published.event_type,
-                        to_stream,
-                        published.event_id.clone(),
-                        context,
-                        publish_start,
-                        depth,
-                    );
+                    // The same event, unchanged, on another stream.
+                    if let Some(to_stream) = fleet.stream(to_stream) {
+                        let copy = message.payload.clone();
+                        self.produce(
+                            instance,
+                            event_type,
+                            to_stream,
+                            copy,
+                            Some(span.context()),
+                            false,
+                        )
+                        .await
+                        .end();
+                    }
                 }
                 Handling::Reads | Handling::Modifies => {
-                    let total_weight: u32 = subscription
-                        .outcomes
-                        .iter()
-                        .map(|outcome| outcome.weight)
-                        .sum();
-                    if total_weight == 0 {
-                        break;
-                    }
-                    let mut pick = self.rng.random_range(0..total_weight);
-                    let outcome = subscription.outcomes.iter().find(|outcome| {
-                        let found = pick < outcome.weight;
-                        pick = pick.saturating_sub(outcome.weight);
-                        found
-                    });
-                    for event_type_name in outcome.map_or(&[][..], |outcome| outcome.publishes) {
-                        let event_type = self
-                            .fleet
-                            .event_type(event_type_name)
-                            .expect("validated fleet: outcome type");
-                        let stream = self
-                            .fleet
-                            .stream(event_type.stream)
-                            .expect("validated fleet: outcome stream");
-                        let publish_start =
-                            start + duration / 2 + self.rng.random_range(0..duration / 3 + 1);
-                        let event_id = self.event_id();
-                        flow.n_events += 1;
-                        self.publish(
-                            flow,
-                            service,
-                            replica,
-                            region,
-                            event_type,
-                            stream,
-                            event_id,
-                            context.clone(),
-                            publish_start,
-                            depth,
-                        );
+                    for published in pick_outcome(subscription) {
+                        let Some(published) = fleet.event_type(published) else {
+                            continue;
+                        };
+                        let Some(to_stream) = fleet.stream(published.stream) else {
+                            continue;
+                        };
+                        self.produce(
+                            instance,
+                            published,
+                            to_stream,
+                            muninn_sdk::new_event_id(),
+                            Some(span.context()),
+                            true,
+                        )
+                        .await
+                        .end();
                     }
                 }
             }
+            tokio::time::sleep(handling.saturating_sub(before_publish)).await;
+            span.end();
             break;
         }
+        drop(delivery);
     }
 
-    /// Kafka: a partition from the event id and the partition's next offset. NATS: the event id
-    /// as the JetStream message id (used for de-duplication).
-    fn position(
-        &mut self,
-        stream: &'static Stream,
-        event_id: &str,
-    ) -> (Option<u32>, Option<i64>, Option<String>) {
-        if stream.broker != Broker::Kafka || stream.partitions == 0 {
-            return (None, None, Some(event_id.to_string()));
-        }
-        let partition = sample_bucket_of(event_id, stream.partitions);
-        let start_offset = self.rng.random_range(1_000..1_000_000);
-        let offset = self
-            .offsets
-            .entry((stream.name, partition))
-            .or_insert(start_offset);
-        *offset += 1;
-        (Some(partition), Some(*offset), None)
-    }
-
-    fn resource(&self, service: &Service, replica: u32) -> Map<String, Value> {
-        let service_idx = self
-            .fleet
-            .services
-            .iter()
-            .position(|other| other.name == service.name)
-            .unwrap_or(0);
-        let mut resource = Map::new();
-        resource.insert(
-            "host.name".into(),
-            json!(format!("ip-10-0-{}-{}", service_idx + 1, replica + 11)),
-        );
-        resource.insert("service.version".into(), json!(service.version));
-        resource.insert(
-            "service.instance.id".into(),
-            json!(format!("{}-{}", service.name, replica)),
-        );
-        resource.insert("deployment.environment.name".into(), json!("demo"));
-        resource
-    }
-
-    fn millis(&mut self, low: u32, high: u32) -> i64 {
-        self.rng.random_range(
-            i64::from(low) * NANOS_PER_MILLI..i64::from(high.max(low + 1)) * NANOS_PER_MILLI,
-        )
-    }
-
-    /// A UUIDv4 from this generator's random source.
-    fn event_id(&mut self) -> String {
-        uuid::Builder::from_random_bytes(self.rng.random())
-            .into_uuid()
-            .to_string()
-    }
-
-    /// A random non-zero id of `N` bytes, as lowercase hex (trace ids: 16, span ids: 8).
-    fn hex_id<const N: usize>(&mut self) -> String {
-        let mut bytes: [u8; N] = self.rng.random();
-        if bytes.iter().all(|byte| *byte == 0) {
-            bytes[N - 1] = 1;
-        }
-        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-    }
-}
-
-impl Published {
-    fn stream_message_id(&self) -> Option<String> {
-        self.offset.is_none().then(|| self.event_id.clone())
-    }
-}
-
-fn messaging_attributes(stream: &Stream, operation: &str, region: &str) -> Map<String, Value> {
-    let mut attributes = Map::new();
-    attributes.insert("messaging.system".into(), json!(stream.broker.as_str()));
-    attributes.insert("messaging.operation.type".into(), json!(operation));
-    attributes.insert("messaging.destination.name".into(), json!(stream.name));
-    attributes.insert("cloud.region".into(), json!(region));
-    attributes
-}
-
-/// FNV-1a of the event id, modulo `buckets`: the same event id always lands in the same bucket.
-fn sample_bucket_of(event_id: &str, buckets: u32) -> u32 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in event_id.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    (hash % u64::from(buckets.max(1))) as u32
-}
-
-/// Consistent head sampling as Heimdall does it: `hash(event_id) % 100 < rate`.
-fn sample_bucket(event_id: &str) -> u32 {
-    sample_bucket_of(event_id, 100)
-}
-
-/// Per-minute "event seen" counts of the services that send them, kept until posted.
-#[derive(Debug, Default)]
-pub struct MinuteCounts {
-    cells: BTreeMap<
-        (
-            i64,
-            &'static str,
-            &'static str,
-            &'static str,
-            Broker,
-            Action,
-        ),
-        u64,
-    >,
-}
-
-impl MinuteCounts {
-    /// Counts what the flow's counting services saw.
-    pub fn add(&mut self, flow: &Flow) {
-        for seen in flow.seen.iter().filter(|seen| seen.service.sends_counts) {
-            let minute = seen.unix_nanos.div_euclid(60 * 1_000_000_000) * 60;
-            let key = (
-                minute,
-                seen.service.name,
-                seen.event_type,
-                seen.stream.name,
-                seen.stream.broker,
-                seen.action,
-            );
-            *self.cells.entry(key).or_insert(0) += 1;
+    fn showcase(&self, change: impl FnOnce(&mut Showcase)) {
+        match self.showcase.lock() {
+            Ok(mut showcase) => change(&mut showcase),
+            Err(poisoned) => change(&mut poisoned.into_inner()),
         }
     }
 
-    /// Removes and returns the counts of minutes that start before `before_unix_seconds`.
-    pub fn take_before(&mut self, before_unix_seconds: i64) -> Vec<CountRecord> {
-        let later = self.cells.split_off(&(
-            before_unix_seconds,
-            "",
-            "",
-            "",
-            Broker::Kafka,
-            Action::Produced,
-        ));
-        let done = std::mem::replace(&mut self.cells, later);
-        done.into_iter()
-            .map(
-                |((minute, service, event_type, stream, broker, action), count)| CountRecord {
-                    service,
-                    event_type,
-                    stream,
-                    broker: broker.as_str(),
-                    action: action.as_str(),
-                    minute,
-                    count,
-                },
-            )
-            .collect()
+    pub fn showcase_ids(&self) -> Showcase {
+        match self.showcase.lock() {
+            Ok(showcase) => showcase.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
+
+    pub fn tally(&self) -> Tally {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let counters = &self.counters;
+        Tally {
+            events: load(&counters.events),
+            messages: load(&counters.messages),
+            consumes: load(&counters.consumes),
+            failures: load(&counters.failures),
+            sampled: load(&counters.sampled),
+        }
+    }
+
+    /// Messages delivered and not yet handled, and flows not yet published.
+    pub fn in_flight(&self) -> usize {
+        self.broker.in_flight()
+    }
+
+    /// The SDK's numbers so far.
+    pub fn sdk_totals(&self) -> SdkTotals {
+        let mut totals = SdkTotals::default();
+        for tracer in self.tracers() {
+            totals.add(&tracer.stats());
+        }
+        totals
+    }
+
+    /// Shuts every tracer down (at once, each waiting up to `timeout` to send what is left),
+    /// then sums their numbers.
+    pub async fn shutdown(&self, timeout: Duration) -> SdkTotals {
+        let mut shutdowns = JoinSet::new();
+        for tracer in self.tracers() {
+            let tracer = tracer.clone();
+            shutdowns.spawn_blocking(move || {
+                let on_time = tracer.shutdown(timeout);
+                (on_time, tracer.stats())
+            });
+        }
+        let mut totals = SdkTotals::default();
+        let mut n_tracers = 0;
+        while let Some(result) = shutdowns.join_next().await {
+            n_tracers += 1;
+            match result {
+                Ok((on_time, stats)) => {
+                    totals.add(&stats);
+                    totals.late += usize::from(!on_time);
+                }
+                Err(_) => totals.late += 1,
+            }
+        }
+        totals.tracers = n_tracers;
+        totals
+    }
+}
+
+/// The events a successful attempt publishes: one outcome, picked by weight.
+fn pick_outcome(subscription: &Subscription) -> &'static [&'static str] {
+    let total_weight: u32 = subscription
+        .outcomes
+        .iter()
+        .map(|outcome| outcome.weight)
+        .sum();
+    if total_weight == 0 {
+        return &[];
+    }
+    let mut pick = rand::rng().random_range(0..total_weight);
+    subscription
+        .outcomes
+        .iter()
+        .find(|outcome| {
+            let found = pick < outcome.weight;
+            pick = pick.saturating_sub(outcome.weight);
+            found
+        })
+        .map_or(&[], |outcome| outcome.publishes)
 }
 
 #[cfg(test)]
 mod tests {
-    use rand::SeedableRng;
-    use rand::rngs::StdRng;
+    use muninn_server::ServerConfig;
+    use serde_json::Value;
 
     use super::super::fleet::DEMO_FLEET;
+    use super::super::sampling;
     use super::*;
+    use crate::client::ApiClient;
 
-    const START: i64 = 1_795_000_000_000_000_000;
-
-    fn flows(n_flows: usize) -> Vec<Flow> {
-        let mut generator = TrafficGenerator::new(DEMO_FLEET, StdRng::seed_from_u64(7));
-        (0..n_flows)
-            .map(|flow_idx| generator.flow(START + flow_idx as i64 * 5_000_000))
-            .collect()
-    }
-
-    fn spans(flows: &[Flow]) -> Vec<&SpanRecord> {
-        flows.iter().flat_map(|flow| &flow.spans).collect()
-    }
-
-    #[test]
-    fn every_span_is_accepted_by_the_native_decoder() {
-        let flows = flows(300);
-        let body = serde_json::to_vec(&spans(&flows)).unwrap();
-        let decoded =
-            muninn_ingest::decode_spans(&body, &muninn_model::Limits::default(), START).unwrap();
-        assert_eq!(decoded.rejected, Vec::new());
-        assert_eq!(decoded.records.len(), spans(&flows).len());
-        let mut counts = MinuteCounts::default();
-        flows.iter().for_each(|flow| counts.add(flow));
-        let body = serde_json::to_vec(&counts.take_before(i64::MAX)).unwrap();
-        let decoded =
-            muninn_ingest::decode_counts(&body, &muninn_model::Limits::default(), START).unwrap();
-        assert_eq!(decoded.rejected, Vec::new());
-        assert!(!decoded.records.is_empty());
-    }
-
-    #[test]
-    fn n_events_counts_the_distinct_events_published() {
-        for flow in flows(100).iter().filter(|flow| flow.sampled) {
-            let mut event_ids: Vec<&str> = flow
-                .spans
-                .iter()
-                .filter(|span| span.kind == "producer")
-                .filter_map(|span| span.event_id.as_deref())
-                .collect();
-            event_ids.sort_unstable();
-            event_ids.dedup();
-            assert_eq!(flow.n_events, event_ids.len());
-        }
-    }
-
-    #[test]
-    fn event_ids_are_uuid_v4() {
-        for flow in flows(20) {
-            let parsed = uuid::Uuid::parse_str(&flow.root_event_id).unwrap();
-            assert_eq!(parsed.get_version_num(), 4);
-        }
-    }
-
-    #[test]
-    fn fan_out_reaches_three_consumers_in_one_trace() {
-        let flows = flows(50);
-        let flow = flows
-            .iter()
-            .find(|flow| flow.sampled && flow.root_event_type == "order.placed")
+    /// Runs `n_flows` flows of the demo fleet against an embedded server, with the demo's
+    /// sampling rules, until everything is handled and every tracer has shut down.
+    async fn run_fleet(client: &ApiClient, n_flows: usize) -> (Arc<Simulation>, SdkTotals) {
+        sampling::apply(client, sampling::rules(&DEMO_FLEET))
+            .await
             .unwrap();
-        let mut consumers: Vec<&str> = flow
-            .spans
-            .iter()
-            .filter(|span| {
-                span.kind == "consumer" && span.event_id.as_deref() == Some(&flow.root_event_id)
-            })
-            .map(|span| span.service)
-            .collect();
-        consumers.sort_unstable();
-        assert_eq!(consumers, ["analytics", "fraud-detection", "order-router"]);
-    }
-
-    #[test]
-    fn a_modifying_consumer_publishes_a_new_event_in_the_same_trace() {
-        let flows = flows(50);
-        let all = spans(&flows);
-        let modifier = all
-            .iter()
-            .find(|span| span.kind == "consumer" && span.modified)
-            .unwrap();
-        assert_eq!(
-            (modifier.service, modifier.event_type),
-            ("order-router", Some("order.placed"))
-        );
-        let republished = all
-            .iter()
-            .find(|span| {
-                span.kind == "producer" && span.parent_span_id.as_deref() == Some(&modifier.span_id)
-            })
-            .unwrap();
-        assert_eq!(republished.trace_id, modifier.trace_id);
-        assert_eq!(republished.event_type, Some("order.routed"));
-        assert_ne!(republished.event_id, modifier.event_id);
-    }
-
-    #[test]
-    fn a_ferry_republishes_the_same_event_on_another_stream() {
-        let flows = flows(200);
-        let all = spans(&flows);
-        let ferried = all
-            .iter()
-            .find(|span| span.kind == "producer" && span.service == "audit-log")
-            .expect("audit-log ferried something");
-        let consumed = all
-            .iter()
-            .find(|span| Some(&span.span_id) == ferried.parent_span_id.as_ref())
-            .unwrap();
-        assert_eq!(consumed.service, "audit-log");
-        assert_eq!(
-            (consumed.event_id.as_ref(), consumed.event_type),
-            (ferried.event_id.as_ref(), ferried.event_type)
-        );
-        assert!(!consumed.modified);
-        assert_ne!(consumed.stream, ferried.stream);
-        assert_eq!(ferried.stream, Some("audit.events"));
-    }
-
-    #[test]
-    fn a_failed_consume_is_followed_by_a_retry_of_the_same_event() {
-        let flows = flows(300);
-        let all = spans(&flows);
-        let failed = all
-            .iter()
-            .find(|span| span.status.code == "error")
-            .expect("some attempt failed");
-        assert_eq!(failed.kind, "consumer");
-        let retry = all
-            .iter()
-            .find(|span| {
-                span.service == failed.service
-                    && span.event_id == failed.event_id
-                    && span.start_time_unix_nano > failed.start_time_unix_nano
-            })
-            .expect("a retry");
-        assert_eq!(retry.attributes["retry.attempt"], json!(2));
-        assert!(flows.iter().any(|flow| {
-            flow.retried_event_ids
-                .contains(failed.event_id.as_ref().unwrap())
-        }));
-    }
-
-    #[test]
-    fn a_batch_consumer_starts_a_new_trace_linked_to_the_producer() {
-        let flows = flows(50);
-        let all = spans(&flows);
-        let consumer = all
-            .iter()
-            .find(|span| span.service == "fraud-detection" && span.kind == "consumer")
-            .unwrap();
-        assert_eq!(consumer.parent_span_id, None);
-        let link = &consumer.links[0];
-        let producer = all
-            .iter()
-            .find(|span| span.span_id == link.span_id)
-            .unwrap();
-        assert_eq!(producer.trace_id, link.trace_id);
-        assert_ne!(consumer.trace_id, producer.trace_id);
-        assert_eq!(consumer.event_id, producer.event_id);
-        let scored = all
-            .iter()
-            .find(|span| {
-                span.kind == "producer" && span.parent_span_id.as_deref() == Some(&consumer.span_id)
-            })
-            .unwrap();
-        assert_eq!(scored.trace_id, consumer.trace_id);
-    }
-
-    #[test]
-    fn unsampled_flows_send_no_spans_but_are_still_counted() {
-        let flows = flows(300);
-        let dropped: Vec<&Flow> = flows.iter().filter(|flow| !flow.sampled).collect();
-        assert!(!dropped.is_empty());
+        let (simulation, consumers) = Simulation::start(DEMO_FLEET, &client.base_url()).unwrap();
         assert!(
-            dropped
-                .iter()
-                .all(|flow| flow.spans.is_empty() && flow.root_event_type == "cart.abandoned")
+            simulation
+                .wait_for_sampling_config(Duration::from_secs(30))
+                .await
         );
-        let mut counts = MinuteCounts::default();
-        dropped.iter().for_each(|flow| counts.add(flow));
-        let checkout_produced: u64 = counts
-            .take_before(i64::MAX)
-            .iter()
-            .filter(|count| count.service == "checkout" && count.action == "produced")
-            .map(|count| count.count)
-            .sum();
-        assert_eq!(checkout_produced, dropped.len() as u64);
+        let mut flows = JoinSet::new();
+        for flow_idx in 0..n_flows {
+            let origin = simulation.origin(flow_idx).unwrap();
+            flows.spawn(simulation.flow(origin, Duration::from_millis(flow_idx as u64 * 3)));
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while simulation.in_flight() > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the fleet never went quiet"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(flows);
+        drop(consumers);
+        let sdk = simulation.shutdown(Duration::from_secs(30)).await;
+        (simulation, sdk)
     }
 
-    #[test]
-    fn counts_are_handed_out_once_per_minute() {
-        let mut counts = MinuteCounts::default();
-        for flow in flows(10) {
-            counts.add(&flow);
+    fn hops_of(journey: &Value) -> &[Value] {
+        journey["hops"].as_array().map_or(&[], Vec::as_slice)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_fleet_traced_by_the_sdk_shows_every_pattern_and_counts_every_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = muninn_server::start(ServerConfig::new(dir.path(), 0))
+            .await
+            .unwrap();
+        let client = ApiClient::new(&server.base_url()).unwrap();
+        let (simulation, sdk) = run_fleet(&client, 250).await;
+        let tally = simulation.tally();
+
+        // The SDK sent every sampled span and counted every produce and consume.
+        let instances: u32 = DEMO_FLEET.services.iter().map(|s| s.replicas).sum();
+        assert_eq!(sdk.tracers, instances as usize);
+        assert_eq!((sdk.late, sdk.spans_dropped, sdk.counts_dropped), (0, 0, 0));
+        assert_eq!(sdk.spans_exported, tally.sampled);
+        assert_eq!(sdk.counts_sent, tally.messages + tally.consumes);
+        assert!(
+            tally.events >= 250 && tally.messages > tally.events,
+            "{tally:?}"
+        );
+        // cart.abandoned is traced at 25%: some of its produces and consumes have no span.
+        assert!(tally.sampled < tally.messages + tally.consumes, "{tally:?}");
+
+        let showcase = simulation.showcase_ids();
+        // Fan-out, modify, and a new trace linked to the producer, on one order.
+        let (order_id, order_trace) = showcase.order.clone().expect("a traced order");
+        let journey = client
+            .get_json(&["api", "v1", "events", &order_id], &[])
+            .await
+            .unwrap();
+        let hops = hops_of(&journey);
+        let producer = hops.iter().find(|hop| hop["kind"] == "producer").unwrap();
+        assert_eq!(
+            (&producer["service"], &producer["trace_id"]),
+            (&Value::from("checkout"), &Value::from(order_trace.as_str()))
+        );
+        assert_eq!(
+            producer["resource"]["service.instance.id"]
+                .as_str()
+                .map(|id| id.starts_with("checkout-")),
+            Some(true)
+        );
+        assert_eq!(producer["resource"]["service.version"], "3.14.2");
+        assert_eq!(producer["attributes"]["http.route"], "/api/orders");
+        let consumer = |service: &str| {
+            hops.iter()
+                .find(|hop| hop["kind"] == "consumer" && hop["service"] == service)
+                .unwrap_or_else(|| panic!("{service} consumed the order: {journey:#}"))
+        };
+        for service in ["order-router", "analytics"] {
+            assert_eq!(consumer(service)["trace_id"], producer["trace_id"]);
+            assert_eq!(consumer(service)["parent_span_id"], producer["span_id"]);
+            assert_eq!(consumer(service)["partition"], producer["partition"]);
+            assert_eq!(consumer(service)["offset"], producer["offset"]);
         }
-        let minute = START / 1_000_000_000 / 60 * 60;
-        assert!(counts.take_before(minute).is_empty());
-        let first = counts.take_before(minute + 60);
-        assert!(!first.is_empty());
-        assert!(first.iter().all(|count| count.minute == minute));
-        assert!(counts.take_before(minute + 60).is_empty());
+        assert_eq!(consumer("order-router")["modified"], true);
+        let fraud = consumer("fraud-detection");
+        assert_ne!(fraud["trace_id"], producer["trace_id"]);
+        assert_eq!(fraud["links"][0]["trace_id"], producer["trace_id"]);
+        assert_eq!(fraud["links"][0]["span_id"], producer["span_id"]);
+        assert_eq!(journey["traces"].as_array().map(Vec::len), Some(2));
+
+        // Error and retry: a failed attempt, then a second one that succeeds.
+        let retried = showcase.retried_event_id.expect("a traced retry");
+        let journey = client
+            .get_json(&["api", "v1", "events", &retried], &[])
+            .await
+            .unwrap();
+        let attempts: Vec<(&Value, &Value)> = hops_of(&journey)
+            .iter()
+            .filter(|hop| hop["service"] == "email-sender" && hop["kind"] == "consumer")
+            .map(|hop| (&hop["status"], &hop["attributes"]["retry.attempt"]))
+            .collect();
+        assert!(attempts.len() >= 2, "{journey:#}");
+        assert_eq!(attempts[0], (&Value::from("error"), &Value::from(1)));
+        assert_eq!(attempts.last().unwrap().0, "ok");
+
+        // Ferry-only: audit-log consumes and produces the same event types on two brokers.
+        let services = client
+            .get_json(&["api", "v1", "services"], &[])
+            .await
+            .unwrap();
+        let audit = services["services"]
+            .as_array()
+            .and_then(|services| services.iter().find(|s| s["service"] == "audit-log"))
+            .unwrap();
+        let flows = |side: &str| -> Vec<(String, String)> {
+            audit[side]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|flow| {
+                    (
+                        flow["event_type"].as_str().unwrap_or("").to_string(),
+                        flow["stream"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        };
+        assert!(flows("produces").contains(&("ledger.entry.posted".into(), "audit.events".into())));
+        assert!(flows("consumes").contains(&("ledger.entry.posted".into(), "payments".into())));
+        server.stop().await;
     }
 }

@@ -2,12 +2,12 @@
 //! and fetches the sampling config, with retries, backoff and jitter; nothing here ever
 //! waits on the caller, and the caller never waits on it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -325,38 +325,26 @@ impl Exporter {
 
     // ---- counts ----
 
-    /// Reads every route's counters into per-minute cells (deltas since the last read).
-    fn tick_counts(
-        &self,
-        pending: &mut BTreeMap<CountKey, u64>,
-        last: &mut HashMap<usize, (u64, u64)>,
-    ) {
-        let minute = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |now| now.as_secs() as i64)
-            / 60
-            * 60;
-        for route in self.inner.routes() {
-            let id = Arc::as_ptr(&route) as usize;
-            let produced = route.produced.load(Ordering::Relaxed);
-            let consumed = route.consumed.load(Ordering::Relaxed);
-            let previous = last.entry(id).or_insert((0, 0));
-            for (action, now, before) in [
-                ("produced", produced, &mut previous.0),
-                ("consumed", consumed, &mut previous.1),
-            ] {
-                let delta = now.saturating_sub(*before);
-                *before = now;
-                if delta > 0 {
+    /// Empties every route's minute slots into per-minute cells, and moves the tracer's
+    /// current minute forward.
+    fn tick_counts(&self, pending: &mut BTreeMap<CountKey, u64>) {
+        let minute = crate::route::current_minute();
+        self.inner.current_minute.store(minute, Ordering::Relaxed);
+        let routes = self.inner.routes();
+        let _guard = self.inner.count_lock.lock();
+        for route in routes {
+            for (action, counter) in [("produced", &route.produced), ("consumed", &route.consumed)]
+            {
+                for (minute, count) in counter.take(minute) {
                     *pending
                         .entry(CountKey {
-                            minute,
+                            minute: minute * 60,
                             event_type: route.event_type.clone(),
                             stream: route.stream.clone(),
                             broker: route.broker,
                             action,
                         })
-                        .or_insert(0) += delta;
+                        .or_insert(0) += count;
                 }
             }
         }
@@ -425,7 +413,6 @@ impl Exporter {
 
     async fn counts_loop(&self) {
         let mut pending = BTreeMap::new();
-        let mut last = HashMap::new();
         let mut next_send = Instant::now() + self.inner.options.counts_interval;
         let mut failures = 0u32;
         let mut shutdown = self.inner.shutdown.subscribe();
@@ -436,7 +423,7 @@ impl Exporter {
                     _ = shutdown.changed() => {}
                 }
             }
-            self.tick_counts(&mut pending, &mut last);
+            self.tick_counts(&mut pending);
             if self.shutting_down() {
                 let deadline = Instant::now() + self.inner.options.shutdown_timeout;
                 if self

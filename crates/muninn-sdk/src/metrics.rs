@@ -58,9 +58,11 @@ impl prometheus_client::collector::Collector for TracerCollector {
             ))
         });
         let mut events = Vec::new();
+        let guard = inner.count_lock.lock();
         for route in &routes {
-            for (action, value) in [("produced", &route.produced), ("consumed", &route.consumed)] {
-                let value = load(value);
+            for (action, counter) in [("produced", &route.produced), ("consumed", &route.consumed)]
+            {
+                let value = counter.total();
                 if value > 0 {
                     events.push((
                         vec![
@@ -75,6 +77,7 @@ impl prometheus_client::collector::Collector for TracerCollector {
                 }
             }
         }
+        drop(guard);
         counter(
             &mut encoder,
             "muninn_sdk_events",

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+const NANOS_PER_MINUTE: i64 = 60_000_000_000;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use muninn_model::sampling::{RATE_PPM_MAX, is_sampled};
@@ -17,12 +19,58 @@ const MAX_ATTRIBUTES: usize = 64;
 /// Event type recorded when a consumed message carries none.
 pub const UNKNOWN_EVENT_TYPE: &str = "unknown";
 
+/// Events counted on a route, in three minute slots (minute index mod 3): a sampled event is
+/// counted in the minute its span starts, so its count and its span always agree on the
+/// minute (the collector keeps the larger of the two per minute), and an unsampled one in the
+/// export thread's current minute. The export thread empties the slots every second.
+pub(crate) struct MinuteCounter {
+    slots: [AtomicU64; 3],
+    /// What the export thread has taken out of the slots so far.
+    taken: AtomicU64,
+}
+
+impl MinuteCounter {
+    fn new() -> Self {
+        MinuteCounter {
+            slots: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+            taken: AtomicU64::new(0),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn add(&self, minute: i64) {
+        self.slots[minute.rem_euclid(3) as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Empties the slots; `current` is the minute index now. Returns (minute index, count).
+    /// Call with the tracer's count lock held, so readers of the total see no dip.
+    pub(crate) fn take(&self, current: i64) -> Vec<(i64, u64)> {
+        (current - 1..=current + 1)
+            .filter_map(|minute| {
+                let count = self.slots[minute.rem_euclid(3) as usize].swap(0, Ordering::Relaxed);
+                self.taken.fetch_add(count, Ordering::Relaxed);
+                (count > 0).then_some((minute, count))
+            })
+            .collect()
+    }
+
+    /// Every event counted so far (call with the count lock held).
+    pub(crate) fn total(&self) -> u64 {
+        self.taken.load(Ordering::Relaxed)
+            + self
+                .slots
+                .iter()
+                .map(|slot| slot.load(Ordering::Relaxed))
+                .sum::<u64>()
+    }
+}
+
 pub(crate) struct RouteInner {
     pub event_type: String,
     pub stream: String,
     pub broker: Broker,
-    pub produced: AtomicU64,
-    pub consumed: AtomicU64,
+    pub produced: MinuteCounter,
+    pub consumed: MinuteCounter,
     /// The current sampling rate for this event type, updated by the config refresher.
     pub rate_ppm: AtomicU32,
 }
@@ -33,8 +81,8 @@ impl RouteInner {
             event_type: event_type.to_string(),
             stream: stream.to_string(),
             broker,
-            produced: AtomicU64::new(0),
-            consumed: AtomicU64::new(0),
+            produced: MinuteCounter::new(),
+            consumed: MinuteCounter::new(),
             rate_ppm: AtomicU32::new(rate_ppm),
         }
     }
@@ -66,6 +114,11 @@ fn now_unix_nanos() -> i64 {
         .map_or(0, |elapsed| {
             i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX)
         })
+}
+
+/// The wall clock's minute index (unix seconds / 60).
+pub(crate) fn current_minute() -> i64 {
+    now_unix_nanos().div_euclid(NANOS_PER_MINUTE)
 }
 
 fn random_trace_id() -> TraceId {
@@ -115,8 +168,8 @@ impl Route {
     /// Records the production of event `event_id`; with `parent`, the span joins its trace
     /// (for example the trace of the event being consumed).
     pub fn produce_in(&self, event_id: &str, parent: Option<&SpanContext>) -> EventSpan {
-        self.inner.produced.fetch_add(1, Ordering::Relaxed);
         let sampled = self.decide(event_id, parent);
+        let start = self.count(&self.inner.produced, sampled);
         let (trace_id, parent_id, trace_state) = match parent {
             Some(parent) => (
                 parent.trace_id,
@@ -131,15 +184,7 @@ impl Route {
             sampled,
             trace_state,
         };
-        self.start(
-            Kind::Producer,
-            event_id,
-            None,
-            None,
-            context,
-            parent_id,
-            None,
-        )
+        self.start(Kind::Producer, event_id, start, context, parent_id, None)
     }
 
     /// Produces `event_id` and writes its metadata and trace context into `carrier`, the
@@ -182,7 +227,6 @@ impl Route {
     }
 
     pub(crate) fn consume_extracted(&self, extracted: Extracted, new_trace: bool) -> EventSpan {
-        self.inner.consumed.fetch_add(1, Ordering::Relaxed);
         let Extracted {
             context: upstream,
             event,
@@ -198,6 +242,7 @@ impl Route {
         } else {
             self.decide(&event_id, upstream.as_ref())
         };
+        let start = self.count(&self.inner.consumed, sampled);
         let mut link = None;
         let (trace_id, parent_id, trace_state) = match upstream {
             Some(context) if !new_trace => {
@@ -223,19 +268,31 @@ impl Route {
             event_id,
             event_type,
             event.schema,
+            start,
             context,
             parent_id,
             link,
         )
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Counts one event; a sampled one in the minute its span starts (returned).
+    #[inline]
+    fn count(&self, counter: &MinuteCounter, sampled: bool) -> i64 {
+        if sampled {
+            let start = now_unix_nanos();
+            counter.add(start.div_euclid(NANOS_PER_MINUTE));
+            start
+        } else {
+            counter.add(self.tracer.current_minute.load(Ordering::Relaxed));
+            0
+        }
+    }
+
     fn start(
         &self,
         kind: Kind,
         event_id: &str,
-        event_type: Option<String>,
-        schema: Option<String>,
+        start: i64,
         context: SpanContext,
         parent: Option<SpanId>,
         link: Option<(TraceId, SpanId)>,
@@ -250,8 +307,9 @@ impl Route {
         self.start_owned(
             kind,
             event_id.to_string(),
-            event_type,
-            schema,
+            None,
+            None,
+            start,
             context,
             parent,
             link,
@@ -265,6 +323,7 @@ impl Route {
         event_id: String,
         event_type: Option<String>,
         schema: Option<String>,
+        start: i64,
         context: SpanContext,
         parent: Option<SpanId>,
         link: Option<(TraceId, SpanId)>,
@@ -285,7 +344,7 @@ impl Route {
             event_id,
             event_type,
             schema,
-            start_unix_nanos: now_unix_nanos(),
+            start_unix_nanos: start,
             duration_nanos: 0,
             error: None,
             modified: false,
@@ -436,5 +495,26 @@ impl std::fmt::Debug for EventSpan {
             .field("context", &self.context)
             .field("sampled", &self.context.sampled)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MinuteCounter;
+
+    #[test]
+    fn counts_keep_the_minute_they_were_made_in_across_a_boundary() {
+        let counter = MinuteCounter::new();
+        // Minute 100 ends; a sampled event already starts in 101 before the tick moves on.
+        counter.add(100);
+        counter.add(100);
+        counter.add(101);
+        assert_eq!(counter.take(100), vec![(100, 2), (101, 1)]);
+        // An unsampled event still counted with the old minute after the tick moved to 101.
+        counter.add(100);
+        counter.add(101);
+        assert_eq!(counter.take(101), vec![(100, 1), (101, 1)]);
+        assert_eq!(counter.take(101), vec![]);
+        assert_eq!(counter.total(), 5);
     }
 }

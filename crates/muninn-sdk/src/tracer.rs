@@ -2,7 +2,7 @@
 //! config, and the export thread that talks to the collector.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -72,6 +72,11 @@ pub(crate) struct Inner {
     pub live_debug: AtomicBool,
     pub wake: tokio::sync::Notify,
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// The minute (unix seconds / 60) unsampled events are counted in; the export thread
+    /// moves it forward every second.
+    pub current_minute: AtomicI64,
+    /// Held while counters are emptied into per-minute cells and while totals are read.
+    pub count_lock: Mutex<()>,
     /// Set when the export thread has stopped: spans can no longer leave.
     pub closed: AtomicBool,
     pub counters: Counters,
@@ -470,6 +475,8 @@ impl TracerBuilder {
             live_debug: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
             shutdown,
+            current_minute: AtomicI64::new(crate::route::current_minute()),
+            count_lock: Mutex::new(()),
             closed: AtomicBool::new(false),
             counters: Counters::default(),
         });

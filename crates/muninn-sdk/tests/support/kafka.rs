@@ -123,8 +123,12 @@ fn config(bootstrap: &str) -> ClientConfig {
     config
 }
 
-/// Ready once it accepts a connection and answers a metadata request listing one broker.
-fn metadata_ready(port: u16) -> Result<(), NotReady> {
+/// Ready once it logs that it listens (`ready in ..ms`, printed once it has bound the port) and
+/// answers a metadata request listing one broker.
+fn metadata_ready(port: u16, log: &str) -> Result<(), NotReady> {
+    if !log.lines().any(|line| line.starts_with("ready in ")) {
+        return Err("its log does not say \"ready in ..ms\" yet".to_owned());
+    }
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     TcpStream::connect_timeout(&addr, Duration::from_secs(1))
         .map_err(|err| format!("connect: {err}"))?;

@@ -75,9 +75,13 @@ impl Nats {
     }
 }
 
-/// Ready once a client connection gets the server's `INFO` saying JetStream is on: the server
-/// enables JetStream before it accepts clients.
-fn jetstream_ready(port: u16) -> Result<(), NotReady> {
+/// Ready once it logs that it listens on `port` and a client connection gets the server's `INFO`
+/// saying JetStream is on: the server enables JetStream before it accepts clients.
+fn jetstream_ready(port: u16, log: &str) -> Result<(), NotReady> {
+    let listening = format!("Listening for client connections on 127.0.0.1:{port}");
+    if !log.contains(&listening) {
+        return Err(format!("its log does not say {listening:?} yet"));
+    }
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))
         .map_err(|err| format!("connect: {err}"))?;

@@ -133,13 +133,14 @@ pub type NotReady = String;
 
 impl Process {
     /// Starts `binary` on a free loopback port in a new temp dir (its working directory), with the
-    /// arguments and environment `configure(command, port, dir)` adds; then calls `ready(port)`
-    /// until it returns `Ok` ([`START_TIMEOUT`] at most). Panics with the log's tail if the broker
-    /// exits or does not serve in time.
+    /// arguments and environment `configure(command, port, dir)` adds; then calls
+    /// `ready(port, log)` until it returns `Ok` ([`START_TIMEOUT`] at most). `log` is its output so
+    /// far, for `ready` to check that this broker (not another process that took the port first)
+    /// is listening. Panics with the log's tail if the broker exits or does not serve in time.
     pub fn start(
         binary: &Binary,
         configure: impl Fn(&mut Command, u16, &Path),
-        mut ready: impl FnMut(u16) -> Result<(), NotReady>,
+        mut ready: impl FnMut(u16, &str) -> Result<(), NotReady>,
     ) -> Self {
         let path = binary.locate();
         let mut attempt = 1;
@@ -215,14 +216,15 @@ impl Process {
 
     fn wait_ready(
         &mut self,
-        ready: &mut impl FnMut(u16) -> Result<(), NotReady>,
+        ready: &mut impl FnMut(u16, &str) -> Result<(), NotReady>,
     ) -> Result<(), Failure> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().expect("poll the broker process") {
                 return Err(Failure::Exited(status));
             }
-            let why = match ready(self.port) {
+            let log = fs::read(&self.log).unwrap_or_default();
+            let why = match ready(self.port, &String::from_utf8_lossy(&log)) {
                 Ok(()) => return Ok(()),
                 Err(why) => why,
             };

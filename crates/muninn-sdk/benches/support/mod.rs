@@ -1,0 +1,131 @@
+//! Helpers shared by the SDK's benchmarks: collector stand-ins (a discard sink and a closed
+//! port), the process's memory figures, and percentiles.
+
+// Each benchmark binary uses only part of this module.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A collector that accepts everything and keeps nothing (like /dev/null): every request is
+/// read whole and answered `200 {}`, so the SDK's export path (encoding, gzip, HTTP) runs as it
+/// would against a real collector, without the collector's own cost.
+pub struct DiscardSink {
+    pub url: String,
+    requests: Arc<AtomicU64>,
+    bytes: Arc<AtomicU64>,
+}
+
+impl DiscardSink {
+    /// Starts the sink on its own thread (with its own single-threaded runtime); it runs until
+    /// the process exits.
+    pub fn start() -> DiscardSink {
+        let requests = Arc::new(AtomicU64::new(0));
+        let bytes = Arc::new(AtomicU64::new(0));
+        let (requests_in, bytes_in) = (requests.clone(), bytes.clone());
+        let (address_sender, address) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("discard-sink".to_string())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("sink runtime");
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .expect("sink binds a loopback port");
+                    address_sender
+                        .send(listener.local_addr().expect("sink address"))
+                        .expect("sink address is read");
+                    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+                        requests_in.fetch_add(1, Ordering::Relaxed);
+                        bytes_in.fetch_add(body.len() as u64, Ordering::Relaxed);
+                        async { ([("content-type", "application/json")], "{}") }
+                    });
+                    axum::serve(listener, app).await.expect("sink serves");
+                });
+            })
+            .expect("sink thread starts");
+        let address = address
+            .recv_timeout(Duration::from_secs(10))
+            .expect("sink starts");
+        DiscardSink {
+            url: format!("http://{address}"),
+            requests,
+            bytes,
+        }
+    }
+
+    /// Requests answered so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Request body bytes (as sent, gzipped) received so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// The URL of a loopback port nobody listens on (bound, then released): a collector that is
+/// down, whose connections are refused at once.
+pub fn closed_port_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let address = listener.local_addr().expect("address");
+    drop(listener);
+    format!("http://{address}")
+}
+
+/// This process's resident memory now and its peak (`VmRSS`, `VmHWM`), in KiB.
+pub fn rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The `q`-quantile (0.0 to 1.0) of sorted values, nearest rank.
+pub fn quantile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Whether the benchmark binary runs for measurement (`cargo bench`) rather than as a smoke
+/// test (`cargo test --benches` passes no `--bench`, criterion's convention).
+pub fn benchmarking() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|arg| arg == "--bench") && !args.iter().any(|arg| arg == "--test")
+}
+
+/// Nanoseconds the calling thread has spent on a CPU (first field of
+/// `/proc/thread-self/schedstat`), to tell a slow call from a thread that was not running.
+pub fn thread_cpu_nanos() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The machine's load averages (`/proc/loadavg`: 1, 5 and 15 minutes), printed with the
+/// figures: on a shared 2-core machine, a load above 2 means the benchmark shared its cores.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".to_string())
+}

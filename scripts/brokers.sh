@@ -96,7 +96,10 @@ _brokers_tansu() {
 mkdir -p "$MUNINN_TOOLS_DIR"
 # One installer at a time: a second run waits here, then finds the tools installed.
 exec {_brokers_lock}>"$MUNINN_TOOLS_DIR/.install.lock"
-if command -v flock >/dev/null; then flock "$_brokers_lock"; fi
+if command -v flock >/dev/null && ! flock -n "$_brokers_lock"; then
+    _brokers_say "waiting for another run's install to finish (lock: $MUNINN_TOOLS_DIR/.install.lock)"
+    flock "$_brokers_lock"
+fi
 _brokers_nats
 _brokers_tansu
 exec {_brokers_lock}>&-

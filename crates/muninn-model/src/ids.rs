@@ -74,7 +74,42 @@ impl TraceId {
     }
 }
 
+impl TraceId {
+    /// Parses a trace id as Zipkin and Jaeger write them: 1 to 32 hex characters, the
+    /// missing leading zeros implied (a 64-bit id is 16 characters, the high half zero).
+    pub fn from_short_hex(text: &str) -> Result<Self, IdError> {
+        pad_hex::<32>(text).and_then(|padded| TraceId::from_hex(&padded))
+    }
+
+    /// 16 hex characters when the high half is zero (a 64-bit id), 32 otherwise: how Zipkin
+    /// and Jaeger print trace ids.
+    pub fn to_short_hex(&self) -> String {
+        let full = self.to_hex();
+        if self.0[..8].iter().all(|byte| *byte == 0) {
+            full[16..].to_string()
+        } else {
+            full
+        }
+    }
+}
+
+/// Left-pads 1 to `N` characters with zeros to `N`.
+fn pad_hex<const N: usize>(text: &str) -> Result<String, IdError> {
+    if text.is_empty() || text.len() > N {
+        return Err(IdError::Length {
+            expected: N,
+            got: text.len(),
+        });
+    }
+    Ok(format!("{text:0>N$}"))
+}
+
 impl SpanId {
+    /// Parses 1 to 16 hex characters, the missing leading zeros implied (Zipkin, Jaeger).
+    pub fn from_short_hex(text: &str) -> Result<Self, IdError> {
+        pad_hex::<16>(text).and_then(|padded| SpanId::from_hex(&padded))
+    }
+
     /// Parses 16 hex characters (either case); all zeros is invalid.
     pub fn from_hex(text: &str) -> Result<Self, IdError> {
         decode_hex::<8>(text).map(SpanId)
@@ -128,5 +163,21 @@ mod tests {
         );
         assert_eq!(SpanId::from_hex("00f067aa0ba902bz"), Err(IdError::NotHex));
         assert_eq!(SpanId::from_hex("0000000000000000"), Err(IdError::AllZero));
+    }
+
+    #[test]
+    fn short_ids_imply_leading_zeros() {
+        let id = TraceId::from_short_hex("463ac35c9f6413ad").unwrap();
+        assert_eq!(id.to_hex(), "0000000000000000463ac35c9f6413ad");
+        assert_eq!(id.to_short_hex(), "463ac35c9f6413ad");
+        let long = TraceId::from_short_hex("1463ac35c9f6413ad").unwrap();
+        assert_eq!(long.to_short_hex(), "0000000000000001463ac35c9f6413ad");
+        assert_eq!(
+            SpanId::from_short_hex("a").unwrap().to_hex(),
+            "000000000000000a"
+        );
+        assert!(TraceId::from_short_hex("").is_err());
+        assert!(TraceId::from_short_hex(&"a".repeat(33)).is_err());
+        assert_eq!(SpanId::from_short_hex("0"), Err(IdError::AllZero));
     }
 }

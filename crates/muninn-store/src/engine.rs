@@ -136,6 +136,8 @@ struct Shared {
     space_freed: Notify,
     spans_appended: AtomicU64,
     counts_appended: AtomicU64,
+    /// The tail sampler's hooks (`hooks.rs`): an append observer and a flush filter.
+    hooks: crate::hooks::Hooks,
 }
 
 /// A handle to the store; cheap to clone.
@@ -281,6 +283,7 @@ impl Store {
             space_freed: Notify::new(),
             spans_appended: AtomicU64::new(0),
             counts_appended: AtomicU64::new(0),
+            hooks: crate::hooks::Hooks::default(),
         });
         let thread_shared = shared.clone();
         std::thread::Builder::new()
@@ -308,6 +311,7 @@ impl Store {
             ));
         }
         self.wait_for_memory().await?;
+        self.shared.hooks.observe(&spans);
         // Sized up front (about 300 bytes per span is typical) so the record is not regrown.
         let capacity = spans.len() * 384 + counts.len() * 96 + 64;
         let payload = postcard::to_extend(
@@ -531,6 +535,38 @@ impl Store {
         }
     }
 
+    /// The tail sampler's hooks, for `hooks.rs`.
+    pub(crate) fn hooks(&self) -> &crate::hooks::Hooks {
+        &self.shared.hooks
+    }
+
+    /// The span batches in memory and the committed blocks, for `scan.rs` (no lock is held
+    /// after this returns: batches and block handles are shared, not copied).
+    pub(crate) fn snapshot(&self) -> crate::scan::Snapshot {
+        let shared = &self.shared;
+        let mut batches: Vec<Arc<Vec<Span>>> = shared
+            .head
+            .read()
+            .map(|head| head.batches.clone())
+            .unwrap_or_default();
+        if let Ok(flushing) = shared.flushing.read() {
+            batches.extend(
+                flushing
+                    .iter()
+                    .flat_map(|frozen| frozen.batches.iter().cloned()),
+            );
+        }
+        crate::scan::Snapshot {
+            batches,
+            blocks: shared
+                .blocks
+                .read()
+                .map(|list| list.clone())
+                .unwrap_or_default(),
+            object_store: shared.object_store.clone(),
+        }
+    }
+
     pub fn stats(&self) -> StoreStats {
         let shared = &self.shared;
         let head_spans = shared
@@ -599,13 +635,20 @@ impl Store {
                 _ = tick.tick() => {}
                 _ = shared.flush_wanted.notified() => {}
             }
-            let due = shared.head.read().map(|head| {
+            let head_due = shared.head.read().map(|head| {
                 head.n_spans >= shared.config.flush_max_spans
                     || head
                         .first_append
                         .is_some_and(|first| first.elapsed() >= shared.config.flush_max_age)
             });
-            if due.unwrap_or(false)
+            // A flush that failed leaves its frozen head behind: retry it on the next tick
+            // even though the live head is empty (appends wait for exactly that memory).
+            let unfinished = shared
+                .flushing
+                .read()
+                .map(|list| !list.is_empty())
+                .unwrap_or(false);
+            if (head_due.unwrap_or(false) || unfinished)
                 && let Err(error) = self.flush().await
             {
                 tracing::error!(%error, "flush failed; the data stays in the WAL and the next flush retries");
@@ -755,7 +798,13 @@ async fn delete_prefix(
 /// written are deleted again so that a retry does not duplicate them.
 async fn write_head(shared: &Shared, frozen: &Head) -> Result<Vec<Arc<BlockHandle>>, StoreError> {
     let mut partitions: BTreeMap<i64, (Vec<&Span>, Vec<StoredCell>)> = BTreeMap::new();
-    for span in frozen.spans() {
+    // Spans of traces the flush filter drops (tail sampling) stay out of the blocks; their
+    // roll-up cells below are written all the same.
+    let keep = shared.hooks.flush_filter();
+    let kept = frozen
+        .spans()
+        .filter(|span| keep.as_ref().is_none_or(|keep| keep(&span.trace_id)));
+    for span in kept {
         partitions
             .entry(block::partition_of(span.start_unix_nanos))
             .or_default()

@@ -5,7 +5,10 @@
 mod block;
 mod engine;
 mod error;
+mod hooks;
+mod lookup_many;
 mod rollup;
+mod scan;
 mod wal;
 
 pub use block::{BLOCK_FORMAT_VERSION, BlockMeta, BlockWriteOptions};
@@ -13,4 +16,6 @@ pub use engine::{
     DATA_FORMAT_VERSION, FlushReport, Lookup, RetentionReport, Store, StoreConfig, StoreStats,
 };
 pub use error::{StoreError, StoreErrorKind};
+pub use hooks::{AppendObserver, FlushFilter};
 pub use rollup::{RollupCell, Rollups};
+pub use scan::{Operation, OperationCatalog, SpanFilter, SpanQuery, TraceHit, TraceSearch};

@@ -9,8 +9,12 @@ mod support;
 mod backpressure;
 #[path = "store/crash_mid_flush.rs"]
 mod crash_mid_flush;
+#[path = "store/flush_filter.rs"]
+mod flush_filter;
 #[path = "store/golden.rs"]
 mod golden;
+#[path = "store/links.rs"]
+mod links;
 #[path = "store/lookup.rs"]
 mod lookup;
 #[path = "store/restart.rs"]

@@ -8,8 +8,8 @@ use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
     Array, ArrayRef, BooleanArray, BooleanBuilder, FixedSizeBinaryArray, FixedSizeBinaryBuilder,
-    Int32Array, Int32Builder, Int64Array, Int64Builder, RecordBatch, StringArray, StringBuilder,
-    StringDictionaryBuilder, TimestampNanosecondArray, TimestampNanosecondBuilder,
+    Int32Array, Int32Builder, Int64Array, Int64Builder, ListBuilder, RecordBatch, StringArray,
+    StringBuilder, StringDictionaryBuilder, TimestampNanosecondArray, TimestampNanosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
 use muninn_model::{
@@ -24,6 +24,9 @@ use crate::error::StoreError;
 
 pub(crate) const COLUMN_TRACE_ID: &str = "trace_id";
 pub(crate) const COLUMN_EVENT_ID: &str = "event_id";
+/// The distinct trace ids a span links to, with a bloom filter: what look-ups of the spans
+/// linking to a trace read. Blocks written before it existed lack it (see `links.rs`).
+pub(crate) const COLUMN_LINK_TRACE_IDS: &str = "link_trace_ids";
 
 fn dictionary_utf8() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
@@ -58,6 +61,15 @@ pub(crate) static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("attributes", DataType::Utf8, false),
         Field::new("resource", dictionary_utf8(), false),
         Field::new("links", DataType::Utf8, true),
+        Field::new(
+            COLUMN_LINK_TRACE_IDS,
+            DataType::List(Arc::new(Field::new(
+                "item",
+                DataType::FixedSizeBinary(16),
+                false,
+            ))),
+            true,
+        ),
     ]))
 });
 
@@ -258,6 +270,9 @@ pub(crate) fn encode<'a>(spans: &[&'a Span]) -> Result<RecordBatch, StoreError> 
     let mut attributes = StringBuilder::new();
     let mut resource = StringDictionaryBuilder::<Int32Type>::new();
     let mut links = StringBuilder::new();
+    let mut link_trace_ids = ListBuilder::new(FixedSizeBinaryBuilder::new(16)).with_field(
+        Arc::new(Field::new("item", DataType::FixedSizeBinary(16), false)),
+    );
     let arrow_error =
         |error: arrow::error::ArrowError| StoreError::corrupt(format!("building a block: {error}"));
     for span in spans {
@@ -289,6 +304,21 @@ pub(crate) fn encode<'a>(spans: &[&'a Span]) -> Result<RecordBatch, StoreError> 
         attributes.append_value(attribute_texts.text(&span.attributes));
         resource.append_value(resource_texts.text(&span.resource));
         links.append_option(links_to_json(&span.links));
+        if span.links.is_empty() {
+            link_trace_ids.append_null();
+        } else {
+            let mut distinct: Vec<[u8; 16]> =
+                span.links.iter().map(|link| link.trace_id.0).collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            for linked in distinct {
+                link_trace_ids
+                    .values()
+                    .append_value(linked)
+                    .map_err(arrow_error)?;
+            }
+            link_trace_ids.append(true);
+        }
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(trace_id.finish()),
@@ -313,6 +343,7 @@ pub(crate) fn encode<'a>(spans: &[&'a Span]) -> Result<RecordBatch, StoreError> 
         Arc::new(attributes.finish()),
         Arc::new(resource.finish()),
         Arc::new(links.finish()),
+        Arc::new(link_trace_ids.finish()),
     ];
     RecordBatch::try_new(SCHEMA.clone(), columns).map_err(arrow_error)
 }

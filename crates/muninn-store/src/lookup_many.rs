@@ -1,0 +1,77 @@
+//! Look-ups of many ids at once, for journeys and traces that continue across trace
+//! boundaries: the spans carrying any of a set of event ids, and the spans that link to a span
+//! of any of a set of traces. Memory is scanned once per look-up, blocks through their bloom
+//! filters (`block/links.rs`); like the single-id look-ups, unreadable blocks are data.
+
+use std::collections::HashSet;
+
+use futures::StreamExt;
+use muninn_model::{Span, TraceId};
+
+use crate::block::links::ManyLookup;
+use crate::engine::{Lookup, Store};
+
+impl Store {
+    /// Every span whose event id is one of `event_ids`, from memory and blocks, each once.
+    pub async fn spans_by_event_ids(&self, event_ids: &HashSet<String>) -> Lookup {
+        self.lookup_many(ManyLookup::Events(event_ids), |span| {
+            span.event
+                .event_id
+                .as_ref()
+                .is_some_and(|event_id| event_ids.contains(event_id))
+        })
+        .await
+    }
+
+    /// Every span with a link to a span of one of `traces`, from memory and blocks, each once.
+    pub async fn spans_linking_to(&self, traces: &HashSet<TraceId>) -> Lookup {
+        self.lookup_many(ManyLookup::LinkedTo(traces), |span| {
+            span.links
+                .iter()
+                .any(|link| traces.contains(&link.trace_id))
+        })
+        .await
+    }
+
+    async fn lookup_many(&self, lookup: ManyLookup<'_>, matches: impl Fn(&Span) -> bool) -> Lookup {
+        let snapshot = self.snapshot();
+        let mut spans: Vec<Span> = snapshot
+            .batches
+            .iter()
+            .flat_map(|batch| batch.iter())
+            .filter(|span| matches(span))
+            .cloned()
+            .collect();
+        let object_store = &snapshot.object_store;
+        let results: Vec<_> = futures::stream::iter(snapshot.blocks)
+            .map(|handle| async move {
+                let result = handle.lookup_many(object_store, lookup).await;
+                (handle, result)
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        let mut unreadable_blocks = Vec::new();
+        for (handle, result) in results {
+            match result {
+                // The block predicates are exact for ids; for links read from JSON text they
+                // match the text, so every span is checked again here.
+                Ok(found) => spans.extend(found.into_iter().filter(|span| matches(span))),
+                Err(error) => {
+                    tracing::warn!(block = %handle.dir, %error, "block could not be read");
+                    unreadable_blocks.push(format!("{}: {error}", handle.dir));
+                }
+            }
+        }
+        let mut seen = HashSet::new();
+        spans.retain(|span| seen.insert((span.trace_id, span.span_id)));
+        spans.sort_by(|left, right| {
+            (left.start_unix_nanos, left.span_id).cmp(&(right.start_unix_nanos, right.span_id))
+        });
+        unreadable_blocks.sort();
+        Lookup {
+            spans,
+            unreadable_blocks,
+        }
+    }
+}

@@ -1,0 +1,452 @@
+//! Search over stored spans, for the trace-search APIs (Jaeger, Zipkin): the most recent
+//! traces with a span that matches a time range, pushed-down column predicates (service,
+//! name, duration) and an optional filter on whole spans; and the distinct (service, name,
+//! kind) seen in a time range.
+//!
+//! Memory (the head and heads being flushed) is read from a snapshot of its span batches;
+//! blocks are read newest first, only those whose time range overlaps the query, and the scan
+//! stops as soon as no older block can change the answer. Whole traces are then fetched with
+//! `Store::spans_by_trace_id` by the caller.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use muninn_model::{Span, SpanKind, TraceId};
+
+use crate::block::scan::ScannedRows;
+use crate::engine::{Lookup, Store};
+
+/// What a trace search looks for. A span matches when it starts in
+/// `[from_unix_nanos, to_unix_nanos)` and every predicate that is set holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpanQuery {
+    pub from_unix_nanos: i64,
+    pub to_unix_nanos: i64,
+    /// Exactly this service.
+    pub service: Option<String>,
+    /// Exactly this span name.
+    pub name: Option<String>,
+    /// Duration at least this (inclusive).
+    pub min_duration_nanos: Option<i64>,
+    /// Duration at most this (inclusive).
+    pub max_duration_nanos: Option<i64>,
+    /// At most this many traces are returned.
+    pub max_traces: usize,
+}
+
+impl SpanQuery {
+    /// Every span in `[from, to)`, at most `max_traces` traces.
+    pub fn new(from_unix_nanos: i64, to_unix_nanos: i64, max_traces: usize) -> Self {
+        SpanQuery {
+            from_unix_nanos,
+            to_unix_nanos,
+            service: None,
+            name: None,
+            min_duration_nanos: None,
+            max_duration_nanos: None,
+            max_traces,
+        }
+    }
+
+    fn matches_columns(&self, span: &Span) -> bool {
+        span.start_unix_nanos >= self.from_unix_nanos
+            && span.start_unix_nanos < self.to_unix_nanos
+            && self
+                .service
+                .as_ref()
+                .is_none_or(|service| &span.service == service)
+            && self.name.as_ref().is_none_or(|name| &span.name == name)
+            && self
+                .min_duration_nanos
+                .is_none_or(|min| span.duration_nanos >= min)
+            && self
+                .max_duration_nanos
+                .is_none_or(|max| span.duration_nanos <= max)
+    }
+}
+
+/// A filter on whole spans, applied after the column predicates (tags, for instance).
+pub type SpanFilter<'a> = &'a (dyn Fn(&Span) -> bool + Send + Sync);
+
+/// One trace found: its id and the start of its most recent matching span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceHit {
+    pub trace_id: TraceId,
+    pub latest_start_unix_nanos: i64,
+}
+
+/// The traces found, most recent first (ties by trace id), and the blocks that could not be
+/// read (the answer may miss traces from them).
+#[derive(Debug, Default)]
+pub struct TraceSearch {
+    pub traces: Vec<TraceHit>,
+    pub unreadable_blocks: Vec<String>,
+}
+
+/// A (service, span name, kind) seen in the stored spans.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Operation {
+    pub service: String,
+    pub name: String,
+    pub kind: SpanKind,
+}
+
+/// The operations seen in a time range, sorted, and the blocks that could not be read.
+#[derive(Debug, Default)]
+pub struct OperationCatalog {
+    pub operations: Vec<Operation>,
+    pub unreadable_blocks: Vec<String>,
+}
+
+/// The most recent start per trace; keeps the answer's invariants in one place.
+#[derive(Default)]
+struct Hits {
+    latest: HashMap<TraceId, i64>,
+}
+
+impl Hits {
+    fn add(&mut self, trace_id: TraceId, start: i64) {
+        self.latest
+            .entry(trace_id)
+            .and_modify(|latest| *latest = (*latest).max(start))
+            .or_insert(start);
+    }
+
+    /// The start of the `n`-th most recent trace, when there are at least `n`.
+    fn nth_latest(&self, n: usize) -> Option<i64> {
+        if n == 0 || self.latest.len() < n {
+            return None;
+        }
+        let mut starts: Vec<i64> = self.latest.values().copied().collect();
+        let (_, nth, _) = starts.select_nth_unstable_by(n - 1, |left, right| right.cmp(left));
+        Some(*nth)
+    }
+
+    fn into_sorted(self, limit: usize) -> Vec<TraceHit> {
+        let mut traces: Vec<TraceHit> = self
+            .latest
+            .into_iter()
+            .map(|(trace_id, latest_start_unix_nanos)| TraceHit {
+                trace_id,
+                latest_start_unix_nanos,
+            })
+            .collect();
+        traces.sort_by(|left, right| {
+            right
+                .latest_start_unix_nanos
+                .cmp(&left.latest_start_unix_nanos)
+                .then(left.trace_id.cmp(&right.trace_id))
+        });
+        traces.truncate(limit);
+        traces
+    }
+}
+
+impl Store {
+    /// The most recent traces (at most `query.max_traces`) that hold a span matching `query`
+    /// and, when given, `filter`. Reads memory, then the overlapping blocks newest first,
+    /// stopping when no older block could hold a more recent match.
+    pub async fn find_traces(
+        &self,
+        query: &SpanQuery,
+        filter: Option<SpanFilter<'_>>,
+    ) -> TraceSearch {
+        let mut search = TraceSearch::default();
+        if query.max_traces == 0 || query.from_unix_nanos >= query.to_unix_nanos {
+            return search;
+        }
+        let snapshot = self.snapshot();
+        let mut hits = Hits::default();
+        for batch in &snapshot.batches {
+            for span in batch.iter() {
+                if query.matches_columns(span) && filter.is_none_or(|filter| filter(span)) {
+                    hits.add(span.trace_id, span.start_unix_nanos);
+                }
+            }
+        }
+        let mut blocks: Vec<_> = snapshot
+            .blocks
+            .into_iter()
+            .filter(|handle| {
+                handle.meta.n_spans > 0
+                    && handle.meta.max_time_unix_nanos >= query.from_unix_nanos
+                    && handle.meta.min_time_unix_nanos < query.to_unix_nanos
+            })
+            .collect();
+        blocks.sort_by(|left, right| {
+            right
+                .meta
+                .max_time_unix_nanos
+                .cmp(&left.meta.max_time_unix_nanos)
+                .then(left.meta.block_id.cmp(&right.meta.block_id))
+        });
+        let object_store = &snapshot.object_store;
+        let mut results = futures::stream::iter(blocks)
+            .map(|handle| async move {
+                let result = handle.scan(object_store, query, filter.is_some()).await;
+                (handle, result)
+            })
+            .buffered(4);
+        while let Some((handle, result)) = results.next().await {
+            // Every span of this block (and of every later one) starts before its max time.
+            if hits
+                .nth_latest(query.max_traces)
+                .is_some_and(|nth| nth > handle.meta.max_time_unix_nanos)
+            {
+                break;
+            }
+            match result {
+                Ok(ScannedRows::Spans(spans)) => {
+                    for span in &spans {
+                        if filter.is_none_or(|filter| filter(span)) {
+                            hits.add(span.trace_id, span.start_unix_nanos);
+                        }
+                    }
+                }
+                Ok(ScannedRows::Starts(starts)) => {
+                    for (trace_id, start) in starts {
+                        hits.add(trace_id, start);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(block = %handle.dir, %error, "block could not be searched");
+                    search
+                        .unreadable_blocks
+                        .push(format!("{}: {error}", handle.dir));
+                }
+            }
+        }
+        search.traces = hits.into_sorted(query.max_traces);
+        search.unreadable_blocks.sort();
+        search
+    }
+
+    /// The distinct (service, span name, kind) of the spans in memory that start in
+    /// `[from, to)` and of the blocks whose time range overlaps it (a block covers at most
+    /// one hour, so the range is honoured to the hour for stored spans).
+    pub async fn operations(&self, from_unix_nanos: i64, to_unix_nanos: i64) -> OperationCatalog {
+        let snapshot = self.snapshot();
+        let mut operations: BTreeSet<Operation> = BTreeSet::new();
+        {
+            // Borrowed first: memory holds many spans and few distinct operations.
+            let mut seen: HashSet<(&str, &str, SpanKind)> = HashSet::new();
+            for batch in &snapshot.batches {
+                for span in batch.iter() {
+                    if span.start_unix_nanos >= from_unix_nanos
+                        && span.start_unix_nanos < to_unix_nanos
+                        && seen.insert((&span.service, &span.name, span.kind))
+                    {
+                        operations.insert(Operation {
+                            service: span.service.clone(),
+                            name: span.name.clone(),
+                            kind: span.kind,
+                        });
+                    }
+                }
+            }
+        }
+        let blocks: Vec<_> = snapshot
+            .blocks
+            .into_iter()
+            .filter(|handle| {
+                handle.meta.n_spans > 0
+                    && handle.meta.max_time_unix_nanos >= from_unix_nanos
+                    && handle.meta.min_time_unix_nanos < to_unix_nanos
+            })
+            .collect();
+        let object_store = &snapshot.object_store;
+        let results: Vec<_> = futures::stream::iter(blocks)
+            .map(|handle| async move {
+                let result = handle.operations(object_store).await;
+                (handle, result)
+            })
+            .buffer_unordered(4)
+            .collect()
+            .await;
+        let mut unreadable_blocks = Vec::new();
+        for (handle, result) in results {
+            match result {
+                Ok(found) => operations.extend(found.iter().cloned()),
+                Err(error) => {
+                    tracing::warn!(block = %handle.dir, %error, "block could not be read");
+                    unreadable_blocks.push(format!("{}: {error}", handle.dir));
+                }
+            }
+        }
+        unreadable_blocks.sort();
+        OperationCatalog {
+            operations: operations.into_iter().collect(),
+            unreadable_blocks,
+        }
+    }
+}
+
+impl Store {
+    /// Every span of the given traces, from memory and blocks, each once, ordered by start
+    /// time: one pass over memory and one filtered read per block, however many traces.
+    pub async fn spans_by_trace_ids(&self, traces: &HashSet<TraceId>) -> Lookup {
+        let snapshot = self.snapshot();
+        let mut spans: Vec<Span> = snapshot
+            .batches
+            .iter()
+            .flat_map(|batch| batch.iter())
+            .filter(|span| traces.contains(&span.trace_id))
+            .cloned()
+            .collect();
+        let wanted = Arc::new(traces.clone());
+        let object_store = &snapshot.object_store;
+        let results: Vec<_> = futures::stream::iter(snapshot.blocks)
+            .map(|handle| {
+                let wanted = wanted.clone();
+                async move {
+                    let result = handle.spans_of_traces(object_store, &wanted).await;
+                    (handle, result)
+                }
+            })
+            .buffer_unordered(4)
+            .collect()
+            .await;
+        let mut unreadable_blocks = Vec::new();
+        for (handle, result) in results {
+            match result {
+                Ok(found) => spans.extend(found),
+                Err(error) => {
+                    tracing::warn!(block = %handle.dir, %error, "block could not be read");
+                    unreadable_blocks.push(format!("{}: {error}", handle.dir));
+                }
+            }
+        }
+        let mut seen = HashSet::new();
+        spans.retain(|span| seen.insert((span.trace_id, span.span_id)));
+        spans.sort_by(|left, right| {
+            (left.start_unix_nanos, left.span_id).cmp(&(right.start_unix_nanos, right.span_id))
+        });
+        unreadable_blocks.sort();
+        Lookup {
+            spans,
+            unreadable_blocks,
+        }
+    }
+}
+
+/// What a scan reads, taken at one moment: the span batches in memory (head and heads being
+/// flushed; cheap to take, they are shared) and the committed blocks.
+pub(crate) struct Snapshot {
+    pub batches: Vec<Arc<Vec<Span>>>,
+    pub blocks: Vec<Arc<crate::block::BlockHandle>>,
+    pub object_store: Arc<dyn object_store::ObjectStore>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::StoreConfig;
+    use muninn_model::{AttributeValue, EventColumns, SpanId, Status};
+
+    const HOUR: i64 = 3_600_000_000_000;
+
+    fn span(trace: u8, span: u8, service: &str, name: &str, start: i64, duration: i64) -> Span {
+        Span {
+            trace_id: TraceId([trace; 16]),
+            span_id: SpanId([span; 8]),
+            parent_span_id: None,
+            name: name.to_string(),
+            kind: SpanKind::Server,
+            service: service.to_string(),
+            resource: Vec::new(),
+            start_unix_nanos: start,
+            duration_nanos: duration,
+            status: Status::default(),
+            attributes: vec![("tier".into(), AttributeValue::String(format!("t{trace}")))],
+            links: Vec::new(),
+            event: EventColumns::default(),
+        }
+    }
+
+    /// Traces 1..=6, one hour apart, half in blocks and half in memory: the search finds the
+    /// same traces either way, most recent first, with every predicate applied.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn search_reads_memory_and_blocks_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = StoreConfig::new(dir.path());
+        config.retention = None;
+        let store = Store::open(config).await.unwrap();
+        let now = muninn_model::now_unix_nanos();
+        let base = now - 10 * HOUR;
+        let spans = |traces: std::ops::RangeInclusive<u8>| -> Vec<Span> {
+            traces
+                .map(|trace| {
+                    let service = if trace % 2 == 0 { "even" } else { "odd" };
+                    span(
+                        trace,
+                        trace,
+                        service,
+                        "work",
+                        base + i64::from(trace) * HOUR,
+                        i64::from(trace) * 1000,
+                    )
+                })
+                .collect()
+        };
+        store.append(spans(1..=3), Vec::new()).await.unwrap();
+        store.flush().await.unwrap();
+        store.append(spans(4..=6), Vec::new()).await.unwrap();
+        let ids = |search: TraceSearch| -> Vec<u8> {
+            search.traces.iter().map(|hit| hit.trace_id.0[0]).collect()
+        };
+        let all = SpanQuery::new(base, now, 10);
+        assert_eq!(ids(store.find_traces(&all, None).await), [6, 5, 4, 3, 2, 1]);
+        let limited = SpanQuery {
+            max_traces: 4,
+            ..all.clone()
+        };
+        assert_eq!(ids(store.find_traces(&limited, None).await), [6, 5, 4, 3]);
+        let odd = SpanQuery {
+            service: Some("odd".into()),
+            ..all.clone()
+        };
+        assert_eq!(ids(store.find_traces(&odd, None).await), [5, 3, 1]);
+        let durations = SpanQuery {
+            min_duration_nanos: Some(2000),
+            max_duration_nanos: Some(5000),
+            ..all.clone()
+        };
+        assert_eq!(ids(store.find_traces(&durations, None).await), [5, 4, 3, 2]);
+        let window = SpanQuery::new(base + 2 * HOUR, base + 5 * HOUR, 10);
+        assert_eq!(ids(store.find_traces(&window, None).await), [4, 3, 2]);
+        let tier: SpanFilter<'_> = &|span: &Span| {
+            span.attributes
+                .iter()
+                .any(|(_, value)| matches!(value, AttributeValue::String(text) if text == "t2" || text == "t5"))
+        };
+        assert_eq!(ids(store.find_traces(&all, Some(tier)).await), [5, 2]);
+        let named = SpanQuery {
+            name: Some("other".into()),
+            ..all.clone()
+        };
+        assert!(store.find_traces(&named, None).await.traces.is_empty());
+
+        // Whole traces by id, from a block and from memory at once.
+        let wanted: HashSet<TraceId> = [TraceId([1; 16]), TraceId([5; 16]), TraceId([9; 16])]
+            .into_iter()
+            .collect();
+        let lookup = store.spans_by_trace_ids(&wanted).await;
+        let found: Vec<u8> = lookup.spans.iter().map(|span| span.trace_id.0[0]).collect();
+        assert_eq!(found, [1, 5]);
+        assert!(lookup.unreadable_blocks.is_empty());
+
+        let catalog = store.operations(base, now).await;
+        let services: Vec<&str> = catalog
+            .operations
+            .iter()
+            .map(|operation| operation.service.as_str())
+            .collect();
+        assert_eq!(services, ["even", "odd"]);
+        assert!(catalog.unreadable_blocks.is_empty());
+        // Only the (hourly) blocks and memory that overlap the range count.
+        let early = store.operations(base, base + HOUR + 1).await;
+        assert_eq!(early.operations.len(), 1);
+        assert_eq!(early.operations[0].service, "odd");
+    }
+}

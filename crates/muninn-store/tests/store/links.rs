@@ -1,0 +1,80 @@
+//! Look-ups of many ids at once: the spans linking to a trace and the spans of a set of event
+//! ids, found in memory, in new blocks (through the `link_trace_ids` bloom filters) and in the
+//! committed golden v1 blocks, which were written before that column existed.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use muninn_store::Store;
+
+use crate::support::{as_looked_up, config, copy_dir, event_id, rich_span, trace_id};
+
+fn golden_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1")
+}
+
+async fn linking_to(store: &Store, trace_number: u64) -> Vec<String> {
+    let lookup = store
+        .spans_linking_to(&HashSet::from([trace_id(trace_number)]))
+        .await;
+    assert!(lookup.unreadable_blocks.is_empty());
+    lookup
+        .spans
+        .iter()
+        .map(|span| format!("{}/{}", span.trace_id, span.span_id))
+        .collect()
+}
+
+fn name_of(trace_number: u64) -> String {
+    let span = rich_span(trace_number, 0);
+    format!("{}/{}", span.trace_id, span.span_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_are_found_in_blocks_without_the_link_column_in_memory_and_in_new_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&golden_dir(), dir.path());
+    let store = Store::open(config(dir.path())).await.unwrap();
+    // The rich span of trace 1 (in a golden block) links to traces 1001 and 2001; the one of
+    // trace 9 (replayed from the golden WAL into memory) to 1009 and 2009.
+    assert_eq!(linking_to(&store, 1001).await, vec![name_of(1)]);
+    assert_eq!(linking_to(&store, 2001).await, vec![name_of(1)]);
+    assert_eq!(linking_to(&store, 1009).await, vec![name_of(9)]);
+    assert!(linking_to(&store, 1005).await.is_empty());
+    assert!(linking_to(&store, 1).await.is_empty());
+
+    store.flush().await.unwrap();
+    drop(store);
+    let store = Store::open(config(dir.path())).await.unwrap();
+    assert_eq!(store.stats().head_spans, 0);
+    assert_eq!(
+        linking_to(&store, 1009).await,
+        vec![name_of(9)],
+        "new block"
+    );
+    assert_eq!(
+        linking_to(&store, 1001).await,
+        vec![name_of(1)],
+        "old block"
+    );
+    assert!(linking_to(&store, 1002).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_of_several_event_ids_come_back_together_and_once() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&golden_dir(), dir.path());
+    let store = Store::open(config(dir.path())).await.unwrap();
+    let wanted: HashSet<String> = [1, 5, 9].into_iter().map(event_id).collect();
+    let mut expected = Vec::new();
+    for event in &wanted {
+        expected.extend(store.spans_by_event_id(event).await.spans);
+    }
+    let found = store.spans_by_event_ids(&wanted).await;
+    assert!(found.unreadable_blocks.is_empty());
+    assert_eq!(found.spans, as_looked_up(expected.clone()));
+    // Blocks (hour 10 and 11) and memory (trace 9) all contribute.
+    assert_eq!(found.spans.len(), 3 + 2 + 3);
+    let none = store.spans_by_event_ids(&HashSet::new()).await;
+    assert!(none.spans.is_empty());
+}

@@ -480,7 +480,8 @@ fn decode_record<'a, W: Deserialize<'a>>(raw: &'a RawValue) -> Result<W, FieldEr
     }
 }
 
-fn decode_batch<'a, W: Deserialize<'a>, T>(
+/// Splits a body into records and converts each (the Zipkin decoder shares this).
+pub(crate) fn decode_batch<'a, W: Deserialize<'a>, T>(
     body: &'a [u8],
     convert: impl Fn(W) -> Result<T, FieldError>,
 ) -> Result<Decoded<T>, IngestError> {

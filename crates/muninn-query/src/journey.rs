@@ -1,13 +1,45 @@
-//! Journeys and traces: the spans of one event id in time order with the lag of each hop, and
-//! the spans of one trace as a tree.
+//! Journeys and traces: the spans of one event id in time order with the lag of each hop —
+//! across trace boundaries, joined by the event id and by span links — and the spans of one
+//! trace as a tree, with the traces it continued from and in (`continuation.rs`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use muninn_model::{Action, Span, TraceId};
+use muninn_model::{Action, Span, SpanId, TraceId};
 use muninn_store::Store;
 use serde::Serialize;
 
+use crate::continuation::{self, TraceContinuation};
 use crate::view::SpanView;
+
+/// At most this many other traces are read to find spans that this event's spans link to.
+pub(crate) const MAX_LINKED_TRACES: usize = 64;
+
+/// How a hop joined the journey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JoinedBy {
+    /// The span carries the event id.
+    EventId,
+    /// The span has no event id but a span link connects it with a span that has it (a
+    /// stateful join that dropped the id, or a producer instrumented without it).
+    Link,
+}
+
+/// A span of another trace, named by its ids.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct SpanRef {
+    pub trace_id: String,
+    pub span_id: String,
+}
+
+impl SpanRef {
+    fn of(trace_id: TraceId, span_id: SpanId) -> Self {
+        SpanRef {
+            trace_id: trace_id.to_hex(),
+            span_id: span_id.to_hex(),
+        }
+    }
+}
 
 /// One hop of an event's journey.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -20,6 +52,10 @@ pub struct Hop {
     pub lag_ns: Option<i64>,
     /// 1 for the first time this service did this action on this stream, 2 for the first retry…
     pub attempt: u32,
+    pub joined_by: JoinedBy,
+    /// For a hop joined by a link: the span carrying the event id that the link connects it to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linked_span: Option<SpanRef>,
 }
 
 /// The journey of one event across services, possibly across several traces.
@@ -39,24 +75,47 @@ pub async fn journey(store: &Store, event_id: &str) -> Option<Journey> {
     if lookup.spans.is_empty() && lookup.unreadable_blocks.is_empty() {
         return None;
     }
-    let spans = lookup.spans;
-    let producers: Vec<&Span> = spans
+    let mut unreadable: BTreeSet<String> = lookup.unreadable_blocks.into_iter().collect();
+    let direct = lookup.spans;
+    let (linked, more_unreadable) = linked_hops(store, &direct).await;
+    unreadable.extend(more_unreadable);
+
+    // Every hop with how it joined, in time order.
+    let mut joined: Vec<(&Span, Option<SpanRef>)> =
+        direct.iter().map(|span| (span, None)).collect();
+    joined.extend(linked.iter().map(|(span, via)| (span, Some(via.clone()))));
+    joined.sort_by(|left, right| {
+        (left.0.start_unix_nanos, left.0.span_id).cmp(&(right.0.start_unix_nanos, right.0.span_id))
+    });
+    let producers: Vec<&Span> = joined
         .iter()
+        .map(|(span, _)| *span)
         .filter(|span| span.action() == Some(Action::Produced))
+        .collect();
+    let by_ids: HashMap<(TraceId, SpanId), &Span> = direct
+        .iter()
+        .map(|span| ((span.trace_id, span.span_id), span))
         .collect();
     let mut attempts: HashMap<(String, Option<Action>, Option<String>, String), u32> =
         HashMap::new();
-    let hops = spans
+    let hops = joined
         .iter()
-        .map(|span| {
+        .map(|(span, via)| {
             let lag_ns = (span.action() == Some(Action::Consumed))
                 .then(|| {
+                    // A consumer joined by a link to the publish: the lag from that publish.
+                    let linked_publish = via.as_ref().and_then(|_| {
+                        span.links
+                            .iter()
+                            .filter_map(|link| by_ids.get(&(link.trace_id, link.span_id)))
+                            .find(|linked| linked.action() == Some(Action::Produced))
+                    });
                     let same_stream = producers
                         .iter()
                         .filter(|producer| producer.event.stream == span.event.stream)
                         .filter(|producer| producer.start_unix_nanos <= span.start_unix_nanos)
                         .max_by_key(|producer| producer.start_unix_nanos);
-                    let publish = same_stream.or_else(|| producers.first());
+                    let publish = linked_publish.or(same_stream).or_else(|| producers.first());
                     publish.map(|producer| span.start_unix_nanos - producer.start_unix_nanos)
                 })
                 .flatten();
@@ -70,24 +129,89 @@ pub async fn journey(store: &Store, event_id: &str) -> Option<Journey> {
                 .or_insert(0);
             *attempt += 1;
             Hop {
-                span: SpanView::from(span),
+                span: SpanView::from(*span),
                 lag_ns,
                 attempt: *attempt,
+                joined_by: if via.is_some() {
+                    JoinedBy::Link
+                } else {
+                    JoinedBy::EventId
+                },
+                linked_span: via.clone(),
             }
         })
         .collect();
-    let event_types: BTreeSet<String> = spans
+    let event_types: BTreeSet<String> = joined
         .iter()
-        .filter_map(|span| span.event.event_type.clone())
+        .filter_map(|(span, _)| span.event.event_type.clone())
         .collect();
-    let traces: BTreeSet<String> = spans.iter().map(|span| span.trace_id.to_hex()).collect();
+    let traces: BTreeSet<String> = joined
+        .iter()
+        .map(|(span, _)| span.trace_id.to_hex())
+        .collect();
     Some(Journey {
         event_id: event_id.to_string(),
         event_types: event_types.into_iter().collect(),
         traces: traces.into_iter().collect(),
         hops,
-        unreadable_blocks: lookup.unreadable_blocks,
+        unreadable_blocks: unreadable.into_iter().collect(),
     })
+}
+
+/// Spans without an event id that a span link connects with one of `direct` (the spans that
+/// carry the event id), in either direction, each with the span of `direct` it is linked with;
+/// and the blocks that could not be read on the way.
+async fn linked_hops(store: &Store, direct: &[Span]) -> (Vec<(Span, SpanRef)>, Vec<String>) {
+    let direct_ids: HashSet<(TraceId, SpanId)> = direct
+        .iter()
+        .map(|span| (span.trace_id, span.span_id))
+        .collect();
+    let mut found: Vec<(Span, SpanRef)> = Vec::new();
+    let mut unreadable = Vec::new();
+    // Spans that link to a span of this event (a consumer that started a new trace).
+    let traces: HashSet<TraceId> = direct.iter().map(|span| span.trace_id).collect();
+    let linking = store.spans_linking_to(&traces).await;
+    unreadable.extend(linking.unreadable_blocks);
+    for span in linking.spans {
+        if span.event.event_id.is_some() {
+            continue;
+        }
+        let via = span
+            .links
+            .iter()
+            .find(|link| direct_ids.contains(&(link.trace_id, link.span_id)))
+            .map(|link| SpanRef::of(link.trace_id, link.span_id));
+        if let Some(via) = via {
+            found.push((span, via));
+        }
+    }
+    // Spans that a span of this event links to (an upstream publish recorded without the id).
+    let mut wanted: HashMap<(TraceId, SpanId), SpanRef> = HashMap::new();
+    for span in direct {
+        for link in &span.links {
+            if !direct_ids.contains(&(link.trace_id, link.span_id)) {
+                wanted
+                    .entry((link.trace_id, link.span_id))
+                    .or_insert_with(|| SpanRef::of(span.trace_id, span.span_id));
+            }
+        }
+    }
+    let linked_traces: BTreeSet<TraceId> = wanted.keys().map(|(trace_id, _)| *trace_id).collect();
+    for trace_id in linked_traces.into_iter().take(MAX_LINKED_TRACES) {
+        let lookup = store.spans_by_trace_id(trace_id).await;
+        unreadable.extend(lookup.unreadable_blocks);
+        for span in lookup.spans {
+            if span.event.event_id.is_some() {
+                continue;
+            }
+            if let Some(via) = wanted.get(&(span.trace_id, span.span_id)) {
+                found.push((span, via.clone()));
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    found.retain(|(span, _)| seen.insert((span.trace_id, span.span_id)));
+    (found, unreadable)
 }
 
 /// A span with its children, ordered by start time.
@@ -105,6 +229,11 @@ pub struct TraceTree {
     pub n_spans: usize,
     pub services: Vec<String>,
     pub roots: Vec<TraceNode>,
+    /// Other traces that events of this trace went on in (a consumer that started a new
+    /// trace, joined by the event id or by a link to a span of this trace).
+    pub continued_in: Vec<TraceContinuation>,
+    /// Other traces that events of this trace came from.
+    pub continued_from: Vec<TraceContinuation>,
     pub unreadable_blocks: Vec<String>,
 }
 
@@ -119,12 +248,17 @@ pub async fn trace(store: &Store, trace_id: TraceId) -> Option<TraceTree> {
     }
     let spans = lookup.spans;
     let services: BTreeSet<String> = spans.iter().map(|span| span.service.clone()).collect();
+    let continuations = continuation::continuations(store, trace_id, &spans).await;
+    let mut unreadable: BTreeSet<String> = lookup.unreadable_blocks.into_iter().collect();
+    unreadable.extend(continuations.unreadable_blocks);
     Some(TraceTree {
         trace_id: trace_id.to_hex(),
         n_spans: spans.len(),
         services: services.into_iter().collect(),
         roots: build_tree(&spans),
-        unreadable_blocks: lookup.unreadable_blocks,
+        continued_in: continuations.continued_in,
+        continued_from: continuations.continued_from,
+        unreadable_blocks: unreadable.into_iter().collect(),
     })
 }
 

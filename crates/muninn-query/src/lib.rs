@@ -1,21 +1,43 @@
 //! Muninn's read path: the questions of the query API answered from the store. Catalog,
-//! lineage and throughput read roll-ups only; journeys and traces use the id look-ups.
+//! lineage and throughput read roll-ups only; journeys and traces use the id look-ups; the
+//! Jaeger and Zipkin answers (their JSON shapes, search, dependency graph) use the store's scans.
 //! Every list is sorted, so the same data always gives the same answer (and the same bytes).
 
 mod catalog;
+mod continuation;
+mod dependencies;
 mod edges;
+mod jaeger;
 mod journey;
 mod render;
+mod search;
+mod tags;
 mod view;
+mod zipkin;
 
 pub use catalog::{
     EventTypeSummary, Participant, ServiceFlow, ServiceSummary, StreamSummary, event_types,
     participants, services, streams,
 };
+pub use continuation::{LinkEdge, TraceContinuation};
+pub use dependencies::{Dependency, dependencies};
 pub use edges::{
     Filter, Lineage, LineageEdge, Point, Series, Throughput, ThroughputError, TimeRange, lineage,
     throughput,
 };
-pub use journey::{Hop, Journey, TraceNode, TraceTree, journey, trace};
+pub use jaeger::{
+    JaegerDependency, JaegerError, JaegerOperation, JaegerProcess, JaegerReference, JaegerResponse,
+    JaegerSpan, JaegerTag, JaegerTrace, jaeger_dependencies, jaeger_error, jaeger_operation_names,
+    jaeger_operations, jaeger_search, jaeger_services, jaeger_trace, jaeger_trace_by_id,
+};
+pub use journey::{Hop, JoinedBy, Journey, SpanRef, TraceNode, TraceTree, journey, trace};
 pub use render::{render_dot, render_mermaid};
+pub use search::{
+    FoundTrace, FoundTraces, TagPredicate, TraceSearchQuery, search_traces, trace_spans,
+};
+pub use tags::TagStyle;
 pub use view::SpanView;
+pub use zipkin::{
+    ZipkinAnswer, ZipkinDependencyLink, ZipkinEndpoint, ZipkinSpan, zipkin_dependencies,
+    zipkin_names, zipkin_search, zipkin_span, zipkin_trace,
+};

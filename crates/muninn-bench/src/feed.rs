@@ -1,7 +1,7 @@
-//! Prepares the batches before the clock starts and hands them to the senders: first the
-//! pre-built pool, then (when the pool would not fit the memory budget) batches that a
-//! background thread patches from templates with fresh ids, ahead of the senders through a
-//! bounded channel. Every span of the run is unique either way.
+//! Prepares the batches (native JSON or OTLP protobuf) before the clock starts and hands them
+//! to the senders: first the pre-built pool, then (when the pool would not fit the memory
+//! budget) batches that a background thread patches from templates with fresh ids, ahead of
+//! the senders through a bounded channel. Every span of the run is unique either way.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,8 +13,94 @@ use bytes::Bytes;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-use crate::system;
-use crate::workload::{self, Sample, Template};
+use crate::workload::{self, Sample};
+use crate::{otlp, system};
+
+/// What the senders post: native JSON to `/api/v1/spans`, or OTLP protobuf to `/v1/traces`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Protocol {
+    Native,
+    Otlp,
+}
+
+impl Protocol {
+    pub(crate) fn path(self) -> &'static str {
+        match self {
+            Protocol::Native => "/api/v1/spans",
+            Protocol::Otlp => "/v1/traces",
+        }
+    }
+
+    pub(crate) fn content_type(self) -> &'static str {
+        match self {
+            Protocol::Native => "application/json",
+            Protocol::Otlp => "application/x-protobuf",
+        }
+    }
+
+    /// Builds one batch in this protocol.
+    fn build(self, rng: &mut SmallRng, n_spans: usize, first_offset: i64, now: i64) -> Built {
+        match self {
+            Protocol::Native => {
+                let built = workload::build_batch(rng, n_spans, first_offset, now);
+                Built {
+                    template: Template::Native(built.template),
+                    sample: built.sample,
+                }
+            }
+            Protocol::Otlp => {
+                let built = otlp::build_batch(rng, n_spans, first_offset, now);
+                Built {
+                    template: Template::Otlp(built.template),
+                    sample: built.sample,
+                }
+            }
+        }
+    }
+}
+
+/// A batch of either protocol, with what it takes to make fresh copies of it.
+enum Template {
+    Native(workload::Template),
+    Otlp(otlp::Template),
+}
+
+impl Template {
+    fn body(&self) -> &Bytes {
+        match self {
+            Template::Native(template) => &template.body,
+            Template::Otlp(template) => &template.body,
+        }
+    }
+
+    fn n_spans(&self) -> usize {
+        match self {
+            Template::Native(template) => template.n_spans,
+            Template::Otlp(template) => template.n_spans,
+        }
+    }
+
+    /// Drops what only a template needs (saves memory).
+    fn forget(&mut self) {
+        match self {
+            Template::Native(template) => template.forget_slots(),
+            Template::Otlp(template) => template.forget_request(),
+        }
+    }
+
+    /// A copy with fresh ids and times.
+    fn patch(&mut self, rng: &mut SmallRng, now: i64) -> (Vec<u8>, Sample) {
+        match self {
+            Template::Native(template) => workload::patch(template, rng, now),
+            Template::Otlp(template) => otlp::patch(template, rng, now),
+        }
+    }
+}
+
+struct Built {
+    template: Template,
+    sample: Sample,
+}
 
 /// Templates kept for the background generator, taken from the first pool batches.
 const N_TEMPLATES: usize = 32;
@@ -100,6 +186,7 @@ pub(crate) fn batch_sizes(n_spans: usize, batch: usize) -> Vec<usize> {
 /// Builds the pool (on every core) and starts the background generator if the pool does not
 /// hold everything.
 pub(crate) fn prepare(
+    protocol: Protocol,
     n_spans: usize,
     batch: usize,
     pool_budget_bytes: u64,
@@ -109,8 +196,8 @@ pub(crate) fn prepare(
     let n_batches = sizes.len();
     let now = muninn_now();
     let mut first_rng = SmallRng::seed_from_u64(seed);
-    let first = workload::build_batch(&mut first_rng, sizes[0], 0, now);
-    let first_bytes = first.template.body.len() as u64;
+    let first = protocol.build(&mut first_rng, sizes[0], 0, now);
+    let first_bytes = first.template.body().len() as u64;
     let n_pool_batches = usize::try_from(pool_budget_bytes / first_bytes.max(1))
         .unwrap_or(usize::MAX)
         .clamp(1, n_batches);
@@ -121,7 +208,7 @@ pub(crate) fn prepare(
         .unwrap_or(1);
     let rest: Vec<usize> = (1..n_pool_batches).collect();
     let chunk_len = rest.len().div_ceil(n_threads).max(1);
-    let built_chunks: Vec<Vec<workload::Built>> = std::thread::scope(|scope| {
+    let built_chunks: Vec<Vec<Built>> = std::thread::scope(|scope| {
         let handles: Vec<_> = rest
             .chunks(chunk_len)
             .enumerate()
@@ -135,14 +222,14 @@ pub(crate) fn prepare(
                         chunk
                             .iter()
                             .map(|&batch_idx| {
-                                let mut built = workload::build_batch(
+                                let mut built = protocol.build(
                                     &mut rng,
                                     sizes[batch_idx],
                                     (batch_idx * batch) as i64,
                                     now,
                                 );
                                 if batch_idx >= N_TEMPLATES {
-                                    built.template.forget_slots();
+                                    built.template.forget();
                                 }
                                 built
                             })
@@ -168,10 +255,10 @@ pub(crate) fn prepare(
     let mut pool = VecDeque::with_capacity(n_pool_batches);
     let mut pool_bytes = 0u64;
     for built in std::iter::once(first).chain(built_chunks.into_iter().flatten()) {
-        pool_bytes += built.template.body.len() as u64;
+        pool_bytes += built.template.body().len() as u64;
         pool.push_back(Batch {
-            body: built.template.body.clone(),
-            n_spans: built.template.n_spans,
+            body: built.template.body().clone(),
+            n_spans: built.template.n_spans(),
         });
         samples.push(built.sample);
         if templates.len() < N_TEMPLATES {
@@ -192,17 +279,14 @@ pub(crate) fn prepare(
                 let mut samples = Vec::new();
                 for (batch_idx, &n_spans) in sizes.iter().enumerate().skip(n_pool_batches) {
                     let now = muninn_now();
-                    let template = &templates[batch_idx % templates.len()];
-                    let (body, sample) = if template.n_spans == n_spans {
-                        workload::patch(template, &mut rng, now)
+                    let n_templates = templates.len();
+                    let template = &mut templates[batch_idx % n_templates];
+                    let (body, sample) = if template.n_spans() == n_spans {
+                        template.patch(&mut rng, now)
                     } else {
-                        let built = workload::build_batch(
-                            &mut rng,
-                            n_spans,
-                            (batch_idx * batch) as i64,
-                            now,
-                        );
-                        (built.template.body.to_vec(), built.sample)
+                        let built =
+                            protocol.build(&mut rng, n_spans, (batch_idx * batch) as i64, now);
+                        (built.template.body().to_vec(), built.sample)
                     };
                     samples.push(sample);
                     thread_held.fetch_add(body.len() as u64, Ordering::Relaxed);

@@ -83,23 +83,40 @@ impl Connection {
 
     /// `POST path` with a JSON body.
     pub(crate) async fn post_json(&mut self, path: &str, body: Bytes) -> anyhow::Result<Answer> {
-        self.send(Method::POST, path, body).await
+        self.post(path, "application/json", body).await
+    }
+
+    /// `POST path` with a body of `content_type`.
+    pub(crate) async fn post(
+        &mut self,
+        path: &str,
+        content_type: &'static str,
+        body: Bytes,
+    ) -> anyhow::Result<Answer> {
+        self.send(Method::POST, path, Some(content_type), body)
+            .await
     }
 
     /// `GET path` (path and query).
     pub(crate) async fn get(&mut self, path: &str) -> anyhow::Result<Answer> {
-        self.send(Method::GET, path, Bytes::new()).await
+        self.send(Method::GET, path, None, Bytes::new()).await
     }
 
-    async fn send(&mut self, method: Method, path: &str, body: Bytes) -> anyhow::Result<Answer> {
+    async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        content_type: Option<&'static str>,
+        body: Bytes,
+    ) -> anyhow::Result<Answer> {
         match self {
             Connection::Hyper { sender, host } => {
                 let mut request = Request::builder()
                     .method(method.clone())
                     .uri(path)
                     .header(HOST, host.clone());
-                if method == Method::POST {
-                    request = request.header(CONTENT_TYPE, "application/json");
+                if let Some(content_type) = content_type {
+                    request = request.header(CONTENT_TYPE, content_type);
                 }
                 let request = request
                     .body(Full::new(body))
@@ -120,13 +137,13 @@ impl Connection {
             }
             Connection::Reqwest { client, base_url } => {
                 let url = format!("{base_url}{path}");
-                let request = if method == Method::POST {
-                    client
+                let request = match (method == Method::POST, content_type) {
+                    (true, Some(content_type)) => client
                         .post(&url)
-                        .header(CONTENT_TYPE, "application/json")
-                        .body(body)
-                } else {
-                    client.get(&url)
+                        .header(CONTENT_TYPE, content_type)
+                        .body(body),
+                    (true, None) => client.post(&url).body(body),
+                    (false, _) => client.get(&url),
                 };
                 let response = request
                     .send()

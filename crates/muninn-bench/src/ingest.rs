@@ -1,15 +1,18 @@
 //! The ingest phase: N connections each send the next batch, wait for the answer, and repeat
-//! until the feed is empty. Only spans the server acknowledged (2xx, `accepted`) count; a 2xx
-//! means the batch is durable in the WAL.
+//! until the feed is empty. Only spans the server acknowledged count (2xx: `accepted` of the
+//! native answer, or the batch less OTLP's `partial_success.rejected_spans`); a 2xx means the
+//! batch is durable in the WAL.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message;
 use serde::Deserialize;
 
-use crate::feed::Feed;
+use crate::feed::{Feed, Protocol};
 use crate::http::{ClientKind, Connection};
 use crate::report::{self, LatencySummary};
 
@@ -61,8 +64,39 @@ impl IngestOutcome {
     }
 }
 
+/// `(accepted, rejected, first rejection)` of a 2xx answer to a batch of `n_spans`.
+fn read_answer(
+    protocol: Protocol,
+    body: &[u8],
+    n_spans: u64,
+) -> Result<(u64, u64, Option<String>), String> {
+    match protocol {
+        Protocol::Native => {
+            let parsed = serde_json::from_slice::<IngestAnswer>(body)
+                .map_err(|error| format!("unreadable ingest answer: {error}"))?;
+            let first = parsed.rejected.first().map(|rejection| {
+                format!("rejected span: {}: {}", rejection.field, rejection.reason)
+            });
+            Ok((parsed.accepted, parsed.rejected_count, first))
+        }
+        Protocol::Otlp => {
+            let parsed = ExportTraceServiceResponse::decode(body)
+                .map_err(|error| format!("unreadable OTLP answer: {error}"))?;
+            let (rejected, first) = match parsed.partial_success {
+                None => (0, None),
+                Some(partial) => (
+                    u64::try_from(partial.rejected_spans).unwrap_or_default(),
+                    Some(format!("rejected spans: {}", partial.error_message)),
+                ),
+            };
+            Ok((n_spans.saturating_sub(rejected), rejected, first))
+        }
+    }
+}
+
 async fn sender(
     kind: ClientKind,
+    protocol: Protocol,
     address: SocketAddr,
     feed: Arc<Feed>,
     acked: Arc<AtomicU64>,
@@ -83,31 +117,26 @@ async fn sender(
             continue;
         };
         let started = Instant::now();
-        let result = open.post_json("/api/v1/spans", batch.body.clone()).await;
+        let result = open
+            .post(protocol.path(), protocol.content_type(), batch.body.clone())
+            .await;
         let latency = started.elapsed();
         feed.release(&batch);
         match result {
             Ok(answer) if answer.is_success() => {
-                match serde_json::from_slice::<IngestAnswer>(&answer.body) {
-                    Ok(parsed) => {
+                match read_answer(protocol, &answer.body, batch.n_spans as u64) {
+                    Ok((accepted, rejected, first_rejection)) => {
                         outcome.latencies.push(latency);
                         outcome.n_batches_ok += 1;
-                        outcome.n_rejected += parsed.rejected_count;
-                        acked.fetch_add(parsed.accepted, Ordering::Relaxed);
-                        if let (None, Some(rejection)) =
-                            (&outcome.first_problem, parsed.rejected.first())
-                        {
-                            outcome.first_problem = Some(format!(
-                                "rejected span: {}: {}",
-                                rejection.field, rejection.reason
-                            ));
+                        outcome.n_rejected += rejected;
+                        acked.fetch_add(accepted, Ordering::Relaxed);
+                        if outcome.first_problem.is_none() {
+                            outcome.first_problem = first_rejection;
                         }
                     }
-                    Err(error) => {
+                    Err(problem) => {
                         outcome.n_batches_failed += 1;
-                        outcome
-                            .first_problem
-                            .get_or_insert_with(|| format!("unreadable ingest answer: {error}"));
+                        outcome.first_problem.get_or_insert(problem);
                     }
                 }
             }
@@ -138,6 +167,7 @@ async fn sender(
 /// followed by what `status` says (memory, the store's head).
 pub(crate) async fn run(
     kind: ClientKind,
+    protocol: Protocol,
     address: SocketAddr,
     feed: Arc<Feed>,
     n_connections: usize,
@@ -164,7 +194,7 @@ pub(crate) async fn run(
         }
     });
     let senders: Vec<_> = (0..n_connections)
-        .map(|_| tokio::spawn(sender(kind, address, feed.clone(), acked.clone())))
+        .map(|_| tokio::spawn(sender(kind, protocol, address, feed.clone(), acked.clone())))
         .collect();
     let mut outcomes = Vec::with_capacity(n_connections);
     for handle in senders {

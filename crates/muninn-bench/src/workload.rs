@@ -24,11 +24,11 @@ pub(crate) const SERVICES: [&str; 12] = [
     "loyalty",
 ];
 
-struct StreamDef {
-    name: &'static str,
-    broker: &'static str,
-    publish_name: &'static str,
-    process_name: &'static str,
+pub(crate) struct StreamDef {
+    pub name: &'static str,
+    pub broker: &'static str,
+    pub publish_name: &'static str,
+    pub process_name: &'static str,
 }
 
 const fn stream(
@@ -45,7 +45,7 @@ const fn stream(
     }
 }
 
-const STREAMS: [StreamDef; 8] = [
+pub(crate) const STREAMS: [StreamDef; 8] = [
     stream("orders", "kafka", "publish orders", "process orders"),
     stream("payments", "kafka", "publish payments", "process payments"),
     stream(
@@ -77,15 +77,15 @@ const STREAMS: [StreamDef; 8] = [
 ];
 
 /// Kafka topics have this many partitions.
-const KAFKA_PARTITIONS: u32 = 12;
+pub(crate) const KAFKA_PARTITIONS: u32 = 12;
 
 pub(crate) struct EventTypeDef {
     pub name: &'static str,
-    schema: &'static str,
-    stream_idx: usize,
-    producer_idx: usize,
+    pub schema: &'static str,
+    pub stream_idx: usize,
+    pub producer_idx: usize,
     /// An event is consumed by the first 1–3 of these.
-    consumer_idxs: [usize; 3],
+    pub consumer_idxs: [usize; 3],
 }
 
 const fn event_type(
@@ -127,9 +127,9 @@ pub(crate) const EVENT_TYPES: [EventTypeDef; 20] = [
     event_type("promotion.started", "v1", 7, 11, [0, 10, 9]),
 ];
 
-const REGIONS: [&str; 4] = ["us-east-1", "us-west-2", "eu-west-1", "ap-southeast-1"];
-const TENANT_TIERS: [&str; 3] = ["free", "pro", "enterprise"];
-const CLIENT_VERSIONS: [&str; 5] = ["1.8.2", "1.9.0", "2.0.1", "2.1.0", "2.1.3"];
+pub(crate) const REGIONS: [&str; 4] = ["us-east-1", "us-west-2", "eu-west-1", "ap-southeast-1"];
+pub(crate) const TENANT_TIERS: [&str; 3] = ["free", "pro", "enterprise"];
+pub(crate) const CLIENT_VERSIONS: [&str; 5] = ["1.8.2", "1.9.0", "2.0.1", "2.1.0", "2.1.3"];
 
 /// Widths of the patched fields, which a template rewrites in place.
 const TRACE_HEX: usize = 32;
@@ -200,20 +200,20 @@ fn hex_into(destination: &mut [u8], source: &[u8]) {
 }
 
 /// Random bytes that are never all zero (all-zero trace and span ids are invalid).
-fn random_id<const N: usize>(rng: &mut SmallRng) -> [u8; N] {
+pub(crate) fn random_id<const N: usize>(rng: &mut SmallRng) -> [u8; N] {
     let mut bytes = [0u8; N];
     rng.fill_bytes(&mut bytes);
     bytes[N - 1] |= 1;
     bytes
 }
 
-fn random_hex<const N: usize, const HEX: usize>(rng: &mut SmallRng) -> [u8; HEX] {
+pub(crate) fn random_hex<const N: usize, const HEX: usize>(rng: &mut SmallRng) -> [u8; HEX] {
     let mut text = [0u8; HEX];
     hex_into(&mut text, &random_id::<N>(rng));
     text
 }
 
-fn random_uuid(rng: &mut SmallRng) -> [u8; UUID_TEXT] {
+pub(crate) fn random_uuid(rng: &mut SmallRng) -> [u8; UUID_TEXT] {
     let mut bytes = [0u8; 16];
     rng.fill_bytes(&mut bytes);
     let mut text = [0u8; UUID_TEXT];
@@ -397,7 +397,7 @@ fn write_event(
 
 /// How many consumers the next event gets so that the batch ends exactly full: 1–3, never
 /// leaving room for exactly one span (an event needs at least two).
-fn consumers_for(rng: &mut SmallRng, room: usize) -> usize {
+pub(crate) fn consumers_for(rng: &mut SmallRng, room: usize) -> usize {
     let mut n_consumers = rng.random_range(1..=3usize).min(room - 1);
     if room - (1 + n_consumers) == 1 {
         n_consumers = if n_consumers < 3 {

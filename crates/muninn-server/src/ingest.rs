@@ -33,7 +33,7 @@ struct RejectionBody {
     reason: String,
 }
 
-async fn read_body(
+pub(crate) async fn read_body(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,

@@ -1,14 +1,20 @@
 //! Muninn's HTTP server: the composition root that wires ingest decoding, the store and the
 //! query functions behind axum routes, with Prometheus `/metrics` and the OpenAPI document.
 
+mod compat;
 mod error;
 mod ingest;
 mod metrics;
+mod otlp;
 mod query;
 mod sampling;
 mod server;
+mod tail;
 
 pub use server::{RunningServer, ServerConfig, StartError, start};
+pub use tail::{
+    Clock, MAX_KEPT_NAMES, SystemClock, TailSampler, TailSamplingConfig, TailSamplingConfigError,
+};
 
 /// The OpenAPI document of every route, as served at `/api/v1/openapi.yaml`.
 pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");

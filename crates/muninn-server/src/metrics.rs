@@ -135,6 +135,11 @@ impl Metrics {
         }
     }
 
+    /// The registry, for parts of the server that register their own metrics (tail sampling).
+    pub(crate) fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     /// `attributes[3].key` → `attributes[].key`, so the label has bounded cardinality.
     pub fn count_rejection(&self, record_kind: &str, field: &str) {
         let mut normalized = String::with_capacity(field.len());

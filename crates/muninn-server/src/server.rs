@@ -11,6 +11,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use muninn_ingest::OtlpMapping;
 use muninn_model::Limits;
 use muninn_model::sampling::RATE_PPM_MAX;
 use muninn_store::{Store, StoreConfig, StoreError};
@@ -19,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
 use crate::sampling::{self, RuleSet};
-use crate::{ingest, query};
+use crate::{compat, ingest, otlp, query};
 
 /// Everything the server needs, already validated by the caller.
 #[derive(Debug, Clone)]
@@ -33,6 +34,16 @@ pub struct ServerConfig {
     /// The sampling rate, in parts per million, of a service and event type that no sampling
     /// rule covers: 1,000,000 (the default) traces everything until rules say otherwise.
     pub default_sample_rate_ppm: u32,
+    /// Where OTLP/gRPC (`TraceService/Export`) listens; `None` (the default here) serves no
+    /// gRPC. OTLP/HTTP is always on the main port, at `/v1/traces`.
+    pub otlp_grpc_listen: Option<SocketAddr>,
+    /// An OTLP span attribute naming the event type, read before `cloudevents.event_type`.
+    pub otlp_event_type_attribute: Option<String>,
+    /// An OTLP span attribute naming the event id, read before `cloudevents.event_id` and
+    /// `messaging.message.id`.
+    pub otlp_event_id_attribute: Option<String>,
+    /// Tail sampling in the collector (`tail/`); `None` (the default) keeps every trace.
+    pub tail_sampling: Option<crate::tail::TailSamplingConfig>,
 }
 
 impl ServerConfig {
@@ -44,6 +55,10 @@ impl ServerConfig {
             limits: Limits::default(),
             store: StoreConfig::new(data_dir),
             default_sample_rate_ppm: RATE_PPM_MAX,
+            otlp_grpc_listen: None,
+            otlp_event_type_attribute: None,
+            otlp_event_id_attribute: None,
+            tail_sampling: None,
         }
     }
 }
@@ -55,11 +70,16 @@ pub(crate) struct AppState {
     pub max_body_bytes: usize,
     pub sampling: Arc<RuleSet>,
     pub default_sample_rate_ppm: u32,
+    pub otlp_mapping: OtlpMapping,
+    /// The tail sampler, when tail sampling is on.
+    pub tail_sampler: Option<Arc<crate::tail::TailSampler>>,
 }
 
 /// A running server.
 pub struct RunningServer {
     pub local_addr: SocketAddr,
+    /// The bound OTLP/gRPC address, when `otlp_grpc_listen` was set.
+    pub otlp_grpc_addr: Option<SocketAddr>,
     pub store: Store,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
@@ -97,6 +117,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             config.default_sample_rate_ppm,
         ));
     }
+    if let Some(tail) = &config.tail_sampling {
+        tail.validate().map_err(StartError::TailSampling)?;
+    }
     // Before the store: a bad rules file stops the start before recovery does any work.
     let sampling = RuleSet::load(&config.store.data_dir).map_err(StartError::Sampling)?;
     let store = Store::open(config.store.clone())
@@ -108,14 +131,47 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let local_addr = listener
         .local_addr()
         .map_err(|error| StartError::Bind(config.listen, error))?;
+    let otlp_grpc = match config.otlp_grpc_listen {
+        None => None,
+        Some(address) => Some(
+            otlp::grpc::bind(address)
+                .await
+                .map_err(|error| StartError::BindOtlpGrpc(address, error))?,
+        ),
+    };
+    let otlp_grpc_addr = otlp_grpc.as_ref().map(|(_, address)| *address);
+    let mut metrics = Metrics::new();
+    let tail_sampler = config.tail_sampling.clone().map(|tail| {
+        if tail.decision_memory < config.store.flush_max_age {
+            tracing::warn!(
+                "tail_sampling.decision_memory is shorter than flush_max_age: a dropped trace may be forgotten before its spans are flushed, and then kept"
+            );
+        }
+        let sampler = Arc::new(crate::tail::TailSampler::new(
+            tail,
+            Arc::new(crate::tail::SystemClock::new()),
+        ));
+        sampler.metrics.register(metrics.registry_mut());
+        crate::tail::install(&store, &sampler);
+        sampler
+    });
+    let tail_ticker = tail_sampler
+        .clone()
+        .map(|sampler| tokio::spawn(crate::tail::run_ticker(sampler)));
     let state = Arc::new(AppState {
         store: store.clone(),
-        metrics: Metrics::new(),
+        metrics,
         limits: config.limits.clone(),
         max_body_bytes: config.max_body_bytes,
         sampling: Arc::new(sampling),
         default_sample_rate_ppm: config.default_sample_rate_ppm,
+        otlp_mapping: OtlpMapping {
+            event_type_attribute: config.otlp_event_type_attribute.clone(),
+            event_id_attribute: config.otlp_event_id_attribute.clone(),
+        },
+        tail_sampler,
     });
+    let grpc_state = state.clone();
     let app = router(state);
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let maintenance_store = store.clone();
@@ -139,15 +195,29 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
                 tracing::error!(%error, "http server failed");
             }
         });
+        let (grpc_stop_tx, grpc_stop_rx) = oneshot::channel::<()>();
+        let grpc = otlp_grpc.map(|(grpc_listener, _)| {
+            tokio::spawn(otlp::grpc::serve(grpc_listener, grpc_state, async {
+                let _ = grpc_stop_rx.await;
+            }))
+        });
         let _ = shutdown_rx.await;
         let _ = http_stop_tx.send(());
+        let _ = grpc_stop_tx.send(());
         let _ = http.await;
+        if let Some(grpc) = grpc {
+            let _ = grpc.await;
+        }
         // The maintenance loop flushes the head before it returns.
         let _ = maintenance_stop_tx.send(());
         let _ = maintenance.await;
+        if let Some(ticker) = tail_ticker {
+            ticker.abort();
+        }
     });
     Ok(RunningServer {
         local_addr,
+        otlp_grpc_addr,
         store,
         shutdown: Some(shutdown_tx),
         task,
@@ -161,6 +231,10 @@ pub enum StartError {
     Store(StoreError),
     #[error("listening on {0}: {1}; choose another address with --listen")]
     Bind(SocketAddr, std::io::Error),
+    #[error(
+        "listening for OTLP/gRPC on {0}: {1}; choose another address with --otlp-grpc-listen, or `off`"
+    )]
+    BindOtlpGrpc(SocketAddr, std::io::Error),
     /// The sampling rules file is unreadable or invalid; the message names the file.
     #[error("{0}")]
     Sampling(String),
@@ -169,11 +243,14 @@ pub enum StartError {
         max = RATE_PPM_MAX
     )]
     DefaultSampleRate(u32),
+    #[error("{0}")]
+    TailSampling(crate::tail::TailSamplingConfigError),
 }
 
 fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/api/v1/spans", post(ingest::post_spans))
+        .route("/v1/traces", post(otlp::http::post_traces))
         .route("/api/v1/counts", post(ingest::post_counts))
         .route("/api/v1/admin/flush", post(ingest::post_flush))
         .route("/api/v1/event-types", get(query::event_types))
@@ -202,6 +279,33 @@ fn router(state: Arc<AppState>) -> Router {
                 .delete(sampling::delete_rule),
         )
         .route("/api/v1/sampling/config", get(sampling::config))
+        .route("/api/v1/sampling/tail", get(crate::tail::get_tail))
+        // Zipkin's v2 API and Jaeger's query API (`compat/`).
+        .route(
+            "/api/v2/spans",
+            get(compat::zipkin::span_names).post(compat::zipkin::post_spans),
+        )
+        .route("/api/v2/services", get(compat::zipkin::services))
+        .route("/api/v2/traces", get(compat::zipkin::traces))
+        .route("/api/v2/trace/{traceId}", get(compat::zipkin::trace))
+        .route("/api/v2/dependencies", get(compat::zipkin::dependencies))
+        .route(
+            "/api/v2/autocompleteKeys",
+            get(compat::zipkin::autocomplete),
+        )
+        .route(
+            "/api/v2/autocompleteValues",
+            get(compat::zipkin::autocomplete),
+        )
+        .route("/api/services", get(compat::jaeger::services))
+        .route(
+            "/api/services/{service}/operations",
+            get(compat::jaeger::service_operations),
+        )
+        .route("/api/operations", get(compat::jaeger::operations))
+        .route("/api/traces", get(compat::jaeger::traces))
+        .route("/api/traces/{traceID}", get(compat::jaeger::trace))
+        .route("/api/dependencies", get(compat::jaeger::dependencies))
         .route("/api/v1/openapi.yaml", get(openapi))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -257,6 +361,9 @@ async fn openapi() -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    if let Some(sampler) = &state.tail_sampler {
+        sampler.before_scrape();
+    }
     let text = state
         .metrics
         .render(&state.store.stats(), state.sampling.len());

@@ -14,6 +14,9 @@ mod ingest;
 #[path = "api/queries.rs"]
 mod queries;
 
+#[path = "api/journeys.rs"]
+mod journeys;
+
 #[path = "api/bad_input.rs"]
 mod bad_input;
 
@@ -25,3 +28,18 @@ mod metrics;
 
 #[path = "api/sampling.rs"]
 mod sampling;
+
+#[path = "api/otlp.rs"]
+mod otlp;
+
+#[path = "api/tail_sampling.rs"]
+mod tail_sampling;
+
+#[path = "api/compat.rs"]
+mod compat;
+
+#[path = "api/jaeger.rs"]
+mod jaeger;
+
+#[path = "api/zipkin.rs"]
+mod zipkin;

@@ -12,10 +12,14 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::ArgMatches;
 use clap::parser::ValueSource;
 use muninn_server::ServerConfig;
+
+use crate::tail_sampling_config::TailSamplingSection;
 use serde::Deserialize;
 
 /// The address `serve` and `demo` listen on unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4320";
+/// OTLP/gRPC's address unless told otherwise (OpenTelemetry's default port, on loopback).
+pub const DEFAULT_OTLP_GRPC_LISTEN: &str = "127.0.0.1:4317";
 const DEFAULT_DATA_DIR: &str = "./muninn-data";
 const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
 /// The version of the configuration file format this binary reads.
@@ -48,6 +52,17 @@ pub struct ServeArgs {
     /// Share of events traced when no sampling rule matches, 0 to 1 [default: 1].
     #[arg(long, env = "MUNINN_DEFAULT_SAMPLE_RATE", value_name = "RATE")]
     pub default_sample_rate: Option<String>,
+    /// OTLP/gRPC address, HOST:PORT, or "off" [default: 127.0.0.1:4317]; OTLP/HTTP is always
+    /// served on --listen at /v1/traces.
+    #[arg(long, env = "MUNINN_OTLP_GRPC_LISTEN", value_name = "ADDR")]
+    pub otlp_grpc_listen: Option<String>,
+    /// OTLP span attribute holding the event type, read before cloudevents.event_type.
+    #[arg(long, env = "MUNINN_OTLP_EVENT_TYPE_ATTRIBUTE", value_name = "KEY")]
+    pub otlp_event_type_attribute: Option<String>,
+    /// OTLP span attribute holding the event id, read before cloudevents.event_id and
+    /// messaging.message.id.
+    #[arg(long, env = "MUNINN_OTLP_EVENT_ID_ATTRIBUTE", value_name = "KEY")]
+    pub otlp_event_id_attribute: Option<String>,
 }
 
 /// Where a setting came from, as it is named in error messages.
@@ -85,6 +100,11 @@ pub struct RawConfig {
     pub flush_max_spans: Option<Sourced>,
     pub flush_max_age: Option<Sourced>,
     pub default_sample_rate: Option<Sourced>,
+    pub otlp_grpc_listen: Option<Sourced>,
+    pub otlp_event_type_attribute: Option<Sourced>,
+    pub otlp_event_id_attribute: Option<Sourced>,
+    /// The `[tail_sampling]` table (file only; see `tail_sampling_config.rs`).
+    pub tail_sampling: Option<TailSamplingSection>,
 }
 
 /// Each setting's file key, flag and environment variable.
@@ -129,6 +149,21 @@ const FLUSH_MAX_AGE: Key = Key {
     flag: "--flush-max-age",
     env: "MUNINN_FLUSH_MAX_AGE",
 };
+const OTLP_GRPC_LISTEN: Key = Key {
+    file: "otlp_grpc_listen",
+    flag: "--otlp-grpc-listen",
+    env: "MUNINN_OTLP_GRPC_LISTEN",
+};
+const OTLP_EVENT_TYPE_ATTRIBUTE: Key = Key {
+    file: "otlp_event_type_attribute",
+    flag: "--otlp-event-type-attribute",
+    env: "MUNINN_OTLP_EVENT_TYPE_ATTRIBUTE",
+};
+const OTLP_EVENT_ID_ATTRIBUTE: Key = Key {
+    file: "otlp_event_id_attribute",
+    flag: "--otlp-event-id-attribute",
+    env: "MUNINN_OTLP_EVENT_ID_ATTRIBUTE",
+};
 
 /// The configuration file: every key optional, unknown keys refused.
 #[derive(Debug, Deserialize)]
@@ -142,6 +177,10 @@ struct FileConfig {
     flush_max_spans: Option<Scalar>,
     flush_max_age: Option<Scalar>,
     default_sample_rate: Option<Scalar>,
+    otlp_grpc_listen: Option<Scalar>,
+    otlp_event_type_attribute: Option<Scalar>,
+    otlp_event_id_attribute: Option<Scalar>,
+    tail_sampling: Option<toml::Table>,
 }
 
 /// A file value written as a string or a number (`retention = "7d"`, `flush_max_spans = 1000`);
@@ -209,6 +248,18 @@ impl RawConfig {
             flush_max_spans: sourced(&FLUSH_MAX_SPANS, file.flush_max_spans),
             flush_max_age: sourced(&FLUSH_MAX_AGE, file.flush_max_age),
             default_sample_rate: sourced(&DEFAULT_SAMPLE_RATE, file.default_sample_rate),
+            otlp_grpc_listen: sourced(&OTLP_GRPC_LISTEN, file.otlp_grpc_listen),
+            otlp_event_type_attribute: sourced(
+                &OTLP_EVENT_TYPE_ATTRIBUTE,
+                file.otlp_event_type_attribute,
+            ),
+            otlp_event_id_attribute: sourced(
+                &OTLP_EVENT_ID_ATTRIBUTE,
+                file.otlp_event_id_attribute,
+            ),
+            tail_sampling: file
+                .tail_sampling
+                .map(|table| TailSamplingSection::new(table, path)),
         })
     }
 
@@ -239,6 +290,22 @@ impl RawConfig {
                 "default_sample_rate",
                 &args.default_sample_rate,
             ),
+            otlp_grpc_listen: sourced(
+                &OTLP_GRPC_LISTEN,
+                "otlp_grpc_listen",
+                &args.otlp_grpc_listen,
+            ),
+            otlp_event_type_attribute: sourced(
+                &OTLP_EVENT_TYPE_ATTRIBUTE,
+                "otlp_event_type_attribute",
+                &args.otlp_event_type_attribute,
+            ),
+            otlp_event_id_attribute: sourced(
+                &OTLP_EVENT_ID_ATTRIBUTE,
+                "otlp_event_id_attribute",
+                &args.otlp_event_id_attribute,
+            ),
+            tail_sampling: None,
         }
     }
 
@@ -252,6 +319,14 @@ impl RawConfig {
             flush_max_spans: upper.flush_max_spans.or(self.flush_max_spans),
             flush_max_age: upper.flush_max_age.or(self.flush_max_age),
             default_sample_rate: upper.default_sample_rate.or(self.default_sample_rate),
+            otlp_grpc_listen: upper.otlp_grpc_listen.or(self.otlp_grpc_listen),
+            otlp_event_type_attribute: upper
+                .otlp_event_type_attribute
+                .or(self.otlp_event_type_attribute),
+            otlp_event_id_attribute: upper
+                .otlp_event_id_attribute
+                .or(self.otlp_event_id_attribute),
+            tail_sampling: upper.tail_sampling.or(self.tail_sampling),
         }
     }
 
@@ -331,8 +406,52 @@ impl RawConfig {
                     )
                 })?;
         }
+        config.otlp_grpc_listen = match &self.otlp_grpc_listen {
+            None => Some(
+                parse_listen(DEFAULT_OTLP_GRPC_LISTEN)
+                    .map_err(|hint| anyhow!("default otlp_grpc_listen address: {hint}"))?,
+            ),
+            Some(setting) if setting.text.trim().eq_ignore_ascii_case("off") => None,
+            Some(setting) => Some(parse_listen(&setting.text).map_err(|_| {
+                invalid(
+                    setting,
+                    "address",
+                    "use HOST:PORT with an IP address or localhost, like 127.0.0.1:4317 or 0.0.0.0:4317, or \"off\" to serve no OTLP/gRPC",
+                )
+            })?),
+        };
+        config.otlp_event_type_attribute = self
+            .otlp_event_type_attribute
+            .as_ref()
+            .map(parse_attribute_key)
+            .transpose()?;
+        config.otlp_event_id_attribute = self
+            .otlp_event_id_attribute
+            .as_ref()
+            .map(parse_attribute_key)
+            .transpose()?;
+        if let Some(section) = &self.tail_sampling {
+            config.tail_sampling = section.validate()?;
+        }
         Ok(config)
     }
+}
+
+/// An OTLP attribute key: 1 to 256 bytes, no control characters or surrounding spaces.
+fn parse_attribute_key(setting: &Sourced) -> Result<String> {
+    let key = setting.text.as_str();
+    let valid = !key.is_empty()
+        && key.len() <= 256
+        && key.trim() == key
+        && !key.chars().any(char::is_control);
+    if !valid {
+        return Err(invalid(
+            setting,
+            "attribute key",
+            "use an OpenTelemetry attribute name of 1 to 256 characters without spaces around it, like event.type",
+        ));
+    }
+    Ok(key.to_string())
 }
 
 fn invalid(setting: &Sourced, what: &str, hint: &str) -> anyhow::Error {
@@ -444,6 +563,7 @@ mod tests {
         assert_eq!(config.max_body_bytes, 16 << 20);
         assert_eq!(config.store.flush_max_spans, defaults.store.flush_max_spans);
         assert_eq!(config.store.flush_max_age, Duration::from_secs(300));
+        assert_eq!(config.otlp_grpc_listen, defaults.otlp_grpc_listen);
     }
 
     #[test]
@@ -452,6 +572,64 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:4320");
         assert_eq!(config.store.data_dir, PathBuf::from("./muninn-data"));
         assert_eq!(config.max_body_bytes, 16 << 20);
+    }
+
+    #[test]
+    fn otlp_grpc_listens_on_4317_unless_moved_or_turned_off() {
+        let default = RawConfig::default().validate().unwrap();
+        assert_eq!(
+            default.otlp_grpc_listen.map(|address| address.to_string()),
+            Some("127.0.0.1:4317".to_string())
+        );
+        assert_eq!(default.otlp_event_type_attribute, None);
+        let config = file(
+            "otlp_grpc_listen = \"0.0.0.0:14317\"\notlp_event_type_attribute = \"event.type\"\n",
+        )
+        .unwrap()
+        .overlaid_by(RawConfig {
+            otlp_event_id_attribute: setting(
+                "event.id",
+                Origin::Env("MUNINN_OTLP_EVENT_ID_ATTRIBUTE"),
+            ),
+            ..RawConfig::default()
+        })
+        .validate()
+        .unwrap();
+        assert_eq!(
+            config.otlp_grpc_listen.map(|address| address.to_string()),
+            Some("0.0.0.0:14317".to_string())
+        );
+        assert_eq!(
+            config.otlp_event_type_attribute.as_deref(),
+            Some("event.type")
+        );
+        assert_eq!(config.otlp_event_id_attribute.as_deref(), Some("event.id"));
+        let off = RawConfig {
+            otlp_grpc_listen: setting("OFF", Origin::Flag("--otlp-grpc-listen")),
+            ..RawConfig::default()
+        };
+        assert_eq!(off.validate().unwrap().otlp_grpc_listen, None);
+        let error = RawConfig {
+            otlp_grpc_listen: setting("4317", Origin::Env("MUNINN_OTLP_GRPC_LISTEN")),
+            ..RawConfig::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("MUNINN_OTLP_GRPC_LISTEN") && error.contains("\"off\""),
+            "{error}"
+        );
+        let error = file("otlp_event_type_attribute = \" event.type\"\n")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("key `otlp_event_type_attribute` in muninn.toml")
+                && error.contains("attribute name"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod serve;
 mod server_args;
 mod signals;
 mod table;
+mod tail_sampling_config;
 
 use std::process::ExitCode;
 

@@ -29,6 +29,9 @@ pub async fn run(args: ServeArgs, matches: &ArgMatches) -> Result<ExitCode> {
         .await
         .context("starting the server")?;
     println!("muninn listening on {}", server.base_url());
+    if let Some(address) = server.otlp_grpc_addr {
+        println!("muninn otlp/grpc listening on {address}");
+    }
     std::io::stdout().flush().context("writing to stdout")?;
 
     let shutdown = server.take_shutdown();

@@ -88,7 +88,14 @@ impl Server {
     /// Starts `muninn serve --listen 127.0.0.1:0 --data-dir DIR ARGS` and waits for its
     /// `muninn listening on` line.
     fn start(data_dir: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut command = muninn(&["serve", "--listen", "127.0.0.1:0"]);
+        // OTLP/gRPC on a free port too: tests run side by side.
+        let mut command = muninn(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--otlp-grpc-listen",
+            "127.0.0.1:0",
+        ]);
         command
             .arg("--data-dir")
             .arg(data_dir)

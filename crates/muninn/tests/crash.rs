@@ -29,6 +29,8 @@ fn start_server(data_dir: &Path) -> Server {
             "serve",
             "--listen",
             "127.0.0.1:0",
+            "--otlp-grpc-listen",
+            "127.0.0.1:0",
             "--flush-max-spans",
             "3000",
         ])

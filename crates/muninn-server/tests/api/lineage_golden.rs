@@ -8,7 +8,7 @@ use crate::ingest::ndjson;
 use crate::support::{Answer, Api, Fleet, TestServer, line_diff, params};
 
 /// Compares `actual` with `golden/<name>`, or rewrites the file when `UPDATE_GOLDEN` is set.
-fn check_golden(name: &str, actual: &str) {
+pub fn check_golden(name: &str, actual: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/api/golden")
         .join(name);

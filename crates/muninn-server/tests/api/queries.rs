@@ -424,6 +424,7 @@ async fn a_journey_lists_hops_in_time_order_with_lag_and_retry_attempts() {
                 "attributes": {},
                 "resource": {},
                 "attempt": 1,
+                "joined_by": "event_id",
             })
         );
         assert_eq!(journey["hops"][2]["modified"], json!(true));
@@ -509,6 +510,22 @@ async fn a_trace_nests_children_under_their_parents_in_time_order() {
             .await;
         assert_eq!(retry["n_spans"], json!(1));
         assert_eq!(shape(&retry["roots"][0]), json!([span_id(1, 7), []]));
+        // Each names the other: the retry continued the order's trace, by its event id and by
+        // its link to the publish.
+        let link = json!({"trace_id": trace_id(RETRY_TRACE), "span_id": span_id(1, 7),
+            "linked_trace_id": trace_id(1), "linked_span_id": span_id(1, 5)});
+        assert_eq!(
+            trace["continued_in"],
+            json!([{"trace_id": trace_id(RETRY_TRACE), "root_service": "shipping",
+                "event_ids": ["order-1"], "links": [link]}])
+        );
+        assert_eq!(trace["continued_from"], json!([]));
+        assert_eq!(
+            retry["continued_from"],
+            json!([{"trace_id": trace_id(1), "root_service": "checkout",
+                "event_ids": ["order-1"], "links": [link]}])
+        );
+        assert_eq!(retry["continued_in"], json!([]));
     })
     .await;
 }

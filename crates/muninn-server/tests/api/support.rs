@@ -57,6 +57,21 @@ impl TestServer {
         &self.config.store.data_dir
     }
 
+    /// `http://127.0.0.1:PORT` of the running server.
+    pub fn base_url(&self) -> String {
+        self.running
+            .as_ref()
+            .map(RunningServer::base_url)
+            .expect("the server is running")
+    }
+
+    /// The bound OTLP/gRPC address, when the configuration set `otlp_grpc_listen`.
+    pub fn otlp_grpc_addr(&self) -> Option<std::net::SocketAddr> {
+        self.running
+            .as_ref()
+            .and_then(|running| running.otlp_grpc_addr)
+    }
+
     /// `POST /api/v1/admin/flush`, expecting success; returns the flush answer.
     pub async fn flush(&self) -> Value {
         let answer = self.api.post("/api/v1/admin/flush", Vec::new(), &[]).await;

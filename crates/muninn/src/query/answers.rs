@@ -122,6 +122,8 @@ pub struct Hop {
     pub span: SpanView,
     pub lag_ns: Option<i64>,
     pub attempt: u32,
+    /// `event_id` or `link` (absent from servers before journeys crossed traces).
+    pub joined_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

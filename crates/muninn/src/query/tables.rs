@@ -356,6 +356,9 @@ pub fn journey_text(journey: &Journey) -> String {
         if span.modified {
             action.push_str(" (modified)");
         }
+        if hop.joined_by.as_deref() == Some("link") {
+            action.push_str(" (by link)");
+        }
         table.row(vec![
             (hop_idx + 1).to_string(),
             format!("+{}", format_nanos(span.start_time_unix_nano - first_start)),
@@ -451,6 +454,18 @@ mod tests {
     fn sparklines_scale_to_the_peak_and_fit_the_width() {
         assert_eq!(sparkline(&[0, 1, 4, 8]), " ▁▄█");
         assert_eq!(sparkline(&vec![5; 100]).chars().count(), 34);
+    }
+
+    #[test]
+    fn a_hop_joined_by_a_link_says_so() {
+        let journey: Journey = serde_json::from_value(serde_json::json!({
+            "event_id": "e-1", "event_types": [], "traces": ["t1", "t2"], "unreadable_blocks": [],
+            "hops": [{"trace_id": "t2", "span_id": "b", "service": "joiner", "name": "join", "kind": "consumer",
+                "action": "consumed", "start_time": "2026-01-01T00:00:00Z", "start_time_unix_nano": 1,
+                "duration_ns": 1, "status": "ok", "attempt": 1, "joined_by": "link"}]
+        }))
+        .unwrap();
+        assert!(journey_text(&journey).contains("consumed (by link)"));
     }
 
     #[test]

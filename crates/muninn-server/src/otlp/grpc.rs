@@ -1,0 +1,246 @@
+//! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export` served by tonic on its
+//! own port. The message arrives as raw bytes (tonic does the framing, gzip and the size limit)
+//! and is decoded here with the HTTP route's decoder, so both transports answer alike:
+//! undecodable → `INVALID_ARGUMENT`, too large → `RESOURCE_EXHAUSTED` (without retry info: do
+//! not retry as is), store overloaded → `UNAVAILABLE` with a `RetryInfo` of one second, invalid
+//! spans → OK with `partial_success`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes};
+use muninn_ingest::{IngestErrorKind, decode_otlp_protobuf};
+use muninn_store::StoreErrorKind;
+use prost::Message;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::{BoxFuture, Service, http};
+use tonic::server::{NamedService, UnaryService};
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use super::{GRPC_ENDPOINT, count_request};
+use crate::server::AppState;
+
+const SERVICE_NAME: &str = "opentelemetry.proto.collector.trace.v1.TraceService";
+
+/// How long `stop` waits for gRPC connections to finish before closing them.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves OTLP/gRPC on `listener` until `stop` resolves.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder().serve_with_incoming_shutdown(
+        TraceService { state },
+        incoming,
+        async move {
+            stop.await;
+            let _ = stopped_tx.send(());
+        },
+    );
+    tokio::pin!(server);
+    // Exporters keep their channel open; after the stop signal, give requests in flight a
+    // grace period, then close what is left.
+    tokio::select! {
+        result = &mut server => {
+            if let Err(error) = result {
+                tracing::error!(%error, "otlp grpc server failed");
+            }
+        }
+        () = async {
+            let _ = stopped_rx.await;
+            tokio::time::sleep(STOP_GRACE).await;
+        } => {
+            tracing::warn!("otlp grpc connections still open {STOP_GRACE:?} after stop; closing them");
+        }
+    }
+}
+
+/// Binds the gRPC listener (so `start` fails early and reports the bound port).
+pub(crate) async fn bind(
+    address: SocketAddr,
+) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+/// The `TraceService`, with only `Export`.
+#[derive(Clone)]
+struct TraceService {
+    state: Arc<AppState>,
+}
+
+impl NamedService for TraceService {
+    const NAME: &'static str = SERVICE_NAME;
+}
+
+impl Service<http::Request<tonic::body::Body>> for TraceService {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let state = self.state.clone();
+        Box::pin(async move {
+            if request.uri().path() != GRPC_ENDPOINT {
+                return Ok(Status::unimplemented(format!(
+                    "{} is not served here; this is {SERVICE_NAME}/Export",
+                    request.uri().path()
+                ))
+                .into_http());
+            }
+            let reached_export = Arc::new(AtomicBool::new(false));
+            let export = Export {
+                state: state.clone(),
+                reached: reached_export.clone(),
+            };
+            let mut grpc = tonic::server::Grpc::new(RawCodec)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(state.max_body_bytes);
+            let response = grpc.unary(export, request).await;
+            if reached_export.load(Ordering::Relaxed) {
+                return Ok(response);
+            }
+            Ok(refused_by_tonic(&state, response))
+        })
+    }
+}
+
+/// tonic refuses a message before `Export` sees it when it is larger than the limit
+/// (`OUT_OF_RANGE`, which OTLP clients retry, or `RESOURCE_EXHAUSTED` for a gzip body that
+/// grows past it) or its framing or gzip is broken (`INTERNAL`). Retrying cannot help either,
+/// so these become `RESOURCE_EXHAUSTED` and `INVALID_ARGUMENT`, which clients do not retry.
+fn refused_by_tonic(
+    state: &AppState,
+    mut response: http::Response<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    let code = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<i32>().ok())
+        .map(Code::from_i32);
+    let (replacement, http_status) = match code {
+        Some(Code::OutOfRange | Code::ResourceExhausted) => (Code::ResourceExhausted, 413),
+        Some(Code::Internal) => (Code::InvalidArgument, 400),
+        _ => return response,
+    };
+    count_request(state, GRPC_ENDPOINT, http_status);
+    let value = http::HeaderValue::from(replacement as i32);
+    response.headers_mut().insert("grpc-status", value);
+    response
+}
+
+/// Export: decode, map, store, answer.
+struct Export {
+    state: Arc<AppState>,
+    reached: Arc<AtomicBool>,
+}
+
+impl UnaryService<Bytes> for Export {
+    type Response = Bytes;
+    type Future = BoxFuture<Response<Bytes>, Status>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        self.reached.store(true, Ordering::Relaxed);
+        let state = self.state.clone();
+        Box::pin(async move {
+            let (status, result) = export(&state, request.into_inner()).await;
+            count_request(&state, GRPC_ENDPOINT, status);
+            result.map(Response::new)
+        })
+    }
+}
+
+/// The outcome of one Export and the HTTP status of the same outcome (for the metrics).
+async fn export(state: &AppState, message: Bytes) -> (u16, Result<Bytes, Status>) {
+    let decoded = match decode_otlp_protobuf(
+        &message,
+        &state.otlp_mapping,
+        &state.limits,
+        muninn_model::now_unix_nanos(),
+    ) {
+        Ok(decoded) => decoded,
+        Err(error) => {
+            let code = match error.kind {
+                IngestErrorKind::TooLarge => Code::ResourceExhausted,
+                _ => Code::InvalidArgument,
+            };
+            return (400, Err(Status::new(code, error.message)));
+        }
+    };
+    match super::store(state, decoded).await {
+        Ok(rejected) => (
+            200,
+            Ok(Bytes::from(super::response(&rejected).encode_to_vec())),
+        ),
+        Err(error) => match error.kind {
+            StoreErrorKind::Overloaded | StoreErrorKind::Closed => (
+                503,
+                Err(Status::with_error_details(
+                    Code::Unavailable,
+                    format!("store: {}", error.message),
+                    ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
+                )),
+            ),
+            _ => (
+                500,
+                Err(Status::internal(format!("store: {}", error.message))),
+            ),
+        },
+    }
+}
+
+/// Hands the message bytes through; `Export` decodes them itself.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, destination: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        destination.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, source: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(source.copy_to_bytes(source.remaining())))
+    }
+}

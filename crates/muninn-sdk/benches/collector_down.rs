@@ -1,8 +1,9 @@
 //! What the SDK costs a service while its collector is down: a "service" produces 100,000
 //! events (each serialized to JSON and handed to a consumer thread through a bounded channel),
 //! (a) without the SDK, (b) with the SDK tracing every event and the collector stopped, and
-//! (c) with the SDK and a live collector that discards what it gets; the runs are interleaved
-//! over several rounds. Prints total times, caller latency, the SDK's queue and drop counters,
+//! (c) with the SDK and a live collector that discards what it gets, and (d) without the SDK
+//! but with the same message headers written by hand; the runs are interleaved over several
+//! rounds. Prints total times, caller latency, the SDK's queue and drop counters,
 //! and the process's memory. Run with `cargo bench -p muninn-sdk --bench collector_down`; see
 //! `BENCHMARKS.md`.
 
@@ -12,34 +13,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use muninn_sdk::{Broker, Stats, Tracer};
-use serde::Serialize;
 use support::{DiscardSink, quantile, rss_kib};
 
 const EVENT_TYPE: &str = "order.created";
 const STREAM: &str = "orders";
 const SCHEMA: &str = "order.created/v2";
-/// Order lines per event: sets the service's own work per event (a few microseconds).
-const ITEMS_PER_ORDER: usize = 12;
 /// Messages the producer may be ahead of its consumer (a broker client's send buffer).
 const CHANNEL_BOUND: usize = 1024;
-
-#[derive(Serialize)]
-struct Item {
-    sku: String,
-    quantity: u32,
-    price_cents: u64,
-}
-
-#[derive(Serialize)]
-struct Order<'a> {
-    id: &'a str,
-    customer: String,
-    currency: &'static str,
-    total_cents: u64,
-    created_unix_ms: u64,
-    items: Vec<Item>,
-    shipping: &'static str,
-}
 
 /// The message the service sends: key, JSON payload, and headers.
 struct Message {
@@ -56,6 +36,9 @@ enum Mode {
     CollectorDown,
     /// (c) The SDK tracing every event to a live collector that discards what it gets.
     LiveSink,
+    /// (d) No SDK, but the same four headers written by hand: what carrying trace context
+    /// and event metadata costs by itself, whatever writes it.
+    HeadersOnly,
 }
 
 impl Mode {
@@ -64,13 +47,15 @@ impl Mode {
             Mode::Plain => "(a) without the SDK",
             Mode::CollectorDown => "(b) SDK, collector down",
             Mode::LiveSink => "(c) SDK, live discard sink",
+            Mode::HeadersOnly => "(d) no SDK, same headers",
         }
     }
 }
 
 struct Run {
     total: Duration,
-    /// Per event: nanoseconds spent in SDK calls (`produce_with_headers` and `end`).
+    /// Per event: nanoseconds spent in SDK calls (`produce_with_headers` and `end`; for (d),
+    /// writing the headers).
     sdk_nanos: Vec<u64>,
     /// Per event: nanoseconds for the whole event (id, SDK calls, JSON, send).
     event_nanos: Vec<u64>,
@@ -90,7 +75,7 @@ fn nanos(duration: Duration) -> u64 {
 fn run(mode: Mode, events: usize, round: usize, sink: &DiscardSink) -> Run {
     let rss_before = rss_kib().0;
     let collector = match mode {
-        Mode::Plain => None,
+        Mode::Plain | Mode::HeadersOnly => None,
         Mode::CollectorDown => Some(support::closed_port_url()),
         Mode::LiveSink => Some(sink.url.clone()),
     };
@@ -129,27 +114,19 @@ fn run(mode: Mode, events: usize, round: usize, sink: &DiscardSink) -> Run {
         let span = route
             .as_ref()
             .map(|route| route.produce_with_headers(&id, Some(SCHEMA), None, &mut headers));
+        if mode == Mode::HeadersOnly {
+            headers.push(("muninn-event-id".to_string(), id.clone()));
+            headers.push(("muninn-event-type".to_string(), EVENT_TYPE.to_string()));
+            headers.push(("muninn-event-schema".to_string(), SCHEMA.to_string()));
+            let traceparent = format!(
+                "00-{:032x}-{:016x}-01",
+                fastrand::u128(1..),
+                fastrand::u64(1..)
+            );
+            headers.push(("traceparent".to_string(), traceparent));
+        }
         let sdk_produced = Instant::now();
-        let items = (0..ITEMS_PER_ORDER)
-            .map(|line| Item {
-                sku: format!("SKU-{:05}", (n * 7 + line) % 100_000),
-                quantity: (line as u32) + 1,
-                price_cents: 199 + (n as u64 % 1000) * 3,
-            })
-            .collect::<Vec<_>>();
-        let order = Order {
-            id: &id,
-            customer: format!("customer-{}", n % 5_000),
-            currency: "EUR",
-            total_cents: items
-                .iter()
-                .map(|item| item.price_cents * u64::from(item.quantity))
-                .sum(),
-            created_unix_ms: 1_700_000_000_000 + n as u64,
-            items,
-            shipping: "standard",
-        };
-        let payload = serde_json::to_vec(&order).expect("an order serializes");
+        let payload = support::order_payload(&id, n);
         sender
             .send(Message {
                 key: id,
@@ -200,9 +177,11 @@ fn median(values: &mut [f64]) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// Mean, p50, p99 and max of sorted nanoseconds.
 fn latency_cell(sorted: &[u64]) -> String {
+    let mean = sorted.iter().sum::<u64>() as f64 / sorted.len().max(1) as f64;
     format!(
-        "{}/{}/{}",
+        "{mean:.0}/{}/{}/{}",
         quantile(sorted, 0.50),
         quantile(sorted, 0.99),
         sorted.last().copied().unwrap_or(0)
@@ -235,7 +214,12 @@ fn main() {
     } else {
         (2_000, 1)
     };
-    let modes = [Mode::Plain, Mode::CollectorDown, Mode::LiveSink];
+    let modes = [
+        Mode::Plain,
+        Mode::CollectorDown,
+        Mode::LiveSink,
+        Mode::HeadersOnly,
+    ];
     let sink = DiscardSink::start();
     let (rss_start, _) = rss_kib();
     let load_before = support::load_average();
@@ -275,8 +259,13 @@ fn main() {
          latencies over all rounds, ns =="
     );
     println!(
-        "{:<28} {:>10} {:>8}  {:>22}  {:>22}  {:>11}",
-        "run", "total ms", "vs (a)", "SDK call p50/p99/max", "event p50/p99/max", "RSS +MiB"
+        "{:<28} {:>10} {:>8}  {:>27}  {:>28}  {:>9}",
+        "run",
+        "total ms",
+        "vs (a)",
+        "SDK part mean/p50/p99/max",
+        "event mean/p50/p99/max",
+        "RSS +MiB"
     );
     let mut p99s = Vec::new();
     for (index, mode) in modes.iter().enumerate() {
@@ -296,7 +285,7 @@ fn main() {
             .map(|run| (run.rss_after as f64 - run.rss_before as f64) / 1024.0)
             .collect();
         println!(
-            "{:<28} {:>10.1} {:>7.1}%  {:>22}  {:>22}  {:>11.1}",
+            "{:<28} {:>10.1} {:>7.1}%  {:>27}  {:>28}  {:>9.1}",
             mode.label(),
             totals[index],
             (totals[index] / plain_total - 1.0) * 100.0,

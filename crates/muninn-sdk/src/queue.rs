@@ -31,27 +31,38 @@ impl SpanQueue {
         }
     }
 
-    /// Adds a span unless the queue is full (in spans or bytes); returns the spans now queued.
-    pub(crate) fn push(&self, record: Record) -> Option<usize> {
+    /// Adds a span unless the queue is full (in spans or bytes); false when it was dropped
+    /// (and counted).
+    pub(crate) fn push(&self, record: Record) -> bool {
         let size = record.estimated_bytes();
         let before = self.bytes.fetch_add(size, Ordering::Relaxed);
         if before + size > self.max_bytes {
             self.bytes.fetch_sub(size, Ordering::Relaxed);
             self.dropped_full.fetch_add(1, Ordering::Relaxed);
-            return None;
+            return false;
         }
         match self.spans.push(record) {
             Ok(()) => {
-                self.peak_bytes.fetch_max(before + size, Ordering::Relaxed);
+                // A plain load first: the read-modify-write only when the peak moves.
+                if before + size > self.peak_bytes.load(Ordering::Relaxed) {
+                    self.peak_bytes.fetch_max(before + size, Ordering::Relaxed);
+                }
                 self.queued.fetch_add(1, Ordering::Relaxed);
-                Some(self.spans.len())
+                true
             }
             Err(_) => {
                 self.bytes.fetch_sub(size, Ordering::Relaxed);
                 self.dropped_full.fetch_add(1, Ordering::Relaxed);
-                None
+                false
             }
         }
+    }
+
+    /// Whether a span would be refused now: a span started then is dropped (and counted)
+    /// right away instead of being built only to be refused at its end.
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        self.spans.is_full() || self.bytes.load(Ordering::Relaxed) >= self.max_bytes
     }
 
     /// Takes up to `max` spans, oldest first.

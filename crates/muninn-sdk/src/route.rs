@@ -121,16 +121,16 @@ pub(crate) fn current_minute() -> i64 {
     now_unix_nanos().div_euclid(NANOS_PER_MINUTE)
 }
 
+/// A random trace id. The full range is drawn (a bounded range costs a rejection loop on
+/// every call) and the one invalid value, all zeros, is replaced.
 fn random_trace_id() -> TraceId {
-    let mut bytes = fastrand::u128(1..).to_be_bytes();
-    if bytes == [0; 16] {
-        bytes[15] = 1;
-    }
-    TraceId(bytes)
+    let id = (u128::from(fastrand::u64(..)) << 64) | u128::from(fastrand::u64(..));
+    TraceId(id.max(1).to_be_bytes())
 }
 
+/// A random span id, never all zeros (as [`random_trace_id`]).
 fn random_span_id() -> SpanId {
-    SpanId(fastrand::u64(1..).to_be_bytes())
+    SpanId(fastrand::u64(..).max(1).to_be_bytes())
 }
 
 impl Route {
@@ -335,6 +335,19 @@ impl Route {
                 pending: None,
             };
         }
+        if self.tracer.queue.is_full() {
+            // The span would be refused at its end: count the drop now and skip building it.
+            // The context stays sampled, so downstream services still trace the event.
+            self.tracer
+                .queue
+                .dropped_full
+                .fetch_add(1, Ordering::Relaxed);
+            return EventSpan {
+                context,
+                formats: self.tracer.inject_mask,
+                pending: None,
+            };
+        }
         let record = Record {
             trace_id: context.trace_id,
             span_id: context.span_id,
@@ -395,8 +408,8 @@ impl EventSpan {
     /// metadata headers are written by [`Route::inject_event`]; [`Route::produce_with_headers`]
     /// does both.
     pub fn inject(&self, carrier: &mut impl Injector) {
-        let formats = crate::tracer::formats_from_mask(self.formats);
-        propagation::inject(&self.context, &formats, carrier);
+        let (formats, n) = crate::tracer::formats_from_mask(self.formats);
+        propagation::inject(&self.context, &formats[..n], carrier);
     }
 
     fn record(&mut self) -> Option<&mut Record> {

@@ -26,16 +26,20 @@ pub(crate) fn formats_mask(formats: &[Format]) -> u8 {
     })
 }
 
-pub(crate) fn formats_from_mask(mask: u8) -> Vec<Format> {
-    [
+pub(crate) fn formats_from_mask(mask: u8) -> ([Format; 3], usize) {
+    let mut formats = [Format::W3c; 3];
+    let mut n = 0;
+    for (bit, format) in [
         (1, Format::W3c),
         (2, Format::B3Single),
         (4, Format::B3Multi),
-    ]
-    .into_iter()
-    .filter(|(bit, _)| mask & bit != 0)
-    .map(|(_, format)| format)
-    .collect()
+    ] {
+        if mask & bit != 0 {
+            formats[n] = format;
+            n += 1;
+        }
+    }
+    (formats, n)
 }
 
 type RouteKey = (String, String, Broker);
@@ -91,11 +95,12 @@ impl Inner {
                 .fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let Some(queued) = self.queue.push(record) else {
+        if !self.queue.push(record) {
             return;
-        };
+        }
         if self.live_debug.load(Ordering::Relaxed)
-            || (queued >= self.options.batch_size
+            || (!self.queue.wake_pending.load(Ordering::Relaxed)
+                && self.queue.len() >= self.options.batch_size
                 && !self.queue.wake_pending.swap(true, Ordering::AcqRel))
         {
             self.wake.notify_one();

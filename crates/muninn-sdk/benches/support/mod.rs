@@ -1,5 +1,6 @@
 //! Helpers shared by the SDK's benchmarks: collector stand-ins (a discard sink and a closed
-//! port), the process's memory figures, and percentiles.
+//! port), the process's memory figures, percentiles, and the "service" workload (an order
+//! serialized to JSON per event).
 
 // Each benchmark binary uses only part of this module.
 #![allow(dead_code)]
@@ -128,4 +129,49 @@ pub fn load_average() -> String {
                 .join(" ")
         })
         .unwrap_or_else(|_| "unknown".to_string())
+}
+
+/// Order lines per event: sets the service's own work per event (a few microseconds).
+pub const ITEMS_PER_ORDER: usize = 12;
+
+#[derive(serde::Serialize)]
+struct Item {
+    sku: String,
+    quantity: u32,
+    price_cents: u64,
+}
+
+#[derive(serde::Serialize)]
+struct Order<'a> {
+    id: &'a str,
+    customer: String,
+    currency: &'static str,
+    total_cents: u64,
+    created_unix_ms: u64,
+    items: Vec<Item>,
+    shipping: &'static str,
+}
+
+/// The service's own work for event `n`: an order with its lines, serialized to JSON.
+pub fn order_payload(id: &str, n: usize) -> Vec<u8> {
+    let items = (0..ITEMS_PER_ORDER)
+        .map(|line| Item {
+            sku: format!("SKU-{:05}", (n * 7 + line) % 100_000),
+            quantity: (line as u32) + 1,
+            price_cents: 199 + (n as u64 % 1000) * 3,
+        })
+        .collect::<Vec<_>>();
+    let order = Order {
+        id,
+        customer: format!("customer-{}", n % 5_000),
+        currency: "EUR",
+        total_cents: items
+            .iter()
+            .map(|item| item.price_cents * u64::from(item.quantity))
+            .sum(),
+        created_unix_ms: 1_700_000_000_000 + n as u64,
+        items,
+        shipping: "standard",
+    };
+    serde_json::to_vec(&order).expect("an order serializes")
 }

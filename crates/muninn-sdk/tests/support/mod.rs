@@ -5,7 +5,7 @@
 //! `bash scripts/test.sh` sets after installing them, else from `PATH` or the tools dir.
 
 // Every test binary that includes this module uses a different part of it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 #[cfg(feature = "kafka")]
 mod kafka;

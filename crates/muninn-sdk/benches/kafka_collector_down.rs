@@ -1,8 +1,9 @@
 //! What the SDK costs a service that produces to a real Kafka-API broker while its collector is
 //! down: the service builds and serializes an order per event and sends it with rdkafka (up to
 //! 1,000 sends in flight) to tansu on loopback, (a) through a plain `FutureProducer`, (b)
-//! through the SDK's `TracedProducer` tracing every event with the collector stopped; 100,000
-//! events per run, the two runs interleaved over several rounds. Prints total times, the SDK's
+//! through the SDK's `TracedProducer` tracing every event with the collector stopped, (c)
+//! without the SDK but with the same four headers written by hand; 100,000
+//! events per run, the runs interleaved over several rounds. Prints total times, the SDK's
 //! queue and drop counters, and the process's memory. Needs the `kafka` feature and tansu
 //! (`bash scripts/brokers.sh` installs it): `cargo bench -p muninn-sdk --features kafka
 //! --bench kafka_collector_down`; see `BENCHMARKS.md`.
@@ -17,6 +18,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use muninn_sdk::kafka::{KafkaEvent, TracedProducer};
 use muninn_sdk::{Stats, Tracer};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 const EVENT_TYPE: &str = "order.created";
@@ -29,6 +31,9 @@ const QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
 enum Mode {
     Plain,
     CollectorDown,
+    /// No SDK, but the same four headers written by hand: what carrying them through the
+    /// client and the broker costs by itself, whatever writes them.
+    HeadersOnly,
 }
 
 impl Mode {
@@ -36,6 +41,7 @@ impl Mode {
         match self {
             Mode::Plain => "(a) rdkafka, without the SDK",
             Mode::CollectorDown => "(b) SDK, collector down",
+            Mode::HeadersOnly => "(c) no SDK, same headers",
         }
     }
 }
@@ -47,7 +53,7 @@ struct Run {
 }
 
 async fn run(kafka: &brokers::Kafka, mode: Mode, events: usize, round: usize) -> Run {
-    let topic = format!("orders-{round}-{}", mode.label().len() + events);
+    let topic = format!("orders-{round}-{}-{events}", mode as u8);
     kafka.create_topic(&topic, 1).await;
     let producer: FutureProducer = kafka.config().create().expect("a producer");
     let tracer = (mode == Mode::CollectorDown).then(|| {
@@ -79,7 +85,28 @@ async fn run(kafka: &brokers::Kafka, mode: Mode, events: usize, round: usize) ->
         let traced = traced.as_ref();
         let topic = topic.as_str();
         in_flight.push(async move {
-            let record = FutureRecord::to(topic).key(&id).payload(&payload);
+            let mut record = FutureRecord::to(topic).key(&id).payload(&payload);
+            if mode == Mode::HeadersOnly {
+                let traceparent = format!(
+                    "00-{:032x}-{:016x}-01",
+                    fastrand::u128(1..),
+                    fastrand::u64(1..)
+                );
+                let headers = [
+                    ("muninn-event-id", id.as_str()),
+                    ("muninn-event-type", EVENT_TYPE),
+                    ("muninn-event-schema", SCHEMA),
+                    ("traceparent", traceparent.as_str()),
+                ]
+                .into_iter()
+                .fold(OwnedHeaders::new(), |headers, (key, value)| {
+                    headers.insert(Header {
+                        key,
+                        value: Some(value),
+                    })
+                });
+                record = record.headers(headers);
+            }
             match traced {
                 Some(traced) => {
                     let event = KafkaEvent {
@@ -119,11 +146,11 @@ fn median(values: &mut [f64]) -> f64 {
 fn main() {
     let benchmarking = support::benchmarking();
     let (events, rounds) = if benchmarking {
-        (100_000, 5)
+        (100_000, 9)
     } else {
         (2_000, 1)
     };
-    let modes = [Mode::Plain, Mode::CollectorDown];
+    let modes = [Mode::Plain, Mode::CollectorDown, Mode::HeadersOnly];
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

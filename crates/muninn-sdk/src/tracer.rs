@@ -42,11 +42,11 @@ pub(crate) fn formats_from_mask(mask: u8) -> ([Format; 3], usize) {
     (formats, n)
 }
 
-type RouteKey = (String, String, Broker);
-
 /// Routes and the sampling config, under one lock so a new route never misses an update.
 pub(crate) struct Registry {
-    pub routes: HashMap<RouteKey, Arc<RouteInner>>,
+    /// Routes by event type, then found by stream and broker among the few of that type: a
+    /// lookup with borrowed names allocates nothing (adapters look a route up on every call).
+    pub routes: HashMap<String, Vec<Arc<RouteInner>>>,
     pub config: Arc<ServiceSamplingConfig>,
     pub etag: Option<String>,
 }
@@ -113,22 +113,34 @@ impl Inner {
         } else {
             event_type
         };
-        let key = (event_type.to_string(), stream.to_string(), broker);
+        let find = |registry: &Registry| {
+            registry.routes.get(event_type).and_then(|routes| {
+                routes
+                    .iter()
+                    .find(|route| route.broker == broker && route.stream == stream)
+                    .cloned()
+            })
+        };
         if let Ok(registry) = self.registry.read()
-            && let Some(route) = registry.routes.get(&key)
+            && let Some(route) = find(&registry)
         {
-            return route.clone();
+            return route;
         }
         let mut registry = match self.registry.write() {
             Ok(registry) => registry,
             Err(poisoned) => poisoned.into_inner(),
         };
+        if let Some(route) = find(&registry) {
+            return route;
+        }
         let rate = registry.config.rate_ppm(event_type);
+        let route = Arc::new(RouteInner::new(event_type, stream, broker, rate));
         registry
             .routes
-            .entry(key)
-            .or_insert_with(|| Arc::new(RouteInner::new(event_type, stream, broker, rate)))
-            .clone()
+            .entry(event_type.to_string())
+            .or_default()
+            .push(route.clone());
+        route
     }
 
     /// Installs a new sampling config and applies it to every route.
@@ -137,7 +149,7 @@ impl Inner {
             Ok(registry) => registry,
             Err(poisoned) => poisoned.into_inner(),
         };
-        for route in registry.routes.values() {
+        for route in registry.routes.values().flatten() {
             route
                 .rate_ppm
                 .store(config.rate_ppm(&route.event_type), Ordering::Relaxed);
@@ -150,8 +162,14 @@ impl Inner {
 
     pub(crate) fn routes(&self) -> Vec<Arc<RouteInner>> {
         match self.registry.read() {
-            Ok(registry) => registry.routes.values().cloned().collect(),
-            Err(poisoned) => poisoned.into_inner().routes.values().cloned().collect(),
+            Ok(registry) => registry.routes.values().flatten().cloned().collect(),
+            Err(poisoned) => poisoned
+                .into_inner()
+                .routes
+                .values()
+                .flatten()
+                .cloned()
+                .collect(),
         }
     }
 }

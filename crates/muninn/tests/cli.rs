@@ -500,3 +500,215 @@ fn query_prints_tables_json_and_server_errors() {
         "{bad_step:?}"
     );
 }
+
+/// A `muninn demo` that keeps serving after its summary, killed when dropped.
+struct ServingDemo {
+    child: Child,
+    base_url: String,
+}
+
+impl Drop for ServingDemo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServingDemo {
+    /// Runs the demo's traffic into `data_dir` and waits for its `serving on` line.
+    fn start(data_dir: &Path) -> ServingDemo {
+        let mut command = muninn(&["demo", "--duration", "3s", "--rate", "100"]);
+        command.arg("--listen").arg("127.0.0.1:0");
+        command.arg("--data-dir").arg(data_dir);
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the muninn binary starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = read_all(child.stderr.take().expect("stderr is piped"));
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.strip_prefix("serving on ") {
+                    let url = rest.split_whitespace().next().unwrap_or_default();
+                    let _ = sender.send(url.to_string());
+                }
+            }
+        });
+        match receiver.recv_timeout(Duration::from_secs(180)) {
+            Ok(base_url) => ServingDemo { child, base_url },
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the demo printed no serving line within 180 s; stderr:\n{}",
+                    stderr.join().unwrap_or_default()
+                );
+            }
+        }
+    }
+}
+
+/// GETs `path` and returns its JSON, failing on any status but 200.
+async fn get_json(client: &reqwest::Client, base: &str, path: &str) -> serde_json::Value {
+    let response = client
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("GET {path}: {error}"));
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert_eq!(status.as_u16(), 200, "GET {path}: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("GET {path}: {error}: {text}"))
+}
+
+/// Jaeger's envelope around `data`, as Jaeger UI and Grafana read it.
+fn jaeger_data<'a>(answer: &'a serde_json::Value, path: &str) -> &'a Vec<serde_json::Value> {
+    for key in ["total", "limit", "offset", "errors"] {
+        assert!(
+            answer.get(key).is_some(),
+            "GET {path}: no {key:?} in {answer}"
+        );
+    }
+    answer["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("GET {path}: data is not an array: {answer}"))
+}
+
+#[test]
+fn the_demo_fleet_answers_through_jaegers_and_zipkins_apis() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let demo = ServingDemo::start(data_dir.path());
+    let base = demo.base_url.as_str();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let demo_services = ["checkout", "order-router", "fraud-detection", "audit-log"];
+
+        // Jaeger: services, operations, a search, one trace, the dependency graph.
+        let path = "/api/services";
+        let answer = get_json(&client, base, path).await;
+        let services: Vec<&str> = jaeger_data(&answer, path)
+            .iter()
+            .filter_map(|service| service.as_str())
+            .collect();
+        for name in demo_services {
+            assert!(services.contains(&name), "{name} missing from {answer}");
+        }
+        let path = "/api/services/checkout/operations";
+        let answer = get_json(&client, base, path).await;
+        assert!(
+            jaeger_data(&answer, path).iter().any(|name| name
+                .as_str()
+                .is_some_and(|name| name.starts_with("publish "))),
+            "checkout publishes: {answer}"
+        );
+        let path = "/api/traces?service=checkout&limit=5";
+        let answer = get_json(&client, base, path).await;
+        let traces = jaeger_data(&answer, path);
+        assert!(
+            !traces.is_empty() && traces.len() <= 5,
+            "1 to 5 traces: {answer}"
+        );
+        let trace = &traces[0];
+        let trace_id = trace["traceID"].as_str().expect("traceID").to_string();
+        let now_us = now_unix_nanos() / 1_000;
+        for span in trace["spans"].as_array().expect("spans") {
+            assert_eq!(span["traceID"], trace["traceID"], "{span}");
+            assert!(
+                span["spanID"].as_str().is_some_and(|id| id.len() == 16),
+                "{span}"
+            );
+            assert!(span["operationName"].is_string(), "{span}");
+            assert!(span["references"].is_array(), "{span}");
+            assert!(span["tags"].is_array(), "{span}");
+            // Microseconds: within the last hour, not nanoseconds or milliseconds.
+            let start = span["startTime"].as_i64().expect("startTime");
+            assert!(now_us - 3_600_000_000 < start && start <= now_us, "{span}");
+            assert!(span["duration"].as_i64().is_some(), "{span}");
+            let process = span["processID"].as_str().expect("processID");
+            assert!(
+                trace["processes"][process]["serviceName"].is_string(),
+                "{trace}"
+            );
+        }
+        let path = format!("/api/traces/{trace_id}");
+        let answer = get_json(&client, base, &path).await;
+        assert_eq!(
+            jaeger_data(&answer, &path)[0]["traceID"],
+            json_str(&trace_id)
+        );
+        let path = format!(
+            "/api/dependencies?endTs={}&lookback=3600000",
+            now_us / 1_000 + 1
+        );
+        let answer = get_json(&client, base, &path).await;
+        let links = jaeger_data(&answer, &path);
+        assert!(
+            links
+                .iter()
+                .any(|link| link["parent"] == json_str("checkout")
+                    && link["callCount"].as_u64().is_some_and(|calls| calls > 0)),
+            "checkout calls someone: {answer}"
+        );
+
+        // Zipkin: services, a search and one trace in Zipkin's v2 shape, dependencies.
+        let services = get_json(&client, base, "/api/v2/services").await;
+        for name in demo_services {
+            assert!(
+                services
+                    .as_array()
+                    .is_some_and(|all| all.contains(&json_str(name))),
+                "{name} missing from {services}"
+            );
+        }
+        let traces = get_json(&client, base, "/api/v2/traces?serviceName=checkout&limit=5").await;
+        let traces = traces.as_array().expect("Zipkin traces are an array");
+        assert!(!traces.is_empty() && traces.len() <= 5, "{traces:?}");
+        let span = &traces[0][0];
+        assert!(
+            span["traceId"].is_string() && span["id"].is_string(),
+            "{span}"
+        );
+        assert!(span["localEndpoint"]["serviceName"].is_string(), "{span}");
+        let timestamp = span["timestamp"].as_i64().expect("timestamp in µs");
+        assert!(
+            now_us - 3_600_000_000 < timestamp && timestamp <= now_us,
+            "{span}"
+        );
+        let trace_id = span["traceId"].as_str().unwrap().to_string();
+        let trace = get_json(&client, base, &format!("/api/v2/trace/{trace_id}")).await;
+        assert!(
+            trace.as_array().is_some_and(|spans| !spans.is_empty()
+                && spans
+                    .iter()
+                    .all(|span| span["traceId"] == json_str(&trace_id))),
+            "{trace}"
+        );
+        let path = format!(
+            "/api/v2/dependencies?endTs={}&lookback=3600000",
+            now_us / 1_000 + 1
+        );
+        let links = get_json(&client, base, &path).await;
+        assert!(
+            links.as_array().is_some_and(|links| links
+                .iter()
+                .any(|link| link["parent"] == json_str("checkout")
+                    && link["callCount"].as_u64().is_some_and(|calls| calls > 0))),
+            "{links}"
+        );
+    });
+    drop(demo);
+}
+
+fn json_str(text: &str) -> serde_json::Value {
+    serde_json::Value::String(text.to_string())
+}

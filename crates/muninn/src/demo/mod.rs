@@ -335,6 +335,12 @@ async fn print_summary(client: &ApiClient, report: &TrafficReport, exit: bool) -
             "curl -s {base}/api/v1/events/{event_id}    # an email that failed and was retried"
         ));
     }
+    lines.push(format!(
+        "curl -s '{base}/api/traces?service=checkout&limit=5'    # Jaeger's query API (Jaeger UI, Grafana)"
+    ));
+    lines.push(format!(
+        "curl -s '{base}/api/v2/traces?serviceName=checkout&limit=5'    # Zipkin's"
+    ));
     lines.push(format!("curl -s {base}/metrics"));
     lines.push(format!("muninn query --server {base} event-types"));
     if let Some((event_id, trace_id)) = &report.showcase.order {

@@ -370,10 +370,10 @@ impl Route {
         EventSpan {
             context,
             formats: self.tracer.inject_mask,
-            pending: Some(Pending {
+            pending: Some(Box::new(Pending {
                 tracer: self.tracer.clone(),
                 record,
-            }),
+            })),
         }
     }
 }
@@ -390,7 +390,8 @@ pub struct EventSpan {
     context: SpanContext,
     /// The tracer's inject formats as a bit set (no reference to the tracer when unsampled).
     formats: u8,
-    pending: Option<Pending>,
+    /// Boxed, so that an unsampled span (most of them) stays small to return and move.
+    pending: Option<Box<Pending>>,
 }
 
 impl EventSpan {
@@ -487,9 +488,10 @@ impl EventSpan {
     }
 
     fn finish(&mut self) {
-        let Some(Pending { tracer, mut record }) = self.pending.take() else {
+        let Some(pending) = self.pending.take() else {
             return;
         };
+        let Pending { tracer, mut record } = *pending;
         record.duration_nanos = (now_unix_nanos() - record.start_unix_nanos).max(0);
         tracer.enqueue(record);
     }

@@ -99,6 +99,10 @@ pub struct Extracted {
     /// A B3 sampling decision that came without ids (`b3: 0`, or `X-B3-Sampled` alone):
     /// `Some(false)` asks not to trace. `None` whenever `context` is set.
     pub sampling_only: Option<bool>,
+    /// The upstream sampling decision, when one came: the `traceparent` sampled flag, a B3
+    /// accept, deny or debug (with or without ids). `None` when there is none, including a
+    /// B3 context whose decision is deferred (the receiver decides, as the B3 spec says).
+    pub upstream_sampled: Option<bool>,
     pub event: EventHeaders,
     /// Why a header that was present got ignored (the first such reason), for counters and
     /// logs. Set even when another format supplied the context.
@@ -156,6 +160,7 @@ fn extract_w3c(carrier: &(impl Extractor + ?Sized), out: &mut Extracted) {
         sampled: parent.sampled,
         trace_state,
     });
+    out.upstream_sampled = Some(parent.sampled);
     out.format = Some(Format::W3c);
 }
 
@@ -171,8 +176,12 @@ fn apply_b3(found: b3::B3, format: Format, out: &mut Extracted) {
                 span_id,
                 sampled.unwrap_or(false),
             ));
+            out.upstream_sampled = sampled;
         }
-        b3::B3::SamplingOnly(sampled) => out.sampling_only = Some(sampled),
+        b3::B3::SamplingOnly(sampled) => {
+            out.sampling_only = Some(sampled);
+            out.upstream_sampled = Some(sampled);
+        }
     }
     out.format = Some(format);
 }
@@ -393,8 +402,12 @@ mod tests {
     fn b3_debug_and_deferred_decisions() {
         let extracted = extract(&headers(&[("b3", &format!("{TRACE}-{SPAN}-d"))]));
         assert_eq!(ids(&extracted.context), some_ids(TRACE, SPAN, true));
+        assert_eq!(extracted.upstream_sampled, Some(true));
         let extracted = extract(&headers(&[("b3", &format!("{TRACE}-{SPAN}"))]));
         assert_eq!(ids(&extracted.context), some_ids(TRACE, SPAN, false));
+        assert_eq!(extracted.upstream_sampled, None, "deferred: no decision");
+        let extracted = extract(&headers(&[("b3", "0")]));
+        assert_eq!(extracted.upstream_sampled, Some(false));
         let extracted = extract(&headers(&[
             ("X-B3-TraceId", TRACE),
             ("X-B3-SpanId", SPAN),

@@ -146,11 +146,13 @@ impl Route {
         self.inner.broker
     }
 
-    fn decide(&self, event_id: &str, upstream: Option<&SpanContext>) -> bool {
+    /// Whether to trace `event_id`: by its hash and the route's rate, or by the upstream
+    /// decision when one came and the tracer honours it.
+    fn decide(&self, event_id: &str, upstream: Option<bool>) -> bool {
         if self.tracer.options.honour_upstream_sampled
-            && let Some(context) = upstream
+            && let Some(sampled) = upstream
         {
-            return context.sampled;
+            return sampled;
         }
         let rate = self.inner.rate_ppm.load(Ordering::Relaxed);
         match rate {
@@ -168,7 +170,7 @@ impl Route {
     /// Records the production of event `event_id`; with `parent`, the span joins its trace
     /// (for example the trace of the event being consumed).
     pub fn produce_in(&self, event_id: &str, parent: Option<&SpanContext>) -> EventSpan {
-        let sampled = self.decide(event_id, parent);
+        let sampled = self.decide(event_id, parent.map(|parent| parent.sampled));
         let start = self.count(&self.inner.produced, sampled);
         let (trace_id, parent_id, trace_state) = match parent {
             Some(parent) => (
@@ -229,6 +231,7 @@ impl Route {
     pub(crate) fn consume_extracted(&self, extracted: Extracted, new_trace: bool) -> EventSpan {
         let Extracted {
             context: upstream,
+            upstream_sampled,
             event,
             ..
         } = extracted;
@@ -236,11 +239,11 @@ impl Route {
         // Without an event id the decision follows the trace, so a trace stays whole.
         let sampled = if event_id.is_empty() {
             match &upstream {
-                Some(context) => self.decide(&context.trace_id.to_hex(), Some(context)),
-                None => self.decide(&random_span_id().to_hex(), None),
+                Some(context) => self.decide(&context.trace_id.to_hex(), upstream_sampled),
+                None => self.decide(&random_span_id().to_hex(), upstream_sampled),
             }
         } else {
-            self.decide(&event_id, upstream.as_ref())
+            self.decide(&event_id, upstream_sampled)
         };
         let start = self.count(&self.inner.consumed, sampled);
         let mut link = None;

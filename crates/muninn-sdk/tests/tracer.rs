@@ -334,6 +334,54 @@ async fn an_upstream_sampled_flag_is_honoured_only_when_configured() {
             .consume("orders", Broker::Kafka, &headers)
             .is_sampled()
     );
+    // B3: a deferred decision (no sampling state) leaves it to this tracer's rate (0 here),
+    // and a decision without ids (`b3: 1`) is honoured like one with ids.
+    let b3 = |value: &str| {
+        vec![
+            ("b3".to_string(), value.to_string()),
+            ("muninn-event-id".to_string(), "e-2".to_string()),
+        ]
+    };
+    let deferred = b3("4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7");
+    let span = honouring.consume("orders", Broker::Kafka, &deferred);
+    assert!(!span.is_sampled(), "deferred: decided by rate, which is 0");
+    assert_eq!(
+        span.context().trace_id.to_hex(),
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        "a deferred context still continues the trace"
+    );
+    let accept = b3("4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1");
+    assert!(
+        honouring
+            .consume("orders", Broker::Kafka, &accept)
+            .is_sampled()
+    );
+    assert!(
+        honouring
+            .consume("orders", Broker::Kafka, &b3("1"))
+            .is_sampled(),
+        "a B3 decision without ids is honoured"
+    );
+    let everything = Tracer::builder("downstream")
+        .collector("http://127.0.0.1:9")
+        .configure(|options| {
+            options.default_rate = 1.0;
+            options.honour_upstream_sampled = true;
+        })
+        .build()
+        .expect("tracer");
+    assert!(
+        everything
+            .consume("orders", Broker::Kafka, &deferred)
+            .is_sampled(),
+        "deferred: decided by rate, which is 1"
+    );
+    assert!(
+        !everything
+            .consume("orders", Broker::Kafka, &b3("0"))
+            .is_sampled(),
+        "b3: 0 asks not to trace"
+    );
     // Invalid context starts a fresh trace instead of failing.
     let broken = vec![(
         "traceparent".to_string(),

@@ -29,8 +29,28 @@ impl KafkaHeadersWriter {
 }
 
 impl Injector for KafkaHeadersWriter {
+    /// Replaces any header of the same name (compared case-insensitively): a record forwarded
+    /// with the headers of the message it came from must not carry a stale `traceparent`
+    /// ahead of the new one. `OwnedHeaders` is append-only, so a replacement copies the others.
     fn set(&mut self, key: &str, value: &str) {
-        let headers = self.0.take().unwrap_or_default();
+        let mut headers = self.0.take().unwrap_or_default();
+        let present = (0..headers.count()).any(|index| {
+            headers
+                .try_get(index)
+                .is_some_and(|header| header.key.eq_ignore_ascii_case(key))
+        });
+        if present {
+            let mut kept = OwnedHeaders::new_with_capacity(headers.count());
+            for header in (0..headers.count()).filter_map(|index| headers.try_get(index)) {
+                if !header.key.eq_ignore_ascii_case(key) {
+                    kept = kept.insert(Header {
+                        key: header.key,
+                        value: header.value,
+                    });
+                }
+            }
+            headers = kept;
+        }
         self.0 = Some(headers.insert(Header {
             key,
             value: Some(value),
@@ -137,4 +157,56 @@ pub fn consume_linked(tracer: &Tracer, message: &impl Message) -> EventSpan {
     let mut span = tracer.consume_linked(message.topic(), Broker::Kafka, &headers);
     span.partition(message.partition()).offset(message.offset());
     span
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::message::{Header, Headers, OwnedHeaders};
+
+    use super::KafkaHeadersWriter;
+    use crate::propagation::Injector;
+
+    fn pairs(headers: &OwnedHeaders) -> Vec<(String, Option<Vec<u8>>)> {
+        headers
+            .iter()
+            .map(|header| (header.key.to_string(), header.value.map(<[u8]>::to_vec)))
+            .collect()
+    }
+
+    #[test]
+    fn a_header_set_again_replaces_the_forwarded_one_and_keeps_the_rest() {
+        let forwarded = OwnedHeaders::new()
+            .insert(Header {
+                key: "TraceParent",
+                value: Some("00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01"),
+            })
+            .insert(Header {
+                key: "x-tenant",
+                value: Some(&[0u8, 159, 146, 150][..]),
+            })
+            .insert(Header::<&str> {
+                key: "x-null",
+                value: None,
+            });
+        let mut writer = KafkaHeadersWriter::new(Some(forwarded));
+        writer.set(
+            "traceparent",
+            "00-cccccccccccccccccccccccccccccccc-dddddddddddddddd-01",
+        );
+        writer.set("muninn-event-id", "e-1");
+        writer.set("muninn-event-id", "e-2");
+        let headers = writer.into_headers();
+        assert_eq!(
+            pairs(&headers),
+            vec![
+                ("x-tenant".to_string(), Some(vec![0u8, 159, 146, 150])),
+                ("x-null".to_string(), None),
+                (
+                    "traceparent".to_string(),
+                    Some(b"00-cccccccccccccccccccccccccccccccc-dddddddddddddddd-01".to_vec())
+                ),
+                ("muninn-event-id".to_string(), Some(b"e-2".to_vec())),
+            ]
+        );
+    }
 }

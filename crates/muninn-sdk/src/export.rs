@@ -87,8 +87,21 @@ struct Exporter {
 
 #[derive(Deserialize)]
 struct IngestAnswer {
+    /// Every rejected record (the listed `rejected` stop at 1,000).
     #[serde(default)]
-    rejected: Vec<serde::de::IgnoredAny>,
+    rejected_count: u64,
+}
+
+/// Counts taken out of the pending cells to be sent together, with their idempotency key.
+struct CountChunk {
+    key: String,
+    cells: Vec<(CountKey, u64)>,
+}
+
+impl CountChunk {
+    fn total(&self) -> u64 {
+        self.cells.iter().map(|(_, count)| count).sum()
+    }
 }
 
 #[derive(Serialize)]
@@ -153,10 +166,13 @@ impl Exporter {
     }
 
     /// One POST; `Ok` carries the response body.
+    /// Posts `json`; `key` goes as `Idempotency-Key`, the same on every retry of one batch,
+    /// so a batch whose answer was lost is not stored (and counted) twice.
     async fn post(
         &self,
         path: &str,
         json: Vec<u8>,
+        key: &str,
         deadline: Option<Instant>,
     ) -> Result<bytes::Bytes, Failure> {
         let (body, gzipped) = self.body(json);
@@ -164,6 +180,7 @@ impl Exporter {
             .client
             .post(self.url(path))
             .header(CONTENT_TYPE, "application/json")
+            .header("idempotency-key", key)
             .body(body);
         if gzipped {
             request = request.header(CONTENT_ENCODING, "gzip");
@@ -177,7 +194,11 @@ impl Exporter {
         if status.is_success() {
             return response.bytes().await.map_err(|_| Failure::Retry(None));
         }
-        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+        // 409: an earlier attempt with the same key is still being stored.
+        if status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::SERVICE_UNAVAILABLE
+            || status == StatusCode::CONFLICT
+        {
             return Err(Failure::Retry(retry_after(&response)));
         }
         if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
@@ -276,12 +297,16 @@ impl Exporter {
         let counters = &self.inner.counters;
         let json = self.encode_spans(batch);
         let count = batch.len() as u64;
+        let key = uuid::Uuid::new_v4().to_string();
         let mut attempt = 1;
         loop {
-            match self.post("/api/v1/spans", json.clone(), deadline).await {
+            match self
+                .post("/api/v1/spans", json.clone(), &key, deadline)
+                .await
+            {
                 Ok(answer) => {
                     let rejected = serde_json::from_slice::<IngestAnswer>(&answer)
-                        .map_or(0, |answer| answer.rejected.len() as u64)
+                        .map_or(0, |answer| answer.rejected_count)
                         .min(count);
                     counters
                         .exported
@@ -359,18 +384,37 @@ impl Exporter {
         }
     }
 
+    /// Sends what is pending, a chunk at a time. A chunk is taken out of `pending` with its
+    /// key and retried unchanged until it is answered, while new counts gather in `pending`:
+    /// a retry of a chunk whose answer was lost is then recognised by the server, not counted
+    /// twice.
     async fn send_counts(
         &self,
         pending: &mut BTreeMap<CountKey, u64>,
+        in_flight: &mut Option<CountChunk>,
         deadline: Option<Instant>,
     ) -> Result<(), Failure> {
-        while !pending.is_empty() {
-            let chunk: Vec<(CountKey, u64)> = pending
-                .iter()
-                .take(COUNTS_PER_REQUEST)
-                .map(|(key, count)| (key.clone(), *count))
-                .collect();
+        loop {
+            if in_flight.is_none() {
+                if pending.is_empty() {
+                    return Ok(());
+                }
+                let keys: Vec<CountKey> =
+                    pending.keys().take(COUNTS_PER_REQUEST).cloned().collect();
+                let cells: Vec<(CountKey, u64)> = keys
+                    .into_iter()
+                    .filter_map(|key| pending.remove(&key).map(|count| (key, count)))
+                    .collect();
+                *in_flight = Some(CountChunk {
+                    key: uuid::Uuid::new_v4().to_string(),
+                    cells,
+                });
+            }
+            let Some(chunk) = in_flight.as_ref() else {
+                return Ok(());
+            };
             let wire: Vec<WireCount> = chunk
+                .cells
                 .iter()
                 .map(|(key, count)| WireCount {
                     service: &self.inner.service,
@@ -383,36 +427,34 @@ impl Exporter {
                 })
                 .collect();
             let json = serde_json::to_vec(&wire).unwrap_or_default();
-            match self.post("/api/v1/counts", json, deadline).await {
+            let total = chunk.total();
+            match self
+                .post("/api/v1/counts", json, &chunk.key, deadline)
+                .await
+            {
                 Ok(_) => {
-                    let sent: u64 = chunk.iter().map(|(_, count)| count).sum();
-                    for (key, _) in &chunk {
-                        pending.remove(key);
-                    }
+                    *in_flight = None;
                     self.inner
                         .counters
                         .counts_sent
-                        .fetch_add(sent, Ordering::Relaxed);
+                        .fetch_add(total, Ordering::Relaxed);
                 }
                 Err(Failure::Refused(reason)) => {
                     tracing::warn!(%reason, "muninn: collector refused counts");
-                    let lost: u64 = chunk.iter().map(|(_, count)| count).sum();
-                    for (key, _) in &chunk {
-                        pending.remove(key);
-                    }
+                    *in_flight = None;
                     self.inner
                         .counters
                         .counts_dropped
-                        .fetch_add(lost, Ordering::Relaxed);
+                        .fetch_add(total, Ordering::Relaxed);
                 }
                 Err(failure) => return Err(failure),
             }
         }
-        Ok(())
     }
 
     async fn counts_loop(&self) {
         let mut pending = BTreeMap::new();
+        let mut in_flight: Option<CountChunk> = None;
         let mut next_send = Instant::now() + self.inner.options.counts_interval;
         let mut failures = 0u32;
         let mut shutdown = self.inner.shutdown.subscribe();
@@ -427,11 +469,12 @@ impl Exporter {
             if self.shutting_down() {
                 let deadline = Instant::now() + self.inner.options.shutdown_timeout;
                 if self
-                    .send_counts(&mut pending, Some(deadline))
+                    .send_counts(&mut pending, &mut in_flight, Some(deadline))
                     .await
                     .is_err()
                 {
-                    let lost: u64 = pending.values().sum();
+                    let lost: u64 = pending.values().sum::<u64>()
+                        + in_flight.as_ref().map_or(0, CountChunk::total);
                     self.inner
                         .counters
                         .counts_dropped
@@ -442,7 +485,7 @@ impl Exporter {
             if Instant::now() < next_send {
                 continue;
             }
-            match self.send_counts(&mut pending, None).await {
+            match self.send_counts(&mut pending, &mut in_flight, None).await {
                 Ok(()) => {
                     failures = 0;
                     next_send = Instant::now() + self.inner.options.counts_interval;

@@ -471,10 +471,21 @@ async fn with_the_collector_down_calls_return_at_once_memory_stays_bounded_and_d
     );
 }
 
-/// A fault injector in front of the collector: the first answers are 503 or 429 with
-/// `Retry-After`, the rest are passed through.
-async fn flaky_proxy(
+/// What the fault injector does to the first requests.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// The first span requests are answered 503 or 429 with `Retry-After: 1`, unforwarded.
+    Overload,
+    /// The first span requests and the first counts requests reach the collector, but their
+    /// answers are lost on the way back (a 504 from a gateway instead).
+    LostAnswer,
+}
+
+/// A fault injector in front of the collector: the first `failures` requests meet `fault`,
+/// the rest are passed through. Returns its URL, the span requests seen and their times.
+async fn faulty_proxy(
     target: String,
+    fault: Fault,
     failures: usize,
 ) -> (
     String,
@@ -484,30 +495,37 @@ async fn flaky_proxy(
     use axum::body::Bytes;
     use axum::http::{HeaderMap, Method, StatusCode, Uri};
     let seen = Arc::new(AtomicUsize::new(0));
+    let seen_counts = Arc::new(AtomicUsize::new(0));
     let times = Arc::new(std::sync::Mutex::new(Vec::new()));
     let client = reqwest::Client::new();
     let (seen_in, times_in) = (seen.clone(), times.clone());
     let app = axum::Router::new().fallback(
         move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let (seen, times, client, target) = (
+            let (seen, seen_counts, times, client, target) = (
                 seen_in.clone(),
+                seen_counts.clone(),
                 times_in.clone(),
                 client.clone(),
                 target.clone(),
             );
             async move {
-                let is_spans = uri.path() == "/api/v1/spans";
-                if is_spans {
-                    times.lock().expect("lock").push(Instant::now());
-                    let n = seen.fetch_add(1, Ordering::SeqCst);
-                    if n < failures {
-                        let status = if n % 2 == 0 {
-                            StatusCode::SERVICE_UNAVAILABLE
-                        } else {
-                            StatusCode::TOO_MANY_REQUESTS
-                        };
-                        return (status, [("retry-after", "1")], Vec::new());
+                let faulty = match uri.path() {
+                    "/api/v1/spans" => {
+                        times.lock().expect("lock").push(Instant::now());
+                        seen.fetch_add(1, Ordering::SeqCst) < failures
                     }
+                    "/api/v1/counts" if fault == Fault::LostAnswer => {
+                        seen_counts.fetch_add(1, Ordering::SeqCst) < failures
+                    }
+                    _ => false,
+                };
+                if faulty && fault == Fault::Overload {
+                    let status = if seen.load(Ordering::SeqCst) % 2 == 1 {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::TOO_MANY_REQUESTS
+                    };
+                    return (status, [("retry-after", "1")], Vec::new());
                 }
                 let mut request = client.request(method, format!("{target}{uri}")).body(body);
                 for (name, value) in &headers {
@@ -518,6 +536,13 @@ async fn flaky_proxy(
                 let response = request.send().await.expect("collector answers");
                 let status = StatusCode::from_u16(response.status().as_u16()).expect("status");
                 let body = response.bytes().await.expect("body").to_vec();
+                if faulty {
+                    return (
+                        StatusCode::GATEWAY_TIMEOUT,
+                        [("x-proxied", "1")],
+                        Vec::new(),
+                    );
+                }
                 (status, [("x-proxied", "1")], body)
             }
         },
@@ -531,9 +556,59 @@ async fn flaky_proxy(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_answer_was_lost_is_retried_without_being_counted_twice() {
+    let mut collector = Collector::start().await;
+    let (proxy, span_requests, _) = faulty_proxy(collector.url.clone(), Fault::LostAnswer, 2).await;
+    let tracer = quick(Tracer::builder("lossy-link").collector(&proxy))
+        .build()
+        .expect("tracer");
+    let route = tracer.route("invoice.sent", "invoices", Broker::Kafka);
+    for n in 0..50 {
+        route.produce(&format!("inv-{n}")).end();
+    }
+    eventually(
+        Duration::from_secs(15),
+        "spans and counts get through",
+        || async {
+            let stats = tracer.stats();
+            stats.spans_exported == 50 && stats.counts_sent == 50
+        },
+    )
+    .await;
+    assert!(
+        span_requests.load(Ordering::SeqCst) >= 3,
+        "the spans were retried"
+    );
+    assert_eq!(tracer.stats().spans_dropped(), 0);
+    // Both the spans and the counts reached the collector three times: stored once.
+    assert_eq!(
+        collector.throughput_total("lossy-link", "produced").await,
+        50
+    );
+    let journey = collector.journey("inv-7").await;
+    assert_eq!(
+        journey["hops"].as_array().map(Vec::len),
+        Some(1),
+        "{journey}"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", collector.url))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    assert!(
+        metrics.contains("muninn_ingest_idempotent_replays_total 4"),
+        "two lost span answers and two lost counts answers replayed: {metrics}"
+    );
+    shutdown(&tracer).await;
+    collector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_answers_are_retried_after_their_retry_after_and_nothing_is_lost() {
     let mut collector = Collector::start().await;
-    let (proxy, attempts, times) = flaky_proxy(collector.url.clone(), 2).await;
+    let (proxy, attempts, times) = faulty_proxy(collector.url.clone(), Fault::Overload, 2).await;
     let tracer = quick(Tracer::builder("retrier").collector(&proxy))
         .build()
         .expect("tracer");

@@ -1,6 +1,8 @@
 //! Ingest routes: `POST /api/v1/spans` and `POST /api/v1/counts`. The body is read up to the
 //! limit, decompressed up to the limit, decoded; valid records are appended durably and the
-//! answer counts them and lists the rejected ones (200 when anything was accepted).
+//! answer counts them and lists the rejected ones (200 when anything was accepted). A request
+//! with an `Idempotency-Key` already answered gets that answer again, stored once
+//! (`idempotency.rs`).
 
 use std::sync::Arc;
 
@@ -14,6 +16,7 @@ use muninn_model::{EventCount, Span};
 use serde::Serialize;
 
 use crate::error::ApiError;
+use crate::idempotency::{self, Claim};
 use crate::server::AppState;
 
 /// At most this many rejections are listed; `rejected_count` has the total.
@@ -56,13 +59,14 @@ pub(crate) async fn read_body(
     Ok(decompressed.unwrap_or(bytes))
 }
 
+/// The answer to a decoded request: its status and JSON body.
 fn answer(
     state: &AppState,
     record_kind: &str,
     accepted: usize,
     rejected: Vec<Rejection>,
     endpoint: &str,
-) -> Response {
+) -> (StatusCode, bytes::Bytes) {
     for rejection in &rejected {
         state.metrics.count_rejection(record_kind, &rejection.field);
     }
@@ -72,14 +76,7 @@ fn answer(
     } else {
         StatusCode::OK
     };
-    state
-        .metrics
-        .ingest_requests
-        .get_or_create(&vec![
-            ("endpoint".into(), endpoint.into()),
-            ("status".into(), status.as_u16().to_string()),
-        ])
-        .inc();
+    count_request(state, endpoint, status);
     let body = IngestResponse {
         accepted,
         rejected_count,
@@ -93,22 +90,37 @@ fn answer(
             })
             .collect(),
     };
-    (status, Json(body)).into_response()
+    // Plain strings and numbers always serialize.
+    let body = serde_json::to_vec(&body).unwrap_or_default();
+    (status, bytes::Bytes::from(body))
 }
 
-fn count_failure(state: &AppState, endpoint: &str, error: &ApiError) {
+fn json_response(status: StatusCode, body: bytes::Bytes) -> Response {
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+fn count_request(state: &AppState, endpoint: &str, status: StatusCode) {
     state
         .metrics
         .ingest_requests
         .get_or_create(&vec![
             ("endpoint".into(), endpoint.into()),
-            ("status".into(), error.status.as_u16().to_string()),
+            ("status".into(), status.as_u16().to_string()),
         ])
         .inc();
 }
 
+fn count_failure(state: &AppState, endpoint: &str, error: &ApiError) {
+    count_request(state, endpoint, error.status);
+}
+
 /// What one ingest route takes: its records, how to decode them and how to store them.
-trait RecordKind: Sized {
+trait RecordKind: Sized + Send + 'static {
     const ENDPOINT: &'static str;
     const NAME: &'static str;
     fn decode(body: &[u8], state: &AppState) -> Result<Decoded<Self>, IngestError>;
@@ -146,24 +158,106 @@ impl RecordKind for EventCount {
     }
 }
 
-async fn ingest<R: RecordKind>(state: &AppState, headers: &HeaderMap, body: Body) -> Response {
-    let result = async {
-        let bytes = read_body(state, headers, body).await?;
-        let decoded = R::decode(&bytes, state)?;
-        let accepted = decoded.records.len();
-        if accepted > 0 {
-            R::store(decoded.records, state).await?;
-        }
-        Ok::<_, ApiError>((accepted, decoded.rejected))
-    }
-    .await;
-    match result {
-        Ok((accepted, rejected)) => answer(state, R::NAME, accepted, rejected, R::ENDPOINT),
+async fn ingest<R: RecordKind>(state: Arc<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let key = match idempotency::key_of(&headers) {
+        Ok(key) => key,
         Err(error) => {
-            count_failure(state, R::ENDPOINT, &error);
+            count_failure(&state, R::ENDPOINT, &error);
+            return error.into_response();
+        }
+    };
+    if let Some(key) = &key {
+        match state.idempotency.claim(R::ENDPOINT, key) {
+            Claim::New => {}
+            Claim::Answered(status, body) => {
+                count_request(&state, R::ENDPOINT, status);
+                state.metrics.idempotent_replays.inc();
+                let mut response = json_response(status, body);
+                response.headers_mut().insert(
+                    idempotency::REPLAYED_HEADER,
+                    axum::http::HeaderValue::from_static("true"),
+                );
+                return response;
+            }
+            Claim::InProgress => {
+                let error = ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "a request with Idempotency-Key {key:?} is still being processed; \
+                         retry it shortly"
+                    ),
+                );
+                count_failure(&state, R::ENDPOINT, &error);
+                let mut response = error.into_response();
+                response
+                    .headers_mut()
+                    .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+                return response;
+            }
+        }
+    }
+    let Some(key) = key else {
+        return match process::<R>(&state, &headers, body).await {
+            Ok((status, body)) => json_response(status, body),
+            Err(error) => {
+                count_failure(&state, R::ENDPOINT, &error);
+                error.into_response()
+            }
+        };
+    };
+    // In its own task, so that a client that gives up mid-request (and will retry with the
+    // same key) cannot cancel it between storing the batch and recording the answer.
+    let task_state = state.clone();
+    let task = tokio::spawn(async move {
+        let state = task_state;
+        match process::<R>(&state, &headers, body).await {
+            Ok((status, body)) => {
+                state
+                    .idempotency
+                    .answered(R::ENDPOINT, &key, status, body.clone());
+                Ok((status, body))
+            }
+            Err(error) => {
+                // Nothing was stored: a retry with the same key must go ahead.
+                state.idempotency.release(R::ENDPOINT, &key);
+                Err(error)
+            }
+        }
+    });
+    let result = task.await.unwrap_or_else(|_| {
+        Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the ingest task stopped unexpectedly; retry the request",
+        ))
+    });
+    match result {
+        Ok((status, body)) => json_response(status, body),
+        Err(error) => {
+            count_failure(&state, R::ENDPOINT, &error);
             error.into_response()
         }
     }
+}
+
+/// Reads, decodes and stores one request's records; its answer.
+async fn process<R: RecordKind>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, bytes::Bytes), ApiError> {
+    let bytes = read_body(state, headers, body).await?;
+    let decoded = R::decode(&bytes, state)?;
+    let accepted = decoded.records.len();
+    if accepted > 0 {
+        R::store(decoded.records, state).await?;
+    }
+    Ok(answer(
+        state,
+        R::NAME,
+        accepted,
+        decoded.rejected,
+        R::ENDPOINT,
+    ))
 }
 
 pub(crate) async fn post_spans(
@@ -171,7 +265,7 @@ pub(crate) async fn post_spans(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    ingest::<Span>(&state, &headers, body).await
+    ingest::<Span>(state, headers, body).await
 }
 
 pub(crate) async fn post_counts(
@@ -179,7 +273,7 @@ pub(crate) async fn post_counts(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    ingest::<EventCount>(&state, &headers, body).await
+    ingest::<EventCount>(state, headers, body).await
 }
 
 /// Writes the in-memory head to Parquet blocks now (operators, benchmarks, tests).

@@ -3,6 +3,7 @@
 
 mod compat;
 mod error;
+mod idempotency;
 mod ingest;
 mod metrics;
 mod otlp;

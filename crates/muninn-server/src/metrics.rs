@@ -17,6 +17,8 @@ pub(crate) struct Metrics {
     pub ingested_counts: Counter,
     pub rejected: Family<Labels, Counter>,
     pub ingest_requests: Family<Labels, Counter>,
+    /// Ingest requests answered with the stored answer of an earlier one (same key).
+    pub idempotent_replays: Counter,
     pub query_seconds: Family<Labels, Histogram>,
     pub sampling_config_requests: Family<Labels, Counter>,
     sampling_rules: Gauge,
@@ -39,6 +41,7 @@ impl Metrics {
         let ingested_counts = Counter::default();
         let rejected = Family::<Labels, Counter>::default();
         let ingest_requests = Family::<Labels, Counter>::default();
+        let idempotent_replays = Counter::default();
         let query_seconds =
             Family::<Labels, Histogram>::new_with_constructor(query_histogram as fn() -> Histogram);
         let sampling_config_requests = Family::<Labels, Counter>::default();
@@ -75,6 +78,12 @@ impl Metrics {
             "ingest_requests",
             "Ingest requests by endpoint and HTTP status",
             ingest_requests.clone(),
+        );
+        registry.register(
+            "ingest_idempotent_replays",
+            "Ingest requests with an Idempotency-Key already answered: the first answer was \
+             sent again and nothing was stored",
+            idempotent_replays.clone(),
         );
         registry.register(
             "query_duration_seconds",
@@ -123,6 +132,7 @@ impl Metrics {
             ingested_counts,
             rejected,
             ingest_requests,
+            idempotent_replays,
             query_seconds,
             sampling_config_requests,
             sampling_rules,

@@ -73,6 +73,8 @@ pub(crate) struct AppState {
     pub otlp_mapping: OtlpMapping,
     /// The tail sampler, when tail sampling is on.
     pub tail_sampler: Option<Arc<crate::tail::TailSampler>>,
+    /// Recent `Idempotency-Key`s of ingest requests and their answers.
+    pub idempotency: crate::idempotency::IdempotencyKeys,
 }
 
 /// A running server.
@@ -170,6 +172,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             event_id_attribute: config.otlp_event_id_attribute.clone(),
         },
         tail_sampler,
+        idempotency: Default::default(),
     });
     let grpc_state = state.clone();
     let app = router(state);

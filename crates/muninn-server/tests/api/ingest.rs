@@ -194,3 +194,77 @@ async fn accepted_records_survive_a_restart() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_with_the_same_idempotency_key_gets_the_first_answer_and_is_stored_once() {
+    let server = TestServer::start().await;
+    let api = &server.api;
+    let minute = (muninn_model::now_unix_nanos() / NANOS_PER_SECOND / 60 - 2) * 60;
+    let count = json!([{"service": "meter", "event_type": "reading.taken", "stream": "readings",
+        "broker": "kafka", "action": "produced", "minute": minute, "count": 100}]);
+    let body = serde_json::to_vec(&count).unwrap();
+    let post = async |key: &str, body: Vec<u8>| {
+        api.post(
+            "/api/v1/counts",
+            body,
+            &[
+                ("content-type", "application/json"),
+                ("idempotency-key", key),
+            ],
+        )
+        .await
+    };
+    let first = post("batch-1", body.clone()).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert!(first.headers.get("idempotent-replayed").is_none());
+    // The answer was lost; the client sends the same batch with the same key.
+    let retry = post("batch-1", body.clone()).await;
+    assert_eq!((retry.status, &retry.text), (200, &first.text));
+    assert_eq!(
+        retry
+            .headers
+            .get("idempotent-replayed")
+            .map(|value| value.as_bytes()),
+        Some(&b"true"[..])
+    );
+    let total = async || {
+        let answer = api
+            .get_json(
+                "/api/v1/throughput",
+                &[("service", "meter"), ("step", "1h")],
+            )
+            .await;
+        answer["series"][0]["total"].as_u64()
+    };
+    assert_eq!(total().await, Some(100), "stored once, counted once");
+    // Another key is another batch.
+    assert_eq!(post("batch-2", body.clone()).await.status, 200);
+    assert_eq!(total().await, Some(200));
+    // An all-rejected batch keeps its 400 for the retry; a spans key is not a counts key.
+    let invalid = serde_json::to_vec(&json!([{"service": "meter"}])).unwrap();
+    let refused = post("batch-3", invalid.clone()).await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert_eq!(post("batch-3", body.clone()).await.text, refused.text);
+    let spans = api
+        .post(
+            "/api/v1/spans",
+            b"[]".to_vec(),
+            &[
+                ("content-type", "application/json"),
+                ("idempotency-key", "batch-1"),
+            ],
+        )
+        .await;
+    assert_eq!(spans.status, 200, "{}", spans.text);
+    assert!(spans.headers.get("idempotent-replayed").is_none());
+    // A key that is not 1 to 255 visible ASCII characters is refused, naming the header.
+    let bad = post(&"k".repeat(256), body.clone()).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.text.contains("Idempotency-Key"), "{}", bad.text);
+    assert_eq!(total().await, Some(200));
+    let metrics = api.get("/metrics", &[]).await.text;
+    assert!(
+        metrics.contains("muninn_ingest_idempotent_replays_total 2"),
+        "{metrics}"
+    );
+}

@@ -155,6 +155,57 @@ pub struct Lookup {
     pub unreadable_blocks: Vec<String>,
 }
 
+/// Reads every block with `read`, `concurrency` at a time. Returns what the readable blocks
+/// gave and the unreadable ones, named with their error and sorted: a block that cannot be
+/// read makes a partial answer, not a failure.
+pub(crate) async fn read_blocks<T, Fut>(
+    blocks: Vec<Arc<BlockHandle>>,
+    concurrency: usize,
+    read: impl Fn(Arc<BlockHandle>) -> Fut,
+) -> (Vec<T>, Vec<String>)
+where
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let results: Vec<(Path, Result<T, StoreError>)> = futures::stream::iter(blocks)
+        .map(|handle| {
+            let dir = handle.dir.clone();
+            let reading = read(handle);
+            async move { (dir, reading.await) }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut found = Vec::with_capacity(results.len());
+    let mut unreadable_blocks = Vec::new();
+    for (dir, result) in results {
+        match result {
+            Ok(value) => found.push(value),
+            Err(error) => {
+                tracing::warn!(block = %dir, %error, "block could not be read");
+                unreadable_blocks.push(format!("{dir}: {error}"));
+            }
+        }
+    }
+    unreadable_blocks.sort();
+    (found, unreadable_blocks)
+}
+
+impl Lookup {
+    /// A look-up's answer from the spans found: each (trace id, span id) once, ordered by
+    /// start time.
+    pub(crate) fn of(mut spans: Vec<Span>, unreadable_blocks: Vec<String>) -> Lookup {
+        let mut seen = HashSet::new();
+        spans.retain(|span| seen.insert((span.trace_id, span.span_id)));
+        spans.sort_by(|left, right| {
+            (left.start_unix_nanos, left.span_id).cmp(&(right.start_unix_nanos, right.span_id))
+        });
+        Lookup {
+            spans,
+            unreadable_blocks,
+        }
+    }
+}
+
 /// What a flush wrote.
 #[derive(Debug, Default, Clone)]
 pub struct FlushReport {
@@ -497,34 +548,12 @@ impl Store {
             .unwrap_or_default();
         let object_store = &shared.object_store;
         let id_ref = &id;
-        let results: Vec<_> = futures::stream::iter(blocks)
-            .map(|handle| async move {
-                let result = handle.lookup(object_store, id_ref).await;
-                (handle, result)
-            })
-            .buffer_unordered(8)
-            .collect()
-            .await;
-        let mut unreadable_blocks = Vec::new();
-        for (handle, result) in results {
-            match result {
-                Ok(found) => spans.extend(found),
-                Err(error) => {
-                    tracing::warn!(block = %handle.dir, %error, "block could not be read");
-                    unreadable_blocks.push(format!("{}: {error}", handle.dir));
-                }
-            }
-        }
-        let mut seen = HashSet::new();
-        spans.retain(|span| seen.insert((span.trace_id, span.span_id)));
-        spans.sort_by(|left, right| {
-            (left.start_unix_nanos, left.span_id).cmp(&(right.start_unix_nanos, right.span_id))
-        });
-        unreadable_blocks.sort();
-        Lookup {
-            spans,
-            unreadable_blocks,
-        }
+        let (found, unreadable_blocks) = read_blocks(blocks, 8, |handle| async move {
+            handle.lookup(object_store, id_ref).await
+        })
+        .await;
+        spans.extend(found.into_iter().flatten());
+        Lookup::of(spans, unreadable_blocks)
     }
 
     /// Runs `read` over the roll-ups while holding the read lock.

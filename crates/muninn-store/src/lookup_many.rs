@@ -5,11 +5,10 @@
 
 use std::collections::HashSet;
 
-use futures::StreamExt;
 use muninn_model::{Span, TraceId};
 
 use crate::block::links::ManyLookup;
-use crate::engine::{Lookup, Store};
+use crate::engine::{Lookup, Store, read_blocks};
 
 impl Store {
     /// Every span whose event id is one of `event_ids`, from memory and blocks, each once.
@@ -43,35 +42,13 @@ impl Store {
             .cloned()
             .collect();
         let object_store = &snapshot.object_store;
-        let results: Vec<_> = futures::stream::iter(snapshot.blocks)
-            .map(|handle| async move {
-                let result = handle.lookup_many(object_store, lookup).await;
-                (handle, result)
-            })
-            .buffer_unordered(8)
-            .collect()
-            .await;
-        let mut unreadable_blocks = Vec::new();
-        for (handle, result) in results {
-            match result {
-                // The block predicates are exact for ids; for links read from JSON text they
-                // match the text, so every span is checked again here.
-                Ok(found) => spans.extend(found.into_iter().filter(|span| matches(span))),
-                Err(error) => {
-                    tracing::warn!(block = %handle.dir, %error, "block could not be read");
-                    unreadable_blocks.push(format!("{}: {error}", handle.dir));
-                }
-            }
-        }
-        let mut seen = HashSet::new();
-        spans.retain(|span| seen.insert((span.trace_id, span.span_id)));
-        spans.sort_by(|left, right| {
-            (left.start_unix_nanos, left.span_id).cmp(&(right.start_unix_nanos, right.span_id))
-        });
-        unreadable_blocks.sort();
-        Lookup {
-            spans,
-            unreadable_blocks,
-        }
+        let (found, unreadable_blocks) = read_blocks(snapshot.blocks, 8, |handle| async move {
+            handle.lookup_many(object_store, lookup).await
+        })
+        .await;
+        // The block predicates are exact for ids; for links read from JSON text they match
+        // the text, so every span is checked again here.
+        spans.extend(found.into_iter().flatten().filter(|span| matches(span)));
+        Lookup::of(spans, unreadable_blocks)
     }
 }

@@ -15,7 +15,7 @@ use futures::StreamExt;
 use muninn_model::{Span, SpanKind, TraceId};
 
 use crate::block::scan::ScannedRows;
-use crate::engine::{Lookup, Store};
+use crate::engine::{Lookup, Store, read_blocks};
 
 /// What a trace search looks for. A span matches when it starts in
 /// `[from_unix_nanos, to_unix_nanos)` and every predicate that is set holds.
@@ -256,25 +256,13 @@ impl Store {
             })
             .collect();
         let object_store = &snapshot.object_store;
-        let results: Vec<_> = futures::stream::iter(blocks)
-            .map(|handle| async move {
-                let result = handle.operations(object_store).await;
-                (handle, result)
-            })
-            .buffer_unordered(4)
-            .collect()
-            .await;
-        let mut unreadable_blocks = Vec::new();
-        for (handle, result) in results {
-            match result {
-                Ok(found) => operations.extend(found.iter().cloned()),
-                Err(error) => {
-                    tracing::warn!(block = %handle.dir, %error, "block could not be read");
-                    unreadable_blocks.push(format!("{}: {error}", handle.dir));
-                }
-            }
+        let (found, unreadable_blocks) = read_blocks(blocks, 4, |handle| async move {
+            handle.operations(object_store).await
+        })
+        .await;
+        for block_operations in found {
+            operations.extend(block_operations.iter().cloned());
         }
-        unreadable_blocks.sort();
         OperationCatalog {
             operations: operations.into_iter().collect(),
             unreadable_blocks,
@@ -296,37 +284,13 @@ impl Store {
             .collect();
         let wanted = Arc::new(traces.clone());
         let object_store = &snapshot.object_store;
-        let results: Vec<_> = futures::stream::iter(snapshot.blocks)
-            .map(|handle| {
-                let wanted = wanted.clone();
-                async move {
-                    let result = handle.spans_of_traces(object_store, &wanted).await;
-                    (handle, result)
-                }
-            })
-            .buffer_unordered(4)
-            .collect()
-            .await;
-        let mut unreadable_blocks = Vec::new();
-        for (handle, result) in results {
-            match result {
-                Ok(found) => spans.extend(found),
-                Err(error) => {
-                    tracing::warn!(block = %handle.dir, %error, "block could not be read");
-                    unreadable_blocks.push(format!("{}: {error}", handle.dir));
-                }
-            }
-        }
-        let mut seen = HashSet::new();
-        spans.retain(|span| seen.insert((span.trace_id, span.span_id)));
-        spans.sort_by(|left, right| {
-            (left.start_unix_nanos, left.span_id).cmp(&(right.start_unix_nanos, right.span_id))
-        });
-        unreadable_blocks.sort();
-        Lookup {
-            spans,
-            unreadable_blocks,
-        }
+        let wanted = &wanted;
+        let (found, unreadable_blocks) = read_blocks(snapshot.blocks, 4, |handle| async move {
+            handle.spans_of_traces(object_store, wanted).await
+        })
+        .await;
+        spans.extend(found.into_iter().flatten());
+        Lookup::of(spans, unreadable_blocks)
     }
 }
 

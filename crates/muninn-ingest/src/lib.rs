@@ -6,6 +6,8 @@
 //! No I/O and no HTTP here: the server hands in bytes and headers and maps errors to statuses.
 
 mod body;
+#[cfg(test)]
+mod mutate;
 mod native;
 mod otlp;
 mod zipkin;

@@ -624,28 +624,14 @@ mod tests {
     fn mutated_bodies_never_panic() {
         let good = span_json("4bf92f3577b34da6a3ce929d0e0e4736", "1795000000000000000");
         let original = format!("[{good},{good}]").into_bytes();
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            // xorshift64*: deterministic, so a failure reproduces.
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        };
         let limits = Limits::default();
-        for _ in 0..5000 {
-            let mut body = original.clone();
-            for _ in 0..(next() % 4 + 1) {
-                let position = (next() as usize) % body.len();
-                match next() % 3 {
-                    0 => body[position] = (next() % 256) as u8,
-                    1 => body.truncate(position.max(1)),
-                    _ => {
-                        let byte = body[position];
-                        body.insert(position, byte);
-                    }
-                }
-            }
+        for body in crate::mutate::mutations(
+            &original,
+            0x9e37_79b9_7f4a_7c15,
+            0x2545_f491_4f6c_dd1d,
+            5000,
+            4,
+        ) {
             if let Ok(decoded) = decode_spans(&body, &limits, NOW) {
                 for span in &decoded.records {
                     assert!(limits.check_span(span, NOW).is_ok());

@@ -1627,27 +1627,14 @@ mod tests {
     #[test]
     fn mutated_bodies_read_the_same_with_prost_and_the_borrowing_reader() {
         let original = everything().encode_to_vec();
-        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            state.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        };
         let mut n_read_by_prost = 0;
-        for _ in 0..20_000 {
-            let mut body = original.clone();
-            for _ in 0..(next() % 3 + 1) {
-                let position = (next() as usize) % body.len();
-                match next() % 3 {
-                    0 => body[position] = (next() % 256) as u8,
-                    1 => body.truncate(position.max(1)),
-                    _ => {
-                        let byte = body[position];
-                        body.insert(position, byte);
-                    }
-                }
-            }
+        for body in crate::mutate::mutations(
+            &original,
+            0x2545_f491_4f6c_dd1d,
+            0x9e37_79b9_7f4a_7c15,
+            20_000,
+            3,
+        ) {
             let wire = with_wire(&body);
             if let Some(expected) = with_prost(&body) {
                 n_read_by_prost += 1;
@@ -1687,27 +1674,14 @@ mod tests {
             ],
         )
         .encode_to_vec();
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        };
         let limits = Limits::default();
-        for _ in 0..5000 {
-            let mut body = original.clone();
-            for _ in 0..(next() % 4 + 1) {
-                let position = (next() as usize) % body.len();
-                match next() % 3 {
-                    0 => body[position] = (next() % 256) as u8,
-                    1 => body.truncate(position.max(1)),
-                    _ => {
-                        let byte = body[position];
-                        body.insert(position, byte);
-                    }
-                }
-            }
+        for body in crate::mutate::mutations(
+            &original,
+            0x9e37_79b9_7f4a_7c15,
+            0x2545_f491_4f6c_dd1d,
+            5000,
+            4,
+        ) {
             if let Ok(decoded) = decode_otlp_protobuf(&body, &OtlpMapping::default(), &limits, NOW)
             {
                 for span in &decoded.records {

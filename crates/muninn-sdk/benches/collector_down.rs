@@ -324,23 +324,11 @@ fn main() {
     );
 
     let down_vs_plain = totals[1] / plain_total;
-    let bound_ok = runs[1].iter().all(|run| {
-        run.stats
-            .as_ref()
-            .is_some_and(|stats| stats.queue_bytes_peak <= stats.max_queue_bytes)
-    });
-    let drops_counted = runs[1].iter().all(|run| {
-        run.stats.as_ref().is_some_and(|stats| {
-            stats.spans_queued + stats.spans_dropped_queue_full + stats.spans_dropped_shutdown
-                == events as u64
-        })
-    });
-    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
     println!();
     println!(
         "  target (b) within 10% of (a): {:+.1}% -> {}",
         (down_vs_plain - 1.0) * 100.0,
-        verdict(down_vs_plain <= 1.10)
+        support::verdict(down_vs_plain <= 1.10)
     );
     println!(
         "  caller p99 per event, (b) vs (a): {} ns vs {} ns ({:+.1}%)",
@@ -348,13 +336,6 @@ fn main() {
         p99s[0],
         (p99s[1] as f64 / p99s[0] as f64 - 1.0) * 100.0
     );
-    println!(
-        "  SDK queue under its configured bound in every (b) run: {}",
-        verdict(bound_ok)
-    );
-    println!(
-        "  every (b) span either queued or counted as dropped: {}",
-        verdict(drops_counted)
-    );
+    support::print_collector_down_checks(runs[1].iter().map(|run| run.stats.as_ref()), events);
     println!();
 }

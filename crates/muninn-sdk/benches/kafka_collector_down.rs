@@ -231,31 +231,12 @@ fn main() {
         "  load average before: {load_before}, after: {}",
         support::load_average()
     );
-    let bound_ok = runs[1].iter().all(|run| {
-        run.stats
-            .as_ref()
-            .is_some_and(|stats| stats.queue_bytes_peak <= stats.max_queue_bytes)
-    });
-    let drops_counted = runs[1].iter().all(|run| {
-        run.stats.as_ref().is_some_and(|stats| {
-            stats.spans_queued + stats.spans_dropped_queue_full + stats.spans_dropped_shutdown
-                == events as u64
-        })
-    });
-    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
     let ratio = totals[1] / totals[0];
     println!(
         "\n  target (b) within 10% of (a): {:+.1}% -> {}",
         (ratio - 1.0) * 100.0,
-        verdict(ratio <= 1.10)
+        support::verdict(ratio <= 1.10)
     );
-    println!(
-        "  SDK queue under its configured bound in every (b) run: {}",
-        verdict(bound_ok)
-    );
-    println!(
-        "  every (b) span either queued or counted as dropped: {}",
-        verdict(drops_counted)
-    );
+    support::print_collector_down_checks(runs[1].iter().map(|run| run.stats.as_ref()), events);
     println!();
 }

@@ -175,3 +175,35 @@ pub fn order_payload(id: &str, n: usize) -> Vec<u8> {
     };
     serde_json::to_vec(&order).expect("an order serializes")
 }
+
+/// "met" or "MISSED", as the benchmarks print a target.
+pub fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
+
+/// Prints the memory and accounting checks of the collector-down runs: the queue stayed
+/// under its configured bound, and every one of `events` spans was queued or counted as
+/// dropped.
+pub fn print_collector_down_checks<'a>(
+    stats: impl IntoIterator<Item = Option<&'a muninn_sdk::Stats>> + Clone,
+    events: usize,
+) {
+    let bound_ok = stats
+        .clone()
+        .into_iter()
+        .all(|stats| stats.is_some_and(|stats| stats.queue_bytes_peak <= stats.max_queue_bytes));
+    let drops_counted = stats.into_iter().all(|stats| {
+        stats.is_some_and(|stats| {
+            stats.spans_queued + stats.spans_dropped_queue_full + stats.spans_dropped_shutdown
+                == events as u64
+        })
+    });
+    println!(
+        "  SDK queue under its configured bound in every (b) run: {}",
+        verdict(bound_ok)
+    );
+    println!(
+        "  every (b) span either queued or counted as dropped: {}",
+        verdict(drops_counted)
+    );
+}

@@ -2,7 +2,10 @@
 //! down: the service builds and serializes an order per event and sends it with rdkafka (up to
 //! 1,000 sends in flight) to tansu on loopback, (a) through a plain `FutureProducer`, (b)
 //! through the SDK's `TracedProducer` tracing every event with the collector stopped, (c)
-//! without the SDK but with the same four headers written by hand; 100,000
+//! without the SDK but with the same four headers written by hand, (d) with only a W3C
+//! `traceparent` written by hand, and (e) with the OpenTelemetry SDK (a producer span, its
+//! `traceparent` injected, a batch span processor whose exporter fails, as with its collector
+//! down); 100,000
 //! events per run, the runs interleaved over several rounds. Prints total times, the SDK's
 //! queue and drop counters, and the process's memory. Needs the `kafka` feature and tansu
 //! (`bash scripts/brokers.sh` installs it): `cargo bench -p muninn-sdk --features kafka
@@ -18,6 +21,12 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use muninn_sdk::kafka::{KafkaEvent, TracedProducer};
 use muninn_sdk::{Stats, Tracer};
+use opentelemetry::KeyValue;
+use opentelemetry::propagation::TextMapPropagator as _;
+use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt as _, Tracer as _};
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
@@ -34,6 +43,11 @@ enum Mode {
     /// No SDK, but the same four headers written by hand: what carrying them through the
     /// client and the broker costs by itself, whatever writes them.
     HeadersOnly,
+    /// No SDK, only a W3C `traceparent` written by hand: the least any tracer propagating
+    /// context through Kafka headers writes.
+    TraceparentOnly,
+    /// The OpenTelemetry SDK, its exporter failing as with the collector down.
+    OpenTelemetry,
 }
 
 impl Mode {
@@ -42,12 +56,18 @@ impl Mode {
             Mode::Plain => "(a) rdkafka, without the SDK",
             Mode::CollectorDown => "(b) SDK, collector down",
             Mode::HeadersOnly => "(c) no SDK, same headers",
+            Mode::TraceparentOnly => "(d) no SDK, traceparent only",
+            Mode::OpenTelemetry => "(e) OpenTelemetry SDK, down",
         }
     }
 }
 
 struct Run {
     total: Duration,
+    /// CPU time used meanwhile, ms: by this process (the service, its rdkafka threads and the
+    /// SDK's export thread) and by everything else (the broker).
+    service_cpu_ms: f64,
+    other_cpu_ms: f64,
     delivered: u64,
     stats: Option<Stats>,
 }
@@ -69,7 +89,18 @@ async fn run(kafka: &brokers::Kafka, mode: Mode, events: usize, round: usize) ->
     let traced = tracer
         .as_ref()
         .map(|tracer| TracedProducer::new(producer.clone(), tracer.clone()));
+    let otel_provider = (mode == Mode::OpenTelemetry).then(|| {
+        SdkTracerProvider::builder()
+            .with_span_processor(BatchSpanProcessor::builder(FailingExporter).build())
+            .build()
+    });
+    let otel_tracer = otel_provider.as_ref().map(|provider| {
+        use opentelemetry::trace::TracerProvider as _;
+        provider.tracer("checkout")
+    });
+    let propagator = TraceContextPropagator::new();
 
+    let cpu_start = support::cpu_ticks();
     let start = Instant::now();
     let mut in_flight = FuturesUnordered::new();
     let mut delivered = 0u64;
@@ -84,28 +115,63 @@ async fn run(kafka: &brokers::Kafka, mode: Mode, events: usize, round: usize) ->
         let producer = &producer;
         let traced = traced.as_ref();
         let topic = topic.as_str();
+        let otel_tracer = otel_tracer.as_ref();
+        let propagator = &propagator;
         in_flight.push(async move {
             let mut record = FutureRecord::to(topic).key(&id).payload(&payload);
-            if mode == Mode::HeadersOnly {
-                let traceparent = format!(
+            let traceparent = || {
+                format!(
                     "00-{:032x}-{:016x}-01",
                     fastrand::u128(1..),
                     fastrand::u64(1..)
-                );
-                let headers = [
-                    ("muninn-event-id", id.as_str()),
-                    ("muninn-event-type", EVENT_TYPE),
-                    ("muninn-event-schema", SCHEMA),
-                    ("traceparent", traceparent.as_str()),
-                ]
-                .into_iter()
-                .fold(OwnedHeaders::new(), |headers, (key, value)| {
-                    headers.insert(Header {
-                        key,
-                        value: Some(value),
-                    })
-                });
-                record = record.headers(headers);
+                )
+            };
+            match mode {
+                Mode::HeadersOnly => {
+                    let traceparent = traceparent();
+                    record = record.headers(headers(&[
+                        ("muninn-event-id", id.as_str()),
+                        ("muninn-event-type", EVENT_TYPE),
+                        ("muninn-event-schema", SCHEMA),
+                        ("traceparent", traceparent.as_str()),
+                    ]));
+                }
+                Mode::TraceparentOnly => {
+                    record = record.headers(headers(&[("traceparent", traceparent().as_str())]));
+                }
+                _ => {}
+            }
+            if let Some(otel) = otel_tracer {
+                let mut span = otel
+                    .span_builder(format!("publish {topic}"))
+                    .with_kind(SpanKind::Producer)
+                    .with_attributes([
+                        KeyValue::new("messaging.system", "kafka"),
+                        KeyValue::new("messaging.destination.name", topic.to_string()),
+                        KeyValue::new("messaging.message.id", id.clone()),
+                        KeyValue::new("cloudevents.event_type", EVENT_TYPE),
+                    ])
+                    .start(otel);
+                let context = opentelemetry::Context::new()
+                    .with_remote_span_context(span.span_context().clone());
+                let mut carrier = OtelHeaders(Some(OwnedHeaders::new()));
+                propagator.inject_context(&context, &mut carrier);
+                record = record.headers(carrier.0.unwrap_or_default());
+                let result = producer.send(record, QUEUE_TIMEOUT).await;
+                match &result {
+                    Ok(delivery) => span.set_attributes([
+                        KeyValue::new(
+                            "messaging.destination.partition.id",
+                            delivery.partition.to_string(),
+                        ),
+                        KeyValue::new("messaging.kafka.offset", delivery.offset),
+                    ]),
+                    Err((error, _)) => {
+                        span.set_status(opentelemetry::trace::Status::error(error.to_string()))
+                    }
+                }
+                span.end();
+                return result.is_ok();
             }
             match traced {
                 Some(traced) => {
@@ -127,14 +193,60 @@ async fn run(kafka: &brokers::Kafka, mode: Mode, events: usize, round: usize) ->
         delivered += u64::from(ok);
     }
     let total = start.elapsed();
+    let cpu_end = support::cpu_ticks();
     let stats = tracer.as_ref().map(Tracer::stats);
     if let Some(tracer) = &tracer {
         tracer.shutdown(Duration::from_secs(5));
     }
+    if let Some(provider) = otel_provider {
+        let _ = provider.shutdown();
+    }
+    let service = cpu_end.0.saturating_sub(cpu_start.0);
+    let machine = cpu_end.1.saturating_sub(cpu_start.1);
     Run {
         total,
+        service_cpu_ms: service as f64 * 10.0,
+        other_cpu_ms: machine.saturating_sub(service) as f64 * 10.0,
         delivered,
         stats,
+    }
+}
+
+/// Headers for a record, written by hand.
+fn headers(pairs: &[(&str, &str)]) -> OwnedHeaders {
+    pairs
+        .iter()
+        .fold(OwnedHeaders::new(), |headers, &(key, value)| {
+            headers.insert(Header {
+                key,
+                value: Some(value),
+            })
+        })
+}
+
+/// OpenTelemetry's injector over rdkafka's append-only headers.
+struct OtelHeaders(Option<OwnedHeaders>);
+
+impl opentelemetry::propagation::Injector for OtelHeaders {
+    fn set(&mut self, key: &str, value: String) {
+        let headers = self.0.take().unwrap_or_default();
+        self.0 = Some(headers.insert(Header {
+            key,
+            value: Some(&value),
+        }));
+    }
+}
+
+/// An OpenTelemetry exporter whose every export fails at once, as a refused connection does.
+#[derive(Debug)]
+struct FailingExporter;
+
+impl SpanExporter for FailingExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        drop(batch);
+        Err(OTelSdkError::InternalFailure(
+            "connection refused".to_string(),
+        ))
     }
 }
 
@@ -150,7 +262,13 @@ fn main() {
     } else {
         (2_000, 1)
     };
-    let modes = [Mode::Plain, Mode::CollectorDown, Mode::HeadersOnly];
+    let modes = [
+        Mode::Plain,
+        Mode::CollectorDown,
+        Mode::HeadersOnly,
+        Mode::TraceparentOnly,
+        Mode::OpenTelemetry,
+    ];
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -190,9 +308,13 @@ fn main() {
         "== collector down, producing to Kafka (tansu on loopback, rdkafka, {IN_FLIGHT} in \
          flight): {events} events per run, {rounds} rounds interleaved =="
     );
+    let cpu = |index: usize, pick: fn(&Run) -> f64| {
+        let mut values: Vec<f64> = runs[index].iter().map(pick).collect();
+        median(&mut values)
+    };
     println!(
-        "{:<30} {:>14} {:>8} {:>12}   totals per round, ms",
-        "run", "median ms", "vs (a)", "µs / event"
+        "{:<30} {:>10} {:>8} {:>11} {:>12} {:>11}   totals per round, ms",
+        "run", "median ms", "vs (a)", "µs / event", "service CPU", "other CPU"
     );
     for (index, mode) in modes.iter().enumerate() {
         let cells: Vec<String> = runs[index]
@@ -200,14 +322,20 @@ fn main() {
             .map(|run| format!("{:.0}", run.total.as_secs_f64() * 1e3))
             .collect();
         println!(
-            "{:<30} {:>14.1} {:>7.1}% {:>12.2}   {}",
+            "{:<30} {:>10.1} {:>7.1}% {:>11.2} {:>9.0}ms {:>9.0}ms   {}",
             mode.label(),
             totals[index],
             (totals[index] / totals[0] - 1.0) * 100.0,
             totals[index] * 1e3 / events as f64,
+            cpu(index, |run| run.service_cpu_ms),
+            cpu(index, |run| run.other_cpu_ms),
             cells.join("  ")
         );
     }
+    println!(
+        "  (service CPU: this process, all its threads; other CPU: the rest of the machine, \
+         mostly the broker; medians over the rounds)"
+    );
     if let Some(stats) = runs[1].last().and_then(|run| run.stats.as_ref()) {
         println!(
             "\n  SDK counters (last (b) run): queued {}, exported {}, dropped {} (queue full {}), \
@@ -236,6 +364,12 @@ fn main() {
         "\n  target (b) within 10% of (a): {:+.1}% -> {}",
         (ratio - 1.0) * 100.0,
         support::verdict(ratio <= 1.10)
+    );
+    println!(
+        "  (b) against the same service writing the same headers by hand, (c): {:+.1}%; \
+         against the OpenTelemetry SDK, (e): {:+.1}%",
+        (totals[1] / totals[2] - 1.0) * 100.0,
+        (totals[1] / totals[4] - 1.0) * 100.0
     );
     support::print_collector_down_checks(runs[1].iter().map(|run| run.stats.as_ref()), events);
     println!();

@@ -118,6 +118,38 @@ pub fn thread_cpu_nanos() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time, in clock ticks (`_SC_CLK_TCK`, 100 per second on Linux): `(this process, the
+/// whole machine)`, user plus system, from `/proc/self/stat` and the first line of
+/// `/proc/stat`. The difference between two readings tells what the benchmark's own process
+/// used from what everything else (a broker on loopback) used meanwhile.
+pub fn cpu_ticks() -> (u64, u64) {
+    let own = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|text| {
+            // The command name, in parentheses, may hold spaces: count fields after it.
+            let rest = &text[text.rfind(')')? + 1..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    let machine = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|text| {
+            let fields: Vec<u64> = text
+                .lines()
+                .next()?
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|field| field.parse().ok())
+                .collect();
+            // user nice system (idle iowait skipped) irq softirq steal
+            Some(fields.iter().take(3).sum::<u64>() + fields.iter().skip(5).take(3).sum::<u64>())
+        })
+        .unwrap_or(0);
+    (own, machine)
+}
+
 /// The machine's load averages (`/proc/loadavg`: 1, 5 and 15 minutes), printed with the
 /// figures: on a shared 2-core machine, a load above 2 means the benchmark shared its cores.
 pub fn load_average() -> String {

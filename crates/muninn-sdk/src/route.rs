@@ -2,7 +2,7 @@
 //! spans recorded on them: the calls a service makes where it produces or consumes an event.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 const NANOS_PER_MINUTE: i64 = 60_000_000_000;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use muninn_model::sampling::{RATE_PPM_MAX, is_sampled};
 use muninn_model::{Broker, SpanId, TraceId};
 
+use crate::counter::MinuteCounter;
 use crate::propagation::{self, Extracted, Extractor, Injector, SpanContext, TraceState};
 use crate::record::{Kind, Record, Value};
 use crate::tracer::Inner;
@@ -18,52 +19,6 @@ use crate::tracer::Inner;
 const MAX_ATTRIBUTES: usize = 64;
 /// Event type recorded when a consumed message carries none.
 pub const UNKNOWN_EVENT_TYPE: &str = "unknown";
-
-/// Events counted on a route, in three minute slots (minute index mod 3): a sampled event is
-/// counted in the minute its span starts, so its count and its span always agree on the
-/// minute (the collector keeps the larger of the two per minute), and an unsampled one in the
-/// export thread's current minute. The export thread empties the slots every second.
-pub(crate) struct MinuteCounter {
-    slots: [AtomicU64; 3],
-    /// What the export thread has taken out of the slots so far.
-    taken: AtomicU64,
-}
-
-impl MinuteCounter {
-    fn new() -> Self {
-        MinuteCounter {
-            slots: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
-            taken: AtomicU64::new(0),
-        }
-    }
-
-    #[inline]
-    pub(crate) fn add(&self, minute: i64) {
-        self.slots[minute.rem_euclid(3) as usize].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Empties the slots; `current` is the minute index now. Returns (minute index, count).
-    /// Call with the tracer's count lock held, so readers of the total see no dip.
-    pub(crate) fn take(&self, current: i64) -> Vec<(i64, u64)> {
-        (current - 1..=current + 1)
-            .filter_map(|minute| {
-                let count = self.slots[minute.rem_euclid(3) as usize].swap(0, Ordering::Relaxed);
-                self.taken.fetch_add(count, Ordering::Relaxed);
-                (count > 0).then_some((minute, count))
-            })
-            .collect()
-    }
-
-    /// Every event counted so far (call with the count lock held).
-    pub(crate) fn total(&self) -> u64 {
-        self.taken.load(Ordering::Relaxed)
-            + self
-                .slots
-                .iter()
-                .map(|slot| slot.load(Ordering::Relaxed))
-                .sum::<u64>()
-    }
-}
 
 pub(crate) struct RouteInner {
     pub event_type: String,
@@ -513,26 +468,5 @@ impl std::fmt::Debug for EventSpan {
             .field("context", &self.context)
             .field("sampled", &self.context.sampled)
             .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::MinuteCounter;
-
-    #[test]
-    fn counts_keep_the_minute_they_were_made_in_across_a_boundary() {
-        let counter = MinuteCounter::new();
-        // Minute 100 ends; a sampled event already starts in 101 before the tick moves on.
-        counter.add(100);
-        counter.add(100);
-        counter.add(101);
-        assert_eq!(counter.take(100), vec![(100, 2), (101, 1)]);
-        // An unsampled event still counted with the old minute after the tick moved to 101.
-        counter.add(100);
-        counter.add(101);
-        assert_eq!(counter.take(101), vec![(100, 1), (101, 1)]);
-        assert_eq!(counter.take(101), vec![]);
-        assert_eq!(counter.total(), 5);
     }
 }

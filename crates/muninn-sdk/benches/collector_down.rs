@@ -172,11 +172,6 @@ fn run(mode: Mode, events: usize, round: usize, sink: &DiscardSink) -> Run {
     }
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
-}
-
 /// Mean, p50, p99 and max of sorted nanoseconds.
 fn latency_cell(sorted: &[u64]) -> String {
     let mean = sorted.iter().sum::<u64>() as f64 / sorted.len().max(1) as f64;
@@ -248,7 +243,7 @@ fn main() {
                 .iter()
                 .map(|run| run.total.as_secs_f64() * 1e3)
                 .collect();
-            median(&mut totals)
+            support::median(&mut totals)
         })
         .collect();
     let plain_total = totals[0];
@@ -291,7 +286,7 @@ fn main() {
             (totals[index] / plain_total - 1.0) * 100.0,
             latency_cell(&sdk),
             latency_cell(&event),
-            median(&mut rss_growth),
+            support::median(&mut rss_growth),
         );
     }
     println!();

@@ -100,7 +100,7 @@ async fn run(kafka: &brokers::Kafka, mode: Mode, events: usize, round: usize) ->
     });
     let propagator = TraceContextPropagator::new();
 
-    let cpu_start = support::cpu_ticks();
+    let cpu_start = support::cpu_millis();
     let start = Instant::now();
     let mut in_flight = FuturesUnordered::new();
     let mut delivered = 0u64;
@@ -193,7 +193,7 @@ async fn run(kafka: &brokers::Kafka, mode: Mode, events: usize, round: usize) ->
         delivered += u64::from(ok);
     }
     let total = start.elapsed();
-    let cpu_end = support::cpu_ticks();
+    let cpu_end = support::cpu_millis();
     let stats = tracer.as_ref().map(Tracer::stats);
     if let Some(tracer) = &tracer {
         tracer.shutdown(Duration::from_secs(5));
@@ -205,8 +205,8 @@ async fn run(kafka: &brokers::Kafka, mode: Mode, events: usize, round: usize) ->
     let machine = cpu_end.1.saturating_sub(cpu_start.1);
     Run {
         total,
-        service_cpu_ms: service as f64 * 10.0,
-        other_cpu_ms: machine.saturating_sub(service) as f64 * 10.0,
+        service_cpu_ms: service as f64,
+        other_cpu_ms: machine.saturating_sub(service) as f64,
         delivered,
         stats,
     }
@@ -248,11 +248,6 @@ impl SpanExporter for FailingExporter {
             "connection refused".to_string(),
         ))
     }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 fn main() {
@@ -300,7 +295,7 @@ fn main() {
                 .iter()
                 .map(|run| run.total.as_secs_f64() * 1e3)
                 .collect();
-            median(&mut totals)
+            support::median(&mut totals)
         })
         .collect();
     println!();
@@ -310,7 +305,7 @@ fn main() {
     );
     let cpu = |index: usize, pick: fn(&Run) -> f64| {
         let mut values: Vec<f64> = runs[index].iter().map(pick).collect();
-        median(&mut values)
+        support::median(&mut values)
     };
     println!(
         "{:<30} {:>10} {:>8} {:>11} {:>12} {:>11}   totals per round, ms",

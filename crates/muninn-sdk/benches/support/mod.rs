@@ -118,11 +118,11 @@ pub fn thread_cpu_nanos() -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU time, in clock ticks (`_SC_CLK_TCK`, 100 per second on Linux): `(this process, the
-/// whole machine)`, user plus system, from `/proc/self/stat` and the first line of
+/// CPU time in milliseconds, `(this process, the whole machine)`, user plus system (counted
+/// in clock ticks of 10 ms: `_SC_CLK_TCK` is 100 on Linux), from `/proc/self/stat` and the first line of
 /// `/proc/stat`. The difference between two readings tells what the benchmark's own process
 /// used from what everything else (a broker on loopback) used meanwhile.
-pub fn cpu_ticks() -> (u64, u64) {
+pub fn cpu_millis() -> (u64, u64) {
     let own = std::fs::read_to_string("/proc/self/stat")
         .ok()
         .and_then(|text| {
@@ -147,7 +147,7 @@ pub fn cpu_ticks() -> (u64, u64) {
             Some(fields.iter().take(3).sum::<u64>() + fields.iter().skip(5).take(3).sum::<u64>())
         })
         .unwrap_or(0);
-    (own, machine)
+    (own * 10, machine * 10)
 }
 
 /// The machine's load averages (`/proc/loadavg`: 1, 5 and 15 minutes), printed with the
@@ -206,6 +206,12 @@ pub fn order_payload(id: &str, n: usize) -> Vec<u8> {
         shipping: "standard",
     };
     serde_json::to_vec(&order).expect("an order serializes")
+}
+
+/// The median of `values` (sorts them); 0 when empty.
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// "met" or "MISSED", as the benchmarks print a target.

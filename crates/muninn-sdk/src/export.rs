@@ -124,6 +124,12 @@ struct CountKey {
     action: &'static str,
 }
 
+/// A request body ready to send (and to send again on a retry: cloning `Bytes` copies nothing).
+struct Body {
+    bytes: bytes::Bytes,
+    gzipped: bool,
+}
+
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     let value = response.headers().get(RETRY_AFTER)?.to_str().ok()?;
     let seconds: u64 = value.trim().parse().ok()?;
@@ -154,35 +160,42 @@ impl Exporter {
         url
     }
 
-    fn body(&self, json: Vec<u8>) -> (Vec<u8>, bool) {
-        if !self.inner.options.gzip {
-            return (json, false);
+    /// The request body for `json`, gzipped when configured: made once per batch, and sent
+    /// as is by every retry.
+    fn body(&self, json: Vec<u8>) -> Body {
+        if self.inner.options.gzip {
+            let mut encoder =
+                GzEncoder::new(Vec::with_capacity(json.len() / 4), Compression::fast());
+            if let Ok(compressed) = encoder.write_all(&json).and_then(|()| encoder.finish()) {
+                return Body {
+                    bytes: compressed.into(),
+                    gzipped: true,
+                };
+            }
         }
-        let mut encoder = GzEncoder::new(Vec::with_capacity(json.len() / 4), Compression::fast());
-        match encoder.write_all(&json).and_then(|()| encoder.finish()) {
-            Ok(compressed) => (compressed, true),
-            Err(_) => (json, false),
+        Body {
+            bytes: json.into(),
+            gzipped: false,
         }
     }
 
-    /// One POST; `Ok` carries the response body.
-    /// Posts `json`; `key` goes as `Idempotency-Key`, the same on every retry of one batch,
-    /// so a batch whose answer was lost is not stored (and counted) twice.
+    /// Posts `body`; `key` goes as `Idempotency-Key`, the same on every retry of one batch,
+    /// so a batch whose answer was lost is not stored (and counted) twice. `Ok` carries the
+    /// response body.
     async fn post(
         &self,
         path: &str,
-        json: Vec<u8>,
+        body: &Body,
         key: &str,
         deadline: Option<Instant>,
     ) -> Result<bytes::Bytes, Failure> {
-        let (body, gzipped) = self.body(json);
         let mut request = self
             .client
             .post(self.url(path))
             .header(CONTENT_TYPE, "application/json")
             .header("idempotency-key", key)
-            .body(body);
-        if gzipped {
+            .body(body.bytes.clone());
+        if body.gzipped {
             request = request.header(CONTENT_ENCODING, "gzip");
         }
         if let Some(deadline) = deadline {
@@ -295,15 +308,12 @@ impl Exporter {
 
     async fn send_spans(&self, batch: &[Record], deadline: Option<Instant>) {
         let counters = &self.inner.counters;
-        let json = self.encode_spans(batch);
+        let body = self.body(self.encode_spans(batch));
         let count = batch.len() as u64;
         let key = uuid::Uuid::new_v4().to_string();
         let mut attempt = 1;
         loop {
-            match self
-                .post("/api/v1/spans", json.clone(), &key, deadline)
-                .await
-            {
+            match self.post("/api/v1/spans", &body, &key, deadline).await {
                 Ok(answer) => {
                     let rejected = serde_json::from_slice::<IngestAnswer>(&answer)
                         .map_or(0, |answer| answer.rejected_count)
@@ -426,10 +436,10 @@ impl Exporter {
                     count: *count,
                 })
                 .collect();
-            let json = serde_json::to_vec(&wire).unwrap_or_default();
+            let body = self.body(serde_json::to_vec(&wire).unwrap_or_default());
             let total = chunk.total();
             match self
-                .post("/api/v1/counts", json, &chunk.key, deadline)
+                .post("/api/v1/counts", &body, &chunk.key, deadline)
                 .await
             {
                 Ok(_) => {

@@ -15,16 +15,52 @@ use crate::{Broker, EventSpan, Tracer};
 
 /// Kafka headers being built for an outgoing record (rdkafka's `OwnedHeaders` is append-only).
 #[derive(Default)]
-pub struct KafkaHeadersWriter(Option<OwnedHeaders>);
+pub struct KafkaHeadersWriter {
+    headers: Option<OwnedHeaders>,
+    /// Whether the record came with headers of its own, whose names can be anything.
+    forwarded: bool,
+    /// Hashes of the names this writer wrote itself, up to `WRITTEN` of them: a name that
+    /// hashes to none of them was never written, so it needs no look-up through the headers.
+    written: [u64; WRITTEN],
+    written_len: usize,
+}
+
+/// How many written names a [`KafkaHeadersWriter`] remembers (the SDK writes at most six).
+const WRITTEN: usize = 8;
+
+/// FNV-1a of the ASCII-lowercased name: names compare case-insensitively.
+fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte.to_ascii_lowercase())).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
 
 impl KafkaHeadersWriter {
     /// Starts from the record's own headers, if it has any.
     pub fn new(existing: Option<OwnedHeaders>) -> Self {
-        KafkaHeadersWriter(existing)
+        KafkaHeadersWriter {
+            forwarded: existing.as_ref().is_some_and(|headers| headers.count() > 0),
+            headers: existing,
+            ..KafkaHeadersWriter::default()
+        }
     }
 
     pub fn into_headers(self) -> OwnedHeaders {
-        self.0.unwrap_or_default()
+        self.headers.unwrap_or_default()
+    }
+
+    /// Whether a header named `key` may already be there (then the headers are searched).
+    fn may_hold(&mut self, key: &str) -> bool {
+        if self.forwarded || self.written_len == WRITTEN {
+            return true;
+        }
+        let hash = name_hash(key);
+        if self.written[..self.written_len].contains(&hash) {
+            return true;
+        }
+        self.written[self.written_len] = hash;
+        self.written_len += 1;
+        false
     }
 }
 
@@ -33,25 +69,30 @@ impl Injector for KafkaHeadersWriter {
     /// with the headers of the message it came from must not carry a stale `traceparent`
     /// ahead of the new one. `OwnedHeaders` is append-only, so a replacement copies the others.
     fn set(&mut self, key: &str, value: &str) {
-        let mut headers = self.0.take().unwrap_or_default();
-        let present = (0..headers.count()).any(|index| {
-            headers
-                .try_get(index)
-                .is_some_and(|header| header.key.eq_ignore_ascii_case(key))
-        });
-        if present {
-            let mut kept = OwnedHeaders::new_with_capacity(headers.count());
-            for header in (0..headers.count()).filter_map(|index| headers.try_get(index)) {
-                if !header.key.eq_ignore_ascii_case(key) {
-                    kept = kept.insert(Header {
-                        key: header.key,
-                        value: header.value,
-                    });
+        let mut headers = self
+            .headers
+            .take()
+            .unwrap_or_else(|| OwnedHeaders::new_with_capacity(WRITTEN));
+        if self.may_hold(key) {
+            let present = (0..headers.count()).any(|index| {
+                headers
+                    .try_get(index)
+                    .is_some_and(|header| header.key.eq_ignore_ascii_case(key))
+            });
+            if present {
+                let mut kept = OwnedHeaders::new_with_capacity(headers.count());
+                for header in (0..headers.count()).filter_map(|index| headers.try_get(index)) {
+                    if !header.key.eq_ignore_ascii_case(key) {
+                        kept = kept.insert(Header {
+                            key: header.key,
+                            value: header.value,
+                        });
+                    }
                 }
+                headers = kept;
             }
-            headers = kept;
         }
-        self.0 = Some(headers.insert(Header {
+        self.headers = Some(headers.insert(Header {
             key,
             value: Some(value),
         }));
@@ -171,6 +212,33 @@ mod tests {
             .iter()
             .map(|header| (header.key.to_string(), header.value.map(<[u8]>::to_vec)))
             .collect()
+    }
+
+    #[test]
+    fn on_a_record_without_headers_a_name_set_again_in_other_case_is_replaced() {
+        let mut writer = KafkaHeadersWriter::new(None);
+        writer.set("muninn-event-id", "e-1");
+        writer.set(
+            "traceparent",
+            "00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01",
+        );
+        writer.set("Muninn-Event-Id", "e-2");
+        let many: Vec<String> = (0..12).map(|n| format!("x-{n}")).collect();
+        for name in &many {
+            writer.set(name, "1");
+        }
+        // Past the names the writer remembers, it still finds a repeated one.
+        writer.set("x-11", "2");
+        writer.set("X-0", "2");
+        let mut expected = vec![(
+            "traceparent".to_string(),
+            Some(b"00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01".to_vec()),
+        )];
+        expected.push(("Muninn-Event-Id".to_string(), Some(b"e-2".to_vec())));
+        expected.extend((1..11).map(|n| (format!("x-{n}"), Some(b"1".to_vec()))));
+        expected.push(("x-11".to_string(), Some(b"2".to_vec())));
+        expected.push(("X-0".to_string(), Some(b"2".to_vec())));
+        assert_eq!(pairs(&writer.into_headers()), expected);
     }
 
     #[test]

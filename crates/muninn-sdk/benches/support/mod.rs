@@ -214,6 +214,18 @@ pub fn median(values: &mut [f64]) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// The first quartile, the median and the third quartile of `values` (nearest rank).
+pub fn quartiles(values: &mut [f64]) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let at = |quarter: usize| {
+        values
+            .get((values.len().saturating_sub(1) * quarter + 2) / 4)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    (at(1), at(2), at(3))
+}
+
 /// "met" or "MISSED", as the benchmarks print a target.
 pub fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "MISSED" }

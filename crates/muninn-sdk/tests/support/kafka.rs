@@ -115,6 +115,25 @@ impl Kafka {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+
+    /// Deletes topic `name` and its records (the benchmarks free the broker's memory between
+    /// runs this way).
+    pub async fn delete_topic(&self, name: &str) {
+        let admin: AdminClient<DefaultClientContext> =
+            self.config().create().expect("create a Kafka admin client");
+        let results = admin
+            .delete_topics(
+                &[name],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            )
+            .await
+            .unwrap_or_else(|err| panic!("delete Kafka topic {name}: {err}"));
+        for result in results {
+            if let Err((topic, code)) = result {
+                panic!("delete Kafka topic {topic}: {code}");
+            }
+        }
+    }
 }
 
 fn config(bootstrap: &str) -> ClientConfig {

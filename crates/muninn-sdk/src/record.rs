@@ -68,6 +68,73 @@ impl Serialize for Value {
     }
 }
 
+/// Bytes of text a [`Text`] keeps inline (so that a `Text` is 48 bytes).
+const INLINE: usize = 46;
+
+/// Text of a span kept inside its record when short (event ids are UUIDs, ULIDs…; schemas
+/// are names), on the heap otherwise. A sampled span then allocates nothing more than its
+/// record, and the export thread frees nothing another thread allocated: a free across
+/// threads is what glibc's allocator does worst, and a traced service pays for it.
+#[derive(Clone)]
+pub(crate) enum Text {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<str>),
+}
+
+impl Text {
+    pub(crate) fn new(text: &str) -> Text {
+        if text.len() > INLINE {
+            return Text::Heap(text.into());
+        }
+        let mut bytes = [0u8; INLINE];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        Text::Inline {
+            len: text.len() as u8,
+            bytes,
+        }
+    }
+
+    /// Takes `text` over: a long one keeps its allocation, a short one is copied inline and
+    /// its allocation freed here, on the thread that made it.
+    pub(crate) fn from_string(text: String) -> Text {
+        if text.len() > INLINE {
+            Text::Heap(text.into_boxed_str())
+        } else {
+            Text::new(&text)
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            // Copied whole from a `&str`, so always UTF-8.
+            Text::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Text::Heap(text) => text,
+        }
+    }
+
+    /// Bytes held on the heap (none when inline).
+    pub(crate) fn heap_len(&self) -> usize {
+        match self {
+            Text::Inline { .. } => 0,
+            Text::Heap(text) => text.len(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), formatter)
+    }
+}
+
+impl Serialize for Text {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     Producer,
@@ -80,9 +147,9 @@ pub(crate) struct Record {
     pub parent: Option<SpanId>,
     pub kind: Kind,
     pub route: Arc<RouteInner>,
-    pub event_id: String,
+    pub event_id: Text,
     pub event_type: Option<String>,
-    pub schema: Option<String>,
+    pub schema: Option<Text>,
     pub start_unix_nanos: i64,
     pub duration_nanos: i64,
     pub error: Option<String>,
@@ -99,9 +166,9 @@ impl Record {
     pub(crate) fn estimated_bytes(&self) -> usize {
         let text = |value: &Option<String>| value.as_ref().map_or(0, String::len);
         std::mem::size_of::<Record>()
-            + self.event_id.len()
+            + self.event_id.heap_len()
             + text(&self.event_type)
-            + text(&self.schema)
+            + self.schema.as_ref().map_or(0, Text::heap_len)
             + text(&self.error)
             + text(&self.message_id)
             + self
@@ -215,5 +282,33 @@ impl Serialize for Wire<'_> {
             map.serialize_entry("message_id", message_id)?;
         }
         map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{INLINE, Text};
+
+    #[test]
+    fn text_keeps_any_length_whole_inline_up_to_the_limit_and_on_the_heap_beyond() {
+        let uuid = "0b3c9f1e-8a57-4c52-9d8e-5c1f0e2a7b64";
+        let at_limit = "é".repeat(INLINE / 2);
+        let past_limit = format!("{at_limit}x");
+        for (text, inline) in [
+            ("", true),
+            (uuid, true),
+            (at_limit.as_str(), true),
+            (past_limit.as_str(), false),
+        ] {
+            for made in [Text::new(text), Text::from_string(text.to_string())] {
+                assert_eq!(made.as_str(), text);
+                assert_eq!(matches!(made, Text::Inline { .. }), inline, "{text:?}");
+                assert_eq!(made.heap_len(), if inline { 0 } else { text.len() });
+                assert_eq!(
+                    serde_json::to_string(&made).expect("json"),
+                    serde_json::to_string(text).expect("json")
+                );
+            }
+        }
     }
 }

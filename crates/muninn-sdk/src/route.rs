@@ -12,7 +12,7 @@ use muninn_model::{Broker, SpanId, TraceId};
 
 use crate::counter::MinuteCounter;
 use crate::propagation::{self, Extracted, Extractor, Injector, SpanContext, TraceState};
-use crate::record::{Kind, Record, Value};
+use crate::record::{Kind, Record, Text, Value};
 use crate::tracer::Inner;
 
 /// Most attributes one span keeps; later ones are dropped (the collector refuses more).
@@ -223,9 +223,9 @@ impl Route {
             .filter(|event_type| *event_type != self.inner.event_type);
         self.start_owned(
             Kind::Consumer,
-            event_id,
+            Text::from_string(event_id),
             event_type,
-            event.schema,
+            event.schema.map(Text::from_string),
             start,
             context,
             parent_id,
@@ -264,7 +264,7 @@ impl Route {
         }
         self.start_owned(
             kind,
-            event_id.to_string(),
+            Text::new(event_id),
             None,
             None,
             start,
@@ -278,9 +278,9 @@ impl Route {
     fn start_owned(
         &self,
         kind: Kind,
-        event_id: String,
+        event_id: Text,
         event_type: Option<String>,
-        schema: Option<String>,
+        schema: Option<Text>,
         start: i64,
         context: SpanContext,
         parent: Option<SpanId>,
@@ -378,7 +378,7 @@ impl EventSpan {
     /// The event's schema (for example `order.created/v2`).
     pub fn schema(&mut self, schema: &str) -> &mut Self {
         if let Some(record) = self.record() {
-            record.schema = Some(schema.to_string());
+            record.schema = Some(Text::new(schema));
         }
         self
     }

@@ -246,6 +246,7 @@ impl Route {
         }
     }
 
+    #[inline(always)]
     fn start(
         &self,
         kind: Kind,

@@ -100,10 +100,34 @@ pub(super) fn format_traceparent(trace_id: &TraceId, span_id: &SpanId, sampled: 
 /// test suite expects), so a `TraceState` always holds at most 32 valid, distinct entries.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct TraceState {
+    /// `None` when empty (almost always): a span context then moves as a few words, and
+    /// copying one costs no allocation.
+    list: Option<Box<Members>>,
+}
+
+#[derive(Clone, Default, PartialEq, Eq)]
+struct Members {
     /// The members joined by `,`, without optional whitespace or empty members.
     text: String,
     /// Each member's `(start, position of '=', end)` in `text`.
     members: Vec<(usize, usize, usize)>,
+}
+
+impl Members {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.entries()
+            .find(|(name, _)| *name == key)
+            .map(|(_, value)| value)
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.members.iter().filter_map(|(start, equals, end)| {
+            Some((
+                self.text.get(*start..*equals)?,
+                self.text.get(equals + 1..*end)?,
+            ))
+        })
+    }
 }
 
 impl TraceState {
@@ -117,7 +141,7 @@ impl TraceState {
 
     /// Like [`TraceState::parse`], with the reason the list was refused.
     pub(super) fn parse_checked(headers: &[&str]) -> Result<TraceState, &'static str> {
-        let mut state = TraceState::default();
+        let mut state = Members::default();
         for member in headers.iter().flat_map(|header| header.split(',')) {
             let member = trim_ows(member);
             if member.is_empty() {
@@ -147,7 +171,9 @@ impl TraceState {
                 .members
                 .push((start, start + key.len(), state.text.len()));
         }
-        Ok(state)
+        Ok(TraceState {
+            list: (!state.members.is_empty()).then(|| Box::new(state)),
+        })
     }
 
     /// The value to send, or `None` when there are no entries.
@@ -156,20 +182,18 @@ impl TraceState {
     /// longer than 128 characters (from the end of the list), then entries from the end,
     /// until it fits.
     pub fn header_value(&self) -> Option<String> {
-        if self.members.is_empty() {
-            return None;
+        let list = self.list.as_deref()?;
+        if list.text.len() <= MAX_HEADER_LEN && list.members.len() <= MAX_MEMBERS {
+            return Some(list.text.clone());
         }
-        if self.text.len() <= MAX_HEADER_LEN && self.members.len() <= MAX_MEMBERS {
-            return Some(self.text.clone());
-        }
-        let mut keep: Vec<bool> = self
+        let mut keep: Vec<bool> = list
             .members
             .iter()
             .enumerate()
             .map(|(index, _)| index < MAX_MEMBERS)
             .collect();
         // Length of the kept members, each counted with one separator.
-        let mut with_separators: usize = self
+        let mut with_separators: usize = list
             .members
             .iter()
             .zip(&keep)
@@ -177,7 +201,7 @@ impl TraceState {
             .map(|((start, _, end), _)| end - start + 1)
             .sum();
         for long_first in [true, false] {
-            for ((start, _, end), kept) in self.members.iter().zip(keep.iter_mut()).rev() {
+            for ((start, _, end), kept) in list.members.iter().zip(keep.iter_mut()).rev() {
                 if with_separators <= MAX_HEADER_LEN + 1 {
                     break;
                 }
@@ -189,8 +213,8 @@ impl TraceState {
             }
         }
         let mut out = String::with_capacity(with_separators);
-        for ((start, _, end), kept) in self.members.iter().zip(&keep) {
-            if *kept && let Some(member) = self.text.get(*start..*end) {
+        for ((start, _, end), kept) in list.members.iter().zip(&keep) {
+            if *kept && let Some(member) = list.text.get(*start..*end) {
                 if !out.is_empty() {
                     out.push(',');
                 }
@@ -202,34 +226,28 @@ impl TraceState {
 
     /// The value stored under `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries()
-            .find(|(name, _)| *name == key)
-            .map(|(_, value)| value)
+        self.list.as_deref()?.get(key)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        self.list.is_none()
     }
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.members.len()
+        self.list.as_deref().map_or(0, |list| list.members.len())
     }
 
     /// The entries in order, as `(key, value)`.
     pub fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.members.iter().filter_map(|(start, equals, end)| {
-            Some((
-                self.text.get(*start..*equals)?,
-                self.text.get(equals + 1..*end)?,
-            ))
-        })
+        self.list.as_deref().into_iter().flat_map(Members::entries)
     }
 }
 
 impl fmt::Debug for TraceState {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "TraceState({:?})", self.text)
+        let text = self.list.as_deref().map_or("", |list| list.text.as_str());
+        write!(formatter, "TraceState({text:?})")
     }
 }
 

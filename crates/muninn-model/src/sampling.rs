@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 pub const RATE_PPM_MAX: u32 = 1_000_000;
 
 /// The 64-bit hash of an event id: XXH3-64 (seed 0) of the id's UTF-8 bytes.
+#[inline]
 pub fn event_id_hash(event_id: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(event_id)
 }
@@ -16,6 +17,7 @@ pub fn event_id_hash(event_id: &[u8]) -> u64 {
 /// Whether the event with this id is sampled at `rate_ppm`: `hash mod 1,000,000 < rate_ppm`.
 /// The same id gets the same answer in every process and every language, and an event sampled
 /// at one rate is sampled at every higher rate.
+#[inline]
 pub fn is_sampled(event_id: &[u8], rate_ppm: u32) -> bool {
     rate_ppm >= RATE_PPM_MAX
         || event_id_hash(event_id) % u64::from(RATE_PPM_MAX) < u64::from(rate_ppm)

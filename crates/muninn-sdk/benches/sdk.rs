@@ -149,7 +149,7 @@ fn event_ids() -> Vec<String> {
 }
 
 /// One produced event as a service records it: the span's context is used (it would go into
-/// the message's headers), then the span ends. (Passing the whole 352-byte span through
+/// the message's headers), then the span ends. (Passing the whole span through
 /// `black_box` would add a copy no caller makes.)
 fn produce(route: &Route, event_id: &str) {
     let span = route.produce(black_box(event_id));

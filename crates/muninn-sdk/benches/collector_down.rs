@@ -205,7 +205,7 @@ fn main() {
     let benchmarking = support::benchmarking();
     // `cargo test --benches` runs this once, small, as a smoke test.
     let (events, rounds) = if benchmarking {
-        (100_000, 5)
+        (100_000, 9)
     } else {
         (2_000, 1)
     };
@@ -236,28 +236,31 @@ fn main() {
     }
     let (rss_end, hwm_end) = rss_kib();
 
-    let totals: Vec<f64> = runs
+    let round_totals: Vec<Vec<f64>> = runs
         .iter()
         .map(|runs| {
-            let mut totals: Vec<f64> = runs
-                .iter()
+            runs.iter()
                 .map(|run| run.total.as_secs_f64() * 1e3)
-                .collect();
-            support::median(&mut totals)
+                .collect()
         })
+        .collect();
+    let totals: Vec<f64> = round_totals
+        .iter()
+        .map(|totals| support::median(&mut totals.clone()))
         .collect();
     let plain_total = totals[0];
 
     println!();
     println!(
-        "== collector down: {events} events per run, {rounds} rounds interleaved, median total; \
-         latencies over all rounds, ns =="
+        "== collector down: {events} events per run, {rounds} rounds interleaved, median total \
+         and excess paired by round; latencies over all rounds, ns =="
     );
     println!(
-        "{:<28} {:>10} {:>8}  {:>27}  {:>28}  {:>9}",
+        "{:<28} {:>10} {:>8} {:>22}  {:>27}  {:>28}  {:>9}",
         "run",
         "total ms",
         "vs (a)",
+        "paired: median [IQR]",
         "SDK part mean/p50/p99/max",
         "event mean/p50/p99/max",
         "RSS +MiB"
@@ -279,11 +282,13 @@ fn main() {
             .iter()
             .map(|run| (run.rss_after as f64 - run.rss_before as f64) / 1024.0)
             .collect();
+        let (low, middle, high) = support::paired_excess(&round_totals[index], &round_totals[0]);
         println!(
-            "{:<28} {:>10.1} {:>7.1}%  {:>27}  {:>28}  {:>9.1}",
+            "{:<28} {:>10.1} {:>7.1}% {:>22}  {:>27}  {:>28}  {:>9.1}",
             mode.label(),
             totals[index],
             (totals[index] / plain_total - 1.0) * 100.0,
+            format!("{middle:+.1}% [{low:+.1}, {high:+.1}]"),
             latency_cell(&sdk),
             latency_cell(&event),
             support::median(&mut rss_growth),
@@ -318,12 +323,12 @@ fn main() {
         support::load_average()
     );
 
-    let down_vs_plain = totals[1] / plain_total;
+    let (low, excess, high) = support::paired_excess(&round_totals[1], &round_totals[0]);
     println!();
     println!(
-        "  target (b) within 10% of (a): {:+.1}% -> {}",
-        (down_vs_plain - 1.0) * 100.0,
-        support::verdict(down_vs_plain <= 1.10)
+        "  target (b) within 10% of (a), paired by round: {excess:+.1}% (quartiles {low:+.1}%, \
+         {high:+.1}%) -> {}",
+        support::verdict(excess <= 10.0)
     );
     println!(
         "  caller p99 per event, (b) vs (a): {} ns vs {} ns ({:+.1}%)",

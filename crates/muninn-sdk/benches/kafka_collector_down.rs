@@ -309,15 +309,16 @@ fn main() {
         let mut values: Vec<f64> = runs[index].iter().map(pick).collect();
         support::median(&mut values)
     };
-    // Runs of the same round ran back to back, so comparing within a round takes out what
-    // drifts between rounds (the host, the broker); the quartiles say how much is left.
+    let round_totals: Vec<Vec<f64>> = runs
+        .iter()
+        .map(|runs| {
+            runs.iter()
+                .map(|run| run.total.as_secs_f64() * 1e3)
+                .collect()
+        })
+        .collect();
     let paired = |index: usize, against: usize| {
-        let mut excess: Vec<f64> = runs[index]
-            .iter()
-            .zip(&runs[against])
-            .map(|(run, base)| (run.total.as_secs_f64() / base.total.as_secs_f64() - 1.0) * 100.0)
-            .collect();
-        support::quartiles(&mut excess)
+        support::paired_excess(&round_totals[index], &round_totals[against])
     };
     println!(
         "{:<30} {:>10} {:>8} {:>22} {:>11} {:>12} {:>11}   totals per round, ms",
@@ -330,9 +331,9 @@ fn main() {
         "other CPU"
     );
     for (index, mode) in modes.iter().enumerate() {
-        let cells: Vec<String> = runs[index]
+        let cells: Vec<String> = round_totals[index]
             .iter()
-            .map(|run| format!("{:.0}", run.total.as_secs_f64() * 1e3))
+            .map(|total| format!("{total:.0}"))
             .collect();
         let (low, middle, high) = paired(index, 0);
         println!(

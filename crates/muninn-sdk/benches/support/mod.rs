@@ -226,6 +226,18 @@ pub fn quartiles(values: &mut [f64]) -> (f64, f64, f64) {
     (at(1), at(2), at(3))
 }
 
+/// How much longer each run took than the base run of the same round, in percent: the first
+/// quartile, the median and the third quartile. Runs of one round ran back to back, so this
+/// takes out what drifts between rounds (the host, a broker).
+pub fn paired_excess(totals_ms: &[f64], base_ms: &[f64]) -> (f64, f64, f64) {
+    let mut excess: Vec<f64> = totals_ms
+        .iter()
+        .zip(base_ms)
+        .map(|(total, base)| (total / base - 1.0) * 100.0)
+        .collect();
+    quartiles(&mut excess)
+}
+
 /// "met" or "MISSED", as the benchmarks print a target.
 pub fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "MISSED" }

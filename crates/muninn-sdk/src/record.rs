@@ -148,27 +148,31 @@ pub(crate) struct Record {
     pub kind: Kind,
     pub route: Arc<RouteInner>,
     pub event_id: Text,
-    pub event_type: Option<String>,
     pub schema: Option<Text>,
     pub start_unix_nanos: i64,
     pub duration_nanos: i64,
-    pub error: Option<String>,
     pub modified: bool,
     pub partition: Option<i32>,
     pub offset: Option<i64>,
+    /// What few spans carry, boxed: the common span stays small to move into the queue.
+    pub extras: Option<Box<Extras>>,
+}
+
+#[derive(Default)]
+pub(crate) struct Extras {
+    /// A consumed event's type, when it differs from its route's.
+    pub event_type: Option<String>,
+    pub error: Option<String>,
     pub message_id: Option<String>,
     pub attributes: Vec<(String, Value)>,
     pub links: Vec<(TraceId, SpanId)>,
 }
 
-impl Record {
-    /// What this span holds in memory, counted against the queue's byte bound.
-    pub(crate) fn estimated_bytes(&self) -> usize {
+impl Extras {
+    fn estimated_bytes(&self) -> usize {
         let text = |value: &Option<String>| value.as_ref().map_or(0, String::len);
-        std::mem::size_of::<Record>()
-            + self.event_id.heap_len()
+        std::mem::size_of::<Extras>()
             + text(&self.event_type)
-            + self.schema.as_ref().map_or(0, Text::heap_len)
             + text(&self.error)
             + text(&self.message_id)
             + self
@@ -184,6 +188,21 @@ impl Record {
                 })
                 .sum::<usize>()
             + self.links.len() * std::mem::size_of::<(TraceId, SpanId)>()
+    }
+}
+
+impl Record {
+    /// What this span holds in memory, counted against the queue's byte bound.
+    pub(crate) fn estimated_bytes(&self) -> usize {
+        std::mem::size_of::<Record>()
+            + self.event_id.heap_len()
+            + self.schema.as_ref().map_or(0, Text::heap_len)
+            + self.extras.as_deref().map_or(0, Extras::estimated_bytes)
+    }
+
+    /// The span's extras, made on first use.
+    pub(crate) fn extras(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Box::default)
     }
 }
 
@@ -222,6 +241,7 @@ impl Serialize for Wire<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let record = self.record;
         let route = &record.route;
+        let extras = record.extras.as_deref();
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("trace_id", &record.trace_id.to_hex())?;
         map.serialize_entry("span_id", &record.span_id.to_hex())?;
@@ -238,7 +258,7 @@ impl Serialize for Wire<'_> {
         map.serialize_entry("resource", &Attributes(self.resource))?;
         map.serialize_entry("start_time_unix_nano", &record.start_unix_nanos)?;
         map.serialize_entry("duration_nano", &record.duration_nanos)?;
-        if let Some(message) = &record.error {
+        if let Some(message) = extras.and_then(|extras| extras.error.as_ref()) {
             map.serialize_entry(
                 "status",
                 &WireStatus {
@@ -247,12 +267,13 @@ impl Serialize for Wire<'_> {
                 },
             )?;
         }
-        if !record.attributes.is_empty() {
-            map.serialize_entry("attributes", &Attributes(&record.attributes))?;
+        let attributes = extras.map_or(&[][..], |extras| &extras.attributes[..]);
+        if !attributes.is_empty() {
+            map.serialize_entry("attributes", &Attributes(attributes))?;
         }
-        if !record.links.is_empty() {
-            let links: Vec<WireLink> = record
-                .links
+        let links = extras.map_or(&[][..], |extras| &extras.links[..]);
+        if !links.is_empty() {
+            let links: Vec<WireLink> = links
                 .iter()
                 .map(|(trace_id, span_id)| WireLink {
                     trace_id: trace_id.to_hex(),
@@ -262,7 +283,9 @@ impl Serialize for Wire<'_> {
             map.serialize_entry("links", &links)?;
         }
         map.serialize_entry("event_id", &record.event_id)?;
-        let event_type = record.event_type.as_deref().unwrap_or(&route.event_type);
+        let event_type = extras
+            .and_then(|extras| extras.event_type.as_deref())
+            .unwrap_or(&route.event_type);
         map.serialize_entry("event_type", event_type)?;
         if let Some(schema) = &record.schema {
             map.serialize_entry("schema", schema)?;
@@ -278,7 +301,7 @@ impl Serialize for Wire<'_> {
         if let Some(offset) = record.offset {
             map.serialize_entry("offset", &offset)?;
         }
-        if let Some(message_id) = &record.message_id {
+        if let Some(message_id) = extras.and_then(|extras| extras.message_id.as_ref()) {
             map.serialize_entry("message_id", message_id)?;
         }
         map.end()

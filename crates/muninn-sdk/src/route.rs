@@ -12,7 +12,7 @@ use muninn_model::{Broker, SpanId, TraceId};
 
 use crate::counter::MinuteCounter;
 use crate::propagation::{self, Extracted, Extractor, Injector, SpanContext, TraceState};
-use crate::record::{Kind, Record, Text, Value};
+use crate::record::{Extras, Kind, Record, Text, Value};
 use crate::tracer::Inner;
 
 /// Most attributes one span keeps; later ones are dropped (the collector refuses more).
@@ -307,6 +307,13 @@ impl Route {
                 pending: None,
             };
         }
+        let extras = (event_type.is_some() || link.is_some()).then(|| {
+            Box::new(Extras {
+                event_type,
+                links: link.into_iter().collect(),
+                ..Extras::default()
+            })
+        });
         let record = Record {
             trace_id: context.trace_id,
             span_id: context.span_id,
@@ -314,17 +321,13 @@ impl Route {
             kind,
             route: self.inner.clone(),
             event_id,
-            event_type,
             schema,
             start_unix_nanos: start,
             duration_nanos: 0,
-            error: None,
             modified: false,
             partition: None,
             offset: None,
-            message_id: None,
-            attributes: Vec::new(),
-            links: link.into_iter().collect(),
+            extras,
         };
         EventSpan {
             context,
@@ -401,7 +404,7 @@ impl EventSpan {
     /// The broker's own id of the message (JetStream sequence, SQS message id…).
     pub fn message_id(&mut self, message_id: &str) -> &mut Self {
         if let Some(record) = self.record() {
-            record.message_id = Some(message_id.to_string());
+            record.extras().message_id = Some(message_id.to_string());
         }
         self
     }
@@ -418,17 +421,18 @@ impl EventSpan {
     /// Marks the span as failed, with a message.
     pub fn error(&mut self, message: &str) -> &mut Self {
         if let Some(record) = self.record() {
-            record.error = Some(message.to_string());
+            record.extras().error = Some(message.to_string());
         }
         self
     }
 
     /// Adds an attribute (at most 64 per span; later ones are ignored).
     pub fn attribute(&mut self, key: &str, value: impl Into<Value>) -> &mut Self {
-        if let Some(record) = self.record()
-            && record.attributes.len() < MAX_ATTRIBUTES
-        {
-            record.attributes.push((key.to_string(), value.into()));
+        if let Some(record) = self.record() {
+            let attributes = &mut record.extras().attributes;
+            if attributes.len() < MAX_ATTRIBUTES {
+                attributes.push((key.to_string(), value.into()));
+            }
         }
         self
     }
@@ -436,7 +440,10 @@ impl EventSpan {
     /// Links this span to another span (another trace this work continues).
     pub fn link(&mut self, context: &SpanContext) -> &mut Self {
         if let Some(record) = self.record() {
-            record.links.push((context.trace_id, context.span_id));
+            record
+                .extras()
+                .links
+                .push((context.trace_id, context.span_id));
         }
         self
     }

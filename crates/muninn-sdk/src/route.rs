@@ -459,13 +459,13 @@ impl EventSpan {
     #[inline]
     fn finish(&mut self) {
         if let Some(pending) = self.pending.take() {
-            Self::enqueue(pending);
+            Self::enqueue(*pending);
         }
     }
 
     #[inline(never)]
-    fn enqueue(pending: Box<Pending>) {
-        let Pending { tracer, mut record } = *pending;
+    fn enqueue(pending: Pending) {
+        let Pending { tracer, mut record } = pending;
         record.duration_nanos = (now_unix_nanos() - record.start_unix_nanos).max(0);
         tracer.enqueue(record);
     }

@@ -236,14 +236,7 @@ fn main() {
     }
     let (rss_end, hwm_end) = rss_kib();
 
-    let round_totals: Vec<Vec<f64>> = runs
-        .iter()
-        .map(|runs| {
-            runs.iter()
-                .map(|run| run.total.as_secs_f64() * 1e3)
-                .collect()
-        })
-        .collect();
+    let round_totals = support::round_totals_ms(&runs, |run| run.total);
     let totals: Vec<f64> = round_totals
         .iter()
         .map(|totals| support::median(&mut totals.clone()))

@@ -309,14 +309,7 @@ fn main() {
         let mut values: Vec<f64> = runs[index].iter().map(pick).collect();
         support::median(&mut values)
     };
-    let round_totals: Vec<Vec<f64>> = runs
-        .iter()
-        .map(|runs| {
-            runs.iter()
-                .map(|run| run.total.as_secs_f64() * 1e3)
-                .collect()
-        })
-        .collect();
+    let round_totals = support::round_totals_ms(&runs, |run| run.total);
     let paired = |index: usize, against: usize| {
         support::paired_excess(&round_totals[index], &round_totals[against])
     };

@@ -226,6 +226,17 @@ pub fn quartiles(values: &mut [f64]) -> (f64, f64, f64) {
     (at(1), at(2), at(3))
 }
 
+/// Each mode's run times in milliseconds, round by round, from its runs' total durations.
+pub fn round_totals_ms<R>(runs: &[Vec<R>], total: impl Fn(&R) -> Duration) -> Vec<Vec<f64>> {
+    runs.iter()
+        .map(|runs| {
+            runs.iter()
+                .map(|run| total(run).as_secs_f64() * 1e3)
+                .collect()
+        })
+        .collect()
+}
+
 /// How much longer each run took than the base run of the same round, in percent: the first
 /// quartile, the median and the third quartile. Runs of one round ran back to back, so this
 /// takes out what drifts between rounds (the host, a broker).

@@ -5,9 +5,10 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication, TopicResult};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::error::KafkaResult;
 
 use super::process::{Binary, NotReady, Process};
 
@@ -78,20 +79,14 @@ impl Kafka {
 
     /// Creates topic `name` with `partitions` partitions, and waits until its metadata shows them.
     pub async fn create_topic(&self, name: &str, partitions: i32) {
-        let admin: AdminClient<DefaultClientContext> =
-            self.config().create().expect("create a Kafka admin client");
-        let results = admin
+        let results = self
+            .admin()
             .create_topics(
                 &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
-                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+                &admin_options(),
             )
-            .await
-            .unwrap_or_else(|err| panic!("create Kafka topic {name}: {err}"));
-        for result in results {
-            if let Err((topic, code)) = result {
-                panic!("create Kafka topic {topic}: {code}");
-            }
-        }
+            .await;
+        expect_done("create", name, results);
         let consumer: BaseConsumer = self.config().create().expect("create a Kafka client");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
@@ -119,19 +114,25 @@ impl Kafka {
     /// Deletes topic `name` and its records (the benchmarks free the broker's memory between
     /// runs this way).
     pub async fn delete_topic(&self, name: &str) {
-        let admin: AdminClient<DefaultClientContext> =
-            self.config().create().expect("create a Kafka admin client");
-        let results = admin
-            .delete_topics(
-                &[name],
-                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-            )
-            .await
-            .unwrap_or_else(|err| panic!("delete Kafka topic {name}: {err}"));
-        for result in results {
-            if let Err((topic, code)) = result {
-                panic!("delete Kafka topic {topic}: {code}");
-            }
+        let results = self.admin().delete_topics(&[name], &admin_options()).await;
+        expect_done("delete", name, results);
+    }
+
+    fn admin(&self) -> AdminClient<DefaultClientContext> {
+        self.config().create().expect("create a Kafka admin client")
+    }
+}
+
+fn admin_options() -> AdminOptions {
+    AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))
+}
+
+/// Panics, naming the topic and what failed, unless every topic operation succeeded.
+fn expect_done(action: &str, name: &str, results: KafkaResult<Vec<TopicResult>>) {
+    let results = results.unwrap_or_else(|err| panic!("{action} Kafka topic {name}: {err}"));
+    for result in results {
+        if let Err((topic, code)) = result {
+            panic!("{action} Kafka topic {topic}: {code}");
         }
     }
 }

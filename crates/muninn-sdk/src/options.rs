@@ -104,9 +104,9 @@ impl Options {
             "must be from 1 to 10,000,000",
         )?;
         check(
-            self.max_queue_bytes >= 64 << 10,
+            (64 << 10..=crate::queue::MAX_QUEUE_BYTES).contains(&self.max_queue_bytes),
             "max_queue_bytes",
-            "must be at least 65536",
+            "must be from 65536 to 274877906944 (256 GiB)",
         )?;
         check(
             (1..=100_000).contains(&self.batch_size),

@@ -95,12 +95,12 @@ impl Inner {
                 .fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if !self.queue.push(record) {
+        let Some(waiting) = self.queue.push(record) else {
             return;
-        }
+        };
         if self.live_debug.load(Ordering::Relaxed)
-            || (!self.queue.wake_pending.load(Ordering::Relaxed)
-                && self.queue.len() >= self.options.batch_size
+            || (waiting >= self.options.batch_size
+                && !self.queue.wake_pending.load(Ordering::Relaxed)
                 && !self.queue.wake_pending.swap(true, Ordering::AcqRel))
         {
             self.wake.notify_one();

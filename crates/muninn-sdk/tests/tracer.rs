@@ -394,16 +394,51 @@ async fn an_upstream_sampled_flag_is_honoured_only_when_configured() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_the_collector_down_calls_return_at_once_memory_stays_bounded_and_drops_are_counted() {
-    // Nothing listens on this port: every export fails at connect.
+/// A collector URL on which nothing listens: every export fails at connect.
+fn closed_port_url() -> String {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("free port")
         .port();
+    format!("http://127.0.0.1:{port}")
+}
+
+#[test]
+fn the_queue_holds_at_most_its_span_bound_and_counts_the_rest() {
+    let tracer = Tracer::builder("bounded")
+        .collector(closed_port_url())
+        .configure(|options| {
+            options.max_queue_spans = 10;
+            // Nothing wakes the exporter while the test runs: the queue only fills.
+            options.batch_timeout = Duration::from_secs(600);
+            options.shutdown_timeout = Duration::from_millis(100);
+        })
+        .build()
+        .expect("tracer");
+    let route = tracer.route("ping", "pings", Broker::Nats);
+    for n in 0..100 {
+        route.produce(&format!("ping-{n}")).end();
+    }
+    let stats = tracer.stats();
+    assert_eq!(stats.queue_spans, 10, "{stats:?}");
+    assert_eq!(stats.spans_queued, 10, "{stats:?}");
+    assert_eq!(stats.spans_dropped_queue_full, 90, "{stats:?}");
+    // Ten equal spans (short ids, no extras): the bytes are ten times one span's.
+    assert!(
+        stats.queue_bytes > 0 && stats.queue_bytes.is_multiple_of(10),
+        "{stats:?}"
+    );
+    assert_eq!(stats.queue_bytes_peak, stats.queue_bytes, "{stats:?}");
+    tracer.shutdown(Duration::from_millis(200));
+    let stats = tracer.stats();
+    assert_eq!((stats.queue_spans, stats.queue_bytes), (0, 0), "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_collector_down_calls_return_at_once_memory_stays_bounded_and_drops_are_counted() {
     let max_queue_bytes = 256 << 10;
     let tracer = Tracer::builder("lonely")
-        .collector(format!("http://127.0.0.1:{port}"))
+        .collector(closed_port_url())
         .configure(|options| {
             options.max_queue_bytes = max_queue_bytes;
             options.batch_timeout = Duration::from_millis(50);
@@ -696,4 +731,12 @@ fn bad_settings_are_refused_with_the_setting_named() {
         .build()
         .expect_err("batch");
     assert_eq!(error.field, "batch_size");
+    for bytes in [1 << 10, 1 << 40] {
+        let error = Tracer::builder("a")
+            .configure(|options| options.max_queue_bytes = bytes)
+            .build()
+            .expect_err("queue bytes");
+        assert_eq!(error.field, "max_queue_bytes");
+        assert!(error.to_string().contains("65536 to"), "{error}");
+    }
 }

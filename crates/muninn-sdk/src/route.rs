@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 const NANOS_PER_MINUTE: i64 = 60_000_000_000;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use muninn_model::sampling::{RATE_PPM_MAX, is_sampled};
 use muninn_model::{Broker, SpanId, TraceId};
@@ -63,6 +62,20 @@ impl std::fmt::Debug for Route {
     }
 }
 
+/// The wall clock in nanoseconds since the Unix epoch (0 before it).
+#[cfg(unix)]
+#[inline]
+fn now_unix_nanos() -> i64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+    if now.tv_sec < 0 {
+        return 0;
+    }
+    now.tv_sec
+        .saturating_mul(1_000_000_000)
+        .saturating_add(i64::from(now.tv_nsec))
+}
+
+#[cfg(not(unix))]
 fn now_unix_nanos() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -485,5 +498,26 @@ impl std::fmt::Debug for EventSpan {
             .field("context", &self.context)
             .field("sampled", &self.context.sampled)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn the_span_clock_is_the_wall_clock_in_nanoseconds() {
+        let std_nanos = |time: SystemTime| {
+            time.duration_since(UNIX_EPOCH)
+                .expect("after 1970")
+                .as_nanos() as i64
+        };
+        let before = std_nanos(SystemTime::now());
+        let ours = super::now_unix_nanos();
+        let after = std_nanos(SystemTime::now());
+        assert!(
+            before <= ours && ours <= after,
+            "{before} <= {ours} <= {after}"
+        );
     }
 }

@@ -65,6 +65,10 @@ impl std::fmt::Debug for Route {
 /// The wall clock in nanoseconds since the Unix epoch (0 before it).
 #[cfg(unix)]
 #[inline]
+#[allow(
+    clippy::useless_conversion,
+    reason = "tv_nsec is narrower than i64 on some targets"
+)]
 fn now_unix_nanos() -> i64 {
     let now = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
     if now.tv_sec < 0 {

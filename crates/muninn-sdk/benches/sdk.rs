@@ -32,6 +32,8 @@ const IDS: usize = 4096;
 const EVENT_TYPE: &str = "order.created";
 const STREAM: &str = "orders";
 const SCHEMA: &str = "order.created/v2";
+/// Distinct messages cycled through by the consume benchmarks.
+const CONSUMED: usize = 256;
 /// The "unsampled" rate: 1 event in a million, so the event-id hash runs on every call.
 const TINY_RATE: f64 = 0.000_001;
 /// Before each sample of the sampled benchmark, wait (untimed) until the export queue is back
@@ -264,9 +266,32 @@ fn muninn_benches(criterion: &mut Criterion, bench: &mut Bench, ids: &[String]) 
         || {},
         |index| produce(&route, &ids[index & mask]),
     );
+    // Unsampled consume: the headers of a produced message are read (trace context, event
+    // id, type and schema), the event is counted and its id hashed.
+    let messages: Vec<Vec<(String, String)>> = ids[..CONSUMED]
+        .iter()
+        .map(|id| {
+            let mut headers = Vec::new();
+            route
+                .produce_with_headers(id, Some(SCHEMA), None, &mut headers)
+                .end();
+            headers
+        })
+        .collect();
+    bench.measure(
+        &mut group,
+        "muninn",
+        "unsampled_consume",
+        || {},
+        |index| {
+            let span = route.consume(black_box(&messages[index % CONSUMED]));
+            black_box(span.context());
+            span.end();
+        },
+    );
     let stats = unsampled_tracer.stats();
     bench.notes.push(format!(
-        "muninn/unsampled_produce: {} spans queued (expected 0)",
+        "muninn/unsampled_produce, muninn/unsampled_consume: {} spans queued (expected 0)",
         stats.spans_queued
     ));
     unsampled_tracer.shutdown(Duration::from_secs(5));
@@ -418,7 +443,56 @@ fn otel_benches(criterion: &mut Criterion, bench: &mut Bench, ids: &[String]) {
         ));
     }
 
+    // Unsampled consume: the context is extracted from a message's headers and a consumer
+    // span started under it with the messaging attributes (the event id read from a header).
     let propagator = TraceContextPropagator::new();
+    let messages: Vec<HashMap<String, String>> = ids[..CONSUMED]
+        .iter()
+        .map(|id| {
+            let context =
+                Context::new().with_remote_span_context(opentelemetry::trace::SpanContext::new(
+                    opentelemetry::TraceId::from_bytes(fastrand::u128(1..).to_be_bytes()),
+                    opentelemetry::SpanId::from_bytes(fastrand::u64(1..).to_be_bytes()),
+                    TraceFlags::default(),
+                    true,
+                    TraceState::default(),
+                ));
+            let mut headers = HashMap::new();
+            propagator.inject_context(&context, &mut headers);
+            headers.insert("muninn-event-id".to_string(), id.clone());
+            headers
+        })
+        .collect();
+    let provider = otel_provider(
+        Sampler::TraceIdRatioBased(TINY_RATE),
+        DiscardExporter::default(),
+    );
+    let tracer = provider.tracer("bench");
+    bench.measure(
+        &mut group,
+        "otel",
+        "unsampled_consume",
+        || {},
+        |index| {
+            let headers = black_box(&messages[index % CONSUMED]);
+            let parent = propagator.extract(headers);
+            let event_id = headers.get("muninn-event-id").cloned().unwrap_or_default();
+            let mut span = tracer
+                .span_builder("process orders")
+                .with_kind(SpanKind::Consumer)
+                .with_attributes([
+                    KeyValue::new("messaging.system", "kafka"),
+                    KeyValue::new("messaging.destination.name", STREAM),
+                    KeyValue::new("messaging.message.id", event_id),
+                    KeyValue::new("cloudevents.event_type", EVENT_TYPE),
+                ])
+                .start_with_context(&tracer, &parent);
+            black_box(span.span_context());
+            span.end();
+        },
+    );
+    let _ = provider.shutdown();
+
     let context = Context::new().with_remote_span_context(opentelemetry::trace::SpanContext::new(
         opentelemetry::TraceId::from_bytes([0x4b; 16]),
         opentelemetry::SpanId::from_bytes([0x07; 8]),
@@ -453,7 +527,7 @@ fn otel_benches(criterion: &mut Criterion, bench: &mut Bench, ids: &[String]) {
 }
 
 fn print_summary(bench: &Bench) {
-    let rows: [(&str, &str, Option<f64>); 7] = [
+    let rows: [(&str, &str, Option<f64>); 8] = [
         ("unsampled_produce", "unsampled produce", Some(25.0)),
         ("sampled_produce", "sampled produce (enqueue)", Some(250.0)),
         (
@@ -461,6 +535,7 @@ fn print_summary(bench: &Bench) {
             "sampled, collector down",
             Some(250.0),
         ),
+        ("unsampled_consume", "unsampled consume", None),
         ("inject_w3c", "inject W3C", None),
         ("inject_b3", "inject B3", None),
         ("extract_w3c", "extract W3C", None),

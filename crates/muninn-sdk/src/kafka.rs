@@ -10,7 +10,7 @@ use rdkafka::producer::future_producer::Delivery;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
-use crate::propagation::{Extractor, Injector, SpanContext};
+use crate::propagation::{Extractor, Injector, SpanContext, named};
 use crate::{Broker, EventSpan, Tracer};
 
 /// Kafka headers being built for an outgoing record (rdkafka's `OwnedHeaders` is append-only).
@@ -103,20 +103,34 @@ impl Injector for KafkaHeadersWriter {
 /// `OwnedMessage`); names compare case-insensitively, values must be UTF-8.
 pub struct KafkaHeaders<'a, H: Headers + ?Sized>(pub Option<&'a H>);
 
+impl<H: Headers + ?Sized> KafkaHeaders<'_, H> {
+    /// Every header with a UTF-8 value, as (name, value), in record order.
+    fn utf8(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.into_iter().flat_map(|headers| {
+            (0..headers.count())
+                .filter_map(|index| headers.try_get(index))
+                .filter_map(|header| {
+                    let value = std::str::from_utf8(header.value?).ok()?;
+                    Some((header.key, value))
+                })
+        })
+    }
+}
+
 impl<H: Headers + ?Sized> Extractor for KafkaHeaders<'_, H> {
     fn get_all(&self, key: &str) -> Vec<&str> {
-        let Some(headers) = self.0 else {
-            return Vec::new();
-        };
-        (0..headers.count())
-            .filter_map(|index| headers.try_get(index))
-            .filter(|header| header.key.eq_ignore_ascii_case(key))
-            .filter_map(|header| {
-                header
-                    .value
-                    .and_then(|value| std::str::from_utf8(value).ok())
-            })
-            .collect()
+        named(self.utf8(), key).collect()
+    }
+
+    fn for_each_value<'s>(&'s self, key: &str, visit: &mut dyn FnMut(&'s str)) {
+        named(self.utf8(), key).for_each(visit);
+    }
+
+    /// One pass over the record's headers (each read through librdkafka), instead of one per
+    /// name extraction looks up.
+    fn for_each_header<'s>(&'s self, visit: &mut dyn FnMut(&'s str, &'s str)) -> bool {
+        self.utf8().for_each(|(name, value)| visit(name, value));
+        true
     }
 }
 

@@ -7,7 +7,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{self, context::PublishError, publish::PublishAck};
 use bytes::Bytes;
 
-use crate::propagation::{Extractor, Injector, SpanContext};
+use crate::propagation::{Extractor, Injector, SpanContext, named};
 use crate::{Broker, EventSpan, Tracer};
 
 /// NATS headers being written; names are inserted as given (lowercase), replacing any value.
@@ -28,16 +28,30 @@ impl Injector for NatsHeadersWriter<'_> {
 /// Read access to a received message's headers; names compare case-insensitively.
 pub struct NatsHeaders<'a>(pub Option<&'a HeaderMap>);
 
+impl NatsHeaders<'_> {
+    /// Every header value with its name, in the map's order.
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.into_iter().flat_map(|headers| {
+            headers.iter().flat_map(|(name, values)| {
+                let name: &str = name.as_ref();
+                values.iter().map(move |value| (name, value.as_str()))
+            })
+        })
+    }
+}
+
 impl Extractor for NatsHeaders<'_> {
     fn get_all(&self, key: &str) -> Vec<&str> {
-        let Some(headers) = self.0 else {
-            return Vec::new();
-        };
-        headers
-            .iter()
-            .filter(|(name, _)| AsRef::<str>::as_ref(*name).eq_ignore_ascii_case(key))
-            .flat_map(|(_, values)| values.iter().map(|value| value.as_str()))
-            .collect()
+        named(self.pairs(), key).collect()
+    }
+
+    fn for_each_value<'s>(&'s self, key: &str, visit: &mut dyn FnMut(&'s str)) {
+        named(self.pairs(), key).for_each(visit);
+    }
+
+    fn for_each_header<'s>(&'s self, visit: &mut dyn FnMut(&'s str, &'s str)) -> bool {
+        self.pairs().for_each(|(name, value)| visit(name, value));
+        true
     }
 }
 

@@ -94,16 +94,6 @@ impl Text {
         }
     }
 
-    /// Takes `text` over: a long one keeps its allocation, a short one is copied inline and
-    /// its allocation freed here, on the thread that made it.
-    pub(crate) fn from_string(text: String) -> Text {
-        if text.len() > INLINE {
-            Text::Heap(text.into_boxed_str())
-        } else {
-            Text::new(&text)
-        }
-    }
-
     pub(crate) fn as_str(&self) -> &str {
         match self {
             // Copied whole from a `&str`, so always UTF-8.
@@ -323,15 +313,14 @@ mod tests {
             (at_limit.as_str(), true),
             (past_limit.as_str(), false),
         ] {
-            for made in [Text::new(text), Text::from_string(text.to_string())] {
-                assert_eq!(made.as_str(), text);
-                assert_eq!(matches!(made, Text::Inline { .. }), inline, "{text:?}");
-                assert_eq!(made.heap_len(), if inline { 0 } else { text.len() });
-                assert_eq!(
-                    serde_json::to_string(&made).expect("json"),
-                    serde_json::to_string(text).expect("json")
-                );
-            }
+            let made = Text::new(text);
+            assert_eq!(made.as_str(), text);
+            assert_eq!(matches!(made, Text::Inline { .. }), inline, "{text:?}");
+            assert_eq!(made.heap_len(), if inline { 0 } else { text.len() });
+            assert_eq!(
+                serde_json::to_string(&made).expect("json"),
+                serde_json::to_string(text).expect("json")
+            );
         }
     }
 }

@@ -10,7 +10,7 @@ use muninn_model::sampling::{RATE_PPM_MAX, is_sampled};
 use muninn_model::{Broker, SpanId, TraceId};
 
 use crate::counter::MinuteCounter;
-use crate::propagation::{self, Extracted, Extractor, Injector, SpanContext, TraceState};
+use crate::propagation::{self, Extractor, Incoming, Injector, SpanContext, TraceState};
 use crate::record::{Extras, Kind, Record, Text, Value};
 use crate::tracer::Inner;
 
@@ -189,24 +189,22 @@ impl Route {
     /// and schema come from the headers, and the span continues the trace they carry (or
     /// starts a new one when they carry none or an invalid one).
     pub fn consume(&self, carrier: &impl Extractor) -> EventSpan {
-        let extracted = propagation::extract(carrier);
-        self.consume_extracted(extracted, false)
+        self.consume_extracted(propagation::extract_borrowed(carrier), false)
     }
 
     /// Like [`Route::consume`], but the span starts a new trace with a link to the producer's
     /// span (batch consumers, stateful joins). Muninn still joins both traces by event id.
     pub fn consume_linked(&self, carrier: &impl Extractor) -> EventSpan {
-        let extracted = propagation::extract(carrier);
-        self.consume_extracted(extracted, true)
+        self.consume_extracted(propagation::extract_borrowed(carrier), true)
     }
 
-    pub(crate) fn consume_extracted(&self, extracted: Extracted, new_trace: bool) -> EventSpan {
-        let Extracted {
+    pub(crate) fn consume_extracted(&self, incoming: Incoming<'_>, new_trace: bool) -> EventSpan {
+        let Incoming {
             context: upstream,
             upstream_sampled,
             event,
             ..
-        } = extracted;
+        } = incoming;
         let event_id = event.event_id.unwrap_or_default();
         // Without an event id the decision follows the trace, so a trace stays whole.
         let sampled = if event_id.is_empty() {
@@ -215,7 +213,7 @@ impl Route {
                 None => self.decide(&random_span_id().to_hex(), upstream_sampled),
             }
         } else {
-            self.decide(&event_id, upstream_sampled)
+            self.decide(event_id, upstream_sampled)
         };
         let start = self.count(&self.inner.consumed, sampled);
         let mut link = None;
@@ -240,9 +238,9 @@ impl Route {
             .filter(|event_type| *event_type != self.inner.event_type);
         self.start_owned(
             Kind::Consumer,
-            Text::from_string(event_id),
+            event_id,
             event_type,
-            event.schema.map(Text::from_string),
+            event.schema,
             start,
             context,
             parent_id,
@@ -280,25 +278,16 @@ impl Route {
                 pending: None,
             };
         }
-        self.start_owned(
-            kind,
-            Text::new(event_id),
-            None,
-            None,
-            start,
-            context,
-            parent,
-            link,
-        )
+        self.start_owned(kind, event_id, None, None, start, context, parent, link)
     }
 
     #[allow(clippy::too_many_arguments)]
     fn start_owned(
         &self,
         kind: Kind,
-        event_id: Text,
-        event_type: Option<String>,
-        schema: Option<Text>,
+        event_id: &str,
+        event_type: Option<&str>,
+        schema: Option<&str>,
         start: i64,
         context: SpanContext,
         parent: Option<SpanId>,
@@ -326,7 +315,7 @@ impl Route {
         }
         let extras = (event_type.is_some() || link.is_some()).then(|| {
             Box::new(Extras {
-                event_type,
+                event_type: event_type.map(str::to_owned),
                 links: link.into_iter().collect(),
                 ..Extras::default()
             })
@@ -337,8 +326,8 @@ impl Route {
             parent,
             kind,
             route: self.inner.clone(),
-            event_id,
-            schema,
+            event_id: Text::new(event_id),
+            schema: schema.map(Text::new),
             start_unix_nanos: start,
             duration_nanos: 0,
             modified: false,

@@ -290,10 +290,10 @@ impl Tracer {
     /// Records the consumption of a message from `stream`: the event type, id and schema come
     /// from its headers.
     pub fn consume(&self, stream: &str, broker: Broker, carrier: &impl Extractor) -> EventSpan {
-        let extracted = propagation::extract(carrier);
-        let event_type = extracted.event.event_type.as_deref().unwrap_or_default();
+        let incoming = propagation::extract_borrowed(carrier);
+        let event_type = incoming.event.event_type.unwrap_or_default();
         self.route(event_type, stream, broker)
-            .consume_extracted(extracted, false)
+            .consume_extracted(incoming, false)
     }
 
     /// Like [`Tracer::consume`], but the span starts a new trace linked to the producer's.
@@ -303,10 +303,10 @@ impl Tracer {
         broker: Broker,
         carrier: &impl Extractor,
     ) -> EventSpan {
-        let extracted = propagation::extract(carrier);
-        let event_type = extracted.event.event_type.as_deref().unwrap_or_default();
+        let incoming = propagation::extract_borrowed(carrier);
+        let event_type = incoming.event.event_type.unwrap_or_default();
         self.route(event_type, stream, broker)
-            .consume_extracted(extracted, true)
+            .consume_extracted(incoming, true)
     }
 
     pub fn stats(&self) -> Stats {

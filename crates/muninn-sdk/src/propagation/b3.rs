@@ -3,8 +3,8 @@
 
 use muninn_model::{SpanId, TraceId};
 
-use super::carrier::Extractor;
 use super::hex;
+use super::index::{Lookup, Name};
 use super::w3c::trim_ows;
 
 pub(super) const B3_HEADER: &str = "b3";
@@ -109,12 +109,12 @@ pub(super) fn parse_single(value: &str) -> Result<B3, &'static str> {
 
 /// Reads the `X-B3-*` headers; `Ok(None)` when none is present. As the spec says, the first
 /// value of a repeated header wins.
-pub(super) fn parse_multi<C: Extractor + ?Sized>(carrier: &C) -> Result<Option<B3>, &'static str> {
-    let trace = carrier.get(TRACE_ID_HEADER).map(trim_ows);
-    let span = carrier.get(SPAN_ID_HEADER).map(trim_ows);
-    let parent = carrier.get(PARENT_SPAN_ID_HEADER).map(trim_ows);
-    let sampled = carrier.get(SAMPLED_HEADER).map(trim_ows);
-    let debug = carrier.get(FLAGS_HEADER).map(trim_ows) == Some("1");
+pub(super) fn parse_multi<'a>(headers: &impl Lookup<'a>) -> Result<Option<B3>, &'static str> {
+    let trace = headers.first(Name::B3_TRACE_ID).map(trim_ows);
+    let span = headers.first(Name::B3_SPAN_ID).map(trim_ows);
+    let parent = headers.first(Name::B3_PARENT_SPAN_ID).map(trim_ows);
+    let sampled = headers.first(Name::B3_SAMPLED).map(trim_ows);
+    let debug = headers.first(Name::B3_FLAGS).map(trim_ows) == Some("1");
     let sampled = match sampled {
         None => None,
         Some("1") => Some(true),
@@ -268,12 +268,12 @@ mod tests {
             ("X-B3-Sampled", "1"),
         ]);
         assert_eq!(
-            parse_multi(&carrier),
+            parse_multi(&&carrier),
             Ok(Some(context(TRACE, SPAN, Some(true))))
         );
 
         let carrier = headers(&[("x-b3-traceid", TRACE), ("x-b3-spanid", SPAN)]);
-        assert_eq!(parse_multi(&carrier), Ok(Some(context(TRACE, SPAN, None))));
+        assert_eq!(parse_multi(&&carrier), Ok(Some(context(TRACE, SPAN, None))));
 
         let carrier = headers(&[
             ("x-b3-traceid", "a3ce929d0e0e4736"),
@@ -281,7 +281,7 @@ mod tests {
             ("x-b3-flags", "1"),
         ]);
         assert_eq!(
-            parse_multi(&carrier),
+            parse_multi(&&carrier),
             Ok(Some(context(
                 "0000000000000000a3ce929d0e0e4736",
                 SPAN,
@@ -296,7 +296,7 @@ mod tests {
             ("x-b3-flags", "1"),
         ]);
         assert_eq!(
-            parse_multi(&carrier),
+            parse_multi(&&carrier),
             Ok(Some(context(TRACE, SPAN, Some(true))))
         );
     }
@@ -315,7 +315,7 @@ mod tests {
                 ("x-b3-sampled", text),
             ]);
             assert_eq!(
-                parse_multi(&carrier),
+                parse_multi(&&carrier),
                 Ok(Some(context(TRACE, SPAN, Some(expected)))),
                 "{text}"
             );
@@ -325,19 +325,19 @@ mod tests {
             ("x-b3-spanid", SPAN),
             ("x-b3-sampled", "yes"),
         ]);
-        assert_eq!(parse_multi(&carrier), Err("x-b3-sampled: not 1 or 0"));
+        assert_eq!(parse_multi(&&carrier), Err("x-b3-sampled: not 1 or 0"));
     }
 
     #[test]
     fn multi_headers_sampling_only_and_absence() {
-        assert_eq!(parse_multi(&headers(&[])), Ok(None));
-        assert_eq!(parse_multi(&headers(&[("x-b3-flags", "0")])), Ok(None));
+        assert_eq!(parse_multi(&&headers(&[])), Ok(None));
+        assert_eq!(parse_multi(&&headers(&[("x-b3-flags", "0")])), Ok(None));
         assert_eq!(
-            parse_multi(&headers(&[("X-B3-Sampled", "0")])),
+            parse_multi(&&headers(&[("X-B3-Sampled", "0")])),
             Ok(Some(B3::SamplingOnly(false)))
         );
         assert_eq!(
-            parse_multi(&headers(&[("X-B3-Flags", "1")])),
+            parse_multi(&&headers(&[("X-B3-Flags", "1")])),
             Ok(Some(B3::SamplingOnly(true)))
         );
     }
@@ -361,7 +361,7 @@ mod tests {
                 ("x-b3-parentspanid", "xyz"),
             ]),
         ] {
-            assert!(parse_multi(&carrier).is_err(), "{carrier:?}");
+            assert!(parse_multi(&&carrier).is_err(), "{carrier:?}");
         }
     }
 
@@ -372,7 +372,7 @@ mod tests {
             ("x-b3-spanid", SPAN),
             ("X-B3-SpanId", PARENT),
         ]);
-        assert_eq!(parse_multi(&carrier), Ok(Some(context(TRACE, SPAN, None))));
+        assert_eq!(parse_multi(&&carrier), Ok(Some(context(TRACE, SPAN, None))));
     }
 
     #[test]

@@ -23,6 +23,35 @@ pub trait Extractor {
     fn get(&self, key: &str) -> Option<&str> {
         self.get_all(key).into_iter().next()
     }
+
+    /// Calls `visit` with every value stored under `key`, in carrier order, as
+    /// [`Extractor::get_all`] lists them. The default goes through `get_all`; carriers that can
+    /// walk their headers without collecting them override it.
+    fn for_each_value<'a>(&'a self, key: &str, visit: &mut dyn FnMut(&'a str)) {
+        for value in self.get_all(key) {
+            visit(value);
+        }
+    }
+
+    /// Calls `visit` once with every header, as (name, value) in carrier order, and returns
+    /// true; or returns false, visiting nothing, when the carrier cannot list its headers
+    /// (the default). Extraction then reads its dozen names in one pass over the headers
+    /// instead of one pass per name. Values that are not UTF-8 are skipped.
+    fn for_each_header<'a>(&'a self, visit: &mut dyn FnMut(&'a str, &'a str)) -> bool {
+        let _ = visit;
+        false
+    }
+}
+
+/// The values of the pairs named `key` (ASCII case ignored), in order: what `get_all` and
+/// `for_each_value` read from a carrier listed as (name, value) pairs.
+pub(crate) fn named<'a>(
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    key: &str,
+) -> impl Iterator<Item = &'a str> {
+    pairs
+        .filter(move |(name, _)| name.eq_ignore_ascii_case(key))
+        .map(|(_, value)| value)
 }
 
 impl Injector for Vec<(String, String)> {
@@ -32,18 +61,28 @@ impl Injector for Vec<(String, String)> {
     }
 }
 
+fn string_pairs(pairs: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
+    pairs
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+}
+
 impl Extractor for [(String, String)] {
     fn get_all(&self, key: &str) -> Vec<&str> {
-        self.iter()
-            .filter(|(name, _)| name.eq_ignore_ascii_case(key))
-            .map(|(_, value)| value.as_str())
-            .collect()
+        named(string_pairs(self), key).collect()
     }
 
     fn get(&self, key: &str) -> Option<&str> {
-        self.iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(key))
-            .map(|(_, value)| value.as_str())
+        named(string_pairs(self), key).next()
+    }
+
+    fn for_each_value<'a>(&'a self, key: &str, visit: &mut dyn FnMut(&'a str)) {
+        named(string_pairs(self), key).for_each(visit);
+    }
+
+    fn for_each_header<'a>(&'a self, visit: &mut dyn FnMut(&'a str, &'a str)) -> bool {
+        string_pairs(self).for_each(|(name, value)| visit(name, value));
+        true
     }
 }
 
@@ -55,6 +94,14 @@ impl Extractor for Vec<(String, String)> {
     fn get(&self, key: &str) -> Option<&str> {
         Extractor::get(self.as_slice(), key)
     }
+
+    fn for_each_value<'a>(&'a self, key: &str, visit: &mut dyn FnMut(&'a str)) {
+        self.as_slice().for_each_value(key, visit);
+    }
+
+    fn for_each_header<'a>(&'a self, visit: &mut dyn FnMut(&'a str, &'a str)) -> bool {
+        self.as_slice().for_each_header(visit)
+    }
 }
 
 /// Byte-valued headers (Kafka, for one): a value that is not UTF-8 counts as absent.
@@ -65,19 +112,31 @@ impl Injector for Vec<(String, Vec<u8>)> {
     }
 }
 
+/// The pairs whose value is UTF-8.
+fn utf8_pairs(pairs: &[(String, Vec<u8>)]) -> impl Iterator<Item = (&str, &str)> {
+    pairs.iter().filter_map(|(name, value)| {
+        let value = std::str::from_utf8(value).ok()?;
+        Some((name.as_str(), value))
+    })
+}
+
 /// Byte-valued headers: a value that is not UTF-8 counts as absent.
 impl Extractor for [(String, Vec<u8>)] {
     fn get_all(&self, key: &str) -> Vec<&str> {
-        self.iter()
-            .filter(|(name, _)| name.eq_ignore_ascii_case(key))
-            .filter_map(|(_, value)| std::str::from_utf8(value).ok())
-            .collect()
+        named(utf8_pairs(self), key).collect()
     }
 
     fn get(&self, key: &str) -> Option<&str> {
-        self.iter()
-            .filter(|(name, _)| name.eq_ignore_ascii_case(key))
-            .find_map(|(_, value)| std::str::from_utf8(value).ok())
+        named(utf8_pairs(self), key).next()
+    }
+
+    fn for_each_value<'a>(&'a self, key: &str, visit: &mut dyn FnMut(&'a str)) {
+        named(utf8_pairs(self), key).for_each(visit);
+    }
+
+    fn for_each_header<'a>(&'a self, visit: &mut dyn FnMut(&'a str, &'a str)) -> bool {
+        utf8_pairs(self).for_each(|(name, value)| visit(name, value));
+        true
     }
 }
 
@@ -88,6 +147,14 @@ impl Extractor for Vec<(String, Vec<u8>)> {
 
     fn get(&self, key: &str) -> Option<&str> {
         Extractor::get(self.as_slice(), key)
+    }
+
+    fn for_each_value<'a>(&'a self, key: &str, visit: &mut dyn FnMut(&'a str)) {
+        self.as_slice().for_each_value(key, visit);
+    }
+
+    fn for_each_header<'a>(&'a self, visit: &mut dyn FnMut(&'a str, &'a str)) -> bool {
+        self.as_slice().for_each_header(visit)
     }
 }
 
@@ -100,21 +167,30 @@ impl<S: BuildHasher> Injector for HashMap<String, String, S> {
     }
 }
 
+fn map_pairs<S>(map: &HashMap<String, String, S>) -> impl Iterator<Item = (&str, &str)> {
+    map.iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+}
+
 impl<S: BuildHasher> Extractor for HashMap<String, String, S> {
     fn get_all(&self, key: &str) -> Vec<&str> {
-        self.iter()
-            .filter(|(name, _)| name.eq_ignore_ascii_case(key))
-            .map(|(_, value)| value.as_str())
-            .collect()
+        named(map_pairs(self), key).collect()
     }
 
     fn get(&self, key: &str) -> Option<&str> {
         if let Some(value) = HashMap::get(self, key) {
             return Some(value);
         }
-        self.iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(key))
-            .map(|(_, value)| value.as_str())
+        named(map_pairs(self), key).next()
+    }
+
+    fn for_each_value<'a>(&'a self, key: &str, visit: &mut dyn FnMut(&'a str)) {
+        named(map_pairs(self), key).for_each(visit);
+    }
+
+    fn for_each_header<'a>(&'a self, visit: &mut dyn FnMut(&'a str, &'a str)) -> bool {
+        map_pairs(self).for_each(|(name, value)| visit(name, value));
+        true
     }
 }
 

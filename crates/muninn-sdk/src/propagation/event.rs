@@ -1,7 +1,8 @@
 //! Event metadata in headers: Muninn's own `muninn-event-*` headers, with CloudEvents
 //! binary-mode headers (`ce_*` for Kafka, `ce-*` for HTTP and NATS) as a fallback on read.
 
-use super::carrier::{Extractor, Injector};
+use super::carrier::Injector;
+use super::index::{Lookup, Name};
 
 pub const EVENT_ID_HEADER: &str = "muninn-event-id";
 pub const EVENT_TYPE_HEADER: &str = "muninn-event-type";
@@ -20,7 +21,7 @@ pub struct EventHeaders {
 
 /// One metadata field: the header names it is read from, in order, and why a value is refused.
 struct Field {
-    names: [&'static str; 3],
+    names: [Name; 3],
     empty: &'static str,
     too_long: &'static str,
     control: &'static str,
@@ -28,21 +29,25 @@ struct Field {
 }
 
 const ID: Field = Field {
-    names: [EVENT_ID_HEADER, "ce_id", "ce-id"],
+    names: [Name::EVENT_ID, Name::CE_ID_KAFKA, Name::CE_ID],
     empty: "event id: empty",
     too_long: "event id: longer than 256 bytes",
     control: "event id: contains control characters",
     conflicting: "event id: repeated with different values",
 };
 const TYPE: Field = Field {
-    names: [EVENT_TYPE_HEADER, "ce_type", "ce-type"],
+    names: [Name::EVENT_TYPE, Name::CE_TYPE_KAFKA, Name::CE_TYPE],
     empty: "event type: empty",
     too_long: "event type: longer than 256 bytes",
     control: "event type: contains control characters",
     conflicting: "event type: repeated with different values",
 };
 const SCHEMA: Field = Field {
-    names: [EVENT_SCHEMA_HEADER, "ce_dataschema", "ce-dataschema"],
+    names: [
+        Name::EVENT_SCHEMA,
+        Name::CE_DATASCHEMA_KAFKA,
+        Name::CE_DATASCHEMA,
+    ],
     empty: "event schema: empty",
     too_long: "event schema: longer than 256 bytes",
     control: "event schema: contains control characters",
@@ -54,31 +59,63 @@ fn check(field: &Field, value: &str) -> Result<(), &'static str> {
         Err(field.empty)
     } else if value.len() > MAX_EVENT_HEADER_LEN {
         Err(field.too_long)
-    } else if value.chars().any(char::is_control) {
+    } else if has_control(value) {
         Err(field.control)
     } else {
         Ok(())
     }
 }
 
+/// [`EventHeaders`], borrowed from the carrier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct EventRefs<'a> {
+    pub event_id: Option<&'a str>,
+    pub event_type: Option<&'a str>,
+    pub schema: Option<&'a str>,
+}
+
+impl EventRefs<'_> {
+    pub(crate) fn to_owned(self) -> EventHeaders {
+        EventHeaders {
+            event_id: self.event_id.map(str::to_owned),
+            event_type: self.event_type.map(str::to_owned),
+            schema: self.schema.map(str::to_owned),
+        }
+    }
+}
+
+/// Whether `value` has a control character (Unicode's Cc: U+0000–U+001F, U+007F–U+009F).
+fn has_control(value: &str) -> bool {
+    // Printable ASCII (0x20–0x7E) throughout, the common case, is checked without a branch
+    // per byte.
+    let printable = value.bytes().fold(true, |printable, byte| {
+        printable & (byte.wrapping_sub(0x20) < 0x5f)
+    });
+    !printable && value.chars().any(char::is_control)
+}
+
 /// The first valid value among the field's headers; refusals are noted in `invalid`.
-fn read_field<C: Extractor + ?Sized>(
-    carrier: &C,
+fn read_field<'a>(
+    headers: &impl Lookup<'a>,
     field: &Field,
     invalid: &mut Option<&'static str>,
-) -> Option<String> {
+) -> Option<&'a str> {
     for name in field.names {
-        let values = carrier.get_all(name);
-        let Some((first, rest)) = values.split_first() else {
+        let (mut first, mut conflicting) = (None, false);
+        headers.each(name, &mut |value| match first {
+            None => first = Some(value),
+            Some(seen) => conflicting |= seen != value,
+        });
+        let Some(first) = first else {
             continue;
         };
-        let checked = if rest.iter().any(|other| other != first) {
+        let checked = if conflicting {
             Err(field.conflicting)
         } else {
             check(field, first)
         };
         match checked {
-            Ok(()) => return Some((*first).to_owned()),
+            Ok(()) => return Some(first),
             Err(reason) => {
                 invalid.get_or_insert(reason);
             }
@@ -87,14 +124,14 @@ fn read_field<C: Extractor + ?Sized>(
     None
 }
 
-pub(super) fn read<C: Extractor + ?Sized>(
-    carrier: &C,
+pub(super) fn read<'a>(
+    headers: &impl Lookup<'a>,
     invalid: &mut Option<&'static str>,
-) -> EventHeaders {
-    EventHeaders {
-        event_id: read_field(carrier, &ID, invalid),
-        event_type: read_field(carrier, &TYPE, invalid),
-        schema: read_field(carrier, &SCHEMA, invalid),
+) -> EventRefs<'a> {
+    EventRefs {
+        event_id: read_field(headers, &ID, invalid),
+        event_type: read_field(headers, &TYPE, invalid),
+        schema: read_field(headers, &SCHEMA, invalid),
     }
 }
 
@@ -118,7 +155,7 @@ pub fn inject_event(
     for (field, value) in fields {
         let Some(value) = value else { continue };
         match check(field, value) {
-            Ok(()) => carrier.set(field.names[0], value),
+            Ok(()) => carrier.set(field.names[0].as_str(), value),
             Err(reason) => {
                 refused.get_or_insert(reason);
             }
@@ -140,7 +177,7 @@ mod tests {
 
     fn read_all(carrier: &[(String, String)]) -> (EventHeaders, Option<&'static str>) {
         let mut invalid = None;
-        let event = read(carrier, &mut invalid);
+        let event = read(&carrier, &mut invalid).to_owned();
         (event, invalid)
     }
 
@@ -149,6 +186,17 @@ mod tests {
             event_id: id.map(String::from),
             event_type: kind.map(String::from),
             schema: schema.map(String::from),
+        }
+    }
+
+    #[test]
+    fn control_characters_are_found_in_ascii_and_beyond() {
+        for code in (0..0x300).chain([0x2028, 0xfeff, 0x1f600]) {
+            let Some(found) = char::from_u32(code) else {
+                continue;
+            };
+            let text = format!("a{found}b");
+            assert_eq!(has_control(&text), found.is_control(), "U+{code:04X}");
         }
     }
 

@@ -12,6 +12,7 @@ mod hex;
 mod index;
 mod w3c;
 
+#[cfg(any(feature = "kafka", feature = "nats"))]
 pub(crate) use carrier::named;
 pub use carrier::{Extractor, Injector};
 pub(crate) use event::EventRefs;

@@ -282,19 +282,13 @@ pub fn inject(context: &SpanContext, formats: &[Format], carrier: &mut (impl Inj
 mod tests {
     use std::collections::HashMap;
 
+    use super::carrier::headers;
     use super::*;
 
     const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
     const SPAN: &str = "00f067aa0ba902b7";
     const OTHER_TRACE: &str = "80f198ee56343ba864fe8b2a57d3eff7";
     const OTHER_SPAN: &str = "e457b5a2e4d86bd1";
-
-    fn headers(items: &[(&str, &str)]) -> Vec<(String, String)> {
-        items
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect()
-    }
 
     fn ids(context: &Option<SpanContext>) -> Option<(String, String, bool)> {
         context

@@ -166,6 +166,7 @@ pub(super) fn format_single(trace_id: &TraceId, span_id: &SpanId, sampled: bool)
 
 #[cfg(test)]
 mod tests {
+    use super::super::carrier::headers;
     use super::*;
 
     const TRACE: &str = "80f198ee56343ba864fe8b2a57d3eff7";
@@ -178,13 +179,6 @@ mod tests {
             span_id: SpanId::from_hex(span).unwrap_or(SpanId([0; 8])),
             sampled,
         }
-    }
-
-    fn headers(items: &[(&str, &str)]) -> Vec<(String, String)> {
-        items
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect()
     }
 
     #[test]

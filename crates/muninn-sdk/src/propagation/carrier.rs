@@ -194,20 +194,22 @@ impl<S: BuildHasher> Extractor for HashMap<String, String, S> {
     }
 }
 
+/// Headers as a `Vec` of pairs, for tests.
+#[cfg(test)]
+pub(super) fn headers(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-        items
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect()
-    }
-
     #[test]
     fn vec_lookup_ignores_name_case_and_keeps_order() {
-        let headers = pairs(&[("TraceState", "a=1"), ("other", "x"), ("TRACESTATE", "b=2")]);
+        let headers = headers(&[("TraceState", "a=1"), ("other", "x"), ("TRACESTATE", "b=2")]);
         assert_eq!(headers.get_all("tracestate"), vec!["a=1", "b=2"]);
         assert_eq!(Extractor::get(&headers, "tracestate"), Some("a=1"));
         assert_eq!(Extractor::get(&headers, "missing"), None);
@@ -216,13 +218,13 @@ mod tests {
 
     #[test]
     fn vec_set_replaces_every_case_variant() {
-        let mut headers = pairs(&[
+        let mut carrier = headers(&[
             ("Traceparent", "old"),
             ("keep", "1"),
             ("TRACEPARENT", "old2"),
         ]);
-        headers.set("traceparent", "new");
-        assert_eq!(headers, pairs(&[("keep", "1"), ("traceparent", "new")]));
+        carrier.set("traceparent", "new");
+        assert_eq!(carrier, headers(&[("keep", "1"), ("traceparent", "new")]));
     }
 
     #[test]

@@ -166,14 +166,8 @@ pub fn inject_event(
 
 #[cfg(test)]
 mod tests {
+    use super::super::carrier::headers;
     use super::*;
-
-    fn headers(items: &[(&str, &str)]) -> Vec<(String, String)> {
-        items
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect()
-    }
 
     fn read_all(carrier: &[(String, String)]) -> (EventHeaders, Option<&'static str>) {
         let mut invalid = None;

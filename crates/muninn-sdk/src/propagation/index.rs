@@ -152,14 +152,8 @@ impl<'a> Lookup<'a> for Indexed<'a> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::carrier::headers;
     use super::*;
-
-    fn headers(items: &[(&str, &str)]) -> Vec<(String, String)> {
-        items
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect()
-    }
 
     fn values<'a>(lookup: &impl Lookup<'a>, name: Name) -> Vec<&'a str> {
         let mut values = Vec::new();

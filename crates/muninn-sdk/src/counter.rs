@@ -1,7 +1,8 @@
-//! Per-minute event counters that a calling thread bumps without a locked instruction: each
-//! counter has one shard per thread slot, a slot belongs to one live thread at a time, so its
-//! shard has a single writer and a plain load and store count exactly; the export thread reads
-//! the shards' running totals and takes what grew since it last looked.
+//! Per-minute event counters, and running totals, that a calling thread bumps without a
+//! locked instruction: each counter has one shard per thread slot, a slot belongs to one live
+//! thread at a time, so its shard has a single writer and a plain load and store count
+//! exactly; the export thread reads the shards' running totals and takes what grew since it
+//! last looked.
 
 use std::cell::Cell;
 use std::sync::LazyLock;
@@ -157,11 +158,57 @@ impl MinuteCounter {
     }
 }
 
+/// A running total bumped without a locked instruction, one shard per thread slot as in
+/// [`MinuteCounter`]. Reading sums the shards; as each shard only grows, a later read never
+/// returns less than an earlier one.
+pub(crate) struct Count {
+    shards: Box<[Line]>,
+    /// For threads without a slot (locked increments).
+    shared: AtomicU64,
+}
+
+/// One shard on a cache line of its own.
+#[repr(align(64))]
+#[derive(Default)]
+struct Line(AtomicU64);
+
+impl Count {
+    pub(crate) fn new() -> Self {
+        Count {
+            shards: (0..SHARDS).map(|_| Line::default()).collect(),
+            shared: AtomicU64::new(0),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn add_one(&self) {
+        match thread_slot().and_then(|slot| self.shards.get(slot)) {
+            Some(Line(shard)) => {
+                // The only writer of this shard: no read-modify-write needed.
+                shard.store(
+                    shard.load(Ordering::Relaxed).wrapping_add(1),
+                    Ordering::Relaxed,
+                );
+            }
+            None => {
+                self.shared.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|Line(shard)| shard.load(Ordering::Relaxed))
+            .fold(self.shared.load(Ordering::Relaxed), u64::wrapping_add)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Barrier};
 
-    use super::{MinuteCounter, SHARDS, thread_slot};
+    use super::{Count, MinuteCounter, SHARDS, thread_slot};
 
     #[test]
     fn counts_keep_the_minute_they_were_made_in_across_a_boundary() {
@@ -244,5 +291,38 @@ mod tests {
             "only {with_a_shard} of {THREADS} threads, one after another, got a slot"
         );
         assert_eq!(counter.take(42), vec![(42, (THREADS * 1_000) as u64)]);
+    }
+
+    /// More threads than slots bump one total while it is read: every read is at least the
+    /// one before it, and the last is exact.
+    #[test]
+    fn a_count_bumped_by_many_threads_is_exact_and_never_goes_back() {
+        const THREADS: usize = SHARDS + 4;
+        const PER_THREAD: u64 = 50_000;
+        let count = Arc::new(Count::new());
+        let start = Arc::new(Barrier::new(THREADS + 1));
+        let workers: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let count = Arc::clone(&count);
+                let start = Arc::clone(&start);
+                std::thread::spawn(move || {
+                    start.wait();
+                    for _ in 0..PER_THREAD {
+                        count.add_one();
+                    }
+                })
+            })
+            .collect();
+        start.wait();
+        let mut last = 0;
+        while workers.iter().any(|worker| !worker.is_finished()) {
+            let now = count.get();
+            assert!(now >= last, "the total went back from {last} to {now}");
+            last = now;
+        }
+        for worker in workers {
+            worker.join().expect("worker");
+        }
+        assert_eq!(count.get(), THREADS as u64 * PER_THREAD);
     }
 }

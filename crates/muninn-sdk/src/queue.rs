@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam_queue::ArrayQueue;
 
+use crate::counter::Count;
 use crate::record::Record;
 
 /// Bits of [`SpanQueue::occupancy`] that hold the queued bytes; the spans are counted above
@@ -30,7 +31,8 @@ pub(crate) struct SpanQueue {
     /// Set when the queue reached a batch and the exporter was woken, cleared by the exporter.
     pub(crate) wake_pending: AtomicBool,
     pub(crate) dropped_full: AtomicU64,
-    pub(crate) queued: AtomicU64,
+    /// Spans taken in so far: bumped by every accepted push, so without a locked add.
+    pub(crate) queued: Count,
 }
 
 impl SpanQueue {
@@ -43,7 +45,7 @@ impl SpanQueue {
             peak_bytes: AtomicUsize::new(0),
             wake_pending: AtomicBool::new(false),
             dropped_full: AtomicU64::new(0),
-            queued: AtomicU64::new(0),
+            queued: Count::new(),
         }
     }
 
@@ -67,7 +69,7 @@ impl SpanQueue {
             self.dropped_full.fetch_add(1, Ordering::Relaxed);
             return None;
         }
-        self.queued.fetch_add(1, Ordering::Relaxed);
+        self.queued.add_one();
         let bytes = bytes as usize;
         // A plain load first: the read-modify-write only when the peak moves.
         if bytes > self.peak_bytes.load(Ordering::Relaxed) {

@@ -318,7 +318,7 @@ impl Tracer {
             Err(poisoned) => (*poisoned.into_inner().config).clone(),
         };
         Stats {
-            spans_queued: load(&inner.queue.queued),
+            spans_queued: inner.queue.queued.get(),
             spans_exported: load(&counters.exported),
             spans_dropped_queue_full: load(&inner.queue.dropped_full),
             spans_dropped_export_failed: load(&counters.dropped_export_failed),

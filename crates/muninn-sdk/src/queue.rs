@@ -51,6 +51,7 @@ impl SpanQueue {
 
     /// Adds a span unless the queue is full (in spans or bytes). Returns the number of spans
     /// waiting with it, or `None` when it was dropped (and counted).
+    #[inline(always)]
     pub(crate) fn push(&self, record: Record) -> Option<usize> {
         let size = record.estimated_bytes() as u64;
         let reserved = ONE_SPAN + size;

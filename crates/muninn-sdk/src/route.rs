@@ -482,14 +482,19 @@ impl EventSpan {
     #[inline]
     fn finish(&mut self) {
         if let Some(pending) = self.pending.take() {
-            Self::enqueue(*pending);
+            Self::enqueue(pending);
         }
     }
 
     #[inline(never)]
-    fn enqueue(pending: Pending) {
-        let Pending { tracer, mut record } = pending;
+    #[allow(
+        clippy::boxed_local,
+        reason = "taking the box, not the span moved out of it, saves two copies of the record"
+    )]
+    fn enqueue(mut pending: Box<Pending>) {
+        let record = &mut pending.record;
         record.duration_nanos = (now_unix_nanos() - record.start_unix_nanos).max(0);
+        let Pending { tracer, record } = *pending;
         tracer.enqueue(record);
     }
 }

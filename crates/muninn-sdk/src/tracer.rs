@@ -88,6 +88,7 @@ pub(crate) struct Inner {
 
 impl Inner {
     /// Hands a finished span to the export thread; never blocks, never fails loudly.
+    #[inline(always)]
     pub(crate) fn enqueue(&self, record: Record) {
         if self.closed.load(Ordering::Relaxed) {
             self.counters

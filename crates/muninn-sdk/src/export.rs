@@ -290,12 +290,18 @@ impl Exporter {
     fn encode_spans(&self, batch: &[Record]) -> Vec<u8> {
         let mut json = Vec::with_capacity(batch.len() * 600);
         json.push(b'[');
-        for (index, record) in batch.iter().enumerate() {
-            if index > 0 {
+        let routes = self.inner.routes();
+        for record in batch {
+            // Every route a span names is in the registry, which only grows.
+            let Some(route) = routes.get(record.route as usize) else {
+                continue;
+            };
+            if json.len() > 1 {
                 json.push(b',');
             }
             let wire = Wire {
                 record,
+                route,
                 service: &self.inner.service,
                 resource: &self.inner.resource,
             };

@@ -1,7 +1,5 @@
 //! A finished span waiting for export, and its encoding in Muninn's native JSON ingest format.
 
-use std::sync::Arc;
-
 use muninn_model::{SpanId, TraceId};
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
@@ -136,7 +134,8 @@ pub(crate) struct Record {
     pub span_id: SpanId,
     pub parent: Option<SpanId>,
     pub kind: Kind,
-    pub route: Arc<RouteInner>,
+    /// Its route's [`RouteInner::id`].
+    pub route: u32,
     pub event_id: Text,
     pub schema: Option<Text>,
     pub start_unix_nanos: i64,
@@ -199,6 +198,7 @@ impl Record {
 /// The span as the collector's `POST /api/v1/spans` expects it.
 pub(crate) struct Wire<'a> {
     pub record: &'a Record,
+    pub route: &'a RouteInner,
     pub service: &'a str,
     pub resource: &'a [(String, Value)],
 }
@@ -230,7 +230,7 @@ struct WireStatus<'a> {
 impl Serialize for Wire<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let record = self.record;
-        let route = &record.route;
+        let route = self.route;
         let extras = record.extras.as_deref();
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("trace_id", &record.trace_id.to_hex())?;

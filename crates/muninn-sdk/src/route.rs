@@ -20,6 +20,8 @@ const MAX_ATTRIBUTES: usize = 64;
 pub const UNKNOWN_EVENT_TYPE: &str = "unknown";
 
 pub(crate) struct RouteInner {
+    /// Its index among the tracer's routes (see `Registry::by_id`).
+    pub id: u32,
     pub event_type: String,
     pub stream: String,
     pub broker: Broker,
@@ -30,8 +32,15 @@ pub(crate) struct RouteInner {
 }
 
 impl RouteInner {
-    pub(crate) fn new(event_type: &str, stream: &str, broker: Broker, rate_ppm: u32) -> Self {
+    pub(crate) fn new(
+        id: u32,
+        event_type: &str,
+        stream: &str,
+        broker: Broker,
+        rate_ppm: u32,
+    ) -> Self {
         RouteInner {
+            id,
             event_type: event_type.to_string(),
             stream: stream.to_string(),
             broker,
@@ -337,7 +346,7 @@ impl Route {
             span_id: context.span_id,
             parent,
             kind,
-            route: self.inner.clone(),
+            route: self.inner.id,
             event_id: Text::new(event_id),
             schema: schema.map(Text::new),
             start_unix_nanos: start,

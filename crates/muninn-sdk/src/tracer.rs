@@ -47,6 +47,10 @@ pub(crate) struct Registry {
     /// Routes by event type, then found by stream and broker among the few of that type: a
     /// lookup with borrowed names allocates nothing (adapters look a route up on every call).
     pub routes: HashMap<String, Vec<Arc<RouteInner>>>,
+    /// The same routes by [`RouteInner::id`]: a span names its route by index, so that the
+    /// export thread, which drops spans by the thousand, never touches a route's reference
+    /// count (the calling threads read the route on every call).
+    pub by_id: Vec<Arc<RouteInner>>,
     pub config: Arc<ServiceSamplingConfig>,
     pub etag: Option<String>,
 }
@@ -135,12 +139,14 @@ impl Inner {
             return route;
         }
         let rate = registry.config.rate_ppm(event_type);
-        let route = Arc::new(RouteInner::new(event_type, stream, broker, rate));
+        let id = u32::try_from(registry.by_id.len()).unwrap_or(u32::MAX);
+        let route = Arc::new(RouteInner::new(id, event_type, stream, broker, rate));
         registry
             .routes
             .entry(event_type.to_string())
             .or_default()
             .push(route.clone());
+        registry.by_id.push(route.clone());
         route
     }
 
@@ -161,16 +167,11 @@ impl Inner {
         self.counters.config_updates.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Every route, indexed by [`RouteInner::id`].
     pub(crate) fn routes(&self) -> Vec<Arc<RouteInner>> {
         match self.registry.read() {
-            Ok(registry) => registry.routes.values().flatten().cloned().collect(),
-            Err(poisoned) => poisoned
-                .into_inner()
-                .routes
-                .values()
-                .flatten()
-                .cloned()
-                .collect(),
+            Ok(registry) => registry.by_id.clone(),
+            Err(poisoned) => poisoned.into_inner().by_id.clone(),
         }
     }
 }
@@ -493,6 +494,7 @@ impl TracerBuilder {
             options: self.options,
             registry: RwLock::new(Registry {
                 routes: HashMap::new(),
+                by_id: Vec::new(),
                 config: Arc::new(config),
                 etag: None,
             }),

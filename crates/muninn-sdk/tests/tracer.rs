@@ -110,6 +110,48 @@ async fn produced_and_consumed_events_make_lineage_and_a_journey() {
     collector.stop().await;
 }
 
+/// A span names its route by index among the tracer's routes: spans of many routes, made in
+/// an interleaved order and exported together, each reach the server with their own stream,
+/// broker and event type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_of_many_routes_exported_together_keep_their_own_route() {
+    let mut collector = Collector::start().await;
+    let tracer = quick(Tracer::builder("router").collector(&collector.url))
+        .build()
+        .expect("tracer");
+    let routes = [
+        ("order.created", "orders", Broker::Kafka, "kafka"),
+        ("payment.settled", "payments", Broker::Nats, "nats"),
+        ("job.done", "jobs", Broker::Sqs, "sqs"),
+        ("order.created", "orders-eu", Broker::Kafka, "kafka"),
+    ];
+    for round in 0..3 {
+        // The routes are looked up again each round (by name, as adapters do) and used in a
+        // different order, so that a span's route is not simply the last one created.
+        for offset in 0..routes.len() {
+            let index = (round + offset) % routes.len();
+            let (event_type, stream, broker, _) = routes[index];
+            tracer
+                .route(event_type, stream, broker)
+                .produce(&format!("ev-{index}-{round}"))
+                .end();
+        }
+    }
+    shutdown(&tracer).await;
+    assert_eq!(tracer.stats().spans_exported, 12);
+    for (index, (event_type, stream, _, broker)) in routes.iter().enumerate() {
+        for round in 0..3 {
+            let journey = collector.journey(&format!("ev-{index}-{round}")).await;
+            let hops = journey["hops"].as_array().expect("hops");
+            assert_eq!(hops.len(), 1, "{journey}");
+            assert_eq!(hops[0]["stream"], json!(stream), "{journey}");
+            assert_eq!(hops[0]["broker"], json!(broker), "{journey}");
+            assert_eq!(hops[0]["event_type"], json!(event_type), "{journey}");
+        }
+    }
+    collector.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_event_gets_the_same_decision_in_every_tracer() {
     let make = |service: &str| {

@@ -53,6 +53,9 @@ pub(crate) fn spawn(inner: Arc<Inner>, done: mpsc::Sender<()>) -> std::io::Resul
 }
 
 async fn run(inner: Arc<Inner>) {
+    // Spans are timed with the CPU's counter once it is calibrated (a millisecond or so, here
+    // rather than on a caller's thread); until then with the wall clock.
+    crate::clock::calibrate();
     let client = match reqwest::Client::builder()
         .timeout(inner.options.request_timeout)
         .connect_timeout(inner.options.request_timeout)
@@ -371,6 +374,7 @@ impl Exporter {
     fn tick_counts(&self, pending: &mut BTreeMap<CountKey, u64>) {
         let minute = crate::route::current_minute();
         self.inner.current_minute.store(minute, Ordering::Relaxed);
+        crate::clock::anchor();
         let routes = self.inner.routes();
         let _guard = self.inner.count_lock.lock();
         for route in routes {

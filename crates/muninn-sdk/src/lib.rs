@@ -27,6 +27,7 @@
 //! thread sends to the collector. What cannot be sent is dropped and counted ([`Tracer::stats`],
 //! [`Tracer::metrics_text`]).
 
+mod clock;
 mod counter;
 mod export;
 #[cfg(feature = "kafka")]

@@ -9,6 +9,7 @@ const NANOS_PER_MINUTE: i64 = 60_000_000_000;
 use muninn_model::sampling::{RATE_PPM_MAX, is_sampled};
 use muninn_model::{Broker, SpanId, TraceId};
 
+use crate::clock::{self, Stamp};
 use crate::counter::MinuteCounter;
 use crate::propagation::{self, Extractor, Incoming, Injector, SpanContext, TraceState};
 use crate::record::{Extras, Kind, Record, Text, Value};
@@ -71,35 +72,9 @@ impl std::fmt::Debug for Route {
     }
 }
 
-/// The wall clock in nanoseconds since the Unix epoch (0 before it).
-#[cfg(unix)]
-#[inline]
-#[allow(
-    clippy::useless_conversion,
-    reason = "tv_nsec is narrower than i64 on some targets"
-)]
-fn now_unix_nanos() -> i64 {
-    let now = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
-    if now.tv_sec < 0 {
-        return 0;
-    }
-    now.tv_sec
-        .saturating_mul(1_000_000_000)
-        .saturating_add(i64::from(now.tv_nsec))
-}
-
-#[cfg(not(unix))]
-fn now_unix_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX)
-        })
-}
-
 /// The wall clock's minute index (unix seconds / 60).
 pub(crate) fn current_minute() -> i64 {
-    now_unix_nanos().div_euclid(NANOS_PER_MINUTE)
+    clock::wall_nanos().div_euclid(NANOS_PER_MINUTE)
 }
 
 /// A random trace id. The full range is drawn (a bounded range costs a rejection loop on
@@ -259,14 +234,14 @@ impl Route {
 
     /// Counts one event; a sampled one in the minute its span starts (returned).
     #[inline(always)]
-    fn count(&self, counter: &MinuteCounter, sampled: bool) -> i64 {
+    fn count(&self, counter: &MinuteCounter, sampled: bool) -> Stamp {
         if sampled {
-            let start = now_unix_nanos();
-            counter.add(start.div_euclid(NANOS_PER_MINUTE));
+            let start = clock::now();
+            counter.add(start.unix_nanos.div_euclid(NANOS_PER_MINUTE));
             start
         } else {
             counter.add(self.tracer.current_minute.load(Ordering::Relaxed));
-            0
+            Stamp::default()
         }
     }
 
@@ -275,7 +250,7 @@ impl Route {
         &self,
         kind: Kind,
         event_id: &str,
-        start: i64,
+        start: Stamp,
         context: SpanContext,
         parent: Option<SpanId>,
         link: Option<(TraceId, SpanId)>,
@@ -317,7 +292,7 @@ impl Route {
         event_id: &str,
         event_type: Option<&str>,
         schema: Option<&str>,
-        start: i64,
+        start: Stamp,
         context: SpanContext,
         parent: Option<SpanId>,
         link: Option<(TraceId, SpanId)>,
@@ -349,7 +324,7 @@ impl Route {
             route: self.inner.id,
             event_id: Text::new(event_id),
             schema: schema.map(Text::new),
-            start_unix_nanos: start,
+            start_unix_nanos: start.unix_nanos,
             duration_nanos: 0,
             modified: false,
             partition: None,
@@ -361,6 +336,7 @@ impl Route {
             formats: self.tracer.inject_mask,
             pending: Some(Box::new(Pending {
                 tracer: self.tracer.clone(),
+                start,
                 record,
             })),
         }
@@ -369,6 +345,7 @@ impl Route {
 
 struct Pending {
     tracer: Arc<Inner>,
+    start: Stamp,
     record: Record,
 }
 
@@ -501,9 +478,8 @@ impl EventSpan {
         reason = "taking the box, not the span moved out of it, saves two copies of the record"
     )]
     fn enqueue(mut pending: Box<Pending>) {
-        let record = &mut pending.record;
-        record.duration_nanos = (now_unix_nanos() - record.start_unix_nanos).max(0);
-        let Pending { tracer, record } = *pending;
+        pending.record.duration_nanos = clock::since(pending.start);
+        let Pending { tracer, record, .. } = *pending;
         tracer.enqueue(record);
     }
 }
@@ -522,26 +498,5 @@ impl std::fmt::Debug for EventSpan {
             .field("context", &self.context)
             .field("sampled", &self.context.sampled)
             .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::{SystemTime, UNIX_EPOCH};
-
-    #[test]
-    fn the_span_clock_is_the_wall_clock_in_nanoseconds() {
-        let std_nanos = |time: SystemTime| {
-            time.duration_since(UNIX_EPOCH)
-                .expect("after 1970")
-                .as_nanos() as i64
-        };
-        let before = std_nanos(SystemTime::now());
-        let ours = super::now_unix_nanos();
-        let after = std_nanos(SystemTime::now());
-        assert!(
-            before <= ours && ours <= after,
-            "{before} <= {ours} <= {after}"
-        );
     }
 }

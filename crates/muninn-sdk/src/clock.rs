@@ -98,8 +98,10 @@ pub(crate) fn since(start: Stamp) -> i64 {
 pub(crate) fn calibrate() {
     COUNTER.get_or_init(|| {
         let clock = quanta::Clock::new();
-        // Reading 0 means "no counter reading" in a `Stamp`: start one nanosecond before.
-        let base = clock.raw().wrapping_sub(1);
+        // 0 in a `Stamp` means "no counter reading": count from a million ticks back (a
+        // fraction of a millisecond), so that later readings, even on a core whose counter
+        // is slightly behind this one's, are above 0.
+        let base = clock.raw().wrapping_sub(1_000_000);
         let counter = Counter {
             clock,
             base,

@@ -1,13 +1,14 @@
-//! The clock spans are timed with: the CPU's time-stamp counter (through `quanta`) once the
-//! export thread has calibrated it, the system's wall clock until then or where there is none.
+//! The clock spans are timed with: the CPU's time-stamp counter (through `quanta`) once it is
+//! calibrated, on a thread of its own when the first tracer starts; the system's wall clock
+//! until then, or where there is no usable counter.
 //!
 //! A span's start is wall time (`unix nanos`), its duration the difference of two counter
 //! readings, so a wall-clock step between a span's start and end does not change its duration.
 //! The counter is turned into wall time with an offset that the export thread measures again
 //! every second ([`anchor`]), so a step of the wall clock shows in spans within a second.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Once, OnceLock};
 #[cfg(not(unix))]
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -93,8 +94,20 @@ pub(crate) fn since(start: Stamp) -> i64 {
     }
 }
 
-/// Calibrates the counter (once per process: it spins for a millisecond or so, up to 200 ms,
-/// so only the export thread calls it) and measures its offset from the wall clock.
+/// Starts calibrating the counter on a thread of its own, once per process, so that neither a
+/// caller nor a tracer's export waits for it. If the thread cannot start, spans keep the wall
+/// clock.
+pub(crate) fn calibrate_in_background() {
+    static STARTED: Once = Once::new();
+    STARTED.call_once(|| {
+        let _ = std::thread::Builder::new()
+            .name("muninn-clock".to_string())
+            .spawn(calibrate);
+    });
+}
+
+/// Calibrates the counter (once per process: it spins for a millisecond or so, up to 200 ms)
+/// and measures its offset from the wall clock.
 pub(crate) fn calibrate() {
     COUNTER.get_or_init(|| {
         let clock = quanta::Clock::new();

@@ -53,9 +53,9 @@ pub(crate) fn spawn(inner: Arc<Inner>, done: mpsc::Sender<()>) -> std::io::Resul
 }
 
 async fn run(inner: Arc<Inner>) {
-    // Spans are timed with the CPU's counter once it is calibrated (a millisecond or so, here
-    // rather than on a caller's thread); until then with the wall clock.
-    crate::clock::calibrate();
+    // Spans are timed with the CPU's counter once it is calibrated; until then with the wall
+    // clock.
+    crate::clock::calibrate_in_background();
     let client = match reqwest::Client::builder()
         .timeout(inner.options.request_timeout)
         .connect_timeout(inner.options.request_timeout)

@@ -78,6 +78,22 @@ fn thread_slot() -> Option<usize> {
     SLOT.try_with(SlotGuard::get).ok().flatten()
 }
 
+/// Adds one to the calling thread's own shard, or, for a thread without a slot, to the shared
+/// one with a locked add.
+#[inline]
+fn bump(own: Option<&AtomicU64>, shared: &AtomicU64) {
+    match own {
+        // The only writer of this shard: no read-modify-write needed.
+        Some(shard) => shard.store(
+            shard.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        ),
+        None => {
+            shared.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Events counted on a route for one action, in three minute slots (minute index mod 3): a
 /// sampled event is counted in the minute its span starts, so its count and its span always
 /// agree on the minute (the collector keeps the larger of the two per minute), and an
@@ -103,19 +119,12 @@ impl MinuteCounter {
     #[inline]
     pub(crate) fn add(&self, minute: i64) {
         let index = minute.rem_euclid(MINUTES as i64) as usize;
-        match thread_slot().and_then(|slot| self.shards.get(slot)) {
-            Some(shard) => {
-                // The only writer of this shard: no read-modify-write needed.
-                let live = &shard.live[index];
-                live.store(
-                    live.load(Ordering::Relaxed).wrapping_add(1),
-                    Ordering::Relaxed,
-                );
-            }
-            None => {
-                self.shared[index].fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        bump(
+            thread_slot()
+                .and_then(|slot| self.shards.get(slot))
+                .map(|shard| &shard.live[index]),
+            &self.shared[index],
+        );
     }
 
     /// Takes the counts made since the last call; `current` is the minute index now. Returns
@@ -182,18 +191,12 @@ impl Count {
 
     #[inline]
     pub(crate) fn add_one(&self) {
-        match thread_slot().and_then(|slot| self.shards.get(slot)) {
-            Some(Line(shard)) => {
-                // The only writer of this shard: no read-modify-write needed.
-                shard.store(
-                    shard.load(Ordering::Relaxed).wrapping_add(1),
-                    Ordering::Relaxed,
-                );
-            }
-            None => {
-                self.shared.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        bump(
+            thread_slot()
+                .and_then(|slot| self.shards.get(slot))
+                .map(|Line(shard)| shard),
+            &self.shared,
+        );
     }
 
     pub(crate) fn get(&self) -> u64 {
@@ -226,6 +229,28 @@ mod tests {
         assert_eq!(counter.total(), 5);
     }
 
+    /// Starts `threads` threads that each run `work`, all at once: they and the caller wait
+    /// on one barrier before any of them begins.
+    fn start_together(
+        threads: usize,
+        work: impl Fn() + Send + Sync + 'static,
+    ) -> Vec<std::thread::JoinHandle<()>> {
+        let work = Arc::new(work);
+        let start = Arc::new(Barrier::new(threads + 1));
+        let workers = (0..threads)
+            .map(|_| {
+                let work = Arc::clone(&work);
+                let start = Arc::clone(&start);
+                std::thread::spawn(move || {
+                    start.wait();
+                    work();
+                })
+            })
+            .collect();
+        start.wait();
+        workers
+    }
+
     /// More threads than slots count at once, while the export side takes the counts: nothing
     /// is lost or counted twice, whether a thread got a shard of its own or shares the locked one.
     #[test]
@@ -233,20 +258,14 @@ mod tests {
         const THREADS: usize = SHARDS * 2 + 3;
         const PER_THREAD: u64 = 20_000;
         let counter = Arc::new(MinuteCounter::new());
-        let start = Arc::new(Barrier::new(THREADS + 1));
-        let workers: Vec<_> = (0..THREADS)
-            .map(|_| {
-                let counter = Arc::clone(&counter);
-                let start = Arc::clone(&start);
-                std::thread::spawn(move || {
-                    start.wait();
-                    for n in 0..PER_THREAD {
-                        counter.add(7 + (n % 2) as i64);
-                    }
-                })
-            })
-            .collect();
-        start.wait();
+        let workers = start_together(THREADS, {
+            let counter = Arc::clone(&counter);
+            move || {
+                for n in 0..PER_THREAD {
+                    counter.add(7 + (n % 2) as i64);
+                }
+            }
+        });
         let mut taken = 0;
         while workers.iter().any(|worker| !worker.is_finished()) {
             taken += counter
@@ -300,20 +319,14 @@ mod tests {
         const THREADS: usize = SHARDS + 4;
         const PER_THREAD: u64 = 50_000;
         let count = Arc::new(Count::new());
-        let start = Arc::new(Barrier::new(THREADS + 1));
-        let workers: Vec<_> = (0..THREADS)
-            .map(|_| {
-                let count = Arc::clone(&count);
-                let start = Arc::clone(&start);
-                std::thread::spawn(move || {
-                    start.wait();
-                    for _ in 0..PER_THREAD {
-                        count.add_one();
-                    }
-                })
-            })
-            .collect();
-        start.wait();
+        let workers = start_together(THREADS, {
+            let count = Arc::clone(&count);
+            move || {
+                for _ in 0..PER_THREAD {
+                    count.add_one();
+                }
+            }
+        });
         let mut last = 0;
         while workers.iter().any(|worker| !worker.is_finished()) {
             let now = count.get();

@@ -5,7 +5,7 @@
 //! without the SDK but with the same four headers written by hand, (d) with only a W3C
 //! `traceparent` written by hand, and (e) with the OpenTelemetry SDK (a producer span, its
 //! `traceparent` injected, a batch span processor whose exporter fails, as with its collector
-//! down); 100,000
+//! down), and (f) through the SDK's producer with nothing traced and no headers; 100,000
 //! events per run, the runs interleaved over several rounds. Prints total times, the SDK's
 //! queue and drop counters, and the process's memory. Needs the `kafka` feature and tansu
 //! (`bash scripts/brokers.sh` installs it): `cargo bench -p muninn-sdk --features kafka
@@ -28,7 +28,7 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord};
 
 const EVENT_TYPE: &str = "order.created";
 const SCHEMA: &str = "order.created/v2";
@@ -48,6 +48,9 @@ enum Mode {
     TraceparentOnly,
     /// The OpenTelemetry SDK, its exporter failing as with the collector down.
     OpenTelemetry,
+    /// The SDK's producer (`TracedProducer::inner`), nothing traced and no headers: what the
+    /// producer itself changes, apart from tracing.
+    SdkProducerUntraced,
 }
 
 impl Mode {
@@ -58,6 +61,7 @@ impl Mode {
             Mode::HeadersOnly => "(c) no SDK, same headers",
             Mode::TraceparentOnly => "(d) no SDK, traceparent only",
             Mode::OpenTelemetry => "(e) OpenTelemetry SDK, down",
+            Mode::SdkProducerUntraced => "(f) SDK's producer, untraced",
         }
     }
 }
@@ -75,8 +79,11 @@ struct Run {
 async fn run(kafka: &brokers::Kafka, mode: Mode, events: usize, round: usize) -> Run {
     let topic = format!("orders-{round}-{}-{events}", mode as u8);
     kafka.create_topic(&topic, 1).await;
-    let producer: FutureProducer = kafka.config().create().expect("a producer");
-    let tracer = (mode == Mode::CollectorDown).then(|| {
+    // (b) and (f) send through the SDK's own producer only: one client per run, as in the others.
+    let sdk_producer = matches!(mode, Mode::CollectorDown | Mode::SdkProducerUntraced);
+    let producer: Option<FutureProducer> =
+        (!sdk_producer).then(|| kafka.config().create().expect("a producer"));
+    let tracer = sdk_producer.then(|| {
         Tracer::builder("checkout")
             .collector(support::closed_port_url())
             .configure(|options| {
@@ -86,9 +93,9 @@ async fn run(kafka: &brokers::Kafka, mode: Mode, events: usize, round: usize) ->
             .build()
             .expect("tracer")
     });
-    let traced = tracer
-        .as_ref()
-        .map(|tracer| TracedProducer::new(producer.clone(), tracer.clone()));
+    let traced = tracer.as_ref().map(|tracer| {
+        TracedProducer::new(&kafka.config(), tracer.clone()).expect("a traced producer")
+    });
     let otel_provider = (mode == Mode::OpenTelemetry).then(|| {
         SdkTracerProvider::builder()
             .with_span_processor(BatchSpanProcessor::builder(FailingExporter).build())
@@ -112,7 +119,7 @@ async fn run(kafka: &brokers::Kafka, mode: Mode, events: usize, round: usize) ->
         }
         let id = format!("ord-{round:02}-{n:08}");
         let payload = support::order_payload(&id, n);
-        let producer = &producer;
+        let producer = producer.as_ref();
         let traced = traced.as_ref();
         let topic = topic.as_str();
         let otel_tracer = otel_tracer.as_ref();
@@ -157,7 +164,10 @@ async fn run(kafka: &brokers::Kafka, mode: Mode, events: usize, round: usize) ->
                 let mut carrier = OtelHeaders(Some(OwnedHeaders::new()));
                 propagator.inject_context(&context, &mut carrier);
                 record = record.headers(carrier.0.unwrap_or_default());
-                let result = producer.send(record, QUEUE_TIMEOUT).await;
+                let result = producer
+                    .expect("a plain producer")
+                    .send(record, QUEUE_TIMEOUT)
+                    .await;
                 match &result {
                     Ok(delivery) => span.set_attributes([
                         KeyValue::new(
@@ -174,6 +184,16 @@ async fn run(kafka: &brokers::Kafka, mode: Mode, events: usize, round: usize) ->
                 return result.is_ok();
             }
             match traced {
+                Some(traced) if mode == Mode::SdkProducerUntraced => {
+                    let (sender, delivered) = tokio::sync::oneshot::channel();
+                    let record = BaseRecord::with_opaque_to(topic, Box::new(sender))
+                        .key(&id)
+                        .payload(&payload);
+                    match traced.inner().send(record) {
+                        Ok(()) => matches!(delivered.await, Ok(Ok(_))),
+                        Err(_) => false,
+                    }
+                }
                 Some(traced) => {
                     let event = KafkaEvent {
                         event_id: &id,
@@ -185,7 +205,11 @@ async fn run(kafka: &brokers::Kafka, mode: Mode, events: usize, round: usize) ->
                         .await
                         .is_ok()
                 }
-                None => producer.send(record, QUEUE_TIMEOUT).await.is_ok(),
+                None => producer
+                    .expect("a plain producer")
+                    .send(record, QUEUE_TIMEOUT)
+                    .await
+                    .is_ok(),
             }
         });
     }
@@ -265,6 +289,7 @@ fn main() {
         Mode::HeadersOnly,
         Mode::TraceparentOnly,
         Mode::OpenTelemetry,
+        Mode::SdkProducerUntraced,
     ];
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -379,6 +404,12 @@ fn main() {
          against the OpenTelemetry SDK, (e): {:+.1}% (paired medians)",
         paired(1, 2).1,
         paired(1, 4).1
+    );
+    println!(
+        "  what tracing adds on the SDK's own producer, (b) against (f): {:+.1}%; what that \
+         producer changes without tracing, (f) against (a): {:+.1}% (paired medians)",
+        paired(1, 5).1,
+        paired(5, 0).1
     );
     support::print_collector_down_checks(runs[1].iter().map(|run| run.stats.as_ref()), events);
     println!();

@@ -2,13 +2,24 @@
 //! partition and offset and writes the event and trace headers, and the consumer-side call
 //! that reads them back from a received message.
 
-use std::time::Duration;
+mod recycle;
 
-use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::{ClientContext, DefaultClientContext, OAuthToken};
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage, Timestamp, ToBytes};
 use rdkafka::producer::future_producer::Delivery;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::util::Timeout;
+use rdkafka::producer::{
+    BaseRecord, FutureRecord, Producer as _, ProducerContext, ThreadedProducer,
+};
+use rdkafka::statistics::Statistics;
+use rdkafka::util::{AsyncRuntime, DefaultRuntime};
+
+use tokio::sync::oneshot;
+
+use self::recycle::Recycle;
 
 use crate::propagation::{Extractor, Injector, SpanContext, named};
 use crate::{Broker, EventSpan, Tracer};
@@ -142,25 +153,60 @@ pub struct KafkaEvent<'a> {
     pub schema: Option<&'a str>,
 }
 
-/// A `FutureProducer` that traces what it sends.
-#[derive(Clone)]
-pub struct TracedProducer {
-    producer: FutureProducer,
+/// A Kafka producer that traces what it sends: like rdkafka's `FutureProducer` (a thread of
+/// its own polls for delivery reports, and [`TracedProducer::send`] resolves with the
+/// record's partition and offset), plus the event's headers and trace context on every record
+/// and a span per send.
+///
+/// It also hands each delivered record's headers back to the sending thread to be freed there
+/// (see `kafka/recycle.rs`): on glibc, headers freed by librdkafka's polling thread cost the
+/// sending thread more than writing them.
+pub struct TracedProducer<C: ClientContext + 'static = DefaultClientContext> {
+    producer: ThreadedProducer<TracedProducerContext<C>>,
     tracer: Tracer,
 }
 
+impl<C: ClientContext + 'static> Clone for TracedProducer<C> {
+    fn clone(&self) -> Self {
+        TracedProducer {
+            producer: self.producer.clone(),
+            tracer: self.tracer.clone(),
+        }
+    }
+}
+
 impl TracedProducer {
-    pub fn new(producer: FutureProducer, tracer: Tracer) -> Self {
-        TracedProducer { producer, tracer }
+    /// Creates the producer from rdkafka's client configuration.
+    pub fn new(config: &ClientConfig, tracer: Tracer) -> KafkaResult<Self> {
+        TracedProducer::with_context(config, DefaultClientContext, tracer)
+    }
+}
+
+impl<C: ClientContext + 'static> TracedProducer<C> {
+    /// Creates the producer with a client context of your own (logging, statistics, OAuth).
+    pub fn with_context(config: &ClientConfig, context: C, tracer: Tracer) -> KafkaResult<Self> {
+        let producer = config.create_with_context(TracedProducerContext {
+            wrapped: context,
+            recycle: Recycle::new(),
+        })?;
+        Ok(TracedProducer { producer, tracer })
     }
 
-    /// The wrapped producer, for everything else (transactions, flush…).
-    pub fn inner(&self) -> &FutureProducer {
+    /// The producer itself, for everything else (flush, transactions, metadata…).
+    pub fn inner(&self) -> &ThreadedProducer<TracedProducerContext<C>> {
         &self.producer
+    }
+
+    /// How many delivered records' header lists wait to be freed by the next sends (each send
+    /// frees up to two; at most 1,024 wait, the rest are freed as they are delivered).
+    pub fn headers_waiting(&self) -> usize {
+        self.producer.context().recycle.waiting()
     }
 
     /// Sends `record` with the event's headers and trace context added to its own headers,
     /// and records the span with the partition and offset Kafka assigned (or the error).
+    /// While librdkafka's queue is full it retries every 100 ms for up to `queue_timeout`, as
+    /// `FutureProducer::send` does.
     pub async fn send<K, P>(
         &self,
         record: FutureRecord<'_, K, P>,
@@ -169,21 +215,58 @@ impl TracedProducer {
         queue_timeout: Duration,
     ) -> Result<Delivery, (KafkaError, OwnedMessage)>
     where
-        K: rdkafka::message::ToBytes + ?Sized,
-        P: rdkafka::message::ToBytes + ?Sized,
+        K: ToBytes + ?Sized,
+        P: ToBytes + ?Sized,
     {
+        // Before this record's headers are allocated, so that they reuse the freed memory.
+        self.producer.context().recycle.free_some();
         let route = self
             .tracer
             .route(event.event_type, record.topic, Broker::Kafka);
-        let mut record = record;
-        let mut headers = KafkaHeadersWriter::new(record.headers.take());
+        let mut writer = KafkaHeadersWriter::new(record.headers);
         let mut span =
-            route.produce_with_headers(event.event_id, event.schema, parent, &mut headers);
-        let record = record.headers(headers.into_headers());
-        let result = self
-            .producer
-            .send(record, Timeout::After(queue_timeout))
-            .await;
+            route.produce_with_headers(event.event_id, event.schema, parent, &mut writer);
+        let (sender, delivered) = oneshot::channel();
+        let mut base = BaseRecord {
+            topic: record.topic,
+            partition: record.partition,
+            payload: record.payload,
+            key: record.key,
+            timestamp: record.timestamp,
+            headers: Some(writer.into_headers()),
+            delivery_opaque: Box::new(sender),
+        };
+        let started = Instant::now();
+        let result = loop {
+            match self.producer.send(base) {
+                Ok(()) => match delivered.await {
+                    Ok(result) => break result,
+                    // librdkafka reports every record it accepted; only a producer torn down
+                    // under the send ends here.
+                    Err(_) => {
+                        break Err((
+                            KafkaError::Canceled,
+                            OwnedMessage::new(
+                                None,
+                                None,
+                                record.topic.to_owned(),
+                                Timestamp::NotAvailable,
+                                record.partition.unwrap_or(-1),
+                                -1,
+                                None,
+                            ),
+                        ));
+                    }
+                },
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), refused))
+                    if started.elapsed() < queue_timeout =>
+                {
+                    base = refused;
+                    DefaultRuntime::delay_for(QUEUE_FULL_RETRY).await;
+                }
+                Err((error, refused)) => break Err((error, unsent(refused))),
+            }
+        };
         match &result {
             Ok(delivery) => {
                 span.partition(delivery.partition).offset(delivery.offset);
@@ -194,6 +277,99 @@ impl TracedProducer {
         }
         span.end();
         result
+    }
+}
+
+/// How long a send waits before retrying while librdkafka's queue is full (as rdkafka's
+/// `FutureProducer` does).
+const QUEUE_FULL_RETRY: Duration = Duration::from_millis(100);
+
+/// What a delivery report resolves a send with.
+type DeliveryResult = Result<Delivery, (KafkaError, OwnedMessage)>;
+
+/// A record librdkafka refused, given back to the caller as an owned message.
+fn unsent<K, P, D>(record: BaseRecord<'_, K, P, D>) -> OwnedMessage
+where
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+    D: rdkafka::util::IntoOpaque,
+{
+    OwnedMessage::new(
+        record.payload.map(|payload| payload.to_bytes().to_vec()),
+        record.key.map(|key| key.to_bytes().to_vec()),
+        record.topic.to_owned(),
+        record
+            .timestamp
+            .map_or(Timestamp::NotAvailable, Timestamp::CreateTime),
+        record.partition.unwrap_or(-1),
+        -1,
+        record.headers,
+    )
+}
+
+/// The [`TracedProducer`]'s client context: yours, wrapped, plus what handles delivery reports.
+pub struct TracedProducerContext<C> {
+    wrapped: C,
+    recycle: Recycle,
+}
+
+impl<C> TracedProducerContext<C> {
+    /// The client context it wraps.
+    pub fn wrapped(&self) -> &C {
+        &self.wrapped
+    }
+}
+
+impl<C: ClientContext + 'static> ClientContext for TracedProducerContext<C> {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = C::ENABLE_REFRESH_OAUTH_TOKEN;
+
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.wrapped.log(level, facility, message);
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        self.wrapped.stats(statistics);
+    }
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        self.wrapped.stats_raw(statistics);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.wrapped.error(error, reason);
+    }
+
+    fn generate_oauth_token(
+        &self,
+        oauthbearer_config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        self.wrapped.generate_oauth_token(oauthbearer_config)
+    }
+}
+
+impl<C: ClientContext + 'static> ProducerContext for TracedProducerContext<C> {
+    type DeliveryOpaque = Box<oneshot::Sender<DeliveryResult>>;
+
+    /// On rdkafka's polling thread: resolves the send, and takes a delivered record's headers
+    /// back for the sending thread to free.
+    fn delivery(
+        &self,
+        report: &rdkafka::producer::DeliveryResult<'_>,
+        sender: Self::DeliveryOpaque,
+    ) {
+        let result = match report {
+            Ok(message) => {
+                self.recycle.take_back(message);
+                Ok(Delivery {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    timestamp: message.timestamp(),
+                })
+            }
+            Err((error, message)) => Err((error.clone(), message.detach())),
+        };
+        // The send was dropped (cancelled): nobody waits for the result.
+        let _ = sender.send(result);
     }
 }
 

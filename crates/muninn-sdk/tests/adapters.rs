@@ -18,7 +18,8 @@ use muninn_sdk::propagation::{self, Extractor as _};
 use muninn_sdk::{Tracer, TracerBuilder};
 use rdkafka::Message as _;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::FutureRecord;
 use serde_json::{Value, json};
 use support::{Kafka, Nats};
 use tokio::time::timeout;
@@ -179,12 +180,11 @@ async fn kafka_producer_and_consumer_show_up_in_lineage_and_journeys() {
         .build()
         .expect("tracer");
 
-    let producer: FutureProducer = broker
-        .config()
-        .set("message.timeout.ms", "10000")
-        .create()
-        .expect("producer");
-    let producer = TracedProducer::new(producer, producer_tracer.clone());
+    let producer = TracedProducer::new(
+        broker.config().set("message.timeout.ms", "10000"),
+        producer_tracer.clone(),
+    )
+    .expect("producer");
     let mut delivered = Vec::new();
     for n in 0..EVENTS {
         let key = format!("customer-{}", n % 5);
@@ -205,6 +205,9 @@ async fn kafka_producer_and_consumer_show_up_in_lineage_and_journeys() {
             .unwrap_or_else(|(error, _)| panic!("deliver payment-{n}: {error}"));
         delivered.push((delivery.partition, delivery.offset));
     }
+    // Each delivered record's headers came back to be freed by the next send: only the last
+    // one's still wait.
+    assert_eq!(producer.headers_waiting(), 1);
 
     let consumer: StreamConsumer = broker
         .config()
@@ -267,6 +270,38 @@ async fn kafka_producer_and_consumer_show_up_in_lineage_and_journeys() {
         assert_eq!(hop["schema"], json!("payment.captured/v3"));
     }
     collector.stop().await;
+
+    // A record librdkafka refuses comes back whole, with the headers it would have carried
+    // (after the tracer's shutdown, which must not stop the sends).
+    let oversized = vec![b'x'; 2 << 20];
+    let (error, refused) = producer
+        .send(
+            FutureRecord::to("payments")
+                .key("customer-0")
+                .payload(&oversized),
+            KafkaEvent {
+                event_id: "payment-oversized",
+                event_type: "payment.captured",
+                schema: None,
+            },
+            None,
+            Duration::from_secs(10),
+        )
+        .await
+        .expect_err("a record over message.max.bytes is refused");
+    assert_eq!(
+        error,
+        KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)
+    );
+    assert_eq!(refused.payload().map(<[u8]>::len), Some(2 << 20));
+    assert_eq!(refused.key(), Some(&b"customer-0"[..]));
+    let refused_headers = kafka::KafkaHeaders(refused.headers());
+    let refused_extracted = propagation::extract(&refused_headers);
+    assert_eq!(
+        refused_extracted.event.event_id.as_deref(),
+        Some("payment-oversized")
+    );
+    assert!(refused_extracted.context.is_some(), "traceparent written");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

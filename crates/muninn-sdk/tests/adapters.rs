@@ -187,22 +187,32 @@ async fn kafka_producer_and_consumer_show_up_in_lineage_and_journeys() {
     .expect("producer");
     let mut delivered = Vec::new();
     for n in 0..EVENTS {
-        let key = format!("customer-{}", n % 5);
-        let payload = format!("{{\"payment\":{n}}}");
-        let record = FutureRecord::to("payments").key(&key).payload(&payload);
-        let delivery = producer
-            .send(
-                record,
-                KafkaEvent {
-                    event_id: &format!("payment-{n}"),
-                    event_type: "payment.captured",
-                    schema: Some("payment.captured/v3"),
-                },
-                None,
-                Duration::from_secs(10),
-            )
+        // Each send in a task of its own, as a service on a multi-threaded runtime would.
+        let send = tokio::spawn({
+            let producer = producer.clone();
+            async move {
+                let key = format!("customer-{}", n % 5);
+                let payload = format!("{{\"payment\":{n}}}");
+                let record = FutureRecord::to("payments").key(&key).payload(&payload);
+                producer
+                    .send(
+                        record,
+                        KafkaEvent {
+                            event_id: &format!("payment-{n}"),
+                            event_type: "payment.captured",
+                            schema: Some("payment.captured/v3"),
+                        },
+                        None,
+                        Duration::from_secs(10),
+                    )
+                    .await
+                    .map_err(|(error, _)| error)
+            }
+        });
+        let delivery = send
             .await
-            .unwrap_or_else(|(error, _)| panic!("deliver payment-{n}: {error}"));
+            .expect("the send's task")
+            .unwrap_or_else(|error| panic!("deliver payment-{n}: {error}"));
         delivered.push((delivery.partition, delivery.offset));
     }
     // Each delivered record's headers came back to be freed by the next send: only the last
@@ -302,6 +312,86 @@ async fn kafka_producer_and_consumer_show_up_in_lineage_and_journeys() {
         Some("payment-oversized")
     );
     assert!(refused_extracted.context.is_some(), "traceparent written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_waits_while_librdkafkas_queue_is_full_and_past_its_timeout_gets_the_record_back() {
+    let broker = Kafka::start();
+    broker.create_topic("refunds", 1).await;
+    // No collector: tracing must not matter to the sends.
+    let tracer = Tracer::builder("refunds-api")
+        .collector("http://127.0.0.1:9")
+        .build()
+        .expect("tracer");
+    // Room for one record, which waits a second before it is sent.
+    let producer = TracedProducer::new(
+        broker
+            .config()
+            .set("queue.buffering.max.messages", "1")
+            .set("linger.ms", "1000"),
+        tracer.clone(),
+    )
+    .expect("producer");
+    let refund = |n: usize| KafkaEvent {
+        event_id: ["refund-0", "refund-1", "refund-2"][n],
+        event_type: "refund.issued",
+        schema: None,
+    };
+    let first = tokio::spawn({
+        let producer = producer.clone();
+        async move {
+            producer
+                .send(
+                    FutureRecord::to("refunds").key("a").payload("first"),
+                    refund(0),
+                    None,
+                    Duration::from_secs(10),
+                )
+                .await
+                .map_err(|(error, _)| error)
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // No time to wait: the record comes back at once, with its payload and headers.
+    let (error, refused) = producer
+        .send(
+            FutureRecord::to("refunds").key("b").payload("second"),
+            refund(1),
+            None,
+            Duration::ZERO,
+        )
+        .await
+        .expect_err("the queue is full");
+    assert_eq!(
+        error,
+        KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
+    );
+    assert_eq!(refused.payload(), Some(&b"second"[..]));
+    let refused_headers = kafka::KafkaHeaders(refused.headers());
+    assert_eq!(
+        propagation::extract(&refused_headers)
+            .event
+            .event_id
+            .as_deref(),
+        Some("refund-1")
+    );
+
+    // Time to wait: the send retries until the first record is delivered, then goes out.
+    let third = producer
+        .send(
+            FutureRecord::to("refunds").key("c").payload("third"),
+            refund(2),
+            None,
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_or_else(|(error, _)| panic!("the third record, once there is room: {error}"));
+    let first = first
+        .await
+        .expect("the first send's task")
+        .expect("the first record");
+    assert_eq!((first.offset, third.offset), (0, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,8 @@
 //! events per run, the runs interleaved over several rounds. Prints total times, the SDK's
 //! queue and drop counters, and the process's memory. Needs the `kafka` feature and tansu
 //! (`bash scripts/brokers.sh` installs it): `cargo bench -p muninn-sdk --features kafka
-//! --bench kafka_collector_down`; see `BENCHMARKS.md`.
+//! --bench kafka_collector_down`; the service runs on a current-thread tokio runtime, or on a
+//! multi-thread one with `MUNINN_BENCH_RUNTIME=multi-thread`; see `BENCHMARKS.md`.
 
 #[path = "../tests/support/mod.rs"]
 mod brokers;
@@ -291,10 +292,30 @@ fn main() {
         Mode::OpenTelemetry,
         Mode::SdkProducerUntraced,
     ];
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let flavor = match std::env::var("MUNINN_BENCH_RUNTIME").as_deref() {
+        Err(_) | Ok("current-thread") => "current-thread",
+        Ok("multi-thread") => "multi-thread",
+        Ok(other) => {
+            eprintln!(
+                "MUNINN_BENCH_RUNTIME={other:?}: the service's tokio runtime must be \
+                 \"current-thread\" (the default) or \"multi-thread\""
+            );
+            std::process::exit(2);
+        }
+    };
+    // The service's loop runs in `block_on` on the main thread either way; the flavour
+    // changes how rdkafka's polling thread wakes it.
+    let runtime = if flavor == "multi-thread" {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+    .expect("a runtime");
     let kafka = brokers::Kafka::start();
     let (rss_start, _) = support::rss_kib();
     let load_before = support::load_average();
@@ -328,7 +349,8 @@ fn main() {
     println!();
     println!(
         "== collector down, producing to Kafka (tansu on loopback, rdkafka, {IN_FLIGHT} in \
-         flight): {events} events per run, {rounds} rounds interleaved =="
+         flight, a {flavor} tokio runtime): {events} events per run, {rounds} rounds \
+         interleaved =="
     );
     let cpu = |index: usize, pick: fn(&Run) -> f64| {
         let mut values: Vec<f64> = runs[index].iter().map(pick).collect();

@@ -10,9 +10,9 @@ use rdkafka::client::{ClientContext, DefaultClientContext, OAuthToken};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage, Timestamp, ToBytes};
-use rdkafka::producer::future_producer::Delivery;
+use rdkafka::producer::future_producer::{Delivery, OwnedDeliveryResult};
 use rdkafka::producer::{
-    BaseRecord, FutureRecord, Producer as _, ProducerContext, ThreadedProducer,
+    BaseRecord, DeliveryResult, FutureRecord, Producer as _, ProducerContext, ThreadedProducer,
 };
 use rdkafka::statistics::Statistics;
 use rdkafka::util::{AsyncRuntime, DefaultRuntime};
@@ -213,7 +213,7 @@ impl<C: ClientContext + 'static> TracedProducer<C> {
         event: KafkaEvent<'_>,
         parent: Option<&SpanContext>,
         queue_timeout: Duration,
-    ) -> Result<Delivery, (KafkaError, OwnedMessage)>
+    ) -> OwnedDeliveryResult
     where
         K: ToBytes + ?Sized,
         P: ToBytes + ?Sized,
@@ -284,9 +284,6 @@ impl<C: ClientContext + 'static> TracedProducer<C> {
 /// `FutureProducer` does).
 const QUEUE_FULL_RETRY: Duration = Duration::from_millis(100);
 
-/// What a delivery report resolves a send with.
-type DeliveryResult = Result<Delivery, (KafkaError, OwnedMessage)>;
-
 /// A record librdkafka refused, given back to the caller as an owned message.
 fn unsent<K, P, D>(record: BaseRecord<'_, K, P, D>) -> OwnedMessage
 where
@@ -348,15 +345,11 @@ impl<C: ClientContext + 'static> ClientContext for TracedProducerContext<C> {
 }
 
 impl<C: ClientContext + 'static> ProducerContext for TracedProducerContext<C> {
-    type DeliveryOpaque = Box<oneshot::Sender<DeliveryResult>>;
+    type DeliveryOpaque = Box<oneshot::Sender<OwnedDeliveryResult>>;
 
     /// On rdkafka's polling thread: resolves the send, and takes a delivered record's headers
     /// back for the sending thread to free.
-    fn delivery(
-        &self,
-        report: &rdkafka::producer::DeliveryResult<'_>,
-        sender: Self::DeliveryOpaque,
-    ) {
+    fn delivery(&self, report: &DeliveryResult<'_>, sender: Self::DeliveryOpaque) {
         let result = match report {
             Ok(message) => {
                 self.recycle.take_back(message);

@@ -5,6 +5,7 @@
 mod block;
 mod engine;
 mod error;
+mod fs;
 mod hooks;
 mod lookup_many;
 mod rollup;
@@ -16,6 +17,9 @@ pub use engine::{
     DATA_FORMAT_VERSION, FlushReport, Lookup, RetentionReport, Store, StoreConfig, StoreStats,
 };
 pub use error::{StoreError, StoreErrorKind};
+#[cfg(feature = "fault-injection")]
+pub use fs::SimulatedFs;
+pub use fs::{DirEntry, FileSystem, LocalDir, OsFileSystem, WriteFile};
 pub use hooks::{AppendObserver, FlushFilter};
 pub use rollup::{RollupCell, Rollups};
 pub use scan::{Operation, OperationCatalog, SpanFilter, SpanQuery, TraceHit, TraceSearch};

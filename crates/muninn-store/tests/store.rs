@@ -1,5 +1,5 @@
 //! The store's integration tests, one binary with a module per topic: look-ups, restarts,
-//! a crash in the middle of a flush, retention, and the committed golden data directory.
+//! a crash in the middle of a flush, power losses at random points, retention, and the committed golden data directory.
 //! The modules live in `tests/store/` (a crate root's `mod` would look next to this file).
 
 #[path = "store/support.rs"]
@@ -17,6 +17,8 @@ mod golden;
 mod links;
 #[path = "store/lookup.rs"]
 mod lookup;
+#[path = "store/power_loss.rs"]
+mod power_loss;
 #[path = "store/restart.rs"]
 mod restart;
 #[path = "store/retention.rs"]

@@ -1,0 +1,157 @@
+//! Flushing: the head is frozen (the WAL rotates at the same instant), written as one block
+//! per hourly partition it touches, and only then are the WAL segments it covers deleted.
+//!
+//! Invariant (the order a power loss needs): every file of every block of a flush, and its
+//! directory, is on stable storage (the object store's put returns only then; see
+//! `fs::LocalDir`) before the WAL segments holding the same records are deleted. A flush that
+//! fails leaves its frozen head in memory and its records in the WAL; the next flush retries it.
+
+use std::collections::BTreeMap;
+use std::path::Path as FsPath;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use muninn_model::{NANOS_PER_SECOND, Span};
+use tokio::sync::oneshot;
+
+use super::head::Head;
+use super::retention::delete_prefix;
+use super::wal_thread::WalCommand;
+use super::{FlushReport, Shared, Store};
+use crate::block::{self, BlockContents, BlockHandle, StoredCell};
+use crate::error::{StoreError, StoreErrorKind};
+use crate::fs::FileSystem;
+use crate::wal;
+
+impl Store {
+    /// Writes everything in the head (and any earlier unfinished flush) to blocks.
+    pub async fn flush(&self) -> Result<FlushReport, StoreError> {
+        let shared = &self.shared;
+        let _flushing = shared.flush_lock.lock().await;
+        let (reply, answer) = oneshot::channel();
+        self.wal_tx
+            .send(WalCommand::Freeze { reply })
+            .await
+            .map_err(|_| StoreError::new(StoreErrorKind::Closed, "the store is closed"))?;
+        answer
+            .await
+            .map_err(|_| StoreError::new(StoreErrorKind::Closed, "the store is closed"))??;
+        let pending: Vec<Arc<Head>> = shared
+            .flushing
+            .read()
+            .map(|list| list.clone())
+            .unwrap_or_default();
+        let mut report = FlushReport::default();
+        for frozen in pending {
+            let written = write_head(shared, &frozen).await?;
+            report.n_blocks += written.len();
+            report.n_spans += written
+                .iter()
+                .map(|handle| handle.meta.n_spans)
+                .sum::<u64>();
+            report.bytes += written
+                .iter()
+                .map(|handle| handle.meta.spans_bytes + handle.meta.rollup_bytes)
+                .sum::<u64>();
+            for handle in &written {
+                let _ = handle.warm(&shared.object_store).await;
+            }
+            if let Ok(mut blocks) = shared.blocks.write() {
+                blocks.extend(written);
+            }
+            if let Ok(mut flushing) = shared.flushing.write() {
+                flushing.retain(|head| !Arc::ptr_eq(head, &frozen));
+            }
+            shared
+                .unflushed_spans
+                .fetch_sub(frozen.n_spans as u64, Ordering::Relaxed);
+            shared.space_freed.notify_waiters();
+            delete_segments_up_to(shared.fs.as_ref(), &shared.wal_dir, frozen.last_seq)?;
+        }
+        Ok(report)
+    }
+}
+
+/// Writes one frozen head as one block per hourly partition. On failure the blocks already
+/// written are deleted again so that a retry does not duplicate them.
+async fn write_head(shared: &Shared, frozen: &Head) -> Result<Vec<Arc<BlockHandle>>, StoreError> {
+    let mut partitions: BTreeMap<i64, (Vec<&Span>, Vec<StoredCell>)> = BTreeMap::new();
+    // Spans of traces the flush filter drops (tail sampling) stay out of the blocks; their
+    // roll-up cells below are written all the same.
+    let keep = shared.hooks.flush_filter();
+    let kept = frozen
+        .spans()
+        .filter(|span| keep.as_ref().is_none_or(|keep| keep(&span.trace_id)));
+    for span in kept {
+        partitions
+            .entry(block::partition_of(span.start_unix_nanos))
+            .or_default()
+            .0
+            .push(span);
+    }
+    for ((minute, key), cell) in &frozen.delta {
+        partitions
+            .entry(block::partition_of(minute * NANOS_PER_SECOND))
+            .or_default()
+            .1
+            .push(StoredCell {
+                minute: *minute,
+                key: key.clone(),
+                cell: *cell,
+            });
+    }
+    let flush_id = uuid::Uuid::new_v4().simple().to_string();
+    let n_blocks = partitions.len() as u32;
+    let mut written: Vec<Arc<BlockHandle>> = Vec::new();
+    for (partition_unix_seconds, (spans, mut cells)) in partitions {
+        cells.sort_by(|left, right| (left.minute, &left.key).cmp(&(right.minute, &right.key)));
+        let contents = BlockContents {
+            partition_unix_seconds,
+            spans,
+            cells,
+        };
+        match block::write_block(
+            &shared.object_store,
+            contents,
+            frozen.last_seq,
+            &flush_id,
+            n_blocks,
+            &shared.config.block,
+        )
+        .await
+        {
+            Ok(meta) => written.push(Arc::new(BlockHandle::new(meta))),
+            Err(error) => {
+                for handle in &written {
+                    let _ = delete_prefix(&shared.object_store, &handle.dir).await;
+                }
+                return Err(error);
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// Deletes the WAL segments whose records all have seq ≤ `last_seq` (the segment after them
+/// starts at or below `last_seq + 1`), and makes the deletions durable.
+pub(crate) fn delete_segments_up_to(
+    fs: &dyn FileSystem,
+    wal_dir: &FsPath,
+    last_seq: u64,
+) -> Result<(), StoreError> {
+    let segments = wal::list_segments(fs, wal_dir)?;
+    let mut deleted_any = false;
+    for pair in segments.windows(2) {
+        if pair[1].first_seq.saturating_sub(1) <= last_seq {
+            fs.remove_file(&pair[0].path).map_err(|error| {
+                StoreError::io(format!("deleting {}", pair[0].path.display()), error)
+            })?;
+            deleted_any = true;
+        }
+    }
+    if deleted_any {
+        fs.sync_dir(wal_dir)
+            .map_err(|error| StoreError::io(format!("syncing {}", wal_dir.display()), error))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,436 @@
+//! The store engine, split along its seams:
+//! - `mod.rs` (this file): the `Store` façade, its configuration, appends and the background
+//!   maintenance loop;
+//! - `recovery.rs`: opening a data directory (blocks, roll-ups, WAL replay);
+//! - `wal_thread.rs`: the one WAL writer and group commit;
+//! - `head.rs`: what is acknowledged but not yet in blocks;
+//! - `flush.rs`: head → blocks, then the WAL segments they replace are deleted;
+//! - `retention.rs`: dropping whole hourly partitions;
+//! - `lookup.rs`: look-ups by trace and event id across memory and blocks.
+//!
+//! Invariant: a record is acknowledged only when it is durable in the WAL, and its WAL segment
+//! is deleted only when the blocks holding it are durable, so that at every instant each
+//! acknowledged record is on stable storage in at least one of them (see `flush.rs`).
+
+mod flush;
+mod head;
+mod lookup;
+mod recovery;
+mod retention;
+mod wal_thread;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use muninn_model::{EventCount, Span};
+use object_store::ObjectStore;
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
+
+use crate::block::{BlockHandle, BlockMeta, BlockWriteOptions};
+use crate::error::{StoreError, StoreErrorKind};
+use crate::fs::{self, FileSystem, LocalDir, OsFileSystem};
+use crate::rollup::{self, Rollups};
+use crate::wal::WalWriter;
+use head::Head;
+pub use lookup::Lookup;
+pub(crate) use lookup::read_blocks;
+pub use recovery::DATA_FORMAT_VERSION;
+use recovery::WalDamage;
+use wal_thread::{WalBatchRef, WalCommand};
+
+/// Appends wait while more than this many times `flush_max_spans` spans are not yet in blocks.
+const UNFLUSHED_FACTOR: u64 = 3;
+
+/// How the store is set up. Built by the server from its validated configuration.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Where the WAL and (with the default object store) the blocks live.
+    pub data_dir: PathBuf,
+    /// Partitions entirely older than this are dropped; `None` keeps everything.
+    pub retention: Option<Duration>,
+    /// Flush the head into blocks when it holds this many spans.
+    pub flush_max_spans: usize,
+    /// Flush the head when its oldest record is this old.
+    pub flush_max_age: Duration,
+    /// How long an append waits when memory is full (more than 3 × `flush_max_spans` spans not
+    /// yet in blocks) before it is refused as overloaded.
+    pub max_append_wait: Duration,
+    pub block: BlockWriteOptions,
+}
+
+impl StoreConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        StoreConfig {
+            data_dir: data_dir.into(),
+            retention: Some(Duration::from_secs(7 * 86_400)),
+            flush_max_spans: 500_000,
+            flush_max_age: Duration::from_secs(300),
+            max_append_wait: Duration::from_secs(30),
+            block: BlockWriteOptions::default(),
+        }
+    }
+}
+
+struct Shared {
+    config: StoreConfig,
+    /// Local files: the WAL, the marker (and the blocks, with the default object store).
+    fs: Arc<dyn FileSystem>,
+    object_store: Arc<dyn ObjectStore>,
+    wal_dir: PathBuf,
+    head: RwLock<Head>,
+    /// Frozen heads being written as blocks, oldest first; still queried.
+    flushing: RwLock<Vec<Arc<Head>>>,
+    blocks: RwLock<Vec<Arc<BlockHandle>>>,
+    rollups: RwLock<Rollups>,
+    flush_lock: Mutex<()>,
+    flush_wanted: Notify,
+    failed: AtomicBool,
+    /// Spans in the head and in frozen heads: what memory holds that blocks do not yet.
+    unflushed_spans: AtomicU64,
+    /// Fired when a flush has moved spans out of memory.
+    space_freed: Notify,
+    spans_appended: AtomicU64,
+    counts_appended: AtomicU64,
+    /// The tail sampler's hooks (`hooks.rs`): an append observer and a flush filter.
+    hooks: crate::hooks::Hooks,
+    /// Damage found in the middle of WAL segments when the store was opened.
+    wal_damage: WalDamage,
+}
+
+/// A handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+    wal_tx: mpsc::Sender<WalCommand>,
+}
+
+/// What a flush wrote.
+#[derive(Debug, Default, Clone)]
+pub struct FlushReport {
+    pub n_blocks: usize,
+    pub n_spans: u64,
+    pub bytes: u64,
+}
+
+/// What a retention sweep dropped.
+#[derive(Debug, Default, Clone)]
+pub struct RetentionReport {
+    pub dropped_partitions: Vec<String>,
+    pub dropped_blocks: usize,
+}
+
+/// Numbers for `/metrics` and the benchmark.
+#[derive(Debug, Default, Clone)]
+pub struct StoreStats {
+    pub head_spans: u64,
+    pub flushing_spans: u64,
+    pub n_blocks: u64,
+    pub block_spans: u64,
+    pub block_bytes: u64,
+    pub wal_bytes: u64,
+    pub rollup_cells: u64,
+    pub spans_appended: u64,
+    pub counts_appended: u64,
+    /// Damaged regions found in the middle of WAL segments when the store was opened, their
+    /// bytes, and the WAL records (acknowledged batches) they held; the rest was replayed.
+    pub wal_damaged_regions: u64,
+    pub wal_damaged_bytes: u64,
+    pub wal_damaged_records: u64,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `config.data_dir`, blocks included, on the local file
+    /// system.
+    pub async fn open(config: StoreConfig) -> Result<Store, StoreError> {
+        Store::open_with_file_system(config, Arc::new(OsFileSystem)).await
+    }
+
+    /// Opens the store on the given file system, blocks included (under `data_dir`).
+    pub async fn open_with_file_system(
+        config: StoreConfig,
+        fs: Arc<dyn FileSystem>,
+    ) -> Result<Store, StoreError> {
+        let object_store = LocalDir::new(config.data_dir.clone(), fs.clone());
+        Store::open_with(config, fs, Arc::new(object_store)).await
+    }
+
+    /// Opens the store with blocks in the given object store (the WAL stays in `data_dir`,
+    /// on the local file system).
+    pub async fn open_with_object_store(
+        config: StoreConfig,
+        object_store: Arc<dyn ObjectStore>,
+    ) -> Result<Store, StoreError> {
+        Store::open_with(config, Arc::new(OsFileSystem), object_store).await
+    }
+
+    async fn open_with(
+        config: StoreConfig,
+        fs: Arc<dyn FileSystem>,
+        object_store: Arc<dyn ObjectStore>,
+    ) -> Result<Store, StoreError> {
+        if config.flush_max_spans == 0 {
+            return Err(StoreError::new(
+                StoreErrorKind::Config,
+                "flush_max_spans must be at least 1",
+            ));
+        }
+        let data_dir = config.data_dir.clone();
+        let wal_dir = data_dir.join("wal");
+        fs::create_dir_all(fs.as_ref(), &wal_dir)
+            .map_err(|error| StoreError::io(format!("creating {}", wal_dir.display()), error))?;
+        recovery::check_or_write_marker(fs.as_ref(), &data_dir)?;
+        let recovered = recovery::recover(&fs, &object_store, &data_dir, &wal_dir).await?;
+        let head_spans_at_open = recovered.head.n_spans as u64;
+        let writer = WalWriter::create(fs.clone(), &wal_dir, recovered.next_seq)?;
+        let (wal_tx, wal_rx) = mpsc::channel(1024);
+        let shared = Arc::new(Shared {
+            config,
+            fs,
+            object_store,
+            wal_dir,
+            head: RwLock::new(recovered.head),
+            flushing: RwLock::new(Vec::new()),
+            blocks: RwLock::new(recovered.blocks),
+            rollups: RwLock::new(recovered.rollups),
+            flush_lock: Mutex::new(()),
+            flush_wanted: Notify::new(),
+            failed: AtomicBool::new(false),
+            unflushed_spans: AtomicU64::new(head_spans_at_open),
+            space_freed: Notify::new(),
+            spans_appended: AtomicU64::new(0),
+            counts_appended: AtomicU64::new(0),
+            hooks: crate::hooks::Hooks::default(),
+            wal_damage: recovered.damage,
+        });
+        let thread_shared = shared.clone();
+        std::thread::Builder::new()
+            .name("muninn-wal".into())
+            .spawn(move || wal_thread::wal_thread(thread_shared, writer, wal_rx))
+            .map_err(|error| StoreError::io("starting the WAL thread", error))?;
+        let store = Store { shared, wal_tx };
+        store
+            .enforce_retention(muninn_model::now_unix_nanos())
+            .await?;
+        Ok(store)
+    }
+
+    /// Appends spans and counts durably: when this returns `Ok`, they are in the WAL on stable
+    /// storage and visible to queries.
+    pub async fn append(
+        &self,
+        spans: Vec<Span>,
+        counts: Vec<EventCount>,
+    ) -> Result<u64, StoreError> {
+        if self.shared.failed.load(Ordering::Relaxed) {
+            return Err(StoreError::new(
+                StoreErrorKind::Closed,
+                "the store stopped taking writes after a WAL failure",
+            ));
+        }
+        self.wait_for_memory().await?;
+        self.shared.hooks.observe(&spans);
+        // Sized up front (about 300 bytes per span is typical) so the record is not regrown.
+        let capacity = spans.len() * 384 + counts.len() * 96 + 64;
+        let payload = postcard::to_extend(
+            &WalBatchRef {
+                spans: &spans,
+                counts: &counts,
+            },
+            Vec::with_capacity(capacity),
+        )
+        .map_err(|error| StoreError::corrupt(format!("encoding a WAL record: {error}")))?;
+        let delta = rollup::batch_delta(&spans, &counts);
+        self.shared
+            .spans_appended
+            .fetch_add(spans.len() as u64, Ordering::Relaxed);
+        self.shared
+            .counts_appended
+            .fetch_add(counts.len() as u64, Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        self.wal_tx
+            .send(WalCommand::Append {
+                payload,
+                spans,
+                delta,
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::new(StoreErrorKind::Closed, "the store is closed"))?;
+        answer
+            .await
+            .map_err(|_| StoreError::new(StoreErrorKind::Closed, "the store is closed"))?
+    }
+
+    /// Bounds memory: while more than `UNFLUSHED_FACTOR × flush_max_spans` spans wait to be
+    /// written to blocks, appends wait for a flush, and give up with `Overloaded` (HTTP 503
+    /// with `Retry-After`) after `max_append_wait`.
+    async fn wait_for_memory(&self) -> Result<(), StoreError> {
+        let shared = &self.shared;
+        let limit = (shared.config.flush_max_spans as u64).saturating_mul(UNFLUSHED_FACTOR);
+        if shared.unflushed_spans.load(Ordering::Relaxed) < limit {
+            return Ok(());
+        }
+        shared.flush_wanted.notify_one();
+        let deadline = tokio::time::Instant::now() + shared.config.max_append_wait;
+        loop {
+            let notified = shared.space_freed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if shared.unflushed_spans.load(Ordering::Relaxed) < limit {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(StoreError::new(
+                    StoreErrorKind::Overloaded,
+                    format!(
+                        "{} spans are waiting to be written to blocks (limit {limit}); retry shortly",
+                        shared.unflushed_spans.load(Ordering::Relaxed)
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// Runs `read` over the roll-ups while holding the read lock.
+    pub fn with_rollups<R>(&self, read: impl FnOnce(&Rollups) -> R) -> R {
+        match self.shared.rollups.read() {
+            Ok(rollups) => read(&rollups),
+            Err(poisoned) => read(&poisoned.into_inner()),
+        }
+    }
+
+    /// The tail sampler's hooks, for `hooks.rs`.
+    pub(crate) fn hooks(&self) -> &crate::hooks::Hooks {
+        &self.shared.hooks
+    }
+
+    /// The span batches in memory and the committed blocks, for `scan.rs` (no lock is held
+    /// after this returns: batches and block handles are shared, not copied).
+    pub(crate) fn snapshot(&self) -> crate::scan::Snapshot {
+        let shared = &self.shared;
+        let mut batches: Vec<Arc<Vec<Span>>> = shared
+            .head
+            .read()
+            .map(|head| head.batches.clone())
+            .unwrap_or_default();
+        if let Ok(flushing) = shared.flushing.read() {
+            batches.extend(
+                flushing
+                    .iter()
+                    .flat_map(|frozen| frozen.batches.iter().cloned()),
+            );
+        }
+        crate::scan::Snapshot {
+            batches,
+            blocks: shared
+                .blocks
+                .read()
+                .map(|list| list.clone())
+                .unwrap_or_default(),
+            object_store: shared.object_store.clone(),
+        }
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        let shared = &self.shared;
+        let head_spans = shared
+            .head
+            .read()
+            .map(|head| head.n_spans as u64)
+            .unwrap_or_default();
+        let flushing_spans = shared
+            .flushing
+            .read()
+            .map(|list| list.iter().map(|head| head.n_spans as u64).sum())
+            .unwrap_or_default();
+        let (n_blocks, block_spans, block_bytes) = shared
+            .blocks
+            .read()
+            .map(|blocks| {
+                (
+                    blocks.len() as u64,
+                    blocks.iter().map(|handle| handle.meta.n_spans).sum(),
+                    blocks
+                        .iter()
+                        .map(|handle| handle.meta.spans_bytes + handle.meta.rollup_bytes)
+                        .sum(),
+                )
+            })
+            .unwrap_or_default();
+        StoreStats {
+            head_spans,
+            flushing_spans,
+            n_blocks,
+            block_spans,
+            block_bytes,
+            wal_bytes: fs::dir_bytes(shared.fs.as_ref(), &shared.wal_dir),
+            rollup_cells: self.with_rollups(|rollups| rollups.n_cells() as u64),
+            spans_appended: shared.spans_appended.load(Ordering::Relaxed),
+            counts_appended: shared.counts_appended.load(Ordering::Relaxed),
+            wal_damaged_regions: shared.wal_damage.regions,
+            wal_damaged_bytes: shared.wal_damage.bytes,
+            wal_damaged_records: shared.wal_damage.records,
+        }
+    }
+
+    /// Metas of the committed blocks, oldest partition first.
+    pub fn blocks(&self) -> Vec<BlockMeta> {
+        let mut metas: Vec<BlockMeta> = self
+            .shared
+            .blocks
+            .read()
+            .map(|blocks| blocks.iter().map(|handle| handle.meta.clone()).collect())
+            .unwrap_or_default();
+        metas.sort_by(|left, right| {
+            (left.partition_unix_seconds, &left.block_id)
+                .cmp(&(right.partition_unix_seconds, &right.block_id))
+        });
+        metas
+    }
+
+    /// Runs the background work: flush when the head is full or old, retention every minute.
+    /// Returns when `shutdown` resolves, after a final flush.
+    pub async fn run_maintenance(&self, shutdown: impl std::future::Future<Output = ()>) {
+        let shared = &self.shared;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_retention = Instant::now();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tick.tick() => {}
+                _ = shared.flush_wanted.notified() => {}
+            }
+            let head_due = shared.head.read().map(|head| {
+                head.n_spans >= shared.config.flush_max_spans
+                    || head
+                        .first_append
+                        .is_some_and(|first| first.elapsed() >= shared.config.flush_max_age)
+            });
+            // A flush that failed leaves its frozen head behind: retry it on the next tick
+            // even though the live head is empty (appends wait for exactly that memory).
+            let unfinished = shared
+                .flushing
+                .read()
+                .map(|list| !list.is_empty())
+                .unwrap_or(false);
+            if (head_due.unwrap_or(false) || unfinished)
+                && let Err(error) = self.flush().await
+            {
+                tracing::error!(%error, "flush failed; the data stays in the WAL and the next flush retries");
+            }
+            if last_retention.elapsed() >= Duration::from_secs(60) {
+                last_retention = Instant::now();
+                if let Err(error) = self.enforce_retention(muninn_model::now_unix_nanos()).await {
+                    tracing::error!(%error, "retention sweep failed");
+                }
+            }
+        }
+        if let Err(error) = self.flush().await {
+            tracing::error!(%error, "final flush failed; the data stays in the WAL");
+        }
+    }
+}

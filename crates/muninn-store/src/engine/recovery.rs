@@ -1,0 +1,294 @@
+//! Opening a data directory: check its format marker, keep the blocks of complete flushes
+//! (deleting those of a flush a crash interrupted), rebuild the roll-ups from them, and replay
+//! the WAL records the blocks do not hold into a new head.
+//!
+//! Invariant: after recovery, every record ever acknowledged is either in a committed block
+//! (its seq ≤ the highest committed `flush_seq`) or in the head; never in both, so roll-ups
+//! count it once. A damaged WAL record in the middle of a segment is the one exception, and it
+//! is reported (log, `StoreStats::wal_damaged_*`) and the segment copied to
+//! `<data_dir>/wal-damaged/` for inspection.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::ObjectStore;
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+use serde::{Deserialize, Serialize};
+
+use super::head::Head;
+use super::retention::delete_prefix;
+use super::wal_thread::WalBatch;
+use crate::block::{self, BlockHandle, BlockMeta, StoredCell};
+use crate::error::StoreError;
+use crate::fs::{self, FileSystem};
+use crate::rollup::{self, RollupDelta, Rollups};
+use crate::wal::{self, Segment};
+
+/// The data directory's format marker, `muninn.json`.
+pub const DATA_FORMAT_VERSION: u32 = 1;
+
+/// Where a copy of a WAL segment with damage in the middle is kept.
+pub(crate) const DAMAGED_WAL_DIR: &str = "wal-damaged";
+
+#[derive(Serialize, Deserialize)]
+struct DataDirMarker {
+    format_version: u32,
+}
+
+/// What opening found.
+pub(crate) struct Recovered {
+    pub blocks: Vec<Arc<BlockHandle>>,
+    pub rollups: Rollups,
+    pub head: Head,
+    /// The sequence number of the next WAL record.
+    pub next_seq: u64,
+    pub damage: WalDamage,
+}
+
+/// Damage found in the middle of WAL segments on open.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WalDamage {
+    pub regions: u64,
+    pub bytes: u64,
+    /// WAL records (acknowledged batches) the damaged regions held.
+    pub records: u64,
+}
+
+/// Checks the data directory's marker, or writes it (durably) into a new directory.
+pub(crate) fn check_or_write_marker(
+    fs: &dyn FileSystem,
+    data_dir: &FsPath,
+) -> Result<(), StoreError> {
+    let path = data_dir.join("muninn.json");
+    match fs.read(&path) {
+        Ok(bytes) => {
+            let marker: DataDirMarker = serde_json::from_slice(&bytes)
+                .map_err(|error| StoreError::corrupt(format!("{}: {error}", path.display())))?;
+            if marker.format_version != DATA_FORMAT_VERSION {
+                return Err(StoreError::corrupt(format!(
+                    "{} has data format version {}, this muninn reads version {DATA_FORMAT_VERSION}",
+                    data_dir.display(),
+                    marker.format_version
+                )));
+            }
+            Ok(())
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let bytes = serde_json::to_vec_pretty(&DataDirMarker {
+                format_version: DATA_FORMAT_VERSION,
+            })
+            .map_err(|error| StoreError::corrupt(error.to_string()))?;
+            fs::write_atomically(fs, &path, [bytes.as_slice()])
+                .map_err(|error| StoreError::io(format!("writing {}", path.display()), error))
+        }
+        Err(error) => Err(StoreError::io(format!("reading {}", path.display()), error)),
+    }
+}
+
+/// Loads blocks and roll-ups, then replays the WAL segments in `wal_dir` on top of them.
+pub(crate) async fn recover(
+    fs: &Arc<dyn FileSystem>,
+    object_store: &Arc<dyn ObjectStore>,
+    data_dir: &FsPath,
+    wal_dir: &FsPath,
+) -> Result<Recovered, StoreError> {
+    let segments = wal::list_segments(fs.as_ref(), wal_dir)?;
+    let oldest_wal_seq = segments.first().map(|segment| segment.first_seq);
+    let (blocks, committed_seq) = load_blocks(object_store, oldest_wal_seq).await?;
+    let mut rollups = Rollups::default();
+    for handle in &blocks {
+        let cells = handle.read_rollup(object_store).await?;
+        rollups.apply(&cells_to_delta(cells));
+    }
+    // Replay reads whole segments and decodes every record: keep it off the async workers.
+    let fs = fs.clone();
+    let data_dir = data_dir.to_path_buf();
+    let wal_dir = wal_dir.to_path_buf();
+    let (head, max_seq, damage, rollups) = tokio::task::spawn_blocking(move || {
+        let (head, max_seq, damage) = replay_wal(
+            fs.as_ref(),
+            &data_dir,
+            &wal_dir,
+            &segments,
+            committed_seq,
+            &mut rollups,
+        )?;
+        Ok::<_, StoreError>((head, max_seq, damage, rollups))
+    })
+    .await
+    .map_err(|error| StoreError::io("replaying the WAL", std::io::Error::other(error)))??;
+    Ok(Recovered {
+        blocks,
+        rollups,
+        head,
+        next_seq: max_seq + 1,
+        damage,
+    })
+}
+
+/// Replays what the blocks do not hold (seq > `committed_seq`) into a head, applying it to
+/// `rollups`; deletes segments the blocks fully cover. Returns the head, the highest seq seen
+/// and the damage found.
+fn replay_wal(
+    fs: &dyn FileSystem,
+    data_dir: &FsPath,
+    wal_dir: &FsPath,
+    segments: &[Segment],
+    committed_seq: u64,
+    rollups: &mut Rollups,
+) -> Result<(Head, u64, WalDamage), StoreError> {
+    let mut head = Head::default();
+    let mut max_seq = committed_seq;
+    let mut damage = WalDamage::default();
+    let mut deleted_any = false;
+    for (segment_idx, segment) in segments.iter().enumerate() {
+        let covered_by_blocks = segments
+            .get(segment_idx + 1)
+            .is_some_and(|next| next.first_seq.saturating_sub(1) <= committed_seq);
+        if covered_by_blocks {
+            deleted_any |= fs.remove_file(&segment.path).is_ok();
+            continue;
+        }
+        let replay = wal::replay_segment(fs, segment, |seq, payload| {
+            max_seq = max_seq.max(seq);
+            if seq <= committed_seq {
+                return Ok(());
+            }
+            let batch: WalBatch = postcard::from_bytes(payload).map_err(|error| {
+                StoreError::corrupt(format!("{}: record {seq}: {error}", segment.path.display()))
+            })?;
+            let delta = rollup::batch_delta(&batch.spans, &batch.counts);
+            rollups.apply(&delta);
+            head.insert(seq, batch.spans, &delta);
+            Ok(())
+        })?;
+        if !replay.damage.is_empty() {
+            report_damage(fs, data_dir, segment, &replay.damage, &mut damage);
+        }
+    }
+    if deleted_any {
+        fs.sync_dir(wal_dir)
+            .map_err(|error| StoreError::io(format!("syncing {}", wal_dir.display()), error))?;
+    }
+    Ok((head, max_seq, damage))
+}
+
+/// Logs each damaged region, counts it, and keeps a copy of the segment for inspection.
+fn report_damage(
+    fs: &dyn FileSystem,
+    data_dir: &FsPath,
+    segment: &Segment,
+    regions: &[wal::Damage],
+    damage: &mut WalDamage,
+) {
+    for region in regions {
+        damage.regions += 1;
+        damage.bytes += region.bytes;
+        damage.records += region.lost_seqs.end - region.lost_seqs.start;
+        tracing::error!(
+            segment = %segment.path.display(),
+            offset = region.offset,
+            bytes = region.bytes,
+            lost_records = ?region.lost_seqs,
+            "WAL segment damaged in the middle: skipped the damaged bytes and kept the intact records after them; the batches in the damaged region are lost"
+        );
+    }
+    let copy_dir = data_dir.join(DAMAGED_WAL_DIR);
+    let copied = fs::create_dir_all(fs, &copy_dir).and_then(|()| {
+        let bytes = fs.read(&segment.path)?;
+        let name = segment.path.file_name().unwrap_or_default();
+        fs::write_atomically(fs, &copy_dir.join(name), [bytes.as_slice()])
+    });
+    match copied {
+        Ok(()) => {
+            tracing::error!(copy = %copy_dir.display(), "a copy of the damaged WAL segment is kept")
+        }
+        Err(error) => tracing::error!(%error, "could not keep a copy of the damaged WAL segment"),
+    }
+}
+
+fn cells_to_delta(cells: Vec<StoredCell>) -> RollupDelta {
+    cells
+        .into_iter()
+        .map(|stored| ((stored.minute, stored.key), stored.cell))
+        .collect()
+}
+
+/// Lists committed blocks; deletes blocks of unfinished flushes and directories without a meta.
+/// A flush with blocks missing is unfinished only while the WAL still holds its records (the
+/// WAL is trimmed only after every block of a flush is written); once the WAL no longer holds
+/// them, retention dropped the flush's older partitions and its remaining blocks stay.
+pub(crate) async fn load_blocks(
+    object_store: &Arc<dyn ObjectStore>,
+    oldest_wal_seq: Option<u64>,
+) -> Result<(Vec<Arc<BlockHandle>>, u64), StoreError> {
+    let prefix = Path::from(block::BLOCKS_PREFIX);
+    let objects: Vec<object_store::ObjectMeta> = object_store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|error| StoreError::object_store(&prefix, error))?;
+    let mut files_by_dir: BTreeMap<String, Vec<Path>> = BTreeMap::new();
+    for object in &objects {
+        let location = object.location.to_string();
+        if let Some((dir, _)) = location.rsplit_once('/') {
+            files_by_dir
+                .entry(dir.to_string())
+                .or_default()
+                .push(object.location.clone());
+        }
+    }
+    let mut metas: Vec<(String, BlockMeta, String)> = Vec::new();
+    let mut orphans: Vec<String> = Vec::new();
+    for (dir, files) in &files_by_dir {
+        let Some(meta_path) = files
+            .iter()
+            .find(|path| path.filename() == Some("meta.json"))
+        else {
+            orphans.push(dir.clone());
+            continue;
+        };
+        let bytes = object_store
+            .get(meta_path)
+            .await
+            .map_err(|error| StoreError::object_store(meta_path, error))?
+            .bytes()
+            .await
+            .map_err(|error| StoreError::object_store(meta_path, error))?;
+        let meta: BlockMeta = serde_json::from_slice(&bytes)
+            .map_err(|error| StoreError::corrupt(format!("{meta_path}: {error}")))?;
+        if meta.format_version != block::BLOCK_FORMAT_VERSION {
+            return Err(StoreError::corrupt(format!(
+                "{meta_path}: block format version {}, this muninn reads version {}",
+                meta.format_version,
+                block::BLOCK_FORMAT_VERSION
+            )));
+        }
+        let flush_id = meta.flush_id.clone();
+        metas.push((dir.clone(), meta, flush_id));
+    }
+    let mut flush_sizes: HashMap<String, u32> = HashMap::new();
+    for (_, _, flush_id) in &metas {
+        *flush_sizes.entry(flush_id.clone()).or_default() += 1;
+    }
+    let mut blocks = Vec::new();
+    let mut committed_seq = 0;
+    for (dir, meta, flush_id) in metas {
+        let all_blocks_present = flush_sizes.get(&flush_id).copied() == Some(meta.flush_n_blocks);
+        let wal_holds_flush = oldest_wal_seq.is_some_and(|first_seq| first_seq <= meta.flush_seq);
+        if all_blocks_present || !wal_holds_flush {
+            committed_seq = committed_seq.max(meta.flush_seq);
+            blocks.push(Arc::new(BlockHandle::new(meta)));
+        } else {
+            tracing::warn!(block = %dir, "dropping a block of an unfinished flush; its data is replayed from the WAL");
+            orphans.push(dir);
+        }
+    }
+    for dir in orphans {
+        delete_prefix(object_store, &Path::from(dir)).await?;
+    }
+    Ok((blocks, committed_seq))
+}

@@ -1,0 +1,161 @@
+//! The store's file-system layer: every local file the store writes (WAL segments, the data
+//! directory's marker, blocks on the local backend) goes through the `FileSystem` trait, and
+//! the helpers here are the only places that decide when something is durable. The real
+//! implementation is `OsFileSystem`; tests put a simulated one under the store that can lose
+//! power (`simulated.rs`) and check that nothing acknowledged is lost.
+//!
+//! Durability rules, as POSIX file systems need them:
+//! - a file's bytes are durable once the file is synced (`sync_data`);
+//! - a name (create, rename, unlink, mkdir) is durable once its directory is synced;
+//! - so a commit point is written to a temporary name, synced, renamed, and its directory
+//!   synced (`write_atomically`); a new directory is made durable by syncing its parent.
+
+mod local_dir;
+mod os;
+#[cfg(any(test, feature = "fault-injection"))]
+mod simulated;
+
+use std::fmt;
+use std::io;
+use std::ops::Range;
+use std::path::Path;
+use std::time::SystemTime;
+
+pub use local_dir::LocalDir;
+pub use os::OsFileSystem;
+#[cfg(any(test, feature = "fault-injection"))]
+pub use simulated::SimulatedFs;
+
+/// A file open for writing from its start (the store only ever appends to a new file).
+pub trait WriteFile: io::Write + Send {
+    /// Waits until every byte written so far is on stable storage (`fdatasync`).
+    fn sync_data(&mut self) -> io::Result<()>;
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: String,
+    pub is_dir: bool,
+}
+
+/// What the store needs of a file system. Paths are absolute (or relative to the process's
+/// directory); implementations do no caching of their own.
+pub trait FileSystem: fmt::Debug + Send + Sync + 'static {
+    /// Creates `path` (replacing a file of that name) for writing.
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WriteFile>>;
+    /// The whole file.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// `range` of the file's bytes; an error when the file is shorter.
+    fn read_range(&self, path: &Path, range: Range<u64>) -> io::Result<Vec<u8>>;
+    /// The file's size and last modification time.
+    fn metadata(&self, path: &Path) -> io::Result<(u64, SystemTime)>;
+    /// The directory's entries, in no particular order.
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>>;
+    /// Creates one directory (its parent must exist); `AlreadyExists` if it does.
+    fn create_dir(&self, path: &Path) -> io::Result<()>;
+    /// Renames a file within the same file system, replacing `to`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Removes an empty directory.
+    fn remove_dir(&self, path: &Path) -> io::Result<()>;
+    /// Makes the directory's entries (creates, renames, removals in it) durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+}
+
+/// Creates `path` and any missing parents, syncing the parent of each directory created so
+/// that the new names survive a power loss.
+pub(crate) fn create_dir_all(fs: &dyn FileSystem, path: &Path) -> io::Result<()> {
+    let mut missing: Vec<&Path> = Vec::new();
+    let mut current = Some(path);
+    while let Some(dir) = current {
+        if dir.as_os_str().is_empty() || fs.read_dir(dir).is_ok() {
+            break;
+        }
+        missing.push(dir);
+        current = dir.parent();
+    }
+    for dir in missing.into_iter().rev() {
+        match fs.create_dir(dir) {
+            Ok(()) => {}
+            // Another writer made it meanwhile: it syncs the parent itself.
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(error) => return Err(error),
+        }
+        if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            fs.sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
+/// The temporary name `write_atomically` writes to before renaming; listings skip such names.
+pub(crate) fn is_temporary(name: &str) -> bool {
+    name.contains(TEMPORARY_MARK)
+}
+
+const TEMPORARY_MARK: &str = ".muninn-tmp-";
+
+/// Writes `path` so that after a crash or power loss it holds either its old contents (or is
+/// absent) or all of `chunks`, never a part: a temporary file in the same directory, synced,
+/// renamed over `path`, then the directory synced. The parent directory must exist.
+pub(crate) fn write_atomically<'a>(
+    fs: &dyn FileSystem,
+    path: &Path,
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+) -> io::Result<()> {
+    let parent = parent_of(path)?;
+    let file_name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a file needs a name"))?;
+    let temporary = parent.join(format!(
+        "{file_name}{TEMPORARY_MARK}{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let written = (|| {
+        let mut file = fs.create(&temporary)?;
+        for chunk in chunks {
+            file.write_all(chunk)?;
+        }
+        file.flush()?;
+        file.sync_data()?;
+        fs.rename(&temporary, path)
+    })();
+    if let Err(error) = written {
+        let _ = fs.remove_file(&temporary);
+        return Err(error);
+    }
+    fs.sync_dir(parent)
+}
+
+/// Removes a file and makes the removal durable.
+pub(crate) fn remove_file(fs: &dyn FileSystem, path: &Path) -> io::Result<()> {
+    fs.remove_file(path)?;
+    fs.sync_dir(parent_of(path)?)
+}
+
+fn parent_of(path: &Path) -> io::Result<&Path> {
+    path.parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} has no parent directory", path.display()),
+            )
+        })
+}
+
+/// The total size of the files directly in `dir` (0 when it cannot be listed).
+pub(crate) fn dir_bytes(fs: &dyn FileSystem, dir: &Path) -> u64 {
+    fs.read_dir(dir)
+        .map(|entries| {
+            entries
+                .iter()
+                .filter(|entry| !entry.is_dir)
+                .filter_map(|entry| fs.metadata(&dir.join(&entry.name)).ok())
+                .map(|(size, _)| size)
+                .sum()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,411 @@
+//! Power loss: the store runs on `SimulatedFs`, a file system in memory that drops every byte
+//! and every name not yet synced when the power goes out. Each trial runs a random workload —
+//! concurrent appends, flushes, a retention sweep, reopening the store — cuts the power at a
+//! random point of it, reboots, reopens the store and checks the ledger: every acknowledged
+//! span is found whole, nothing that was never sent appears, and the roll-ups count each span
+//! found exactly once. Then the recovered store must keep working.
+//!
+//! The cut points are spread over the kinds of step (appends, flushes, retention, reopening)
+//! using the mutating-operation ranges of a dry run of the same workload. A failing trial
+//! names its seed; `MUNINN_POWER_LOSS_SEED=<seed>` replays the whole run.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use muninn_model::{Action, EventCount, NANOS_PER_MINUTE, Span, SpanId, TraceId};
+use muninn_store::{FileSystem, SimulatedFs, Store, StoreConfig};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::support::{NANOS_PER_HOUR, count, event_trace, rollup_cells};
+
+const N_TRIALS: usize = 24;
+const N_STEPS: usize = 36;
+const DATA_DIR: &str = "/data";
+/// Retention sweeps drop the partitions older than this before now.
+const RETAINED_HOURS: i64 = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum StepKind {
+    Append,
+    Flush,
+    Retention,
+    Reopen,
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// Concurrent appends, each of these traces (3 spans each) and one count.
+    Append(Vec<Vec<u64>>),
+    Flush,
+    Retention,
+    Reopen,
+}
+
+impl Step {
+    fn kind(&self) -> StepKind {
+        match self {
+            Step::Append(_) => StepKind::Append,
+            Step::Flush => StepKind::Flush,
+            Step::Retention => StepKind::Retention,
+            Step::Reopen => StepKind::Reopen,
+        }
+    }
+}
+
+/// A trial's workload: steps, and each trace's start time (spread over the last 6 hours).
+struct Workload {
+    steps: Vec<Step>,
+    starts: HashMap<u64, i64>,
+    now: i64,
+}
+
+fn workload(rng: &mut StdRng) -> Workload {
+    let now = muninn_model::now_unix_nanos();
+    let mut steps = Vec::new();
+    let mut starts = HashMap::new();
+    let mut next_trace = 1;
+    let mut retention_done = false;
+    for step_idx in 0..N_STEPS {
+        let roll: f64 = rng.random();
+        let step = if roll < 0.62 || step_idx == 0 {
+            let appends = (0..rng.random_range(1..=4))
+                .map(|_| {
+                    (0..rng.random_range(1..=5))
+                        .map(|_| {
+                            let trace = next_trace;
+                            next_trace += 1;
+                            let hours_ago = rng.random_range(0..6);
+                            let minute = rng.random_range(0..60);
+                            starts.insert(
+                                trace,
+                                now - hours_ago * NANOS_PER_HOUR - minute * NANOS_PER_MINUTE,
+                            );
+                            trace
+                        })
+                        .collect()
+                })
+                .collect();
+            Step::Append(appends)
+        } else if roll < 0.84 {
+            Step::Flush
+        } else if roll < 0.92 && !retention_done && step_idx > N_STEPS / 3 {
+            retention_done = true;
+            Step::Retention
+        } else {
+            Step::Reopen
+        };
+        steps.push(step);
+    }
+    Workload { steps, starts, now }
+}
+
+fn config() -> StoreConfig {
+    StoreConfig::new(DATA_DIR)
+}
+
+fn spans_of(workload: &Workload, traces: &[u64]) -> Vec<Span> {
+    traces
+        .iter()
+        .flat_map(|trace| event_trace(*trace, workload.starts[trace]))
+        .collect()
+}
+
+fn count_of(workload: &Workload, traces: &[u64]) -> EventCount {
+    let minute = workload.starts[&traces[0]] / 1_000_000_000 / 60 * 60;
+    count("checkout", Action::Produced, minute, traces.len() as u64)
+}
+
+fn partition_of(unix_nanos: i64) -> i64 {
+    unix_nanos.div_euclid(NANOS_PER_HOUR)
+}
+
+/// What the workload was told: every span and count sent, and those acknowledged.
+#[derive(Default)]
+struct Ledger {
+    sent: HashMap<(TraceId, SpanId), Span>,
+    acknowledged: Vec<(TraceId, SpanId)>,
+    counts_sent: Vec<EventCount>,
+    counts_acknowledged: Vec<EventCount>,
+    /// Set when a retention sweep started: partitions (hours since the epoch) below it may
+    /// be gone, legitimately.
+    dropped_below: Option<i64>,
+    /// The step during which the power went out, and the mutating-operation range of each
+    /// step kind (for the dry run).
+    cut_during: Option<StepKind>,
+    op_ranges: Vec<(StepKind, u64, u64)>,
+}
+
+/// Runs the workload on `fs` until it ends or the power goes out.
+async fn run(fs: &SimulatedFs, workload: &Workload) -> Ledger {
+    let mut ledger = Ledger::default();
+    let Ok(mut store) = Store::open_with_file_system(config(), Arc::new(fs.clone())).await else {
+        ledger.cut_during = Some(StepKind::Reopen);
+        return ledger;
+    };
+    for step in &workload.steps {
+        let ops_before = fs.mutating_ops();
+        match step {
+            Step::Append(appends) => {
+                let mut tasks = Vec::new();
+                for traces in appends {
+                    let spans = spans_of(workload, traces);
+                    let counted = count_of(workload, traces);
+                    for span in &spans {
+                        ledger
+                            .sent
+                            .insert((span.trace_id, span.span_id), span.clone());
+                    }
+                    ledger.counts_sent.push(counted.clone());
+                    let store = store.clone();
+                    tasks.push(tokio::spawn(async move {
+                        let keys: Vec<(TraceId, SpanId)> = spans
+                            .iter()
+                            .map(|span| (span.trace_id, span.span_id))
+                            .collect();
+                        let result = store.append(spans, vec![counted.clone()]).await;
+                        (result.is_ok(), keys, counted)
+                    }));
+                }
+                for task in tasks {
+                    let (acknowledged, keys, counted) = task.await.unwrap();
+                    if acknowledged {
+                        ledger.acknowledged.extend(keys);
+                        ledger.counts_acknowledged.push(counted);
+                    }
+                }
+            }
+            Step::Flush => {
+                let _ = store.flush().await;
+            }
+            Step::Retention => {
+                let cutoff = workload.now - RETAINED_HOURS * NANOS_PER_HOUR;
+                ledger.dropped_below = Some(partition_of(cutoff));
+                // `now` such that `now - retention` is the cutoff.
+                let retention = i64::try_from(config().retention.unwrap().as_nanos()).unwrap();
+                let _ = store.enforce_retention(cutoff + retention).await;
+            }
+            Step::Reopen => {
+                drop(store);
+                match Store::open_with_file_system(config(), Arc::new(fs.clone())).await {
+                    Ok(reopened) => store = reopened,
+                    Err(_) => {
+                        ledger.cut_during = Some(StepKind::Reopen);
+                        return ledger;
+                    }
+                }
+            }
+        }
+        ledger
+            .op_ranges
+            .push((step.kind(), ops_before, fs.mutating_ops()));
+        if fs.is_powered_off() {
+            ledger.cut_during = Some(step.kind());
+            return ledger;
+        }
+    }
+    ledger
+}
+
+/// Reopens the rebooted file system and checks the ledger. Returns the recovered store.
+async fn check_recovery(rebooted: &SimulatedFs, ledger: &Ledger, trial: &str) -> Store {
+    let store = Store::open_with_file_system(config(), Arc::new(rebooted.clone()))
+        .await
+        .unwrap_or_else(|error| {
+            panic!("{trial}: the store does not open after the power loss: {error}")
+        });
+    let retained = |start: i64| {
+        ledger
+            .dropped_below
+            .is_none_or(|below| partition_of(start) >= below)
+    };
+    let trace_ids: HashSet<TraceId> = ledger.sent.keys().map(|(trace_id, _)| *trace_id).collect();
+    let lookup = store.spans_by_trace_ids(&trace_ids).await;
+    assert_eq!(lookup.unreadable_blocks, Vec::<String>::new(), "{trial}");
+    let found: HashMap<(TraceId, SpanId), &Span> = lookup
+        .spans
+        .iter()
+        .map(|span| ((span.trace_id, span.span_id), span))
+        .collect();
+    for (key, span) in &found {
+        assert_eq!(
+            ledger.sent.get(key),
+            Some(*span),
+            "{trial}: a span found is not one that was sent, or differs from it"
+        );
+    }
+    let lost: Vec<&(TraceId, SpanId)> = ledger
+        .acknowledged
+        .iter()
+        .filter(|key| retained(ledger.sent[key].start_unix_nanos) && !found.contains_key(key))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{trial}: {} of {} acknowledged spans are lost after the power loss, e.g. {:?}",
+        lost.len(),
+        ledger.acknowledged.len(),
+        lost.first()
+    );
+
+    // Roll-ups count each span found once (no loss, no double count across the recovery),
+    // and the events counted lie between what was acknowledged and what was sent.
+    let cells = rollup_cells(&store);
+    let retained_minute = |minute: i64| retained(minute * 1_000_000_000);
+    let rollup_spans: u64 = cells
+        .iter()
+        .filter(|((minute, _), _)| retained_minute(*minute))
+        .map(|(_, cell)| cell.spans)
+        .sum();
+    let event_spans_found = found
+        .values()
+        .filter(|span| retained(span.start_unix_nanos) && span.event.stream.is_some())
+        .count() as u64;
+    assert_eq!(
+        rollup_spans, event_spans_found,
+        "{trial}: roll-up span counts"
+    );
+    let seen: u64 = cells
+        .iter()
+        .filter(|((minute, _), _)| retained_minute(*minute))
+        .map(|(_, cell)| cell.seen)
+        .sum();
+    let total = |counts: &[EventCount]| -> u64 {
+        counts
+            .iter()
+            .filter(|counted| retained_minute(counted.minute_unix_seconds))
+            .map(|counted| counted.count)
+            .sum()
+    };
+    assert!(
+        (total(&ledger.counts_acknowledged)..=total(&ledger.counts_sent)).contains(&seen),
+        "{trial}: events counted {seen}, acknowledged {}, sent {}",
+        total(&ledger.counts_acknowledged),
+        total(&ledger.counts_sent)
+    );
+    store
+}
+
+/// The recovered store takes writes, flushes and reopens with everything in it.
+async fn check_it_keeps_working(
+    rebooted: &SimulatedFs,
+    store: Store,
+    workload: &Workload,
+    trial: &str,
+) {
+    let trace = 1_000_000;
+    let spans = event_trace(trace, workload.now - NANOS_PER_MINUTE);
+    store.append(spans.clone(), Vec::new()).await.unwrap();
+    store
+        .flush()
+        .await
+        .unwrap_or_else(|error| panic!("{trial}: flush after recovery: {error}"));
+    drop(store);
+    let store = Store::open_with_file_system(config(), Arc::new(rebooted.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.spans_by_trace_id(spans[0].trace_id).await.spans.len(),
+        3,
+        "{trial}: a span written after the recovery"
+    );
+}
+
+/// Picks the cut: a step kind in rotation (so every kind is hit), then an operation inside a
+/// step of that kind in the dry run.
+fn pick_cut(rng: &mut StdRng, trial_idx: usize, dry_run: &Ledger) -> u64 {
+    let kinds = [
+        StepKind::Append,
+        StepKind::Flush,
+        StepKind::Retention,
+        StepKind::Reopen,
+    ];
+    let wanted = kinds[trial_idx % kinds.len()];
+    let ranges: Vec<(u64, u64)> = dry_run
+        .op_ranges
+        .iter()
+        .filter(|(kind, before, after)| *kind == wanted && after > before)
+        .map(|(_, before, after)| (*before, *after))
+        .collect();
+    let total_ops = dry_run.op_ranges.last().map_or(1, |(_, _, after)| *after);
+    match ranges.get(rng.random_range(0..ranges.len().max(1))) {
+        Some((before, after)) => rng.random_range(before + 1..=*after),
+        None => rng.random_range(1..=total_ops.max(1)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_span_survives_a_power_loss_at_a_random_point() {
+    let seed: u64 = std::env::var("MUNINN_POWER_LOSS_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("power-loss trials with MUNINN_POWER_LOSS_SEED={seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut cuts: BTreeMap<StepKind, usize> = BTreeMap::new();
+    let mut n_acknowledged = 0;
+    for trial_idx in 0..N_TRIALS {
+        let workload = workload(&mut rng);
+        let dry_fs = SimulatedFs::new();
+        let dry_run = run(&dry_fs, &workload).await;
+        assert!(dry_run.cut_during.is_none(), "the dry run has power");
+        let cut = pick_cut(&mut rng, trial_idx, &dry_run);
+        let trial = format!("seed {seed}, trial {trial_idx}, power cut at operation {cut}");
+
+        let fs = SimulatedFs::new();
+        fs.cut_power_after(cut);
+        let ledger = run(&fs, &workload).await;
+        // Let the dead store's WAL thread notice its channel closed.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        *cuts
+            .entry(ledger.cut_during.unwrap_or(StepKind::Append))
+            .or_default() += 1;
+        n_acknowledged += ledger.acknowledged.len();
+
+        let rebooted = fs.after_power_loss();
+        let store = check_recovery(&rebooted, &ledger, &trial).await;
+        check_it_keeps_working(&rebooted, store, &workload, &trial).await;
+    }
+    eprintln!(
+        "{N_TRIALS} power losses, by the step they hit: {cuts:?}; {n_acknowledged} acknowledged spans checked"
+    );
+    assert!(
+        cuts.get(&StepKind::Flush).copied().unwrap_or(0) >= N_TRIALS / 8,
+        "power losses during flushes: {cuts:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_power_loss_right_after_a_flush_loses_nothing() {
+    // The case the old store got wrong: the WAL segments are deleted once the blocks are
+    // written; were the blocks not synced, they would be lost with the WAL gone.
+    let fs = SimulatedFs::new();
+    let store = Store::open_with_file_system(config(), Arc::new(fs.clone()))
+        .await
+        .unwrap();
+    let now = muninn_model::now_unix_nanos();
+    let spans: Vec<Span> = (1..=20)
+        .flat_map(|trace| event_trace(trace, now - trace as i64 * NANOS_PER_MINUTE))
+        .collect();
+    store.append(spans.clone(), Vec::new()).await.unwrap();
+    store.flush().await.unwrap();
+    fs.cut_power_after(1);
+    drop(store);
+    let rebooted = fs.after_power_loss();
+    assert!(
+        rebooted
+            .read_dir(&Path::new(DATA_DIR).join("wal"))
+            .unwrap()
+            .len()
+            == 1,
+        "the flush deleted the WAL segment it replaced"
+    );
+    let store = Store::open_with_file_system(config(), Arc::new(rebooted))
+        .await
+        .unwrap();
+    assert_eq!(store.stats().block_spans, 60, "every span is in the blocks");
+    assert_eq!(store.stats().head_spans, 0);
+    let trace_ids: HashSet<TraceId> = spans.iter().map(|span| span.trace_id).collect();
+    assert_eq!(store.spans_by_trace_ids(&trace_ids).await.spans.len(), 60);
+}

@@ -28,6 +28,9 @@ pub(crate) struct Metrics {
     block_spans: Gauge,
     wal_bytes: Gauge,
     rollup_cells: Gauge,
+    wal_damaged_regions: Gauge,
+    wal_damaged_bytes: Gauge,
+    wal_damaged_records: Gauge,
 }
 
 fn query_histogram() -> Histogram {
@@ -126,6 +129,24 @@ impl Metrics {
             "Roll-up cells held in memory",
             rollup_cells.clone(),
         );
+        let (wal_damaged_regions, wal_damaged_bytes, wal_damaged_records) =
+            (Gauge::default(), Gauge::default(), Gauge::default());
+        registry.register(
+            "wal_damaged_regions",
+            "Damaged regions found in the middle of WAL segments when the store opened \
+             (skipped; the records after them were replayed; see the log for segment and offset)",
+            wal_damaged_regions.clone(),
+        );
+        registry.register(
+            "wal_damaged_bytes",
+            "Bytes of WAL skipped as damaged when the store opened",
+            wal_damaged_bytes.clone(),
+        );
+        registry.register(
+            "wal_damaged_records",
+            "WAL records (acknowledged batches) lost in damaged regions when the store opened",
+            wal_damaged_records.clone(),
+        );
         Metrics {
             registry,
             ingested_spans,
@@ -142,6 +163,9 @@ impl Metrics {
             block_spans,
             wal_bytes,
             rollup_cells,
+            wal_damaged_regions,
+            wal_damaged_bytes,
+            wal_damaged_records,
         }
     }
 
@@ -193,6 +217,11 @@ impl Metrics {
         self.block_spans.set(as_i64(stats.block_spans));
         self.wal_bytes.set(as_i64(stats.wal_bytes));
         self.rollup_cells.set(as_i64(stats.rollup_cells));
+        self.wal_damaged_regions
+            .set(as_i64(stats.wal_damaged_regions));
+        self.wal_damaged_bytes.set(as_i64(stats.wal_damaged_bytes));
+        self.wal_damaged_records
+            .set(as_i64(stats.wal_damaged_records));
         let mut text = String::new();
         if encode(&mut text, &self.registry).is_err() {
             text.clear();

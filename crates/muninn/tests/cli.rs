@@ -82,6 +82,7 @@ fn run(mut command: Command, timeout: Duration) -> Finished {
 struct Server {
     child: Child,
     base_url: String,
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Server {
@@ -118,7 +119,11 @@ impl Server {
             }
         });
         match receiver.recv_timeout(Duration::from_secs(60)) {
-            Ok(base_url) => Server { child, base_url },
+            Ok(base_url) => Server {
+                child,
+                base_url,
+                stderr: Some(stderr),
+            },
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -128,6 +133,18 @@ impl Server {
                 );
             }
         }
+    }
+}
+
+impl Server {
+    /// Kills the server and returns what it wrote to stderr.
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr
+            .take()
+            .and_then(|stderr| stderr.join().ok())
+            .unwrap_or_default()
     }
 }
 
@@ -711,4 +728,103 @@ fn the_demo_fleet_answers_through_jaegers_and_zipkins_apis() {
 
 fn json_str(text: &str) -> serde_json::Value {
     serde_json::Value::String(text.to_string())
+}
+
+/// The WAL segment holding records, and the byte offset of the record whose payload holds
+/// `needle` (records: `[length u32][crc u32][seq u64][payload]` after an 8-byte magic).
+fn wal_record_holding(data_dir: &Path, needle: &[u8]) -> (std::path::PathBuf, usize, usize) {
+    for entry in std::fs::read_dir(data_dir.join("wal")).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let mut position = 8;
+        while position + 16 <= bytes.len() {
+            let length =
+                u32::from_le_bytes(bytes[position..position + 4].try_into().unwrap()) as usize;
+            let payload = &bytes[position + 16..position + 16 + length];
+            if payload.windows(needle.len()).any(|window| window == needle) {
+                return (path, position, length);
+            }
+            position += 16 + length;
+        }
+    }
+    panic!("no WAL record holds {}", String::from_utf8_lossy(needle));
+}
+
+#[test]
+fn a_damaged_wal_record_is_reported_by_segment_and_offset_and_the_records_after_it_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let server = Server::start(&data_dir, &[], &[]);
+    for event_id in ["e-before", "e-damaged", "e-after"] {
+        ingest_one_event(&server.base_url, event_id);
+    }
+    // SIGKILL: the three acknowledged batches are in the WAL, nothing is flushed.
+    server.stop();
+    let (segment, offset, length) = wal_record_holding(&data_dir, b"e-damaged");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[offset + 16 + length / 2] ^= 0x40;
+    std::fs::write(&segment, bytes).unwrap();
+
+    let server = Server::start(&data_dir, &[], &[]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (hops, metrics) = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let mut hops = Vec::new();
+        for event_id in ["e-before", "e-damaged", "e-after"] {
+            let response = client
+                .get(format!("{}/api/v1/events/{event_id}", server.base_url))
+                .send()
+                .await
+                .unwrap();
+            let n_hops = if response.status().is_success() {
+                let journey: serde_json::Value = response.json().await.unwrap();
+                journey["hops"].as_array().map_or(0, Vec::len)
+            } else {
+                0
+            };
+            hops.push(n_hops);
+        }
+        let metrics = client
+            .get(format!("{}/metrics", server.base_url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        (hops, metrics)
+    });
+    assert_eq!(
+        hops,
+        [2, 0, 2],
+        "the batch before and the one after the damage are replayed, the damaged one is gone"
+    );
+    for line in [
+        "muninn_wal_damaged_regions 1",
+        "muninn_wal_damaged_records 1",
+    ] {
+        assert!(
+            metrics.lines().any(|metric| metric == line),
+            "/metrics lacks {line:?}:\n{metrics}"
+        );
+    }
+    let stderr = server.stop();
+    let segment_name = segment.file_name().unwrap().to_str().unwrap();
+    let report = stderr
+        .lines()
+        .find(|line| line.contains("WAL segment damaged"))
+        .unwrap_or_else(|| panic!("no damage report in the log:\n{stderr}"));
+    assert!(
+        report.contains(segment_name) && report.contains(&format!("offset={offset}")),
+        "the report names the segment and the offset {offset}: {report}"
+    );
+    let copy = data_dir.join("wal-damaged").join(segment_name);
+    assert!(
+        copy.exists(),
+        "a copy of the damaged segment is kept at {}",
+        copy.display()
+    );
 }

@@ -34,6 +34,8 @@ pub(crate) struct WalWriter {
     dir: PathBuf,
     file: BufWriter<Box<dyn WriteFile>>,
     segment_path: PathBuf,
+    /// The seq the segment's first record has (or will have).
+    first_seq: u64,
     next_seq: u64,
 }
 
@@ -203,6 +205,7 @@ impl WalWriter {
             dir: dir.to_path_buf(),
             file,
             segment_path,
+            first_seq: next_seq,
             next_seq,
         };
         writer.sync()?;
@@ -251,9 +254,13 @@ impl WalWriter {
     }
 
     /// Closes the current segment and starts the next; returns the last seq of the closed one.
+    /// A segment without records is kept as the current one.
     pub(crate) fn rotate(&mut self) -> Result<u64, StoreError> {
         self.sync()?;
         let last_seq = self.next_seq - 1;
+        if self.next_seq == self.first_seq {
+            return Ok(last_seq);
+        }
         *self = WalWriter::create(self.fs.clone(), &self.dir.clone(), self.next_seq)?;
         Ok(last_seq)
     }

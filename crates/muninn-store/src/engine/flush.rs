@@ -155,3 +155,70 @@ pub(crate) fn delete_segments_up_to(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{event_span, open};
+    use crate::fs::SimulatedFs;
+
+    /// The order a power loss needs, read off the file system's journal: every block file is
+    /// synced before its rename, every rename and new directory is followed by a sync of its
+    /// directory, and all of that happens before the first WAL segment is removed; the
+    /// removal is synced too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_is_deleted_only_after_every_block_file_and_directory_is_durable() {
+        let fs = SimulatedFs::new();
+        let store = open(&fs).await;
+        store
+            .append(vec![event_span(1, 0), event_span(2, 2)], Vec::new())
+            .await
+            .unwrap();
+        let start = fs.journal().len();
+        assert_eq!(store.flush().await.unwrap().n_blocks, 2);
+        let journal: Vec<String> = fs.journal().split_off(start);
+        let position = |wanted: &str| {
+            journal
+                .iter()
+                .position(|operation| operation == wanted)
+                .unwrap_or_else(|| panic!("{wanted:?} is not in the journal:\n{journal:#?}"))
+        };
+        let wal_removal = journal
+            .iter()
+            .position(|operation| operation.starts_with("remove /data/wal/"))
+            .expect("the flush removes the WAL segment it replaced");
+        let mut n_commits = 0;
+        for (idx, operation) in journal.iter().enumerate() {
+            let directory_of = |path: &str| path.rsplit_once('/').map(|(dir, _)| dir.to_string());
+            if let Some((temporary, target)) = operation
+                .strip_prefix("rename ")
+                .and_then(|paths| paths.split_once(" -> "))
+            {
+                n_commits += 1;
+                let synced = position(&format!("sync {temporary}"));
+                let dir_synced = idx
+                    + journal[idx..]
+                        .iter()
+                        .position(|later| {
+                            *later == format!("sync_dir {}", directory_of(target).unwrap())
+                        })
+                        .unwrap_or_else(|| panic!("no directory sync after {operation}"));
+                assert!(synced < idx, "{temporary} is synced before its rename");
+                assert!(
+                    dir_synced < wal_removal,
+                    "{target} is durable before the WAL goes"
+                );
+            }
+            if let Some(dir) = operation.strip_prefix("mkdir ") {
+                let parent = directory_of(dir).unwrap();
+                let synced = idx
+                    + journal[idx..]
+                        .iter()
+                        .position(|later| *later == format!("sync_dir {parent}"))
+                        .unwrap_or_else(|| panic!("no sync of {parent} after {operation}"));
+                assert!(synced < wal_removal, "{dir} is durable before the WAL goes");
+            }
+        }
+        assert_eq!(n_commits, 6, "spans, roll-up and meta of two blocks");
+        assert!(journal[wal_removal..].contains(&"sync_dir /data/wal".to_string()));
+    }
+}

@@ -17,6 +17,8 @@ mod head;
 mod lookup;
 mod recovery;
 mod retention;
+#[cfg(test)]
+mod testing;
 mod wal_thread;
 
 use std::path::PathBuf;

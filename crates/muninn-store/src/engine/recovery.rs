@@ -292,3 +292,129 @@ pub(crate) async fn load_blocks(
     }
     Ok((blocks, committed_seq))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testing::{DATA_DIR, event_span, open};
+    use crate::fs::SimulatedFs;
+    use object_store::memory::InMemory;
+    use object_store::{ObjectStoreExt, PutPayload};
+
+    /// A crash after a flush committed its blocks but before it removed the WAL segment: the
+    /// segment's records are in the blocks, so replay skips them (nothing counted twice) and
+    /// deletes the segment.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_the_blocks_hold_are_not_replayed_and_their_segment_is_deleted() {
+        let spans = vec![event_span(1, 0), event_span(2, 0), event_span(3, 1)];
+        // A dry run finds the WAL removal's place among the flush's operations.
+        let dry = SimulatedFs::new();
+        let store = open(&dry).await;
+        store.append(spans.clone(), Vec::new()).await.unwrap();
+        let before_flush = dry.journal().len();
+        store.flush().await.unwrap();
+        let removal = dry.journal()[before_flush..]
+            .iter()
+            .position(|operation| operation.starts_with("remove /data/wal/"))
+            .unwrap();
+
+        let fs = SimulatedFs::new();
+        let store = open(&fs).await;
+        store.append(spans.clone(), Vec::new()).await.unwrap();
+        fs.cut_power_after(removal as u64 + 1);
+        assert!(
+            store.flush().await.is_err(),
+            "the power went out at the removal"
+        );
+        drop(store);
+        let rebooted = fs.after_power_loss();
+        let wal_dir = FsPath::new(DATA_DIR).join("wal");
+        assert_eq!(wal::list_segments(&rebooted, &wal_dir).unwrap().len(), 2);
+
+        let store = open(&rebooted).await;
+        let stats = store.stats();
+        assert_eq!((stats.block_spans, stats.head_spans), (3, 0));
+        let rollup_spans: u64 = store.with_rollups(|rollups| {
+            let mut total = 0;
+            rollups.scan(i64::MIN, i64::MAX, |_, _, cell| total += cell.spans);
+            total
+        });
+        assert_eq!(rollup_spans, 3, "each span counted once");
+        assert_eq!(
+            wal::list_segments(&rebooted, &wal_dir).unwrap().len(),
+            1,
+            "the covered segment is deleted"
+        );
+    }
+
+    fn meta(block_id: &str, flush_id: &str, flush_seq: u64, partition_hours: i64) -> BlockMeta {
+        BlockMeta {
+            format_version: block::BLOCK_FORMAT_VERSION,
+            block_id: block_id.into(),
+            partition_unix_seconds: partition_hours * 3600,
+            min_time_unix_nanos: 0,
+            max_time_unix_nanos: 0,
+            n_spans: 0,
+            spans_bytes: 0,
+            rollup_bytes: 2,
+            flush_seq,
+            flush_id: flush_id.into(),
+            flush_n_blocks: 2,
+        }
+    }
+
+    async fn put_block(store: &Arc<dyn ObjectStore>, meta: &BlockMeta) {
+        let handle = BlockHandle::new(meta.clone());
+        for (name, bytes) in [
+            ("rollup.json", b"[]".to_vec()),
+            ("meta.json", serde_json::to_vec(meta).unwrap()),
+        ] {
+            store
+                .put(&handle.dir.clone().join(name), PutPayload::from(bytes))
+                .await
+                .unwrap();
+        }
+    }
+
+    /// The rule for a flush with a block missing: unfinished (deleted, replayed) while the WAL
+    /// still holds its records; once the WAL is past it, retention dropped the missing block and
+    /// the rest stays.
+    #[tokio::test]
+    async fn a_flush_with_a_block_missing_is_dropped_only_while_the_wal_holds_it() {
+        for (oldest_wal_seq, kept) in [
+            (Some(5), false),
+            (Some(9), false),
+            (Some(10), true),
+            (None, true),
+        ] {
+            let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+            put_block(&store, &meta("complete-a", "earlier", 4, 1)).await;
+            put_block(&store, &meta("complete-b", "earlier", 4, 2)).await;
+            put_block(&store, &meta("lonely", "later", 9, 3)).await;
+            let (blocks, committed_seq) = load_blocks(&store, oldest_wal_seq).await.unwrap();
+            let mut ids: Vec<&str> = blocks
+                .iter()
+                .map(|handle| handle.meta.block_id.as_str())
+                .collect();
+            ids.sort();
+            let expected: &[&str] = if kept {
+                &["complete-a", "complete-b", "lonely"]
+            } else {
+                &["complete-a", "complete-b"]
+            };
+            assert_eq!(ids, expected, "oldest WAL seq {oldest_wal_seq:?}");
+            assert_eq!(committed_seq, if kept { 9 } else { 4 });
+            let n_objects = store
+                .list(None)
+                .try_collect::<Vec<_>>()
+                .await
+                .unwrap()
+                .len();
+            assert_eq!(
+                n_objects,
+                expected.len() * 2,
+                "a dropped block's files are deleted"
+            );
+        }
+    }
+}

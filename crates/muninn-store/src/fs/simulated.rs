@@ -46,6 +46,8 @@ struct State {
     mutating_ops: u64,
     cut_at: Option<u64>,
     powered_off: bool,
+    /// Every mutating operation attempted with the power on, in order, as text.
+    journal: Vec<String>,
 }
 
 /// An in-memory file system that can lose power. Clones share the same state.
@@ -73,7 +75,7 @@ fn not_found(path: &Path) -> io::Error {
 
 impl State {
     /// Counts a mutating operation; the one at the cut, and all after, fail.
-    fn mutate(&mut self) -> io::Result<()> {
+    fn mutate(&mut self, operation: impl FnOnce() -> String) -> io::Result<()> {
         if self.powered_off {
             return Err(powered_off());
         }
@@ -85,6 +87,7 @@ impl State {
             self.powered_off = true;
             return Err(powered_off());
         }
+        self.journal.push(operation());
         Ok(())
     }
 
@@ -190,6 +193,12 @@ impl SimulatedFs {
         state.cut_at = Some(state.mutating_ops + n.max(1));
     }
 
+    /// The mutating operations so far, in order: `create PATH`, `write PATH`, `sync PATH`,
+    /// `mkdir PATH`, `rename FROM -> TO`, `remove PATH`, `rmdir PATH`, `sync_dir PATH`.
+    pub fn journal(&self) -> Vec<String> {
+        self.lock().journal.clone()
+    }
+
     /// Whether the power went out.
     pub fn is_powered_off(&self) -> bool {
         self.lock().powered_off
@@ -233,6 +242,7 @@ impl SimulatedFs {
 struct SimulatedFile {
     state: Arc<Mutex<State>>,
     id: NodeId,
+    path: String,
 }
 
 impl SimulatedFile {
@@ -246,7 +256,7 @@ impl SimulatedFile {
 impl io::Write for SimulatedFile {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         let mut state = self.lock();
-        state.mutate()?;
+        state.mutate(|| format!("write {}", self.path))?;
         let inode = state
             .files
             .get_mut(&self.id)
@@ -263,7 +273,7 @@ impl io::Write for SimulatedFile {
 impl WriteFile for SimulatedFile {
     fn sync_data(&mut self) -> io::Result<()> {
         let mut state = self.lock();
-        state.mutate()?;
+        state.mutate(|| format!("sync {}", self.path))?;
         if let Some(inode) = state.files.get_mut(&self.id) {
             inode.synced_len = inode.data.len();
         }
@@ -274,7 +284,7 @@ impl WriteFile for SimulatedFile {
 impl FileSystem for SimulatedFs {
     fn create(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
         let mut state = self.lock();
-        state.mutate()?;
+        state.mutate(|| format!("create {}", path.display()))?;
         let (dir, name) = state.parent(path)?;
         if let Some(Node::Dir(_)) = state.dirs.get(&dir).and_then(|entries| entries.get(name)) {
             return Err(io::Error::new(
@@ -292,6 +302,7 @@ impl FileSystem for SimulatedFs {
         Ok(Box::new(SimulatedFile {
             state: self.state.clone(),
             id,
+            path: path.display().to_string(),
         }))
     }
 
@@ -343,7 +354,7 @@ impl FileSystem for SimulatedFs {
 
     fn create_dir(&self, path: &Path) -> io::Result<()> {
         let mut state = self.lock();
-        state.mutate()?;
+        state.mutate(|| format!("mkdir {}", path.display()))?;
         let (dir, name) = state.parent(path)?;
         if state
             .dirs
@@ -367,7 +378,7 @@ impl FileSystem for SimulatedFs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut state = self.lock();
-        state.mutate()?;
+        state.mutate(|| format!("rename {} -> {}", from.display(), to.display()))?;
         let node = state.lookup(from)?;
         let (from_dir, from_name) = state.parent(from)?;
         let (to_dir, to_name) = state.parent(to)?;
@@ -384,7 +395,7 @@ impl FileSystem for SimulatedFs {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut state = self.lock();
-        state.mutate()?;
+        state.mutate(|| format!("remove {}", path.display()))?;
         state.file(path)?;
         let (dir, name) = state.parent(path)?;
         if let Some(entries) = state.dirs.get_mut(&dir) {
@@ -395,7 +406,7 @@ impl FileSystem for SimulatedFs {
 
     fn remove_dir(&self, path: &Path) -> io::Result<()> {
         let mut state = self.lock();
-        state.mutate()?;
+        state.mutate(|| format!("rmdir {}", path.display()))?;
         let id = state.dir_id(path)?;
         if state
             .dirs
@@ -416,7 +427,7 @@ impl FileSystem for SimulatedFs {
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let mut state = self.lock();
-        state.mutate()?;
+        state.mutate(|| format!("sync_dir {}", path.display()))?;
         let id = state.dir_id(path)?;
         let entries = state.dirs.get(&id).cloned().unwrap_or_default();
         state.synced_dirs.insert(id, entries);

@@ -20,11 +20,13 @@ pub enum StoreErrorKind {
     Config,
 }
 
-/// An error from the store, with a message naming the file or object involved.
+/// An error from the store, with a message naming the file or object involved, and the
+/// error underneath when there is one (`source()`).
 #[derive(Debug)]
 pub struct StoreError {
     pub kind: StoreErrorKind,
     pub message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl StoreError {
@@ -32,13 +34,49 @@ impl StoreError {
         StoreError {
             kind,
             message: message.into(),
+            source: None,
         }
     }
     pub(crate) fn io(context: impl fmt::Display, error: std::io::Error) -> Self {
-        StoreError::new(StoreErrorKind::Io, format!("{context}: {error}"))
+        let message = format!("{context}: {error}");
+        StoreError {
+            source: Some(Box::new(error)),
+            ..StoreError::new(StoreErrorKind::Io, message)
+        }
     }
     pub(crate) fn object_store(context: impl fmt::Display, error: object_store::Error) -> Self {
-        StoreError::new(StoreErrorKind::ObjectStore, format!("{context}: {error}"))
+        let message = format!("{context}: {error}");
+        StoreError {
+            source: Some(Box::new(error)),
+            ..StoreError::new(StoreErrorKind::ObjectStore, message)
+        }
+    }
+
+    /// The same error for another waiter: kind, message and I/O error kind.
+    pub(crate) fn duplicate(&self) -> StoreError {
+        StoreError {
+            source: self.io_error_kind().map(|kind| {
+                Box::new(std::io::Error::new(kind, self.message.clone()))
+                    as Box<dyn std::error::Error + Send + Sync>
+            }),
+            ..StoreError::new(self.kind, self.message.clone())
+        }
+    }
+
+    /// The operating system's error kind when a local file operation failed (a full disk is
+    /// `StorageFull`, a read-only one `ReadOnlyFilesystem`), found through the sources.
+    pub fn io_error_kind(&self) -> Option<std::io::ErrorKind> {
+        let mut source = self
+            .source
+            .as_deref()
+            .map(|error| error as &(dyn std::error::Error + 'static));
+        while let Some(error) = source {
+            if let Some(io_error) = error.downcast_ref::<std::io::Error>() {
+                return Some(io_error.kind());
+            }
+            source = error.source();
+        }
+        None
     }
     pub(crate) fn corrupt(message: impl Into<String>) -> Self {
         StoreError::new(StoreErrorKind::Corrupt, message)
@@ -51,4 +89,36 @@ impl fmt::Display for StoreError {
     }
 }
 
-impl std::error::Error for StoreError {}
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|error| error as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_keeps_its_kind_also_through_the_object_store() {
+        let full = std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device");
+        let error = StoreError::io("writing wal/1.wal", full);
+        assert_eq!(error.io_error_kind(), Some(std::io::ErrorKind::StorageFull));
+        assert_eq!(error.message, "writing wal/1.wal: no space left on device");
+        let read_only = object_store::Error::Generic {
+            store: "LocalDir",
+            source: Box::new(std::io::Error::new(
+                std::io::ErrorKind::ReadOnlyFilesystem,
+                "read-only file system",
+            )),
+        };
+        let error = StoreError::object_store("blocks/v1/x/meta.json", read_only);
+        assert_eq!(
+            error.io_error_kind(),
+            Some(std::io::ErrorKind::ReadOnlyFilesystem)
+        );
+        assert_eq!(StoreError::corrupt("bad").io_error_kind(), None);
+    }
+}

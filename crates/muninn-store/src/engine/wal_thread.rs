@@ -131,9 +131,7 @@ fn commit(shared: &Shared, writer: &mut WalWriter, pending: &mut Vec<PendingAck>
         shared.failed.store(true, Ordering::Relaxed);
         tracing::error!(%error, "WAL sync failed; the store stops taking writes");
         for ack in pending.drain(..) {
-            let _ = ack
-                .reply
-                .send(Err(StoreError::new(error.kind, error.message.clone())));
+            let _ = ack.reply.send(Err(error.duplicate()));
         }
         return;
     }

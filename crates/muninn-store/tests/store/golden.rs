@@ -393,3 +393,34 @@ async fn write_golden_v1_with_link_trace_ids() {
         golden.display()
     );
 }
+
+/// A block of a format version this build does not read stops `Store::open` with an error that
+/// names the block and the versions this build reads, rather than being skipped or misread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_of_an_unknown_format_version_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&WITH_LINK_TRACE_IDS.dir(), dir.path());
+    let meta_file = files_under(dir.path())
+        .into_iter()
+        .find(|file| file.ends_with("meta.json"))
+        .unwrap();
+    let meta_path = dir.path().join(&meta_file);
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    meta["format_version"] = 99.into();
+    std::fs::write(&meta_path, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+
+    let Err(error) = Store::open(config(dir.path())).await else {
+        panic!("a block of format version 99 was opened");
+    };
+    assert_eq!(error.kind, muninn_store::StoreErrorKind::Corrupt);
+    let block_dir = meta_file.parent().unwrap().to_string_lossy().into_owned();
+    assert!(
+        error.message.contains(&format!("{block_dir}/meta.json"))
+            && error
+                .message
+                .contains("block format version 99 is not one this muninn reads (it reads 1)"),
+        "{}",
+        error.message
+    );
+}

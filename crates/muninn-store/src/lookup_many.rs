@@ -1,19 +1,22 @@
 //! Look-ups of many ids at once, for journeys and traces that continue across trace
 //! boundaries: the spans carrying any of a set of event ids, and the spans that link to a span
 //! of any of a set of traces. Memory is scanned once per look-up, blocks through their bloom
-//! filters (`block/links.rs`); like the single-id look-ups, unreadable blocks are data.
+//! filters (as their format version reads them); like the single-id look-ups, unreadable
+//! blocks are data.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use muninn_model::{Span, TraceId};
 
-use crate::block::links::ManyLookup;
+use crate::block::SpanSelection;
 use crate::engine::{Lookup, Store, read_blocks};
 
 impl Store {
     /// Every span whose event id is one of `event_ids`, from memory and blocks, each once.
     pub async fn spans_by_event_ids(&self, event_ids: &HashSet<String>) -> Lookup {
-        self.lookup_many(ManyLookup::Events(event_ids), |span| {
+        let ids = Arc::new(event_ids.clone());
+        self.lookup_many(SpanSelection::Events(&ids), |span| {
             span.event
                 .event_id
                 .as_ref()
@@ -24,7 +27,8 @@ impl Store {
 
     /// Every span with a link to a span of one of `traces`, from memory and blocks, each once.
     pub async fn spans_linking_to(&self, traces: &HashSet<TraceId>) -> Lookup {
-        self.lookup_many(ManyLookup::LinkedTo(traces), |span| {
+        let targets = Arc::new(traces.clone());
+        self.lookup_many(SpanSelection::LinkingTo(&targets), |span| {
             span.links
                 .iter()
                 .any(|link| traces.contains(&link.trace_id))
@@ -32,7 +36,11 @@ impl Store {
         .await
     }
 
-    async fn lookup_many(&self, lookup: ManyLookup<'_>, matches: impl Fn(&Span) -> bool) -> Lookup {
+    async fn lookup_many(
+        &self,
+        selection: SpanSelection<'_>,
+        matches: impl Fn(&Span) -> bool,
+    ) -> Lookup {
         let snapshot = self.snapshot();
         let mut spans: Vec<Span> = snapshot
             .batches
@@ -43,7 +51,7 @@ impl Store {
             .collect();
         let object_store = &snapshot.object_store;
         let (found, unreadable_blocks) = read_blocks(snapshot.blocks, 8, |handle| async move {
-            handle.lookup_many(object_store, lookup).await
+            handle.spans(object_store, selection).await
         })
         .await;
         // The block predicates are exact for ids; for links read from JSON text they match

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use muninn_model::{Span, SpanKind, TraceId};
 
-use crate::block::scan::ScannedRows;
+use crate::block::SpanSelection;
 use crate::engine::{Lookup, Store, read_blocks};
 
 /// What a trace search looks for. A span matches when it starts in
@@ -97,6 +97,13 @@ pub struct Operation {
 pub struct OperationCatalog {
     pub operations: Vec<Operation>,
     pub unreadable_blocks: Vec<String>,
+}
+
+/// What a block search gives: whole spans when the caller filters them further, or only the
+/// trace id and start time of each matching row.
+enum ScannedRows {
+    Spans(Vec<Span>),
+    Starts(Vec<(TraceId, i64)>),
 }
 
 /// The most recent start per trace; keeps the answer's invariants in one place.
@@ -184,7 +191,19 @@ impl Store {
         let object_store = &snapshot.object_store;
         let mut results = futures::stream::iter(blocks)
             .map(|handle| async move {
-                let result = handle.scan(object_store, query, filter.is_some()).await;
+                // With a filter on whole spans, the rows are decoded into spans for it;
+                // otherwise only their trace ids and start times are read.
+                let result = if filter.is_some() {
+                    handle
+                        .spans(object_store, SpanSelection::Matching(query))
+                        .await
+                        .map(ScannedRows::Spans)
+                } else {
+                    handle
+                        .trace_starts(object_store, query)
+                        .await
+                        .map(ScannedRows::Starts)
+                };
                 (handle, result)
             })
             .buffered(4);
@@ -286,7 +305,9 @@ impl Store {
         let object_store = &snapshot.object_store;
         let wanted = &wanted;
         let (found, unreadable_blocks) = read_blocks(snapshot.blocks, 4, |handle| async move {
-            handle.spans_of_traces(object_store, wanted).await
+            handle
+                .spans(object_store, SpanSelection::Traces(wanted))
+                .await
         })
         .await;
         spans.extend(found.into_iter().flatten());

@@ -1,5 +1,6 @@
 //! The store's integration tests, one binary with a module per topic: look-ups, restarts,
-//! a crash in the middle of a flush, power losses at random points, retention, and the committed golden data directory.
+//! a crash in the middle of a flush, power losses at random points, retention, and the
+//! committed golden data directories.
 //! The modules live in `tests/store/` (a crate root's `mod` would look next to this file).
 
 #[path = "store/support.rs"]
@@ -13,6 +14,8 @@ mod crash_mid_flush;
 mod flush_filter;
 #[path = "store/golden.rs"]
 mod golden;
+#[path = "store/golden_queries.rs"]
+mod golden_queries;
 #[path = "store/links.rs"]
 mod links;
 #[path = "store/lookup.rs"]

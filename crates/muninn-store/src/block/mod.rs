@@ -8,35 +8,31 @@
 //!                                           /rollup.json     (roll-up cells of the block's minutes)
 //!                                           /meta.json       (written last)
 //! ```
+//!
+//! This module is what every format version shares; `format.rs` is how it reaches a version,
+//! and each version is a module of its own (`v1/`).
 
-pub(crate) mod links;
+mod format;
 mod reader;
-pub(crate) mod scan;
-pub(crate) mod v1;
+mod v1;
 
 use std::sync::Arc;
 
-use arrow::array::{Datum, FixedSizeBinaryArray, RecordBatch, StringArray};
-use futures::TryStreamExt;
 use muninn_model::{NANOS_PER_SECOND, RollupKey, Span, TraceId};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use parquet::arrow::arrow_reader::{
-    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter,
-};
-use parquet::arrow::{ArrowWriter, ParquetRecordBatchStreamBuilder, ProjectionMask};
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::bloom_filter::Sbbf;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
+use format::SpansFile;
+pub(crate) use format::{FormatVersion, SpanSelection};
+
 use crate::error::StoreError;
 use crate::rollup::RollupCell;
+use crate::scan::Operation;
 
 /// The block format written by this version of Muninn.
-pub const BLOCK_FORMAT_VERSION: u32 = 1;
+pub const BLOCK_FORMAT_VERSION: u32 = FormatVersion::WRITTEN.number();
 pub(crate) const BLOCKS_PREFIX: &str = "blocks/v1";
 
 /// A block's `meta.json`.
@@ -110,85 +106,6 @@ impl Default for BlockWriteOptions {
     }
 }
 
-/// Encodes spans (already sorted) as one Parquet file.
-pub(crate) fn encode_parquet(
-    spans: &[&Span],
-    options: &BlockWriteOptions,
-) -> Result<Vec<u8>, StoreError> {
-    let parquet_error = |error: parquet::errors::ParquetError| {
-        StoreError::corrupt(format!("writing parquet: {error}"))
-    };
-    let level = ZstdLevel::try_new(options.zstd_level).map_err(parquet_error)?;
-    // Size bloom filters for the ids actually present (rows are sorted by trace id, so equal
-    // trace ids are adjacent; several spans of one event usually share a trace).
-    let n_row_groups = spans.len().div_ceil(options.row_group_rows).max(1);
-    let n_distinct_traces = spans
-        .windows(2)
-        .filter(|pair| pair[0].trace_id != pair[1].trace_id)
-        .count()
-        + 1;
-    let n_distinct_events = spans
-        .iter()
-        .filter_map(|span| span.event.event_id.as_deref())
-        .collect::<ahash::AHashSet<_>>()
-        .len();
-    let per_row_group =
-        |n_distinct: usize| (n_distinct.div_ceil(n_row_groups) as u64 * 5 / 4).max(64);
-    let mut builder = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(level))
-        .set_max_row_group_row_count(Some(options.row_group_rows))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_created_by(format!(
-            "muninn {} (block format v{BLOCK_FORMAT_VERSION})",
-            env!("CARGO_PKG_VERSION")
-        ));
-    for (column, n_distinct) in [
-        (v1::COLUMN_TRACE_ID, n_distinct_traces),
-        (v1::COLUMN_EVENT_ID, n_distinct_events),
-    ] {
-        let path = ColumnPath::from(column);
-        builder = builder
-            .set_column_dictionary_enabled(path.clone(), false)
-            .set_column_bloom_filter_enabled(path.clone(), true)
-            .set_column_bloom_filter_fpp(path.clone(), options.bloom_filter_fpp)
-            .set_column_bloom_filter_max_ndv(path, per_row_group(n_distinct));
-    }
-    // Linked trace ids: a bloom filter so that look-ups of the spans linking to a trace skip
-    // row groups without such links (`links.rs`).
-    let n_distinct_linked = spans
-        .iter()
-        .flat_map(|span| span.links.iter().map(|link| link.trace_id))
-        .collect::<ahash::AHashSet<_>>()
-        .len();
-    let linked_path = links::link_leaf_path();
-    builder = builder
-        .set_column_dictionary_enabled(linked_path.clone(), false)
-        .set_column_bloom_filter_enabled(linked_path.clone(), true)
-        .set_column_bloom_filter_fpp(linked_path.clone(), options.bloom_filter_fpp)
-        .set_column_bloom_filter_max_ndv(linked_path, per_row_group(n_distinct_linked));
-    // High-cardinality columns: a dictionary only costs here (measured on the reference
-    // workload: 51.6 → 45.8 bytes/span without dictionaries on times and offsets).
-    for column in [
-        "span_id",
-        "parent_span_id",
-        "message_id",
-        "status_message",
-        "start_time",
-        "duration_ns",
-        "offset",
-    ] {
-        builder = builder.set_column_dictionary_enabled(ColumnPath::from(column), false);
-    }
-    let mut buffer = Vec::with_capacity(spans.len() * 32);
-    let mut writer = ArrowWriter::try_new(&mut buffer, v1::SCHEMA.clone(), Some(builder.build()))
-        .map_err(parquet_error)?;
-    for chunk in spans.chunks(options.row_group_rows) {
-        writer.write(&v1::encode(chunk)?).map_err(parquet_error)?;
-    }
-    writer.close().map_err(parquet_error)?;
-    Ok(buffer)
-}
-
 /// What one block gets: its spans (sorted here) and its roll-up cells.
 pub(crate) struct BlockContents<'a> {
     pub partition_unix_seconds: i64,
@@ -242,7 +159,8 @@ pub(crate) async fn write_block(
         let spans = std::mem::take(&mut contents.spans);
         let options = options.clone();
         // Encoding is CPU work: keep it off the async workers.
-        let bytes = tokio::task::block_in_place(|| encode_parquet(&spans, &options))?;
+        let bytes =
+            tokio::task::block_in_place(|| FormatVersion::WRITTEN.encode(&spans, &options))?;
         spans_bytes = bytes.len() as u64;
         let path = dir.clone().join("spans.parquet");
         store
@@ -289,24 +207,15 @@ pub(crate) async fn write_block(
     Ok(meta)
 }
 
-/// A committed block as the store knows it: its meta and, once loaded, its Parquet footer
-/// and bloom filters, kept in memory so id look-ups touch only matching row groups.
+/// A committed block as the store knows it: its meta and, once opened, its spans file in the
+/// block's format version (footer and bloom filters kept in memory, so id look-ups touch only
+/// matching row groups).
 pub(crate) struct BlockHandle {
     pub meta: BlockMeta,
     pub dir: Path,
-    filters: OnceCell<Arc<BlockFilters>>,
-    /// The block's distinct (service, name, kind), read on first use (`scan.rs`).
-    operations: OnceCell<Arc<Vec<crate::scan::Operation>>>,
-    /// Bloom filters of linked trace ids per row group, read on first use (`links.rs`).
-    link_filters: OnceCell<Arc<links::LinkFilters>>,
-}
-
-struct BlockFilters {
-    metadata: ArrowReaderMetadata,
-    trace_id: Vec<Option<Sbbf>>,
-    event_id: Vec<Option<Sbbf>>,
-    trace_column_idx: usize,
-    event_column_idx: usize,
+    spans_file: OnceCell<Arc<SpansFile>>,
+    /// The block's distinct (service, name, kind), read on first use and then kept.
+    operations: OnceCell<Arc<Vec<Operation>>>,
 }
 
 /// The id a look-up is for.
@@ -322,9 +231,8 @@ impl BlockHandle {
         BlockHandle {
             meta,
             dir,
-            filters: OnceCell::new(),
+            spans_file: OnceCell::new(),
             operations: OnceCell::new(),
-            link_filters: OnceCell::new(),
         }
     }
 
@@ -332,71 +240,31 @@ impl BlockHandle {
         self.dir.clone().join("spans.parquet")
     }
 
-    fn reader(&self, store: &Arc<dyn ObjectStore>) -> reader::ObjectReader {
-        reader::ObjectReader::new(store.clone(), self.spans_path(), self.meta.spans_bytes)
-    }
-
-    async fn filters(&self, store: &Arc<dyn ObjectStore>) -> Result<Arc<BlockFilters>, StoreError> {
-        self.filters
+    /// The block's spans file, opened on first use; `None` when the block holds only counts.
+    async fn spans_file(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+    ) -> Result<Option<Arc<SpansFile>>, StoreError> {
+        if self.meta.n_spans == 0 {
+            return Ok(None);
+        }
+        self.spans_file
             .get_or_try_init(|| async {
-                let path = self.spans_path();
-                let parquet_error = |error: parquet::errors::ParquetError| {
-                    StoreError::corrupt(format!("{path}: {error}"))
-                };
-                let mut reader = self.reader(store);
-                let metadata =
-                    ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
-                        .await
-                        .map_err(parquet_error)?;
-                let column_idx = |name: &str| {
-                    metadata
-                        .parquet_schema()
-                        .columns()
-                        .iter()
-                        .position(|column| column.name() == name)
-                        .ok_or_else(|| StoreError::corrupt(format!("{path}: no column {name:?}")))
-                };
-                let trace_column_idx = column_idx(v1::COLUMN_TRACE_ID)?;
-                let event_column_idx = column_idx(v1::COLUMN_EVENT_ID)?;
-                let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(
-                    self.reader(store),
-                    metadata.clone(),
+                let reader = reader::ObjectReader::new(
+                    store.clone(),
+                    self.spans_path(),
+                    self.meta.spans_bytes,
                 );
-                let n_row_groups = metadata.metadata().num_row_groups();
-                let mut trace_id = Vec::with_capacity(n_row_groups);
-                let mut event_id = Vec::with_capacity(n_row_groups);
-                for row_group_idx in 0..n_row_groups {
-                    trace_id.push(
-                        builder
-                            .get_row_group_column_bloom_filter(row_group_idx, trace_column_idx)
-                            .await
-                            .map_err(parquet_error)?,
-                    );
-                    event_id.push(
-                        builder
-                            .get_row_group_column_bloom_filter(row_group_idx, event_column_idx)
-                            .await
-                            .map_err(parquet_error)?,
-                    );
-                }
-                Ok(Arc::new(BlockFilters {
-                    metadata,
-                    trace_id,
-                    event_id,
-                    trace_column_idx,
-                    event_column_idx,
-                }))
+                Ok(Arc::new(SpansFile::open(&self.meta, reader).await?))
             })
             .await
             .cloned()
+            .map(Some)
     }
 
     /// Loads the footer and bloom filters now rather than on the first look-up.
     pub(crate) async fn warm(&self, store: &Arc<dyn ObjectStore>) -> Result<(), StoreError> {
-        if self.meta.n_spans > 0 {
-            self.filters(store).await?;
-        }
-        Ok(())
+        self.spans_file(store).await.map(drop)
     }
 
     /// Every span in this block with the given id.
@@ -405,52 +273,55 @@ impl BlockHandle {
         store: &Arc<dyn ObjectStore>,
         id: &IdLookup<'_>,
     ) -> Result<Vec<Span>, StoreError> {
-        if self.meta.n_spans == 0 {
+        let selection = match *id {
+            IdLookup::Trace(trace_id) => SpanSelection::Trace(trace_id),
+            IdLookup::Event(event_id) => SpanSelection::Event(event_id),
+        };
+        self.spans(store, selection).await
+    }
+
+    /// Every span in this block that `selection` selects.
+    pub(crate) async fn spans(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        selection: SpanSelection<'_>,
+    ) -> Result<Vec<Span>, StoreError> {
+        if selection.is_empty() {
             return Ok(Vec::new());
         }
-        let filters = self.filters(store).await?;
-        let (blooms, column_idx) = match id {
-            IdLookup::Trace(_) => (&filters.trace_id, filters.trace_column_idx),
-            IdLookup::Event(_) => (&filters.event_id, filters.event_column_idx),
-        };
-        let candidates: Vec<usize> = blooms
-            .iter()
-            .enumerate()
-            .filter(|(_, bloom)| match (bloom, id) {
-                (None, _) => true,
-                (Some(bloom), IdLookup::Trace(trace_id)) => bloom.check(&trace_id.0[..]),
-                (Some(bloom), IdLookup::Event(event_id)) => bloom.check(*event_id),
+        match self.spans_file(store).await? {
+            Some(file) => file.spans(selection).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The trace id and start of every span in this block that matches `query`.
+    pub(crate) async fn trace_starts(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        query: &crate::scan::SpanQuery,
+    ) -> Result<Vec<(TraceId, i64)>, StoreError> {
+        match self.spans_file(store).await? {
+            Some(file) => file.trace_starts(query).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The distinct (service, name, kind) of this block, read on first use and then kept
+    /// (blocks are immutable).
+    pub(crate) async fn operations(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+    ) -> Result<Arc<Vec<Operation>>, StoreError> {
+        self.operations
+            .get_or_try_init(|| async {
+                Ok(Arc::new(match self.spans_file(store).await? {
+                    Some(file) => file.operations().await?,
+                    None => Vec::new(),
+                }))
             })
-            .map(|(row_group_idx, _)| row_group_idx)
-            .collect();
-        if candidates.is_empty() {
-            return Ok(Vec::new());
-        }
-        let scalar: Arc<dyn Datum + Send + Sync> = match id {
-            IdLookup::Trace(trace_id) => Arc::new(FixedSizeBinaryArray::new_scalar(trace_id.0)),
-            IdLookup::Event(event_id) => Arc::new(StringArray::new_scalar(*event_id)),
-        };
-        let path = self.spans_path();
-        let parquet_error =
-            |error: parquet::errors::ParquetError| StoreError::corrupt(format!("{path}: {error}"));
-        let mask = ProjectionMask::leaves(filters.metadata.parquet_schema(), [column_idx]);
-        let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
-            arrow::compute::kernels::cmp::eq(batch.column(0), scalar.as_ref())
-        });
-        let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(
-            self.reader(store),
-            filters.metadata.clone(),
-        )
-        .with_row_groups(candidates)
-        .with_row_filter(RowFilter::new(vec![Box::new(predicate)]))
-        .build()
-        .map_err(parquet_error)?;
-        let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(parquet_error)?;
-        let mut spans = Vec::new();
-        for batch in &batches {
-            spans.extend(v1::decode(batch)?);
-        }
-        Ok(spans)
+            .await
+            .cloned()
     }
 
     /// Reads this block's roll-up cells.

@@ -34,6 +34,11 @@ impl ObjectReader {
             file_size,
         }
     }
+
+    /// The file's path, for messages.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 impl AsyncFileReader for ObjectReader {

@@ -260,13 +260,7 @@ pub(crate) async fn load_blocks(
             .map_err(|error| StoreError::object_store(meta_path, error))?;
         let meta: BlockMeta = serde_json::from_slice(&bytes)
             .map_err(|error| StoreError::corrupt(format!("{meta_path}: {error}")))?;
-        if meta.format_version != block::BLOCK_FORMAT_VERSION {
-            return Err(StoreError::corrupt(format!(
-                "{meta_path}: block format version {}, this muninn reads version {}",
-                meta.format_version,
-                block::BLOCK_FORMAT_VERSION
-            )));
-        }
+        block::FormatVersion::of(&meta, meta_path)?;
         let flush_id = meta.flush_id.clone();
         metas.push((dir.clone(), meta, flush_id));
     }

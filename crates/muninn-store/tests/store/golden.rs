@@ -1,26 +1,68 @@
-//! The golden data directory of format v1, committed at `tests/golden/v1/`: two blocks of one
-//! flush in two hourly partitions (2026-11-20 10:00 and 11:00 UTC), roll-up cells from spans
-//! and counts, and a WAL segment with data that was never flushed. Every later Muninn must
-//! open it and find exactly this data.
+//! The golden data directories of block format v1, one per variant of it in the field, under
+//! `tests/golden/`:
+//! - `v1-without-link-trace-ids/`: blocks written before v1 gained its `link_trace_ids` column
+//!   (links are found through their JSON text). Never regenerated: no writer produces it any
+//!   more, and it is what older Muninns left on disk.
+//! - `v1-with-link-trace-ids/`: blocks as the current writer writes them (links are found
+//!   through the column's bloom filters).
 //!
-//! To regenerate it (only when the format version changes, together with a new golden
-//! directory for the new version), run
-//! `UPDATE_GOLDEN=1 cargo test -p muninn-store --test store golden`.
-//! Without `UPDATE_GOLDEN` the generator test still runs: it builds the data set in a
-//! temporary directory and checks it, leaving the committed one alone.
+//! Both hold the same data: two blocks of one flush in two hourly partitions (2026-11-20 10:00
+//! and 11:00 UTC), roll-up cells from spans and counts, and a WAL segment with data that was
+//! never flushed. Every later Muninn must open each of them, find exactly this data, and answer
+//! every question of `golden_queries.rs` alike, before and after the WAL is flushed.
+//!
+//! `v1-with-link-trace-ids/` is rewritten only by
+//! `MUNINN_WRITE_GOLDEN_BLOCKS=1 cargo test -p muninn-store --test store write_golden`
+//! (not by `UPDATE_GOLDEN`, which refreshes the server's API documents). Rewrite it only to
+//! repair it: a change to what the writer puts on disk is a new variant or format version with a
+//! directory of its own, and the committed directories stay. Without the variable the generator
+//! test still runs: it writes the data set to a temporary directory, checks it like the
+//! committed ones, and checks that its Parquet files are laid out like the committed ones
+//! (schema, column order, compression, encodings, dictionaries, bloom filters, statistics).
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use muninn_model::{Action, EventCount, NANOS_PER_MINUTE, Span};
 use muninn_store::{BLOCK_FORMAT_VERSION, Store};
+use parquet::file::reader::{FileReader, SerializedFileReader};
 
+use crate::golden_queries::assert_answers;
 use crate::support::{
     RollupTotals, as_looked_up, at, config, copy_dir, count, event, event_id, event_trace,
     files_under, rich_span, rollup_totals, trace, trace_id, wal_segments,
 };
 
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1")
+/// The variable that lets the generator test rewrite `v1-with-link-trace-ids/`.
+const WRITE_VARIABLE: &str = "MUNINN_WRITE_GOLDEN_BLOCKS";
+
+/// A variant of format v1 in the field and its committed directory.
+struct Variant {
+    dir_name: &'static str,
+    has_link_trace_ids: bool,
+}
+
+const WITHOUT_LINK_TRACE_IDS: Variant = Variant {
+    dir_name: "v1-without-link-trace-ids",
+    has_link_trace_ids: false,
+};
+
+const WITH_LINK_TRACE_IDS: Variant = Variant {
+    dir_name: "v1-with-link-trace-ids",
+    has_link_trace_ids: true,
+};
+
+impl Variant {
+    fn dir(&self) -> PathBuf {
+        golden_dir(self.dir_name)
+    }
+}
+
+/// `tests/golden/<dir_name>`.
+pub fn golden_dir(dir_name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(dir_name)
 }
 
 fn minute_seconds(rfc3339: &str) -> i64 {
@@ -93,8 +135,100 @@ async fn generate(data_dir: &Path) {
     drop(store);
 }
 
-/// Opens a copy of a golden data set and checks that it holds exactly the data above.
-async fn check(golden: &Path) {
+/// The `spans.parquet` files of a data directory, sorted by partition.
+fn spans_files(data_dir: &Path) -> Vec<PathBuf> {
+    files_under(data_dir)
+        .into_iter()
+        .filter(|file| file.ends_with("spans.parquet"))
+        .map(|file| data_dir.join(file))
+        .collect()
+}
+
+/// How a `spans.parquet` file is laid out, as text: what the writer's settings decide, and
+/// nothing that changes from one run or one Muninn version to the next (block ids, `created_by`).
+fn layout(spans_file: &Path) -> Vec<String> {
+    let reader = SerializedFileReader::new(File::open(spans_file).unwrap()).unwrap();
+    let metadata = reader.metadata();
+    let file = metadata.file_metadata();
+    let mut schema = Vec::new();
+    parquet::schema::printer::print_schema(&mut schema, file.schema());
+    let mut lines: Vec<String> = String::from_utf8(schema)
+        .unwrap()
+        .lines()
+        .map(|line| format!("schema {line}"))
+        .collect();
+    for key_value in file.key_value_metadata().into_iter().flatten() {
+        lines.push(format!(
+            "key-value {}={}",
+            key_value.key,
+            key_value.value.as_deref().unwrap_or_default()
+        ));
+    }
+    for (row_group_idx, row_group) in metadata.row_groups().iter().enumerate() {
+        lines.push(format!(
+            "row group {row_group_idx}: {} rows",
+            row_group.num_rows()
+        ));
+        for column in row_group.columns() {
+            let encodings: Vec<String> = column
+                .encodings()
+                .map(|encoding| encoding.to_string())
+                .collect();
+            lines.push(format!(
+                "  {}: {} {:?}{}{}{}{}{}",
+                column.column_path(),
+                column.compression(),
+                encodings,
+                if column.dictionary_page_offset().is_some() {
+                    " dictionary"
+                } else {
+                    ""
+                },
+                if column.bloom_filter_offset().is_some() {
+                    " bloom"
+                } else {
+                    ""
+                },
+                if column.statistics().is_some() {
+                    " statistics"
+                } else {
+                    ""
+                },
+                if column.column_index_offset().is_some() {
+                    " column-index"
+                } else {
+                    ""
+                },
+                if column.offset_index_offset().is_some() {
+                    " offset-index"
+                } else {
+                    ""
+                },
+            ));
+        }
+    }
+    lines
+}
+
+fn has_link_trace_ids(spans_file: &Path) -> bool {
+    layout(spans_file)
+        .iter()
+        .any(|line| line.contains("link_trace_ids"))
+}
+
+/// Opens a copy of a golden data set and checks that it holds exactly the data above and
+/// answers every question alike, before and after its WAL is flushed into new blocks.
+async fn check(golden: &Path, has_link_column: bool) {
+    let spans_files = spans_files(golden);
+    assert_eq!(spans_files.len(), 2);
+    for spans_file in &spans_files {
+        assert_eq!(
+            has_link_trace_ids(spans_file),
+            has_link_column,
+            "{} is not of the variant it stands for",
+            spans_file.display()
+        );
+    }
     let dir = tempfile::tempdir().unwrap();
     copy_dir(golden, dir.path());
     assert_eq!(
@@ -123,7 +257,7 @@ async fn check(golden: &Path) {
     assert!(
         blocks
             .iter()
-            .all(|meta| meta.format_version == BLOCK_FORMAT_VERSION && meta.flush_n_blocks == 2)
+            .all(|meta| meta.format_version == 1 && meta.flush_n_blocks == 2)
     );
     assert_eq!(blocks[0].flush_id, blocks[1].flush_id);
     assert_eq!(store.stats().head_spans, 14, "the WAL segment is replayed");
@@ -135,6 +269,8 @@ async fn check(golden: &Path) {
         }
     );
     assert_golden_data(&store).await;
+    let name = golden.file_name().unwrap().to_string_lossy().into_owned();
+    assert_answers(&store, &name).await;
 
     // The copy keeps working: flushing the replayed data and reopening changes nothing visible.
     // Two blocks: the redelivered span of trace 1 belongs to hour 10, the rest to hour 11.
@@ -153,8 +289,10 @@ async fn check(golden: &Path) {
         }
     );
     assert_golden_data(&store).await;
+    assert_answers(&store, &format!("{name}, flushed and reopened")).await;
 }
 
+/// Every span comes back from its trace field for field, and from its event.
 async fn assert_golden_data(store: &Store) {
     let all: Vec<Span> = [flushed().0, unflushed().0].concat();
     for trace_number in 1..=12 {
@@ -174,26 +312,41 @@ async fn assert_golden_data(store: &Store) {
             expected,
             "trace {trace_number}"
         );
-        let expected_event_len = if trace_number == 1 || trace_number == 9 {
-            3
-        } else {
-            2
-        };
+        let expected_event = as_looked_up(
+            all.iter()
+                .filter(|span| span.event.event_id.as_deref() == Some(&*event_id(trace_number)))
+                .cloned(),
+        );
         assert_eq!(
-            event(store, &event_id(trace_number)).await.len(),
-            expected_event_len,
+            event(store, &event_id(trace_number)).await,
+            expected_event,
             "event {trace_number}"
         );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_committed_v1_data_directory_opens_with_all_its_data() {
-    check(&golden_dir()).await;
+async fn golden_v1_without_link_trace_ids_opens_and_answers_every_query() {
+    check(
+        &WITHOUT_LINK_TRACE_IDS.dir(),
+        WITHOUT_LINK_TRACE_IDS.has_link_trace_ids,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn regenerate_golden_v1() {
+async fn golden_v1_with_link_trace_ids_opens_and_answers_every_query() {
+    check(
+        &WITH_LINK_TRACE_IDS.dir(),
+        WITH_LINK_TRACE_IDS.has_link_trace_ids,
+    )
+    .await;
+}
+
+/// Writes the data set with the current writer and checks it against
+/// `v1-with-link-trace-ids/`; rewrites that directory with `MUNINN_WRITE_GOLDEN_BLOCKS=1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_golden_v1_with_link_trace_ids() {
     let dir = tempfile::tempdir().unwrap();
     generate(dir.path()).await;
     for file in files_under(dir.path()) {
@@ -204,9 +357,16 @@ async fn regenerate_golden_v1() {
             file.display()
         );
     }
-    check(dir.path()).await;
-    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|value| value == "1") {
-        let golden = golden_dir();
+    check(dir.path(), true).await;
+    let golden = WITH_LINK_TRACE_IDS.dir();
+    if std::env::var_os(WRITE_VARIABLE).is_some_and(|value| value == "1") {
+        assert_eq!(
+            BLOCK_FORMAT_VERSION,
+            1,
+            "the writer writes format v{BLOCK_FORMAT_VERSION}: give it a golden directory of its \
+             own and leave {} as it is",
+            golden.display()
+        );
         if golden.exists() {
             std::fs::remove_dir_all(&golden).unwrap();
         }
@@ -215,5 +375,52 @@ async fn regenerate_golden_v1() {
         for file in files_under(&golden) {
             eprintln!("  {}", file.display());
         }
+        return;
     }
+    let fresh: Vec<Vec<String>> = spans_files(dir.path())
+        .iter()
+        .map(|file| layout(file))
+        .collect();
+    let committed: Vec<Vec<String>> = spans_files(&golden)
+        .iter()
+        .map(|file| layout(file))
+        .collect();
+    assert_eq!(
+        fresh,
+        committed,
+        "the writer lays out spans.parquet differently from {}; if that is intended, it is a \
+         new variant or format version with a golden directory of its own",
+        golden.display()
+    );
+}
+
+/// A block of a format version this build does not read stops `Store::open` with an error that
+/// names the block and the versions this build reads, rather than being skipped or misread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_of_an_unknown_format_version_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&WITH_LINK_TRACE_IDS.dir(), dir.path());
+    let meta_file = files_under(dir.path())
+        .into_iter()
+        .find(|file| file.ends_with("meta.json"))
+        .unwrap();
+    let meta_path = dir.path().join(&meta_file);
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    meta["format_version"] = 99.into();
+    std::fs::write(&meta_path, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+
+    let Err(error) = Store::open(config(dir.path())).await else {
+        panic!("a block of format version 99 was opened");
+    };
+    assert_eq!(error.kind, muninn_store::StoreErrorKind::Corrupt);
+    let block_dir = meta_file.parent().unwrap().to_string_lossy().into_owned();
+    assert!(
+        error.message.contains(&format!("{block_dir}/meta.json"))
+            && error
+                .message
+                .contains("block format version 99 is not one this muninn reads (it reads 1)"),
+        "{}",
+        error.message
+    );
 }

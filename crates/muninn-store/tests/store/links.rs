@@ -1,16 +1,15 @@
 //! Look-ups of many ids at once: the spans linking to a trace and the spans of a set of event
 //! ids, found in memory, in new blocks (through the `link_trace_ids` bloom filters) and in the
-//! committed golden v1 blocks, which were written before that column existed.
+//! committed golden v1 blocks written before that column existed (through the `links` text).
 
 use std::collections::HashSet;
-use std::path::Path;
 
 use muninn_store::Store;
 
 use crate::support::{as_looked_up, config, copy_dir, event_id, rich_span, trace_id};
 
 fn golden_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1")
+    crate::golden::golden_dir("v1-without-link-trace-ids")
 }
 
 async fn linking_to(store: &Store, trace_number: u64) -> Vec<String> {

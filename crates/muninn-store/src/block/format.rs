@@ -1,0 +1,142 @@
+//! What generic block code knows of format versions, and all it knows: which versions this
+//! build reads, how the version it writes encodes spans, and what an opened `spans.parquet`
+//! answers. Each version is a module of its own (`v1/`) that alone knows its schema, encoding
+//! and read path.
+//!
+//! Versions are an enum, not a trait object: the reads are async, and matching on a closed set
+//! keeps their futures `Send` without boxing. A new version adds a module, a `FormatVersion`
+//! and a `SpansFile` variant, and the compiler lists every match that must route to it.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use muninn_model::{Span, TraceId};
+
+use super::reader::ObjectReader;
+use super::{BlockMeta, BlockWriteOptions, v1};
+use crate::error::StoreError;
+use crate::scan::{Operation, SpanQuery};
+
+/// A block format version this build reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FormatVersion {
+    V1,
+}
+
+impl FormatVersion {
+    /// Every version this build reads.
+    const READ: [FormatVersion; 1] = [FormatVersion::V1];
+
+    /// The version new blocks are written in.
+    pub(crate) const WRITTEN: FormatVersion = FormatVersion::V1;
+
+    /// The version's number in `meta.json`.
+    pub(crate) const fn number(self) -> u32 {
+        match self {
+            FormatVersion::V1 => 1,
+        }
+    }
+
+    /// The version of the block `meta` describes, or an error naming `block` (its directory
+    /// or meta file) and the versions this build reads.
+    pub(crate) fn of(meta: &BlockMeta, block: impl fmt::Display) -> Result<Self, StoreError> {
+        Self::READ
+            .into_iter()
+            .find(|version| version.number() == meta.format_version)
+            .ok_or_else(|| {
+                let read: Vec<String> = Self::READ
+                    .iter()
+                    .map(|version| version.number().to_string())
+                    .collect();
+                StoreError::corrupt(format!(
+                    "{block}: block format version {} is not one this muninn reads (it reads {}); \
+                     open this data directory with the muninn that wrote it, or a later one",
+                    meta.format_version,
+                    read.join(", ")
+                ))
+            })
+    }
+
+    /// Encodes spans, sorted, as a `spans.parquet` of this version.
+    pub(crate) fn encode(
+        self,
+        spans: &[&Span],
+        options: &BlockWriteOptions,
+    ) -> Result<Vec<u8>, StoreError> {
+        match self {
+            FormatVersion::V1 => v1::encode_file(spans, options),
+        }
+    }
+}
+
+/// The spans of a block a read is for. Sets are shared (`Arc`) because each block's row filter
+/// keeps its own reference.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SpanSelection<'a> {
+    /// The spans of one trace.
+    Trace(TraceId),
+    /// The spans carrying one event id.
+    Event(&'a str),
+    /// The spans of any of these traces.
+    Traces(&'a Arc<HashSet<TraceId>>),
+    /// The spans carrying any of these event ids.
+    Events(&'a Arc<HashSet<String>>),
+    /// The spans with a link to a span of one of these traces. A format may answer with more
+    /// (a text match); the caller checks the links of what it gets.
+    LinkingTo(&'a Arc<HashSet<TraceId>>),
+    /// The spans that match a search's time range and column predicates.
+    Matching(&'a SpanQuery),
+}
+
+impl SpanSelection<'_> {
+    /// Whether the selection names no ids at all, and so selects nothing.
+    pub(crate) fn is_empty(&self) -> bool {
+        match self {
+            SpanSelection::Traces(ids) | SpanSelection::LinkingTo(ids) => ids.is_empty(),
+            SpanSelection::Events(ids) => ids.is_empty(),
+            SpanSelection::Trace(_) | SpanSelection::Event(_) | SpanSelection::Matching(_) => false,
+        }
+    }
+}
+
+/// A block's `spans.parquet`, opened in the version its meta names: what reads keep of it in
+/// memory (footer, bloom filters), and the reads every version answers.
+pub(crate) enum SpansFile {
+    V1(v1::SpansFile),
+}
+
+impl SpansFile {
+    pub(crate) async fn open(meta: &BlockMeta, reader: ObjectReader) -> Result<Self, StoreError> {
+        match FormatVersion::of(meta, reader.path())? {
+            FormatVersion::V1 => Ok(SpansFile::V1(v1::SpansFile::open(reader).await?)),
+        }
+    }
+
+    /// Every span of the block that `selection` selects.
+    pub(crate) async fn spans(
+        &self,
+        selection: SpanSelection<'_>,
+    ) -> Result<Vec<Span>, StoreError> {
+        match self {
+            SpansFile::V1(file) => file.spans(selection).await,
+        }
+    }
+
+    /// The trace id and start of every span that matches `query`, without decoding the rest.
+    pub(crate) async fn trace_starts(
+        &self,
+        query: &SpanQuery,
+    ) -> Result<Vec<(TraceId, i64)>, StoreError> {
+        match self {
+            SpansFile::V1(file) => file.trace_starts(query).await,
+        }
+    }
+
+    /// The distinct (service, name, kind) of the block's spans, sorted.
+    pub(crate) async fn operations(&self) -> Result<Vec<Operation>, StoreError> {
+        match self {
+            SpansFile::V1(file) => file.operations().await,
+        }
+    }
+}

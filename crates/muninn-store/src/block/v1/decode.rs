@@ -1,0 +1,223 @@
+//! Record batches read from a v1 `spans.parquet` back into what queries return: whole spans,
+//! the (trace id, start) pairs of a search, and distinct operations.
+
+use std::collections::HashSet;
+
+use arrow::array::{
+    Array, BooleanArray, DictionaryArray, FixedSizeBinaryArray, Int32Array, Int64Array,
+    RecordBatch, StringArray, TimestampNanosecondArray,
+};
+use arrow::datatypes::{DataType, Int32Type};
+use muninn_model::{
+    Attributes, Broker, EventColumns, Span, SpanId, SpanKind, Status, StatusCode, TraceId,
+};
+
+use super::json::{attributes_from_json, links_from_json};
+use super::schema::{
+    COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_KIND, COLUMN_LINKS, COLUMN_NAME, COLUMN_SERVICE,
+    COLUMN_START_TIME, COLUMN_TRACE_ID,
+};
+use crate::error::StoreError;
+use crate::scan::Operation;
+
+/// Reads a column as plain strings, whether it is stored as a dictionary or not.
+fn string_column(batch: &RecordBatch, name: &str) -> Result<StringArray, StoreError> {
+    let column = batch
+        .column_by_name(name)
+        .ok_or_else(|| StoreError::corrupt(format!("block has no column {name:?}")))?;
+    let cast = arrow::compute::cast(column, &DataType::Utf8)
+        .map_err(|error| StoreError::corrupt(format!("column {name:?}: {error}")))?;
+    cast.as_any()
+        .downcast_ref::<StringArray>()
+        .cloned()
+        .ok_or_else(|| StoreError::corrupt(format!("column {name:?} is not text")))
+}
+
+fn typed_column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, StoreError> {
+    batch
+        .column_by_name(name)
+        .and_then(|column| column.as_any().downcast_ref::<T>())
+        .ok_or_else(|| {
+            StoreError::corrupt(format!(
+                "block column {name:?} is missing or has the wrong type"
+            ))
+        })
+}
+
+fn optional_string(array: &StringArray, row: usize) -> Option<String> {
+    (!array.is_null(row)).then(|| array.value(row).to_string())
+}
+
+/// Turns a record batch of every column back into spans.
+pub(super) fn spans(batch: &RecordBatch) -> Result<Vec<Span>, StoreError> {
+    let trace_id = typed_column::<FixedSizeBinaryArray>(batch, COLUMN_TRACE_ID)?;
+    let span_id = typed_column::<FixedSizeBinaryArray>(batch, "span_id")?;
+    let parent_span_id = typed_column::<FixedSizeBinaryArray>(batch, "parent_span_id")?;
+    let start_time = typed_column::<TimestampNanosecondArray>(batch, COLUMN_START_TIME)?;
+    let duration = typed_column::<Int64Array>(batch, COLUMN_DURATION)?;
+    let modified = typed_column::<BooleanArray>(batch, "modified")?;
+    let partition = typed_column::<Int32Array>(batch, "partition")?;
+    let offset = typed_column::<Int64Array>(batch, "offset")?;
+    let service = string_column(batch, COLUMN_SERVICE)?;
+    let name = string_column(batch, COLUMN_NAME)?;
+    let kind = string_column(batch, COLUMN_KIND)?;
+    let status_code = string_column(batch, "status_code")?;
+    let status_message = string_column(batch, "status_message")?;
+    let event_id = string_column(batch, COLUMN_EVENT_ID)?;
+    let event_type = string_column(batch, "event_type")?;
+    let schema = string_column(batch, "schema")?;
+    let stream = string_column(batch, "stream")?;
+    let broker = string_column(batch, "broker")?;
+    let message_id = string_column(batch, "message_id")?;
+    let attributes = string_column(batch, "attributes")?;
+    let resource = string_column(batch, "resource")?;
+    let links = string_column(batch, COLUMN_LINKS)?;
+    let mut spans = Vec::with_capacity(batch.num_rows());
+    let fixed = |array: &FixedSizeBinaryArray, row: usize| -> Result<Vec<u8>, StoreError> {
+        if array.is_null(row) {
+            return Err(StoreError::corrupt("a required id column holds a null"));
+        }
+        Ok(array.value(row).to_vec())
+    };
+    for row in 0..batch.num_rows() {
+        let trace_bytes: [u8; 16] = fixed(trace_id, row)?
+            .try_into()
+            .map_err(|_| StoreError::corrupt("trace_id is not 16 bytes"))?;
+        let span_bytes: [u8; 8] = fixed(span_id, row)?
+            .try_into()
+            .map_err(|_| StoreError::corrupt("span_id is not 8 bytes"))?;
+        let parent = if parent_span_id.is_null(row) {
+            None
+        } else {
+            Some(SpanId(
+                parent_span_id
+                    .value(row)
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt("parent is not 8 bytes"))?,
+            ))
+        };
+        let parse_json =
+            |array: &StringArray| -> Attributes { attributes_from_json(array.value(row)) };
+        spans.push(Span {
+            trace_id: TraceId(trace_bytes),
+            span_id: SpanId(span_bytes),
+            parent_span_id: parent,
+            name: name.value(row).to_string(),
+            kind: SpanKind::parse(kind.value(row)).unwrap_or(SpanKind::Internal),
+            service: service.value(row).to_string(),
+            resource: parse_json(&resource),
+            start_unix_nanos: start_time.value(row),
+            duration_nanos: duration.value(row),
+            status: Status {
+                code: if status_code.value(row) == "error" {
+                    StatusCode::Error
+                } else {
+                    StatusCode::Ok
+                },
+                message: optional_string(&status_message, row),
+            },
+            attributes: parse_json(&attributes),
+            links: if links.is_null(row) {
+                Vec::new()
+            } else {
+                links_from_json(links.value(row))
+            },
+            event: EventColumns {
+                event_id: optional_string(&event_id, row),
+                event_type: optional_string(&event_type, row),
+                schema: optional_string(&schema, row),
+                stream: optional_string(&stream, row),
+                broker: optional_string(&broker, row).and_then(|text| Broker::parse(&text)),
+                modified: modified.value(row),
+                partition: (!partition.is_null(row)).then(|| partition.value(row)),
+                offset: (!offset.is_null(row)).then(|| offset.value(row)),
+                message_id: optional_string(&message_id, row),
+            },
+        });
+    }
+    Ok(spans)
+}
+
+/// The trace id and start time of each row of a batch of those two columns.
+pub(super) fn trace_starts(batch: &RecordBatch) -> Result<Vec<(TraceId, i64)>, StoreError> {
+    let trace_ids = typed_column::<FixedSizeBinaryArray>(batch, COLUMN_TRACE_ID)?;
+    let start_times = typed_column::<TimestampNanosecondArray>(batch, COLUMN_START_TIME)?;
+    let mut starts = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        let bytes: [u8; 16] = trace_ids
+            .value(row)
+            .try_into()
+            .map_err(|_| StoreError::corrupt("trace_id is not 16 bytes"))?;
+        starts.push((TraceId(bytes), start_times.value(row)));
+    }
+    Ok(starts)
+}
+
+/// The distinct (service, name, kind) of batches of those three columns, sorted.
+pub(super) fn operations(batches: &[RecordBatch]) -> Result<Vec<Operation>, StoreError> {
+    let mut distinct: HashSet<[String; 3]> = HashSet::new();
+    for batch in batches {
+        distinct.extend(distinct_triples(
+            batch,
+            [COLUMN_SERVICE, COLUMN_NAME, COLUMN_KIND],
+        )?);
+    }
+    let mut operations: Vec<Operation> = distinct
+        .into_iter()
+        .map(|[service, name, kind]| Operation {
+            service,
+            name,
+            kind: SpanKind::parse(&kind).unwrap_or(SpanKind::Internal),
+        })
+        .collect();
+    operations.sort();
+    Ok(operations)
+}
+
+/// Distinct values of three dictionary (or plain text) columns, row by row.
+fn distinct_triples(
+    batch: &RecordBatch,
+    names: [&str; 3],
+) -> Result<HashSet<[String; 3]>, StoreError> {
+    let dictionary_type = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let mut dictionaries = Vec::with_capacity(3);
+    for name in names {
+        let array = batch
+            .column_by_name(name)
+            .ok_or_else(|| StoreError::corrupt(format!("block has no column {name:?}")))?;
+        let cast = arrow::compute::cast(array, &dictionary_type)
+            .map_err(|error| StoreError::corrupt(format!("column {name:?}: {error}")))?;
+        let dictionary = cast
+            .as_any()
+            .downcast_ref::<DictionaryArray<Int32Type>>()
+            .cloned()
+            .ok_or_else(|| StoreError::corrupt(format!("column {name:?} is not text")))?;
+        let values = dictionary
+            .values()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .cloned()
+            .ok_or_else(|| StoreError::corrupt(format!("column {name:?} is not text")))?;
+        dictionaries.push((dictionary, values));
+    }
+    // Key triples first (cheap integers), strings once per distinct triple.
+    let mut keys: HashSet<[Option<i32>; 3]> = HashSet::new();
+    for row in 0..batch.num_rows() {
+        let key = |index: usize| {
+            let (dictionary, _) = &dictionaries[index];
+            (!dictionary.is_null(row)).then(|| dictionary.keys().value(row))
+        };
+        keys.insert([key(0), key(1), key(2)]);
+    }
+    let text = |index: usize, key: Option<i32>| -> String {
+        let (_, values) = &dictionaries[index];
+        match key.and_then(|key| usize::try_from(key).ok()) {
+            Some(key) if key < values.len() => values.value(key).to_string(),
+            _ => String::new(),
+        }
+    };
+    Ok(keys
+        .into_iter()
+        .map(|[first, second, third]| [text(0, first), text(1, second), text(2, third)])
+        .collect())
+}

@@ -1,0 +1,121 @@
+//! The one read path of a v1 `spans.parquet`: the row groups to read (those whose bloom filter
+//! may hold what is looked for, or all), a row filter on a few columns evaluated before
+//! anything else is decoded, and the columns to decode for the rows it keeps. Every query of
+//! `mod.rs` is these three pieces and a decoder.
+
+use std::fmt;
+
+use arrow::array::RecordBatch;
+use futures::TryStreamExt;
+use parquet::arrow::arrow_reader::{
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter,
+};
+use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
+use parquet::bloom_filter::Sbbf;
+use parquet::schema::types::SchemaDescriptor;
+
+use super::predicate::Predicate;
+use crate::block::reader::ObjectReader;
+use crate::error::StoreError;
+
+/// A Parquet file and its footer, read once.
+pub(super) struct ParquetFile {
+    reader: ObjectReader,
+    metadata: ArrowReaderMetadata,
+}
+
+/// What one read of a file reads.
+pub(super) struct Read {
+    /// The row groups to read, in file order; `None`: all of them.
+    pub row_groups: Option<Vec<usize>>,
+    /// The rows to keep; `None`: every row.
+    pub predicate: Option<Predicate>,
+    /// The leaf columns to decode for the rows kept; `None`: every column.
+    pub projection: Option<Vec<usize>>,
+}
+
+/// The row groups whose bloom filter may hold what `may_hold` checks, and those without one.
+pub(super) fn candidates(blooms: &[Option<Sbbf>], may_hold: impl Fn(&Sbbf) -> bool) -> Vec<usize> {
+    blooms
+        .iter()
+        .enumerate()
+        .filter(|(_, bloom)| bloom.as_ref().is_none_or(&may_hold))
+        .map(|(row_group_idx, _)| row_group_idx)
+        .collect()
+}
+
+impl ParquetFile {
+    /// Reads the footer.
+    pub(super) async fn open(mut reader: ObjectReader) -> Result<Self, StoreError> {
+        let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+            .await
+            .map_err(|error| StoreError::corrupt(format!("{}: {error}", reader.path())))?;
+        Ok(ParquetFile { reader, metadata })
+    }
+
+    /// An error about this file.
+    pub(super) fn error(&self, error: impl fmt::Display) -> StoreError {
+        StoreError::corrupt(format!("{}: {error}", self.reader.path()))
+    }
+
+    pub(super) fn schema(&self) -> &SchemaDescriptor {
+        self.metadata.parquet_schema()
+    }
+
+    /// The index of the leaf column `name`, or an error naming the file and the column.
+    pub(super) fn leaf(&self, name: &str) -> Result<usize, StoreError> {
+        self.schema()
+            .columns()
+            .iter()
+            .position(|column| column.name() == name)
+            .ok_or_else(|| self.error(format!("no column {name:?}")))
+    }
+
+    /// Reads the rows and columns `read` asks for.
+    pub(super) async fn read(&self, read: Read) -> Result<Vec<RecordBatch>, StoreError> {
+        if read.row_groups.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(Vec::new());
+        }
+        let schema = self.schema();
+        let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(
+            self.reader.clone(),
+            self.metadata.clone(),
+        );
+        if let Some(row_groups) = read.row_groups {
+            builder = builder.with_row_groups(row_groups);
+        }
+        if let Some(predicate) = read.predicate {
+            let mask = ProjectionMask::leaves(schema, predicate.leaves);
+            builder = builder.with_row_filter(RowFilter::new(vec![Box::new(
+                ArrowPredicateFn::new(mask, predicate.keep),
+            )]));
+        }
+        if let Some(leaves) = read.projection {
+            builder = builder.with_projection(ProjectionMask::leaves(schema, leaves));
+        }
+        let stream = builder.build().map_err(|error| self.error(error))?;
+        stream
+            .try_collect()
+            .await
+            .map_err(|error| self.error(error))
+    }
+
+    /// The bloom filter of one leaf column in each row group (`None` where there is none).
+    pub(super) async fn blooms(&self, leaf: usize) -> Result<Vec<Option<Sbbf>>, StoreError> {
+        let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(
+            self.reader.clone(),
+            self.metadata.clone(),
+        );
+        let n_row_groups = self.metadata.metadata().num_row_groups();
+        let mut blooms = Vec::with_capacity(n_row_groups);
+        for row_group_idx in 0..n_row_groups {
+            blooms.push(
+                builder
+                    .get_row_group_column_bloom_filter(row_group_idx, leaf)
+                    .await
+                    .map_err(|error| self.error(error))?,
+            );
+        }
+        Ok(blooms)
+    }
+}

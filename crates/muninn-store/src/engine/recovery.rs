@@ -335,9 +335,11 @@ mod tests {
         });
         assert_eq!(rollup_spans, 3, "each span counted once");
         assert_eq!(
-            wal::list_segments(&rebooted, &wal_dir).unwrap().len(),
+            wal::list_segments(&rebooted.after_power_loss(), &wal_dir)
+                .unwrap()
+                .len(),
             1,
-            "the covered segment is deleted"
+            "the covered segment is deleted, durably"
         );
     }
 

@@ -106,12 +106,10 @@ pub(crate) async fn recover(
     // Replay reads whole segments and decodes every record: keep it off the async workers.
     let fs = fs.clone();
     let data_dir = data_dir.to_path_buf();
-    let wal_dir = wal_dir.to_path_buf();
     let (head, max_seq, damage, rollups) = tokio::task::spawn_blocking(move || {
         let (head, max_seq, damage) = replay_wal(
             fs.as_ref(),
             &data_dir,
-            &wal_dir,
             &segments,
             committed_seq,
             &mut rollups,
@@ -130,12 +128,12 @@ pub(crate) async fn recover(
 }
 
 /// Replays what the blocks do not hold (seq > `committed_seq`) into a head, applying it to
-/// `rollups`; deletes segments the blocks fully cover. Returns the head, the highest seq seen
+/// `rollups`; deletes segments the blocks fully cover (durable once `open` creates the next
+/// segment, which syncs the WAL directory). Returns the head, the highest seq seen
 /// and the damage found.
 fn replay_wal(
     fs: &dyn FileSystem,
     data_dir: &FsPath,
-    wal_dir: &FsPath,
     segments: &[Segment],
     committed_seq: u64,
     rollups: &mut Rollups,
@@ -143,13 +141,13 @@ fn replay_wal(
     let mut head = Head::default();
     let mut max_seq = committed_seq;
     let mut damage = WalDamage::default();
-    let mut deleted_any = false;
     for (segment_idx, segment) in segments.iter().enumerate() {
         let covered_by_blocks = segments
             .get(segment_idx + 1)
             .is_some_and(|next| next.first_seq.saturating_sub(1) <= committed_seq);
         if covered_by_blocks {
-            deleted_any |= fs.remove_file(&segment.path).is_ok();
+            // Made durable by the directory sync that creating the next segment does.
+            let _ = fs.remove_file(&segment.path);
             continue;
         }
         let replay = wal::replay_segment(fs, segment, |seq, payload| {
@@ -168,10 +166,6 @@ fn replay_wal(
         if !replay.damage.is_empty() {
             report_damage(fs, data_dir, segment, &replay.damage, &mut damage);
         }
-    }
-    if deleted_any {
-        fs.sync_dir(wal_dir)
-            .map_err(|error| StoreError::io(format!("syncing {}", wal_dir.display()), error))?;
     }
     Ok((head, max_seq, damage))
 }

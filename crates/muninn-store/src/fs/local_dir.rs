@@ -408,21 +408,31 @@ mod tests {
         let fs = SimulatedFs::new();
         let store = local_dir(&fs);
         let kept = Path::from("p/a/kept");
-        let dropped = Path::from("p/b/dropped");
-        for location in [&kept, &dropped] {
+        let dropped_beside = Path::from("p/a/dropped");
+        let dropped_alone = Path::from("p/b/dropped");
+        for location in [&kept, &dropped_beside, &dropped_alone] {
             store
                 .put(location, PutPayload::from_static(b"x"))
                 .await
                 .unwrap();
         }
-        store.delete(&dropped).await.unwrap();
-        let rebooted = local_dir(&fs.after_power_loss());
-        let listed: Vec<Path> = rebooted
+        store.delete(&dropped_beside).await.unwrap();
+        store.delete(&dropped_alone).await.unwrap();
+        let rebooted = fs.after_power_loss();
+        let listed: Vec<Path> = local_dir(&rebooted)
             .list(None)
             .map_ok(|meta| meta.location)
             .try_collect()
             .await
             .unwrap();
         assert_eq!(listed, vec![kept]);
+        let mut dirs: Vec<String> = rebooted
+            .read_dir(FsPath::new("/data/p"))
+            .unwrap()
+            .into_iter()
+            .map(|entry| entry.name)
+            .collect();
+        dirs.sort();
+        assert_eq!(dirs, ["a"], "an emptied directory does not come back");
     }
 }

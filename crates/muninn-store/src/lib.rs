@@ -19,7 +19,10 @@ pub use engine::{
 pub use error::{StoreError, StoreErrorKind};
 #[cfg(feature = "fault-injection")]
 pub use fs::SimulatedFs;
-pub use fs::{DirEntry, FileSystem, LocalDir, OsFileSystem, WriteFile};
+pub use fs::{
+    DirEntry, FileSystem, LocalDir, OsFileSystem, WriteFile,
+    create_dir_all as create_dir_all_durably, write_atomically as write_file_atomically,
+};
 pub use hooks::{AppendObserver, FlushFilter};
 pub use rollup::{RollupCell, Rollups};
 pub use scan::{Operation, OperationCatalog, SpanFilter, SpanQuery, TraceHit, TraceSearch};

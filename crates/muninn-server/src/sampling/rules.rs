@@ -1,7 +1,6 @@
 //! The central sampling rules: in memory for readers (one `Arc` swap per change), and durable in
 //! `<data_dir>/sampling/rules.json`, written atomically before a change is visible or answered.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -18,7 +17,6 @@ pub(crate) const FILE_VERSION: u64 = 1;
 /// The rules file's directory under the data directory, and its name there.
 const DIR_NAME: &str = "sampling";
 const FILE_NAME: &str = "rules.json";
-const TEMP_NAME: &str = "rules.json.tmp";
 
 /// Why a change of the rules was refused or failed.
 #[derive(Debug)]
@@ -306,32 +304,18 @@ fn read_file(path: &Path) -> Result<Vec<SamplingRule>, String> {
     Ok(rules)
 }
 
-/// Writes the rules file atomically: a temporary file in the same directory, fsynced, renamed
-/// over the file, then the directory fsynced.
+/// Writes the rules file atomically with the store's helpers: a temporary file in the same
+/// directory, synced, renamed over the file, then the directory synced (and a new directory's
+/// parent).
 fn write_file(dir: &Path, rules: &[SamplingRule]) -> std::io::Result<()> {
-    if !dir.is_dir() {
-        std::fs::create_dir_all(dir)?;
-        if let Some(parent) = dir.parent() {
-            sync_dir(parent)?;
-        }
-    }
+    let fs = muninn_store::OsFileSystem;
+    muninn_store::create_dir_all_durably(&fs, dir)?;
     let bytes = serde_json::to_vec_pretty(&RulesFileRef {
         version: FILE_VERSION,
         rules,
     })
     .map_err(std::io::Error::other)?;
-    let temp = dir.join(TEMP_NAME);
-    let mut file = std::fs::File::create(&temp)?;
-    file.write_all(&bytes)?;
-    file.write_all(b"\n")?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&temp, dir.join(FILE_NAME))?;
-    sync_dir(dir)
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
+    muninn_store::write_file_atomically(&fs, &dir.join(FILE_NAME), [bytes.as_slice(), b"\n"])
 }
 
 #[cfg(test)]
@@ -371,7 +355,11 @@ mod tests {
             Err(RulesError::NotFound(_))
         ));
         assert_eq!(RuleSet::load(dir.path()).unwrap().len(), 1);
-        assert!(!dir.path().join("sampling").join(TEMP_NAME).exists());
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("sampling"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [FILE_NAME], "no temporary file is left behind");
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub trait FileSystem: fmt::Debug + Send + Sync + 'static {
 
 /// Creates `path` and any missing parents, syncing the parent of each directory created so
 /// that the new names survive a power loss.
-pub(crate) fn create_dir_all(fs: &dyn FileSystem, path: &Path) -> io::Result<()> {
+pub fn create_dir_all(fs: &dyn FileSystem, path: &Path) -> io::Result<()> {
     let mut missing: Vec<&Path> = Vec::new();
     let mut current = Some(path);
     while let Some(dir) = current {
@@ -99,7 +99,7 @@ const TEMPORARY_MARK: &str = ".muninn-tmp-";
 /// Writes `path` so that after a crash or power loss it holds either its old contents (or is
 /// absent) or all of `chunks`, never a part: a temporary file in the same directory, synced,
 /// renamed over `path`, then the directory synced. The parent directory must exist.
-pub(crate) fn write_atomically<'a>(
+pub fn write_atomically<'a>(
     fs: &dyn FileSystem,
     path: &Path,
     chunks: impl IntoIterator<Item = &'a [u8]>,

@@ -3,20 +3,71 @@
 # crash test that SIGKILLs a real server process and the SDK's adapter tests against real brokers
 # (NATS JetStream and tansu's Kafka API), which the tests start on loopback ports and stop
 # themselves, and real OpenTelemetry SDKs for Python exporting to a server. Needs Rust and
-# python3; installs the two brokers and a Python venv once (scripts/brokers.sh,
-# scripts/python.sh, cached in $MUNINN_TOOLS_DIR, default /var/cache/muninn-tools). Arguments
-# go to `cargo test`, e.g.
-# `bash scripts/test.sh -p muninn-sdk --test brokers`.
+# python3. Arguments go to `cargo test`, e.g. `bash scripts/test.sh -p muninn-sdk --test brokers`.
+#
+# What the tests need besides Rust is installed once (cached in $MUNINN_TOOLS_DIR, default
+# /var/cache/muninn-tools), and only when a selected package's tests use it (the NEEDS table):
+#   muninn-sdk     the brokers (scripts/brokers.sh: MUNINN_NATS_SERVER, MUNINN_TANSU; tansu is a
+#                  `cargo install` of 10 to 17 minutes the first time)
+#   muninn-server  the Python venv (scripts/python.sh: MUNINN_PYTHON)
+# With no -p/--package, or with --workspace, everything is selected and everything installed;
+# `-p muninn-model` or `-p muninn-store` installs nothing. A test whose tool is missing fails,
+# it never skips. Package names may be cargo's globs (`-p 'muninn-*'`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/brokers.sh
-source scripts/python.sh
-# The whole workspace unless a package is named (cargo ignores -p next to --workspace).
-scope=(--workspace)
+
+# Package → what its tests need; a package whose tests start using one of the tools goes here.
+declare -A NEEDS=(
+    [muninn-sdk]="brokers"   # tests/adapters.rs, tests/brokers.rs (features kafka + nats)
+    [muninn-server]="python" # tests/api/otlp.rs, tests/api/zipkin.rs
+)
+
+# The packages named by -p/--package; none, or --workspace/--all, means the whole workspace.
+packages=()
+whole_workspace=false
+next_is_package=false
 for arg in "$@"; do
+    if $next_is_package; then
+        packages+=("$arg")
+        next_is_package=false
+        continue
+    fi
     case "$arg" in
     --) break ;;
-    -p* | --package | --package=*) scope=() ;;
+    --workspace | --all) whole_workspace=true ;;
+    -p | --package) next_is_package=true ;;
+    --package=*) packages+=("${arg#--package=}") ;;
+    -p*) packages+=("${arg#-p}") ;;
     esac
 done
+if [[ ${#packages[@]} -eq 0 ]]; then
+    whole_workspace=true
+fi
+
+needed=""
+if $whole_workspace; then
+    needed="${NEEDS[*]}"
+else
+    for package in "${packages[@]}"; do
+        for name in "${!NEEDS[@]}"; do
+            # Unquoted on the right: the package may be a glob, as cargo allows.
+            # shellcheck disable=SC2053
+            if [[ $name == ${package%%@*} ]]; then
+                needed+=" ${NEEDS[$name]}"
+            fi
+        done
+    done
+fi
+if [[ " $needed " == *" brokers "* ]]; then
+    source scripts/brokers.sh
+fi
+if [[ " $needed " == *" python "* ]]; then
+    source scripts/python.sh
+fi
+
+# The whole workspace unless a package is named (cargo ignores -p next to --workspace).
+scope=()
+if [[ ${#packages[@]} -eq 0 ]]; then
+    scope=(--workspace)
+fi
 cargo test "${scope[@]}" --locked --all-features "$@"

@@ -1,12 +1,17 @@
-//! The one mapping from error kinds to HTTP statuses, and the JSON error body
-//! `{"error": {"status": 400, "message": "...", "field": "from"}}`.
+//! The one mapping from error kinds to HTTP statuses, the gRPC codes and retry advice derived
+//! from those statuses (for OTLP/gRPC and the `google.rpc.Status` bodies of OTLP/HTTP), and the
+//! JSON error body `{"error": {"status": 400, "message": "...", "field": "from"}}`.
+
+use std::time::Duration;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use muninn_ingest::{IngestError, IngestErrorKind};
 use muninn_store::{StoreError, StoreErrorKind};
 use serde::Serialize;
+use tonic::Code;
+use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::sampling::{FieldError, RulesError};
 
@@ -39,6 +44,61 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, message)
     }
+
+    /// The gRPC code of this error's status (see [`grpc_code`]).
+    pub fn grpc_code(&self) -> Code {
+        grpc_code(self.status)
+    }
+
+    /// The same error as a gRPC status: its code and message, and when the client should retry,
+    /// a `RetryInfo` of [`RETRY_AFTER`] (OTLP clients retry `UNAVAILABLE` after it).
+    pub fn into_grpc_status(self) -> tonic::Status {
+        let code = self.grpc_code();
+        if is_retryable(self.status) {
+            tonic::Status::with_error_details(
+                code,
+                self.message,
+                ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
+            )
+        } else {
+            tonic::Status::new(code, self.message)
+        }
+    }
+}
+
+/// How long a client should wait before retrying a request the server could not take now: the
+/// `Retry-After` header of HTTP answers, the `RetryInfo` of gRPC ones.
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Whether an answer with this status asks the client to retry after [`RETRY_AFTER`]: the
+/// server is momentarily unable (overloaded, or stopping), the request itself is fine.
+fn is_retryable(status: StatusCode) -> bool {
+    status == StatusCode::SERVICE_UNAVAILABLE
+}
+
+/// The gRPC code of a refusal with this HTTP status. OTLP clients retry only `UNAVAILABLE`
+/// (and `RESOURCE_EXHAUSTED` when it carries a `RetryInfo`), so a request that cannot succeed
+/// as it is — too large, undecodable, refused for its content — gets a code they do not retry.
+pub(crate) fn grpc_code(status: StatusCode) -> Code {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => Code::ResourceExhausted,
+        StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
+        status if status.is_server_error() => Code::Internal,
+        _ => Code::InvalidArgument,
+    }
+}
+
+/// Adds `Retry-After` to `response` when its status asks the client to retry.
+pub(crate) fn add_retry_after(response: &mut Response) {
+    if is_retryable(response.status()) {
+        set_retry_after(response);
+    }
+}
+
+/// Sets `Retry-After: ` [`RETRY_AFTER`] on `response`, whatever its status.
+pub(crate) fn set_retry_after(response: &mut Response) {
+    let seconds = HeaderValue::from(RETRY_AFTER.as_secs());
+    response.headers_mut().insert(header::RETRY_AFTER, seconds);
 }
 
 #[derive(Serialize)]
@@ -70,11 +130,7 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
-        }
+        add_retry_after(&mut response);
         response
     }
 }
@@ -124,5 +180,72 @@ impl From<RulesError> for ApiError {
             RulesError::NotFound(message) => ApiError::not_found(message),
             RulesError::Io(message) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(kind: StoreErrorKind) -> ApiError {
+        ApiError::from(StoreError {
+            kind,
+            message: "m".to_string(),
+        })
+    }
+
+    fn ingest(kind: IngestErrorKind) -> ApiError {
+        ApiError::from(IngestError {
+            kind,
+            message: "m".to_string(),
+            line: None,
+            column: None,
+        })
+    }
+
+    #[test]
+    fn each_error_kind_has_one_http_status_and_the_grpc_code_of_that_status() {
+        use IngestErrorKind::*;
+        use StoreErrorKind::*;
+        let cases = [
+            (ingest(Malformed), 400, Code::InvalidArgument),
+            (ingest(BadEncoding), 400, Code::InvalidArgument),
+            (ingest(TooLarge), 413, Code::ResourceExhausted),
+            (ingest(UnsupportedEncoding), 415, Code::InvalidArgument),
+            (store(Overloaded), 503, Code::Unavailable),
+            (store(Closed), 503, Code::Unavailable),
+            (store(Io), 500, Code::Internal),
+            (store(ObjectStore), 500, Code::Internal),
+            (store(Corrupt), 500, Code::Internal),
+            (store(Config), 500, Code::Internal),
+        ];
+        for (error, http, grpc) in cases {
+            assert_eq!(error.status.as_u16(), http, "{error:?}");
+            assert_eq!(error.grpc_code(), grpc, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_momentary_refusal_asks_for_a_retry_in_both_protocols() {
+        let overloaded = store(StoreErrorKind::Overloaded);
+        let response = store(StoreErrorKind::Overloaded).into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let status = overloaded.into_grpc_status();
+        assert_eq!(status.message(), "store: m");
+        let retry = status
+            .get_details_retry_info()
+            .and_then(|info| info.retry_delay);
+        assert_eq!(retry, Some(RETRY_AFTER));
+
+        let malformed = ingest(IngestErrorKind::Malformed);
+        assert!(
+            !ingest(IngestErrorKind::Malformed)
+                .into_response()
+                .headers()
+                .contains_key(header::RETRY_AFTER)
+        );
+        let status = malformed.into_grpc_status();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.get_details_retry_info().is_none());
     }
 }

@@ -189,9 +189,7 @@ async fn ingest<R: RecordKind>(state: Arc<AppState>, headers: HeaderMap, body: B
                 );
                 count_failure(&state, R::ENDPOINT, &error);
                 let mut response = error.into_response();
-                response
-                    .headers_mut()
-                    .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+                crate::error::set_retry_after(&mut response);
                 return response;
             }
         }

@@ -15,7 +15,7 @@ mod tail_sampling_config;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 /// Muninn traces the events flowing through event-streaming architectures: who produces and
@@ -41,11 +41,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
-    let cli = match Cli::from_arg_matches(&matches) {
-        Ok(cli) => cli,
-        Err(error) => error.exit(),
-    };
+    let cli = Cli::parse();
     // The server logs its work; client commands only say when something is wrong, and the demo
     // keeps the terminal for its progress bar.
     let default_level = match cli.command {
@@ -73,12 +69,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => {
-                let serve_matches = matches
-                    .subcommand_matches("serve")
-                    .expect("clap parsed the serve subcommand");
-                serve::run(args, serve_matches).await
-            }
+            Command::Serve(args) => serve::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Lineage(args) => lineage::run(args).await,
             Command::Query(args) => query::run(args).await,

@@ -6,13 +6,12 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::ArgMatches;
 
 use crate::config::{self, ServeArgs};
 use crate::signals;
 
-pub async fn run(args: ServeArgs, matches: &ArgMatches) -> Result<ExitCode> {
-    let config = config::load(&args, matches)?;
+pub async fn run(args: ServeArgs) -> Result<ExitCode> {
+    let config = config::load(&args)?;
     let retention = match config.store.retention {
         Some(duration) => humantime::format_duration(duration).to_string(),
         None => "forever".to_string(),

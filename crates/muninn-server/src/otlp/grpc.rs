@@ -1,9 +1,10 @@
 //! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export` served by tonic on its
 //! own port. The message arrives as raw bytes (tonic does the framing, gzip and the size limit)
-//! and is decoded here with the HTTP route's decoder, so both transports answer alike:
-//! undecodable → `INVALID_ARGUMENT`, too large → `RESOURCE_EXHAUSTED` (without retry info: do
-//! not retry as is), store overloaded → `UNAVAILABLE` with a `RetryInfo` of one second, invalid
-//! spans → OK with `partial_success`.
+//! and is decoded here with the HTTP route's decoder, so both transports answer alike, with the
+//! codes `error.rs` derives from the HTTP status of the same error: undecodable →
+//! `INVALID_ARGUMENT`, too large → `RESOURCE_EXHAUSTED` (without retry info: do not retry as
+//! is), store overloaded → `UNAVAILABLE` with a `RetryInfo` of one second, invalid spans → OK
+//! with `partial_success`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -11,17 +12,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use bytes::{Buf, BufMut, Bytes};
-use muninn_ingest::{IngestErrorKind, decode_otlp_protobuf};
-use muninn_store::StoreErrorKind;
+use muninn_ingest::decode_otlp_protobuf;
 use prost::Message;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{BoxFuture, Service, http};
 use tonic::server::{NamedService, UnaryService};
 use tonic::{Code, Request, Response, Status};
-use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{GRPC_ENDPOINT, count_request};
+use crate::error::{ApiError, grpc_code};
 use crate::server::AppState;
 
 const SERVICE_NAME: &str = "opentelemetry.proto.collector.trace.v1.TraceService";
@@ -125,7 +126,8 @@ impl Service<http::Request<tonic::body::Body>> for TraceService {
 /// tonic refuses a message before `Export` sees it when it is larger than the limit
 /// (`OUT_OF_RANGE`, which OTLP clients retry, or `RESOURCE_EXHAUSTED` for a gzip body that
 /// grows past it) or its framing or gzip is broken (`INTERNAL`). Retrying cannot help either,
-/// so these become `RESOURCE_EXHAUSTED` and `INVALID_ARGUMENT`, which clients do not retry.
+/// so these are answered as the HTTP route answers the same faults, 413 and 400, whose gRPC
+/// codes are `RESOURCE_EXHAUSTED` and `INVALID_ARGUMENT`, which clients do not retry.
 fn refused_by_tonic(
     state: &AppState,
     mut response: http::Response<tonic::body::Body>,
@@ -136,13 +138,13 @@ fn refused_by_tonic(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<i32>().ok())
         .map(Code::from_i32);
-    let (replacement, http_status) = match code {
-        Some(Code::OutOfRange | Code::ResourceExhausted) => (Code::ResourceExhausted, 413),
-        Some(Code::Internal) => (Code::InvalidArgument, 400),
+    let http_status = match code {
+        Some(Code::OutOfRange | Code::ResourceExhausted) => StatusCode::PAYLOAD_TOO_LARGE,
+        Some(Code::Internal) => StatusCode::BAD_REQUEST,
         _ => return response,
     };
-    count_request(state, GRPC_ENDPOINT, http_status);
-    let value = http::HeaderValue::from(replacement as i32);
+    count_request(state, GRPC_ENDPOINT, http_status.as_u16());
+    let value = http::HeaderValue::from(grpc_code(http_status) as i32);
     response.headers_mut().insert("grpc-status", value);
     response
 }
@@ -170,40 +172,22 @@ impl UnaryService<Bytes> for Export {
 
 /// The outcome of one Export and the HTTP status of the same outcome (for the metrics).
 async fn export(state: &AppState, message: Bytes) -> (u16, Result<Bytes, Status>) {
-    let decoded = match decode_otlp_protobuf(
-        &message,
-        &state.otlp_mapping,
-        &state.limits,
-        muninn_model::now_unix_nanos(),
-    ) {
-        Ok(decoded) => decoded,
-        Err(error) => {
-            let code = match error.kind {
-                IngestErrorKind::TooLarge => Code::ResourceExhausted,
-                _ => Code::InvalidArgument,
-            };
-            return (400, Err(Status::new(code, error.message)));
-        }
-    };
-    match super::store(state, decoded).await {
+    let result = async {
+        let decoded = decode_otlp_protobuf(
+            &message,
+            &state.otlp_mapping,
+            &state.limits,
+            muninn_model::now_unix_nanos(),
+        )?;
+        Ok::<_, ApiError>(super::store(state, decoded).await?)
+    }
+    .await;
+    match result {
         Ok(rejected) => (
             200,
             Ok(Bytes::from(super::response(&rejected).encode_to_vec())),
         ),
-        Err(error) => match error.kind {
-            StoreErrorKind::Overloaded | StoreErrorKind::Closed => (
-                503,
-                Err(Status::with_error_details(
-                    Code::Unavailable,
-                    format!("store: {}", error.message),
-                    ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
-                )),
-            ),
-            _ => (
-                500,
-                Err(Status::internal(format!("store: {}", error.message))),
-            ),
-        },
+        Err(error) => (error.status.as_u16(), Err(error.into_grpc_status())),
     }
 }
 

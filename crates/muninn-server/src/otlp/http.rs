@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use muninn_ingest::{decode_otlp_json, decode_otlp_protobuf};
 use prost::Message;
 use serde_json::json;
 
-use super::{HTTP_ENDPOINT, RpcCode, count_request};
-use crate::error::ApiError;
+use super::{HTTP_ENDPOINT, count_request};
+use crate::error::{ApiError, add_retry_after};
 use crate::server::AppState;
 
 const PROTOBUF: &str = "application/x-protobuf";
@@ -110,23 +110,18 @@ pub(crate) async fn post_traces(
     }
 }
 
-/// A refused request: its HTTP status, and a `google.rpc.Status` body with the matching code
-/// and the message, in the request's encoding.
+/// A refused request: its HTTP status, and a `google.rpc.Status` body with the gRPC code of that
+/// status (`error.rs`, as OTLP/gRPC answers) and the message, in the request's encoding.
 fn refusal(encoding: Encoding, error: ApiError) -> Response {
-    let code = match error.status {
-        StatusCode::PAYLOAD_TOO_LARGE => RpcCode::ResourceExhausted,
-        StatusCode::SERVICE_UNAVAILABLE => RpcCode::Unavailable,
-        status if status.is_server_error() => RpcCode::Internal,
-        _ => RpcCode::InvalidArgument,
-    };
+    let code = error.grpc_code() as i32;
     let body = match encoding {
         Encoding::Protobuf => tonic_types::Status {
-            code: code as i32,
+            code,
             message: error.message,
             details: Vec::new(),
         }
         .encode_to_vec(),
-        Encoding::Json => json!({"code": code as i32, "message": error.message})
+        Encoding::Json => json!({"code": code, "message": error.message})
             .to_string()
             .into_bytes(),
     };
@@ -136,10 +131,6 @@ fn refusal(encoding: Encoding, error: ApiError) -> Response {
         Body::from(body),
     )
         .into_response();
-    if error.status == StatusCode::SERVICE_UNAVAILABLE {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
+    add_retry_after(&mut response);
     response
 }

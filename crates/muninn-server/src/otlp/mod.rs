@@ -23,15 +23,6 @@ pub(crate) const GRPC_ENDPOINT: &str =
 /// How many rejections `error_message` describes; the count covers all of them.
 const MAX_DESCRIBED_REJECTIONS: usize = 5;
 
-/// The gRPC status codes OTLP answers with, also the `code` of the HTTP error body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RpcCode {
-    InvalidArgument = 3,
-    ResourceExhausted = 8,
-    Internal = 13,
-    Unavailable = 14,
-}
-
 /// Stores the valid spans of a decoded request and counts them; gives back the rejections.
 pub(crate) async fn store(
     state: &AppState,

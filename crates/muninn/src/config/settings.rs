@@ -1,0 +1,323 @@
+//! The settings of `muninn serve`, each declared once: file key, flag, environment variable,
+//! help, default, and the parser that reads its text into the `ServerConfig`. The flags, the
+//! file's keys and the validation in `mod.rs` and `file.rs` are all driven by `SETTINGS`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use muninn_server::ServerConfig;
+
+/// The address `serve` and `demo` listen on unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4320";
+
+/// One setting of `muninn serve`. The flag and the environment variable are the file key
+/// spelled `--data-dir` and `MUNINN_DATA_DIR` (a test holds every row to that); they are written
+/// out so that a search for any of the three finds the row.
+pub(super) struct Setting {
+    /// The key in the configuration file.
+    pub key: &'static str,
+    pub flag: &'static str,
+    pub env: &'static str,
+    /// The flag's placeholder in `--help`.
+    pub value_name: &'static str,
+    /// The flag's `--help`, without the default, which is added to it.
+    pub help: &'static str,
+    /// The text used when no source sets it, read by `apply` like any other; `None`: unset.
+    pub default: Option<&'static str>,
+    /// Reads the text into the configuration, or says what is wrong with it (`Err`, to follow
+    /// the name of the source in the error).
+    pub apply: fn(&str, &mut ServerConfig) -> Result<(), String>,
+}
+
+/// Every setting of `muninn serve` but the file-only `[tail_sampling]` table, in the order of
+/// `--help`, of validation, and of README's configuration table.
+pub(super) const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "listen",
+        flag: "--listen",
+        env: "MUNINN_LISTEN",
+        value_name: "ADDR",
+        help: "Address to listen on, HOST:PORT; port 0 picks a free port",
+        default: Some(DEFAULT_LISTEN),
+        apply: |text, config| {
+            config.listen = parse_listen(text).map_err(|hint| not_valid(text, "address", hint))?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "data_dir",
+        flag: "--data-dir",
+        env: "MUNINN_DATA_DIR",
+        value_name: "DIR",
+        help: "Directory of the embedded store (write-ahead log and blocks)",
+        default: Some("./muninn-data"),
+        apply: |text, config| {
+            if text.trim().is_empty() {
+                return Err("must not be empty; give a directory path like ./muninn-data".into());
+            }
+            config.store.data_dir = PathBuf::from(text);
+            Ok(())
+        },
+    },
+    Setting {
+        key: "retention",
+        flag: "--retention",
+        env: "MUNINN_RETENTION",
+        value_name: "DURATION",
+        help: "How long to keep data, like 12h, 7d, 30d; \"0\" or \"forever\" keeps everything",
+        default: Some("7d"),
+        apply: |text, config| {
+            let retention =
+                parse_retention(text).map_err(|hint| not_valid(text, "retention", hint))?;
+            config.store.retention = retention;
+            config.limits.max_age_nanos = retention.map_or(i64::MAX, |duration| {
+                i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
+            });
+            Ok(())
+        },
+    },
+    Setting {
+        key: "max_body_bytes",
+        flag: "--max-body-bytes",
+        env: "MUNINN_MAX_BODY_BYTES",
+        value_name: "BYTES",
+        help: "Largest request body, compressed or not: bytes, or with KiB/MiB/GiB",
+        default: Some("16MiB"),
+        apply: |text, config| {
+            config.max_body_bytes =
+                parse_body_bytes(text).map_err(|hint| not_valid(text, "size", hint))?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "flush_max_spans",
+        flag: "--flush-max-spans",
+        env: "MUNINN_FLUSH_MAX_SPANS",
+        value_name: "N",
+        help: "Write the in-memory head to a block when it holds this many spans",
+        default: Some("500000"),
+        apply: |text, config| {
+            config.store.flush_max_spans = text
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|count| *count > 0)
+                .ok_or_else(|| {
+                    not_valid(
+                        text,
+                        "span count",
+                        "use a whole number of spans, at least 1, like 500000",
+                    )
+                })?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "flush_max_age",
+        flag: "--flush-max-age",
+        env: "MUNINN_FLUSH_MAX_AGE",
+        value_name: "DURATION",
+        help: "Write the head to a block when its oldest record is this old, like 5m",
+        default: Some("5m"),
+        apply: |text, config| {
+            config.store.flush_max_age = muninn_model::parse_duration(text)
+                .ok()
+                .filter(|duration| !duration.is_zero())
+                .ok_or_else(|| {
+                    not_valid(
+                        text,
+                        "duration",
+                        "use a duration above zero, like 30s, 5m or 1h",
+                    )
+                })?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "default_sample_rate",
+        flag: "--default-sample-rate",
+        env: "MUNINN_DEFAULT_SAMPLE_RATE",
+        value_name: "RATE",
+        help: "Share of events traced when no sampling rule matches, 0 to 1",
+        default: Some("1"),
+        apply: |text, config| {
+            config.default_sample_rate_ppm = text
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(muninn_model::sampling::rate_to_ppm)
+                .ok_or_else(|| {
+                    not_valid(
+                        text,
+                        "sampling rate",
+                        "use a number from 0 to 1, like 1, 0.1 or 0.001",
+                    )
+                })?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "otlp_grpc_listen",
+        flag: "--otlp-grpc-listen",
+        env: "MUNINN_OTLP_GRPC_LISTEN",
+        value_name: "ADDR",
+        help: "OTLP/gRPC address, HOST:PORT, or \"off\"; OTLP/HTTP is always served on --listen \
+               at /v1/traces",
+        default: Some("127.0.0.1:4317"),
+        apply: |text, config| {
+            config.otlp_grpc_listen = if text.trim().eq_ignore_ascii_case("off") {
+                None
+            } else {
+                Some(parse_listen(text).map_err(|_| {
+                    not_valid(
+                        text,
+                        "address",
+                        "use HOST:PORT with an IP address or localhost, like 127.0.0.1:4317 or \
+                         0.0.0.0:4317, or \"off\" to serve no OTLP/gRPC",
+                    )
+                })?)
+            };
+            Ok(())
+        },
+    },
+    Setting {
+        key: "otlp_event_type_attribute",
+        flag: "--otlp-event-type-attribute",
+        env: "MUNINN_OTLP_EVENT_TYPE_ATTRIBUTE",
+        value_name: "KEY",
+        help: "OTLP span attribute holding the event type, read before cloudevents.event_type",
+        default: None,
+        apply: |text, config| {
+            config.otlp_event_type_attribute = Some(parse_attribute_key(text)?);
+            Ok(())
+        },
+    },
+    Setting {
+        key: "otlp_event_id_attribute",
+        flag: "--otlp-event-id-attribute",
+        env: "MUNINN_OTLP_EVENT_ID_ATTRIBUTE",
+        value_name: "KEY",
+        help: "OTLP span attribute holding the event id, read before cloudevents.event_id and \
+               messaging.message.id",
+        default: None,
+        apply: |text, config| {
+            config.otlp_event_id_attribute = Some(parse_attribute_key(text)?);
+            Ok(())
+        },
+    },
+];
+
+/// `"TEXT" is not a valid WHAT; HINT`, the message of a value its parser refused.
+fn not_valid(text: &str, what: &str, hint: &str) -> String {
+    format!("{text:?} is not a valid {what}; {hint}")
+}
+
+/// An OTLP attribute key: 1 to 256 bytes, no control characters or surrounding spaces.
+fn parse_attribute_key(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 256
+        && text.trim() == text
+        && !text.chars().any(char::is_control);
+    if !valid {
+        return Err(not_valid(
+            text,
+            "attribute key",
+            "use an OpenTelemetry attribute name of 1 to 256 characters without spaces around it, like event.type",
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// `HOST:PORT` with an IP address or `localhost`.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, &'static str> {
+    const HINT: &str = "use HOST:PORT with an IP address or localhost, like 127.0.0.1:4320, 0.0.0.0:4320 or [::1]:4320";
+    let text = text.trim();
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Ok(address);
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) if host.eq_ignore_ascii_case("localhost") => {
+            let port: u16 = port.parse().map_err(|_| HINT)?;
+            Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
+        }
+        _ => Err(HINT),
+    }
+}
+
+/// A retention period; `None` keeps data forever.
+fn parse_retention(text: &str) -> Result<Option<Duration>, &'static str> {
+    const HINT: &str =
+        "use a duration like 12h, 7d or 30d, or \"0\" or \"forever\" to keep everything";
+    let text = text.trim();
+    if text == "0" || text.eq_ignore_ascii_case("forever") {
+        return Ok(None);
+    }
+    let duration = muninn_model::parse_duration(text).map_err(|_| HINT)?;
+    Ok((!duration.is_zero()).then_some(duration))
+}
+
+/// A body size limit: bytes, or a number with KiB, MiB or GiB; between 1 KiB and 1 GiB.
+fn parse_body_bytes(text: &str) -> Result<usize, &'static str> {
+    const HINT: &str =
+        "use a number of bytes, or one with KiB, MiB or GiB, between 1KiB and 1GiB, like 16MiB";
+    let text = text.trim();
+    let split = text
+        .find(|char: char| !char.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number.parse().map_err(|_| HINT)?;
+    let multiplier: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        _ => return Err(HINT),
+    };
+    let bytes = number.checked_mul(multiplier).ok_or(HINT)?;
+    if !(1 << 10..=1 << 30).contains(&bytes) {
+        return Err(HINT);
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_is_one_name_spelled_for_the_file_the_flag_and_the_environment() {
+        for setting in SETTINGS {
+            assert_eq!(
+                setting.flag,
+                format!("--{}", setting.key.replace('_', "-")),
+                "{}",
+                setting.key
+            );
+            assert_eq!(
+                setting.env,
+                format!("MUNINN_{}", setting.key.to_ascii_uppercase()),
+                "{}",
+                setting.key
+            );
+        }
+    }
+
+    #[test]
+    fn sizes_and_addresses_parse() {
+        assert_eq!(parse_body_bytes("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_body_bytes("512 KiB"), Ok(512 << 10));
+        assert_eq!(parse_body_bytes("2048"), Ok(2048));
+        assert!(parse_body_bytes("12").is_err());
+        assert!(parse_body_bytes("16MB!").is_err());
+        assert_eq!(
+            parse_listen("localhost:0").unwrap().to_string(),
+            "127.0.0.1:0"
+        );
+        assert_eq!(
+            parse_listen("[::1]:4320").unwrap().to_string(),
+            "[::1]:4320"
+        );
+        assert!(parse_listen("4320").is_err());
+    }
+}

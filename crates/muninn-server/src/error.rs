@@ -188,10 +188,7 @@ mod tests {
     use super::*;
 
     fn store(kind: StoreErrorKind) -> ApiError {
-        ApiError::from(StoreError {
-            kind,
-            message: "m".to_string(),
-        })
+        ApiError::from(StoreError::new(kind, "m"))
     }
 
     fn ingest(kind: IngestErrorKind) -> ApiError {

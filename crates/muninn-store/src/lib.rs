@@ -21,7 +21,8 @@ pub use error::{StoreError, StoreErrorKind};
 pub use fs::SimulatedFs;
 pub use fs::{
     DirEntry, FileSystem, LocalDir, OsFileSystem, WriteFile,
-    create_dir_all as create_dir_all_durably, write_atomically as write_file_atomically,
+    create_dir_all as create_dir_all_durably, remove_temporary_files,
+    write_atomically as write_file_atomically,
 };
 pub use hooks::{AppendObserver, FlushFilter};
 pub use rollup::{RollupCell, Rollups};

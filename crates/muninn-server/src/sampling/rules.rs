@@ -310,6 +310,13 @@ fn read_file(path: &Path) -> Result<Vec<SamplingRule>, String> {
 fn write_file(dir: &Path, rules: &[SamplingRule]) -> std::io::Result<()> {
     let fs = muninn_store::OsFileSystem;
     muninn_store::create_dir_all_durably(&fs, dir)?;
+    // Left by a write a crash interrupted (and the fixed name that earlier versions used).
+    muninn_store::remove_temporary_files(&fs, dir)?;
+    match std::fs::remove_file(dir.join("rules.json.tmp")) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
     let bytes = serde_json::to_vec_pretty(&RulesFileRef {
         version: FILE_VERSION,
         rules,

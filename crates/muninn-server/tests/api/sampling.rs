@@ -587,7 +587,11 @@ async fn a_corrupt_rules_file_stops_the_start() {
         data_dir.path(),
         r#"{"version": 1, "rules": [{"id": "kept", "rate": 1}]}"#,
     );
-    std::fs::write(data_dir.path().join("sampling/rules.json.tmp"), "{half").unwrap();
+    // Left by interrupted writes: this version's temporary name, and the fixed one before it.
+    let leftovers = ["rules.json.muninn-tmp-0123", "rules.json.tmp"];
+    for leftover in leftovers {
+        std::fs::write(data_dir.path().join("sampling").join(leftover), "{half").unwrap();
+    }
     let running = muninn_server::start(muninn_server::ServerConfig::new(data_dir.path(), 0))
         .await
         .expect("starting next to a leftover temporary file");
@@ -602,7 +606,9 @@ async fn a_corrupt_rules_file_stops_the_start() {
     let text = std::fs::read_to_string(data_dir.path().join("sampling/rules.json")).unwrap();
     let file: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(file["rules"].as_array().unwrap().len(), 2);
-    assert!(!data_dir.path().join("sampling/rules.json.tmp").exists());
+    for leftover in leftovers {
+        assert!(!data_dir.path().join("sampling").join(leftover).exists());
+    }
 
     // An out-of-range default rate is refused by name.
     let mut config = muninn_server::ServerConfig::new(data_dir.path(), 0);

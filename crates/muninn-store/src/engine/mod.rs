@@ -155,6 +155,17 @@ impl Store {
         fs: Arc<dyn FileSystem>,
     ) -> Result<Store, StoreError> {
         let object_store = LocalDir::new(config.data_dir.clone(), fs.clone());
+        // A crash in the middle of a put leaves its temporary file behind.
+        let n_removed = object_store
+            .remove_temporary_files()
+            .await
+            .map_err(|error| StoreError::object_store(config.data_dir.display(), error))?;
+        if n_removed > 0 {
+            tracing::info!(
+                n_removed,
+                "removed temporary files of writes a crash interrupted"
+            );
+        }
         Store::open_with(config, fs, Arc::new(object_store)).await
     }
 

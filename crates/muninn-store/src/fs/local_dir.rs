@@ -86,6 +86,16 @@ impl LocalDir {
         path
     }
 
+    /// Removes the temporary files that puts interrupted by a crash left anywhere under the
+    /// root, and the directories that leaves empty. Returns how many files there were.
+    pub async fn remove_temporary_files(&self) -> Result<usize> {
+        self.run(|fs, root| {
+            remove_temporary_files_under(fs, root, root)
+                .map_err(|error| to_error(&Path::default(), error))
+        })
+        .await
+    }
+
     /// Runs file-system work on a blocking thread.
     async fn run<T: Send + 'static>(
         &self,
@@ -122,6 +132,32 @@ fn delete_file(fs: &dyn FileSystem, root: &FsPath, path: &FsPath) -> io::Result<
         dir = current.parent();
     }
     Ok(())
+}
+
+fn remove_temporary_files_under(
+    fs: &dyn FileSystem,
+    root: &FsPath,
+    dir: &FsPath,
+) -> io::Result<usize> {
+    let entries = match fs.read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(error) => return Err(error),
+    };
+    let mut n_removed = 0;
+    for entry in entries.iter().filter(|entry| entry.is_dir) {
+        n_removed += remove_temporary_files_under(fs, root, &dir.join(&entry.name))?;
+    }
+    let n_here = super::remove_temporary_files(fs, dir)?;
+    if n_here > 0
+        && dir != root
+        && fs.read_dir(dir)?.is_empty()
+        && fs.remove_dir(dir).is_ok()
+        && let Some(parent) = dir.parent()
+    {
+        fs.sync_dir(parent)?;
+    }
+    Ok(n_removed + n_here)
 }
 
 /// Every object under `dir` (recursively), named relative to `root`.
@@ -434,5 +470,36 @@ mod tests {
             .collect();
         dirs.sort();
         assert_eq!(dirs, ["a"], "an emptied directory does not come back");
+    }
+
+    #[tokio::test]
+    async fn temporary_files_a_crash_left_are_removed_with_the_directories_they_alone_filled() {
+        let fs = SimulatedFs::new();
+        let store = local_dir(&fs);
+        store
+            .put(&Path::from("p/a/kept"), PutPayload::from_static(b"x"))
+            .await
+            .unwrap();
+        crate::fs::create_dir_all(&fs, FsPath::new("/data/p/b")).unwrap();
+        for leftover in [
+            "/data/p/a/kept.muninn-tmp-1",
+            "/data/p/b/meta.json.muninn-tmp-2",
+        ] {
+            fs.create(FsPath::new(leftover)).unwrap();
+        }
+        assert_eq!(store.remove_temporary_files().await.unwrap(), 2);
+        let names = |dir: &str| -> Vec<String> {
+            let mut names: Vec<String> = fs
+                .read_dir(FsPath::new(dir))
+                .unwrap()
+                .into_iter()
+                .map(|entry| entry.name)
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names("/data/p"), ["a"]);
+        assert_eq!(names("/data/p/a"), ["kept"]);
+        assert_eq!(store.remove_temporary_files().await.unwrap(), 0);
     }
 }

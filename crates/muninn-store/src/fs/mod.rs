@@ -129,6 +129,22 @@ pub fn write_atomically<'a>(
     fs.sync_dir(parent)
 }
 
+/// Removes the temporary files a crash left in `dir` (not in its subdirectories), durably.
+/// Returns how many there were.
+pub fn remove_temporary_files(fs: &dyn FileSystem, dir: &Path) -> io::Result<usize> {
+    let mut n_removed = 0;
+    for entry in fs.read_dir(dir)? {
+        if !entry.is_dir && is_temporary(&entry.name) {
+            fs.remove_file(&dir.join(&entry.name))?;
+            n_removed += 1;
+        }
+    }
+    if n_removed > 0 {
+        fs.sync_dir(dir)?;
+    }
+    Ok(n_removed)
+}
+
 /// Removes a file and makes the removal durable.
 pub(crate) fn remove_file(fs: &dyn FileSystem, path: &Path) -> io::Result<()> {
     fs.remove_file(path)?;

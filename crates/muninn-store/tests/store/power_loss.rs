@@ -223,6 +223,20 @@ async fn run(fs: &SimulatedFs, workload: &Workload) -> Ledger {
     ledger
 }
 
+/// Every file under `dir`, recursively.
+fn files_under(fs: &SimulatedFs, dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    for entry in fs.read_dir(dir).unwrap() {
+        let path = dir.join(&entry.name);
+        if entry.is_dir {
+            files.extend(files_under(fs, &path));
+        } else {
+            files.push(path.display().to_string());
+        }
+    }
+    files
+}
+
 /// Reopens the rebooted file system and checks the ledger. Returns the recovered store.
 async fn check_recovery(rebooted: &SimulatedFs, ledger: &Ledger, trial: &str) -> Store {
     let store = Store::open_with_file_system(config(), Arc::new(rebooted.clone()))
@@ -230,6 +244,15 @@ async fn check_recovery(rebooted: &SimulatedFs, ledger: &Ledger, trial: &str) ->
         .unwrap_or_else(|error| {
             panic!("{trial}: the store does not open after the power loss: {error}")
         });
+    let leftovers: Vec<String> = files_under(rebooted, Path::new(DATA_DIR))
+        .into_iter()
+        .filter(|path| path.contains(".muninn-tmp-"))
+        .collect();
+    assert_eq!(
+        leftovers,
+        Vec::<String>::new(),
+        "{trial}: temporary files are cleaned up on open"
+    );
     let retained = |start: i64| {
         ledger
             .dropped_below

@@ -1,0 +1,27 @@
+//! Muninn's event archive (the TattleTail idea): every message that flowed through the
+//! brokers, payload, key and headers byte for byte, one row per message in Parquet files on an
+//! object store, partitioned by stream and hour and committed by per-partition manifests, so it
+//! can be found by stream, time, offset, event id or trace id, read by DuckDB, and replayed.
+//! `docs/archive.md` describes the layout and the guarantees.
+
+mod archive;
+mod error;
+mod filter;
+mod format;
+#[cfg(feature = "kafka")]
+mod kafka;
+mod layout;
+mod manifest;
+mod message;
+mod recorder;
+
+pub use archive::{Archive, FileRef, PartitionSummary, StreamSummary};
+pub use error::{ArchiveError, ArchiveErrorKind};
+pub use filter::{Filter, Selection};
+pub use format::ARCHIVE_FORMAT_VERSION;
+#[cfg(feature = "kafka")]
+pub use kafka::{KafkaSource, record_kafka};
+pub use layout::{Hour, check_stream_name};
+pub use manifest::{FileEntry, Manifest};
+pub use message::{Header, Message, SourceBroker, TimestampType};
+pub use recorder::{Committed, Recorder, RecorderOptions, RecorderSnapshot, RecorderStats};

@@ -1,0 +1,71 @@
+//! The manifest of one partition and hour: the files it commits, each with its offset range,
+//! count, bytes, checksum, time range and a sparse time → offset index. A file is part of the
+//! archive once its manifest names it; a file no manifest names (a crash between the two
+//! writes) is ignored and rewritten by the retry.
+
+use serde::{Deserialize, Serialize};
+
+use crate::format::ARCHIVE_FORMAT_VERSION;
+
+/// One index entry every this many messages (and one for the first).
+pub const INDEX_EVERY: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub stream: String,
+    pub partition: i32,
+    /// The hour, as `2026-12-03T17`.
+    pub hour: String,
+    /// Sorted by first offset, ranges disjoint.
+    pub files: Vec<FileEntry>,
+}
+
+impl Manifest {
+    pub fn new(stream: &str, partition: i32, hour: String) -> Manifest {
+        Manifest {
+            format: ARCHIVE_FORMAT_VERSION,
+            stream: stream.to_owned(),
+            partition,
+            hour,
+            files: Vec::new(),
+        }
+    }
+
+    /// Adds `entry`, replacing any file whose offsets overlap it.
+    pub fn commit(&mut self, entry: FileEntry) {
+        self.files.retain(|file| {
+            file.last_offset < entry.first_offset || file.first_offset > entry.last_offset
+        });
+        self.files.push(entry);
+        self.files.sort_by_key(|file| file.first_offset);
+    }
+
+    pub fn last_offset(&self) -> Option<i64> {
+        self.files.iter().map(|file| file.last_offset).max()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub name: String,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub count: u64,
+    /// The file's size.
+    pub bytes: u64,
+    /// Key, payload and header bytes of its messages.
+    pub message_bytes: u64,
+    /// xxh3-64 of the file's bytes, 16 hex digits.
+    pub xxh3: String,
+    pub min_timestamp_ms: i64,
+    pub max_timestamp_ms: i64,
+    /// (timestamp ms, offset) of the first message and of every `INDEX_EVERY`th after it.
+    pub index: Vec<(i64, i64)>,
+}
+
+impl FileEntry {
+    pub fn overlaps_time(&self, from_ms: i64, to_ms: i64) -> bool {
+        self.min_timestamp_ms < to_ms && self.max_timestamp_ms >= from_ms
+    }
+}

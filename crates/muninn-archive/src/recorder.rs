@@ -1,0 +1,306 @@
+//! The broker-independent half of a recorder: buffers each partition's messages, closes a file
+//! by size, by message count, when a later hour begins and after a time bound (so idle streams
+//! still land), commits it to the archive (retrying with backoff while the object store is
+//! unreachable, never dropping a message), and says which positions the broker may now commit.
+//! Messages at or before a partition's archived position (redelivered after a crash or a
+//! rebalance) are skipped: the archive, not the consumer group, is the source of truth, so
+//! every message lands exactly once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::archive::Archive;
+use crate::error::Result;
+use crate::layout::Hour;
+use crate::message::Message;
+
+/// When a file is closed.
+#[derive(Debug, Clone)]
+pub struct RecorderOptions {
+    /// Key, payload and header bytes buffered per partition before a file is written.
+    pub max_file_bytes: usize,
+    pub max_file_messages: usize,
+    /// A partition's buffer is written at the latest this long after its first message.
+    pub max_file_age: Duration,
+    /// Longest wait between two attempts at a failing write.
+    pub max_backoff: Duration,
+}
+
+impl Default for RecorderOptions {
+    fn default() -> Self {
+        RecorderOptions {
+            max_file_bytes: 64 << 20,
+            max_file_messages: 500_000,
+            max_file_age: Duration::from_secs(60),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Counters of a recorder, shared with `/metrics` and `/healthz`.
+#[derive(Debug, Default)]
+pub struct RecorderStats {
+    pub messages_archived: AtomicU64,
+    pub message_bytes_archived: AtomicU64,
+    pub files_written: AtomicU64,
+    /// Redelivered messages that were already in the archive.
+    pub duplicates_skipped: AtomicU64,
+    pub object_store_errors: AtomicU64,
+    pub broker_errors: AtomicU64,
+    /// False while the last write or broker call failed.
+    pub healthy: AtomicBool,
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// A point-in-time copy of [`RecorderStats`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecorderSnapshot {
+    pub messages_archived: u64,
+    pub message_bytes_archived: u64,
+    pub files_written: u64,
+    pub duplicates_skipped: u64,
+    pub object_store_errors: u64,
+    pub broker_errors: u64,
+    pub healthy: bool,
+    pub last_error: Option<String>,
+}
+
+impl RecorderStats {
+    pub fn new() -> RecorderStats {
+        RecorderStats {
+            healthy: AtomicBool::new(true),
+            ..RecorderStats::default()
+        }
+    }
+
+    pub fn snapshot(&self) -> RecorderSnapshot {
+        RecorderSnapshot {
+            messages_archived: self.messages_archived.load(Ordering::Relaxed),
+            message_bytes_archived: self.message_bytes_archived.load(Ordering::Relaxed),
+            files_written: self.files_written.load(Ordering::Relaxed),
+            duplicates_skipped: self.duplicates_skipped.load(Ordering::Relaxed),
+            object_store_errors: self.object_store_errors.load(Ordering::Relaxed),
+            broker_errors: self.broker_errors.load(Ordering::Relaxed),
+            healthy: self.healthy.load(Ordering::Relaxed),
+            last_error: self.last_error.lock().ok().and_then(|error| error.clone()),
+        }
+    }
+
+    pub(crate) fn failed(&self, error: String) {
+        self.healthy.store(false, Ordering::Relaxed);
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(error);
+        }
+    }
+
+    pub(crate) fn recovered(&self) {
+        self.healthy.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A position the broker may commit: every message of the partition before `next_offset` is
+/// durable in the archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub stream: String,
+    pub partition: i32,
+    pub next_offset: i64,
+}
+
+struct Buffer {
+    messages: Vec<Message>,
+    bytes: usize,
+    hour: Hour,
+    opened: Instant,
+}
+
+/// Buffers and commits; one per recorder task.
+pub struct Recorder {
+    archive: Archive,
+    options: RecorderOptions,
+    stats: std::sync::Arc<RecorderStats>,
+    buffers: HashMap<(String, i32), Buffer>,
+    /// The last archived hour and offset per partition, looked up in the archive on first sight.
+    positions: HashMap<(String, i32), Option<(Hour, i64)>>,
+}
+
+impl Recorder {
+    pub fn new(
+        archive: Archive,
+        options: RecorderOptions,
+        stats: std::sync::Arc<RecorderStats>,
+    ) -> Recorder {
+        Recorder {
+            archive,
+            options,
+            stats,
+            buffers: HashMap::new(),
+            positions: HashMap::new(),
+        }
+    }
+
+    pub fn stats(&self) -> &RecorderStats {
+        &self.stats
+    }
+
+    /// Takes one message; returns the positions that became durable (none, usually).
+    pub async fn offer(&mut self, message: Message) -> Vec<Committed> {
+        let key = (message.stream.clone(), message.partition);
+        let position = match self.positions.get(&key) {
+            Some(position) => *position,
+            None => {
+                let archive = self.archive.clone();
+                let (stream, partition) = (key.0.clone(), key.1);
+                let position = self
+                    .retrying(|| {
+                        let archive = archive.clone();
+                        let stream = stream.clone();
+                        async move { archive.last_position(&stream, partition).await }
+                    })
+                    .await;
+                self.positions.insert(key.clone(), position);
+                position
+            }
+        };
+        let buffered_last = self
+            .buffers
+            .get(&key)
+            .and_then(|buffer| buffer.messages.last())
+            .map(|last| last.offset);
+        if position.is_some_and(|(_, last)| message.offset <= last)
+            || buffered_last.is_some_and(|last| message.offset <= last)
+        {
+            self.stats
+                .duplicates_skipped
+                .fetch_add(1, Ordering::Relaxed);
+            return Vec::new();
+        }
+        let mut committed = Vec::new();
+        let hour = match position {
+            Some((last_hour, _)) => Hour::of(message.timestamp_ms).max(last_hour),
+            None => Hour::of(message.timestamp_ms),
+        };
+        if self
+            .buffers
+            .get(&key)
+            .is_some_and(|buffer| hour > buffer.hour)
+        {
+            committed.extend(self.commit(&key).await);
+        }
+        let buffer = self.buffers.entry(key.clone()).or_insert_with(|| Buffer {
+            messages: Vec::new(),
+            bytes: 0,
+            hour,
+            opened: Instant::now(),
+        });
+        buffer.bytes += message.size_bytes();
+        buffer.messages.push(message);
+        if buffer.bytes >= self.options.max_file_bytes
+            || buffer.messages.len() >= self.options.max_file_messages
+        {
+            committed.extend(self.commit(&key).await);
+        }
+        committed
+    }
+
+    /// Writes every buffer older than the time bound.
+    pub async fn commit_due(&mut self) -> Vec<Committed> {
+        let due: Vec<(String, i32)> = self
+            .buffers
+            .iter()
+            .filter(|(_, buffer)| buffer.opened.elapsed() >= self.options.max_file_age)
+            .map(|(key, _)| key.clone())
+            .collect();
+        let mut committed = Vec::new();
+        for key in due {
+            committed.extend(self.commit(&key).await);
+        }
+        committed
+    }
+
+    /// Writes every buffer (at shutdown).
+    pub async fn commit_all(&mut self) -> Vec<Committed> {
+        let keys: Vec<(String, i32)> = self.buffers.keys().cloned().collect();
+        let mut committed = Vec::new();
+        for key in keys {
+            committed.extend(self.commit(&key).await);
+        }
+        committed
+    }
+
+    /// Forgets a partition this recorder no longer owns (a rebalance revoked it): its buffered
+    /// messages are dropped (the new owner reads them again from the broker) and its position
+    /// is looked up again if it comes back.
+    pub fn forget(&mut self, stream: &str, partition: i32) {
+        let key = (stream.to_owned(), partition);
+        self.buffers.remove(&key);
+        self.positions.remove(&key);
+    }
+
+    /// Messages buffered and not yet durable.
+    pub fn buffered(&self) -> usize {
+        self.buffers
+            .values()
+            .map(|buffer| buffer.messages.len())
+            .sum()
+    }
+
+    async fn commit(&mut self, key: &(String, i32)) -> Option<Committed> {
+        let buffer = self.buffers.remove(key)?;
+        let archive = self.archive.clone();
+        let messages = std::sync::Arc::new(buffer.messages);
+        let hour = buffer.hour;
+        let file = self
+            .retrying(|| {
+                let archive = archive.clone();
+                let messages = messages.clone();
+                async move { archive.commit_in(hour, &messages).await }
+            })
+            .await;
+        self.stats
+            .messages_archived
+            .fetch_add(file.entry.count, Ordering::Relaxed);
+        self.stats
+            .message_bytes_archived
+            .fetch_add(file.entry.message_bytes, Ordering::Relaxed);
+        self.stats.files_written.fetch_add(1, Ordering::Relaxed);
+        self.positions
+            .insert(key.clone(), Some((hour, file.entry.last_offset)));
+        Some(Committed {
+            stream: key.0.clone(),
+            partition: key.1,
+            next_offset: file.entry.last_offset + 1,
+        })
+    }
+
+    /// Runs `attempt` until it succeeds, waiting 100 ms, then twice as long each time up to
+    /// `max_backoff`, between failures, which are logged and counted.
+    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match attempt().await {
+                Ok(value) => {
+                    self.stats.recovered();
+                    return value;
+                }
+                Err(error) => {
+                    self.stats
+                        .object_store_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(archive = self.archive.description(), %error, retry_in = ?backoff, "archive write failed; retrying");
+                    self.stats.failed(error.to_string());
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.options.max_backoff);
+                }
+            }
+        }
+    }
+}

@@ -8,6 +8,7 @@ mod archive;
 mod error;
 mod filter;
 mod format;
+mod json;
 #[cfg(feature = "kafka")]
 mod kafka;
 mod layout;
@@ -19,6 +20,7 @@ pub use archive::{Archive, FileRef, PartitionSummary, StreamSummary};
 pub use error::{ArchiveError, ArchiveErrorKind};
 pub use filter::{Filter, Selection};
 pub use format::ARCHIVE_FORMAT_VERSION;
+pub use json::{RenderedPayload, from_json, render_payload, to_json};
 #[cfg(feature = "kafka")]
 pub use kafka::{KafkaSource, record_kafka};
 pub use layout::{Hour, check_stream_name};

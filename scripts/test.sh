@@ -7,7 +7,8 @@
 #
 # What the tests need besides Rust is installed once (cached in $MUNINN_TOOLS_DIR, default
 # /var/cache/muninn-tools), and only when a selected package's tests use it (the NEEDS table):
-#   muninn-sdk     the brokers (scripts/brokers.sh: MUNINN_NATS_SERVER, MUNINN_TANSU; tansu is a
+#   muninn-sdk, muninn-archive, muninn
+#                  the brokers (scripts/brokers.sh: MUNINN_NATS_SERVER, MUNINN_TANSU; tansu is a
 #                  `cargo install` of 10 to 17 minutes the first time)
 #   muninn-server  the Python venv (scripts/python.sh: MUNINN_PYTHON)
 # With no -p/--package, or with --workspace, everything is selected and everything installed;
@@ -19,6 +20,8 @@ cd "$(dirname "$0")/.."
 # Package → what its tests need; a package whose tests start using one of the tools goes here.
 declare -A NEEDS=(
     [muninn-sdk]="brokers"   # tests/adapters.rs, tests/brokers.rs (features kafka + nats)
+    [muninn-archive]="brokers" # tests/nats.rs, tests/replay.rs
+    [muninn]="brokers"       # tests/archive.rs (the recorder SIGKILLed against tansu)
     [muninn-server]="python" # tests/api/otlp.rs, tests/api/zipkin.rs
 )
 

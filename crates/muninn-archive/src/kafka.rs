@@ -104,6 +104,7 @@ pub async fn record_kafka(
     let mut backoff = Duration::from_millis(100);
     tokio::pin!(shutdown);
     loop {
+        let mut pause = None;
         let committed = tokio::select! {
             () = &mut shutdown => break,
             _ = tick.tick() => recorder.commit_due().await,
@@ -119,7 +120,7 @@ pub async fn record_kafka(
                         stats.broker_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         stats.failed(format!("kafka: {error}"));
                         tracing::warn!(%error, retry_in = ?backoff, "kafka consumer error");
-                        tokio::time::sleep(backoff).await;
+                        pause = Some(backoff);
                         backoff = (backoff * 2).min(options.max_backoff);
                         Vec::new()
                     }
@@ -127,14 +128,21 @@ pub async fn record_kafka(
             }
         };
         commit_offsets(&consumer, &committed);
+        if let Some(pause) = pause {
+            // Still written on time, and still stopped on request, while the broker is away.
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(pause) => {}
+            }
+            let committed = recorder.commit_due().await;
+            commit_offsets(&consumer, &committed);
+        }
     }
     forget_revoked(&consumer, &mut recorder);
     let committed = recorder.commit_all().await;
+    // Asynchronous, never waiting on a broker that may be gone: a lost commit only means the
+    // next run reads these messages again and skips them as archived.
     commit_offsets(&consumer, &committed);
-    if !committed.is_empty() {
-        // A synchronous commit of everything at the end, so the group's position is current.
-        let _ = consumer.commit_consumer_state(CommitMode::Sync);
-    }
     Ok(())
 }
 

@@ -14,7 +14,10 @@ mod kafka;
 mod layout;
 mod manifest;
 mod message;
+#[cfg(feature = "nats")]
+mod nats;
 mod recorder;
+mod replay;
 
 pub use archive::{Archive, FileRef, PartitionSummary, StreamSummary};
 pub use error::{ArchiveError, ArchiveErrorKind};
@@ -26,4 +29,9 @@ pub use kafka::{KafkaSource, record_kafka};
 pub use layout::{Hour, check_stream_name};
 pub use manifest::{FileEntry, Manifest};
 pub use message::{Header, Message, SourceBroker, TimestampType};
+#[cfg(feature = "nats")]
+pub use nats::{NatsSource, record_nats};
 pub use recorder::{Committed, Recorder, RecorderOptions, RecorderSnapshot, RecorderStats};
+pub use replay::{
+    PartitionMap, REPLAYED_FROM_HEADER, ReplayOptions, ReplayProgress, ReplayReport, Target, replay,
+};

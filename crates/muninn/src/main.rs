@@ -1,6 +1,7 @@
 //! The `muninn` binary: parses arguments and hands each command to its module. Commands are
 //! thin: arguments → configuration → a library call (the server) or HTTP calls to one.
 
+mod archive;
 mod client;
 mod config;
 mod demo;
@@ -33,6 +34,8 @@ enum Command {
     Serve(config::ServeArgs),
     /// Start a server with a simulated fleet sending traffic, then show what it learned.
     Demo(demo::DemoArgs),
+    /// Keep every message of the brokers (`archive run`), list it, print it.
+    Archive(archive::ArchiveArgs),
     /// Print, write or check the lineage diagram (Mermaid, DOT or JSON).
     Lineage(lineage::LineageArgs),
     /// Ask a running server: event types, producers, consumers, streams, services, throughput,
@@ -46,7 +49,8 @@ fn main() -> ExitCode {
     // keeps the terminal for its progress bar.
     let default_level = match cli.command {
         Command::Serve(_) => "info",
-        Command::Demo(_) | Command::Lineage(_) | Command::Query(_) => "warn",
+        Command::Archive(ref args) if args.is_recorder() => "info",
+        Command::Demo(_) | Command::Lineage(_) | Command::Query(_) | Command::Archive(_) => "warn",
     };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Archive(args) => archive::run(args).await,
             Command::Lineage(args) => lineage::run(args).await,
             Command::Query(args) => query::run(args).await,
         }

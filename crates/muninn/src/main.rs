@@ -36,6 +36,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Keep every message of the brokers (`archive run`), list it, print it.
     Archive(archive::ArchiveArgs),
+    /// Send archived messages again (a stream's time range, an event's journey or a trace) to
+    /// Kafka, JetStream or a file.
+    Replay(archive::replay::ReplayArgs),
     /// Print, write or check the lineage diagram (Mermaid, DOT or JSON).
     Lineage(lineage::LineageArgs),
     /// Ask a running server: event types, producers, consumers, streams, services, throughput,
@@ -50,7 +53,11 @@ fn main() -> ExitCode {
     let default_level = match cli.command {
         Command::Serve(_) => "info",
         Command::Archive(ref args) if args.is_recorder() => "info",
-        Command::Demo(_) | Command::Lineage(_) | Command::Query(_) | Command::Archive(_) => "warn",
+        Command::Demo(_)
+        | Command::Lineage(_)
+        | Command::Query(_)
+        | Command::Archive(_)
+        | Command::Replay(_) => "warn",
     };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
@@ -76,6 +83,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Archive(args) => archive::run(args).await,
+            Command::Replay(args) => archive::replay::run(args).await,
             Command::Lineage(args) => lineage::run(args).await,
             Command::Query(args) => query::run(args).await,
         }

@@ -41,7 +41,8 @@ fn make(n: usize, rng: &mut StdRng) -> Sent {
     rng.fill_bytes(&mut binary);
     let event_id = uuid::Uuid::new_v4().to_string();
     Sent {
-        key: (!n.is_multiple_of(10)).then(|| format!("customer-{}", rng.random_range(0..5000)).into_bytes()),
+        key: (!n.is_multiple_of(10))
+            .then(|| format!("customer-{}", rng.random_range(0..5000)).into_bytes()),
         headers: vec![
             Header {
                 name: "muninn-event-id".into(),
@@ -320,4 +321,98 @@ async fn every_message_is_archived_exactly_once_across_sigkills() {
         .collect();
     let expected: Vec<Message> = messages.into_iter().filter(|m| m.partition == 4).collect();
     assert_eq!(printed, expected);
+
+    // `muninn replay` of that partition into a topic it creates: a dry run first, then the
+    // messages byte for byte, in order, each with its replay marker.
+    let replay = |extra: &[&str]| {
+        let output = Command::new(MUNINN)
+            .args(["replay", "--stream", TOPIC, "--partition", "4", "--create"])
+            .arg("--to")
+            .arg(format!("kafka://{}/orders-replayed", kafka.bootstrap))
+            .arg("--archive")
+            .arg(&archive_dir)
+            .args(extra)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        stderr
+    };
+    let dry = replay(&["--dry-run"]);
+    assert!(
+        dry.contains(&format!("would replay {} messages", expected.len())),
+        "{dry}"
+    );
+    let done = replay(&[]);
+    assert!(
+        done.contains(&format!("replayed {} messages", expected.len())),
+        "{done}"
+    );
+    let replayed = consume(&kafka, "orders-replayed", 4, expected.len());
+    for (archived, again) in expected.iter().zip(&replayed) {
+        let (marker, headers) = again.headers.split_last().unwrap();
+        assert_eq!(marker.name, "muninn-replayed-from");
+        assert_eq!(
+            marker.value.as_deref(),
+            Some(format!("kafka://{TOPIC}/4/{}", archived.offset).as_bytes())
+        );
+        assert_eq!(headers, archived.headers.as_slice());
+        assert_eq!(again.key, archived.key);
+        assert_eq!(again.payload, archived.payload);
+    }
+}
+
+/// Reads `count` messages of one partition from the beginning.
+fn consume(kafka: &support::Kafka, topic: &str, partition: i32, count: usize) -> Vec<Message> {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    use rdkafka::message::{Headers as _, Message as _};
+    let consumer: BaseConsumer = kafka
+        .config()
+        .set("group.id", "archive-test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, partition, rdkafka::Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut messages = Vec::new();
+    while messages.len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "read {} of {count}",
+            messages.len()
+        );
+        let Some(record) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let record = record.unwrap();
+        let headers = record
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|header| Header {
+                        name: header.key.to_owned(),
+                        value: header.value.map(<[u8]>::to_vec),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        messages.push(Message::from_broker(
+            muninn_archive::SourceBroker::Kafka,
+            topic.to_owned(),
+            None,
+            record.partition(),
+            record.offset(),
+            0,
+            muninn_archive::TimestampType::CreateTime,
+            record.key().map(<[u8]>::to_vec),
+            headers,
+            record.payload().map(<[u8]>::to_vec),
+        ));
+    }
+    messages
 }

@@ -32,7 +32,7 @@ pub struct CatArgs {
 }
 
 pub async fn ls(args: LsArgs) -> anyhow::Result<ExitCode> {
-    let archive = args.archive.open().await?;
+    let archive = args.archive.open_existing().await?;
     let streams = archive.streams().await.context("listing the archive")?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&streams)?);
@@ -98,7 +98,7 @@ pub async fn cat(args: CatArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let selection = args.selection.selection()?;
-    let archive = args.archive.open().await?;
+    let archive = args.archive.open_existing().await?;
     let files = archive
         .files(&selection)
         .await

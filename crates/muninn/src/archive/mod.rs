@@ -2,6 +2,7 @@
 //! archive holds, and print a stream's messages in a time range as JSON lines.
 
 mod browse;
+pub mod replay;
 mod run;
 
 use std::process::ExitCode;
@@ -41,6 +42,22 @@ pub struct ArchiveLocation {
 }
 
 impl ArchiveLocation {
+    /// The archive for reading: it must exist already.
+    pub async fn open_existing(&self) -> anyhow::Result<Archive> {
+        let path = self
+            .location
+            .strip_prefix("file://")
+            .unwrap_or(&self.location);
+        if !path.contains("://") && !std::path::Path::new(path).is_dir() {
+            anyhow::bail!(
+                "--archive {}: no archive there (not a directory); give the directory `muninn archive run` writes to",
+                self.location
+            );
+        }
+        self.open().await
+    }
+
+    /// The archive, created when missing.
     pub async fn open(&self) -> anyhow::Result<Archive> {
         let path = self
             .location
@@ -63,7 +80,7 @@ impl ArchiveLocation {
 pub struct SelectionArgs {
     /// The stream (Kafka topic or JetStream stream).
     #[arg(long, value_name = "NAME")]
-    pub stream: String,
+    pub stream: Option<String>,
     /// Start of the range, by broker timestamp (RFC 3339, unix seconds, now, -1h, now-15m)
     /// [default: the beginning].
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
@@ -101,6 +118,16 @@ impl SelectionArgs {
 
     /// The validated selection; every error names the flag.
     pub fn selection(&self) -> anyhow::Result<Selection> {
+        let Some(stream) = &self.stream else {
+            anyhow::bail!(
+                "--stream NAME is required: the stream to read (see `muninn archive ls`)"
+            );
+        };
+        self.selection_of(stream)
+    }
+
+    /// The selection with another stream (a journey or trace reads every stream).
+    pub fn selection_of(&self, stream: &str) -> anyhow::Result<Selection> {
         let (until, _) = self.split_to()?;
         let now = muninn_model::now_unix_nanos();
         let time = |flag: &str, text: &Option<String>, default: i64| -> anyhow::Result<i64> {
@@ -118,7 +145,7 @@ impl SelectionArgs {
             .iter()
             .map(|text| Filter::parse(text).map_err(|error| anyhow::anyhow!("--filter: {error}")))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Selection::new(&self.stream, self.partition, from, until, filters)
+        Selection::new(stream, self.partition, from, until, filters)
             .map_err(|error| anyhow::anyhow!("{error}"))
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use muninn_archive::{KafkaSource, RecorderOptions, RecorderStats};
+use muninn_archive::{KafkaSource, NatsSource, RecorderOptions, RecorderStats};
 
 use super::ArchiveLocation;
 
@@ -21,9 +21,16 @@ pub struct RunArgs {
     /// A Kafka topic to record, or a pattern starting with ^ (repeatable).
     #[arg(long = "topic", value_name = "NAME|^REGEX")]
     topics: Vec<String>,
-    /// The consumer group the recorder commits its positions in.
+    /// The consumer group the recorder commits its positions in (Kafka), and the durable
+    /// consumer's name (JetStream).
     #[arg(long, value_name = "NAME", default_value = "muninn-archive")]
     group: String,
+    /// NATS server URL (nats://HOST:PORT) whose JetStream streams to record.
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
+    /// A JetStream stream to record, or a pattern with * (repeatable).
+    #[arg(long = "jetstream", value_name = "NAME|PATTERN")]
+    jetstream: Vec<String>,
     /// Another librdkafka setting for the consumer (security.protocol=SSL, …; repeatable).
     #[arg(long = "kafka-option", value_name = "KEY=VALUE")]
     kafka_options: Vec<String>,
@@ -96,31 +103,89 @@ impl RunArgs {
             settings,
         }))
     }
+
+    fn nats(&self) -> anyhow::Result<Option<NatsSource>> {
+        let Some(url) = &self.nats else {
+            if !self.jetstream.is_empty() {
+                anyhow::bail!("--jetstream needs --nats URL, the server to read it from");
+            }
+            return Ok(None);
+        };
+        if self.jetstream.is_empty() {
+            anyhow::bail!(
+                "--nats {url}: give at least one --jetstream NAME or --jetstream 'PATTERN*'"
+            );
+        }
+        Ok(Some(NatsSource {
+            url: url.clone(),
+            streams: self.jetstream.clone(),
+            durable: self.group.clone(),
+        }))
+    }
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let options = args.options()?;
-    let Some(kafka) = args.kafka()? else {
-        anyhow::bail!("nothing to record: give --kafka HOST:PORT with --topic NAME");
-    };
+    let kafka = args.kafka()?;
+    let nats = args.nats()?;
+    if kafka.is_none() && nats.is_none() {
+        anyhow::bail!(
+            "nothing to record: give --kafka HOST:PORT with --topic NAME, and/or --nats URL with --jetstream NAME"
+        );
+    }
     let archive = args.archive.open().await?;
     let stats = Arc::new(RecorderStats::new());
     let reporter = tokio::spawn(report(stats.clone()));
-    eprintln!(
-        "muninn archive recording {:?} from kafka {} into {}",
-        kafka.topics,
-        kafka.bootstrap,
-        archive.description()
-    );
-    let result = muninn_archive::record_kafka(
-        archive,
-        kafka,
-        options,
-        stats.clone(),
-        crate::signals::stop_requested(),
-    )
-    .await
-    .context("recording from kafka");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        crate::signals::stop_requested().await;
+        let _ = stop.send(true);
+    });
+    let shutdown = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let kafka_task = kafka.map(|kafka| {
+        eprintln!(
+            "muninn archive recording {:?} from kafka {} into {}",
+            kafka.topics,
+            kafka.bootstrap,
+            archive.description()
+        );
+        tokio::spawn(muninn_archive::record_kafka(
+            archive.clone(),
+            kafka,
+            options.clone(),
+            stats.clone(),
+            shutdown(stopped.clone()),
+        ))
+    });
+    let nats_task = nats.map(|nats| {
+        eprintln!(
+            "muninn archive recording {:?} from nats {} into {}",
+            nats.streams,
+            nats.url,
+            archive.description()
+        );
+        tokio::spawn(muninn_archive::record_nats(
+            archive.clone(),
+            nats,
+            options.clone(),
+            stats.clone(),
+            shutdown(stopped.clone()),
+        ))
+    });
+    let mut result = Ok(());
+    for (name, task) in [("kafka", kafka_task), ("nats", nats_task)] {
+        if let Some(task) = task {
+            let outcome = task
+                .await
+                .with_context(|| format!("the {name} recorder stopped abnormally"))?
+                .with_context(|| format!("recording from {name}"));
+            if result.is_ok() {
+                result = outcome;
+            }
+        }
+    }
     reporter.abort();
     result?;
     let stats = stats.snapshot();

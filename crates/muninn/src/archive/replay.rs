@@ -1,0 +1,194 @@
+//! `muninn replay`: sends archived messages again — a stream's time range (with filters), one
+//! event's journey or one trace — to Kafka, JetStream or a file, keeping key, headers, payload
+//! bytes and per-partition order, with a progress bar, a rate limit, a dry run and a checkpoint
+//! to resume from. Everything is checked before the first message is sent.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use muninn_archive::{Filter, Message, PartitionMap, ReplayOptions, ReplayProgress, Target};
+
+use super::{ArchiveLocation, SelectionArgs};
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    archive: ArchiveLocation,
+    #[command(flatten)]
+    selection: SelectionArgs,
+    /// Replay the messages of one event's journey (every archived message with this event id,
+    /// on every stream) instead of a stream's range.
+    #[arg(long, value_name = "EVENT_ID", conflicts_with = "trace")]
+    journey: Option<String>,
+    /// Replay the messages of one trace (every archived message with this trace id).
+    #[arg(long, value_name = "TRACE_ID")]
+    trace: Option<String>,
+    /// Send at most this many messages per second.
+    #[arg(long, value_name = "N")]
+    rate: Option<u32>,
+    /// Count what would be sent (messages, bytes) and send nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Remember what was delivered in this file; run again with it to resume.
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<std::path::PathBuf>,
+    /// Remove this header from every replayed message (repeatable; ASCII case ignored).
+    #[arg(long = "drop-header", value_name = "NAME")]
+    drop_headers: Vec<String>,
+    /// Target partitions: `same` (default), `key` (the target's partitioner by key) or a map
+    /// like `0:3,1:4`.
+    #[arg(long, value_name = "MAP", default_value = "same")]
+    partitions: String,
+    /// Create the target topic (as many partitions as the archive saw) or JetStream stream
+    /// when it does not exist.
+    #[arg(long)]
+    create: bool,
+    /// A Muninn server to send the replay's own spans to: each replayed message then carries
+    /// a new trace context linked to its original span, and lineage shows the replay as
+    /// produces of service `muninn-replay`. Without it, trace headers are kept as archived.
+    #[arg(long, value_name = "URL")]
+    collector: Option<String>,
+}
+
+pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let (_, urls) = args.selection.split_to()?;
+    let target = match urls.as_slice() {
+        [url] => Target::parse(url).map_err(|error| anyhow::anyhow!("--to: {error}"))?,
+        [] => anyhow::bail!(
+            "--to URL is required: kafka://HOST:PORT/TOPIC, nats://HOST:PORT/SUBJECT or file://PATH"
+        ),
+        _ => anyhow::bail!(
+            "--to given {} targets ({}); give one",
+            urls.len(),
+            urls.join(", ")
+        ),
+    };
+    let partitions = PartitionMap::parse(&args.partitions)
+        .map_err(|error| anyhow::anyhow!("--partitions: {error}"))?;
+    if args.rate == Some(0) {
+        anyhow::bail!("--rate: must be at least 1 message per second");
+    }
+    let extra = match (&args.journey, &args.trace) {
+        (Some(event_id), _) => Some(Filter::parse(&format!("event_id={event_id}"))?),
+        (_, Some(trace_id)) => {
+            let trace_id = trace_id.to_ascii_lowercase();
+            if trace_id.len() != 32 || !trace_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                anyhow::bail!("--trace {trace_id}: a trace id is 32 hexadecimal digits");
+            }
+            Some(Filter::parse(&format!("trace_id={trace_id}"))?)
+        }
+        (None, None) => None,
+    };
+    // Validate the selection before opening anything.
+    if extra.is_none() {
+        args.selection.selection()?;
+    } else {
+        args.selection.selection_of("x")?;
+    }
+    let tracer = match &args.collector {
+        Some(url) => Some(
+            muninn_sdk::Tracer::builder("muninn-replay")
+                .collector(url.clone())
+                .build()
+                .map_err(|error| anyhow::anyhow!("--collector {url}: {error}"))?,
+        ),
+        None => None,
+    };
+
+    let archive = args.archive.open_existing().await?;
+    let messages = read(&archive, &args.selection, extra).await?;
+    if messages.is_empty() {
+        eprintln!("nothing to replay: no archived message matches");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let options = ReplayOptions {
+        rate_per_second: args.rate,
+        dry_run: args.dry_run,
+        checkpoint: args.checkpoint.clone(),
+        drop_headers: args.drop_headers.clone(),
+        partitions,
+        create: args.create,
+        tracer: tracer.clone(),
+    };
+    let bar =
+        ProgressBar::with_draw_target(Some(messages.len() as u64), ProgressDrawTarget::stderr());
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) || args.dry_run {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} messages sent, {per_sec}, {eta} left")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let progress = {
+        let bar = bar.clone();
+        move |progress: ReplayProgress| {
+            bar.set_length(progress.total);
+            bar.set_position(progress.sent);
+        }
+    };
+    let report = muninn_archive::replay(messages, &target, &options, &progress)
+        .await
+        .with_context(|| format!("replaying to {target}"))?;
+    bar.finish_and_clear();
+    if let Some(tracer) = tracer {
+        tracer.shutdown(Duration::from_secs(5));
+    }
+    if report.dry_run {
+        eprintln!(
+            "dry run: would replay {} messages ({} bytes) to {target}; {} already sent by the checkpoint; nothing sent",
+            report.would_send, report.would_send_bytes, report.skipped
+        );
+    } else {
+        let seconds = started.elapsed().as_secs_f64();
+        eprintln!(
+            "replayed {} messages ({} bytes) to {target} in {seconds:.1} s ({:.0} messages/s){}",
+            report.sent,
+            report.bytes,
+            report.sent as f64 / seconds.max(1e-9),
+            if report.skipped > 0 {
+                format!(
+                    "; {} skipped, already sent by the checkpoint",
+                    report.skipped
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The messages to send: the stream's range, or with `extra` (an event or trace id) the
+/// matching messages of every stream, by stream, partition and offset.
+async fn read(
+    archive: &muninn_archive::Archive,
+    selection: &SelectionArgs,
+    extra: Option<Filter>,
+) -> anyhow::Result<Vec<Message>> {
+    let Some(extra) = extra else {
+        return archive
+            .read(&selection.selection()?)
+            .await
+            .context("reading the archive");
+    };
+    let streams: Vec<String> = match &selection.stream {
+        Some(stream) => vec![stream.clone()],
+        None => archive
+            .streams()
+            .await
+            .context("listing the archive")?
+            .into_iter()
+            .map(|summary| summary.stream)
+            .collect(),
+    };
+    let mut messages = Vec::new();
+    for stream in streams {
+        let mut chosen = selection.selection_of(&stream)?;
+        chosen.filters.push(extra.clone());
+        messages.extend(archive.read(&chosen).await.context("reading the archive")?);
+    }
+    Ok(messages)
+}

@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 # Package → what its tests need; a package whose tests start using one of the tools goes here.
 declare -A NEEDS=(
     [muninn-sdk]="brokers"   # tests/adapters.rs, tests/brokers.rs (features kafka + nats)
-    [muninn-archive]="brokers" # tests/nats.rs, tests/replay.rs
+    [muninn-archive]="brokers python" # tests/nats.rs, tests/replay.rs; tests/duckdb.rs, tests/s3.rs
     [muninn]="brokers"       # tests/archive.rs (the recorder SIGKILLed against tansu)
     [muninn-server]="python" # tests/api/otlp.rs, tests/api/zipkin.rs
 )

@@ -86,6 +86,11 @@ pub fn encode(messages: &[Message]) -> Result<Vec<u8>> {
     for column in ["key", "payload", "event_id", "trace_id", "span_id"] {
         builder = builder.set_column_dictionary_enabled(ColumnPath::from(column), false);
     }
+    // Min/max of opaque bytes helps no reader and costs a comparison per value.
+    for column in ["key", "payload"] {
+        builder = builder
+            .set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
+    }
     let per_row_group = (messages.len().min(ROW_GROUP_ROWS) as u64 * 5 / 4).max(64);
     for column in ["event_id", "trace_id"] {
         builder = builder

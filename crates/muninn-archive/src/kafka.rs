@@ -75,7 +75,13 @@ pub async fn record_kafka(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        .set("topic.metadata.refresh.interval.ms", "5000");
+        .set("topic.metadata.refresh.interval.ms", "5000")
+        // An archiver wants big fetches: up to 8 MiB per partition, 64 MiB per request. Brokers
+        // that hold a fetch for its whole wait even with data ready (tansu) cap a consumer at
+        // one request per wait, so the wait is short; `--kafka-option` overrides all three.
+        .set("fetch.wait.max.ms", "50")
+        .set("max.partition.fetch.bytes", "8388608")
+        .set("fetch.max.bytes", "67108864");
     for (name, value) in &source.settings {
         config.set(name, value);
     }
@@ -109,8 +115,8 @@ pub async fn record_kafka(
             () = &mut shutdown => break,
             _ = tick.tick() => recorder.commit_due().await,
             received = consumer.recv() => {
-                forget_revoked(&consumer, &mut recorder);
-                match received {
+                let mut committed = forget_revoked(&consumer, &mut recorder).await;
+                committed.extend(match received {
                     Ok(message) => {
                         backoff = Duration::from_millis(100);
                         let message = convert(&message);
@@ -124,7 +130,8 @@ pub async fn record_kafka(
                         backoff = (backoff * 2).min(options.max_backoff);
                         Vec::new()
                     }
-                }
+                });
+                committed
             }
         };
         commit_offsets(&consumer, &committed);
@@ -138,22 +145,27 @@ pub async fn record_kafka(
             commit_offsets(&consumer, &committed);
         }
     }
-    forget_revoked(&consumer, &mut recorder);
-    let committed = recorder.commit_all().await;
+    let mut committed = forget_revoked(&consumer, &mut recorder).await;
+    committed.extend(recorder.commit_all().await);
     // Asynchronous, never waiting on a broker that may be gone: a lost commit only means the
     // next run reads these messages again and skips them as archived.
     commit_offsets(&consumer, &committed);
     Ok(())
 }
 
-fn forget_revoked(consumer: &StreamConsumer<RebalanceContext>, recorder: &mut Recorder) {
+async fn forget_revoked(
+    consumer: &StreamConsumer<RebalanceContext>,
+    recorder: &mut Recorder,
+) -> Vec<Committed> {
     let revoked = match consumer.context().revoked.lock() {
         Ok(mut revoked) => std::mem::take(&mut *revoked),
-        Err(_) => return,
+        Err(_) => return Vec::new(),
     };
+    let mut committed = Vec::new();
     for (topic, partition) in revoked {
-        recorder.forget(&topic, partition);
+        committed.extend(recorder.forget(&topic, partition).await);
     }
+    committed
 }
 
 /// Tells the group that everything before each position is archived. Asynchronous: a lost

@@ -7,13 +7,13 @@
 //! every message lands exactly once.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::archive::Archive;
+use crate::archive::{Archive, FileRef};
 use crate::error::Result;
 use crate::layout::Hour;
 use crate::message::Message;
@@ -44,6 +44,8 @@ impl Default for RecorderOptions {
 /// Counters of a recorder, shared with `/metrics` and `/healthz`.
 #[derive(Debug, Default)]
 pub struct RecorderStats {
+    /// Messages handed to the recorder by the broker, redeliveries included.
+    pub messages_received: AtomicU64,
     pub messages_archived: AtomicU64,
     pub message_bytes_archived: AtomicU64,
     pub files_written: AtomicU64,
@@ -59,6 +61,7 @@ pub struct RecorderStats {
 /// A point-in-time copy of [`RecorderStats`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RecorderSnapshot {
+    pub messages_received: u64,
     pub messages_archived: u64,
     pub message_bytes_archived: u64,
     pub files_written: u64,
@@ -79,6 +82,7 @@ impl RecorderStats {
 
     pub fn snapshot(&self) -> RecorderSnapshot {
         RecorderSnapshot {
+            messages_received: self.messages_received.load(Ordering::Relaxed),
             messages_archived: self.messages_archived.load(Ordering::Relaxed),
             message_bytes_archived: self.message_bytes_archived.load(Ordering::Relaxed),
             files_written: self.files_written.load(Ordering::Relaxed),
@@ -124,8 +128,19 @@ pub struct Recorder {
     options: RecorderOptions,
     stats: std::sync::Arc<RecorderStats>,
     buffers: HashMap<(String, i32), Buffer>,
-    /// The last archived hour and offset per partition, looked up in the archive on first sight.
+    /// The last archived hour and offset per partition, looked up in the archive on first sight
+    /// (and set when a file is handed to the writer: it retries until the file is durable).
     positions: HashMap<(String, i32), Option<(Hour, i64)>>,
+    /// The file being encoded and written while the next one fills: one at a time, so a
+    /// partition's files (and its manifest's updates) stay in order.
+    in_flight: Option<InFlight>,
+}
+
+struct InFlight {
+    key: (String, i32),
+    hour: Hour,
+    messages: Arc<Vec<Message>>,
+    task: tokio::task::JoinHandle<FileRef>,
 }
 
 impl Recorder {
@@ -140,6 +155,7 @@ impl Recorder {
             stats,
             buffers: HashMap::new(),
             positions: HashMap::new(),
+            in_flight: None,
         }
     }
 
@@ -149,6 +165,8 @@ impl Recorder {
 
     /// Takes one message; returns the positions that became durable (none, usually).
     pub async fn offer(&mut self, message: Message) -> Vec<Committed> {
+        self.stats.messages_received.fetch_add(1, Ordering::Relaxed);
+        let mut committed = self.finished().await;
         let key = (message.stream.clone(), message.partition);
         let position = match self.positions.get(&key) {
             Some(position) => *position,
@@ -177,9 +195,8 @@ impl Recorder {
             self.stats
                 .duplicates_skipped
                 .fetch_add(1, Ordering::Relaxed);
-            return Vec::new();
+            return committed;
         }
-        let mut committed = Vec::new();
         let hour = match position {
             Some((last_hour, _)) => Hour::of(message.timestamp_ms).max(last_hour),
             None => Hour::of(message.timestamp_ms),
@@ -207,7 +224,7 @@ impl Recorder {
         committed
     }
 
-    /// Writes every buffer older than the time bound.
+    /// Writes every buffer older than the time bound; says which files became durable.
     pub async fn commit_due(&mut self) -> Vec<Committed> {
         let due: Vec<(String, i32)> = self
             .buffers
@@ -215,30 +232,34 @@ impl Recorder {
             .filter(|(_, buffer)| buffer.opened.elapsed() >= self.options.max_file_age)
             .map(|(key, _)| key.clone())
             .collect();
-        let mut committed = Vec::new();
+        let mut committed = self.finished().await;
         for key in due {
             committed.extend(self.commit(&key).await);
         }
         committed
     }
 
-    /// Writes every buffer (at shutdown).
+    /// Writes every buffer and waits until all are durable (at shutdown).
     pub async fn commit_all(&mut self) -> Vec<Committed> {
         let keys: Vec<(String, i32)> = self.buffers.keys().cloned().collect();
         let mut committed = Vec::new();
         for key in keys {
             committed.extend(self.commit(&key).await);
         }
+        committed.extend(self.wait_in_flight().await);
         committed
     }
 
     /// Forgets a partition this recorder no longer owns (a rebalance revoked it): its buffered
     /// messages are dropped (the new owner reads them again from the broker) and its position
-    /// is looked up again if it comes back.
-    pub fn forget(&mut self, stream: &str, partition: i32) {
+    /// is looked up again if it comes back. A file being written is finished first; what it
+    /// makes durable is returned.
+    pub async fn forget(&mut self, stream: &str, partition: i32) -> Vec<Committed> {
+        let committed = self.wait_in_flight().await.into_iter().collect();
         let key = (stream.to_owned(), partition);
         self.buffers.remove(&key);
         self.positions.remove(&key);
+        committed
     }
 
     /// Messages buffered and not yet durable.
@@ -249,18 +270,64 @@ impl Recorder {
             .sum()
     }
 
+    /// Hands the partition's buffer to the writer, after the file before it (of any partition)
+    /// is durable; returns that one's position.
     async fn commit(&mut self, key: &(String, i32)) -> Option<Committed> {
         let buffer = self.buffers.remove(key)?;
-        let archive = self.archive.clone();
-        let messages = std::sync::Arc::new(buffer.messages);
+        let previous = self.wait_in_flight().await;
+        let messages = Arc::new(buffer.messages);
         let hour = buffer.hour;
-        let file = self
-            .retrying(|| {
-                let archive = archive.clone();
-                let messages = messages.clone();
-                async move { archive.commit_in(hour, &messages).await }
-            })
-            .await;
+        if let Some(last) = messages.last() {
+            self.positions
+                .insert(key.clone(), Some((hour, last.offset)));
+        }
+        let task = tokio::spawn(write(
+            self.archive.clone(),
+            self.stats.clone(),
+            self.options.max_backoff,
+            hour,
+            messages.clone(),
+        ));
+        self.in_flight = Some(InFlight {
+            key: key.clone(),
+            hour,
+            messages,
+            task,
+        });
+        previous
+    }
+
+    /// The in-flight file's position if it is durable already, without waiting.
+    async fn finished(&mut self) -> Vec<Committed> {
+        if self
+            .in_flight
+            .as_ref()
+            .is_some_and(|in_flight| in_flight.task.is_finished())
+        {
+            self.wait_in_flight().await.into_iter().collect()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Waits until the in-flight file is durable.
+    async fn wait_in_flight(&mut self) -> Option<Committed> {
+        let in_flight = self.in_flight.take()?;
+        let file = match in_flight.task.await {
+            Ok(file) => file,
+            // The writer task panicked (a bug): write here, so that nothing is lost.
+            Err(error) => {
+                tracing::error!(%error, "archive writer task failed; writing again");
+                write(
+                    self.archive.clone(),
+                    self.stats.clone(),
+                    self.options.max_backoff,
+                    in_flight.hour,
+                    in_flight.messages,
+                )
+                .await
+            }
+        };
         self.stats
             .messages_archived
             .fetch_add(file.entry.count, Ordering::Relaxed);
@@ -268,38 +335,79 @@ impl Recorder {
             .message_bytes_archived
             .fetch_add(file.entry.message_bytes, Ordering::Relaxed);
         self.stats.files_written.fetch_add(1, Ordering::Relaxed);
-        self.positions
-            .insert(key.clone(), Some((hour, file.entry.last_offset)));
         Some(Committed {
-            stream: key.0.clone(),
-            partition: key.1,
+            stream: in_flight.key.0,
+            partition: in_flight.key.1,
             next_offset: file.entry.last_offset + 1,
         })
     }
 
-    /// Runs `attempt` until it succeeds, waiting 100 ms, then twice as long each time up to
-    /// `max_backoff`, between failures, which are logged and counted.
-    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> T
+    async fn retrying<T, F, Fut>(&self, attempt: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match attempt().await {
-                Ok(value) => {
-                    self.stats.recovered();
-                    return value;
-                }
-                Err(error) => {
-                    self.stats
-                        .object_store_errors
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(archive = self.archive.description(), %error, retry_in = ?backoff, "archive write failed; retrying");
-                    self.stats.failed(error.to_string());
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(self.options.max_backoff);
-                }
+        retrying(
+            &self.stats,
+            self.archive.description(),
+            self.options.max_backoff,
+            attempt,
+        )
+        .await
+    }
+}
+
+impl Drop for Recorder {
+    /// A dropped recorder writes nothing more: the file in flight is abandoned like in a crash
+    /// (its messages are read again from the broker and rewritten under the same name).
+    fn drop(&mut self) {
+        if let Some(in_flight) = &self.in_flight {
+            in_flight.task.abort();
+        }
+    }
+}
+
+/// Commits one file, retrying until it is durable.
+async fn write(
+    archive: Archive,
+    stats: Arc<RecorderStats>,
+    max_backoff: Duration,
+    hour: Hour,
+    messages: Arc<Vec<Message>>,
+) -> FileRef {
+    retrying(&stats, archive.description(), max_backoff, || {
+        let archive = archive.clone();
+        let messages = messages.clone();
+        async move { archive.commit_in(hour, &messages).await }
+    })
+    .await
+}
+
+/// Runs `attempt` until it succeeds, waiting 100 ms, then twice as long each time up to
+/// `max_backoff`, between failures, which are logged and counted.
+async fn retrying<T, F, Fut>(
+    stats: &RecorderStats,
+    description: &str,
+    max_backoff: Duration,
+    mut attempt: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match attempt().await {
+            Ok(value) => {
+                stats.recovered();
+                return value;
+            }
+            Err(error) => {
+                stats.object_store_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(archive = description, %error, retry_in = ?backoff, "archive write failed; retrying");
+                stats.failed(error.to_string());
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(max_backoff);
             }
         }
     }

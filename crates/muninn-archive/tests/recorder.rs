@@ -74,7 +74,16 @@ async fn redelivered_messages_after_a_restart_land_exactly_once() {
     for offset in 0..100 {
         committed.extend(recorder.offer(message(0, offset, BASE_MS + offset)).await);
     }
-    // 80 durable in two files, 20 buffered and lost with the "crash".
+    // 80 durable in two files (the second written while the third fills), 20 buffered and lost
+    // with the "crash".
+    while stats
+        .files_written
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < 2
+    {
+        committed.extend(recorder.commit_due().await);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert_eq!(committed.last().unwrap().next_offset, 80);
     assert_eq!(recorder.buffered(), 20);
     drop(recorder);

@@ -236,6 +236,21 @@ impl Process {
     }
 
     /// The loopback port it serves on.
+    /// The broker's own process id (benchmarks read its CPU time): the watchdog shell's child
+    /// that is not the watchdog.
+    pub fn pid(&self) -> u32 {
+        let shell = self.child.id();
+        std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|pid| pid.parse::<u32>().ok())
+            .find(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|comm| comm.trim() != "sh")
+            })
+            .unwrap_or(shell)
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -191,22 +191,27 @@ async fn run() {
         })
         .collect();
     let started = Instant::now();
-    let mut by_partition: Vec<Vec<Message>> = vec![Vec::new(); PARTITIONS as usize];
-    for message in &messages {
-        by_partition[message.partition as usize].push(message.clone());
+    let stats = Arc::new(RecorderStats::new());
+    let mut recorder =
+        muninn_archive::Recorder::new(archive.clone(), file_options(), stats.clone());
+    for message in messages {
+        recorder.offer(message).await;
     }
-    let mut disk = 0u64;
-    for partition in &by_partition {
-        for chunk in partition.chunks(50_000) {
-            disk += archive.commit(chunk).await.expect("commit").entry.bytes;
-        }
-    }
+    recorder.commit_all().await;
     rate(
-        "archive ceiling: encode + durable commit, local disk",
+        "archive ceiling: the recorder without a broker, local disk",
         count,
         message_bytes,
         started.elapsed(),
     );
+    let disk: u64 = archive
+        .streams()
+        .await
+        .expect("list")
+        .iter()
+        .flat_map(|stream| &stream.partitions)
+        .map(|partition| partition.bytes)
+        .sum();
     println!(
         "  on disk: {:.1} MB ({:.2} of the message bytes)",
         disk as f64 / 1e6,
@@ -346,6 +351,16 @@ async fn run() {
     cpu.print("nats-server");
 }
 
+/// Files of 16 MiB, so that the steady state includes many closes and a run does not end waiting
+/// for the age bound.
+fn file_options() -> RecorderOptions {
+    RecorderOptions {
+        max_file_bytes: 16 << 20,
+        max_file_age: Duration::from_secs(5),
+        ..RecorderOptions::default()
+    }
+}
+
 async fn record(
     kafka: &support::Kafka,
     archive: Archive,
@@ -356,13 +371,7 @@ async fn record(
 ) {
     let stats = Arc::new(RecorderStats::new());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    // Files of 16 MiB, so that the steady state includes many closes and the run does not end
-    // waiting for the age bound.
-    let options = RecorderOptions {
-        max_file_bytes: 16 << 20,
-        max_file_age: Duration::from_secs(5),
-        ..RecorderOptions::default()
-    };
+    let options = file_options();
     let source = KafkaSource {
         bootstrap: kafka.bootstrap.clone(),
         group: group.to_owned(),

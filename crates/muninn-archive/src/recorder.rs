@@ -131,10 +131,15 @@ pub struct Recorder {
     /// The last archived hour and offset per partition, looked up in the archive on first sight
     /// (and set when a file is handed to the writer: it retries until the file is durable).
     positions: HashMap<(String, i32), Option<(Hour, i64)>>,
-    /// The file being encoded and written while the next one fills: one at a time, so a
-    /// partition's files (and its manifest's updates) stay in order.
-    in_flight: Option<InFlight>,
+    /// Files being encoded and written while the next ones fill, oldest first: at most
+    /// [`MAX_IN_FLIGHT`], and one per partition, so a partition's files (and its manifest's
+    /// updates) stay in order while different partitions' files are encoded in parallel.
+    in_flight: Vec<InFlight>,
 }
+
+/// Files encoded and written at once (each on a blocking thread; their memory is on top of the
+/// buffers').
+const MAX_IN_FLIGHT: usize = 4;
 
 struct InFlight {
     key: (String, i32),
@@ -155,7 +160,7 @@ impl Recorder {
             stats,
             buffers: HashMap::new(),
             positions: HashMap::new(),
-            in_flight: None,
+            in_flight: Vec::new(),
         }
     }
 
@@ -246,7 +251,9 @@ impl Recorder {
         for key in keys {
             committed.extend(self.commit(&key).await);
         }
-        committed.extend(self.wait_in_flight().await);
+        while let Some(done) = self.wait_oldest().await {
+            committed.push(done);
+        }
         committed
     }
 
@@ -255,8 +262,8 @@ impl Recorder {
     /// is looked up again if it comes back. A file being written is finished first; what it
     /// makes durable is returned.
     pub async fn forget(&mut self, stream: &str, partition: i32) -> Vec<Committed> {
-        let committed = self.wait_in_flight().await.into_iter().collect();
         let key = (stream.to_owned(), partition);
+        let committed = self.wait_for(&key).await.into_iter().collect();
         self.buffers.remove(&key);
         self.positions.remove(&key);
         committed
@@ -270,11 +277,17 @@ impl Recorder {
             .sum()
     }
 
-    /// Hands the partition's buffer to the writer, after the file before it (of any partition)
-    /// is durable; returns that one's position.
-    async fn commit(&mut self, key: &(String, i32)) -> Option<Committed> {
-        let buffer = self.buffers.remove(key)?;
-        let previous = self.wait_in_flight().await;
+    /// Hands the partition's buffer to the writer, once the partition's previous file is durable
+    /// and fewer than [`MAX_IN_FLIGHT`] files are in flight; returns the positions of the files
+    /// it waited for.
+    async fn commit(&mut self, key: &(String, i32)) -> Vec<Committed> {
+        let Some(buffer) = self.buffers.remove(key) else {
+            return Vec::new();
+        };
+        let mut previous = self.wait_for(key).await.into_iter().collect::<Vec<_>>();
+        if self.in_flight.len() >= MAX_IN_FLIGHT {
+            previous.extend(self.wait_oldest().await);
+        }
         let messages = Arc::new(buffer.messages);
         let hour = buffer.hour;
         if let Some(last) = messages.last() {
@@ -288,7 +301,7 @@ impl Recorder {
             hour,
             messages.clone(),
         ));
-        self.in_flight = Some(InFlight {
+        self.in_flight.push(InFlight {
             key: key.clone(),
             hour,
             messages,
@@ -297,22 +310,40 @@ impl Recorder {
         previous
     }
 
-    /// The in-flight file's position if it is durable already, without waiting.
+    /// The positions of the files that are durable already, without waiting.
     async fn finished(&mut self) -> Vec<Committed> {
-        if self
+        let mut committed = Vec::new();
+        while let Some(index) = self
             .in_flight
-            .as_ref()
-            .is_some_and(|in_flight| in_flight.task.is_finished())
+            .iter()
+            .position(|in_flight| in_flight.task.is_finished())
         {
-            self.wait_in_flight().await.into_iter().collect()
-        } else {
-            Vec::new()
+            let in_flight = self.in_flight.remove(index);
+            committed.push(self.settle(in_flight).await);
         }
+        committed
     }
 
-    /// Waits until the in-flight file is durable.
-    async fn wait_in_flight(&mut self) -> Option<Committed> {
-        let in_flight = self.in_flight.take()?;
+    /// Waits until the partition's file in flight, if any, is durable.
+    async fn wait_for(&mut self, key: &(String, i32)) -> Option<Committed> {
+        let index = self
+            .in_flight
+            .iter()
+            .position(|in_flight| &in_flight.key == key)?;
+        let in_flight = self.in_flight.remove(index);
+        Some(self.settle(in_flight).await)
+    }
+
+    /// Waits until the oldest file in flight is durable.
+    async fn wait_oldest(&mut self) -> Option<Committed> {
+        if self.in_flight.is_empty() {
+            return None;
+        }
+        let in_flight = self.in_flight.remove(0);
+        Some(self.settle(in_flight).await)
+    }
+
+    async fn settle(&mut self, in_flight: InFlight) -> Committed {
         let file = match in_flight.task.await {
             Ok(file) => file,
             // The writer task panicked (a bug): write here, so that nothing is lost.
@@ -335,11 +366,11 @@ impl Recorder {
             .message_bytes_archived
             .fetch_add(file.entry.message_bytes, Ordering::Relaxed);
         self.stats.files_written.fetch_add(1, Ordering::Relaxed);
-        Some(Committed {
+        Committed {
             stream: in_flight.key.0,
             partition: in_flight.key.1,
             next_offset: file.entry.last_offset + 1,
-        })
+        }
     }
 
     async fn retrying<T, F, Fut>(&self, attempt: F) -> T
@@ -361,7 +392,7 @@ impl Drop for Recorder {
     /// A dropped recorder writes nothing more: the file in flight is abandoned like in a crash
     /// (its messages are read again from the broker and rewritten under the same name).
     fn drop(&mut self) {
-        if let Some(in_flight) = &self.in_flight {
+        for in_flight in &self.in_flight {
             in_flight.task.abort();
         }
     }

@@ -265,7 +265,7 @@ async fn run() {
         .config()
         .set("group.id", "bench-baseline")
         // The recorder's fetch settings (src/kafka.rs).
-        .set("fetch.wait.max.ms", "50")
+        .set("fetch.wait.max.ms", "10")
         .set("max.partition.fetch.bytes", "8388608")
         .set("fetch.max.bytes", "67108864")
         .set("auto.offset.reset", "earliest")
@@ -351,11 +351,15 @@ async fn run() {
     cpu.print("nats-server");
 }
 
-/// Files of 16 MiB, so that the steady state includes many closes and a run does not end waiting
+/// Files of 16 MiB (`ARCHIVE_BENCH_FILE_MB`), so that the steady state includes many closes and a run does not end waiting
 /// for the age bound.
 fn file_options() -> RecorderOptions {
+    let file_mb: usize = std::env::var("ARCHIVE_BENCH_FILE_MB")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(16);
     RecorderOptions {
-        max_file_bytes: 16 << 20,
+        max_file_bytes: file_mb << 20,
         max_file_age: Duration::from_secs(5),
         ..RecorderOptions::default()
     }
@@ -389,7 +393,9 @@ async fn record(
     ));
     let started = Instant::now();
     let mut first = None;
-    while stats.messages_archived.load(Ordering::Relaxed) < count as u64 {
+    // Until every message is received, then a shutdown, which writes what is buffered: the
+    // figure is the time until all of it is durable, without waiting for the files' age bound.
+    while stats.messages_received.load(Ordering::Relaxed) < count as u64 {
         if first.is_none() && stats.messages_received.load(Ordering::Relaxed) > 0 {
             first = Some(Instant::now());
         }
@@ -398,13 +404,17 @@ async fn record(
             "recorder stalled: {:?}",
             stats.snapshot()
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let total = started.elapsed();
     let _ = stop.send(());
     task.await
         .expect("the recorder task")
         .expect("the recorder");
+    let total = started.elapsed();
+    assert_eq!(
+        stats.messages_archived.load(Ordering::Relaxed),
+        count as u64
+    );
     let joined = first.map_or(Duration::ZERO, |first| first - started);
     rate(
         &format!("{label} (after the group join)"),

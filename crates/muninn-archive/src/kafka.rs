@@ -79,7 +79,7 @@ pub async fn record_kafka(
         // An archiver wants big fetches: up to 8 MiB per partition, 64 MiB per request. Brokers
         // that hold a fetch for its whole wait even with data ready (tansu) cap a consumer at
         // one request per wait, so the wait is short; `--kafka-option` overrides all three.
-        .set("fetch.wait.max.ms", "50")
+        .set("fetch.wait.max.ms", "10")
         .set("max.partition.fetch.bytes", "8388608")
         .set("fetch.max.bytes", "67108864");
     for (name, value) in &source.settings {

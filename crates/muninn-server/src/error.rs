@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use muninn_archive::{ArchiveError, ArchiveErrorKind};
 use muninn_ingest::{IngestError, IngestErrorKind};
 use muninn_store::{StoreError, StoreErrorKind};
 use serde::Serialize;
@@ -163,6 +164,19 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<ArchiveError> for ApiError {
+    fn from(error: ArchiveError) -> Self {
+        let status = match error.kind {
+            ArchiveErrorKind::Invalid => StatusCode::BAD_REQUEST,
+            ArchiveErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ArchiveErrorKind::ObjectStore
+            | ArchiveErrorKind::Corrupt
+            | ArchiveErrorKind::Broker => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, format!("archive: {}", error.message))
+    }
+}
+
 impl From<FieldError> for ApiError {
     fn from(error: FieldError) -> Self {
         if error.field.is_empty() {
@@ -191,6 +205,10 @@ mod tests {
         ApiError::from(StoreError::new(kind, "m"))
     }
 
+    fn archive(kind: ArchiveErrorKind) -> ApiError {
+        ApiError::from(ArchiveError::new(kind, "m"))
+    }
+
     fn ingest(kind: IngestErrorKind) -> ApiError {
         ApiError::from(IngestError {
             kind,
@@ -215,6 +233,19 @@ mod tests {
             (store(ObjectStore), 500, Code::Internal),
             (store(Corrupt), 500, Code::Internal),
             (store(Config), 500, Code::Internal),
+            (
+                archive(ArchiveErrorKind::Invalid),
+                400,
+                Code::InvalidArgument,
+            ),
+            (
+                archive(ArchiveErrorKind::NotFound),
+                404,
+                Code::InvalidArgument,
+            ),
+            (archive(ArchiveErrorKind::ObjectStore), 500, Code::Internal),
+            (archive(ArchiveErrorKind::Corrupt), 500, Code::Internal),
+            (archive(ArchiveErrorKind::Broker), 500, Code::Internal),
         ];
         for (error, http, grpc) in cases {
             assert_eq!(error.status.as_u16(), http, "{error:?}");

@@ -1,6 +1,7 @@
 //! Muninn's HTTP server: the composition root that wires ingest decoding, the store and the
 //! query functions behind axum routes, with Prometheus `/metrics` and the OpenAPI document.
 
+mod archive;
 mod compat;
 mod error;
 mod idempotency;
@@ -12,6 +13,7 @@ mod sampling;
 mod server;
 mod tail;
 
+pub use archive::{ArchiveConfig, ArchiveConfigError};
 pub use server::{RunningServer, ServerConfig, StartError, start};
 pub use tail::{
     Clock, MAX_KEPT_NAMES, SystemClock, TailSampler, TailSamplingConfig, TailSamplingConfigError,

@@ -215,7 +215,12 @@ pub(crate) async fn journey(
         ));
     }
     match muninn_query::journey(&state.store, &event_id).await {
-        Some(journey) => Ok(Json(journey).into_response()),
+        Some(journey) => match &state.archive {
+            Some(archive) => Ok(
+                Json(crate::archive::add_archive_links(archive, &journey).await).into_response(),
+            ),
+            None => Ok(Json(journey).into_response()),
+        },
         None => Err(ApiError::not_found(format!(
             "no span carries event id {event_id:?}"
         ))),

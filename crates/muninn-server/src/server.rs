@@ -1,6 +1,6 @@
 //! Server configuration, the router, and start/stop: `start` loads the sampling rules, opens the
-//! store, binds, spawns the HTTP server and the store's maintenance, and returns a handle that
-//! stops both cleanly.
+//! store and the event archive when configured, binds, spawns the HTTP server, the store's
+//! maintenance and the archive's recorders, and returns a handle that stops them all cleanly.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
 use crate::sampling::{self, RuleSet};
-use crate::{compat, ingest, otlp, query};
+use crate::{archive, compat, ingest, otlp, query};
 
 /// Everything the server needs, already validated by the caller.
 #[derive(Debug, Clone)]
@@ -44,6 +44,9 @@ pub struct ServerConfig {
     pub otlp_event_id_attribute: Option<String>,
     /// Tail sampling in the collector (`tail/`); `None` (the default) keeps every trace.
     pub tail_sampling: Option<crate::tail::TailSamplingConfig>,
+    /// The event archive (`archive/`): its routes, journey links, and recorders run inside the
+    /// server; `None` (the default) answers its routes with 404.
+    pub archive: Option<crate::archive::ArchiveConfig>,
 }
 
 impl ServerConfig {
@@ -59,6 +62,7 @@ impl ServerConfig {
             otlp_event_type_attribute: None,
             otlp_event_id_attribute: None,
             tail_sampling: None,
+            archive: None,
         }
     }
 }
@@ -75,6 +79,8 @@ pub(crate) struct AppState {
     pub tail_sampler: Option<Arc<crate::tail::TailSampler>>,
     /// Recent `Idempotency-Key`s of ingest requests and their answers.
     pub idempotency: crate::idempotency::IdempotencyKeys,
+    /// The event archive and its recorders, when configured.
+    pub archive: Option<Arc<crate::archive::ArchiveState>>,
 }
 
 /// A running server.
@@ -122,8 +128,20 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     if let Some(tail) = &config.tail_sampling {
         tail.validate().map_err(StartError::TailSampling)?;
     }
+    if let Some(archive) = &config.archive {
+        archive.validate().map_err(StartError::ArchiveConfig)?;
+    }
     // Before the store: a bad rules file stops the start before recovery does any work.
     let sampling = RuleSet::load(&config.store.data_dir).map_err(StartError::Sampling)?;
+    // Likewise an archive location that cannot be opened.
+    let archive = match &config.archive {
+        None => None,
+        Some(archive) => Some(Arc::new(
+            crate::archive::ArchiveState::open(archive)
+                .await
+                .map_err(StartError::Archive)?,
+        )),
+    };
     let store = Store::open(config.store.clone())
         .await
         .map_err(StartError::Store)?;
@@ -143,6 +161,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     };
     let otlp_grpc_addr = otlp_grpc.as_ref().map(|(_, address)| *address);
     let mut metrics = Metrics::new();
+    if let Some(archive) = &archive {
+        crate::archive::register_metrics(&mut metrics, archive);
+    }
     let tail_sampler = config.tail_sampling.clone().map(|tail| {
         if tail.decision_memory < config.store.flush_max_age {
             tracing::warn!(
@@ -173,7 +194,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         },
         tail_sampler,
         idempotency: Default::default(),
+        archive: archive.clone(),
     });
+    let recorders = archive.as_deref().map(crate::archive::start_recorders);
     let grpc_state = state.clone();
     let app = router(state);
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
@@ -207,7 +230,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         let _ = shutdown_rx.await;
         let _ = http_stop_tx.send(());
         let _ = grpc_stop_tx.send(());
-        let _ = http.await;
+        // The recorders write what they buffered, then commit it to their brokers.
+        let recorders_stopped = async {
+            if let Some(recorders) = recorders {
+                recorders.stop().await;
+            }
+        };
+        let _ = tokio::join!(recorders_stopped, http);
         if let Some(grpc) = grpc {
             let _ = grpc.await;
         }
@@ -248,6 +277,11 @@ pub enum StartError {
     DefaultSampleRate(u32),
     #[error("{0}")]
     TailSampling(crate::tail::TailSamplingConfigError),
+    #[error("{0}")]
+    ArchiveConfig(crate::archive::ArchiveConfigError),
+    /// The archive's location could not be opened; the message names it.
+    #[error("{0}")]
+    Archive(String),
 }
 
 fn router(state: Arc<AppState>) -> Router {
@@ -271,6 +305,13 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/lineage", get(query::lineage))
         .route("/api/v1/events/{event_id}", get(query::journey))
         .route("/api/v1/traces/{trace_id}", get(query::trace))
+        .route("/api/v1/archive/streams", get(archive::streams))
+        .route("/api/v1/archive/messages", get(archive::messages))
+        .route("/api/v1/archive/messages/raw", get(archive::raw_message))
+        .route(
+            "/api/v1/archive/events/{event_id}",
+            get(archive::event_messages),
+        )
         .route(
             "/api/v1/sampling/rules",
             get(sampling::list_rules).post(sampling::create_rule),
@@ -352,8 +393,18 @@ async fn time_queries(
     response
 }
 
-async fn healthz() -> impl IntoResponse {
-    axum::Json(serde_json::json!({"status": "ok"}))
+/// Liveness, and the archive recorders' health when an archive is configured. Always 200 while
+/// the server answers: a recorder whose broker or object store is away makes the status
+/// `degraded` (with its last error) but restarting the server would not help it, so a liveness
+/// probe must not fail; alert on `muninn_archive_healthy` instead.
+async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    match &state.archive {
+        None => axum::Json(serde_json::json!({"status": "ok"})),
+        Some(archive) => axum::Json(serde_json::json!({
+            "status": if archive.healthy() { "ok" } else { "degraded" },
+            "archive": archive.health(),
+        })),
+    }
 }
 
 async fn openapi() -> impl IntoResponse {

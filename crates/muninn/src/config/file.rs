@@ -1,6 +1,7 @@
 //! The configuration file of `muninn serve`: TOML whose keys are `version`, the settings of
-//! `SETTINGS` (a string or a number each, read as text) and the `[tail_sampling]` table. An
-//! unknown key or a value of the wrong type is refused with TOML's line and column.
+//! `SETTINGS` (a string or a number each, read as text) and the `[tail_sampling]` and
+//! `[archive]` tables. An unknown key or a value of the wrong type is refused with TOML's line
+//! and column.
 
 use std::fmt;
 use std::path::Path;
@@ -14,11 +15,13 @@ use super::settings::{SETTINGS, Setting};
 /// The version of the configuration file format this binary reads.
 const FILE_FORMAT_VERSION: u32 = 1;
 
-/// The configuration file as written: `version`, the settings as text, `[tail_sampling]`.
+/// The configuration file as written: `version`, the settings as text, `[tail_sampling]`,
+/// `[archive]`.
 #[derive(Default)]
 pub(super) struct FileContents {
     pub settings: Vec<(&'static Setting, String)>,
     pub tail_sampling: Option<toml::Table>,
+    pub archive: Option<toml::Table>,
     version: Option<u32>,
 }
 
@@ -50,6 +53,7 @@ enum FileKey {
     Version,
     Setting(&'static Setting),
     TailSampling,
+    Archive,
 }
 
 impl<'de> Deserialize<'de> for FileKey {
@@ -58,12 +62,13 @@ impl<'de> Deserialize<'de> for FileKey {
         match key.as_str() {
             "version" => Ok(FileKey::Version),
             "tail_sampling" => Ok(FileKey::TailSampling),
+            "archive" => Ok(FileKey::Archive),
             _ => match SETTINGS.iter().find(|setting| setting.key == key) {
                 Some(setting) => Ok(FileKey::Setting(setting)),
                 None => {
                     let known: Vec<String> = std::iter::once("version")
                         .chain(SETTINGS.iter().map(|setting| setting.key))
-                        .chain(["tail_sampling"])
+                        .chain(["tail_sampling", "archive"])
                         .map(|key| format!("`{key}`"))
                         .collect();
                     Err(de::Error::custom(format!(
@@ -90,6 +95,7 @@ impl<'de> Deserialize<'de> for FileContents {
                     match key {
                         FileKey::Version => file.version = Some(map.next_value()?),
                         FileKey::TailSampling => file.tail_sampling = Some(map.next_value()?),
+                        FileKey::Archive => file.archive = Some(map.next_value()?),
                         FileKey::Setting(setting) => {
                             let Scalar(text) = map.next_value()?;
                             file.settings.push((setting, text));

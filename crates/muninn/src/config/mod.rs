@@ -5,8 +5,10 @@
 //!
 //! Each setting is declared once, in `settings.rs`'s `SETTINGS`: its file key, flag, environment
 //! variable, help, default and parser; the flags (here), the file's keys (`file.rs`) and the
-//! validation (here) are all read from there.
+//! validation (here) are all read from there. The file-only tables are read beside them:
+//! `[tail_sampling]` (`tail_sampling_config.rs`) and `[archive]` (`archive.rs`).
 
+mod archive;
 mod file;
 mod settings;
 
@@ -19,6 +21,7 @@ use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches};
 use muninn_server::ServerConfig;
 
+use self::archive::ArchiveSection;
 use self::file::FileContents;
 pub use self::settings::{DEFAULT_LISTEN, parse_listen};
 use self::settings::{SETTINGS, Setting};
@@ -131,6 +134,8 @@ pub struct RawConfig {
     settings: BTreeMap<&'static str, Sourced>,
     /// The `[tail_sampling]` table (file only; see `tail_sampling_config.rs`).
     tail_sampling: Option<TailSamplingSection>,
+    /// The `[archive]` table (file only; see `archive.rs`).
+    archive: Option<ArchiveSection>,
 }
 
 impl RawConfig {
@@ -147,6 +152,7 @@ impl RawConfig {
             tail_sampling: file
                 .tail_sampling
                 .map(|table| TailSamplingSection::new(table, path)),
+            archive: file.archive.map(|table| ArchiveSection::new(table, path)),
         };
         for (setting, text) in file.settings {
             let origin = Origin::File {
@@ -164,6 +170,7 @@ impl RawConfig {
         RawConfig {
             settings: self.settings,
             tail_sampling: upper.tail_sampling.or(self.tail_sampling),
+            archive: upper.archive.or(self.archive),
         }
     }
 
@@ -181,6 +188,9 @@ impl RawConfig {
         }
         if let Some(section) = &self.tail_sampling {
             config.tail_sampling = section.validate()?;
+        }
+        if let Some(section) = &self.archive {
+            config.archive = section.validate()?;
         }
         Ok(config)
     }

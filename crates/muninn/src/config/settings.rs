@@ -30,7 +30,7 @@ pub(super) struct Setting {
     pub apply: fn(&str, &mut ServerConfig) -> Result<(), String>,
 }
 
-/// Every setting of `muninn serve` but the file-only `[tail_sampling]` table, in the order of
+/// Every setting of `muninn serve` but the file-only `[tail_sampling]` and `[archive]` tables, in the order of
 /// `--help`, of validation, and of README's configuration table.
 pub(super) const SETTINGS: &[Setting] = &[
     Setting {
@@ -258,7 +258,7 @@ fn parse_retention(text: &str) -> Result<Option<Duration>, &'static str> {
 }
 
 /// A body size limit: bytes, or a number with KiB, MiB or GiB; between 1 KiB and 1 GiB.
-fn parse_body_bytes(text: &str) -> Result<usize, &'static str> {
+pub(super) fn parse_body_bytes(text: &str) -> Result<usize, &'static str> {
     const HINT: &str =
         "use a number of bytes, or one with KiB, MiB or GiB, between 1KiB and 1GiB, like 16MiB";
     let text = text.trim();

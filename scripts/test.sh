@@ -10,7 +10,8 @@
 #   muninn-sdk, muninn-archive, muninn
 #                  the brokers (scripts/brokers.sh: MUNINN_NATS_SERVER, MUNINN_TANSU; tansu is a
 #                  `cargo install` of 10 to 17 minutes the first time)
-#   muninn-server  the Python venv (scripts/python.sh: MUNINN_PYTHON)
+#   muninn-server, muninn-archive
+#                  the Python venv (scripts/python.sh: MUNINN_PYTHON; DuckDB, moto_server for S3)
 # With no -p/--package, or with --workspace, everything is selected and everything installed;
 # `-p muninn-model` or `-p muninn-store` installs nothing. A test whose tool is missing fails,
 # it never skips. Package names may be cargo's globs (`-p 'muninn-*'`).

@@ -25,7 +25,7 @@ use crate::message::Message;
 /// The archive on one object store.
 #[derive(Clone)]
 pub struct Archive {
-    store: Arc<dyn ObjectStore>,
+    pub(crate) store: Arc<dyn ObjectStore>,
     description: String,
 }
 
@@ -177,7 +177,7 @@ impl Archive {
         })
     }
 
-    async fn manifest(&self, path: &Path) -> Result<Option<Manifest>> {
+    pub(crate) async fn manifest(&self, path: &Path) -> Result<Option<Manifest>> {
         let bytes = match self.store.get(path).await {
             Ok(result) => result
                 .bytes()
@@ -244,7 +244,7 @@ impl Archive {
     }
 
     /// Every manifest under `v1/`, as (stream, hour, manifest), sorted.
-    async fn manifests(&self, stream: Option<&str>) -> Result<Vec<(Hour, Manifest)>> {
+    pub(crate) async fn manifests(&self, stream: Option<&str>) -> Result<Vec<(Hour, Manifest)>> {
         let prefix = match stream {
             Some(stream) => layout::stream_dir(stream),
             None => layout::root(),

@@ -12,8 +12,10 @@ mod json;
 #[cfg(feature = "kafka")]
 mod kafka;
 mod layout;
+mod location;
 mod manifest;
 mod message;
+mod mirror;
 #[cfg(feature = "nats")]
 mod nats;
 mod recorder;
@@ -29,6 +31,7 @@ pub use kafka::{KafkaSource, record_kafka};
 pub use layout::{Hour, check_stream_name};
 pub use manifest::{FileEntry, Manifest};
 pub use message::{Header, Message, SourceBroker, TimestampType};
+pub use mirror::{Difference, MirrorReport};
 #[cfg(feature = "nats")]
 pub use nats::{NatsSource, record_nats};
 pub use recorder::{Committed, Recorder, RecorderOptions, RecorderSnapshot, RecorderStats};

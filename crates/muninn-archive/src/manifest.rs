@@ -41,6 +41,11 @@ impl Manifest {
         self.files.sort_by_key(|file| file.first_offset);
     }
 
+    /// Messages in all the files.
+    pub fn message_count(&self) -> u64 {
+        self.files.iter().map(|file| file.count).sum()
+    }
+
     pub fn last_offset(&self) -> Option<i64> {
         self.files.iter().map(|file| file.last_offset).max()
     }

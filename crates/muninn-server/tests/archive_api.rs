@@ -761,7 +761,7 @@ async fn an_archive_setting_that_cannot_work_stops_the_start_naming_the_key() {
         .expect("refused")
         .to_string();
     assert!(error.starts_with("archive.kafka.topics: "), "{error}");
-    config.archive = Some(ArchiveConfig::new("s3://bucket/archive"));
+    config.archive = Some(ArchiveConfig::new("ftp://host/archive"));
     let error = muninn_server::start(config)
         .await
         .err()

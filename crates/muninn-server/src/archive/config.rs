@@ -37,7 +37,7 @@ impl ArchiveConfig {
                 message: message.to_owned(),
             })
         };
-        if let Err(message) = local_directory(&self.location) {
+        if let Err(message) = check_location(&self.location) {
             return error("location", &message);
         }
         if self.recorder.max_file_bytes == 0 {
@@ -109,27 +109,18 @@ pub struct ArchiveConfigError {
     pub message: String,
 }
 
-/// The directory of a location: a path or `file://PATH`. Object-store URLs are refused by
-/// name until the archive opens them.
-fn local_directory(location: &str) -> Result<&str, String> {
-    let path = location.strip_prefix("file://").unwrap_or(location);
-    if path.trim().is_empty() {
+/// A location the archive can open: a path, `file://PATH` or `s3://BUCKET[/PREFIX]`.
+fn check_location(location: &str) -> Result<(), String> {
+    if location.trim().is_empty() {
         return Err("must not be empty; give a directory, like ./muninn-archive".into());
     }
-    if path.contains("://") {
-        return Err(format!(
-            "{location:?} is not a local directory; this server opens archives in a directory \
-             (a path, or file://PATH)"
-        ));
-    }
-    Ok(path)
+    muninn_archive::Archive::check_location(location).map_err(|error| error.to_string())
 }
 
 /// Opens the archive at `location` (checked by `validate`).
 pub(super) async fn open(location: &str) -> Result<Archive, String> {
-    let path =
-        local_directory(location).map_err(|message| format!("archive.location: {message}"))?;
-    Archive::open_local(path)
+    check_location(location).map_err(|message| format!("archive.location: {message}"))?;
+    Archive::open(location)
         .await
         .map_err(|error| format!("opening the archive {location}: {error}"))
 }

@@ -2,12 +2,12 @@
 //! archive holds, and print a stream's messages in a time range as JSON lines.
 
 mod browse;
+mod mirror;
 pub mod replay;
 mod run;
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use muninn_archive::{Archive, Filter, Selection};
 
 /// `muninn archive …`.
@@ -26,12 +26,18 @@ enum ArchiveCommand {
     Ls(browse::LsArgs),
     /// Print a stream's archived messages in a time range as JSON lines.
     Cat(browse::CatArgs),
+    /// Copy new files and manifests to a second archive (the offsite copy), incrementally.
+    Mirror(mirror::MirrorArgs),
+    /// Compare two archives' manifests, counts and checksums (or check one archive's files);
+    /// exits 1 on any difference.
+    Verify(mirror::VerifyArgs),
 }
 
 /// `--archive`: where the archive lives.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ArchiveLocation {
-    /// The archive: a local directory.
+    /// The archive: a local directory, file://PATH, or s3://BUCKET[/PREFIX] (settings from
+    /// the AWS_* variables: AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, …).
     #[arg(
         long = "archive",
         env = "MUNINN_ARCHIVE",
@@ -42,13 +48,19 @@ pub struct ArchiveLocation {
 }
 
 impl ArchiveLocation {
-    /// The archive for reading: it must exist already.
-    pub async fn open_existing(&self) -> anyhow::Result<Archive> {
+    fn local_path(&self) -> Option<&str> {
         let path = self
             .location
             .strip_prefix("file://")
             .unwrap_or(&self.location);
-        if !path.contains("://") && !std::path::Path::new(path).is_dir() {
+        (!path.contains("://")).then_some(path)
+    }
+
+    /// The archive for reading: a local one must exist already.
+    pub async fn open_existing(&self) -> anyhow::Result<Archive> {
+        if let Some(path) = self.local_path()
+            && !std::path::Path::new(path).is_dir()
+        {
             anyhow::bail!(
                 "--archive {}: no archive there (not a directory); give the directory `muninn archive run` writes to",
                 self.location
@@ -57,21 +69,11 @@ impl ArchiveLocation {
         self.open().await
     }
 
-    /// The archive, created when missing.
+    /// The archive (a local directory is created when missing).
     pub async fn open(&self) -> anyhow::Result<Archive> {
-        let path = self
-            .location
-            .strip_prefix("file://")
-            .unwrap_or(&self.location);
-        if path.contains("://") {
-            anyhow::bail!(
-                "--archive {}: not a local directory; give a path (or file://PATH)",
-                self.location
-            );
-        }
-        Archive::open_local(path)
+        Archive::open(&self.location)
             .await
-            .with_context(|| format!("--archive {}", self.location))
+            .map_err(|error| anyhow::anyhow!("--archive {}: {error}", self.location))
     }
 }
 
@@ -162,5 +164,7 @@ pub async fn run(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
         ArchiveCommand::Run(args) => run::run(args).await,
         ArchiveCommand::Ls(args) => browse::ls(args).await,
         ArchiveCommand::Cat(args) => browse::cat(args).await,
+        ArchiveCommand::Mirror(args) => mirror::mirror(args).await,
+        ArchiveCommand::Verify(args) => mirror::verify(args).await,
     }
 }

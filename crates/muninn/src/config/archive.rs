@@ -431,7 +431,7 @@ mod tests {
             "{bad_topic}"
         );
         assert!(
-            error("location = \"s3://bucket\"")
+            error("location = \"ftp://bucket\"")
                 .starts_with("key `archive.location` in muninn.toml:")
         );
         assert!(

@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 declare -A NEEDS=(
     [muninn-sdk]="brokers"   # tests/adapters.rs, tests/brokers.rs (features kafka + nats)
     [muninn-archive]="brokers python" # tests/nats.rs, tests/replay.rs; tests/duckdb.rs, tests/s3.rs
-    [muninn]="brokers"       # tests/archive.rs (the recorder SIGKILLed against tansu)
+    [muninn]="brokers python" # tests/archive.rs (the recorder SIGKILLed against tansu, into moto)
     [muninn-server]="python" # tests/api/otlp.rs, tests/api/zipkin.rs
 )
 

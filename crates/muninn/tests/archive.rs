@@ -2,12 +2,11 @@
 //! binary, null and repeated headers across 6 partitions are produced while `muninn archive run`
 //! is SIGKILLed at random moments; afterwards every message is in the archive exactly once (count
 //! and checksum per partition equal to what the broker acknowledged), and `archive cat` prints
-//! the same messages.
+//! the same messages. Run twice: into a local directory, and into S3 (a real `moto_server`).
 
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -98,7 +97,7 @@ impl Drop for Recorder {
 /// SIGKILLed consumer, so a group that lost one never gets its partitions back there (Kafka
 /// expires it after `session.timeout.ms`). A new group starts from the earliest offset, which
 /// also checks that the archive, not the group, decides what is already archived.
-fn recorder(bootstrap: &str, archive: &Path, run: usize) -> Recorder {
+fn recorder(bootstrap: &str, place: &Place, run: usize) -> Recorder {
     let child = Command::new(MUNINN)
         .args(["archive", "run", "--kafka", bootstrap, "--topic", TOPIC])
         .args(["--group", &format!("archive-crash-test-{run}")])
@@ -107,7 +106,8 @@ fn recorder(bootstrap: &str, archive: &Path, run: usize) -> Recorder {
         .args(["--kafka-option", "session.timeout.ms=6000"])
         .args(["--kafka-option", "heartbeat.interval.ms=500"])
         .arg("--archive")
-        .arg(archive)
+        .arg(&place.location)
+        .envs(place.env.iter().map(|(k, v)| (k, v)))
         .env(
             "RUST_LOG",
             std::env::var("ARCHIVE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -124,12 +124,57 @@ async fn archived(archive: &Archive) -> Vec<Message> {
     archive.read(&all).await.unwrap()
 }
 
+/// Where the recorders write: the `--archive` value, the environment the commands get (the
+/// S3 settings), and the archive opened in the test process.
+struct Place {
+    location: String,
+    env: Vec<(String, String)>,
+    archive: Archive,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_message_is_archived_exactly_once_across_sigkills() {
     let kafka = support::Kafka::start();
-    kafka.create_topic(TOPIC, PARTITIONS).await;
     let dir = tempfile::tempdir().unwrap();
-    let archive_dir = dir.path().join("archive");
+    let location = dir.path().join("archive").display().to_string();
+    let place = Place {
+        archive: Archive::open_local(&location).await.unwrap(),
+        location,
+        env: Vec::new(),
+    };
+    scenario(&kafka, &place).await;
+}
+
+/// The same on a real S3 API (moto): the recorder's files and manifests are S3 objects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_is_archived_exactly_once_across_sigkills_on_s3() {
+    let kafka = support::Kafka::start();
+    let moto = support::moto::Moto::start().await;
+    moto.create_bucket("muninn-archive").await;
+    let env: Vec<(String, String)> = [
+        (
+            "AWS_ENDPOINT_URL",
+            format!("http://127.0.0.1:{}", moto.port),
+        ),
+        ("AWS_ALLOW_HTTP", "true".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "muninn-test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "muninn-test-secret".into()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value))
+    .collect();
+    let options: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let place = Place {
+        archive: Archive::open_s3("muninn-archive", Some("crash-test"), &options).unwrap(),
+        location: "s3://muninn-archive/crash-test".into(),
+        env,
+    };
+    scenario(&kafka, &place).await;
+}
+
+async fn scenario(kafka: &support::Kafka, place: &Place) {
+    kafka.create_topic(TOPIC, PARTITIONS).await;
 
     // The producer: steady traffic over the whole test, every delivery remembered by
     // (partition, offset).
@@ -197,7 +242,7 @@ async fn every_message_is_archived_exactly_once_across_sigkills() {
     let mut rng = StdRng::seed_from_u64(0xA5C1);
     let mut archived_at_kills = Vec::new();
     for kill in 0..KILLS {
-        let mut recorder = recorder(&kafka.bootstrap, &archive_dir, kill);
+        let mut recorder = recorder(&kafka.bootstrap, place, kill);
         let child = &mut recorder.0;
         let wait = Duration::from_millis(rng.random_range(1_500..5_000));
         tokio::time::sleep(wait).await;
@@ -207,7 +252,7 @@ async fn every_message_is_archived_exactly_once_across_sigkills() {
         );
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        let archive = Archive::open_local(&archive_dir).await.unwrap();
+        let archive = &place.archive;
         let count: u64 = archive
             .streams()
             .await
@@ -230,9 +275,9 @@ async fn every_message_is_archived_exactly_once_across_sigkills() {
     assert!(done.load(Ordering::SeqCst));
 
     // A last run archives the rest; stop it with SIGTERM once everything is in.
-    let mut last = recorder(&kafka.bootstrap, &archive_dir, KILLS);
+    let mut last = recorder(&kafka.bootstrap, place, KILLS);
     let child = &mut last.0;
-    let archive = Archive::open_local(&archive_dir).await.unwrap();
+    let archive = &place.archive;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let count: u64 = archive
@@ -305,7 +350,8 @@ async fn every_message_is_archived_exactly_once_across_sigkills() {
     let output = Command::new(MUNINN)
         .args(["archive", "cat", "--stream", TOPIC, "--partition", "4"])
         .arg("--archive")
-        .arg(&archive_dir)
+        .arg(&place.location)
+        .envs(place.env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap();
     assert!(
@@ -330,7 +376,8 @@ async fn every_message_is_archived_exactly_once_across_sigkills() {
             .arg("--to")
             .arg(format!("kafka://{}/orders-replayed", kafka.bootstrap))
             .arg("--archive")
-            .arg(&archive_dir)
+            .arg(&place.location)
+            .envs(place.env.iter().map(|(k, v)| (k, v)))
             .args(extra)
             .output()
             .unwrap();
@@ -348,7 +395,7 @@ async fn every_message_is_archived_exactly_once_across_sigkills() {
         done.contains(&format!("replayed {} messages", expected.len())),
         "{done}"
     );
-    let replayed = consume(&kafka, "orders-replayed", 4, expected.len());
+    let replayed = consume(kafka, "orders-replayed", 4, expected.len());
     for (archived, again) in expected.iter().zip(&replayed) {
         let (marker, headers) = again.headers.split_last().unwrap();
         assert_eq!(marker.name, "muninn-replayed-from");

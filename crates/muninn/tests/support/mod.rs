@@ -1,10 +1,12 @@
-//! The SDK's real-broker test support (tansu for the Kafka API, started on a free loopback port
-//! and killed when dropped), shared with the binary's tests by path.
+//! The real servers of the binary's tests, shared by path: the SDK's Kafka-API broker (tansu)
+//! and the archive's S3 API (moto), each on a free loopback port and killed when dropped.
 
 #![allow(dead_code, unused_imports)]
 
 #[path = "../../../muninn-sdk/tests/support/kafka.rs"]
 mod kafka;
+#[path = "../../../muninn-archive/tests/support/moto.rs"]
+pub mod moto;
 #[path = "../../../muninn-sdk/tests/support/process.rs"]
 mod process;
 

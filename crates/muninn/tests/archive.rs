@@ -308,7 +308,7 @@ async fn scenario(kafka: &support::Kafka, place: &Place) {
 
     let produced = produced.lock().unwrap().clone();
     assert_eq!(produced.len(), MESSAGES);
-    let messages = archived(&archive).await;
+    let messages = archived(archive).await;
     assert_eq!(messages.len(), MESSAGES, "every message exactly once");
     let mut by_partition: BTreeMap<i32, Vec<(i64, Sent)>> = BTreeMap::new();
     for message in &messages {

@@ -4,7 +4,8 @@
 //! partitions. Prints, in this order: the archive's own ceiling (Parquet encoding and durable
 //! commits, no broker), the broker's serving rate (a bare rdkafka consumer reading the topic),
 //! the recorder from tansu into a local archive (and into S3 when `ARCHIVE_BENCH_S3` names a
-//! running S3 API), then replay into tansu and into JetStream.
+//! bucket, `s3://BUCKET/PREFIX`, of a running S3 API set up by the `AWS_*` variables, e.g. a
+//! `moto_server`), then replay into tansu and into JetStream.
 //!
 //! `cargo bench -p muninn-archive --features kafka,nats --bench archive`; `ARCHIVE_BENCH_MESSAGES`
 //! sets the count (default 300,000).
@@ -308,7 +309,24 @@ async fn run() {
     )
     .await;
     cpu.print("tansu");
-    // S3: ARCHIVE_BENCH_S3 (added with the S3 location).
+    if let Ok(url) = std::env::var("ARCHIVE_BENCH_S3") {
+        match Archive::open(&url).await {
+            Ok(s3) => {
+                let cpu = Cpu::start(kafka.process().pid());
+                record(
+                    &kafka,
+                    s3,
+                    &format!("recorder: tansu -> {url}"),
+                    count,
+                    message_bytes,
+                    "bench-s3",
+                )
+                .await;
+                cpu.print("tansu");
+            }
+            Err(error) => println!("ARCHIVE_BENCH_S3={url}: {error}"),
+        }
+    }
 
     // 5. Replay from the archive into tansu and JetStream.
     let all = Selection::new("bench", None, 0, i64::MAX, Vec::new()).expect("a selection");

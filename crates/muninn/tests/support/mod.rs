@@ -7,7 +7,10 @@
 mod kafka;
 #[path = "../../../muninn-archive/tests/support/moto.rs"]
 pub mod moto;
+#[path = "../../../muninn-sdk/tests/support/nats.rs"]
+mod nats;
 #[path = "../../../muninn-sdk/tests/support/process.rs"]
 mod process;
 
 pub use kafka::Kafka;
+pub use nats::Nats;

@@ -199,7 +199,7 @@ impl Archive {
     }
 
     /// The hours holding files of `stream`, oldest first.
-    async fn hours(&self, stream: &str) -> Result<Vec<Hour>> {
+    pub(crate) async fn hours(&self, stream: &str) -> Result<Vec<Hour>> {
         let mut hours = Vec::new();
         let days = self.list_dirs(&layout::stream_dir(stream)).await?;
         for day in days {

@@ -20,6 +20,7 @@ mod mirror;
 mod nats;
 mod recorder;
 mod replay;
+mod retention;
 
 pub use archive::{Archive, FileRef, PartitionSummary, StreamSummary};
 pub use error::{ArchiveError, ArchiveErrorKind};
@@ -38,3 +39,4 @@ pub use recorder::{Committed, Recorder, RecorderOptions, RecorderSnapshot, Recor
 pub use replay::{
     PartitionMap, REPLAYED_FROM_HEADER, ReplayOptions, ReplayProgress, ReplayReport, Target, replay,
 };
+pub use retention::{RetentionReport, RetentionRule};

@@ -106,6 +106,36 @@ async fn mirror_then_verify_and_a_damaged_copy_exits_1_naming_the_file() {
     // The copy checked on its own finds it too.
     let alone = muninn(&["archive", "verify"], &copy);
     assert_eq!(alone.status.code(), Some(1), "{}", text(&alone));
+
+    // Retention: the messages are of 2026-11-30T00; thirty days keep them, a dry run of one
+    // day reports the hour and removes nothing, a real one removes it.
+    let keep = muninn(&["archive", "retain", "--keep", "ord*=30d"], &source);
+    assert!(text(&keep).contains("removed 0 hours"), "{}", text(&keep));
+    let dry = muninn(
+        &["archive", "retain", "--keep", "ord*=1d", "--dry-run"],
+        &source,
+    );
+    assert!(
+        text(&dry).contains("orders 2026-11-30T00") && text(&dry).contains("would remove 1 hours"),
+        "{}",
+        text(&dry)
+    );
+    assert!(
+        verify(false).status.success(),
+        "the dry run removed something"
+    );
+    let gone = muninn(&["archive", "retain", "--keep", "ord*=1d"], &source);
+    assert!(
+        text(&gone).contains("removed 1 hours (2 files, 50 messages"),
+        "{}",
+        text(&gone)
+    );
+    let bad = muninn(&["archive", "retain", "--keep", "orders"], &source);
+    assert!(
+        !bad.status.success() && text(&bad).contains("PATTERN=DURATION"),
+        "{}",
+        text(&bad)
+    );
 }
 
 #[tokio::test]

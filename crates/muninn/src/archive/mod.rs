@@ -4,6 +4,7 @@
 mod browse;
 mod mirror;
 pub mod replay;
+mod retain;
 mod run;
 
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ enum ArchiveCommand {
     /// Compare two archives' manifests, counts and checksums (or check one archive's files);
     /// exits 1 on any difference.
     Verify(mirror::VerifyArgs),
+    /// Remove whole hours older than each stream pattern's rule (`--keep 'orders.*=30d'`).
+    Retain(retain::RetainArgs),
 }
 
 /// `--archive`: where the archive lives.
@@ -166,5 +169,6 @@ pub async fn run(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
         ArchiveCommand::Cat(args) => browse::cat(args).await,
         ArchiveCommand::Mirror(args) => mirror::mirror(args).await,
         ArchiveCommand::Verify(args) => mirror::verify(args).await,
+        ArchiveCommand::Retain(args) => retain::retain(args).await,
     }
 }

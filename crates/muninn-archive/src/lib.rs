@@ -28,7 +28,7 @@ pub use filter::{Filter, Selection};
 pub use format::ARCHIVE_FORMAT_VERSION;
 pub use json::{RenderedPayload, from_json, render_payload, to_json};
 #[cfg(feature = "kafka")]
-pub use kafka::{KafkaSource, record_kafka};
+pub use kafka::{KafkaSource, convert as from_kafka_record, record_kafka};
 pub use layout::{Hour, check_stream_name};
 pub use manifest::{FileEntry, Manifest};
 pub use message::{Header, Message, SourceBroker, TimestampType};

@@ -6,8 +6,10 @@
 
 mod support;
 
+use support::Recorder;
+
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -81,16 +83,6 @@ fn checksum<'a>(messages: impl Iterator<Item = &'a Sent>) -> (usize, u64) {
         hasher.update(&message.payload);
     }
     (count, hasher.digest())
-}
-
-/// A recorder process, killed if the test ends (or fails) while it runs.
-struct Recorder(Child);
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Each run joins a consumer group of its own: tansu 0.6 never expires the member of a
@@ -412,7 +404,6 @@ async fn scenario(kafka: &support::Kafka, place: &Place) {
 /// Reads `count` messages of one partition from the beginning.
 fn consume(kafka: &support::Kafka, topic: &str, partition: i32, count: usize) -> Vec<Message> {
     use rdkafka::consumer::{BaseConsumer, Consumer as _};
-    use rdkafka::message::{Headers as _, Message as _};
     let consumer: BaseConsumer = kafka
         .config()
         .set("group.id", "archive-test-reader")
@@ -435,31 +426,8 @@ fn consume(kafka: &support::Kafka, topic: &str, partition: i32, count: usize) ->
         let Some(record) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
-        let record = record.unwrap();
-        let headers = record
-            .headers()
-            .map(|headers| {
-                headers
-                    .iter()
-                    .map(|header| Header {
-                        name: header.key.to_owned(),
-                        value: header.value.map(<[u8]>::to_vec),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        messages.push(Message::from_broker(
-            muninn_archive::SourceBroker::Kafka,
-            topic.to_owned(),
-            None,
-            record.partition(),
-            record.offset(),
-            0,
-            muninn_archive::TimestampType::CreateTime,
-            record.key().map(<[u8]>::to_vec),
-            headers,
-            record.payload().map(<[u8]>::to_vec),
-        ));
+        // The recorder's own conversion: what was replayed reads back as it was archived.
+        messages.push(muninn_archive::from_kafka_record(&record.unwrap()));
     }
     messages
 }

@@ -5,8 +5,10 @@
 
 mod support;
 
+use support::Recorder;
+
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use muninn_archive::{Archive, Selection};
@@ -16,15 +18,6 @@ use rand::{Rng, RngCore, SeedableRng};
 const MUNINN: &str = env!("CARGO_BIN_EXE_muninn");
 const MESSAGES: usize = 100_000;
 const KILLS: usize = 6;
-
-struct Recorder(Child);
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn recorder(url: &str, archive: &std::path::Path) -> Recorder {
     let child = Command::new(MUNINN)

@@ -14,3 +14,13 @@ mod process;
 
 pub use kafka::Kafka;
 pub use nats::Nats;
+
+/// A `muninn archive run` process, SIGKILLed if the test ends (or fails) while it runs.
+pub struct Recorder(pub std::process::Child);
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

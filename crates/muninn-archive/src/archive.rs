@@ -1,7 +1,8 @@
 //! [`Archive`]: the archive's files and manifests on an object store (a local directory made
 //! durable by the store's `LocalDir`, or any `object_store` backend). Writes commit one file of
 //! one partition at a time (file first, then the manifest that names it); reads go through the
-//! manifests only, so a half-written file is never seen.
+//! manifests only, so a half-written file is never seen, and a file that compaction replaced
+//! after its manifest was read is read from its replacement.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,7 +20,7 @@ use crate::error::{ArchiveError, ArchiveErrorKind, Result};
 use crate::filter::Selection;
 use crate::format;
 use crate::layout::{self, Hour};
-use crate::manifest::{FileEntry, INDEX_EVERY, Manifest};
+use crate::manifest::{FileEntry, Manifest};
 use crate::message::Message;
 
 /// The archive on one object store.
@@ -115,7 +116,7 @@ impl Archive {
     /// an hour before one it already wrote, even when a producer's clock goes back, so the
     /// newest hour always holds the partition's last offset.
     pub async fn commit_in(&self, hour: Hour, messages: &[Message]) -> Result<FileRef> {
-        let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
+        let Some(first) = messages.first() else {
             return Err(ArchiveError::invalid("commit: no messages"));
         };
         layout::check_stream_name(&first.stream)?;
@@ -126,30 +127,8 @@ impl Archive {
             .map_err(|error| {
                 ArchiveError::corrupt(format!("encoding an archive file: {error}"))
             })??;
-        let entry = FileEntry {
-            name: layout::file_name(partition, first.offset),
-            first_offset: first.offset,
-            last_offset: last.offset,
-            count: messages.len() as u64,
-            bytes: file.len() as u64,
-            message_bytes: messages.iter().map(|m| m.size_bytes() as u64).sum(),
-            xxh3: format!("{:016x}", xxh3_64(&file)),
-            min_timestamp_ms: messages
-                .iter()
-                .map(|m| m.timestamp_ms)
-                .min()
-                .unwrap_or_default(),
-            max_timestamp_ms: messages
-                .iter()
-                .map(|m| m.timestamp_ms)
-                .max()
-                .unwrap_or_default(),
-            index: messages
-                .iter()
-                .step_by(INDEX_EVERY)
-                .map(|m| (m.timestamp_ms, m.offset))
-                .collect(),
-        };
+        let entry =
+            FileEntry::describe(layout::file_name(partition, first.offset), messages, &file);
         let path = layout::file_path(&stream, hour, &entry.name);
         self.store
             .put(&path, PutPayload::from(file))
@@ -161,20 +140,25 @@ impl Archive {
             .await?
             .unwrap_or_else(|| Manifest::new(&stream, partition, hour.label()));
         manifest.commit(entry.clone());
-        let bytes = serde_json::to_vec_pretty(&manifest)
-            .map_err(|error| ArchiveError::corrupt(format!("encoding {manifest_path}: {error}")))?;
-        self.store
-            .put(&manifest_path, PutPayload::from(bytes))
-            .await
-            .map_err(|error| {
-                ArchiveError::object_store(format!("writing {manifest_path}"), error)
-            })?;
+        self.put_manifest(hour, &manifest).await?;
         Ok(FileRef {
             stream,
             partition,
             hour,
             entry,
         })
+    }
+
+    /// Writes `manifest` of `hour`, whole (durable when this returns).
+    pub(crate) async fn put_manifest(&self, hour: Hour, manifest: &Manifest) -> Result<()> {
+        let path = layout::manifest_path(&manifest.stream, hour, manifest.partition);
+        let bytes = serde_json::to_vec_pretty(manifest)
+            .map_err(|error| ArchiveError::corrupt(format!("encoding {path}: {error}")))?;
+        self.store
+            .put(&path, PutPayload::from(bytes))
+            .await
+            .map_err(|error| ArchiveError::object_store(format!("writing {path}"), error))?;
+        Ok(())
     }
 
     pub(crate) async fn manifest(&self, path: &Path) -> Result<Option<Manifest>> {
@@ -200,8 +184,13 @@ impl Archive {
 
     /// The hours holding files of `stream`, oldest first.
     pub(crate) async fn hours(&self, stream: &str) -> Result<Vec<Hour>> {
+        self.hours_under(&layout::stream_dir(stream)).await
+    }
+
+    /// The `dt=…/hour=…` directories under `prefix`, oldest first.
+    pub(crate) async fn hours_under(&self, prefix: &Path) -> Result<Vec<Hour>> {
         let mut hours = Vec::new();
-        let days = self.list_dirs(&layout::stream_dir(stream)).await?;
+        let days = self.list_dirs(prefix).await?;
         for day in days {
             for hour in self.list_dirs(&day).await? {
                 hours.extend(layout::parse_hour_dir(&hour));
@@ -349,8 +338,59 @@ impl Archive {
         Ok(files)
     }
 
-    /// Reads one committed file whole, checking its checksum.
+    /// Reads one committed file whole, checking its checksum. When the file is gone because
+    /// compaction replaced it since its manifest was read, its messages are read from the
+    /// file that replaced it.
     pub async fn read_file(&self, file: &FileRef) -> Result<Vec<Message>> {
+        match self.read_present_file(file).await {
+            Err(error) if error.is_not_found() => self.read_replaced_file(file, error).await,
+            result => result,
+        }
+    }
+
+    /// `file`'s messages from the files its partition and hour's manifest names now instead
+    /// of it; `missing`, the error saying it is gone, when the manifest still names it (or is
+    /// gone too: retention removed the hour).
+    async fn read_replaced_file(
+        &self,
+        file: &FileRef,
+        missing: ArchiveError,
+    ) -> Result<Vec<Message>> {
+        let manifest_path = layout::manifest_path(&file.stream, file.hour, file.partition);
+        let Some(manifest) = self.manifest(&manifest_path).await? else {
+            return Err(missing);
+        };
+        if manifest
+            .files
+            .iter()
+            .any(|entry| entry.name == file.entry.name)
+        {
+            return Err(missing);
+        }
+        let offsets = file.entry.first_offset..=file.entry.last_offset;
+        let mut messages = Vec::new();
+        for entry in manifest.files {
+            if entry.last_offset < *offsets.start() || entry.first_offset > *offsets.end() {
+                continue;
+            }
+            let replacement = FileRef {
+                entry,
+                ..file.clone()
+            };
+            messages.extend(
+                self.read_present_file(&replacement)
+                    .await?
+                    .into_iter()
+                    .filter(|message| offsets.contains(&message.offset)),
+            );
+        }
+        if messages.is_empty() {
+            return Err(missing);
+        }
+        Ok(messages)
+    }
+
+    async fn read_present_file(&self, file: &FileRef) -> Result<Vec<Message>> {
         let path = layout::file_path(&file.stream, file.hour, &file.entry.name);
         let bytes: Bytes = self
             .store

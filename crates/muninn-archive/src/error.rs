@@ -58,6 +58,14 @@ impl ArchiveError {
     pub(crate) fn object_store(context: impl fmt::Display, error: object_store::Error) -> Self {
         ArchiveError::with_source(ArchiveErrorKind::ObjectStore, context, error)
     }
+
+    /// Whether the object store said the object is not there.
+    pub(crate) fn is_not_found(&self) -> bool {
+        self.source
+            .as_deref()
+            .and_then(|source| source.downcast_ref::<object_store::Error>())
+            .is_some_and(|error| matches!(error, object_store::Error::NotFound { .. }))
+    }
 }
 
 impl fmt::Display for ArchiveError {

@@ -65,11 +65,55 @@ pub static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+fn parquet_error(error: parquet::errors::ParquetError) -> ArchiveError {
+    ArchiveError::corrupt(format!("writing parquet: {error}"))
+}
+
 /// Encodes `messages` (one partition, ascending offsets) as one Parquet file.
 pub fn encode(messages: &[Message]) -> Result<Vec<u8>> {
-    let parquet_error = |error: parquet::errors::ParquetError| {
-        ArchiveError::corrupt(format!("writing parquet: {error}"))
-    };
+    let capacity = messages.iter().map(Message::size_bytes).sum::<usize>() / 2;
+    let mut writer = FileWriter::new(messages.len(), capacity)?;
+    writer.write(messages)?;
+    writer.finish()
+}
+
+/// One archive file written in pieces (compaction merges files through it without holding all
+/// their messages): the same settings, row groups and bloom filters as [`encode`] of the same
+/// messages at once.
+pub struct FileWriter {
+    writer: ArrowWriter<Vec<u8>>,
+}
+
+impl FileWriter {
+    /// A file of `n_messages` in all (which sizes the bloom filters), `capacity` bytes
+    /// reserved for its output.
+    pub fn new(n_messages: usize, capacity: usize) -> Result<FileWriter> {
+        let writer = ArrowWriter::try_new(
+            Vec::with_capacity(capacity),
+            SCHEMA.clone(),
+            Some(properties(n_messages)?),
+        )
+        .map_err(parquet_error)?;
+        Ok(FileWriter { writer })
+    }
+
+    /// Appends `messages` (ascending offsets, after those written before).
+    pub fn write(&mut self, messages: &[Message]) -> Result<()> {
+        for chunk in messages.chunks(ROW_GROUP_ROWS) {
+            self.writer
+                .write(&to_batch(chunk)?)
+                .map_err(parquet_error)?;
+        }
+        Ok(())
+    }
+
+    /// The file's bytes.
+    pub fn finish(self) -> Result<Vec<u8>> {
+        self.writer.into_inner().map_err(parquet_error)
+    }
+}
+
+fn properties(n_messages: usize) -> Result<WriterProperties> {
     let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(parquet_error)?;
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
@@ -91,21 +135,13 @@ pub fn encode(messages: &[Message]) -> Result<Vec<u8>> {
         builder = builder
             .set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
     }
-    let per_row_group = (messages.len().min(ROW_GROUP_ROWS) as u64 * 5 / 4).max(64);
+    let per_row_group = (n_messages.min(ROW_GROUP_ROWS) as u64 * 5 / 4).max(64);
     for column in ["event_id", "trace_id"] {
         builder = builder
             .set_column_bloom_filter_enabled(ColumnPath::from(column), true)
             .set_column_bloom_filter_max_ndv(ColumnPath::from(column), per_row_group);
     }
-    let mut output =
-        Vec::with_capacity(messages.iter().map(Message::size_bytes).sum::<usize>() / 2);
-    let mut writer = ArrowWriter::try_new(&mut output, SCHEMA.clone(), Some(builder.build()))
-        .map_err(parquet_error)?;
-    for chunk in messages.chunks(ROW_GROUP_ROWS) {
-        writer.write(&to_batch(chunk)?).map_err(parquet_error)?;
-    }
-    writer.close().map_err(parquet_error)?;
-    Ok(output)
+    Ok(builder.build())
 }
 
 fn to_batch(messages: &[Message]) -> Result<RecordBatch> {
@@ -339,6 +375,31 @@ mod tests {
         let messages: Vec<Message> = (0..40_000).map(sample).collect();
         let file = encode(&messages).unwrap();
         assert_eq!(decode("test", Bytes::from(file)).unwrap(), messages);
+    }
+
+    #[test]
+    fn a_file_written_in_pieces_is_the_file_written_at_once() {
+        let messages: Vec<Message> = (0..20_000).map(sample).collect();
+        let mut writer = FileWriter::new(messages.len(), 0).unwrap();
+        for piece in [&messages[..7], &messages[7..16_390], &messages[16_390..]] {
+            writer.write(piece).unwrap();
+        }
+        let pieces = writer.finish().unwrap();
+        assert_eq!(
+            decode("pieces", Bytes::from(pieces.clone())).unwrap(),
+            messages
+        );
+        let at_once = encode(&messages).unwrap();
+        let row_groups = |file: Vec<u8>| {
+            ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file))
+                .unwrap()
+                .metadata()
+                .row_groups()
+                .iter()
+                .map(|group| group.num_rows())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(row_groups(pieces), row_groups(at_once));
     }
 
     #[test]

@@ -15,8 +15,9 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::archive::Archive;
 use crate::error::{ArchiveError, ArchiveErrorKind, Result};
+use crate::kafka_groups::{self, GroupSampler};
 use crate::message::{Header, Message, SourceBroker, TimestampType};
-use crate::recorder::{Committed, Recorder, RecorderOptions, RecorderStats};
+use crate::recorder::{AbortOnDrop, Committed, Recorder, RecorderOptions, RecorderStats};
 
 /// Where and what to record.
 #[derive(Debug, Clone)]
@@ -103,6 +104,15 @@ pub async fn record_kafka(
         )
     })?;
     tracing::info!(bootstrap = %source.bootstrap, group = %source.group, ?topics, archive = archive.description(), "recording from kafka");
+    let _sampler = match options.group_positions_every {
+        Some(every) => Some(AbortOnDrop(tokio::spawn(kafka_groups::sample_groups(
+            archive.clone(),
+            GroupSampler::new(&source)?,
+            every,
+            stats.clone(),
+        )))),
+        None => None,
+    };
 
     let mut recorder = Recorder::new(archive, options.clone(), stats.clone());
     let mut tick = tokio::time::interval(Duration::from_millis(250).min(options.max_file_age));

@@ -1,7 +1,9 @@
 //! Where things live in the archive's object store: `v1/stream=<stream>/dt=<day>/hour=<HH>/`
 //! holds, per partition, the Parquet files named by their first offset
 //! (`p<partition>-o<first offset, 20 digits>.parquet`: a retry after a crash rewrites the same
-//! name) and the manifest that commits them (`p<partition>.manifest.json`).
+//! name), the files compaction merged them into, named by the range they cover
+//! (`p<partition>-o<first offset>-c<last offset>.parquet`, both 20 digits), and the manifest
+//! that commits them (`p<partition>.manifest.json`).
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use object_store::path::Path;
@@ -101,6 +103,56 @@ pub fn file_name(partition: i32, first_offset: i64) -> String {
     format!("p{partition}-o{first_offset:020}.parquet")
 }
 
+/// The name of the file compaction merges a partition's `first_offset..=last_offset` into.
+pub fn compacted_file_name(partition: i32, first_offset: i64, last_offset: i64) -> String {
+    format!("p{partition}-o{first_offset:020}-c{last_offset:020}.parquet")
+}
+
+/// What an archive file's name says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileName {
+    pub partition: i32,
+    pub first_offset: i64,
+    /// The last offset, in the name of a file compaction wrote; `None` for a recorder's file.
+    pub compacted_to: Option<i64>,
+}
+
+/// What an object in an hour's directory is, by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HourObject {
+    /// `p<P>.manifest.json`.
+    Manifest { partition: i32 },
+    /// `p<P>-o<first>.parquet` or `p<P>-o<first>-c<last>.parquet`.
+    File(FileName),
+}
+
+impl HourObject {
+    pub fn parse(name: &str) -> Option<HourObject> {
+        if let Some(partition) = name.strip_suffix(".manifest.json") {
+            let partition = partition.strip_prefix('p')?.parse().ok()?;
+            return Some(HourObject::Manifest { partition });
+        }
+        let (partition, offsets) = name.strip_suffix(".parquet")?.split_once("-o")?;
+        let partition = partition.strip_prefix('p')?.parse().ok()?;
+        let (first, compacted_to) = match offsets.split_once("-c") {
+            Some((first, last)) => (first, Some(last.parse().ok()?)),
+            None => (offsets, None),
+        };
+        Some(HourObject::File(FileName {
+            partition,
+            first_offset: first.parse().ok()?,
+            compacted_to,
+        }))
+    }
+
+    pub fn partition(self) -> i32 {
+        match self {
+            HourObject::Manifest { partition } => partition,
+            HourObject::File(name) => name.partition,
+        }
+    }
+}
+
 pub fn file_path(stream: &str, hour: Hour, name: &str) -> Path {
     hour_dir(stream, hour).join(name)
 }
@@ -111,6 +163,14 @@ pub fn manifest_path(stream: &str, hour: Hour, partition: i32) -> Path {
 
 /// What a path under `v1/` names, when it is a manifest: (stream, hour, partition).
 pub fn parse_manifest_path(path: &Path) -> Option<(String, Hour, i32)> {
+    match parse_object_path(path)? {
+        (stream, hour, HourObject::Manifest { partition }) => Some((stream, hour, partition)),
+        _ => None,
+    }
+}
+
+/// What a path under `v1/` names, when it is a manifest or an archive file of a stream's hour.
+pub fn parse_object_path(path: &Path) -> Option<(String, Hour, HourObject)> {
     let parts: Vec<String> = path.parts().map(|part| part.as_ref().to_owned()).collect();
     let [version, stream, day, hour, name] = parts.as_slice() else {
         return None;
@@ -120,12 +180,18 @@ pub fn parse_manifest_path(path: &Path) -> Option<(String, Hour, i32)> {
     }
     let stream = stream.strip_prefix("stream=")?.to_owned();
     let hour = Hour::parse(day, hour)?;
-    let partition = name
-        .strip_prefix('p')?
-        .strip_suffix(".manifest.json")?
-        .parse()
-        .ok()?;
-    Some((stream, hour, partition))
+    Some((stream, hour, HourObject::parse(name)?))
+}
+
+/// The stream a `v1/stream=<stream>` directory holds.
+pub fn parse_stream_dir(path: &Path) -> Option<String> {
+    let parts: Vec<String> = path.parts().map(|part| part.as_ref().to_owned()).collect();
+    match parts.as_slice() {
+        [version, stream] if *version == version_root() => {
+            Some(stream.strip_prefix("stream=")?.to_owned())
+        }
+        _ => None,
+    }
 }
 
 /// The hour a `…/dt=…/hour=…` directory stands for.
@@ -158,6 +224,44 @@ mod tests {
             file_path("orders.eu", hour, &file_name(5, 1842)).as_ref(),
             "v1/stream=orders.eu/dt=2025-12-03/hour=17/p5-o00000000000000001842.parquet"
         );
+    }
+
+    #[test]
+    fn file_names_say_their_partition_and_offsets_and_whether_compaction_wrote_them() {
+        let hour = Hour::of(1_764_781_234_567);
+        let recorded = file_path("orders", hour, &file_name(5, 1842));
+        let compacted = file_path("orders", hour, &compacted_file_name(5, 1842, 90_000));
+        assert_eq!(
+            compacted.as_ref(),
+            "v1/stream=orders/dt=2025-12-03/hour=17/p5-o00000000000000001842-c00000000000000090000.parquet"
+        );
+        let file = |compacted_to| {
+            HourObject::File(FileName {
+                partition: 5,
+                first_offset: 1842,
+                compacted_to,
+            })
+        };
+        assert_eq!(
+            parse_object_path(&recorded),
+            Some(("orders".to_owned(), hour, file(None)))
+        );
+        assert_eq!(
+            parse_object_path(&compacted),
+            Some(("orders".to_owned(), hour, file(Some(90_000))))
+        );
+        assert_eq!(
+            HourObject::parse("p12.manifest.json"),
+            Some(HourObject::Manifest { partition: 12 })
+        );
+        for other in ["notes.txt", "p1-oX.parquet", "p1.parquet", "kafka.parquet"] {
+            assert_eq!(HourObject::parse(other), None, "{other}");
+        }
+        assert_eq!(
+            parse_stream_dir(&stream_dir("orders.eu")),
+            Some("orders.eu".to_owned())
+        );
+        assert_eq!(parse_stream_dir(&Path::from("v1/groups")), None);
     }
 
     #[test]

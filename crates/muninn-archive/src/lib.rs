@@ -5,12 +5,16 @@
 //! `docs/archive.md` describes the layout and the guarantees.
 
 mod archive;
+mod compaction;
 mod error;
 mod filter;
 mod format;
+mod groups;
 mod json;
 #[cfg(feature = "kafka")]
 mod kafka;
+#[cfg(feature = "kafka")]
+mod kafka_groups;
 mod layout;
 mod location;
 mod manifest;
@@ -18,14 +22,20 @@ mod message;
 mod mirror;
 #[cfg(feature = "nats")]
 mod nats;
+#[cfg(feature = "nats")]
+mod nats_groups;
+#[cfg(feature = "nats")]
+mod nats_stored;
 mod recorder;
 mod replay;
 mod retention;
 
 pub use archive::{Archive, FileRef, PartitionSummary, StreamSummary};
+pub use compaction::{CompactFigures, CompactOptions, CompactReport};
 pub use error::{ArchiveError, ArchiveErrorKind};
 pub use filter::{Filter, Selection};
 pub use format::ARCHIVE_FORMAT_VERSION;
+pub use groups::{ChangedPositions, GroupPosition};
 pub use json::{RenderedPayload, from_json, render_payload, to_json};
 #[cfg(feature = "kafka")]
 pub use kafka::{KafkaSource, convert as from_kafka_record, record_kafka};
@@ -37,6 +47,7 @@ pub use mirror::{Difference, MirrorReport};
 pub use nats::{NatsSource, record_nats};
 pub use recorder::{Committed, Recorder, RecorderOptions, RecorderSnapshot, RecorderStats};
 pub use replay::{
-    PartitionMap, REPLAYED_FROM_HEADER, ReplayOptions, ReplayProgress, ReplayReport, Target, replay,
+    GroupOffsets, PartitionMap, REPLAYED_FROM_HEADER, ReplayOptions, ReplayProgress, ReplayReport,
+    Target, replay,
 };
 pub use retention::{RetentionReport, RetentionRule};

@@ -28,6 +28,9 @@ pub struct RecorderOptions {
     pub max_file_age: Duration,
     /// Longest wait between two attempts at a failing write.
     pub max_backoff: Duration,
+    /// How often the consumer groups' committed positions are sampled into the archive;
+    /// `None` for never.
+    pub group_positions_every: Option<Duration>,
 }
 
 impl Default for RecorderOptions {
@@ -37,6 +40,7 @@ impl Default for RecorderOptions {
             max_file_messages: 500_000,
             max_file_age: Duration::from_secs(60),
             max_backoff: Duration::from_secs(30),
+            group_positions_every: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -53,6 +57,10 @@ pub struct RecorderStats {
     pub duplicates_skipped: AtomicU64,
     pub object_store_errors: AtomicU64,
     pub broker_errors: AtomicU64,
+    /// Consumer groups' positions written to the archive (only those that moved).
+    pub group_positions_recorded: AtomicU64,
+    /// Samples of the consumer groups that failed (the recording goes on).
+    pub group_sample_errors: AtomicU64,
     /// False while the last write or broker call failed.
     pub healthy: AtomicBool,
     pub last_error: Mutex<Option<String>>,
@@ -68,6 +76,8 @@ pub struct RecorderSnapshot {
     pub duplicates_skipped: u64,
     pub object_store_errors: u64,
     pub broker_errors: u64,
+    pub group_positions_recorded: u64,
+    pub group_sample_errors: u64,
     pub healthy: bool,
     pub last_error: Option<String>,
 }
@@ -89,6 +99,8 @@ impl RecorderStats {
             duplicates_skipped: self.duplicates_skipped.load(Ordering::Relaxed),
             object_store_errors: self.object_store_errors.load(Ordering::Relaxed),
             broker_errors: self.broker_errors.load(Ordering::Relaxed),
+            group_positions_recorded: self.group_positions_recorded.load(Ordering::Relaxed),
+            group_sample_errors: self.group_sample_errors.load(Ordering::Relaxed),
             healthy: self.healthy.load(Ordering::Relaxed),
             last_error: self.last_error.lock().ok().and_then(|error| error.clone()),
         }
@@ -103,6 +115,17 @@ impl RecorderStats {
 
     pub(crate) fn recovered(&self) {
         self.healthy.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Stops a background task (the group sampler) when the recorder stops or its future is
+/// dropped.
+#[cfg_attr(not(any(feature = "kafka", feature = "nats")), allow(dead_code))]
+pub(crate) struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -46,8 +46,14 @@ impl RetentionRule {
     }
 
     pub fn matches(&self, stream: &str) -> bool {
-        glob(self.pattern.as_bytes(), stream.as_bytes())
+        pattern_matches(&self.pattern, stream)
     }
+}
+
+/// Whether `stream` matches `pattern`, where `*` matches any run of characters (retention's
+/// and compaction's stream patterns).
+pub(crate) fn pattern_matches(pattern: &str, stream: &str) -> bool {
+    glob(pattern.as_bytes(), stream.as_bytes())
 }
 
 fn glob(pattern: &[u8], text: &[u8]) -> bool {
@@ -69,6 +75,8 @@ pub struct RetentionReport {
     pub bytes_removed: u64,
     pub messages_removed: u64,
     pub bytes_kept: u64,
+    /// Files of consumer groups' positions (one per stream, hour and broker) removed.
+    pub group_files_removed: u64,
 }
 
 impl Archive {
@@ -123,6 +131,16 @@ impl Archive {
                     })?;
                 }
             }
+        }
+        // The consumer groups' positions of a stream follow the stream's rule.
+        for stream in self.group_streams().await? {
+            let Some(rule) = rules.iter().find(|rule| rule.matches(&stream)) else {
+                continue;
+            };
+            let cutoff = now_ms - rule.keep.as_millis() as i64;
+            report.group_files_removed += self
+                .remove_group_hours(&stream, Hour::of(cutoff), dry_run)
+                .await?;
         }
         Ok(report)
     }

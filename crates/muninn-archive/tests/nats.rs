@@ -346,3 +346,74 @@ async fn a_pattern_picks_up_a_stream_created_while_recording() {
         .collect();
     assert_eq!(streams, ["events-eu", "events-us"], "audit does not match");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_consumers_ack_floors_are_sampled_as_group_positions() {
+    let nats = Nats::start();
+    nats.create_stream("shipments", &["shipments.>"]).await;
+    let jetstream = nats.jetstream().await;
+    publish(&jetstream, "shipments", 1..=10).await;
+    // A service's durable consumer that acknowledged the first 4 messages.
+    let stream = jetstream.get_stream("shipments").await.unwrap();
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some("dispatch".into()),
+            ack_policy: AckPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut batch = consumer.fetch().max_messages(4).messages().await.unwrap();
+    let mut last = None;
+    while let Some(message) = futures::StreamExt::next(&mut batch).await {
+        last = Some(message.unwrap());
+    }
+    last.expect("4 messages").double_ack().await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let archive = Archive::open_local(dir.path()).await.unwrap();
+    let stats = Arc::new(RecorderStats::new());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let recorder = tokio::spawn(record_nats(
+        archive.clone(),
+        source(&nats, &["ship*"]),
+        RecorderOptions {
+            group_positions_every: Some(Duration::from_millis(200)),
+            ..small_files()
+        },
+        stats.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let positions = archive
+            .group_offsets_at("shipments", "dispatch", None)
+            .await
+            .unwrap();
+        if positions.get(&0).map(|position| position.offset) == Some(5) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dispatch's position in 30 s: {positions:?} {:?}",
+            stats.snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_for("every message archived", &stats, || {
+        stats.messages_archived.load(Ordering::Relaxed) == 10
+    })
+    .await;
+    stop.send(()).unwrap();
+    recorder.await.unwrap().unwrap();
+    let all = archive
+        .group_positions("shipments", None, None)
+        .await
+        .unwrap();
+    assert!(
+        all.iter().all(|position| position.group == "dispatch"),
+        "the recorder's own durable is left out: {all:?}"
+    );
+}

@@ -1,7 +1,8 @@
 //! The archive on S3, against a real S3 API (`moto_server` on loopback, from the test venv):
 //! locations open by URL, redelivery after a restart lands exactly once under the bucket's
-//! prefix, a damaged object is refused by its checksum, and an endpoint that does not answer
-//! is retried with backoff (counted, reported unhealthy, naming the object) until it does.
+//! prefix, a damaged object is refused by its checksum, an endpoint that does not answer
+//! is retried with backoff (counted, reported unhealthy, naming the object) until it does, and
+//! compaction (and a mirror following it) replaces and deletes objects as on a directory.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,8 +12,8 @@ mod support;
 
 use futures::TryStreamExt;
 use muninn_archive::{
-    Archive, ArchiveErrorKind, Header, Message, Recorder, RecorderOptions, RecorderStats,
-    Selection, SourceBroker, TimestampType,
+    Archive, ArchiveErrorKind, CompactOptions, Header, Hour, Message, Recorder, RecorderOptions,
+    RecorderStats, Selection, SourceBroker, TimestampType,
 };
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
@@ -204,6 +205,70 @@ async fn redelivered_messages_after_a_restart_land_exactly_once_on_s3() {
     assert!(
         keys.iter()
             .all(|key| key.starts_with("muninn/archive/v1/stream=orders/dt=")),
+        "{keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn compaction_and_a_mirror_following_it_replace_objects_on_s3() {
+    let moto = Moto::start().await;
+    moto.create_bucket(BUCKET).await;
+    let settings = settings(moto.port);
+    let options: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let local = Archive::open_local(dir.path()).await.unwrap();
+    let mirror = Archive::open_s3(BUCKET, Some("mirror"), &options).unwrap();
+    let s3 = open_archive(moto.port);
+    for archive in [&local, &s3] {
+        for first in (0..100).step_by(20) {
+            let messages: Vec<Message> = (first..first + 20).map(|o| message(0, o)).collect();
+            archive.commit(&messages).await.unwrap();
+        }
+        // A file in the next hour seals the first.
+        let later: Vec<Message> = (100..110).map(|o| message(0, o)).collect();
+        archive
+            .commit_in(Hour(BASE_MS + HOUR_MS), &later)
+            .await
+            .unwrap();
+    }
+    local.mirror_to(&mirror, &|_| {}).await.unwrap();
+
+    let before = s3.read(&everything()).await.unwrap();
+    let report = s3.compact(&CompactOptions::default()).await.unwrap();
+    assert_eq!(
+        (report.total.files_before, report.total.files_after),
+        (5, 1)
+    );
+    assert_eq!(s3.read(&everything()).await.unwrap(), before);
+    assert!(s3.check_files().await.unwrap().is_empty());
+    let keys = raw_keys(moto.port).await;
+    let merged = "muninn/archive/v1/stream=orders/dt=2026-11-30/hour=00/\
+                  p0-o00000000000000000000-c00000000000000000099.parquet";
+    let under_prefix: Vec<&String> = keys
+        .iter()
+        .filter(|key| key.starts_with(PREFIX) && key.ends_with(".parquet"))
+        .collect();
+    assert_eq!(under_prefix.len(), 2, "{keys:?}");
+    assert!(under_prefix.iter().any(|key| *key == merged), "{keys:?}");
+
+    // The local archive compacted, its mirror on S3 follows: the merged file copied, the
+    // replaced ones deleted.
+    local.compact(&CompactOptions::default()).await.unwrap();
+    let mirrored = local.mirror_to(&mirror, &|_| {}).await.unwrap();
+    assert_eq!((mirrored.files_copied, mirrored.files_removed), (1, 5));
+    assert!(
+        local
+            .verify_against(&mirror, true)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let keys = raw_keys(moto.port).await;
+    assert_eq!(
+        keys.iter()
+            .filter(|key| key.starts_with("mirror/") && key.ends_with(".parquet"))
+            .count(),
+        2,
         "{keys:?}"
     );
 }

@@ -13,7 +13,7 @@ mod sampling;
 mod server;
 mod tail;
 
-pub use archive::{ArchiveConfig, ArchiveConfigError};
+pub use archive::{ArchiveConfig, ArchiveConfigError, MaintenanceConfig};
 pub use server::{RunningServer, ServerConfig, StartError, start};
 pub use tail::{
     Clock, MAX_KEPT_NAMES, SystemClock, TailSampler, TailSamplingConfig, TailSamplingConfigError,

@@ -769,3 +769,97 @@ async fn an_archive_setting_that_cannot_work_stops_the_start_naming_the_key() {
         .to_string();
     assert!(error.starts_with("archive.location: "), "{error}");
 }
+
+fn unlabelled(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_applies_retention_and_compacts_sealed_hours() {
+    const HOUR_MS: i64 = 3_600_000;
+    let archive_dir = tempfile::tempdir().expect("creating the archive directory");
+    let archive = Archive::open_local(archive_dir.path()).await.unwrap();
+    let now_hour = muninn_model::now_unix_nanos() / NANOS_PER_MILLI / HOUR_MS * HOUR_MS;
+    let commit = |first: i64, hour_start: i64| {
+        let messages: Vec<Message> = (first..first + 10)
+            .map(|offset| {
+                kafka_message(
+                    "orders",
+                    0,
+                    offset,
+                    hour_start + offset,
+                    None,
+                    Vec::new(),
+                    b"{}",
+                )
+            })
+            .collect();
+        let archive = archive.clone();
+        async move { archive.commit(&messages).await.expect("commit") }
+    };
+    // Ten days old (past the rule), three small files in an hour the partition has left, and
+    // the partition's newest hour.
+    commit(0, now_hour - 240 * HOUR_MS).await;
+    for first in [100, 110, 120] {
+        commit(first, now_hour - 3 * HOUR_MS).await;
+    }
+    commit(130, now_hour - HOUR_MS).await;
+
+    let location = archive_dir.path().display().to_string();
+    let server = TestServer::start_with(|config| {
+        let mut archive = ArchiveConfig::new(location.clone());
+        archive.maintenance.retention =
+            vec![muninn_archive::RetentionRule::parse("orders=2d").unwrap()];
+        config.archive = Some(archive);
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        let metrics = server.api.get("/metrics", &[]).await.text;
+        if unlabelled(&metrics, "muninn_archive_compaction_files_reduced_total") == Some(2.0) {
+            break metrics;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no compaction within 30 s:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        unlabelled(&metrics, "muninn_archive_retention_hours_removed_total"),
+        Some(1.0)
+    );
+    assert_eq!(
+        unlabelled(&metrics, "muninn_archive_compaction_messages_merged_total"),
+        Some(30.0)
+    );
+    assert_eq!(
+        unlabelled(&metrics, "muninn_archive_maintenance_errors_total"),
+        Some(0.0)
+    );
+    let answer = server.api.get_json("/api/v1/archive/streams", &[]).await;
+    let partition = &answer["streams"][0]["partitions"][0];
+    assert_eq!(
+        (
+            &partition["first_offset"],
+            &partition["last_offset"],
+            &partition["messages"],
+            &partition["files"]
+        ),
+        (&json!(100), &json!(139), &json!(40), &json!(2)),
+        "{answer}"
+    );
+    // Every message of the compacted hour still reads back.
+    let one = server
+        .api
+        .get_json(
+            "/api/v1/archive/messages",
+            &query(&position("orders", "0", "115")),
+        )
+        .await;
+    assert_eq!(one["offset"], json!(115), "{one}");
+    server.stop().await;
+}

@@ -10,6 +10,7 @@ use muninn_store::OsFileSystem;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::groups::Landings;
 use super::target::{PartitionMap, Target};
 use crate::error::{ArchiveError, ArchiveErrorKind, Result};
 
@@ -28,6 +29,17 @@ struct CheckpointFile {
     /// may leave lines after it, which a resumed replay cuts off and writes again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     file_length: Option<u64>,
+    /// With `--set-group-offsets`: where messages of each archived partition landed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    landings: Vec<PositionLandings>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct PositionLandings {
+    stream: String,
+    partition: i32,
+    #[serde(flatten)]
+    landings: Landings,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -45,6 +57,7 @@ pub(crate) struct Checkpoint {
     target: String,
     partitions: String,
     delivered: BTreeMap<(String, i32), i64>,
+    landings: BTreeMap<(String, i32), Landings>,
     pub file_length: Option<u64>,
 }
 
@@ -73,6 +86,7 @@ impl Checkpoint {
             target,
             partitions,
             delivered: BTreeMap::new(),
+            landings: BTreeMap::new(),
             file_length: None,
         };
         let bytes = match std::fs::read(&checkpoint.path) {
@@ -112,6 +126,11 @@ impl Checkpoint {
             .into_iter()
             .map(|position| ((position.stream, position.partition), position.offset))
             .collect();
+        checkpoint.landings = file
+            .landings
+            .into_iter()
+            .map(|found| ((found.stream, found.partition), found.landings))
+            .collect();
         checkpoint.file_length = file.file_length;
         Ok(checkpoint)
     }
@@ -119,6 +138,16 @@ impl Checkpoint {
     /// The last offset of (`stream`, `partition`) the target acknowledged.
     pub fn delivered(&self, stream: &str, partition: i32) -> Option<i64> {
         self.delivered.get(&(stream.to_owned(), partition)).copied()
+    }
+
+    /// Where messages of (`stream`, `partition`) landed, as far as earlier runs know.
+    pub fn landings(&self, stream: &str, partition: i32) -> Option<Landings> {
+        self.landings.get(&(stream.to_owned(), partition)).copied()
+    }
+
+    pub fn record_landings(&mut self, stream: &str, partition: i32, landings: Landings) {
+        self.landings
+            .insert((stream.to_owned(), partition), landings);
     }
 
     pub fn record(&mut self, stream: &str, partition: i32, offset: i64) {
@@ -143,6 +172,15 @@ impl Checkpoint {
                 })
                 .collect(),
             file_length: self.file_length,
+            landings: self
+                .landings
+                .iter()
+                .map(|((stream, partition), landings)| PositionLandings {
+                    stream: stream.clone(),
+                    partition: *partition,
+                    landings: *landings,
+                })
+                .collect(),
         };
         let mut bytes = serde_json::to_vec_pretty(&file).unwrap_or_default();
         bytes.push(b'\n');

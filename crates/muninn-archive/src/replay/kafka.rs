@@ -3,15 +3,18 @@
 //! payload, many sends in flight at once. Before the first send, the topic must exist with
 //! enough partitions, or is created when asked.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::FutureExt as _;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::sink::{Delivered, Delivery, Needs, Outgoing};
 use crate::error::{ArchiveError, ArchiveErrorKind, Result};
@@ -28,6 +31,7 @@ const MAX_MESSAGE_BYTES: usize = 1_000_000;
 
 pub(crate) struct KafkaSink {
     producer: FutureProducer,
+    bootstrap: String,
     topic: String,
 }
 
@@ -111,6 +115,7 @@ impl KafkaSink {
         }
         Ok(KafkaSink {
             producer,
+            bootstrap: bootstrap.to_owned(),
             topic: topic.to_owned(),
         })
     }
@@ -153,6 +158,44 @@ impl KafkaSink {
                 Err((error, _)) => return Err(error.to_string()),
             }
         }
+    }
+
+    /// Commits `positions` for `group` on the topic, as a consumer of the group that never
+    /// joins it (the broker refuses while the group has active members).
+    pub async fn set_group_offsets(
+        &self,
+        group: &str,
+        positions: &BTreeMap<i32, i64>,
+    ) -> Result<()> {
+        let mut list = TopicPartitionList::new();
+        for (&partition, &offset) in positions {
+            list.add_partition_offset(&self.topic, partition, Offset::Offset(offset))
+                .map_err(|error| broker_error(format!("kafka: group {group}"), error))?;
+        }
+        if list.count() == 0 {
+            return Ok(());
+        }
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(|error| broker_error(format!("kafka: group {group}"), error))?;
+        let (topic, bootstrap, group) =
+            (self.topic.clone(), self.bootstrap.clone(), group.to_owned());
+        tokio::task::spawn_blocking(move || {
+            consumer.commit(&list, CommitMode::Sync).map_err(|error| {
+                broker_error(
+                    format!(
+                        "kafka: committing the offsets of group {group} on {topic} at \
+                             {bootstrap} (a group with running consumers refuses; stop them first)"
+                    ),
+                    error,
+                )
+            })
+        })
+        .await
+        .map_err(|error| ArchiveError::invalid(format!("kafka commit task: {error}")))?
     }
 
     /// Waits (blocking, 10 s at most) until every message handed over has its answer.

@@ -16,6 +16,7 @@
 
 mod checkpoint;
 mod file;
+mod groups;
 mod headers;
 #[cfg(feature = "kafka")]
 mod kafka;
@@ -30,6 +31,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use checkpoint::Checkpoint;
+pub use groups::GroupOffsets;
 pub use headers::REPLAYED_FROM_HEADER;
 use sink::{Needs, Outgoing, Sink};
 pub use target::{PartitionMap, Target};
@@ -58,6 +60,9 @@ pub struct ReplayOptions {
     /// Give every replayed message the trace context of a new producer span of this tracer,
     /// linked to the original span; without one, trace headers are sent as archived.
     pub tracer: Option<muninn_sdk::Tracer>,
+    /// After the replay, commit this consumer group's positions, translated into the
+    /// target's offsets, on the target (Kafka targets; see `groups.rs`).
+    pub set_group_offsets: Option<GroupOffsets>,
 }
 
 /// How far a replay is, reported regularly (and once at the start and the end).
@@ -72,7 +77,7 @@ pub struct ReplayProgress {
 }
 
 /// What a replay did, or with `dry_run` would do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ReplayReport {
     /// Messages the target acknowledged.
     pub sent: u64,
@@ -84,6 +89,8 @@ pub struct ReplayReport {
     /// With `dry_run`: the messages and bytes a replay would send.
     pub would_send: u64,
     pub would_send_bytes: u64,
+    /// With `set_group_offsets`: the (target partition, offset) pairs committed for the group.
+    pub group_offsets: Vec<(i32, i64)>,
 }
 
 /// Sends `messages` (each partition's in offset order, as [`crate::Archive::read`] returns
@@ -182,6 +189,27 @@ fn check_messages(
         return Err(ArchiveError::invalid(
             "rate 0 messages a second: give at least 1, or no rate to send as fast as possible",
         ));
+    }
+    if let Some(group) = &options.set_group_offsets {
+        if !matches!(target, Target::Kafka { .. }) {
+            return Err(ArchiveError::invalid(format!(
+                "set group offsets {}: only Kafka targets have consumer groups; {target} has none",
+                group.group
+            )));
+        }
+        if group.group.is_empty() {
+            return Err(ArchiveError::invalid(
+                "set group offsets: the group name is empty; give the consumer group's name",
+            ));
+        }
+        if options.partitions == PartitionMap::ByKey {
+            return Err(ArchiveError::invalid(format!(
+                "set group offsets {}: with partitions by key the messages of one archived \
+                 partition spread over many target partitions, so the group's positions cannot \
+                 be translated; use `same` or a partition map",
+                group.group
+            )));
+        }
     }
     if !matches!(target, Target::Kafka { .. }) && options.partitions != PartitionMap::Same {
         return Err(ArchiveError::invalid(format!(

@@ -15,6 +15,7 @@ use muninn_sdk::{Broker, EventSpan, Route, Tracer, UNKNOWN_EVENT_TYPE};
 use tokio::time::Instant;
 
 use super::checkpoint::Checkpoint;
+use super::groups::{self, Landing, Landings};
 use super::headers::{self, position};
 use super::rate::RateLimit;
 use super::sink::{self, Delivered, Delivery, Outgoing, Sink};
@@ -92,6 +93,10 @@ pub(super) struct Run<'a> {
     delivered: Vec<Option<i64>>,
     /// Slots whose run of acknowledged messages was broken: their position stays put.
     broken: Vec<bool>,
+    /// With `set_group_offsets`: each slot's group position (its committed offset, `None`
+    /// when the group has none) and where its messages landed.
+    committed: Vec<Option<i64>>,
+    landings: Vec<Landings>,
     sink: Sink,
     window: VecDeque<InFlight>,
     checkpoint: Option<Checkpoint>,
@@ -125,12 +130,35 @@ impl<'a> Run<'a> {
                 slot_message[slot] = index;
             }
         }
+        let slot_key = |slot: usize| {
+            let message = &messages[slot_message[slot]];
+            (message.stream.clone(), message.partition)
+        };
+        let committed = (0..slot_count)
+            .map(|slot| {
+                options
+                    .set_group_offsets
+                    .as_ref()
+                    .and_then(|group| group.committed.get(&slot_key(slot)).copied())
+            })
+            .collect();
+        let landings = (0..slot_count)
+            .map(|slot| {
+                let (stream, partition) = slot_key(slot);
+                checkpoint
+                    .as_ref()
+                    .and_then(|checkpoint| checkpoint.landings(&stream, partition))
+                    .unwrap_or_default()
+            })
+            .collect();
         Run {
             messages,
             slots,
             slot_message,
             delivered: vec![None; slot_count],
             broken: vec![false; slot_count],
+            committed,
+            landings,
             sink,
             window: VecDeque::new(),
             checkpoint,
@@ -213,10 +241,19 @@ impl<'a> Run<'a> {
             return Err(failure);
         }
         saved?;
+        let mut group_offsets = Vec::new();
+        if let Some(group) = &self.options.set_group_offsets {
+            let positions = groups::translate(&self.landings);
+            self.sink
+                .set_group_offsets(&group.group, &positions)
+                .await?;
+            group_offsets = positions.into_iter().collect();
+        }
         Ok(ReplayReport {
             sent: self.sent,
             bytes: self.bytes,
             skipped,
+            group_offsets,
             ..ReplayReport::default()
         })
     }
@@ -254,6 +291,18 @@ impl<'a> Run<'a> {
                 self.bytes += entry.bytes;
                 if !self.broken[slot] {
                     self.delivered[slot] = Some(message.offset);
+                }
+                if self.options.set_group_offsets.is_some()
+                    && let (Some(partition), Some(offset)) = (delivered.partition, delivered.offset)
+                {
+                    self.landings[slot].delivered(
+                        self.committed[slot],
+                        Landing {
+                            source_offset: message.offset,
+                            partition,
+                            offset,
+                        },
+                    );
                 }
                 if let Some(mut span) = entry.span {
                     if let Some(partition) = delivered.partition {
@@ -315,6 +364,12 @@ impl<'a> Run<'a> {
                 if let Some(offset) = *offset {
                     let message = &self.messages[self.slot_message[slot]];
                     checkpoint.record(&message.stream, message.partition, offset);
+                }
+            }
+            if self.options.set_group_offsets.is_some() {
+                for (slot, landings) in self.landings.iter().enumerate() {
+                    let message = &self.messages[self.slot_message[slot]];
+                    checkpoint.record_landings(&message.stream, message.partition, *landings);
                 }
             }
             checkpoint.file_length = file_length;

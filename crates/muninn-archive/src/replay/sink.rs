@@ -130,6 +130,25 @@ impl Sink {
         }
     }
 
+    /// Commits `positions` (target partition → next offset) for consumer `group` on the
+    /// target (Kafka; the replay refuses other targets before it starts).
+    pub async fn set_group_offsets(
+        &self,
+        group: &str,
+        positions: &std::collections::BTreeMap<i32, i64>,
+    ) -> Result<()> {
+        match self {
+            #[cfg(feature = "kafka")]
+            Sink::Kafka(sink) => sink.set_group_offsets(group, positions).await,
+            _ => {
+                let _ = positions;
+                Err(ArchiveError::invalid(format!(
+                    "set group offsets {group}: only Kafka targets have consumer groups"
+                )))
+            }
+        }
+    }
+
     /// Called when the replay is dropped midway: waits (blocking, boundedly) for the answers
     /// to what is in flight, so that the checkpoint written next holds them.
     pub fn settle_blocking(&mut self) {

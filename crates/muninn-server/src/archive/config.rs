@@ -3,6 +3,8 @@
 
 use muninn_archive::{Archive, KafkaSource, NatsSource, RecorderOptions};
 
+use super::maintenance::MaintenanceConfig;
+
 /// The event archive in the server: where it is, and the recorders that write to it. The
 /// routes under `/api/v1/archive/` read it whether or not a recorder runs here (another
 /// process, `muninn archive run`, may write it).
@@ -16,6 +18,8 @@ pub struct ArchiveConfig {
     pub nats: Option<NatsSource>,
     /// When the recorders close a partition's file: bytes, messages, age.
     pub recorder: RecorderOptions,
+    /// Retention and compaction, run by the server beside the recorders.
+    pub maintenance: MaintenanceConfig,
 }
 
 impl ArchiveConfig {
@@ -26,6 +30,7 @@ impl ArchiveConfig {
             kafka: None,
             nats: None,
             recorder: RecorderOptions::default(),
+            maintenance: MaintenanceConfig::default(),
         }
     }
 
@@ -48,6 +53,19 @@ impl ArchiveConfig {
         }
         if self.recorder.max_file_age.is_zero() {
             return error("max_file_age", "must be above zero, like 60s");
+        }
+        if self.maintenance.every.is_zero() {
+            return error("maintenance_every", "must be above zero, like 1h");
+        }
+        if self
+            .recorder
+            .group_positions_every
+            .is_some_and(|every| every.is_zero())
+        {
+            return error(
+                "group_positions_every",
+                "must be above zero, like 60s, or \"off\"",
+            );
         }
         if let Some(kafka) = &self.kafka {
             if kafka.bootstrap.trim().is_empty() {

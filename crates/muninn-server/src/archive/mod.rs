@@ -8,6 +8,7 @@
 
 mod config;
 mod journey;
+mod maintenance;
 mod recorders;
 mod routes;
 
@@ -20,6 +21,7 @@ use crate::error::ApiError;
 
 pub use config::{ArchiveConfig, ArchiveConfigError};
 pub(crate) use journey::add_archive_links;
+pub use maintenance::MaintenanceConfig;
 pub(crate) use recorders::{register_metrics, start_recorders};
 pub(crate) use routes::{event_messages, messages, raw_message, streams};
 
@@ -32,6 +34,9 @@ pub(crate) struct ArchiveState {
     pub recorders: Vec<recorders::RecorderEntry>,
     /// When the recorders close a file.
     pub recorder_options: RecorderOptions,
+    /// Retention and compaction, and their counters.
+    pub maintenance: maintenance::MaintenanceConfig,
+    pub maintenance_stats: Arc<maintenance::MaintenanceStats>,
 }
 
 impl ArchiveState {
@@ -43,6 +48,8 @@ impl ArchiveState {
             location: config.location.clone(),
             recorders: recorders::entries(config),
             recorder_options: config.recorder.clone(),
+            maintenance: config.maintenance.clone(),
+            maintenance_stats: Arc::default(),
         })
     }
 

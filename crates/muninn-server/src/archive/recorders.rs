@@ -4,7 +4,7 @@
 //! `recorder="kafka"` or `"nats"`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use muninn_archive::{KafkaSource, NatsSource, RecorderSnapshot, RecorderStats};
@@ -16,6 +16,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::maintenance::MaintenanceStats;
 use super::{ArchiveConfig, ArchiveState};
 use crate::metrics::Metrics;
 
@@ -60,10 +61,11 @@ pub(super) fn entries(config: &ArchiveConfig) -> Vec<RecorderEntry> {
     kafka.into_iter().chain(nats).collect()
 }
 
-/// The running recorders, stopped together.
+/// The running recorders, stopped together, and the archive's upkeep.
 pub(crate) struct RecorderTasks {
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
+    maintenance: JoinHandle<()>,
 }
 
 /// Starts every recorder of `state`. A recorder that stops with an error (a setting the broker
@@ -120,13 +122,24 @@ pub(crate) fn start_recorders(state: &ArchiveState) -> RecorderTasks {
             (name, task)
         })
         .collect();
-    RecorderTasks { stop, tasks }
+    let maintenance = tokio::spawn(super::maintenance::run(
+        state.archive.clone(),
+        state.maintenance.clone(),
+        state.maintenance_stats.clone(),
+    ));
+    RecorderTasks {
+        stop,
+        tasks,
+        maintenance,
+    }
 }
 
 impl RecorderTasks {
     /// Asks every recorder to stop, then waits for each to write what it buffered (at most
     /// [`STOP_WAIT`] each).
     pub async fn stop(self) {
+        // A round cut short leaves nothing half done: each step is safe to stop between writes.
+        self.maintenance.abort();
         let _ = self.stop.send(true);
         for (name, mut task) in self.tasks {
             if tokio::time::timeout(STOP_WAIT, &mut task).await.is_err() {
@@ -151,18 +164,58 @@ pub(crate) fn register_metrics(metrics: &mut Metrics, state: &ArchiveState) {
         .collect();
     metrics
         .registry_mut()
-        .register_collector(Box::new(RecorderCollector { recorders }));
+        .register_collector(Box::new(RecorderCollector {
+            recorders,
+            maintenance: state.maintenance_stats.clone(),
+        }));
 }
 
 #[derive(Debug)]
 struct RecorderCollector {
     recorders: Vec<(&'static str, Arc<RecorderStats>)>,
+    maintenance: Arc<MaintenanceStats>,
 }
+
+type ReadMaintenance = fn(&MaintenanceStats) -> &AtomicU64;
+
+/// The upkeep's counters: name (`muninn_` before, `_total` after), help, value.
+const MAINTENANCE_COUNTERS: [(&str, &str, ReadMaintenance); 6] = [
+    (
+        "archive_maintenance_runs",
+        "Rounds of the archive's retention and compaction",
+        |stats| &stats.runs,
+    ),
+    (
+        "archive_maintenance_errors",
+        "Failed retention or compaction runs (tried again at the next round)",
+        |stats| &stats.errors,
+    ),
+    (
+        "archive_retention_hours_removed",
+        "Hours of a stream removed by retention",
+        |stats| &stats.hours_removed,
+    ),
+    (
+        "archive_retention_bytes_removed",
+        "Bytes of archive files and manifests removed by retention",
+        |stats| &stats.bytes_removed,
+    ),
+    (
+        "archive_compaction_files_reduced",
+        "Archive files fewer after compaction (small files replaced minus merged files written)",
+        |stats| &stats.files_reduced,
+    ),
+    (
+        "archive_compaction_messages_merged",
+        "Messages compaction wrote into merged files",
+        |stats| &stats.messages_merged,
+    ),
+];
 
 type Read = fn(&RecorderSnapshot) -> u64;
 
 /// The counters: name (`muninn_` before, `_total` after), help, value.
-const COUNTERS: [(&str, &str, Read); 7] = [
+const COUNTERS: [(&str, &str, Read); 9] = [
     (
         "archive_messages_received",
         "Messages the broker handed to the archive recorder, redeliveries included",
@@ -198,6 +251,16 @@ const COUNTERS: [(&str, &str, Read); 7] = [
         "Errors of the broker client (each retried)",
         |snapshot| snapshot.broker_errors,
     ),
+    (
+        "archive_group_positions",
+        "Consumer groups' committed positions that moved, written to the archive",
+        |snapshot| snapshot.group_positions_recorded,
+    ),
+    (
+        "archive_group_sample_errors",
+        "Failed samples of the consumer groups' committed positions",
+        |snapshot| snapshot.group_sample_errors,
+    ),
 ];
 
 impl Collector for RecorderCollector {
@@ -214,16 +277,23 @@ impl Collector for RecorderCollector {
                 ConstCounter::new(read(snapshot)).encode(family.encode_family(&labels)?)?;
             }
         }
-        let mut family = encoder.encode_descriptor(
-            "archive_healthy",
-            "1 while the recorder's last broker call and archive write succeeded, else 0 (see \
+        {
+            let mut family = encoder.encode_descriptor(
+                "archive_healthy",
+                "1 while the recorder's last broker call and archive write succeeded, else 0 (see \
              /healthz for the last error)",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (recorder, snapshot) in &snapshots {
-            let labels = [("recorder", *recorder)];
-            ConstGauge::new(i64::from(snapshot.healthy)).encode(family.encode_family(&labels)?)?;
+                None,
+                MetricType::Gauge,
+            )?;
+            for (recorder, snapshot) in &snapshots {
+                let labels = [("recorder", *recorder)];
+                ConstGauge::new(i64::from(snapshot.healthy))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        for (name, help, read) in MAINTENANCE_COUNTERS {
+            let family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(read(&self.maintenance).load(Ordering::Relaxed)).encode(family)?;
         }
         Ok(())
     }

@@ -43,13 +43,14 @@ pub async fn mirror(args: MirrorArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("mirroring {} to {}", source.description(), args.target))?;
     eprintln!(
-        "mirrored {} to {}: {} files copied ({} bytes), {} manifests written, {} files already there",
+        "mirrored {} to {}: {} files copied ({} bytes), {} manifests written, {} files already there, {} replaced files removed",
         source.description(),
         target.description(),
         report.files_copied,
         report.bytes_copied,
         report.manifests_written,
-        report.files_already_there
+        report.files_already_there,
+        report.files_removed
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,8 @@
 //! archive holds, and print a stream's messages in a time range as JSON lines.
 
 mod browse;
+mod compact;
+mod groups;
 mod mirror;
 pub mod replay;
 mod retain;
@@ -32,8 +34,13 @@ enum ArchiveCommand {
     /// Compare two archives' manifests, counts and checksums (or check one archive's files);
     /// exits 1 on any difference.
     Verify(mirror::VerifyArgs),
+    /// Show the consumer groups' committed positions the recorder sampled on a stream.
+    Groups(groups::GroupsArgs),
     /// Remove whole hours older than each stream pattern's rule (`--keep 'orders.*=30d'`).
     Retain(retain::RetainArgs),
+    /// Merge the small files of each partition's sealed hours (every hour before its newest)
+    /// into files of up to --target-size.
+    Compact(compact::CompactArgs),
 }
 
 /// `--archive`: where the archive lives.
@@ -170,5 +177,7 @@ pub async fn run(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
         ArchiveCommand::Mirror(args) => mirror::mirror(args).await,
         ArchiveCommand::Verify(args) => mirror::verify(args).await,
         ArchiveCommand::Retain(args) => retain::retain(args).await,
+        ArchiveCommand::Compact(args) => compact::compact(args).await,
+        ArchiveCommand::Groups(args) => groups::groups(args).await,
     }
 }

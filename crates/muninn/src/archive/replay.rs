@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use muninn_archive::{Filter, Message, PartitionMap, ReplayOptions, ReplayProgress, Target};
+use muninn_archive::{
+    Filter, GroupOffsets, Message, PartitionMap, ReplayOptions, ReplayProgress, Target,
+};
 
 use super::{ArchiveLocation, SelectionArgs};
 
@@ -50,6 +52,12 @@ pub struct ReplayArgs {
     /// produces of service `muninn-replay`. Without it, trace headers are kept as archived.
     #[arg(long, value_name = "URL")]
     collector: Option<String>,
+    /// After the replay, set this consumer group's offsets on the target topic to where the
+    /// group stood on the archived stream at the end of the range (as the recorder sampled
+    /// it), translated into the replayed messages' new offsets: a service started on the
+    /// replayed topic with this group goes on where it left off. Kafka targets only.
+    #[arg(long, value_name = "GROUP", conflicts_with_all = ["journey", "trace"])]
+    set_group_offsets: Option<String>,
 }
 
 pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
@@ -98,6 +106,10 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     };
 
     let archive = args.archive.open_existing().await?;
+    let set_group_offsets = match &args.set_group_offsets {
+        Some(group) => Some(group_offsets(&archive, &args.selection, group).await?),
+        None => None,
+    };
     let messages = read(&archive, &args.selection, extra).await?;
     if messages.is_empty() {
         eprintln!("nothing to replay: no archived message matches");
@@ -111,6 +123,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         partitions,
         create: args.create,
         tracer: tracer.clone(),
+        set_group_offsets,
     };
     let bar =
         ProgressBar::with_draw_target(Some(messages.len() as u64), ProgressDrawTarget::stderr());
@@ -158,7 +171,53 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             }
         );
     }
+    if let Some(group) = &args.set_group_offsets {
+        let positions: Vec<String> = report
+            .group_offsets
+            .iter()
+            .map(|(partition, offset)| format!("{partition}:{offset}"))
+            .collect();
+        eprintln!(
+            "set the offsets of group {group} on {target} to partition:offset {}",
+            positions.join(", ")
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--set-group-offsets GROUP`: the group's positions on the replayed stream at the end of the
+/// range, as the recorder sampled them.
+async fn group_offsets(
+    archive: &muninn_archive::Archive,
+    selection: &SelectionArgs,
+    group: &str,
+) -> anyhow::Result<GroupOffsets> {
+    let chosen = selection.selection()?;
+    let (until, _) = selection.split_to()?;
+    let at_ms = until.is_some().then_some(chosen.to_ms);
+    let positions = archive
+        .group_offsets_at(&chosen.stream, group, at_ms)
+        .await
+        .context("reading the consumer groups' positions")?;
+    if positions.is_empty() {
+        anyhow::bail!(
+            "--set-group-offsets {group}: the archive has no position of group {group} on stream {}{}; \
+             the recorder samples consumer groups every minute (see `muninn archive groups --stream {}`)",
+            chosen.stream,
+            match &until {
+                Some(until) => format!(" at or before --to {until}"),
+                None => String::new(),
+            },
+            chosen.stream
+        );
+    }
+    Ok(GroupOffsets {
+        group: group.to_owned(),
+        committed: positions
+            .into_iter()
+            .map(|(partition, position)| ((chosen.stream.clone(), partition), position.offset))
+            .collect(),
+    })
 }
 
 /// The messages to send: the stream's range, or with `extra` (an event or trace id) the

@@ -8,17 +8,21 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
-use muninn_archive::{KafkaSource, NatsSource, RecorderOptions};
-use muninn_server::ArchiveConfig;
+use muninn_archive::{KafkaSource, NatsSource, RecorderOptions, RetentionRule};
+use muninn_server::{ArchiveConfig, MaintenanceConfig};
 
 /// The keys of `[archive]`, of `[archive.kafka]` and of `[archive.nats]`, in the order the
 /// example file documents them.
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 11] = [
     "enabled",
     "location",
     "max_file_bytes",
     "max_file_messages",
     "max_file_age",
+    "group_positions_every",
+    "retain",
+    "compact",
+    "maintenance_every",
     "kafka",
     "nats",
 ];
@@ -115,6 +119,7 @@ impl ArchiveSection {
         let mut enabled = true;
         let mut location = None;
         let mut recorder = RecorderOptions::default();
+        let mut maintenance = MaintenanceConfig::default();
         let (mut kafka, mut nats) = (None, None);
         for (key, value) in &self.table {
             match key.as_str() {
@@ -150,6 +155,43 @@ impl ArchiveSection {
                         .filter(|duration| !duration.is_zero())
                         .ok_or_else(|| self.error(key, value, HINT))?
                 }
+                "group_positions_every" => {
+                    const HINT: &str =
+                        "use a duration above zero as text, like \"60s\", or \"off\"";
+                    recorder.group_positions_every = match value.as_str() {
+                        Some("off") => None,
+                        text => Some(
+                            text.and_then(|text| muninn_model::parse_duration(text).ok())
+                                .filter(|duration| !duration.is_zero())
+                                .ok_or_else(|| self.error(key, value, HINT))?,
+                        ),
+                    }
+                }
+                "retain" => {
+                    let example = "[\"orders.*=30d\", \"*=2d\"]";
+                    maintenance.retention = self
+                        .names(key, value, example)?
+                        .iter()
+                        .map(|rule| {
+                            RetentionRule::parse(rule).map_err(|error| {
+                                self.error(key, value, &format!("{error}; like {example}"))
+                            })
+                        })
+                        .collect::<Result<_>>()?;
+                }
+                "compact" => {
+                    maintenance.compact = value
+                        .as_bool()
+                        .ok_or_else(|| self.error(key, value, "use true or false"))?
+                }
+                "maintenance_every" => {
+                    const HINT: &str = "use a duration above zero as text, like \"1h\" or \"15m\"";
+                    maintenance.every = value
+                        .as_str()
+                        .and_then(|text| muninn_model::parse_duration(text).ok())
+                        .filter(|duration| !duration.is_zero())
+                        .ok_or_else(|| self.error(key, value, HINT))?
+                }
                 "kafka" => kafka = Some(self.kafka(self.table(key, value)?)?),
                 "nats" => nats = Some(self.nats(self.table(key, value)?)?),
                 unknown => return Err(self.unknown("archive", unknown, &KEYS)),
@@ -166,6 +208,7 @@ impl ArchiveSection {
             kafka,
             nats,
             recorder,
+            maintenance,
         };
         config.validate().map_err(|error| {
             anyhow!(
@@ -306,6 +349,35 @@ mod tests {
                 "archiver"
             )
         );
+
+        let upkeep = section(
+            "location = \"a\"\nretain = [\"orders.*=30d\", \"*=2d\"]\ncompact = false\n\
+             maintenance_every = \"15m\"\ngroup_positions_every = \"off\"\n",
+        )
+        .validate()
+        .unwrap()
+        .expect("enabled");
+        assert_eq!(upkeep.maintenance.retention.len(), 2);
+        assert!(upkeep.maintenance.retention[0].matches("orders.eu"));
+        assert!(!upkeep.maintenance.compact);
+        assert_eq!(upkeep.maintenance.every, Duration::from_secs(900));
+        assert_eq!(upkeep.recorder.group_positions_every, None);
+        for (bad, named) in [
+            ("retain = [\"orders\"]", "archive.retain"),
+            ("retain = \"*=2d\"", "archive.retain"),
+            ("compact = \"yes\"", "archive.compact"),
+            ("maintenance_every = \"0s\"", "archive.maintenance_every"),
+            (
+                "group_positions_every = \"never\"",
+                "archive.group_positions_every",
+            ),
+        ] {
+            let error = section(&format!("location = \"a\"\n{bad}\n"))
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(named), "{bad}: {error}");
+        }
 
         let bare = section("location = \"a\"")
             .validate()

@@ -23,7 +23,7 @@ use muninn_server::ServerConfig;
 
 use self::archive::ArchiveSection;
 use self::file::FileContents;
-pub use self::settings::{DEFAULT_LISTEN, parse_listen};
+pub use self::settings::{DEFAULT_LISTEN, parse_body_bytes, parse_listen};
 use self::settings::{SETTINGS, Setting};
 use crate::tail_sampling_config::TailSamplingSection;
 

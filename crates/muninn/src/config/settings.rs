@@ -257,8 +257,9 @@ fn parse_retention(text: &str) -> Result<Option<Duration>, &'static str> {
     Ok((!duration.is_zero()).then_some(duration))
 }
 
-/// A body size limit: bytes, or a number with KiB, MiB or GiB; between 1 KiB and 1 GiB.
-pub(super) fn parse_body_bytes(text: &str) -> Result<usize, &'static str> {
+/// A size (a body limit, `archive compact --target-size`): bytes, or a number with KiB, MiB or
+/// GiB; between 1 KiB and 1 GiB.
+pub fn parse_body_bytes(text: &str) -> Result<usize, &'static str> {
     const HINT: &str =
         "use a number of bytes, or one with KiB, MiB or GiB, between 1KiB and 1GiB, like 16MiB";
     let text = text.trim();

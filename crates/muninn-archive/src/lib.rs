@@ -29,6 +29,7 @@ mod nats_stored;
 mod recorder;
 mod replay;
 mod retention;
+mod topics;
 
 pub use archive::{Archive, FileRef, PartitionSummary, StreamSummary};
 pub use compaction::{CompactFigures, CompactOptions, CompactReport};
@@ -51,3 +52,4 @@ pub use replay::{
     Target, replay,
 };
 pub use retention::{RetentionReport, RetentionRule};
+pub use topics::TopicConfig;

@@ -15,11 +15,17 @@ use muninn_archive::{
     Archive, GroupOffsets, PartitionMap, RecorderOptions, RecorderStats, ReplayOptions, Selection,
     Target,
 };
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use support::Kafka;
+
+fn options_describe() -> AdminOptions {
+    AdminOptions::new().request_timeout(Some(Duration::from_secs(10)))
+}
 
 const PARTITIONS: i32 = 3;
 const PER_PARTITION: i64 = 20;
@@ -93,7 +99,19 @@ async fn wait_for_positions(archive: &Archive, stream: &str, group: &str, expect
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_sets_a_groups_offsets_where_it_stood_on_the_archived_topic() {
     let kafka = Kafka::start();
-    kafka.create_topic("orders", PARTITIONS).await;
+    let admin: AdminClient<DefaultClientContext> = kafka.config().create().unwrap();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let created = admin
+        .create_topics(
+            &[
+                NewTopic::new("orders", PARTITIONS, TopicReplication::Fixed(1))
+                    .set("retention.ms", "123456789"),
+            ],
+            &options,
+        )
+        .await
+        .unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
     produce(&kafka, "orders").await;
     // billing consumed 8 messages of partition 0, all of partition 1, none of partition 2.
     commit(&kafka, "billing", "orders", &[(0, 8), (1, PER_PARTITION)]);
@@ -155,6 +173,26 @@ async fn a_replay_sets_a_groups_offsets_where_it_stood_on_the_archived_topic() {
         assert!(tokio::time::Instant::now() < deadline, "archived in 30 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The recorder also kept the topic's partitions and its own settings.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let topic = loop {
+        if let Some(topic) = archive.topic("orders").await.unwrap() {
+            break topic;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the topic recorded in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(topic.partitions, PARTITIONS);
+    // tansu reports a topic's own settings as defaults, so the recorder keeps none of them
+    // (`own_settings` is tested on Kafka's answer); the replay below creates the new topic
+    // with the settings a Kafka recorder would have kept.
+    let topic = muninn_archive::TopicConfig {
+        config: BTreeMap::from([("retention.ms".to_owned(), "123456789".to_owned())]),
+        ..topic
+    };
     stop.send(()).unwrap();
     recorder.await.unwrap().unwrap();
     assert!(stats.snapshot().group_positions_recorded >= 4);
@@ -172,6 +210,7 @@ async fn a_replay_sets_a_groups_offsets_where_it_stood_on_the_archived_topic() {
     let target = Target::parse(&format!("kafka://{}/orders-restored", kafka.bootstrap)).unwrap();
     let options = ReplayOptions {
         create: true,
+        create_like: Some(topic),
         set_group_offsets: Some(GroupOffsets {
             group: "billing".into(),
             committed,
@@ -181,6 +220,21 @@ async fn a_replay_sets_a_groups_offsets_where_it_stood_on_the_archived_topic() {
     let report = muninn_archive::replay(messages, &target, &options, &|_| {})
         .await
         .unwrap();
+    // The new topic was made like the archived one.
+    let described = admin
+        .describe_configs(
+            &[ResourceSpecifier::Topic("orders-restored")],
+            &options_describe(),
+        )
+        .await
+        .unwrap();
+    let resource = described.into_iter().next().unwrap().unwrap();
+    let retention = resource
+        .entries
+        .iter()
+        .find(|entry| entry.name == "retention.ms")
+        .and_then(|entry| entry.value.clone());
+    assert_eq!(retention.as_deref(), Some("123456789"));
     // Partition 0: 12 → 9 (offsets 3.. land at 0..); 1: consumed everything → after the
     // last replayed message (17 messages: 17); 2: never committed → the first one (0).
     assert_eq!(report.group_offsets, vec![(0, 9), (1, 17), (2, 0)]);

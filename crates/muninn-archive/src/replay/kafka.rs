@@ -206,8 +206,8 @@ impl KafkaSink {
     }
 }
 
-/// Creates `topic` with `needs.create_partitions` partitions and the broker's default
-/// replication, then waits until its metadata shows them.
+/// Creates `topic` with `needs.create_partitions` partitions, the archived topic's settings
+/// (`needs.create_config`) and the broker's default replication, then waits until its metadata shows them.
 async fn create_topic(
     config: &ClientConfig,
     producer: &FutureProducer,
@@ -219,15 +219,12 @@ async fn create_topic(
         .create()
         .map_err(|error| broker_error("kafka: creating the admin client".into(), error))?;
     let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+    let mut new_topic = NewTopic::new(topic, needs.create_partitions, TopicReplication::Fixed(-1));
+    for (name, value) in &needs.create_config {
+        new_topic = new_topic.set(name, value);
+    }
     let results = admin
-        .create_topics(
-            &[NewTopic::new(
-                topic,
-                needs.create_partitions,
-                TopicReplication::Fixed(-1),
-            )],
-            &options,
-        )
+        .create_topics(&[new_topic], &options)
         .await
         .map_err(|error| broker_error(format!("kafka: creating topic {topic}"), error))?;
     for result in results {

@@ -57,6 +57,9 @@ pub struct ReplayOptions {
     pub partitions: PartitionMap,
     /// Create a missing Kafka topic or JetStream stream instead of failing.
     pub create: bool,
+    /// With `create`, a Kafka topic is made like this one (the archived topic as the recorder
+    /// saw it): at least its partitions, and its settings.
+    pub create_like: Option<crate::topics::TopicConfig>,
     /// Give every replayed message the trace context of a new producer span of this tracer,
     /// linked to the original span; without one, trace headers are sent as archived.
     pub tracer: Option<muninn_sdk::Tracer>,
@@ -162,7 +165,18 @@ pub async fn replay(
                 options.partitions.target(partition).unwrap_or(partition)
             })
             .max()
-            .map_or(1, |highest| highest + 1),
+            .map_or(1, |highest| highest + 1)
+            .max(
+                options
+                    .create_like
+                    .as_ref()
+                    .map_or(1, |like| like.partitions),
+            ),
+        create_config: options
+            .create_like
+            .as_ref()
+            .map(|like| like.config.clone().into_iter().collect())
+            .unwrap_or_default(),
         create: options.create,
         largest: largest_message(target, &pending, outgoing, options),
         file_length: checkpoint

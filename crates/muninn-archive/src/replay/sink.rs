@@ -44,6 +44,8 @@ pub(crate) struct Needs {
     pub create_partitions: i32,
     /// Create a missing topic or stream instead of failing.
     pub create: bool,
+    /// The settings to create a Kafka topic with (the archived topic's own).
+    pub create_config: Vec<(String, String)>,
     /// The largest message (key, payload and headers, about as the target counts them against
     /// its limit) and its position.
     pub largest: Option<(String, usize)>,

@@ -43,8 +43,9 @@ pub struct ReplayArgs {
     /// like `0:3,1:4`.
     #[arg(long, value_name = "MAP", default_value = "same")]
     partitions: String,
-    /// Create the target topic (as many partitions as the archive saw) or JetStream stream
-    /// when it does not exist.
+    /// Create the target topic or JetStream stream when it does not exist; a topic gets the
+    /// partitions and settings the recorder saw on the archived one (at least as many
+    /// partitions as the replay sends to).
     #[arg(long)]
     create: bool,
     /// A Muninn server to send the replay's own spans to: each replayed message then carries
@@ -111,6 +112,14 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let messages = read(&archive, &args.selection, extra).await?;
+    // A Kafka topic created for the replay is made like the archived one.
+    let create_like = match (&target, &args.selection.stream, args.create) {
+        (Target::Kafka { .. }, Some(stream), true) => archive
+            .topic(stream)
+            .await
+            .context("reading the archived topic's settings")?,
+        _ => None,
+    };
     if messages.is_empty() {
         eprintln!("nothing to replay: no archived message matches");
         return Ok(ExitCode::SUCCESS);
@@ -122,6 +131,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         drop_headers: args.drop_headers.clone(),
         partitions,
         create: args.create,
+        create_like,
         tracer: tracer.clone(),
         set_group_offsets,
     };

@@ -21,7 +21,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, StreamConsumer}
 use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use support::Kafka;
+use support::{Kafka, Nats};
 
 fn options_describe() -> AdminOptions {
     AdminOptions::new().request_timeout(Some(Duration::from_secs(10)))
@@ -336,9 +336,7 @@ async fn group_offsets_are_refused_before_sending_where_they_cannot_be_translate
         .await
         .unwrap_err();
     assert!(
-        error
-            .message
-            .contains("only Kafka targets have consumer groups"),
+        error.message.contains("a file has no consumer groups"),
         "{error}"
     );
     assert!(
@@ -357,4 +355,77 @@ async fn group_offsets_are_refused_before_sending_where_they_cannot_be_translate
         .await
         .unwrap_err();
     assert!(error.message.contains("cannot be translated"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_into_jetstream_creates_the_durable_consumer_where_the_group_stood() {
+    let nats = Nats::start();
+    // Archived from a JetStream stream: sequences 1..=20; durable `dispatch` had acked 1..=6.
+    let messages: Vec<muninn_archive::Message> = (1..=20)
+        .map(|sequence| {
+            muninn_archive::Message::from_broker(
+                muninn_archive::SourceBroker::Nats,
+                "SHIPMENTS".into(),
+                Some("shipments.created".into()),
+                0,
+                sequence,
+                BASE_MS + sequence * 1_000,
+                muninn_archive::TimestampType::LogAppendTime,
+                None,
+                Vec::new(),
+                Some(format!("shipment-{sequence}").into_bytes()),
+            )
+        })
+        .collect();
+    // Replay sequences 5.. into a new stream: they land at 1..
+    let range: Vec<_> = messages.into_iter().filter(|m| m.offset >= 5).collect();
+    let target = Target::parse(&format!("{}/restored.shipments", nats.url)).unwrap();
+    let options = ReplayOptions {
+        create: true,
+        set_group_offsets: Some(GroupOffsets {
+            group: "dispatch".into(),
+            committed: BTreeMap::from([(("SHIPMENTS".to_owned(), 0), 7)]),
+        }),
+        ..ReplayOptions::default()
+    };
+    let report = muninn_archive::replay(range.clone(), &target, &options, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.group_offsets, vec![(0, 3)], "sequence 7 landed at 3");
+
+    let jetstream = nats.jetstream().await;
+    let stream = jetstream
+        .get_stream(
+            jetstream
+                .stream_by_subject("restored.shipments")
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let consumer: async_nats::jetstream::consumer::PullConsumer =
+        stream.get_consumer("dispatch").await.unwrap();
+    let mut batch = consumer.fetch().max_messages(1).messages().await.unwrap();
+    let first = futures::StreamExt::next(&mut batch)
+        .await
+        .expect("a message")
+        .unwrap();
+    assert_eq!(
+        &first.payload[..],
+        b"shipment-7",
+        "dispatch goes on with what it had not acked"
+    );
+
+    // A second replay with the same group refuses to move the existing consumer, before it
+    // sends anything.
+    let before = stream.clone().info().await.unwrap().state.messages;
+    let again = muninn_archive::replay(range, &target, &options, &|_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        again.message.contains("has a consumer dispatch already"),
+        "{again}"
+    );
+    let after = stream.clone().info().await.unwrap().state.messages;
+    assert_eq!((before, after), (16, 16), "nothing was sent again");
 }

@@ -287,7 +287,7 @@ async fn archive_groups_shows_positions_as_of_a_time_and_replay_needs_them() {
         text(&bad)
     );
 
-    // Group offsets go to Kafka targets only, refused before anything is written.
+    // Group offsets go to brokers only, refused before anything is written.
     let to_file = muninn(
         &[
             "replay",
@@ -302,7 +302,7 @@ async fn archive_groups_shows_positions_as_of_a_time_and_replay_needs_them() {
     );
     assert!(!to_file.status.success());
     assert!(
-        text(&to_file).contains("only Kafka targets"),
+        text(&to_file).contains("a file has no consumer groups"),
         "{}",
         text(&to_file)
     );

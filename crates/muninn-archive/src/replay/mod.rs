@@ -63,8 +63,9 @@ pub struct ReplayOptions {
     /// Give every replayed message the trace context of a new producer span of this tracer,
     /// linked to the original span; without one, trace headers are sent as archived.
     pub tracer: Option<muninn_sdk::Tracer>,
-    /// After the replay, commit this consumer group's positions, translated into the
-    /// target's offsets, on the target (Kafka targets; see `groups.rs`).
+    /// After the replay, set this consumer group's positions, translated into the target's
+    /// offsets, on the target: a Kafka group's committed offsets, or a JetStream durable
+    /// consumer starting at the translated sequence (see `groups.rs`).
     pub set_group_offsets: Option<GroupOffsets>,
 }
 
@@ -184,6 +185,9 @@ pub async fn replay(
             .and_then(|checkpoint| checkpoint.file_length),
     };
     let sink = Sink::open(target, &needs).await?;
+    if let Some(group) = &options.set_group_offsets {
+        sink.check_group(&group.group).await?;
+    }
     run::Run::new(
         &messages, &slots, sink, checkpoint, target, options, progress,
     )
@@ -205,9 +209,10 @@ fn check_messages(
         ));
     }
     if let Some(group) = &options.set_group_offsets {
-        if !matches!(target, Target::Kafka { .. }) {
+        if matches!(target, Target::File { .. }) {
             return Err(ArchiveError::invalid(format!(
-                "set group offsets {}: only Kafka targets have consumer groups; {target} has none",
+                "set group offsets {}: a file has no consumer groups; replay to a Kafka topic \
+                 or a JetStream subject",
                 group.group
             )));
         }

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::header::{HeaderName, HeaderValue};
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::{self, context::GetStreamByNameErrorKind, stream};
 use bytes::Bytes;
 
@@ -96,6 +97,62 @@ impl NatsSink {
             jetstream,
             subject: subject.to_owned(),
         })
+    }
+
+    /// Creates durable consumer `group` on the subject's stream, starting at the translated
+    /// sequence (the position of partition 0: a stream has one sequence). An existing
+    /// consumer of that name is refused, never moved.
+    pub async fn set_group_offsets(
+        &self,
+        group: &str,
+        positions: &std::collections::BTreeMap<i32, i64>,
+    ) -> Result<()> {
+        let Some(&start) = positions.get(&0) else {
+            return Ok(());
+        };
+        let subject = &self.subject;
+        self.check_group_free(group)
+            .await?
+            .create_consumer(pull::Config {
+                durable_name: Some(group.to_owned()),
+                filter_subject: subject.clone(),
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: u64::try_from(start.max(1)).unwrap_or(1),
+                },
+                ack_policy: AckPolicy::Explicit,
+                ..Default::default()
+            })
+            .await
+            .map_err(|error| {
+                broker_error(
+                    format!("nats: creating consumer {group} on {subject}"),
+                    error,
+                )
+            })?;
+        Ok(())
+    }
+
+    /// The subject's stream, after checking it has no consumer named `group` (checked before
+    /// the first message is sent, and again before the consumer is created).
+    pub async fn check_group_free(&self, group: &str) -> Result<stream::Stream> {
+        let subject = &self.subject;
+        let name = self
+            .jetstream
+            .stream_by_subject(subject.as_str())
+            .await
+            .map_err(|error| broker_error(format!("nats: the stream of {subject}"), error))?;
+        let stream = self
+            .jetstream
+            .get_stream(&name)
+            .await
+            .map_err(|error| broker_error(format!("nats: the stream of {subject}"), error))?;
+        if stream.consumer_info(group).await.is_ok() {
+            return Err(ArchiveError::invalid(format!(
+                "set group offsets {group}: stream {name} (of {subject}) has a consumer {group} \
+                 already; delete it first (a consumer's start is fixed when it is created)"
+            )));
+        }
+        Ok(stream)
     }
 
     pub async fn send(&mut self, outgoing: Outgoing<'_>) -> std::result::Result<Delivery, String> {

@@ -292,9 +292,11 @@ impl<'a> Run<'a> {
                 if !self.broken[slot] {
                     self.delivered[slot] = Some(message.offset);
                 }
+                // A JetStream stream has one sequence: partition 0.
                 if self.options.set_group_offsets.is_some()
-                    && let (Some(partition), Some(offset)) = (delivered.partition, delivered.offset)
+                    && let Some(offset) = delivered.offset
                 {
+                    let partition = delivered.partition.unwrap_or(0);
                     self.landings[slot].delivered(
                         self.committed[slot],
                         Landing {

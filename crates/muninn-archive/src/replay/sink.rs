@@ -132,8 +132,8 @@ impl Sink {
         }
     }
 
-    /// Commits `positions` (target partition → next offset) for consumer `group` on the
-    /// target (Kafka; the replay refuses other targets before it starts).
+    /// Sets `positions` (target partition → next offset) for consumer `group` on the target
+    /// (Kafka or JetStream; the replay refuses a file before it starts).
     pub async fn set_group_offsets(
         &self,
         group: &str,
@@ -142,11 +142,26 @@ impl Sink {
         match self {
             #[cfg(feature = "kafka")]
             Sink::Kafka(sink) => sink.set_group_offsets(group, positions).await,
+            #[cfg(feature = "nats")]
+            Sink::Nats(sink) => sink.set_group_offsets(group, positions).await,
             _ => {
                 let _ = positions;
                 Err(ArchiveError::invalid(format!(
-                    "set group offsets {group}: only Kafka targets have consumer groups"
+                    "set group offsets {group}: a file has no consumer groups"
                 )))
+            }
+        }
+    }
+
+    /// Refuses, before the first message is sent, a group whose position cannot be set on
+    /// the target (a JetStream consumer of that name exists already).
+    pub async fn check_group(&self, group: &str) -> Result<()> {
+        match self {
+            #[cfg(feature = "nats")]
+            Sink::Nats(sink) => sink.check_group_free(group).await.map(|_| ()),
+            _ => {
+                let _ = group;
+                Ok(())
             }
         }
     }

@@ -56,7 +56,8 @@ pub struct ReplayArgs {
     /// After the replay, set this consumer group's offsets on the target topic to where the
     /// group stood on the archived stream at the end of the range (as the recorder sampled
     /// it), translated into the replayed messages' new offsets: a service started on the
-    /// replayed topic with this group goes on where it left off. Kafka targets only.
+    /// replayed topic with this group goes on where it left off. Kafka: the group's committed
+    /// offsets; JetStream: a new durable consumer of that name starting there.
     #[arg(long, value_name = "GROUP", conflicts_with_all = ["journey", "trace"])]
     set_group_offsets: Option<String>,
 }

@@ -116,11 +116,35 @@ impl Archive {
     /// an hour before one it already wrote, even when a producer's clock goes back, so the
     /// newest hour always holds the partition's last offset.
     pub async fn commit_in(&self, hour: Hour, messages: &[Message]) -> Result<FileRef> {
+        self.commit_topic(hour, messages, None).await
+    }
+
+    /// [`Archive::commit_in`] of messages of the Kafka topic with id `topic_id`: the hour's
+    /// manifest records the id, and a manifest of another id (the topic was deleted and
+    /// created again) is an error before anything is written.
+    pub async fn commit_topic(
+        &self,
+        hour: Hour,
+        messages: &[Message],
+        topic_id: Option<&str>,
+    ) -> Result<FileRef> {
         let Some(first) = messages.first() else {
             return Err(ArchiveError::invalid("commit: no messages"));
         };
         layout::check_stream_name(&first.stream)?;
         let (stream, partition) = (first.stream.clone(), first.partition);
+        let manifest_path = layout::manifest_path(&stream, hour, partition);
+        let mut manifest = self
+            .manifest(&manifest_path)
+            .await?
+            .unwrap_or_else(|| Manifest::new(&stream, partition, hour.label()));
+        if let (Some(archived), Some(current)) = (&manifest.topic_id, topic_id)
+            && archived != current
+        {
+            return Err(ArchiveError::invalid(recreated_topic(
+                &stream, partition, archived, current,
+            )));
+        }
         let owned = messages.to_vec();
         let file = tokio::task::spawn_blocking(move || format::encode(&owned))
             .await
@@ -134,11 +158,9 @@ impl Archive {
             .put(&path, PutPayload::from(file))
             .await
             .map_err(|error| ArchiveError::object_store(format!("writing {path}"), error))?;
-        let manifest_path = layout::manifest_path(&stream, hour, partition);
-        let mut manifest = self
-            .manifest(&manifest_path)
-            .await?
-            .unwrap_or_else(|| Manifest::new(&stream, partition, hour.label()));
+        if let Some(current) = topic_id {
+            manifest.topic_id = Some(current.to_owned());
+        }
         manifest.commit(entry.clone());
         self.put_manifest(hour, &manifest).await?;
         Ok(FileRef {
@@ -218,18 +240,30 @@ impl Archive {
             .map(|(_, offset)| offset))
     }
 
-    /// The newest hour holding files of a partition, with its last offset.
-    pub async fn last_position(&self, stream: &str, partition: i32) -> Result<Option<(Hour, i64)>> {
+    /// [`Archive::last_position`] with the Kafka topic id its manifest records, if any.
+    pub async fn last_position_and_topic(
+        &self,
+        stream: &str,
+        partition: i32,
+    ) -> Result<Option<(Hour, i64, Option<String>)>> {
         for hour in self.hours(stream).await?.into_iter().rev() {
             if let Some(manifest) = self
                 .manifest(&layout::manifest_path(stream, hour, partition))
                 .await?
                 && let Some(offset) = manifest.last_offset()
             {
-                return Ok(Some((hour, offset)));
+                return Ok(Some((hour, offset, manifest.topic_id)));
             }
         }
         Ok(None)
+    }
+
+    /// The newest hour holding files of a partition, with its last offset.
+    pub async fn last_position(&self, stream: &str, partition: i32) -> Result<Option<(Hour, i64)>> {
+        Ok(self
+            .last_position_and_topic(stream, partition)
+            .await?
+            .map(|(hour, offset, _)| (hour, offset)))
     }
 
     /// Every manifest under `v1/`, as (stream, hour, manifest), sorted.
@@ -457,4 +491,20 @@ impl Archive {
         }
         Ok(None)
     }
+}
+
+/// Why a recreated topic is not recorded into the old topic's archive.
+pub(crate) fn recreated_topic(
+    stream: &str,
+    partition: i32,
+    archived: &str,
+    current: &str,
+) -> String {
+    format!(
+        "topic {stream} was deleted and created again (the archive holds topic id {archived}, \
+         the broker has {current}); its partition {partition} is not recorded, so that the new \
+         topic's offsets are neither skipped as archived nor mixed with the old topic's: move \
+         the archive's v1/stream={stream}/ aside (or record the new topic into another archive), \
+         then restart the recorder"
+    )
 }

@@ -3,11 +3,13 @@
 //! only after the file holding the messages is durable; after a crash or a rebalance the
 //! archive's own position decides what is new, so nothing is archived twice.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::client::ClientContext;
+use rdkafka::admin::AdminClient;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message as _, Timestamp};
@@ -115,6 +117,21 @@ pub async fn record_kafka(
     };
 
     let mut recorder = Recorder::new(archive, options.clone(), stats.clone());
+    // Topic ids, looked up once per topic (again after a rebalance takes it away).
+    let mut admin_config = ClientConfig::new();
+    admin_config.set("bootstrap.servers", &source.bootstrap);
+    for (name, value) in &source.settings {
+        admin_config.set(name, value);
+    }
+    let admin: Arc<AdminClient<DefaultClientContext>> =
+        Arc::new(admin_config.create().map_err(|error| {
+            ArchiveError::with_source(
+                ArchiveErrorKind::Broker,
+                "kafka: creating the topic-id reader",
+                error,
+            )
+        })?);
+    let mut looked_up: HashSet<String> = HashSet::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250).min(options.max_file_age));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut backoff = Duration::from_millis(100);
@@ -125,11 +142,16 @@ pub async fn record_kafka(
             () = &mut shutdown => break,
             _ = tick.tick() => recorder.commit_due().await,
             received = consumer.recv() => {
-                let mut committed = forget_revoked(&consumer, &mut recorder).await;
+                let mut committed = forget_revoked(&consumer, &mut recorder, &mut looked_up).await;
                 committed.extend(match received {
                     Ok(message) => {
                         backoff = Duration::from_millis(100);
                         let message = convert(&message);
+                        if !looked_up.contains(&message.stream) {
+                            let id = topic_id(&admin, &message.stream).await;
+                            recorder.set_topic_id(&message.stream, id.as_deref());
+                            looked_up.insert(message.stream.clone());
+                        }
                         recorder.offer(message).await
                     }
                     Err(error) => {
@@ -155,7 +177,7 @@ pub async fn record_kafka(
             commit_offsets(&consumer, &committed);
         }
     }
-    let mut committed = forget_revoked(&consumer, &mut recorder).await;
+    let mut committed = forget_revoked(&consumer, &mut recorder, &mut looked_up).await;
     committed.extend(recorder.commit_all().await);
     // Asynchronous, never waiting on a broker that may be gone: a lost commit only means the
     // next run reads these messages again and skips them as archived.
@@ -163,9 +185,32 @@ pub async fn record_kafka(
     Ok(())
 }
 
+/// The id of `topic`, or `None` when the broker gives none (or cannot be asked: the check is
+/// then skipped, as without ids).
+async fn topic_id(admin: &Arc<AdminClient<DefaultClientContext>>, topic: &str) -> Option<String> {
+    let (admin, name) = (admin.clone(), topic.to_owned());
+    let found = tokio::task::spawn_blocking(move || {
+        crate::kafka_topic_id::topic_ids(
+            &admin,
+            std::slice::from_ref(&name),
+            Duration::from_secs(10),
+        )
+    })
+    .await;
+    match found {
+        Ok(Ok(mut ids)) => ids.remove(topic),
+        Ok(Err(error)) => {
+            tracing::warn!(topic, %error, "kafka: cannot read the topic's id; a recreated topic goes unnoticed");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
 async fn forget_revoked(
     consumer: &StreamConsumer<RebalanceContext>,
     recorder: &mut Recorder,
+    looked_up: &mut HashSet<String>,
 ) -> Vec<Committed> {
     let revoked = match consumer.context().revoked.lock() {
         Ok(mut revoked) => std::mem::take(&mut *revoked),
@@ -174,6 +219,7 @@ async fn forget_revoked(
     let mut committed = Vec::new();
     for (topic, partition) in revoked {
         committed.extend(recorder.forget(&topic, partition).await);
+        looked_up.remove(&topic);
     }
     committed
 }

@@ -15,6 +15,8 @@ mod json;
 mod kafka;
 #[cfg(feature = "kafka")]
 mod kafka_groups;
+#[cfg(feature = "kafka")]
+mod kafka_topic_id;
 mod layout;
 mod location;
 mod manifest;

@@ -22,6 +22,10 @@ pub struct Manifest {
     pub hour: String,
     /// Sorted by first offset, ranges disjoint.
     pub files: Vec<FileEntry>,
+    /// The Kafka topic id of the topic these files came from, when the broker gives one: a
+    /// topic deleted and created again has a new one, and its offsets start over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_id: Option<String>,
 }
 
 impl Manifest {
@@ -32,6 +36,7 @@ impl Manifest {
             partition,
             hour,
             files: Vec::new(),
+            topic_id: None,
         }
     }
 

@@ -55,6 +55,9 @@ pub struct RecorderStats {
     pub files_written: AtomicU64,
     /// Redelivered messages that were already in the archive.
     pub duplicates_skipped: AtomicU64,
+    /// Messages not recorded because their topic was deleted and created again (see
+    /// [`Recorder::set_topic_id`]); they stay on the broker, uncommitted.
+    pub messages_refused: AtomicU64,
     pub object_store_errors: AtomicU64,
     pub broker_errors: AtomicU64,
     /// Consumer groups' positions written to the archive (only those that moved).
@@ -64,6 +67,8 @@ pub struct RecorderStats {
     /// False while the last write or broker call failed.
     pub healthy: AtomicBool,
     pub last_error: Mutex<Option<String>>,
+    /// Why a partition is refused, while one is: the recorder is unhealthy until it is not.
+    pub refusal: Mutex<Option<String>>,
 }
 
 /// A point-in-time copy of [`RecorderStats`].
@@ -74,6 +79,7 @@ pub struct RecorderSnapshot {
     pub message_bytes_archived: u64,
     pub files_written: u64,
     pub duplicates_skipped: u64,
+    pub messages_refused: u64,
     pub object_store_errors: u64,
     pub broker_errors: u64,
     pub group_positions_recorded: u64,
@@ -91,18 +97,21 @@ impl RecorderStats {
     }
 
     pub fn snapshot(&self) -> RecorderSnapshot {
+        let refusal = self.refusal.lock().ok().and_then(|refusal| refusal.clone());
         RecorderSnapshot {
             messages_received: self.messages_received.load(Ordering::Relaxed),
             messages_archived: self.messages_archived.load(Ordering::Relaxed),
             message_bytes_archived: self.message_bytes_archived.load(Ordering::Relaxed),
             files_written: self.files_written.load(Ordering::Relaxed),
             duplicates_skipped: self.duplicates_skipped.load(Ordering::Relaxed),
+            messages_refused: self.messages_refused.load(Ordering::Relaxed),
             object_store_errors: self.object_store_errors.load(Ordering::Relaxed),
             broker_errors: self.broker_errors.load(Ordering::Relaxed),
             group_positions_recorded: self.group_positions_recorded.load(Ordering::Relaxed),
             group_sample_errors: self.group_sample_errors.load(Ordering::Relaxed),
-            healthy: self.healthy.load(Ordering::Relaxed),
-            last_error: self.last_error.lock().ok().and_then(|error| error.clone()),
+            healthy: self.healthy.load(Ordering::Relaxed) && refusal.is_none(),
+            last_error: refusal
+                .or_else(|| self.last_error.lock().ok().and_then(|error| error.clone())),
         }
     }
 
@@ -143,6 +152,8 @@ struct Buffer {
     bytes: usize,
     hour: Hour,
     opened: Instant,
+    /// The Kafka topic id the messages came from, when known.
+    topic_id: Option<Arc<str>>,
 }
 
 /// Buffers and commits; one per recorder task.
@@ -158,6 +169,10 @@ pub struct Recorder {
     /// [`MAX_IN_FLIGHT`], and one per partition, so a partition's files (and its manifest's
     /// updates) stay in order while different partitions' files are encoded in parallel.
     in_flight: Vec<InFlight>,
+    /// Kafka topic ids by topic, as the broker source looked them up.
+    topic_ids: HashMap<String, Arc<str>>,
+    /// Partitions not recorded, with the reason (their topic was deleted and created again).
+    refused: HashMap<(String, i32), String>,
 }
 
 /// Files encoded and written at once (each on a blocking thread; their memory is on top of the
@@ -167,6 +182,7 @@ const MAX_IN_FLIGHT: usize = 4;
 struct InFlight {
     key: (String, i32),
     hour: Hour,
+    topic_id: Option<Arc<str>>,
     messages: Arc<Vec<Message>>,
     task: tokio::task::JoinHandle<FileRef>,
 }
@@ -184,7 +200,25 @@ impl Recorder {
             buffers: HashMap::new(),
             positions: HashMap::new(),
             in_flight: Vec::new(),
+            topic_ids: HashMap::new(),
+            refused: HashMap::new(),
         }
+    }
+
+    /// Tells the recorder the id of a Kafka topic (`None`: unknown). A partition whose newest
+    /// manifest names another id (the topic was deleted and created again) is refused: its
+    /// messages are neither skipped as archived nor mixed with the old topic's, and the
+    /// recorder reports the error until the partition's archive is moved aside.
+    pub fn set_topic_id(&mut self, topic: &str, id: Option<&str>) {
+        match id {
+            Some(id) => self.topic_ids.insert(topic.to_owned(), Arc::from(id)),
+            None => self.topic_ids.remove(topic),
+        };
+    }
+
+    /// Whether a topic's id was looked up (see [`Recorder::set_topic_id`]).
+    pub fn knows_topic(&self, topic: &str) -> bool {
+        self.topic_ids.contains_key(topic)
     }
 
     pub fn stats(&self) -> &RecorderStats {
@@ -196,18 +230,37 @@ impl Recorder {
         self.stats.messages_received.fetch_add(1, Ordering::Relaxed);
         let mut committed = self.finished().await;
         let key = (message.stream.clone(), message.partition);
+        if self.refused.contains_key(&key) {
+            self.stats.messages_refused.fetch_add(1, Ordering::Relaxed);
+            return committed;
+        }
         let position = match self.positions.get(&key) {
             Some(position) => *position,
             None => {
                 let archive = self.archive.clone();
                 let (stream, partition) = (key.0.clone(), key.1);
-                let position = self
+                let found = self
                     .retrying(|| {
                         let archive = archive.clone();
                         let stream = stream.clone();
-                        async move { archive.last_position(&stream, partition).await }
+                        async move { archive.last_position_and_topic(&stream, partition).await }
                     })
                     .await;
+                if let (Some((_, _, Some(archived))), Some(current)) =
+                    (&found, self.topic_ids.get(&stream))
+                    && archived.as_str() != &**current
+                {
+                    let why =
+                        crate::archive::recreated_topic(&stream, partition, archived, current);
+                    tracing::error!("{why}");
+                    if let Ok(mut refusal) = self.stats.refusal.lock() {
+                        *refusal = Some(why.clone());
+                    }
+                    self.stats.messages_refused.fetch_add(1, Ordering::Relaxed);
+                    self.refused.insert(key, why);
+                    return committed;
+                }
+                let position = found.map(|(hour, offset, _)| (hour, offset));
                 self.positions.insert(key.clone(), position);
                 position
             }
@@ -236,11 +289,13 @@ impl Recorder {
         {
             committed.extend(self.commit(&key).await);
         }
+        let topic_id = self.topic_ids.get(&key.0).cloned();
         let buffer = self.buffers.entry(key.clone()).or_insert_with(|| Buffer {
             messages: Vec::new(),
             bytes: 0,
             hour,
             opened: Instant::now(),
+            topic_id,
         });
         buffer.bytes += message.size_bytes();
         buffer.messages.push(message);
@@ -289,6 +344,12 @@ impl Recorder {
         let committed = self.wait_for(&key).await.into_iter().collect();
         self.buffers.remove(&key);
         self.positions.remove(&key);
+        self.refused.remove(&key);
+        if self.refused.is_empty()
+            && let Ok(mut refusal) = self.stats.refusal.lock()
+        {
+            *refusal = None;
+        }
         committed
     }
 
@@ -312,7 +373,7 @@ impl Recorder {
             previous.extend(self.wait_oldest().await);
         }
         let messages = Arc::new(buffer.messages);
-        let hour = buffer.hour;
+        let (hour, topic_id) = (buffer.hour, buffer.topic_id);
         if let Some(last) = messages.last() {
             self.positions
                 .insert(key.clone(), Some((hour, last.offset)));
@@ -322,11 +383,13 @@ impl Recorder {
             self.stats.clone(),
             self.options.max_backoff,
             hour,
+            topic_id.clone(),
             messages.clone(),
         ));
         self.in_flight.push(InFlight {
             key: key.clone(),
             hour,
+            topic_id,
             messages,
             task,
         });
@@ -377,6 +440,7 @@ impl Recorder {
                     self.stats.clone(),
                     self.options.max_backoff,
                     in_flight.hour,
+                    in_flight.topic_id,
                     in_flight.messages,
                 )
                 .await
@@ -427,12 +491,18 @@ async fn write(
     stats: Arc<RecorderStats>,
     max_backoff: Duration,
     hour: Hour,
+    topic_id: Option<Arc<str>>,
     messages: Arc<Vec<Message>>,
 ) -> FileRef {
     retrying(&stats, archive.description(), max_backoff, || {
         let archive = archive.clone();
         let messages = messages.clone();
-        async move { archive.commit_in(hour, &messages).await }
+        let topic_id = topic_id.clone();
+        async move {
+            archive
+                .commit_topic(hour, &messages, topic_id.as_deref())
+                .await
+        }
     })
     .await
 }

@@ -76,6 +76,7 @@ impl ArchiveState {
                     "message_bytes_archived": snapshot.message_bytes_archived,
                     "files_written": snapshot.files_written,
                     "duplicates_skipped": snapshot.duplicates_skipped,
+                    "messages_refused": snapshot.messages_refused,
                     "object_store_errors": snapshot.object_store_errors,
                     "broker_errors": snapshot.broker_errors,
                 })

@@ -215,7 +215,7 @@ const MAINTENANCE_COUNTERS: [(&str, &str, ReadMaintenance); 6] = [
 type Read = fn(&RecorderSnapshot) -> u64;
 
 /// The counters: name (`muninn_` before, `_total` after), help, value.
-const COUNTERS: [(&str, &str, Read); 9] = [
+const COUNTERS: [(&str, &str, Read); 10] = [
     (
         "archive_messages_received",
         "Messages the broker handed to the archive recorder, redeliveries included",
@@ -250,6 +250,11 @@ const COUNTERS: [(&str, &str, Read); 9] = [
         "archive_broker_errors",
         "Errors of the broker client (each retried)",
         |snapshot| snapshot.broker_errors,
+    ),
+    (
+        "archive_messages_refused",
+        "Messages not recorded because their topic was deleted and created again (left on the broker)",
+        |snapshot| snapshot.messages_refused,
     ),
     (
         "archive_group_positions",

@@ -1,9 +1,10 @@
 //! Muninn's read path: the questions of the query API answered from the store. Catalog,
-//! lineage and throughput read roll-ups only; journeys and traces use the id look-ups; the
+//! lineage, throughput and the comparison of two windows read roll-ups only; journeys and traces use the id look-ups; the
 //! Jaeger and Zipkin answers (their JSON shapes, search, dependency graph) use the store's scans.
 //! Every list is sorted, so the same data always gives the same answer (and the same bytes).
 
 mod catalog;
+mod compare;
 mod continuation;
 mod dependencies;
 mod edges;
@@ -18,6 +19,10 @@ mod zipkin;
 pub use catalog::{
     EventTypeSummary, Participant, ServiceFlow, ServiceSummary, StreamSummary, event_types,
     participants, services, streams,
+};
+pub use compare::{
+    Change, Comparison, DecreaseScope, MixChange, Origin, Presence, Presences, UNUSUAL,
+    UNUSUAL_ABSENCE, Window, compare, score,
 };
 pub use continuation::{LinkEdge, TraceContinuation};
 pub use dependencies::{Dependency, dependencies};

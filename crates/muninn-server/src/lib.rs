@@ -2,6 +2,7 @@
 //! query functions behind axum routes, with Prometheus `/metrics` and the OpenAPI document.
 
 mod archive;
+mod compare;
 mod compat;
 mod error;
 mod idempotency;

@@ -33,7 +33,7 @@ pub(crate) fn path_segment(
     })
 }
 
-fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
     params
         .get(name)
         .map(String::as_str)
@@ -66,7 +66,7 @@ fn range(
 const ALL_FROM: &str = "0";
 const ALL_TO: &str = "+1h";
 
-fn filter(params: &HashMap<String, String>) -> Result<Filter, ApiError> {
+pub(crate) fn filter(params: &HashMap<String, String>) -> Result<Filter, ApiError> {
     let action = match param(params, "action") {
         None => None,
         Some(text) => Some(Action::parse(text).ok_or_else(|| {

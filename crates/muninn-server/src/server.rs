@@ -81,6 +81,8 @@ pub(crate) struct AppState {
     pub idempotency: crate::idempotency::IdempotencyKeys,
     /// The event archive and its recorders, when configured.
     pub archive: Option<Arc<crate::archive::ArchiveState>>,
+    /// How long the store keeps data (`None`: forever).
+    pub retention: Option<std::time::Duration>,
 }
 
 /// A running server.
@@ -195,6 +197,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         tail_sampler,
         idempotency: Default::default(),
         archive: archive.clone(),
+        retention: config.store.retention,
     });
     let recorders = archive.as_deref().map(crate::archive::start_recorders);
     let grpc_state = state.clone();
@@ -302,6 +305,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/streams", get(query::streams))
         .route("/api/v1/services", get(query::services))
         .route("/api/v1/throughput", get(query::throughput))
+        .route("/api/v1/compare", get(crate::compare::compare))
         .route("/api/v1/lineage", get(query::lineage))
         .route("/api/v1/events/{event_id}", get(query::journey))
         .route("/api/v1/traces/{trace_id}", get(query::trace))

@@ -43,3 +43,6 @@ mod jaeger;
 
 #[path = "api/zipkin.rs"]
 mod zipkin;
+
+#[path = "api/compare.rs"]
+mod compare;

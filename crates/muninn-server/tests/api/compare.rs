@@ -143,9 +143,9 @@ fn rfc3339(unix_seconds: i64) -> String {
     crate::support::rfc3339(unix_seconds * NANOS_PER_SECOND)
 }
 
-/// Finds the first entry of `list` matching `pick`, asserting it is at `index`.
+/// Entry `index` of `list`, named `what` in the failure.
 fn at<'a>(list: &'a Value, index: usize, what: &str) -> &'a Value {
-    &list
+    list
         .as_array()
         .unwrap_or_else(|| panic!("{what}: not a list"))
         .get(index)

@@ -3,6 +3,7 @@
 
 mod archive;
 mod client;
+mod compare;
 mod config;
 mod demo;
 mod diff;
@@ -44,6 +45,10 @@ enum Command {
     /// Ask a running server: event types, producers, consumers, streams, services, throughput,
     /// an event's journey or a trace.
     Query(query::QueryArgs),
+    /// What changed between two windows (default: the last 15 minutes against the same
+    /// minutes a day earlier): throughput, mix, new and vanished types, producers, consumers,
+    /// streams and schemas.
+    Compare(compare::CompareArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +61,7 @@ fn main() -> ExitCode {
         Command::Demo(_)
         | Command::Lineage(_)
         | Command::Query(_)
+        | Command::Compare(_)
         | Command::Archive(_)
         | Command::Replay(_) => "warn",
     };
@@ -86,6 +92,7 @@ fn main() -> ExitCode {
             Command::Replay(args) => archive::replay::run(args).await,
             Command::Lineage(args) => lineage::run(args).await,
             Command::Query(args) => query::run(args).await,
+            Command::Compare(args) => compare::run(args).await,
         }
     });
     match result {

@@ -518,6 +518,87 @@ fn query_prints_tables_json_and_server_errors() {
     );
 }
 
+/// Posts `records` to `path` of the server, expecting them accepted.
+fn post_json(base_url: &str, path: &str, records: &serde_json::Value) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("{base_url}{path}"))
+            .json(records)
+            .send()
+            .await
+            .expect("ingest answered");
+        assert!(
+            response.status().is_success(),
+            "ingest refused: {}",
+            response.text().await.unwrap_or_default()
+        );
+    });
+}
+
+#[test]
+fn compare_prints_what_changed_and_names_a_bad_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[], &[]);
+    let url = server.base_url.as_str();
+    let minute = now_unix_nanos() / 1_000_000_000 / 60 * 60;
+    let mut counts = Vec::new();
+    // An hour ago and in the last 15 minutes: checkout's order.placed, steady; in the last 15
+    // minutes also a new type, refund.issued, from billing.
+    for start in [minute - 75 * 60, minute - 15 * 60] {
+        for m in (start..start + 15 * 60).step_by(60) {
+            counts.push(serde_json::json!({"service": "checkout", "event_type": "order.placed",
+                "stream": "orders", "broker": "kafka", "action": "produced", "minute": m, "count": 60}));
+            if start == minute - 15 * 60 {
+                counts.push(serde_json::json!({"service": "billing", "event_type": "refund.issued",
+                    "stream": "refunds", "broker": "kafka", "action": "produced", "minute": m, "count": 20}));
+            }
+        }
+    }
+    post_json(url, "/api/v1/counts", &serde_json::Value::Array(counts));
+    let baseline = ["--baseline-from", "-75m", "--baseline-to", "-60m"];
+    let mut args = vec!["compare", "--server", url, "--from", "-15m"];
+    args.extend(baseline);
+    let text = run(muninn(&args), Duration::from_secs(60));
+    assert!(text.status.success(), "{text:?}");
+    assert!(
+        text.stdout.contains("appeared:")
+            && text.stdout.contains("type      refund.issued: 300 events")
+            && text.stdout.contains("stream    refunds: 300 events")
+            && text
+                .stdout
+                .contains("producer  billing refund.issued: 300 events"),
+        "{text:?}"
+    );
+    assert!(
+        !text.stdout.contains("order.placed"),
+        "steady, so not shown: {text:?}"
+    );
+
+    args.push("--json");
+    let json = run(muninn(&args), Duration::from_secs(60));
+    let answer: serde_json::Value = serde_json::from_str(&json.stdout).expect("--json prints JSON");
+    assert_eq!(
+        answer["appeared"]["event_types"][0]["event_type"],
+        "refund.issued"
+    );
+
+    let inverted = run(
+        muninn(&["compare", "--server", url, "--from", "-5m", "--to", "-10m"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(inverted.status.code(), Some(1), "{inverted:?}");
+    assert!(
+        inverted
+            .stderr
+            .starts_with("error: from: must be before to"),
+        "{inverted:?}"
+    );
+}
+
 /// A `muninn demo` that keeps serving after its summary, killed when dropped.
 struct ServingDemo {
     child: Child,

@@ -145,8 +145,7 @@ fn rfc3339(unix_seconds: i64) -> String {
 
 /// Entry `index` of `list`, named `what` in the failure.
 fn at<'a>(list: &'a Value, index: usize, what: &str) -> &'a Value {
-    list
-        .as_array()
+    list.as_array()
         .unwrap_or_else(|| panic!("{what}: not a list"))
         .get(index)
         .unwrap_or_else(|| panic!("{what}: fewer than {} entries: {list}", index + 1))

@@ -137,12 +137,17 @@ pub fn merge_delta(into: &mut RollupDelta, from: &RollupDelta) {
 }
 
 /// All roll-ups in memory: keys are interned, cells ordered by minute so that a time range is
-/// one range scan.
+/// one range scan, and each key's totals over everything retained kept as cells come and go,
+/// so that questions over the whole retention (a type's consumers and schemas) read the keys
+/// only.
 #[derive(Debug, Default)]
 pub struct Rollups {
     keys: Vec<RollupKey>,
     key_index: HashMap<RollupKey, u32>,
     cells: BTreeMap<(i64, u32), RollupCell>,
+    /// Per key (same index): the sums of its retained cells, and its first and last time (the
+    /// first clamped to the retention's start once earlier minutes are dropped).
+    totals: Vec<RollupCell>,
 }
 
 impl Rollups {
@@ -154,9 +159,18 @@ impl Rollups {
                     let key_idx = self.keys.len() as u32;
                     self.keys.push(key.clone());
                     self.key_index.insert(key.clone(), key_idx);
+                    self.totals.push(RollupCell {
+                        spans: 0,
+                        seen: 0,
+                        first_unix_nanos: i64::MAX,
+                        last_unix_nanos: i64::MIN,
+                    });
                     key_idx
                 }
             };
+            if let Some(total) = self.totals.get_mut(key_idx as usize) {
+                total.merge(cell);
+            }
             self.cells
                 .entry((*minute, key_idx))
                 .and_modify(|existing| existing.merge(cell))
@@ -166,7 +180,32 @@ impl Rollups {
 
     /// Drops every cell of a minute before `cutoff_minute` (unix seconds).
     pub(crate) fn drop_before(&mut self, cutoff_minute: i64) {
-        self.cells = self.cells.split_off(&(cutoff_minute, 0));
+        let kept = self.cells.split_off(&(cutoff_minute, 0));
+        let dropped = std::mem::replace(&mut self.cells, kept);
+        let cutoff_nanos = cutoff_minute.saturating_mul(NANOS_PER_SECOND);
+        for ((_, key_idx), cell) in dropped {
+            if let Some(total) = self.totals.get_mut(key_idx as usize) {
+                total.spans = total.spans.saturating_sub(cell.spans);
+                total.seen = total.seen.saturating_sub(cell.seen);
+                total.first_unix_nanos = total.first_unix_nanos.max(cutoff_nanos);
+                if total.spans == 0 && total.seen == 0 {
+                    // Gone: a key that comes back later starts afresh.
+                    total.first_unix_nanos = i64::MAX;
+                    total.last_unix_nanos = i64::MIN;
+                }
+            }
+        }
+    }
+
+    /// Visits every key with cells left, with its totals over everything retained.
+    pub fn keys(&self, mut visit: impl FnMut(&RollupKey, &RollupCell)) {
+        for (key, total) in self.keys.iter().zip(&self.totals) {
+            if total.last_unix_nanos >= total.first_unix_nanos
+                && (total.spans > 0 || total.seen > 0)
+            {
+                visit(key, total);
+            }
+        }
     }
 
     /// Visits every cell whose minute lies in `[from_unix_nanos, to_unix_nanos)`, minute-ordered.
@@ -222,7 +261,16 @@ mod tests {
             |_, _, cell| visited += cell.seen,
         );
         assert_eq!(visited, 14);
+        let mut totals = Vec::new();
+        rollups.keys(|key, total| totals.push((key.service.clone(), total.seen)));
+        assert_eq!(totals, vec![("billing".to_owned(), 14)]);
         rollups.drop_before(1_795_000_020);
         assert_eq!(rollups.n_cells(), 0);
+        let mut left = 0;
+        rollups.keys(|_, _| left += 1);
+        assert_eq!(
+            left, 0,
+            "a key whose cells are all dropped is gone from the totals"
+        );
     }
 }

@@ -272,15 +272,7 @@ pub fn compare(
     let selected = |totals: BTreeMap<EdgeKey, EdgeTotals>| -> BTreeMap<EdgeKey, EdgeTotals> {
         totals
             .into_iter()
-            .filter(|(edge, _)| {
-                filter
-                    .event_type
-                    .as_ref()
-                    .is_none_or(|t| &edge.event_type == t)
-                    && filter.service.as_ref().is_none_or(|s| &edge.service == s)
-                    && filter.stream.as_ref().is_none_or(|s| &edge.stream == s)
-                    && filter.action.is_none_or(|a| edge.action == a)
-            })
+            .filter(|(edge, _)| filter.matches(edge))
             .collect()
     };
     let totals = Totals {
@@ -529,31 +521,61 @@ fn schema_presences(totals: &Totals, blank: &Presence) -> (Vec<Presence>, Vec<Pr
         }
         seen
     };
-    let (before, after) = (seen(&totals.baseline), seen(&totals.window));
-    let only = |these: &Seen, others: &Seen, own: f64, other: f64| {
-        let mut found: Vec<Presence> = these
+    let produced = |edges: &BTreeMap<EdgeKey, EdgeTotals>| -> BTreeSet<String> {
+        edges
             .iter()
-            .filter(|(key, _)| !others.contains_key(*key))
-            .map(|((event_type, schema), (count, producers))| Presence {
-                event_type: Some(event_type.clone()),
-                schema: Some(schema.clone()),
-                producers: producers.iter().cloned().collect(),
-                count: *count,
-                // A new schema of a type that exists in both windows is a change whatever
-                // its count; of a new type, as unusual as the type's own appearance.
-                unusual: others
-                    .keys()
-                    .any(|(other_type, _)| other_type == event_type)
-                    || *count as f64 * other / own >= UNUSUAL_ABSENCE,
-                ..blank.clone()
-            })
-            .collect();
-        found.sort_by_key(|presence| std::cmp::Reverse(presence.count));
-        found
+            .filter(|(edge, totals)| edge.action == Action::Produced && totals.count > 0)
+            .map(|(edge, _)| edge.event_type.clone())
+            .collect()
     };
+    let (before, after) = (seen(&totals.baseline), seen(&totals.window));
+    let (produced_before, produced_after) = (produced(&totals.baseline), produced(&totals.window));
+    // A schema is new (or gone) only where the other window can tell: it had spans naming a
+    // schema of that type, or no production of the type at all. Counts carry no schema, so a
+    // window known from counts alone says nothing about schemas.
+    let only =
+        |these: &Seen, others: &Seen, others_produced: &BTreeSet<String>, own: f64, other: f64| {
+            let mut found: Vec<Presence> = these
+                .iter()
+                .filter(|((event_type, _), _)| {
+                    others
+                        .keys()
+                        .any(|(other_type, _)| other_type == event_type)
+                        || !others_produced.contains(event_type)
+                })
+                .filter(|(key, _)| !others.contains_key(*key))
+                .map(|((event_type, schema), (count, producers))| Presence {
+                    event_type: Some(event_type.clone()),
+                    schema: Some(schema.clone()),
+                    producers: producers.iter().cloned().collect(),
+                    count: *count,
+                    // A new schema of a type that exists in both windows is a change whatever
+                    // its count; of a new type, as unusual as the type's own appearance.
+                    unusual: others
+                        .keys()
+                        .any(|(other_type, _)| other_type == event_type)
+                        || *count as f64 * other / own >= UNUSUAL_ABSENCE,
+                    ..blank.clone()
+                })
+                .collect();
+            found.sort_by_key(|presence| std::cmp::Reverse(presence.count));
+            found
+        };
     (
-        only(&after, &before, totals.seconds, totals.baseline_seconds),
-        only(&before, &after, totals.baseline_seconds, totals.seconds),
+        only(
+            &after,
+            &before,
+            &produced_before,
+            totals.seconds,
+            totals.baseline_seconds,
+        ),
+        only(
+            &before,
+            &after,
+            &produced_after,
+            totals.baseline_seconds,
+            totals.seconds,
+        ),
     )
 }
 

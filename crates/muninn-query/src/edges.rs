@@ -9,6 +9,8 @@ use muninn_model::{Action, Broker, NANOS_PER_SECOND, format_rfc3339_nanos};
 use muninn_store::Store;
 use serde::Serialize;
 
+use crate::pattern::NamePattern;
+
 /// `[from, to)` in unix nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeRange {
@@ -16,13 +18,37 @@ pub struct TimeRange {
     pub to_unix_nanos: i64,
 }
 
-/// Optional filters; `None` matches everything.
+/// Optional filters; `None` matches everything. Names are patterns (`order.*`), so one filter
+/// can select a whole domain; a name without wildcards matches only itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
-    pub event_type: Option<String>,
-    pub service: Option<String>,
-    pub stream: Option<String>,
+    pub event_type: Option<NamePattern>,
+    pub service: Option<NamePattern>,
+    pub stream: Option<NamePattern>,
     pub action: Option<Action>,
+}
+
+impl Filter {
+    /// Whether `edge` passes every filter.
+    pub(crate) fn matches(&self, edge: &EdgeKey) -> bool {
+        self.matches_apart_from_service(edge)
+            && self
+                .service
+                .as_ref()
+                .is_none_or(|service| service.matches(&edge.service))
+    }
+
+    /// Whether `edge` passes the event type, stream and action filters.
+    fn matches_apart_from_service(&self, edge: &EdgeKey) -> bool {
+        self.event_type
+            .as_ref()
+            .is_none_or(|event_type| event_type.matches(&edge.event_type))
+            && self
+                .stream
+                .as_ref()
+                .is_none_or(|stream| stream.matches(&edge.stream))
+            && self.action.is_none_or(|action| edge.action == action)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -157,35 +183,25 @@ pub struct Lineage {
     pub edges: Vec<LineageEdge>,
 }
 
-/// The lineage edges in `range`. With a service filter, the service's own edges and the
-/// edges of its streams (one hop up- and downstream) are kept.
+/// The lineage edges in `range`. With a service filter, the matching services' own edges and
+/// the edges of their streams (one hop up- and downstream: the producers and consumers of what
+/// they produce and consume) are kept, so a team's diagram shows who it talks to.
 pub fn lineage(store: &Store, range: TimeRange, filter: &Filter) -> Lineage {
     let totals = edge_totals(store, range);
-    let matches_basic = |edge: &EdgeKey| {
-        filter
-            .event_type
-            .as_ref()
-            .is_none_or(|event_type| &edge.event_type == event_type)
-            && filter
-                .stream
-                .as_ref()
-                .is_none_or(|stream| &edge.stream == stream)
-            && filter.action.is_none_or(|action| edge.action == action)
-    };
     let service_streams: Option<BTreeSet<(Broker, String, String)>> =
-        filter.service.as_ref().map(|service| {
+        filter.service.as_ref().map(|_| {
             totals
                 .keys()
-                .filter(|edge| &edge.service == service && matches_basic(edge))
+                .filter(|edge| filter.matches(edge))
                 .map(|edge| (edge.broker, edge.stream.clone(), edge.event_type.clone()))
                 .collect()
         });
     let edges = totals
         .iter()
-        .filter(|(edge, _)| matches_basic(edge))
+        .filter(|(edge, _)| filter.matches_apart_from_service(edge))
         .filter(|(edge, _)| match (&filter.service, &service_streams) {
             (Some(service), Some(streams)) => {
-                &edge.service == service
+                service.matches(&edge.service)
                     || streams.contains(&(
                         edge.broker,
                         edge.stream.clone(),
@@ -285,27 +301,12 @@ pub fn throughput(
             max: MAX_POINTS,
         });
     }
-    let matches = |edge: &EdgeKey| {
-        filter
-            .event_type
-            .as_ref()
-            .is_none_or(|event_type| &edge.event_type == event_type)
-            && filter
-                .service
-                .as_ref()
-                .is_none_or(|service| &edge.service == service)
-            && filter
-                .stream
-                .as_ref()
-                .is_none_or(|stream| &edge.stream == stream)
-            && filter.action.is_none_or(|action| edge.action == action)
-    };
     let mut by_edge: BTreeMap<EdgeKey, Vec<u64>> = BTreeMap::new();
     scan_edges(
         store,
         range,
         |minute, edge, count| {
-            if !matches(edge) {
+            if !filter.matches(edge) {
                 return;
             }
             let step_idx = ((minute.div_euclid(step_seconds) * step_seconds - first_step)

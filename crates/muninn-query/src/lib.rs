@@ -7,10 +7,14 @@ mod catalog;
 mod compare;
 mod continuation;
 mod dependencies;
+mod diagram;
 mod edges;
+mod impact;
 mod jaeger;
 mod journey;
+mod pattern;
 mod render;
+mod schemas;
 mod search;
 mod tags;
 mod view;
@@ -26,17 +30,23 @@ pub use compare::{
 };
 pub use continuation::{LinkEdge, TraceContinuation};
 pub use dependencies::{Dependency, dependencies};
+pub use diagram::{DiagramEdge, DiagramError, parse_dot, parse_mermaid};
 pub use edges::{
     Filter, Lineage, LineageEdge, Point, Series, Throughput, ThroughputError, TimeRange, lineage,
     throughput,
 };
+pub use impact::{Impact, ImpactConsumer, ImpactProducer, impact};
 pub use jaeger::{
     JaegerDependency, JaegerError, JaegerOperation, JaegerProcess, JaegerReference, JaegerResponse,
     JaegerSpan, JaegerTag, JaegerTrace, jaeger_dependencies, jaeger_error, jaeger_operation_names,
     jaeger_operations, jaeger_search, jaeger_services, jaeger_trace, jaeger_trace_by_id,
 };
 pub use journey::{Hop, JoinedBy, Journey, SpanRef, TraceNode, TraceTree, journey, trace};
+pub use pattern::{NamePattern, PatternError};
 pub use render::{render_dot, render_mermaid};
+pub use schemas::{
+    EventTypeSchemas, FirstSender, FirstSenders, ProducerSchemas, SchemaSummary, SchemaUse, schemas,
+};
 pub use search::{
     FoundTrace, FoundTraces, TagPredicate, TraceSearchQuery, search_traces, trace_spans,
 };

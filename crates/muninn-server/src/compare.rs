@@ -3,6 +3,7 @@
 //! last 15 minutes), `baseline_from`/`baseline_to` (default: the same window a day earlier,
 //! or an hour earlier when a day ago is past the store's retention; one of the two alone
 //! gives a baseline as long as the window), and the `event_type`, `service`, `stream` filters.
+//! Both ranges are then taken as the whole minutes they cover (`whole_minutes`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -74,15 +75,35 @@ pub(crate) fn windows(
         }
     }
     Ok((
-        TimeRange {
-            from_unix_nanos: baseline_from,
-            to_unix_nanos: baseline_to,
-        },
-        TimeRange {
-            from_unix_nanos: from,
-            to_unix_nanos: to,
-        },
+        whole_minutes("baseline_from", baseline_from, baseline_to, now)?,
+        whole_minutes("from", from, to, now)?,
     ))
+}
+
+/// The minutes a range covers: roll-up cells are per minute and a range reads every cell its
+/// time overlaps, so the range is taken from the start of its first minute to the end of its
+/// last, not past `now` (the current minute holds only what happened so far). Rates are then
+/// counts over the time they were counted in.
+fn whole_minutes(name: &str, from: i64, to: i64, now: i64) -> Result<TimeRange, ApiError> {
+    const MINUTE: i64 = 60 * NANOS_PER_SECOND;
+    let floor = |time: i64| time.div_euclid(MINUTE) * MINUTE;
+    let ceil = |time: i64| floor(time) + MINUTE * i64::from(time.rem_euclid(MINUTE) > 0);
+    let (aligned_from, aligned_to) = (floor(from), ceil(to).min(now));
+    if aligned_from >= aligned_to {
+        return Err(ApiError::bad_field(
+            name,
+            format!(
+                "{name}: the range {} – {} is in the future; it must start before now ({})",
+                format_rfc3339_nanos(from),
+                format_rfc3339_nanos(to),
+                format_rfc3339_nanos(now)
+            ),
+        ));
+    }
+    Ok(TimeRange {
+        from_unix_nanos: aligned_from,
+        to_unix_nanos: aligned_to,
+    })
 }
 
 pub(crate) async fn compare(
@@ -102,7 +123,7 @@ pub(crate) async fn compare(
             ("service", &filter.service),
             ("stream", &filter.stream),
         ] {
-            if let Some(value) = value {
+            if let Some(value) = value.as_ref().map(muninn_query::NamePattern::as_str) {
                 return Err(ApiError::bad_field(
                     name,
                     format!(
@@ -115,4 +136,34 @@ pub(crate) async fn compare(
         }
     }
     Ok(Json(comparison).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: i64 = 60 * NANOS_PER_SECOND;
+
+    #[test]
+    fn ranges_become_the_whole_minutes_they_cover_and_stop_at_now() {
+        let t = 1_800_000_000 * NANOS_PER_SECOND; // a minute start
+        let range = whole_minutes(
+            "from",
+            t + 10 * NANOS_PER_SECOND,
+            t + 3 * MINUTE + 1,
+            t + 10 * MINUTE,
+        )
+        .unwrap();
+        assert_eq!(
+            (range.from_unix_nanos, range.to_unix_nanos),
+            (t, t + 4 * MINUTE)
+        );
+        // The current minute counts up to now only.
+        let now = t + 5 * MINUTE + 20 * NANOS_PER_SECOND;
+        let range = whole_minutes("from", t + 1, now, now).unwrap();
+        assert_eq!((range.from_unix_nanos, range.to_unix_nanos), (t, now));
+        let error =
+            whole_minutes("baseline_from", now + MINUTE, now + 2 * MINUTE, now).unwrap_err();
+        assert!(format!("{error:?}").contains("baseline_from"), "{error:?}");
+    }
 }

@@ -11,6 +11,7 @@ mod metrics;
 mod otlp;
 mod query;
 mod sampling;
+mod schemas;
 mod server;
 mod tail;
 

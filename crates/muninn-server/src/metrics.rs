@@ -1,8 +1,11 @@
 //! Prometheus metrics of the server: ingest counters, rejections by field, query latencies,
-//! sampling config requests, and the store and sampling-rule gauges refreshed at each scrape.
+//! sampling config requests, and the store and sampling-rule gauges refreshed at each scrape;
+//! `events.rs` adds the per-edge event metrics from the roll-ups.
 
-use muninn_store::StoreStats;
-use prometheus_client::encoding::text::encode;
+mod events;
+
+use muninn_store::Store;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -205,8 +208,10 @@ impl Metrics {
             .inc();
     }
 
-    /// The exposition, with the gauges set from the store's stats and the number of rules.
-    pub fn render(&self, stats: &StoreStats, sampling_rules: usize) -> String {
+    /// The exposition, with the gauges set from the store's stats and the number of rules,
+    /// then the event metrics of the store's roll-ups.
+    pub fn render(&self, store: &Store, sampling_rules: usize) -> String {
+        let stats = store.stats();
         let as_i64 = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
         self.sampling_rules
             .set(i64::try_from(sampling_rules).unwrap_or(i64::MAX));
@@ -223,7 +228,10 @@ impl Metrics {
         self.wal_damaged_records
             .set(as_i64(stats.wal_damaged_records));
         let mut text = String::new();
-        if encode(&mut text, &self.registry).is_err() {
+        let encoded = encode_registry(&mut text, &self.registry)
+            .and_then(|()| encode_registry(&mut text, &events::registry(store)))
+            .and_then(|()| encode_eof(&mut text));
+        if encoded.is_err() {
             text.clear();
         }
         text

@@ -15,7 +15,7 @@ use muninn_query::{Filter, TimeRange};
 use crate::error::ApiError;
 use crate::server::AppState;
 
-type Params = Query<HashMap<String, String>>;
+pub(crate) type Params = Query<HashMap<String, String>>;
 
 /// A path segment, or an error body naming it (axum's own rejection is plain text).
 pub(crate) fn path_segment(
@@ -77,11 +77,22 @@ pub(crate) fn filter(params: &HashMap<String, String>) -> Result<Filter, ApiErro
         })?),
     };
     Ok(Filter {
-        event_type: param(params, "event_type").map(str::to_string),
-        service: param(params, "service").map(str::to_string),
-        stream: param(params, "stream").map(str::to_string),
+        event_type: name_pattern(params, "event_type")?,
+        service: name_pattern(params, "service")?,
+        stream: name_pattern(params, "stream")?,
         action,
     })
+}
+
+/// A name filter: a name, or a pattern with `*` and `?` (`order.*`); a 400 names the parameter.
+fn name_pattern(
+    params: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<muninn_query::NamePattern>, ApiError> {
+    param(params, name)
+        .map(muninn_query::NamePattern::new)
+        .transpose()
+        .map_err(|error| ApiError::bad_field(name, format!("{name}: {error}")))
 }
 
 pub(crate) async fn event_types(

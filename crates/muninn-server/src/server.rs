@@ -83,6 +83,8 @@ pub(crate) struct AppState {
     pub archive: Option<Arc<crate::archive::ArchiveState>>,
     /// How long the store keeps data (`None`: forever).
     pub retention: Option<std::time::Duration>,
+    /// Who first sent each schema, remembered once read back from the store.
+    pub first_senders: muninn_query::FirstSenders,
 }
 
 /// A running server.
@@ -198,6 +200,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         idempotency: Default::default(),
         archive: archive.clone(),
         retention: config.store.retention,
+        first_senders: Default::default(),
     });
     let recorders = archive.as_deref().map(crate::archive::start_recorders);
     let grpc_state = state.clone();
@@ -301,6 +304,14 @@ fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/event-types/{event_type}/consumers",
             get(query::consumers),
+        )
+        .route(
+            "/api/v1/event-types/{event_type}/schemas",
+            get(crate::schemas::schemas),
+        )
+        .route(
+            "/api/v1/event-types/{event_type}/impact",
+            get(crate::schemas::impact),
         )
         .route("/api/v1/streams", get(query::streams))
         .route("/api/v1/services", get(query::services))
@@ -422,9 +433,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     if let Some(sampler) = &state.tail_sampler {
         sampler.before_scrape();
     }
-    let text = state
-        .metrics
-        .render(&state.store.stats(), state.sampling.len());
+    let text = state.metrics.render(&state.store, state.sampling.len());
     (
         [(
             axum::http::header::CONTENT_TYPE,

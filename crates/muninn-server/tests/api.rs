@@ -46,3 +46,6 @@ mod zipkin;
 
 #[path = "api/compare.rs"]
 mod compare;
+
+#[path = "api/schemas.rs"]
+mod schemas;

@@ -1,6 +1,7 @@
 //! Roll-ups kept as data arrives: per minute × (service, stream, broker, event type, schema,
 //! action, modified) the number of sampled spans, the number of events seen (from unsampled
 //! counts) and the first and last time. Lineage, catalog and throughput read only these.
+//! Per lineage edge they also keep a counter that only grows, for `/metrics`.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,7 @@ use std::collections::BTreeMap;
 /// validation limits and costs memory either way).
 type HashMap<K, V> = ahash::AHashMap<K, V>;
 
-use muninn_model::{EventCount, NANOS_PER_SECOND, RollupKey, Span};
+use muninn_model::{Action, Broker, EventCount, NANOS_PER_SECOND, RollupKey, Span};
 use serde::{Deserialize, Serialize};
 
 /// One roll-up cell.
@@ -29,6 +30,43 @@ impl RollupCell {
         self.seen += other.seen;
         self.first_unix_nanos = self.first_unix_nanos.min(other.first_unix_nanos);
         self.last_unix_nanos = self.last_unix_nanos.max(other.last_unix_nanos);
+    }
+}
+
+/// A lineage edge: a roll-up key without its schema and `modified` flag. A minute's count for
+/// an edge is `max(spans, seen)` of the cells of its keys in that minute, as in lineage and
+/// throughput (muninn-query's `edges.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RollupEdge {
+    pub service: String,
+    pub action: Action,
+    pub stream: String,
+    pub broker: Broker,
+    pub event_type: String,
+}
+
+impl From<&RollupKey> for RollupEdge {
+    fn from(key: &RollupKey) -> RollupEdge {
+        RollupEdge {
+            service: key.service.clone(),
+            action: key.action,
+            stream: key.stream.clone(),
+            broker: key.broker,
+            event_type: key.event_type.clone(),
+        }
+    }
+}
+
+/// One edge's sums over its keys in one minute.
+#[derive(Debug, Default, Clone, Copy)]
+struct EdgeMinute {
+    spans: u64,
+    seen: u64,
+}
+
+impl EdgeMinute {
+    fn count(self) -> u64 {
+        self.spans.max(self.seen)
     }
 }
 
@@ -148,6 +186,16 @@ pub struct Rollups {
     /// Per key (same index): the sums of its retained cells, and its first and last time (the
     /// first clamped to the retention's start once earlier minutes are dropped).
     totals: Vec<RollupCell>,
+    /// Per key (same index): the index of its edge in `edges`.
+    key_edge: Vec<u32>,
+    edges: Vec<RollupEdge>,
+    edge_index: HashMap<RollupEdge, u32>,
+    /// Per (minute, edge): the sums of the edge's cells in that minute, so that applying a cell
+    /// knows by how much the minute's `max(spans, seen)` grew.
+    edge_minutes: BTreeMap<(i64, u32), EdgeMinute>,
+    /// Per edge (same index): events counted since `reset_counters`, growing by every increase
+    /// of a minute's `max(spans, seen)`; retention never lowers it.
+    counted: Vec<u64>,
 }
 
 impl Rollups {
@@ -165,11 +213,32 @@ impl Rollups {
                         first_unix_nanos: i64::MAX,
                         last_unix_nanos: i64::MIN,
                     });
+                    let edge = RollupEdge::from(key);
+                    let edge_idx = match self.edge_index.get(&edge) {
+                        Some(edge_idx) => *edge_idx,
+                        None => {
+                            let edge_idx = self.edges.len() as u32;
+                            self.edges.push(edge.clone());
+                            self.edge_index.insert(edge, edge_idx);
+                            self.counted.push(0);
+                            edge_idx
+                        }
+                    };
+                    self.key_edge.push(edge_idx);
                     key_idx
                 }
             };
             if let Some(total) = self.totals.get_mut(key_idx as usize) {
                 total.merge(cell);
+            }
+            if let Some(&edge_idx) = self.key_edge.get(key_idx as usize) {
+                let sums = self.edge_minutes.entry((*minute, edge_idx)).or_default();
+                let before = sums.count();
+                sums.spans += cell.spans;
+                sums.seen += cell.seen;
+                if let Some(counted) = self.counted.get_mut(edge_idx as usize) {
+                    *counted += sums.count() - before;
+                }
             }
             self.cells
                 .entry((*minute, key_idx))
@@ -182,6 +251,8 @@ impl Rollups {
     pub(crate) fn drop_before(&mut self, cutoff_minute: i64) {
         let kept = self.cells.split_off(&(cutoff_minute, 0));
         let dropped = std::mem::replace(&mut self.cells, kept);
+        // The counters keep what they counted: only the per-minute sums behind them go.
+        self.edge_minutes = self.edge_minutes.split_off(&(cutoff_minute, 0));
         let cutoff_nanos = cutoff_minute.saturating_mul(NANOS_PER_SECOND);
         for ((_, key_idx), cell) in dropped {
             if let Some(total) = self.totals.get_mut(key_idx as usize) {
@@ -225,6 +296,24 @@ impl Rollups {
         }
     }
 
+    /// Starts every edge's counter again from 0: the store calls this once recovery has
+    /// applied what was there before, so the counters count what arrives while it is open.
+    pub(crate) fn reset_counters(&mut self) {
+        self.counted.iter_mut().for_each(|counted| *counted = 0);
+    }
+
+    /// Visits every edge seen since the store opened or retained when it opened (retention
+    /// does not remove an edge from here), with the events counted for it since it opened:
+    /// each applied cell adds by how much it raised `max(spans, seen)` of its edge's minute,
+    /// whatever minute that is. So the counter never decreases, and its increase over a time
+    /// is how much the edge's lineage count (the sum of its minutes' `max(spans, seen)`) grew
+    /// from the data that arrived in that time.
+    pub fn edge_counters(&self, mut visit: impl FnMut(&RollupEdge, u64)) {
+        for (edge, counted) in self.edges.iter().zip(&self.counted) {
+            visit(edge, *counted);
+        }
+    }
+
     /// Number of cells held.
     pub fn n_cells(&self) -> usize {
         self.cells.len()
@@ -234,7 +323,6 @@ impl Rollups {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use muninn_model::{Action, Broker};
 
     #[test]
     fn counts_and_spans_share_cells_by_minute() {
@@ -271,6 +359,107 @@ mod tests {
         assert_eq!(
             left, 0,
             "a key whose cells are all dropped is gone from the totals"
+        );
+    }
+
+    fn order_key(service: &str, action: Action, schema: &str, modified: bool) -> RollupKey {
+        RollupKey {
+            service: service.into(),
+            stream: "orders".into(),
+            broker: Broker::Kafka,
+            event_type: "order.created".into(),
+            schema: schema.into(),
+            action,
+            modified,
+        }
+    }
+
+    fn one_cell(minute: i64, key: RollupKey, spans: u64, seen: u64) -> RollupDelta {
+        let at = minute * NANOS_PER_SECOND;
+        let cell = RollupCell {
+            spans,
+            seen,
+            first_unix_nanos: at,
+            last_unix_nanos: at,
+        };
+        RollupDelta::from_iter([((minute, key), cell)])
+    }
+
+    fn counters(rollups: &Rollups) -> Vec<(String, Action, u64)> {
+        let mut counters = Vec::new();
+        rollups.edge_counters(|edge, counted| {
+            counters.push((edge.service.clone(), edge.action, counted))
+        });
+        counters.sort();
+        counters
+    }
+
+    #[test]
+    fn edge_counters_grow_with_each_minutes_max_of_spans_and_seen_and_never_go_down() {
+        let (first_minute, second_minute) = (1_794_999_960, 1_795_000_020);
+        let checkout = |schema, modified| order_key("checkout", Action::Produced, schema, modified);
+        let billing = order_key("billing", Action::Consumed, "", false);
+        let mut rollups = Rollups::default();
+        // One edge, two keys (schemas, modified): their spans add up within the minute.
+        rollups.apply(&one_cell(first_minute, checkout("v1", false), 3, 0));
+        rollups.apply(&one_cell(first_minute, checkout("v2", true), 2, 0));
+        assert_eq!(
+            counters(&rollups),
+            [("checkout".into(), Action::Produced, 5)]
+        );
+        // The service's own count: below the 5 spans it adds nothing, above them the difference.
+        rollups.apply(&one_cell(first_minute, checkout("", false), 0, 4));
+        assert_eq!(counters(&rollups)[0].2, 5);
+        rollups.apply(&one_cell(first_minute, checkout("", false), 0, 4));
+        assert_eq!(counters(&rollups)[0].2, 8);
+        rollups.apply(&one_cell(second_minute, checkout("v2", false), 1, 0));
+        rollups.apply(&one_cell(second_minute, billing.clone(), 0, 7));
+        let expected = [
+            ("billing".to_owned(), Action::Consumed, 7),
+            ("checkout".to_owned(), Action::Produced, 9),
+        ];
+        assert_eq!(counters(&rollups), expected);
+        // The same as lineage's count: the sum of each minute's max(spans, seen) per edge.
+        let mut per_minute: BTreeMap<(i64, String), (u64, u64)> = BTreeMap::new();
+        rollups.scan(0, i64::MAX, |minute, key, cell| {
+            let sums = per_minute.entry((minute, key.service.clone())).or_default();
+            sums.0 += cell.spans;
+            sums.1 += cell.seen;
+        });
+        let checkout_lineage_count: u64 = per_minute
+            .iter()
+            .filter(|((_, service), _)| service == "checkout")
+            .map(|(_, (spans, seen))| *spans.max(seen))
+            .sum();
+        assert_eq!(checkout_lineage_count, 9);
+
+        // Retention drops the first minute: the totals go down, the counters do not.
+        rollups.drop_before(second_minute);
+        let mut checkout_spans_retained = 0;
+        rollups.keys(|key, total| {
+            if key.service == "checkout" {
+                checkout_spans_retained += total.spans;
+            }
+        });
+        assert_eq!(checkout_spans_retained, 1);
+        assert_eq!(counters(&rollups), expected);
+        rollups.drop_before(second_minute + 60);
+        assert_eq!(
+            counters(&rollups),
+            expected,
+            "an edge with nothing retained keeps its counter"
+        );
+        rollups.apply(&one_cell(second_minute + 60, billing, 1, 0));
+        assert_eq!(counters(&rollups)[0].2, 8);
+
+        // Reopening a store starts the counters again, edges kept (Prometheus sees a restart).
+        rollups.reset_counters();
+        assert_eq!(
+            counters(&rollups),
+            [
+                ("billing".to_owned(), Action::Consumed, 0),
+                ("checkout".to_owned(), Action::Produced, 0),
+            ]
         );
     }
 }

@@ -135,6 +135,18 @@ pub async fn run(args: CompareArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The comparison the query asks for, rendered as in `muninn compare` (for the demo).
+pub(crate) async fn fetch_and_render(
+    client: &ApiClient,
+    query: &[(&str, Option<&str>)],
+    all: bool,
+) -> Result<String> {
+    let answer = client.get_json(&["api", "v1", "compare"], query).await?;
+    let comparison: Comparison =
+        serde_json::from_value(answer).context("the server's answer has an unexpected shape")?;
+    Ok(render(&comparison, all))
+}
+
 fn percent(change: Option<f64>) -> String {
     match change {
         Some(change) => format!("{:+.0}%", change * 100.0),

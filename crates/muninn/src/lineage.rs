@@ -1,5 +1,8 @@
 //! `muninn lineage`: fetches the lineage (Mermaid, DOT or JSON) and prints it, writes it to a
-//! file, or checks that a committed file is still current (for CI: exit 1 and a diff when not).
+//! file, or checks that a committed file is still current (for CI: exit 1 and a diff when not);
+//! `muninn lineage diff` compares it edge by edge (`drift.rs`).
+
+mod drift;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -41,6 +44,8 @@ impl LineageFormat {
 /// `muninn lineage` arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LineageArgs {
+    #[command(subcommand)]
+    pub command: Option<LineageCommand>,
     #[command(flatten)]
     pub server: ServerArg,
     /// Output format [default: from the --out/--check file extension (.mmd, .dot, .json), else mermaid].
@@ -58,7 +63,32 @@ pub struct LineageArgs {
     pub filter: FilterArgs,
 }
 
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum LineageCommand {
+    /// Compare a committed Mermaid or DOT file with the current lineage edge by edge, and print
+    /// the edges added and removed as Markdown: exit 0 without drift, 1 with, 2 on an error.
+    Diff(drift::DiffArgs),
+}
+
 pub async fn run(args: LineageArgs) -> Result<ExitCode> {
+    if let Some(LineageCommand::Diff(diff_args)) = &args.command {
+        // `--server`, `--from` and `--to` are global; the rest of `lineage`'s own options would
+        // be silently ignored, so they are refused (as a usage error, exit 2).
+        let filters_before_diff = args.filter.query().iter().any(|(_, value)| value.is_some());
+        if args.out.is_some()
+            || args.check.is_some()
+            || args.format.is_some()
+            || filters_before_diff
+        {
+            eprintln!(
+                "error: `muninn lineage diff` takes --format and the filters after `diff` (like \
+                 `muninn lineage diff --against docs/lineage.mmd --event-type 'order.*'`), and \
+                 neither --out nor --check"
+            );
+            return Ok(ExitCode::from(2));
+        }
+        return Ok(drift::run(&args.server, &args.range, diff_args).await);
+    }
     let file = args.check.as_deref().or(args.out.as_deref());
     let format = args
         .format

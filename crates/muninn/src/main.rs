@@ -7,6 +7,7 @@ mod compare;
 mod config;
 mod demo;
 mod diff;
+mod impact;
 mod lineage;
 mod query;
 mod serve;
@@ -49,6 +50,12 @@ enum Command {
     /// minutes a day earlier): throughput, mix, new and vanished types, producers, consumers,
     /// streams and schemas.
     Compare(compare::CompareArgs),
+    /// Who a schema change of an event type reaches, as a checklist: the modifying consumers
+    /// that must redeploy before it ships, the read-only ones, directly and through services
+    /// that publish it again.
+    Impact(impact::ImpactArgs),
+    /// An event type's schemas per producer, with who sent each first (instance, version).
+    Schemas(impact::SchemasArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +69,8 @@ fn main() -> ExitCode {
         | Command::Lineage(_)
         | Command::Query(_)
         | Command::Compare(_)
+        | Command::Impact(_)
+        | Command::Schemas(_)
         | Command::Archive(_)
         | Command::Replay(_) => "warn",
     };
@@ -93,6 +102,8 @@ fn main() -> ExitCode {
             Command::Lineage(args) => lineage::run(args).await,
             Command::Query(args) => query::run(args).await,
             Command::Compare(args) => compare::run(args).await,
+            Command::Impact(args) => impact::run_impact(args).await,
+            Command::Schemas(args) => impact::run_schemas(args).await,
         }
     });
     match result {

@@ -34,16 +34,18 @@ impl RangeArgs {
     }
 }
 
-/// Filters of the lineage and throughput questions.
+/// Filters of the lineage, throughput and compare questions. Each is a name or a pattern with
+/// `*` (any characters) and `?` (one), like `order.*`, so that one filter selects a domain.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct FilterArgs {
-    /// Only this event type.
+    /// Only this event type, or the types a pattern matches (`order.*`).
     #[arg(long, value_name = "TYPE")]
     pub event_type: Option<String>,
-    /// Only this service (for lineage: with its streams' other producers and consumers).
+    /// Only this service, or the services a pattern matches (`billing-*`); for lineage, with
+    /// their streams' other producers and consumers.
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
-    /// Only this stream.
+    /// Only this stream, or the streams a pattern matches.
     #[arg(long, value_name = "NAME")]
     pub stream: Option<String>,
 }

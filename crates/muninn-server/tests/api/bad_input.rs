@@ -572,6 +572,22 @@ async fn bad_query_parameters_are_400s_naming_the_parameter() {
     api.get("/api/v1/throughput", &[("action", "sideways")])
         .await
         .expect_bad_field("action");
+    // Name filters are patterns; a backslash escapes only `*`, `?` and itself.
+    for path in ["/api/v1/lineage", "/api/v1/throughput", "/api/v1/compare"] {
+        for name in ["event_type", "service", "stream"] {
+            for pattern in [r"order\", r"order\.*"] {
+                let error = api
+                    .get(path, &[(name, pattern), ("format", "mermaid")])
+                    .await
+                    .expect_bad_field(name);
+                let message = error["message"].as_str().unwrap();
+                assert!(
+                    message.contains("not a valid pattern") && message.contains("* for any"),
+                    "{path}: the message says what is valid: {message}"
+                );
+            }
+        }
+    }
     let error = api
         .get("/api/v1/throughput", &[("step", "90s")])
         .await

@@ -341,11 +341,19 @@ async fn injected_changes_rank_first_and_a_steady_control_window_flags_nothing()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn defaults_and_bad_parameters() {
     let server = TestServer::start().await;
-    // Defaults: the last 15 minutes against the same 15 minutes a day earlier.
+    // Defaults: the last 15 minutes against the same 15 minutes a day earlier, both taken as
+    // the whole minutes they touch (the window up to now, the baseline to its minute's end).
     let answer = server.api.get_json("/api/v1/compare", &[]).await;
-    assert_eq!(answer["window"]["seconds"], json!(900.0));
+    let seconds = answer["window"]["seconds"].as_f64().unwrap();
+    assert!((900.0..960.0).contains(&seconds), "{answer}");
     let from = |window: &Value| chrono_free_seconds(window["from"].as_str().unwrap());
+    assert_eq!(from(&answer["window"]) % 60, 0, "{answer}");
     assert_eq!(from(&answer["window"]) - from(&answer["baseline"]), 86_400);
+    let baseline_seconds = answer["baseline"]["seconds"].as_f64().unwrap();
+    assert!(
+        [900.0, 960.0].contains(&baseline_seconds),
+        "whole minutes: {answer}"
+    );
 
     let cases: [(&[(&str, &str)], &str); 5] = [
         (&[("from", "-5m"), ("to", "-10m")], "from"),

@@ -55,6 +55,9 @@ async fn lineage_mermaid_and_dot_match_the_golden_files() {
     check_golden("lineage.dot", &dot.text);
     let enricher = lineage_text(&server.api, &fleet, "mermaid", &[("service", "enricher")]).await;
     check_golden("lineage_enricher.mmd", &enricher.text);
+    // A domain by pattern: the order events' producers and consumers, nothing of stock.
+    let orders = lineage_text(&server.api, &fleet, "mermaid", &[("event_type", "order.*")]).await;
+    check_golden("lineage_orders_domain.mmd", &orders.text);
     // No data, no edges: still a valid (empty) graph.
     let empty = lineage_text(&server.api, &fleet, "dot", &[("service", "nobody")]).await;
     check_golden("lineage_empty.dot", &empty.text);

@@ -1,11 +1,12 @@
 //! `/metrics` in the Prometheus text format: ingest and rejection counters with the right
-//! values, a latency histogram per query route, and the store gauges (head, WAL, blocks).
+//! values, a latency histogram per query route, the store gauges (head, WAL, blocks), and the
+//! event metrics from the roll-ups (events per edge, first seen per edge and per schema).
 
 use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::support::{Fleet, TestServer, with};
+use crate::support::{Fleet, NANOS_PER_SECOND, TestServer, event, span, span_id, trace_id, with};
 
 /// One sample: metric name and sorted labels.
 type SeriesKey = (String, Vec<(String, String)>);
@@ -299,6 +300,181 @@ async fn metrics_count_ingest_rejections_query_latency_and_store_state() {
         metrics.get("muninn_block_bytes", &[]),
         flushed["bytes_written"].as_f64().unwrap()
     );
+    server.stop().await;
+}
+
+/// `order.created` on kafka `orders`: span `number` of `service` (`producer` or `consumer`).
+fn order_span(
+    number: u32,
+    service: &str,
+    kind: &str,
+    schema: &str,
+    start: i64,
+) -> serde_json::Value {
+    let step = if kind == "producer" { 1 } else { 2 };
+    with(
+        span(
+            &trace_id(number),
+            &span_id(number, step),
+            None,
+            service,
+            "order.created",
+            kind,
+            start,
+        ),
+        event(
+            &format!("order-{number}"),
+            "order.created",
+            schema,
+            "orders",
+            "kafka",
+        ),
+    )
+}
+
+fn order_count(service: &str, action: &str, minute: i64, count: u64) -> serde_json::Value {
+    json!({"service": service, "event_type": "order.created", "stream": "orders",
+           "broker": "kafka", "action": action, "minute": minute, "count": count})
+}
+
+fn edge<'a>(service: &'a str, action: &'a str) -> [(&'static str, &'a str); 5] {
+    [
+        ("event_type", "order.created"),
+        ("action", action),
+        ("stream", "orders"),
+        ("broker", "kafka"),
+        ("service", service),
+    ]
+}
+
+fn schema_use<'a>(
+    schema: &'a str,
+    service: &'a str,
+    action: &'a str,
+) -> [(&'static str, &'a str); 4] {
+    [
+        ("event_type", "order.created"),
+        ("schema", schema),
+        ("service", service),
+        ("action", action),
+    ]
+}
+
+/// Per lineage edge, `muninn_events_total` counts each minute's max(spans, counted events) as
+/// the data arrives (late counts included); the first-seen gauges date each edge and each
+/// schema from the data itself, so they survive a restart, while the counters start again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_metrics_count_each_edge_and_date_new_producers_and_schemas() {
+    let mut server = TestServer::start().await;
+    let now_seconds = muninn_model::now_unix_nanos() / NANOS_PER_SECOND;
+    let minute = (now_seconds - 10 * 60).div_euclid(60) * 60;
+    let at = |seconds: i64| (minute + seconds) * NANOS_PER_SECOND;
+    // checkout: 3 spans (v1) and 10 counted in the first minute, 4 spans (v2) and 2 counted in
+    // the second; billing consumes 2 (v1, spans only); returns starts producing in the third.
+    let mut spans = vec![
+        order_span(1, "checkout", "producer", "v1", at(5)),
+        order_span(2, "checkout", "producer", "v1", at(10)),
+        order_span(3, "checkout", "producer", "v1", at(15)),
+        order_span(1, "billing", "consumer", "v1", at(20)),
+        order_span(2, "billing", "consumer", "v1", at(21)),
+    ];
+    spans.extend((4..=7).map(|number| {
+        order_span(
+            number,
+            "checkout",
+            "producer",
+            "v2",
+            at(60 + i64::from(number)),
+        )
+    }));
+    server.api.ingest_ok("/api/v1/spans", &spans).await;
+    let counts = [
+        order_count("checkout", "produced", minute, 10),
+        order_count("checkout", "produced", minute + 60, 2),
+    ];
+    server.api.ingest_ok("/api/v1/counts", &counts).await;
+    let returns = order_span(8, "returns", "producer", "v2", at(125));
+    server.api.ingest_ok("/api/v1/spans", &[returns]).await;
+
+    let metrics = scrape(&server).await;
+    for (family, kind) in [
+        ("muninn_events", "counter"),
+        ("muninn_event_edge_first_seen_timestamp_seconds", "gauge"),
+        ("muninn_event_schema_first_seen_timestamp_seconds", "gauge"),
+    ] {
+        assert_eq!(metrics.types.get(family).map(String::as_str), Some(kind));
+    }
+    let events = |metrics: &Exposition, service, action| {
+        metrics.get("muninn_events_total", &edge(service, action))
+    };
+    assert_eq!(events(&metrics, "checkout", "produced"), 10.0 + 4.0);
+    assert_eq!(events(&metrics, "billing", "consumed"), 2.0);
+    assert_eq!(events(&metrics, "returns", "produced"), 1.0);
+    let seconds = |seconds: i64| (minute + seconds) as f64;
+    let first_seen = |metrics: &Exposition| {
+        [
+            ("checkout", "produced"),
+            ("billing", "consumed"),
+            ("returns", "produced"),
+        ]
+        .map(|(service, action)| {
+            metrics.get(
+                "muninn_event_edge_first_seen_timestamp_seconds",
+                &edge(service, action),
+            )
+        })
+    };
+    // checkout's count is dated at the start of its minute, before its first span.
+    let edges_first_seen = [seconds(0), seconds(20), seconds(125)];
+    assert_eq!(first_seen(&metrics), edges_first_seen);
+    let schemas = |metrics: &Exposition| {
+        [
+            ("v1", "checkout", "produced"),
+            ("v2", "checkout", "produced"),
+            ("v1", "billing", "consumed"),
+            ("v2", "returns", "produced"),
+        ]
+        .map(|(schema, service, action)| {
+            metrics.get(
+                "muninn_event_schema_first_seen_timestamp_seconds",
+                &schema_use(schema, service, action),
+            )
+        })
+    };
+    let schemas_first_seen = [seconds(5), seconds(64), seconds(20), seconds(125)];
+    assert_eq!(schemas(&metrics), schemas_first_seen);
+    assert_eq!(
+        metrics.value(
+            "muninn_event_schema_first_seen_timestamp_seconds",
+            &schema_use("", "checkout", "produced")
+        ),
+        None,
+        "counts carry no schema"
+    );
+
+    // A late report for the first minute raises its max(spans, counted) from 10 to 20.
+    let late = [order_count("checkout", "produced", minute, 10)];
+    server.api.ingest_ok("/api/v1/counts", &late).await;
+    let metrics = scrape(&server).await;
+    assert_eq!(events(&metrics, "checkout", "produced"), 24.0);
+
+    // A restart: the counters count again from zero (what Prometheus expects of a new
+    // process); the first-seen times come from the data, so they stay.
+    server.restart().await;
+    let metrics = scrape(&server).await;
+    for (service, action) in [
+        ("checkout", "produced"),
+        ("billing", "consumed"),
+        ("returns", "produced"),
+    ] {
+        assert_eq!(events(&metrics, service, action), 0.0, "{service}");
+    }
+    assert_eq!(first_seen(&metrics), edges_first_seen);
+    assert_eq!(schemas(&metrics), schemas_first_seen);
+    let billing = order_span(3, "billing", "consumer", "v1", at(130));
+    server.api.ingest_ok("/api/v1/spans", &[billing]).await;
+    let metrics = scrape(&server).await;
+    assert_eq!(events(&metrics, "billing", "consumed"), 1.0);
     server.stop().await;
 }
 

@@ -364,6 +364,13 @@ async fn lineage_json_has_one_edge_per_service_action_stream_and_event_type() {
         assert_eq!(edges_with(&[("stream", "orders")]).await, pick(&[0, 1, 3]));
         assert_eq!(edges_with(&[("action", "produced")]).await, pick(&[1, 2, 4]));
         assert_eq!(edges_with(&[("format", "json"), ("service", "inventory")]).await, pick(&[4]));
+        // Patterns select a domain, keeping the edges that touch it: `*` any run, `?` one.
+        assert_eq!(edges_with(&[("event_type", "order.*")]).await, pick(&[0, 1, 2, 3, 5]));
+        assert_eq!(edges_with(&[("service", "*ing")]).await, pick(&[0, 1, 2, 3, 5]));
+        assert_eq!(edges_with(&[("service", "ship*")]).await, pick(&[2, 5]));
+        assert_eq!(edges_with(&[("service", "billin?")]).await, pick(&[0, 1, 3]));
+        assert_eq!(edges_with(&[("stream", "orders*"), ("action", "produced")]).await, pick(&[1, 2]));
+        assert_eq!(edges_with(&[("event_type", "order.?")]).await, json!([]));
     })
     .await;
 }

@@ -106,7 +106,7 @@ pub(crate) async fn recover(
     // Replay reads whole segments and decodes every record: keep it off the async workers.
     let fs = fs.clone();
     let data_dir = data_dir.to_path_buf();
-    let (head, max_seq, damage, rollups) = tokio::task::spawn_blocking(move || {
+    let (head, max_seq, damage, mut rollups) = tokio::task::spawn_blocking(move || {
         let (head, max_seq, damage) = replay_wal(
             fs.as_ref(),
             &data_dir,
@@ -118,6 +118,8 @@ pub(crate) async fn recover(
     })
     .await
     .map_err(|error| StoreError::io("replaying the WAL", std::io::Error::other(error)))??;
+    // What was there before counted in the last process's counters; these count from here.
+    rollups.reset_counters();
     Ok(Recovered {
         blocks,
         rollups,

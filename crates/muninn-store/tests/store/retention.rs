@@ -190,3 +190,49 @@ async fn opening_a_store_applies_retention() {
     assert_eq!(store.stats().block_spans, 9);
     assert_only_recent_data(&store, &appended).await;
 }
+
+/// Each edge's counter: (service, action) → events counted since the store opened.
+fn edge_counters(store: &Store) -> Vec<(String, Action, u64)> {
+    let mut counters = Vec::new();
+    store.with_rollups(|rollups| {
+        rollups.edge_counters(|edge, counted| {
+            counters.push((edge.service.clone(), edge.action, counted))
+        })
+    });
+    counters.sort();
+    counters
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_counters_keep_what_retention_drops_and_restart_from_zero_when_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(one_day_retention(dir.path())).await.unwrap();
+    let appended = append_old_and_recent(&store).await;
+    store.flush().await.unwrap();
+    // checkout: max(3 spans, 50 counted) 30 hours ago + max(3 spans, 9 counted) recently.
+    let counted = vec![
+        ("billing".to_owned(), Action::Consumed, 6),
+        ("checkout".to_owned(), Action::Produced, 59),
+    ];
+    assert_eq!(edge_counters(&store), counted);
+
+    store.enforce_retention(appended.now).await.unwrap();
+    assert_eq!(rollup_totals(&store), RollupTotals { spans: 6, seen: 9 });
+    assert_eq!(
+        edge_counters(&store),
+        counted,
+        "retention lowers the totals, never the counters"
+    );
+    drop(store);
+
+    let store = Store::open(one_day_retention(dir.path())).await.unwrap();
+    assert_eq!(rollup_totals(&store), RollupTotals { spans: 6, seen: 9 });
+    assert_eq!(
+        edge_counters(&store),
+        vec![
+            ("billing".to_owned(), Action::Consumed, 0),
+            ("checkout".to_owned(), Action::Produced, 0),
+        ],
+        "a new process counts from zero what arrives, like any Prometheus counter"
+    );
+}

@@ -5,6 +5,7 @@
 
 mod broker;
 mod fleet;
+mod incident;
 mod sampling;
 mod traffic;
 
@@ -27,7 +28,8 @@ use crate::{query, signals};
 /// `muninn demo` arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
-    /// How long to send traffic, like 30s or 2m.
+    /// How long to send traffic, like 30s or 2m; it runs on to the end of that minute, so the
+    /// comparison in the summary covers whole minutes.
     #[arg(long, default_value = "30s", value_name = "DURATION")]
     pub duration: String,
     /// Events published per second across the fleet (new events, including those caused by others).
@@ -147,6 +149,12 @@ struct TrafficReport {
     /// Messages still being handled when the demo stopped waiting for them.
     stuck: usize,
     showcase: Showcase,
+    /// When traffic started, how long it ran, and how long before the incident.
+    started_unix_nanos: i64,
+    traffic_for: Duration,
+    steady_for: Duration,
+    /// The counts records sent for the hour before the demo.
+    history_records: usize,
 }
 
 impl TrafficReport {
@@ -197,6 +205,12 @@ async fn send_traffic(client: &ApiClient, duration: Duration, rate: f64) -> Resu
     let mean_events_per_flow = DEMO_FLEET.mean_events_per_flow();
     progress.reset_elapsed();
     let started = Instant::now();
+    report.started_unix_nanos = muninn_model::now_unix_nanos();
+    // Traffic runs on to the end of its last minute: counts are kept per minute, so the
+    // summary's comparison then covers whole minutes of traffic.
+    let incident_after = duration / 2;
+    let duration = until_minute_ends(report.started_unix_nanos, duration);
+    progress.set_length(duration.as_millis() as u64);
     let mut flows = JoinSet::new();
     let mut n_flows = 0;
     let mut ticker = tokio::time::interval(TICK);
@@ -207,12 +221,22 @@ async fn send_traffic(client: &ApiClient, duration: Duration, rate: f64) -> Resu
         // Flows start spread over the next tick, until the rate of events is met.
         let due = (elapsed.as_secs_f64() * rate / mean_events_per_flow).ceil() as usize;
         let n_new = due.saturating_sub(n_flows);
+        if elapsed >= incident_after && !simulation.incident().is_on() {
+            report.steady_for = elapsed;
+            simulation.incident().start();
+        }
         for flow_idx in 0..n_new {
             let Some(origin) = simulation.origin(n_flows) else {
                 break;
             };
             let delay = TICK.mul_f64(flow_idx as f64 / n_new as f64);
             flows.spawn(simulation.flow(origin, delay));
+            if simulation
+                .incident()
+                .doubles(origin.service, origin.event_type)
+            {
+                flows.spawn(simulation.flow(origin, delay));
+            }
             n_flows += 1;
         }
         while flows.try_join_next().is_some() {}
@@ -241,10 +265,14 @@ async fn send_traffic(client: &ApiClient, duration: Duration, rate: f64) -> Resu
     drop(flows);
     drop(consumers);
     report.elapsed = started.elapsed();
+    report.traffic_for = duration;
     progress.set_message("sending the last spans and counts");
     report.sdk = simulation.shutdown(SHUTDOWN_LIMIT).await;
     report.tally = simulation.tally();
     report.showcase = simulation.showcase_ids();
+    progress.set_message("filling in the hour before the demo");
+    report.history_records =
+        incident::fill_history(client, &DEMO_FLEET, rate, report.started_unix_nanos).await?;
     progress.finish_and_clear();
     if report.sdk.spans_exported == 0 && report.tally.sampled > 0 {
         bail!(
@@ -308,6 +336,7 @@ async fn print_summary(client: &ApiClient, report: &TrafficReport, exit: bool) -
     out.push_str(&query::streams_table(&streams));
     out.push_str(&format!("\nEVENT TYPES ({})\n", event_types.len()));
     out.push_str(&query::event_types_table(&event_types));
+    out.push_str(&what_changed(client, report).await?);
     out.push_str(
         "\nLINEAGE (Mermaid: paste into https://mermaid.live or a ```mermaid block in Markdown)\n",
     );
@@ -320,6 +349,8 @@ async fn print_summary(client: &ApiClient, report: &TrafficReport, exit: bool) -
     out.push_str(&format!("\nTRY IT ({when})\n"));
     let mut lines = vec![
         format!("curl -s {base}/api/v1/event-types"),
+        format!("muninn compare --server {base} --from -15m    # what changed"),
+        format!("muninn impact --server {base} order.placed --schema v4    # who must redeploy"),
         format!("curl -s {base}/api/v1/event-types/order.placed/consumers"),
         format!("curl -s {base}/api/v1/streams"),
         format!("curl -s {base}/api/v1/services"),
@@ -361,4 +392,39 @@ async fn print_summary(client: &ApiClient, report: &TrafficReport, exit: bool) -
         .context("writing to stdout")?;
     stdout.flush().context("writing to stdout")?;
     Ok(())
+}
+
+/// What `compare` finds: the minutes since the incident began against the same minutes an hour
+/// earlier (the steady history filled in before the demo).
+async fn what_changed(client: &ApiClient, report: &TrafficReport) -> Result<String> {
+    let nanos = |duration: Duration| i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX);
+    let incident_at = report.started_unix_nanos + nanos(report.steady_for);
+    let minute = 60 * muninn_model::NANOS_PER_SECOND;
+    let from = incident_at.div_euclid(minute) * minute;
+    let to = report.started_unix_nanos + nanos(report.traffic_for);
+    let hour = 60 * minute;
+    let times = [from, to, from - hour, to - hour].map(muninn_model::format_rfc3339_nanos);
+    let query = [
+        ("from", Some(times[0].as_str())),
+        ("to", Some(times[1].as_str())),
+        ("baseline_from", Some(times[2].as_str())),
+        ("baseline_to", Some(times[3].as_str())),
+    ];
+    let (service, replica, event_type, schema) = incident::NEW_SCHEMA;
+    let (doubled, doubled_type) = incident::DOUBLED;
+    let mut out = format!(
+        "\nWHAT CHANGED (half-way through, {service}-{replica} started sending {event_type} {schema} and {doubled} doubled its {doubled_type}; the hour before the demo is the fleet's steady traffic, {} counts and spans filled in)\n",
+        report.history_records
+    );
+    out.push_str(&crate::compare::fetch_and_render(client, &query, false).await?);
+    Ok(out)
+}
+
+/// `duration` from `start_unix_nanos`, lengthened to the end of the minute it ends in.
+fn until_minute_ends(start_unix_nanos: i64, duration: Duration) -> Duration {
+    let minute = 60 * muninn_model::NANOS_PER_SECOND;
+    let end =
+        start_unix_nanos.saturating_add(i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX));
+    let to_boundary = (minute - end.rem_euclid(minute)) % minute;
+    duration + Duration::from_nanos(u64::try_from(to_boundary).unwrap_or(0))
 }

@@ -19,9 +19,10 @@ use tokio::task::JoinSet;
 
 use super::broker::{Broker, Delivery, Position, Queues};
 use super::fleet::{EventType, Fleet, Handling, Origin, Stream, Subscription, TraceContinuation};
+use super::incident::Incident;
 
 /// A failing consumer succeeds at the latest on this attempt.
-const MAX_ATTEMPTS: u32 = 4;
+pub(super) const MAX_ATTEMPTS: u32 = 4;
 const REGIONS: [&str; 3] = ["eu-west-1", "us-east-1", "ap-southeast-2"];
 const FAILURES: [&str; 3] = [
     "smtp relay: 421 4.7.0 try again later",
@@ -33,6 +34,8 @@ const SHOWCASE_EVENT_TYPE: &str = "order.placed";
 
 /// One running instance of a service: its tracer and the routes it produces and consumes on.
 struct Instance {
+    service: &'static str,
+    replica: usize,
     tracer: Tracer,
     routes: HashMap<(&'static str, &'static str), Route>,
 }
@@ -111,6 +114,7 @@ pub struct Simulation {
     broker: Broker,
     counters: Counters,
     showcase: Mutex<Showcase>,
+    incident: Incident,
 }
 
 /// The (event type, stream) pairs a service produces or consumes on.
@@ -186,7 +190,12 @@ impl Simulation {
                         ((event_type, stream.name), route)
                     })
                     .collect();
-                replicas.push(Instance { tracer, routes });
+                replicas.push(Instance {
+                    service: service.name,
+                    replica: replica as usize,
+                    tracer,
+                    routes,
+                });
             }
             instances.push(replicas);
         }
@@ -197,6 +206,7 @@ impl Simulation {
             broker,
             counters: Counters::default(),
             showcase: Mutex::new(Showcase::default()),
+            incident: Incident::default(),
         });
         let consumers = simulation.clone().start_consumers(queues);
         Ok((simulation, consumers))
@@ -327,8 +337,13 @@ impl Simulation {
     ) -> EventSpan {
         let route = instance.route(event_type.name, stream);
         let mut headers: Vec<(String, String)> = Vec::new();
-        let mut span =
-            route.produce_with_headers(&event_id, Some(event_type.schema), parent, &mut headers);
+        let schema = self.incident.schema(
+            instance.service,
+            instance.replica,
+            event_type.name,
+            event_type.schema,
+        );
+        let mut span = route.produce_with_headers(&event_id, Some(schema), parent, &mut headers);
         let counters = &self.counters;
         counters.messages.fetch_add(1, Ordering::Relaxed);
         if new_event {
@@ -488,6 +503,11 @@ impl Simulation {
             Ok(mut showcase) => change(&mut showcase),
             Err(poisoned) => change(&mut poisoned.into_inner()),
         }
+    }
+
+    /// The demo's incident (`incident.rs`).
+    pub fn incident(&self) -> &Incident {
+        &self.incident
     }
 
     pub fn showcase_ids(&self) -> Showcase {

@@ -1,201 +1,19 @@
 //! The `muninn` binary end to end: the demo, `serve` configuration errors and precedence,
-//! `lineage --out/--check`, and `query`, each against a real server process on loopback.
-//! Every wait has a deadline, so a hung process fails the test instead of hanging it.
+//! `lineage` (in `lineage.rs`), `query` and `compare`, each against a real server process on
+//! loopback (`process.rs`). Every wait has a deadline, so a hung process fails the test instead
+//! of hanging it.
 
-use std::io::{BufRead, BufReader, Read};
+mod impact;
+mod lineage;
+mod process;
+
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const MUNINN: &str = env!("CARGO_BIN_EXE_muninn");
-
-/// The binary with a clean environment: no `MUNINN_*` from the caller, quiet logs.
-fn muninn(args: &[&str]) -> Command {
-    let mut command = Command::new(MUNINN);
-    command.args(args).env("RUST_LOG", "warn");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MUNINN_") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
-
-struct Finished {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Finished {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            formatter,
-            "{}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.status, self.stdout, self.stderr
-        )
-    }
-}
-
-fn read_all(stream: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = BufReader::new(stream).read_to_string(&mut text);
-        text
-    })
-}
-
-/// Runs a command to completion, killing it (and failing the test) after `timeout`.
-fn run(mut command: Command, timeout: Duration) -> Finished {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the muninn binary starts");
-    let stdout = read_all(child.stdout.take().expect("stdout is piped"));
-    let stderr = read_all(child.stderr.take().expect("stderr is piped"));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for muninn") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "muninn did not finish within {timeout:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-                stdout.join().unwrap_or_default(),
-                stderr.join().unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Finished {
-        status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-    }
-}
-
-/// A `muninn serve` process, killed when dropped (also when a test fails).
-struct Server {
-    child: Child,
-    base_url: String,
-    stderr: Option<std::thread::JoinHandle<String>>,
-}
-
-impl Server {
-    /// Starts `muninn serve --listen 127.0.0.1:0 --data-dir DIR ARGS` and waits for its
-    /// `muninn listening on` line.
-    fn start(data_dir: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> Server {
-        // OTLP/gRPC on a free port too: tests run side by side.
-        let mut command = muninn(&[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--otlp-grpc-listen",
-            "127.0.0.1:0",
-        ]);
-        command
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(extra_args)
-            .envs(env.iter().copied());
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the muninn binary starts");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = read_all(child.stderr.take().expect("stderr is piped"));
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("muninn listening on ") {
-                    let _ = sender.send(url.trim().to_string());
-                }
-            }
-        });
-        match receiver.recv_timeout(Duration::from_secs(60)) {
-            Ok(base_url) => Server {
-                child,
-                base_url,
-                stderr: Some(stderr),
-            },
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "muninn serve printed no listening line within 60 s; stderr:\n{}",
-                    stderr.join().unwrap_or_default()
-                );
-            }
-        }
-    }
-}
-
-impl Server {
-    /// Kills the server and returns what it wrote to stderr.
-    fn stop(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.stderr
-            .take()
-            .and_then(|stderr| stderr.join().ok())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn now_unix_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
-
-/// Sends an order.placed event produced by checkout and consumed (and modified) by billing.
-fn ingest_one_event(base_url: &str, event_id: &str) {
-    let now = now_unix_nanos();
-    let body = serde_json::json!([
-        {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7", "name": "publish orders",
-         "kind": "producer", "service": "checkout", "start_time_unix_nano": now, "duration_nano": 1_000_000,
-         "event_id": event_id, "event_type": "order.placed", "stream": "orders", "broker": "kafka"},
-        {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b8", "parent_span_id": "00f067aa0ba902b7",
-         "name": "process orders", "kind": "consumer", "service": "billing", "start_time_unix_nano": now + 5_000_000,
-         "duration_nano": 2_000_000, "event_id": event_id, "event_type": "order.placed", "stream": "orders",
-         "broker": "kafka", "modified": true}
-    ]);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        let response = client
-            .post(format!("{base_url}/api/v1/spans"))
-            .json(&body)
-            .send()
-            .await
-            .expect("ingest answered");
-        assert!(
-            response.status().is_success(),
-            "ingest refused: {}",
-            response.text().await.unwrap_or_default()
-        );
-    });
-}
+use process::{Server, ingest_one_event, muninn, now_unix_nanos, post_json, read_all, run};
 
 #[test]
 fn demo_runs_the_fleet_through_the_api_and_prints_the_lineage() {
@@ -400,64 +218,6 @@ fn serve_settings_come_from_flags_then_environment_then_file() {
 }
 
 #[test]
-fn lineage_check_passes_for_the_current_lineage_and_fails_with_a_diff_otherwise() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[], &[]);
-    ingest_one_event(&server.base_url, "e-lineage-1");
-    let file = dir.path().join("lineage.mmd");
-    let file_arg = file.to_str().unwrap();
-
-    let written = run(
-        muninn(&[
-            "lineage",
-            "--server",
-            &server.base_url,
-            "--format",
-            "mermaid",
-            "--out",
-            file_arg,
-        ]),
-        Duration::from_secs(60),
-    );
-    assert!(written.status.success(), "{written:?}");
-    let committed = std::fs::read_to_string(&file).unwrap();
-    assert!(committed.starts_with("flowchart LR\n"), "{committed}");
-    assert!(
-        committed.contains("svc_checkout") && committed.contains("(modifies)"),
-        "{committed}"
-    );
-
-    let same = run(
-        muninn(&["lineage", "--server", &server.base_url, "--check", file_arg]),
-        Duration::from_secs(60),
-    );
-    assert_eq!(same.status.code(), Some(0), "{same:?}");
-
-    std::fs::write(&file, committed.replace("svc_billing", "svc_invoicing")).unwrap();
-    let different = run(
-        muninn(&["lineage", "--server", &server.base_url, "--check", file_arg]),
-        Duration::from_secs(60),
-    );
-    assert_eq!(different.status.code(), Some(1), "{different:?}");
-    assert!(different.stdout.contains("@@ -"), "{different:?}");
-    assert!(
-        different.stdout.contains("-    svc_invoicing")
-            && different.stdout.contains("+    svc_billing"),
-        "{different:?}"
-    );
-    assert!(different.stdout.contains("out of date"), "{different:?}");
-
-    let stdout = run(
-        muninn(&["lineage", "--server", &server.base_url, "--format", "dot"]),
-        Duration::from_secs(60),
-    );
-    assert!(
-        stdout.status.success() && stdout.stdout.starts_with("digraph lineage {"),
-        "{stdout:?}"
-    );
-}
-
-#[test]
 fn query_prints_tables_json_and_server_errors() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[], &[]);
@@ -516,27 +276,6 @@ fn query_prints_tables_json_and_server_errors() {
             .starts_with("error: step: must be a whole number of minutes"),
         "{bad_step:?}"
     );
-}
-
-/// Posts `records` to `path` of the server, expecting them accepted.
-fn post_json(base_url: &str, path: &str, records: &serde_json::Value) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let response = reqwest::Client::new()
-            .post(format!("{base_url}{path}"))
-            .json(records)
-            .send()
-            .await
-            .expect("ingest answered");
-        assert!(
-            response.status().is_success(),
-            "ingest refused: {}",
-            response.text().await.unwrap_or_default()
-        );
-    });
 }
 
 #[test]

@@ -206,10 +206,10 @@ async fn send_traffic(client: &ApiClient, duration: Duration, rate: f64) -> Resu
     progress.reset_elapsed();
     let started = Instant::now();
     report.started_unix_nanos = muninn_model::now_unix_nanos();
-    // Traffic runs on to the end of its last minute: counts are kept per minute, so the
-    // summary's comparison then covers whole minutes of traffic.
-    let incident_after = duration / 2;
-    let duration = until_minute_ends(report.started_unix_nanos, duration);
+    // The incident starts at the first minute after half-way and lasts at least that minute
+    // (counts are kept per minute, so the summary's comparison covers whole minutes of it).
+    let schedule = incident_schedule(report.started_unix_nanos, duration);
+    let (incident_after, duration) = schedule.unwrap_or((Duration::MAX, duration));
     progress.set_length(duration.as_millis() as u64);
     let mut flows = JoinSet::new();
     let mut n_flows = 0;
@@ -270,9 +270,11 @@ async fn send_traffic(client: &ApiClient, duration: Duration, rate: f64) -> Resu
     report.sdk = simulation.shutdown(SHUTDOWN_LIMIT).await;
     report.tally = simulation.tally();
     report.showcase = simulation.showcase_ids();
-    progress.set_message("filling in the hour before the demo");
-    report.history_records =
-        incident::fill_history(client, &DEMO_FLEET, rate, report.started_unix_nanos).await?;
+    if schedule.is_some() {
+        progress.set_message("filling in the hour before the demo");
+        report.history_records =
+            incident::fill_history(client, &DEMO_FLEET, rate, report.started_unix_nanos).await?;
+    }
     progress.finish_and_clear();
     if report.sdk.spans_exported == 0 && report.tally.sampled > 0 {
         bail!(
@@ -327,8 +329,13 @@ async fn print_summary(client: &ApiClient, report: &TrafficReport, exit: bool) -
         tally.sampled,
         tally.messages + tally.consumes
     ));
+    let history = if report.history_records > 0 {
+        ", with the hour of history filled in"
+    } else {
+        ""
+    };
     out.push_str(&format!(
-        "the server counts {server_produced} produced and {server_consumed} consumed (from the SDK's counts, not the sampled spans)\n"
+        "the server counts {server_produced} produced and {server_consumed} consumed (from the SDK's counts, not the sampled spans{history})\n"
     ));
     out.push_str(&format!("\nSERVICES ({})\n", services.len()));
     out.push_str(&query::services_overview_table(&services));
@@ -336,7 +343,9 @@ async fn print_summary(client: &ApiClient, report: &TrafficReport, exit: bool) -
     out.push_str(&query::streams_table(&streams));
     out.push_str(&format!("\nEVENT TYPES ({})\n", event_types.len()));
     out.push_str(&query::event_types_table(&event_types));
-    out.push_str(&what_changed(client, report).await?);
+    if report.steady_for > Duration::ZERO {
+        out.push_str(&what_changed(client, report).await?);
+    }
     out.push_str(
         "\nLINEAGE (Mermaid: paste into https://mermaid.live or a ```mermaid block in Markdown)\n",
     );
@@ -413,18 +422,56 @@ async fn what_changed(client: &ApiClient, report: &TrafficReport) -> Result<Stri
     let (service, replica, event_type, schema) = incident::NEW_SCHEMA;
     let (doubled, doubled_type) = incident::DOUBLED;
     let mut out = format!(
-        "\nWHAT CHANGED (half-way through, {service}-{replica} started sending {event_type} {schema} and {doubled} doubled its {doubled_type}; the hour before the demo is the fleet's steady traffic, {} counts and spans filled in)\n",
+        "\nWHAT CHANGED (from the first minute after half-way, {service}-{replica} sent {event_type} {schema} and {doubled} doubled its {doubled_type}; the hour before the demo is the fleet's steady traffic, {} counts and spans filled in)\n",
         report.history_records
     );
     out.push_str(&crate::compare::fetch_and_render(client, &query, false).await?);
     Ok(out)
 }
 
-/// `duration` from `start_unix_nanos`, lengthened to the end of the minute it ends in.
-fn until_minute_ends(start_unix_nanos: i64, duration: Duration) -> Duration {
+/// Demos this long or longer stage the incident.
+const INCIDENT_MIN_DURATION: Duration = Duration::from_secs(20);
+
+/// When the incident starts (after the start) and how long traffic runs: the incident starts
+/// at the first minute start after half-way and traffic runs at least to the end of that
+/// minute and to the end of the minute `duration` ends in. `None` for demos too short to
+/// stage one (they run `duration`).
+fn incident_schedule(start_unix_nanos: i64, duration: Duration) -> Option<(Duration, Duration)> {
+    if duration < INCIDENT_MIN_DURATION {
+        return None;
+    }
     let minute = 60 * muninn_model::NANOS_PER_SECOND;
-    let end =
-        start_unix_nanos.saturating_add(i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX));
-    let to_boundary = (minute - end.rem_euclid(minute)) % minute;
-    duration + Duration::from_nanos(u64::try_from(to_boundary).unwrap_or(0))
+    let nanos = |duration: Duration| i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX);
+    let ceil = |time: i64| {
+        time.div_euclid(minute) * minute + minute * i64::from(time.rem_euclid(minute) > 0)
+    };
+    let incident_at = ceil(start_unix_nanos.saturating_add(nanos(duration / 2)));
+    let end = ceil(start_unix_nanos.saturating_add(nanos(duration))).max(incident_at + minute);
+    let after =
+        |time: i64| Duration::from_nanos(u64::try_from(time - start_unix_nanos).unwrap_or(0));
+    Some((after(incident_at), after(end)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_incident_fills_whole_minutes() {
+        let minute = 60_000_000_000;
+        let start = 1_800_000_000 * 1_000_000_000 + 40_000_000_000; // 40 s into a minute
+        let (after, run) = incident_schedule(start, Duration::from_secs(30)).unwrap();
+        assert_eq!(
+            (after, run),
+            (Duration::from_secs(20), Duration::from_secs(80))
+        );
+        let (after, run) = incident_schedule(start, Duration::from_secs(300)).unwrap();
+        assert_eq!((start + after.as_nanos() as i64) % minute, 0);
+        assert_eq!(
+            run,
+            Duration::from_secs(320),
+            "to the end of the last minute"
+        );
+        assert_eq!(incident_schedule(start, Duration::from_secs(3)), None);
+    }
 }

@@ -21,14 +21,14 @@ fn demo_runs_the_fleet_through_the_api_and_prints_the_lineage() {
         muninn(&[
             "demo",
             "--duration",
-            "3s",
+            "20s",
             "--rate",
             "100",
             "--exit",
             "--listen",
             "127.0.0.1:0",
         ]),
-        Duration::from_secs(180),
+        Duration::from_secs(360),
     );
     assert!(finished.status.success(), "{finished:?}");
     let stdout = &finished.stdout;
@@ -115,6 +115,22 @@ fn demo_runs_the_fleet_through_the_api_and_prints_the_lineage() {
     assert!(
         0 < traced && traced < messages + consumes,
         "some but not all produces and consumes were traced: {finished:?}"
+    );
+    // The incident staged from the first minute after half-way is what `compare` finds: the
+    // doubled producer, named as the origin, and the new schema from one instance.
+    let changed = stdout
+        .split("WHAT CHANGED")
+        .nth(1)
+        .and_then(|rest| rest.split("LINEAGE").next())
+        .unwrap_or_else(|| panic!("no WHAT CHANGED section: {finished:?}"));
+    let doubled = changed
+        .lines()
+        .find(|line| line.starts_with("shipment.delivered "))
+        .unwrap_or_else(|| panic!("the doubled type is not flagged: {changed}"));
+    assert!(doubled.contains("shipping (100% of it)"), "{changed}");
+    assert!(
+        changed.contains("schema    order.placed v4 (from checkout)"),
+        "{changed}"
     );
     let server = line("the server counts ");
     // At least: a minute's count is the larger of the spans and the SDK's count, and the SDK

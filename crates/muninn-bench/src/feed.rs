@@ -110,7 +110,8 @@ const AHEAD_BATCHES: usize = 32;
 /// One request body.
 pub(crate) struct Batch {
     pub body: Bytes,
-    pub n_spans: usize,
+    /// Spans, or counts in the counts phase.
+    pub n_records: usize,
 }
 
 /// What the senders draw from.
@@ -132,6 +133,17 @@ impl Feed {
         match pooled {
             Some(batch) => Some(batch),
             None => self.overflow.lock().await.recv().await,
+        }
+    }
+
+    /// A feed of batches built in full beforehand.
+    pub(crate) fn of_batches(batches: Vec<Batch>) -> Feed {
+        let held_bytes = batches.iter().map(|batch| batch.body.len() as u64).sum();
+        let (_, receiver) = tokio::sync::mpsc::channel(1);
+        Feed {
+            pool: Mutex::new(batches.into()),
+            overflow: tokio::sync::Mutex::new(receiver),
+            held_bytes: Arc::new(AtomicU64::new(held_bytes)),
         }
     }
 
@@ -258,7 +270,7 @@ pub(crate) fn prepare(
         pool_bytes += built.template.body().len() as u64;
         pool.push_back(Batch {
             body: built.template.body().clone(),
-            n_spans: built.template.n_spans(),
+            n_records: built.template.n_spans(),
         });
         samples.push(built.sample);
         if templates.len() < N_TEMPLATES {
@@ -296,7 +308,7 @@ pub(crate) fn prepare(
                     if sender
                         .blocking_send(Batch {
                             body: Bytes::from(body),
-                            n_spans,
+                            n_records: n_spans,
                         })
                         .is_err()
                     {

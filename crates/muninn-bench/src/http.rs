@@ -9,7 +9,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
+use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 
@@ -83,23 +83,31 @@ impl Connection {
 
     /// `POST path` with a JSON body.
     pub(crate) async fn post_json(&mut self, path: &str, body: Bytes) -> anyhow::Result<Answer> {
-        self.post(path, "application/json", body).await
+        self.post(path, "application/json", None, body).await
     }
 
-    /// `POST path` with a body of `content_type`.
+    /// `POST path` with a body of `content_type`, sent as `content_encoding` (e.g. `gzip`)
+    /// when given.
     pub(crate) async fn post(
         &mut self,
         path: &str,
         content_type: &'static str,
+        content_encoding: Option<&'static str>,
         body: Bytes,
     ) -> anyhow::Result<Answer> {
-        self.send(Method::POST, path, Some(content_type), body)
-            .await
+        self.send(
+            Method::POST,
+            path,
+            Some(content_type),
+            content_encoding,
+            body,
+        )
+        .await
     }
 
     /// `GET path` (path and query).
     pub(crate) async fn get(&mut self, path: &str) -> anyhow::Result<Answer> {
-        self.send(Method::GET, path, None, Bytes::new()).await
+        self.send(Method::GET, path, None, None, Bytes::new()).await
     }
 
     async fn send(
@@ -107,6 +115,7 @@ impl Connection {
         method: Method,
         path: &str,
         content_type: Option<&'static str>,
+        content_encoding: Option<&'static str>,
         body: Bytes,
     ) -> anyhow::Result<Answer> {
         match self {
@@ -117,6 +126,9 @@ impl Connection {
                     .header(HOST, host.clone());
                 if let Some(content_type) = content_type {
                     request = request.header(CONTENT_TYPE, content_type);
+                }
+                if let Some(content_encoding) = content_encoding {
+                    request = request.header(CONTENT_ENCODING, content_encoding);
                 }
                 let request = request
                     .body(Full::new(body))
@@ -137,7 +149,7 @@ impl Connection {
             }
             Connection::Reqwest { client, base_url } => {
                 let url = format!("{base_url}{path}");
-                let request = match (method == Method::POST, content_type) {
+                let mut request = match (method == Method::POST, content_type) {
                     (true, Some(content_type)) => client
                         .post(&url)
                         .header(CONTENT_TYPE, content_type)
@@ -145,6 +157,9 @@ impl Connection {
                     (true, None) => client.post(&url).body(body),
                     (false, _) => client.get(&url),
                 };
+                if let Some(content_encoding) = content_encoding {
+                    request = request.header(CONTENT_ENCODING, content_encoding);
+                }
                 let response = request
                     .send()
                     .await

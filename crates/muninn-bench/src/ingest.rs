@@ -1,7 +1,8 @@
-//! The ingest phase: N connections each send the next batch, wait for the answer, and repeat
-//! until the feed is empty. Only spans the server acknowledged count (2xx: `accepted` of the
-//! native answer, or the batch less OTLP's `partial_success.rejected_spans`); a 2xx means the
-//! batch is durable in the WAL.
+//! The ingest phases: N connections each send the next batch, wait for the answer, and repeat
+//! until the feed is empty. Batches are spans (native JSON or OTLP) or, in the counts phase,
+//! gzip'd JSON arrays of counts. Only records the server acknowledged count (2xx: `accepted` of
+//! the native answer, or the batch less OTLP's `partial_success.rejected_spans`); a 2xx means
+//! the batch is durable in the WAL.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +17,46 @@ use crate::feed::{Feed, Protocol};
 use crate::http::{ClientKind, Connection};
 use crate::report::{self, LatencySummary};
 
-/// The server's answer to `POST /api/v1/spans`.
+/// What a run of senders uploads, and where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Upload {
+    Spans(Protocol),
+    /// Gzip'd native JSON arrays of counts, for `POST /api/v1/counts`.
+    Counts,
+}
+
+impl Upload {
+    fn path(self) -> &'static str {
+        match self {
+            Upload::Spans(protocol) => protocol.path(),
+            Upload::Counts => "/api/v1/counts",
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Upload::Spans(protocol) => protocol.content_type(),
+            Upload::Counts => "application/json",
+        }
+    }
+
+    fn content_encoding(self) -> Option<&'static str> {
+        match self {
+            Upload::Spans(_) => None,
+            Upload::Counts => Some("gzip"),
+        }
+    }
+
+    /// What a record is called in progress lines.
+    fn records(self) -> &'static str {
+        match self {
+            Upload::Spans(_) => "spans",
+            Upload::Counts => "counts",
+        }
+    }
+}
+
+/// The server's answer to `POST /api/v1/spans` and `POST /api/v1/counts`.
 #[derive(Deserialize)]
 struct IngestAnswer {
     accepted: u64,
@@ -37,7 +77,7 @@ struct SenderOutcome {
     latencies: Vec<Duration>,
     n_batches_ok: u64,
     n_batches_failed: u64,
-    n_spans_sent: u64,
+    n_records_sent: u64,
     n_rejected: u64,
     first_problem: Option<String>,
 }
@@ -45,8 +85,9 @@ struct SenderOutcome {
 /// What the ingest phase measured.
 pub(crate) struct IngestOutcome {
     pub elapsed: Duration,
-    pub n_spans_acked: u64,
-    pub n_spans_sent: u64,
+    /// Spans, or counts in the counts phase.
+    pub n_records_acked: u64,
+    pub n_records_sent: u64,
     pub n_batches_ok: u64,
     pub n_batches_failed: u64,
     pub n_rejected: u64,
@@ -55,8 +96,8 @@ pub(crate) struct IngestOutcome {
 }
 
 impl IngestOutcome {
-    pub(crate) fn spans_per_second(&self) -> f64 {
-        self.n_spans_acked as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    pub(crate) fn records_per_second(&self) -> f64 {
+        self.n_records_acked as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
     pub(crate) fn batches_per_second(&self) -> f64 {
@@ -64,22 +105,27 @@ impl IngestOutcome {
     }
 }
 
-/// `(accepted, rejected, first rejection)` of a 2xx answer to a batch of `n_spans`.
+/// `(accepted, rejected, first rejection)` of a 2xx answer to a batch of `n_records`.
 fn read_answer(
-    protocol: Protocol,
+    upload: Upload,
     body: &[u8],
-    n_spans: u64,
+    n_records: u64,
 ) -> Result<(u64, u64, Option<String>), String> {
-    match protocol {
-        Protocol::Native => {
+    match upload {
+        Upload::Spans(Protocol::Native) | Upload::Counts => {
             let parsed = serde_json::from_slice::<IngestAnswer>(body)
                 .map_err(|error| format!("unreadable ingest answer: {error}"))?;
             let first = parsed.rejected.first().map(|rejection| {
-                format!("rejected span: {}: {}", rejection.field, rejection.reason)
+                format!(
+                    "rejected {}: {}: {}",
+                    upload.records(),
+                    rejection.field,
+                    rejection.reason
+                )
             });
             Ok((parsed.accepted, parsed.rejected_count, first))
         }
-        Protocol::Otlp => {
+        Upload::Spans(Protocol::Otlp) => {
             let parsed = ExportTraceServiceResponse::decode(body)
                 .map_err(|error| format!("unreadable OTLP answer: {error}"))?;
             let (rejected, first) = match parsed.partial_success {
@@ -89,14 +135,14 @@ fn read_answer(
                     Some(format!("rejected spans: {}", partial.error_message)),
                 ),
             };
-            Ok((n_spans.saturating_sub(rejected), rejected, first))
+            Ok((n_records.saturating_sub(rejected), rejected, first))
         }
     }
 }
 
 async fn sender(
     kind: ClientKind,
-    protocol: Protocol,
+    upload: Upload,
     address: SocketAddr,
     feed: Arc<Feed>,
     acked: Arc<AtomicU64>,
@@ -110,7 +156,7 @@ async fn sender(
         }
     };
     while let Some(batch) = feed.next().await {
-        outcome.n_spans_sent += batch.n_spans as u64;
+        outcome.n_records_sent += batch.n_records as u64;
         let Some(open) = connection.as_mut() else {
             outcome.n_batches_failed += 1;
             feed.release(&batch);
@@ -118,13 +164,18 @@ async fn sender(
         };
         let started = Instant::now();
         let result = open
-            .post(protocol.path(), protocol.content_type(), batch.body.clone())
+            .post(
+                upload.path(),
+                upload.content_type(),
+                upload.content_encoding(),
+                batch.body.clone(),
+            )
             .await;
         let latency = started.elapsed();
         feed.release(&batch);
         match result {
             Ok(answer) if answer.is_success() => {
-                match read_answer(protocol, &answer.body, batch.n_spans as u64) {
+                match read_answer(upload, &answer.body, batch.n_records as u64) {
                     Ok((accepted, rejected, first_rejection)) => {
                         outcome.latencies.push(latency);
                         outcome.n_batches_ok += 1;
@@ -167,11 +218,11 @@ async fn sender(
 /// followed by what `status` says (memory, the store's head).
 pub(crate) async fn run(
     kind: ClientKind,
-    protocol: Protocol,
+    upload: Upload,
     address: SocketAddr,
     feed: Arc<Feed>,
     n_connections: usize,
-    n_spans_total: u64,
+    n_records_total: u64,
     status: impl Fn() -> String + Send + 'static,
 ) -> IngestOutcome {
     let acked = Arc::new(AtomicU64::new(0));
@@ -183,10 +234,11 @@ pub(crate) async fn run(
         loop {
             tick.tick().await;
             let n_acked = progress_acked.load(Ordering::Relaxed);
+            let records = upload.records();
             eprintln!(
-                "  … {} of {} spans acknowledged after {} ({:.0} spans/s so far); {}",
+                "  … {} of {} {records} acknowledged after {} ({:.0} {records}/s so far); {}",
                 report::thousands(n_acked),
-                report::thousands(n_spans_total),
+                report::thousands(n_records_total),
                 report::seconds(started.elapsed()),
                 n_acked as f64 / started.elapsed().as_secs_f64(),
                 status()
@@ -194,7 +246,7 @@ pub(crate) async fn run(
         }
     });
     let senders: Vec<_> = (0..n_connections)
-        .map(|_| tokio::spawn(sender(kind, protocol, address, feed.clone(), acked.clone())))
+        .map(|_| tokio::spawn(sender(kind, upload, address, feed.clone(), acked.clone())))
         .collect();
     let mut outcomes = Vec::with_capacity(n_connections);
     for handle in senders {
@@ -211,8 +263,8 @@ pub(crate) async fn run(
     let mut latencies = Vec::new();
     let mut total = IngestOutcome {
         elapsed,
-        n_spans_acked: acked.load(Ordering::Relaxed),
-        n_spans_sent: 0,
+        n_records_acked: acked.load(Ordering::Relaxed),
+        n_records_sent: 0,
         n_batches_ok: 0,
         n_batches_failed: 0,
         n_rejected: 0,
@@ -221,7 +273,7 @@ pub(crate) async fn run(
     };
     for outcome in outcomes {
         latencies.extend(outcome.latencies);
-        total.n_spans_sent += outcome.n_spans_sent;
+        total.n_records_sent += outcome.n_records_sent;
         total.n_batches_ok += outcome.n_batches_ok;
         total.n_batches_failed += outcome.n_batches_failed;
         total.n_rejected += outcome.n_rejected;
@@ -231,4 +283,28 @@ pub(crate) async fn run(
     }
     total.latency = LatencySummary::of(latencies);
     total
+}
+
+/// The server's answer to `POST /api/v1/admin/flush`.
+#[derive(Deserialize)]
+pub(crate) struct FlushAnswer {
+    pub blocks_written: u64,
+    pub spans_written: u64,
+}
+
+/// `POST /api/v1/admin/flush` on a connection of its own: everything in the head to blocks.
+pub(crate) async fn flush(kind: ClientKind, address: SocketAddr) -> anyhow::Result<FlushAnswer> {
+    let mut connection = Connection::open(kind, address).await?;
+    let answer = connection
+        .post_json("/api/v1/admin/flush", bytes::Bytes::new())
+        .await?;
+    if !answer.is_success() {
+        anyhow::bail!(
+            "POST /api/v1/admin/flush answered {}: {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
+    serde_json::from_slice(&answer.body)
+        .map_err(|error| anyhow::anyhow!("reading the flush answer: {error}"))
 }

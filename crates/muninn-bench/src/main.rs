@@ -46,6 +46,7 @@
 //! Client and server share the machine's cores; the client is a bare hyper connection per
 //! sender and its CPU time is printed next to the server's.
 
+mod counts;
 mod disk;
 mod feed;
 mod http;
@@ -58,18 +59,17 @@ mod tail;
 mod workload;
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Parser;
 
 use crate::feed::Protocol;
-use crate::http::{ClientKind, Connection};
+use crate::http::ClientKind;
 use crate::queries::QueryKind;
 use crate::report::{LatencySummary, Target, bytes, millis, seconds, thousands};
-use crate::system::{CpuSnapshot, TICKS_PER_SECOND};
+use crate::system::{CpuSnapshot, CpuSplit, RssSampler};
 
 /// Targets (see the crate documentation).
 const TARGET_SPANS_PER_SECOND: f64 = 300_000.0;
@@ -77,6 +77,8 @@ const TARGET_SPANS_PER_SECOND: f64 = 300_000.0;
 const TARGET_OTLP_SPANS_PER_SECOND: f64 = 250_000.0;
 const TARGET_BYTES_PER_SPAN: f64 = 40.0;
 const TARGET_SCALE_SPANS: usize = 10_000_000;
+/// The query targets hold with this many days of the fleet's counts in the roll-ups.
+const TARGET_COUNT_DAYS: u32 = 7;
 
 /// End-to-end benchmark of a Muninn server started in this process.
 #[derive(Debug, Parser)]
@@ -94,6 +96,11 @@ struct Args {
     /// Requests per kind of query.
     #[arg(long, default_value_t = 200)]
     queries: usize,
+    /// Days of per-minute counts of a fleet of 100 services × 50 event types sent before the
+    /// queries (`POST /api/v1/counts`, about 430,000 counts a day); 0 skips the counts phase.
+    /// At most 7, the store's retention and the oldest minute the server accepts.
+    #[arg(long, default_value_t = 7)]
+    count_days: u32,
     /// Data directory (must be empty or absent); a fresh temporary directory by default.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -126,101 +133,6 @@ struct Args {
     tail_traces: usize,
 }
 
-/// Samples RSS in the background; tracks the largest server-side estimate.
-struct RssSampler {
-    stop: Arc<AtomicBool>,
-    max_server_estimate: Arc<AtomicU64>,
-    handle: std::thread::JoinHandle<()>,
-}
-
-impl RssSampler {
-    fn start(client_held_bytes: Arc<AtomicU64>) -> anyhow::Result<RssSampler> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let max_server_estimate = Arc::new(AtomicU64::new(0));
-        let (thread_stop, thread_max) = (stop.clone(), max_server_estimate.clone());
-        let handle = std::thread::Builder::new()
-            .name("bench-rss".into())
-            .spawn(move || {
-                while !thread_stop.load(Ordering::Relaxed) {
-                    let estimate = system::rss_bytes()
-                        .saturating_sub(client_held_bytes.load(Ordering::Relaxed));
-                    thread_max.fetch_max(estimate, Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            })
-            .context("starting the RSS sampler")?;
-        Ok(RssSampler {
-            stop,
-            max_server_estimate,
-            handle,
-        })
-    }
-
-    fn finish(self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.handle.join();
-        self.max_server_estimate.load(Ordering::Relaxed)
-    }
-}
-
-/// CPU seconds by role over one phase.
-struct CpuSplit {
-    server: f64,
-    /// Part of `server`: the store's WAL thread (write, fsync, making batches visible).
-    wal_thread: f64,
-    client: f64,
-    generator: f64,
-    /// Other processes on the machine (builds, other benchmarks): noise in the figures.
-    others: f64,
-}
-
-impl CpuSplit {
-    fn between(before: &CpuSnapshot, after: &CpuSnapshot, generator_ticks: u64) -> CpuSplit {
-        let main_thread = system::process_id();
-        let client_ticks = after.ticks_since(before, |tid, name| {
-            tid == main_thread || name.starts_with("bench-client") || name == "bench-rss"
-        });
-        let wal_ticks = after.ticks_since(before, |_, name| name == "muninn-wal");
-        let total = after.process_ticks.saturating_sub(before.process_ticks);
-        let server_ticks = total
-            .saturating_sub(client_ticks)
-            .saturating_sub(generator_ticks);
-        CpuSplit {
-            server: server_ticks as f64 / TICKS_PER_SECOND,
-            wal_thread: wal_ticks as f64 / TICKS_PER_SECOND,
-            client: client_ticks as f64 / TICKS_PER_SECOND,
-            generator: generator_ticks as f64 / TICKS_PER_SECOND,
-            others: after
-                .machine_ticks
-                .saturating_sub(before.machine_ticks)
-                .saturating_sub(total) as f64
-                / TICKS_PER_SECOND,
-        }
-    }
-
-    fn describe(&self, wall: Duration) -> String {
-        let cores = |cpu_seconds: f64| cpu_seconds / wall.as_secs_f64().max(1e-9);
-        format!(
-            "server {:.1} s ({:.2} cores; of it the WAL thread {:.1} s, busy {:.0}%), client {:.1} s ({:.2} cores), generator {:.1} s ({:.2} cores); other processes {:.2} cores",
-            self.server,
-            cores(self.server),
-            self.wal_thread,
-            cores(self.wal_thread) * 100.0,
-            self.client,
-            cores(self.client),
-            self.generator,
-            cores(self.generator),
-            cores(self.others)
-        )
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct FlushAnswer {
-    blocks_written: u64,
-    spans_written: u64,
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.tail_sampling {
@@ -234,6 +146,9 @@ fn main() -> anyhow::Result<()> {
     }
     if args.connections == 0 || args.queries == 0 {
         bail!("--connections and --queries must be at least 1");
+    }
+    if args.count_days > 7 {
+        bail!("--count-days must be at most 7 (the server refuses counts older than 7 days)");
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -311,14 +226,19 @@ fn main() -> anyhow::Result<()> {
         config.store.flush_max_spans = flush_max_spans;
     }
     let flush_max_spans = config.store.flush_max_spans;
+    let retention = config.store.retention;
     let server = server_runtime
         .block_on(muninn_server::start(config))
         .context("starting the server")?;
     let address = server.local_addr;
     println!(
-        "server: {} (store flush_max_spans {})",
+        "server: {} (store flush_max_spans {}, retention {})",
         server.base_url(),
-        thousands(flush_max_spans as u64)
+        thousands(flush_max_spans as u64),
+        retention.map_or("none".to_string(), |retention| format!(
+            "{:.1} days",
+            retention.as_secs_f64() / 86_400.0
+        ))
     );
 
     // Phase 1: generation (not timed as part of ingest).
@@ -381,7 +301,7 @@ fn main() -> anyhow::Result<()> {
     };
     let ingest = client_runtime.block_on(ingest::run(
         args.client,
-        args.protocol,
+        ingest::Upload::Spans(args.protocol),
         address,
         prepared.feed.clone(),
         args.connections,
@@ -403,7 +323,7 @@ fn main() -> anyhow::Result<()> {
     let stats_after_ingest = server.store.stats();
     println!(
         "ingest throughput: {:.0} spans/s (acknowledged 2xx, durable in the WAL)",
-        ingest.spans_per_second()
+        ingest.records_per_second()
     );
     println!(
         "ingest batches: {:.1} batches/s",
@@ -413,8 +333,8 @@ fn main() -> anyhow::Result<()> {
     println!("ingest time: {}", seconds(ingest.elapsed));
     println!(
         "spans acknowledged: {} of {} sent; batches failed: {}; spans rejected: {}",
-        thousands(ingest.n_spans_acked),
-        thousands(ingest.n_spans_sent),
+        thousands(ingest.n_records_acked),
+        thousands(ingest.n_records_sent),
         ingest.n_batches_failed,
         ingest.n_rejected
     );
@@ -424,7 +344,7 @@ fn main() -> anyhow::Result<()> {
     println!("ingest CPU: {}", ingest_cpu.describe(ingest.elapsed));
     println!(
         "server CPU per span: {:.2} µs",
-        ingest_cpu.server * 1e6 / ingest.n_spans_acked.max(1) as f64
+        ingest_cpu.server * 1e6 / ingest.n_records_acked.max(1) as f64
     );
     println!(
         "store after ingest: {} blocks flushed in the background, {} spans in the head, {} being flushed, WAL {}",
@@ -438,22 +358,8 @@ fn main() -> anyhow::Result<()> {
     println!();
     println!("== at rest");
     let flush_started = Instant::now();
-    let flush_answer = client_runtime.block_on(async {
-        let mut connection = Connection::open(args.client, address).await?;
-        connection
-            .post_json("/api/v1/admin/flush", bytes::Bytes::new())
-            .await
-    })?;
+    let flushed = client_runtime.block_on(ingest::flush(args.client, address))?;
     let flush_elapsed = flush_started.elapsed();
-    if !flush_answer.is_success() {
-        bail!(
-            "POST /api/v1/admin/flush answered {}: {}",
-            flush_answer.status,
-            String::from_utf8_lossy(&flush_answer.body)
-        );
-    }
-    let flushed: FlushAnswer =
-        serde_json::from_slice(&flush_answer.body).context("reading the flush answer")?;
     let backlog_spans = stats_after_ingest.head_spans + stats_after_ingest.flushing_spans;
     println!(
         "flush time: {} ({} blocks, {} spans written by this flush{})",
@@ -467,7 +373,7 @@ fn main() -> anyhow::Result<()> {
         }
     );
     let sustained_spans_per_second =
-        ingest.n_spans_acked as f64 / (ingest.elapsed + flush_elapsed).as_secs_f64().max(1e-9);
+        ingest.n_records_acked as f64 / (ingest.elapsed + flush_elapsed).as_secs_f64().max(1e-9);
     println!(
         "ingest including the flush backlog: {sustained_spans_per_second:.0} spans/s (spans / (ingest + flush time); {} spans were not yet in blocks when ingest ended)",
         thousands(backlog_spans)
@@ -475,13 +381,13 @@ fn main() -> anyhow::Result<()> {
     let blocks = disk::dir_sizes(&data_dir.join("blocks"))?;
     let wal = disk::dir_sizes(&data_dir.join("wal"))?;
     let whole = disk::dir_sizes(&data_dir)?;
-    let n_stored = ingest.n_spans_acked.max(1);
+    let n_stored = ingest.n_records_acked.max(1);
     let bytes_per_span = blocks.total as f64 / n_stored as f64;
     let stats_after_flush = server.store.stats();
     println!(
         "bytes on disk per span: {bytes_per_span:.1} B/span ({} under blocks/ for {} spans)",
         bytes(blocks.total),
-        thousands(ingest.n_spans_acked)
+        thousands(ingest.n_records_acked)
     );
     println!(
         "blocks/: {} blocks, {} Parquet files {} ({:.1} B/span), rollup.json {} ({:.2} B/span), meta.json {}",
@@ -524,11 +430,30 @@ fn main() -> anyhow::Result<()> {
         breakdown.rest as f64 / n_stored as f64
     );
 
-    // Phase 4: queries.
+    // Phase 4: counts of a fleet over the retention, so the queries see a week of roll-ups.
+    let counts = if args.count_days > 0 {
+        println!();
+        println!("== counts ({} days)", args.count_days);
+        let store = server.store.clone();
+        Some(counts::run(
+            &client_runtime,
+            args.client,
+            address,
+            args.connections,
+            args.count_days,
+            seed,
+            &data_dir,
+            move || store.stats().rollup_cells,
+        )?)
+    } else {
+        None
+    };
+
+    // Phase 5: queries.
     println!();
     println!(
         "== queries ({} spans stored, {} journeys sampled)",
-        thousands(ingest.n_spans_acked),
+        thousands(ingest.n_records_acked),
         thousands(samples.len() as u64)
     );
     let queries_started = Instant::now();
@@ -549,6 +474,13 @@ fn main() -> anyhow::Result<()> {
             outcome.latency.describe(),
             bytes(outcome.mean_answer_bytes)
         );
+        if outcome.kind.remembers_per_type() {
+            println!(
+                "  first request of each type: {}; later requests: {}",
+                outcome.first_per_type.describe(),
+                outcome.repeated_types.describe()
+            );
+        }
         if outcome.n_failed > 0 {
             println!(
                 "  failures: {} ({} journeys with the wrong hop count)",
@@ -587,6 +519,13 @@ fn main() -> anyhow::Result<()> {
             thousands(TARGET_SCALE_SPANS as u64)
         )
     });
+    // Every query but the journey reads the roll-ups, which the counts fill.
+    let query_scale_note = (!at_scale || args.count_days < TARGET_COUNT_DAYS).then(|| {
+        format!(
+            "targets are set at {} spans and {TARGET_COUNT_DAYS} days of counts",
+            thousands(TARGET_SCALE_SPANS as u64)
+        )
+    });
     let latency_of = |kind: QueryKind| -> LatencySummary {
         query_outcomes
             .iter()
@@ -601,9 +540,9 @@ fn main() -> anyhow::Result<()> {
     let mut targets = vec![
         Target {
             name: format!("ingest, durable ({:?})", args.protocol).to_lowercase(),
-            measured: format!("{:.0} spans/s", ingest.spans_per_second()),
+            measured: format!("{:.0} spans/s", ingest.records_per_second()),
             goal: format!(">= {target_spans_per_second:.0} spans/s"),
-            met: ingest.spans_per_second() >= target_spans_per_second
+            met: ingest.records_per_second() >= target_spans_per_second
                 && ingest.n_batches_failed == 0,
             note: (ingest.n_batches_failed > 0)
                 .then(|| format!("{} batches failed", ingest.n_batches_failed)),
@@ -618,7 +557,7 @@ fn main() -> anyhow::Result<()> {
     ];
     for outcome in &query_outcomes {
         let target = outcome.kind.p99_target();
-        let mut notes: Vec<String> = scale_note.iter().cloned().collect();
+        let mut notes: Vec<String> = query_scale_note.iter().cloned().collect();
         if outcome.n_failed > 0 {
             notes.push(format!(
                 "{} failed, {} wrong hop counts",
@@ -649,7 +588,7 @@ fn main() -> anyhow::Result<()> {
     );
     println!(
         "workload: {} spans acknowledged of {} ({} batches of {}, {} connections), {:.0} B/span of {}",
-        thousands(ingest.n_spans_acked),
+        thousands(ingest.n_records_acked),
         thousands(args.spans as u64),
         thousands(prepared.n_batches as u64),
         args.batch,
@@ -662,11 +601,11 @@ fn main() -> anyhow::Result<()> {
     );
     println!(
         "ingest: {:.0} spans/s, {:.1} batches/s, batch latency p50 {} p99 {}; server CPU {:.2} µs/span",
-        ingest.spans_per_second(),
+        ingest.records_per_second(),
         ingest.batches_per_second(),
         millis(ingest.latency.p50),
         millis(ingest.latency.p99),
-        ingest_cpu.server * 1e6 / ingest.n_spans_acked.max(1) as f64
+        ingest_cpu.server * 1e6 / ingest.n_records_acked.max(1) as f64
     );
     println!(
         "ingest including the flush backlog: {sustained_spans_per_second:.0} spans/s ({} spans not yet in blocks when ingest ended)",
@@ -678,6 +617,25 @@ fn main() -> anyhow::Result<()> {
         bytes(wal.total),
         bytes(whole.total)
     );
+    match &counts {
+        Some(counts) => println!(
+            "counts: {} days, {} minutes × {} keys = {} counts in {} ({:.0} counts/s, {} failed requests, {} rejected), flushed in {} ({} blocks, rollup.json +{}); roll-up cells {} → {}",
+            args.count_days,
+            thousands(counts.n_minutes as u64),
+            counts.n_keys,
+            thousands(counts.n_counts),
+            seconds(counts.ingest.elapsed),
+            counts.ingest.records_per_second(),
+            counts.ingest.n_batches_failed,
+            counts.ingest.n_rejected,
+            seconds(counts.flush_elapsed),
+            counts.blocks_written,
+            bytes(counts.rollup_bytes_added),
+            thousands(counts.cells_before),
+            thousands(counts.cells_after)
+        ),
+        None => println!("counts: skipped (--count-days 0)"),
+    }
     for outcome in &query_outcomes {
         println!(
             "query {}: {}",
@@ -691,10 +649,22 @@ fn main() -> anyhow::Result<()> {
         bytes(max_server_estimate)
     );
     println!(
-        "phases: generation {}, ingest {}, flush {}, queries {}, stop {}",
+        "phases: generation {}, ingest {}, flush {}, counts {} + flush {}, queries {}, stop {}",
         seconds(generation_elapsed),
         seconds(ingest.elapsed),
         seconds(flush_elapsed),
+        seconds(
+            counts
+                .as_ref()
+                .map(|counts| counts.ingest.elapsed)
+                .unwrap_or_default()
+        ),
+        seconds(
+            counts
+                .as_ref()
+                .map(|counts| counts.flush_elapsed)
+                .unwrap_or_default()
+        ),
         seconds(queries_elapsed),
         seconds(stop_elapsed)
     );

@@ -1,6 +1,9 @@
-//! The query phase, with every span stored: for each kind of question, `--queries` requests one
-//! after another on one connection, timed from sending to the last byte of the answer. Event
-//! journeys are checked: the answer must hold exactly the hops the event was generated with.
+//! The query phase, with every span stored (and the fleet's counts, unless skipped): for each
+//! kind of question, `--queries` requests one after another on one connection, timed from
+//! sending to the last byte of the answer. Event journeys are checked (the answer must hold
+//! exactly the hops the event was generated with), and so are the triage answers: a comparison
+//! must name event types, a type's schemas must each have the producer that sent it first, and
+//! an impact must name producers and consumers.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -22,15 +25,24 @@ pub(crate) enum QueryKind {
     Throughput,
     Catalog,
     Journey,
+    /// The last 15 minutes against the same minutes a day earlier (the defaults).
+    Compare,
+    /// A span workload type's schemas, with the producer that sent each first.
+    Schemas,
+    /// Who a change to schema `v2` of a span workload type reaches.
+    Impact,
 }
 
 impl QueryKind {
-    pub(crate) const ALL: [QueryKind; 5] = [
+    pub(crate) const ALL: [QueryKind; 8] = [
         QueryKind::Lineage,
         QueryKind::Producers,
         QueryKind::Throughput,
         QueryKind::Catalog,
         QueryKind::Journey,
+        QueryKind::Compare,
+        QueryKind::Schemas,
+        QueryKind::Impact,
     ];
 
     /// The route as printed.
@@ -41,15 +53,25 @@ impl QueryKind {
             QueryKind::Throughput => "GET /api/v1/throughput?from=-1h&step=60s&event_type={t}",
             QueryKind::Catalog => "GET /api/v1/event-types",
             QueryKind::Journey => "GET /api/v1/events/{id}",
+            QueryKind::Compare => "GET /api/v1/compare",
+            QueryKind::Schemas => "GET /api/v1/event-types/{t}/schemas",
+            QueryKind::Impact => "GET /api/v1/event-types/{t}/impact?schema=v2",
         }
     }
 
     /// The p99 target in milliseconds.
     pub(crate) fn p99_target(self) -> Duration {
         match self {
-            QueryKind::Journey => Duration::from_millis(50),
+            QueryKind::Journey | QueryKind::Compare => Duration::from_millis(50),
             _ => Duration::from_millis(10),
         }
+    }
+
+    /// Whether the server remembers part of the answer per event type, so that the first
+    /// request for a type costs more than the next ones (schemas: the first sender of each
+    /// schema, read from the spans once). Such kinds print both.
+    pub(crate) fn remembers_per_type(self) -> bool {
+        self == QueryKind::Schemas
     }
 }
 
@@ -62,6 +84,9 @@ pub(crate) struct QueryOutcome {
     pub n_mismatched: usize,
     pub problems: Vec<String>,
     pub mean_answer_bytes: u64,
+    /// For kinds that remember per type: the first request of each type, and the others.
+    pub first_per_type: LatencySummary,
+    pub repeated_types: LatencySummary,
 }
 
 #[derive(Deserialize)]
@@ -69,6 +94,67 @@ struct JourneyAnswer {
     hops: Vec<IgnoredAny>,
     traces: Vec<IgnoredAny>,
     unreadable_blocks: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct CompareAnswer {
+    event_types: Vec<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct SchemasAnswer {
+    schemas: Vec<SchemaAnswer>,
+}
+
+#[derive(Deserialize)]
+struct SchemaAnswer {
+    schema: String,
+    first_sent_by: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct ImpactAnswer {
+    producers: Vec<IgnoredAny>,
+    must_redeploy: Vec<IgnoredAny>,
+    read_only: Vec<IgnoredAny>,
+}
+
+/// What is wrong with a 2xx answer of a triage kind, if anything.
+fn check_triage_answer(kind: QueryKind, body: &[u8]) -> Option<String> {
+    fn parsed<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+        serde_json::from_slice(body).map_err(|error| format!("unreadable answer: {error}"))
+    }
+    let problem = match kind {
+        QueryKind::Compare => parsed::<CompareAnswer>(body).and_then(|answer| {
+            if answer.event_types.is_empty() {
+                Err("no event_types".into())
+            } else {
+                Ok(())
+            }
+        }),
+        QueryKind::Schemas => parsed::<SchemasAnswer>(body).and_then(|answer| {
+            match answer
+                .schemas
+                .iter()
+                .find(|schema| schema.first_sent_by.is_none())
+            {
+                _ if answer.schemas.is_empty() => Err("no schemas".into()),
+                Some(schema) => Err(format!("schema {} has no first_sent_by", schema.schema)),
+                None => Ok(()),
+            }
+        }),
+        QueryKind::Impact => parsed::<ImpactAnswer>(body).and_then(|answer| {
+            if answer.producers.is_empty()
+                || answer.must_redeploy.len() + answer.read_only.len() == 0
+            {
+                Err("no producers or no consumers".into())
+            } else {
+                Ok(())
+            }
+        }),
+        _ => Ok(()),
+    };
+    problem.err()
 }
 
 /// At most this many problems are kept per kind, for printing.
@@ -94,8 +180,12 @@ pub(crate) async fn run(
             n_mismatched: 0,
             problems: Vec::new(),
             mean_answer_bytes: 0,
+            first_per_type: LatencySummary::default(),
+            repeated_types: LatencySummary::default(),
         };
         let mut answer_bytes = 0u64;
+        let mut types_asked = std::collections::HashSet::new();
+        let (mut first_per_type, mut repeated_types) = (Vec::new(), Vec::new());
         for _ in 0..n_queries {
             let event_type = EVENT_TYPES[rng.random_range(0..EVENT_TYPES.len())].name;
             let sample =
@@ -111,6 +201,9 @@ pub(crate) async fn run(
                     Some(sample) => format!("/api/v1/events/{}", sample.event_id),
                     None => anyhow::bail!("no event was sampled for the journey queries"),
                 },
+                QueryKind::Compare => "/api/v1/compare".to_string(),
+                QueryKind::Schemas => format!("/api/v1/event-types/{event_type}/schemas"),
+                QueryKind::Impact => format!("/api/v1/event-types/{event_type}/impact?schema=v2"),
             };
             let started = Instant::now();
             let result = connection.get(&path).await;
@@ -127,6 +220,13 @@ pub(crate) async fn run(
                 )),
                 Ok(answer) => {
                     latencies.push(latency);
+                    if query_kind.remembers_per_type() {
+                        if types_asked.insert(event_type) {
+                            first_per_type.push(latency);
+                        } else {
+                            repeated_types.push(latency);
+                        }
+                    }
                     answer_bytes += answer.body.len() as u64;
                     match (query_kind, sample) {
                         (QueryKind::Journey, Some(sample)) => {
@@ -151,7 +251,8 @@ pub(crate) async fn run(
                                 Err(error) => Some(format!("{path}: unreadable journey: {error}")),
                             }
                         }
-                        _ => None,
+                        (triage_kind, _) => check_triage_answer(triage_kind, &answer.body)
+                            .map(|problem| format!("{path}: {problem}")),
                     }
                 }
             };
@@ -165,6 +266,8 @@ pub(crate) async fn run(
         let n_answered = latencies.len().max(1) as u64;
         outcome.latency = LatencySummary::of(latencies);
         outcome.mean_answer_bytes = answer_bytes / n_answered;
+        outcome.first_per_type = LatencySummary::of(first_per_type);
+        outcome.repeated_types = LatencySummary::of(repeated_types);
         outcomes.push(outcome);
     }
     Ok(outcomes)

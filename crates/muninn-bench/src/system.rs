@@ -1,9 +1,14 @@
-//! What the benchmark reads from Linux's `/proc`: resident memory (current and peak), CPU time
-//! per thread (to tell the server's share from the client's in one process), and the file
-//! system a directory lives on.
+//! What the benchmark reads from Linux's `/proc`: resident memory (current and peak, and a
+//! sampler of it), CPU time per thread (to tell the server's share from the client's in one
+//! process), and the file system a directory lives on.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
 
 /// Linux reports CPU times in `/proc/*/stat` in units of USER_HZ, 100 per second on every
 /// architecture Muninn targets.
@@ -154,6 +159,99 @@ pub(crate) fn filesystem_of(path: &Path) -> Option<String> {
         })
         .max_by_key(|(length, _)| *length)
         .map(|(_, kind)| kind)
+}
+
+/// Samples RSS in the background; tracks the largest server-side estimate.
+pub(crate) struct RssSampler {
+    stop: Arc<AtomicBool>,
+    max_server_estimate: Arc<AtomicU64>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl RssSampler {
+    pub(crate) fn start(client_held_bytes: Arc<AtomicU64>) -> anyhow::Result<RssSampler> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let max_server_estimate = Arc::new(AtomicU64::new(0));
+        let (thread_stop, thread_max) = (stop.clone(), max_server_estimate.clone());
+        let handle = std::thread::Builder::new()
+            .name("bench-rss".into())
+            .spawn(move || {
+                while !thread_stop.load(Ordering::Relaxed) {
+                    let estimate =
+                        rss_bytes().saturating_sub(client_held_bytes.load(Ordering::Relaxed));
+                    thread_max.fetch_max(estimate, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+            .context("starting the RSS sampler")?;
+        Ok(RssSampler {
+            stop,
+            max_server_estimate,
+            handle,
+        })
+    }
+
+    pub(crate) fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.handle.join();
+        self.max_server_estimate.load(Ordering::Relaxed)
+    }
+}
+
+/// CPU seconds by role over one phase.
+pub(crate) struct CpuSplit {
+    pub server: f64,
+    /// Part of `server`: the store's WAL thread (write, fsync, making batches visible).
+    pub wal_thread: f64,
+    pub client: f64,
+    pub generator: f64,
+    /// Other processes on the machine (builds, other benchmarks): noise in the figures.
+    pub others: f64,
+}
+
+impl CpuSplit {
+    pub(crate) fn between(
+        before: &CpuSnapshot,
+        after: &CpuSnapshot,
+        generator_ticks: u64,
+    ) -> CpuSplit {
+        let main_thread = process_id();
+        let client_ticks = after.ticks_since(before, |tid, name| {
+            tid == main_thread || name.starts_with("bench-client") || name == "bench-rss"
+        });
+        let wal_ticks = after.ticks_since(before, |_, name| name == "muninn-wal");
+        let total = after.process_ticks.saturating_sub(before.process_ticks);
+        let server_ticks = total
+            .saturating_sub(client_ticks)
+            .saturating_sub(generator_ticks);
+        CpuSplit {
+            server: server_ticks as f64 / TICKS_PER_SECOND,
+            wal_thread: wal_ticks as f64 / TICKS_PER_SECOND,
+            client: client_ticks as f64 / TICKS_PER_SECOND,
+            generator: generator_ticks as f64 / TICKS_PER_SECOND,
+            others: after
+                .machine_ticks
+                .saturating_sub(before.machine_ticks)
+                .saturating_sub(total) as f64
+                / TICKS_PER_SECOND,
+        }
+    }
+
+    pub(crate) fn describe(&self, wall: Duration) -> String {
+        let cores = |cpu_seconds: f64| cpu_seconds / wall.as_secs_f64().max(1e-9);
+        format!(
+            "server {:.1} s ({:.2} cores; of it the WAL thread {:.1} s, busy {:.0}%), client {:.1} s ({:.2} cores), generator {:.1} s ({:.2} cores); other processes {:.2} cores",
+            self.server,
+            cores(self.server),
+            self.wal_thread,
+            cores(self.wal_thread) * 100.0,
+            self.client,
+            cores(self.client),
+            self.generator,
+            cores(self.generator),
+            cores(self.others)
+        )
+    }
 }
 
 #[cfg(test)]

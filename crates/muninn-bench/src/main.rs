@@ -1,10 +1,11 @@
 //! `muninn-bench`: starts a real Muninn server in this process on a fresh data directory and
-//! measures it over HTTP on loopback: durable ingest throughput, bytes per span at rest, query
-//! latency with every span stored, and peak memory, each printed next to its target.
+//! measures it over HTTP on loopback: durable ingest throughput, bytes per span at rest, a week
+//! of a fleet's counts, query latency with every span and count stored, and peak memory, each
+//! printed next to its target.
 //!
 //! ```text
 //! cargo run --release -p muninn-bench -- [--spans 10000000] [--connections 4] [--batch 1000]
-//!                                        [--queries 200] [--data-dir DIR]
+//!                                        [--count-days 7] [--queries 200] [--data-dir DIR]
 //! ```
 //!
 //! # Reference workload
@@ -37,10 +38,14 @@
 //!    connections sending one batch at a time; batches per second; batch latency p50/p99.
 //! 2. At rest: after `POST /api/v1/admin/flush`, the bytes under `blocks/` (Parquet, roll-ups,
 //!    metas) divided by the spans; the WAL left over and the whole data directory.
-//! 3. Queries: p50/p99/mean over `--queries` sequential requests each of lineage, producers of a
+//! 3. Counts (`counts.rs`): `--count-days` days of per-minute counts of 100 services × 50 event
+//!    types (300 roll-up keys, one cell per key and minute), gzip'd, then flushed; the time it
+//!    took and the roll-up cells before and after.
+//! 4. Queries: p50/p99/mean over `--queries` sequential requests each of lineage, producers of a
 //!    random event type, throughput of a random event type over the last hour, the event-type
-//!    catalog, and journeys of random sampled events (hop counts are checked).
-//! 4. Peak RSS (`VmHWM`) of the process, which includes the client; and a server-side estimate,
+//!    catalog, journeys of random sampled events (hop counts are checked), compare (the last
+//!    15 minutes against a day earlier), and the schemas and impact of a random event type.
+//! 5. Peak RSS (`VmHWM`) of the process, which includes the client; and a server-side estimate,
 //!    the largest RSS minus the request bodies the client held at that moment.
 //!
 //! Client and server share the machine's cores; the client is a bare hyper connection per
@@ -96,6 +101,10 @@ struct Args {
     /// Requests per kind of query.
     #[arg(long, default_value_t = 200)]
     queries: usize,
+    /// Only these kinds of query (comma-separated), e.g. `--query-kinds compare,schemas,impact`
+    /// when iterating; every kind by default.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    query_kinds: Vec<QueryKind>,
     /// Days of per-minute counts of a fleet of 100 services × 50 event types sent before the
     /// queries (`POST /api/v1/counts`, about 430,000 counts a day); 0 skips the counts phase.
     /// At most 7, the store's retention and the oldest minute the server accepts.
@@ -458,9 +467,15 @@ fn main() -> anyhow::Result<()> {
     );
     let queries_started = Instant::now();
     let cpu_before_queries = CpuSnapshot::take();
+    let query_kinds = if args.query_kinds.is_empty() {
+        QueryKind::ALL.to_vec()
+    } else {
+        args.query_kinds.clone()
+    };
     let query_outcomes = client_runtime.block_on(queries::run(
         args.client,
         address,
+        &query_kinds,
         args.queries,
         &samples,
         seed,
@@ -469,10 +484,11 @@ fn main() -> anyhow::Result<()> {
     let query_cpu = CpuSplit::between(&cpu_before_queries, &CpuSnapshot::take(), 0);
     for outcome in &query_outcomes {
         println!(
-            "{}: {}; answer {} mean",
+            "{}: {}; answer {} mean; slowest: request {}",
             outcome.kind.route(),
             outcome.latency.describe(),
-            bytes(outcome.mean_answer_bytes)
+            bytes(outcome.mean_answer_bytes),
+            outcome.slowest_request
         );
         if outcome.kind.remembers_per_type() {
             println!(

@@ -18,7 +18,7 @@ use crate::report::LatencySummary;
 use crate::workload::{EVENT_TYPES, Sample};
 
 /// The kinds of question asked, in the order they run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum QueryKind {
     Lineage,
     Producers,
@@ -87,6 +87,9 @@ pub(crate) struct QueryOutcome {
     /// For kinds that remember per type: the first request of each type, and the others.
     pub first_per_type: LatencySummary,
     pub repeated_types: LatencySummary,
+    /// Which request (1-based, in order) was the slowest, to tell a cold start or a
+    /// background task (a flush, a retention sweep) from steady cost.
+    pub slowest_request: usize,
 }
 
 #[derive(Deserialize)]
@@ -160,10 +163,11 @@ fn check_triage_answer(kind: QueryKind, body: &[u8]) -> Option<String> {
 /// At most this many problems are kept per kind, for printing.
 const MAX_PROBLEMS: usize = 5;
 
-/// Runs every kind of question `n_queries` times.
+/// Runs each of `query_kinds` `n_queries` times, in order.
 pub(crate) async fn run(
     kind: ClientKind,
     address: SocketAddr,
+    query_kinds: &[QueryKind],
     n_queries: usize,
     samples: &[Sample],
     seed: u64,
@@ -171,7 +175,7 @@ pub(crate) async fn run(
     let mut connection = Connection::open(kind, address).await?;
     let mut rng = SmallRng::seed_from_u64(seed ^ 0x51ed_2701);
     let mut outcomes = Vec::new();
-    for query_kind in QueryKind::ALL {
+    for &query_kind in query_kinds {
         let mut latencies = Vec::with_capacity(n_queries);
         let mut outcome = QueryOutcome {
             kind: query_kind,
@@ -182,11 +186,13 @@ pub(crate) async fn run(
             mean_answer_bytes: 0,
             first_per_type: LatencySummary::default(),
             repeated_types: LatencySummary::default(),
+            slowest_request: 0,
         };
+        let mut slowest = Duration::ZERO;
         let mut answer_bytes = 0u64;
         let mut types_asked = std::collections::HashSet::new();
         let (mut first_per_type, mut repeated_types) = (Vec::new(), Vec::new());
-        for _ in 0..n_queries {
+        for request_idx in 0..n_queries {
             let event_type = EVENT_TYPES[rng.random_range(0..EVENT_TYPES.len())].name;
             let sample =
                 (!samples.is_empty()).then(|| &samples[rng.random_range(0..samples.len())]);
@@ -208,6 +214,10 @@ pub(crate) async fn run(
             let started = Instant::now();
             let result = connection.get(&path).await;
             let latency = started.elapsed();
+            if latency > slowest {
+                slowest = latency;
+                outcome.slowest_request = request_idx + 1;
+            }
             let problem = match result {
                 Err(error) => {
                     connection = Connection::open(kind, address).await?;

@@ -22,7 +22,7 @@ pub const NEW_SCHEMA: (&str, usize, &str, &str) = ("checkout", 0, "order.placed"
 /// The origin (service, event type) whose traffic doubles.
 pub const DOUBLED: (&str, &str) = ("shipping", "shipment.delivered");
 /// How much history is filled in before the demo's first minute.
-const HISTORY_MINUTES: i64 = 60;
+pub const HISTORY_MINUTES: i64 = 60;
 
 type Edge = (&'static str, Action, &'static str, Broker, &'static str);
 

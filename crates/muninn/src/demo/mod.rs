@@ -403,16 +403,19 @@ async fn print_summary(client: &ApiClient, report: &TrafficReport, exit: bool) -
     Ok(())
 }
 
-/// What `compare` finds: the minutes since the incident began against the same minutes an hour
-/// earlier (the steady history filled in before the demo).
+/// What `compare` finds: the minutes since the incident began against the whole hour of
+/// steady history filled in before the demo's first minute. An hour of baseline rather than
+/// as many minutes as the window keeps the baseline's own noise out of the score, so a doubled
+/// type of a couple of events per second stands out in a single minute.
 async fn what_changed(client: &ApiClient, report: &TrafficReport) -> Result<String> {
     let nanos = |duration: Duration| i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX);
     let incident_at = report.started_unix_nanos + nanos(report.steady_for);
     let minute = 60 * muninn_model::NANOS_PER_SECOND;
     let from = incident_at.div_euclid(minute) * minute;
     let to = report.started_unix_nanos + nanos(report.traffic_for);
-    let hour = 60 * minute;
-    let times = [from, to, from - hour, to - hour].map(muninn_model::format_rfc3339_nanos);
+    let history_to = report.started_unix_nanos.div_euclid(minute) * minute;
+    let history_from = history_to - incident::HISTORY_MINUTES * minute;
+    let times = [from, to, history_from, history_to].map(muninn_model::format_rfc3339_nanos);
     let query = [
         ("from", Some(times[0].as_str())),
         ("to", Some(times[1].as_str())),

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use muninn_model::{Action, Broker, NANOS_PER_SECOND, format_rfc3339_nanos};
-use muninn_store::Store;
+use muninn_store::{RollupEdge, Rollups, Store};
 use serde::Serialize;
 
 use crate::pattern::NamePattern;
@@ -125,8 +125,71 @@ fn scan_edges(
     });
 }
 
-/// Every edge in `range` with totals, unfiltered.
+/// Every edge in `range` with totals, unfiltered. A range covering every minute held (the
+/// default "everything retained") reads the roll-ups' per-edge and per-key totals instead of
+/// every cell: a week of a large fleet's counts is millions of cells.
 pub(crate) fn edge_totals(store: &Store, range: TimeRange) -> BTreeMap<EdgeKey, EdgeTotals> {
+    store
+        .with_rollups(|rollups| retained_edge_totals(rollups, range))
+        .unwrap_or_else(|| scanned_edge_totals(store, range))
+}
+
+impl From<&RollupEdge> for EdgeKey {
+    fn from(edge: &RollupEdge) -> EdgeKey {
+        EdgeKey {
+            service: edge.service.clone(),
+            action: edge.action,
+            stream: edge.stream.clone(),
+            broker: edge.broker,
+            event_type: edge.event_type.clone(),
+        }
+    }
+}
+
+/// Every edge's totals over everything retained, when `range` covers every minute held (the
+/// minutes a scan of `range` would visit: those it overlaps); `None` otherwise.
+fn retained_edge_totals(
+    rollups: &Rollups,
+    range: TimeRange,
+) -> Option<BTreeMap<EdgeKey, EdgeTotals>> {
+    let minute_of = |unix_nanos: i64| unix_nanos.div_euclid(60 * NANOS_PER_SECOND) * 60;
+    let mut totals: BTreeMap<EdgeKey, EdgeTotals> = BTreeMap::new();
+    let Some((first, last)) = rollups.minutes_held() else {
+        return Some(totals);
+    };
+    if range.from_unix_nanos >= range.to_unix_nanos
+        || minute_of(range.from_unix_nanos) > first
+        || minute_of(range.to_unix_nanos - 1) < last
+    {
+        return None;
+    }
+    rollups.retained_edges(|edge, count| {
+        totals.insert(
+            EdgeKey::from(edge),
+            EdgeTotals {
+                count,
+                first_unix_nanos: i64::MAX,
+                last_unix_nanos: i64::MIN,
+                ..EdgeTotals::default()
+            },
+        );
+    });
+    rollups.keys(|key, total| {
+        let edge = EdgeKey::from(&RollupEdge::from(key));
+        if let Some(entry) = totals.get_mut(&edge) {
+            entry.modifies |= key.modified;
+            if !key.schema.is_empty() {
+                entry.schemas.insert(key.schema.clone());
+            }
+            entry.first_unix_nanos = entry.first_unix_nanos.min(total.first_unix_nanos);
+            entry.last_unix_nanos = entry.last_unix_nanos.max(total.last_unix_nanos);
+        }
+    });
+    Some(totals)
+}
+
+/// Every edge in `range` with totals, from its cells.
+fn scanned_edge_totals(store: &Store, range: TimeRange) -> BTreeMap<EdgeKey, EdgeTotals> {
     let mut totals: BTreeMap<EdgeKey, EdgeTotals> = BTreeMap::new();
     let mut details: HashMap<EdgeKey, EdgeTotals> = HashMap::new();
     scan_edges(
@@ -345,4 +408,140 @@ pub fn throughput(
         step_seconds,
         series,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use muninn_model::{EventCount, Span, SpanId, SpanKind, TraceId};
+    use muninn_store::StoreConfig;
+    use rand::{Rng, SeedableRng};
+
+    fn random_span(rng: &mut impl Rng, at: i64) -> Span {
+        let services = ["checkout", "billing", "shipping"];
+        let types = ["order.created", "order.paid"];
+        let producer = rng.random_bool(0.5);
+        Span {
+            trace_id: TraceId(rng.random()),
+            span_id: SpanId(rng.random()),
+            parent_span_id: None,
+            name: "orders".into(),
+            kind: if producer {
+                SpanKind::Producer
+            } else {
+                SpanKind::Consumer
+            },
+            service: services[rng.random_range(0..services.len())].into(),
+            resource: Vec::new(),
+            start_unix_nanos: at,
+            duration_nanos: 1_000,
+            status: muninn_model::Status::default(),
+            attributes: Vec::new(),
+            links: Vec::new(),
+            event: muninn_model::EventColumns {
+                event_id: Some(format!("{:x}", rng.random::<u64>())),
+                event_type: Some(types[rng.random_range(0..types.len())].into()),
+                schema: Some(["", "v1", "v2"][rng.random_range(0..3)].into())
+                    .filter(|schema: &String| !schema.is_empty()),
+                stream: Some("orders".into()),
+                broker: Some(Broker::Kafka),
+                modified: !producer && rng.random_bool(0.2),
+                ..muninn_model::EventColumns::default()
+            },
+        }
+    }
+
+    fn random_count(rng: &mut impl Rng, minute: i64) -> EventCount {
+        let services = ["checkout", "billing", "shipping"];
+        EventCount {
+            service: services[rng.random_range(0..services.len())].into(),
+            event_type: "order.created".into(),
+            stream: "orders".into(),
+            broker: Broker::Kafka,
+            action: if rng.random_bool(0.5) {
+                Action::Produced
+            } else {
+                Action::Consumed
+            },
+            minute_unix_seconds: minute,
+            count: rng.random_range(1..20),
+        }
+    }
+
+    fn same(left: &BTreeMap<EdgeKey, EdgeTotals>, right: &BTreeMap<EdgeKey, EdgeTotals>) -> bool {
+        left.len() == right.len()
+            && left.iter().zip(right).all(|((a_edge, a), (b_edge, b))| {
+                a_edge == b_edge
+                    && (
+                        a.count,
+                        a.modifies,
+                        &a.schemas,
+                        a.first_unix_nanos,
+                        a.last_unix_nanos,
+                    ) == (
+                        b.count,
+                        b.modifies,
+                        &b.schemas,
+                        b.first_unix_nanos,
+                        b.last_unix_nanos,
+                    )
+            })
+    }
+
+    /// Random spans and counts over five hours, some minutes with both, then retention drops
+    /// the oldest hours: the totals over everything retained read from the roll-ups' totals are
+    /// exactly what a scan of every cell finds, before and after.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn whole_retention_totals_equal_a_scan_of_every_cell() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = StoreConfig::new(dir.path());
+        config.retention = Some(std::time::Duration::from_secs(3 * 3600));
+        let store = Store::open(config).await.unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let hour = 3600 * NANOS_PER_SECOND;
+        let now = muninn_model::now_unix_nanos();
+        for _ in 0..40 {
+            let mut spans = Vec::new();
+            let mut counts = Vec::new();
+            for _ in 0..50 {
+                let at = now - rng.random_range(0..5 * hour);
+                if rng.random_bool(0.6) {
+                    spans.push(random_span(&mut rng, at));
+                } else {
+                    counts.push(random_count(&mut rng, at / NANOS_PER_SECOND));
+                }
+            }
+            store.append(spans, counts).await.unwrap();
+        }
+        let everything = TimeRange {
+            from_unix_nanos: 0,
+            to_unix_nanos: now + hour,
+        };
+        let check = |moment: &str| {
+            let fast = store
+                .with_rollups(|rollups| retained_edge_totals(rollups, everything))
+                .expect("a range over every minute held reads the totals");
+            let slow = scanned_edge_totals(&store, everything);
+            assert!(!slow.is_empty(), "{moment}");
+            assert!(same(&fast, &slow), "{moment}: {fast:?} != {slow:?}");
+            slow.values().map(|totals| totals.count).sum::<u64>()
+        };
+        let before = check("before retention");
+        store.enforce_retention(now).await.unwrap();
+        let after = check("after retention dropped the oldest hours");
+        assert!(
+            after < before,
+            "retention dropped cells: {after} < {before}"
+        );
+        // A range that leaves out a minute held is scanned.
+        let recent = TimeRange {
+            from_unix_nanos: now - hour,
+            to_unix_nanos: now + hour,
+        };
+        assert!(
+            store
+                .with_rollups(|rollups| retained_edge_totals(rollups, recent))
+                .is_none()
+        );
+    }
 }

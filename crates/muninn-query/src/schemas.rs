@@ -1,7 +1,8 @@
 //! A type's schemas, per producer, over everything retained: from the roll-up keys' totals
 //! (first and last seen, producer spans carrying the schema), and for each schema the
-//! producer instance and version that sent it first, read once from that first span's
-//! resource and then remembered.
+//! producer instance and version that sent it first, which the roll-ups keep per cell. Cells
+//! from blocks written before that was kept have none: their first span is then read back
+//! from the store once and remembered.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -9,7 +10,7 @@ use std::sync::Mutex;
 use muninn_model::{
     Action, AttributeValue, NANOS_PER_SECOND, RollupKey, Span, format_rfc3339_nanos,
 };
-use muninn_store::{RollupCell, SpanQuery, Store};
+use muninn_store::{FirstSpan, RollupCell, SpanQuery, Store};
 use serde::Serialize;
 
 /// One schema as one producer sent it.
@@ -116,8 +117,21 @@ impl Seen {
     }
 }
 
-/// When a schema was first seen, and by which service.
-type FirstSeenBy = (i64, String);
+/// When a schema was first sent, by which service, and by whom when the roll-ups know it.
+type FirstSeenBy = (i64, String, Option<FirstSpan>);
+
+impl FirstSender {
+    fn from_span(service: &str, first: &FirstSpan) -> FirstSender {
+        FirstSender {
+            service: service.to_owned(),
+            instance: first.instance.clone(),
+            version: first.version.clone(),
+            at: format_rfc3339_nanos(first.at_unix_nanos),
+            trace_id: first.trace_id.to_hex(),
+            span_id: first.span_id.to_hex(),
+        }
+    }
+}
 
 /// First senders found, by (type, service, schema, first seen): a key's first span never
 /// changes while it is retained, so each is read from the store once.
@@ -236,11 +250,30 @@ pub async fn schemas(
     let keys = retained_keys(store, |key| {
         key.event_type == event_type && key.action == Action::Produced
     });
+    // Per key: who sent its earliest retained span, when the roll-ups know it, else from when
+    // to look for it.
+    let first_spans: Vec<Option<(i64, Option<FirstSpan>)>> = store.with_rollups(|rollups| {
+        keys.iter()
+            .map(|(key, total)| {
+                if key.schema.is_empty() {
+                    return None;
+                }
+                let (minute, first) = rollups.first_span(key)?;
+                Some(match first {
+                    Some(first) => (first.at_unix_nanos, Some(first.clone())),
+                    None => (
+                        (minute * NANOS_PER_SECOND).max(total.first_unix_nanos),
+                        None,
+                    ),
+                })
+            })
+            .collect()
+    });
     let mut spans_without_schema = 0;
     // (service, schema) → seen, streams; schema → (seen, producers, the first producer).
     let mut per_producer: BTreeMap<(String, String), (Seen, BTreeSet<String>)> = BTreeMap::new();
     let mut per_schema: BTreeMap<String, (Seen, BTreeSet<String>, FirstSeenBy)> = BTreeMap::new();
-    for (key, total) in &keys {
+    for ((key, total), first_span) in keys.iter().zip(first_spans) {
         if key.schema.is_empty() {
             spans_without_schema += total.spans;
             continue;
@@ -253,13 +286,15 @@ pub async fn schemas(
             .or_insert_with(|| (Seen::new(), BTreeSet::new()));
         seen.add(total);
         streams.insert(format!("{}/{}", key.broker.as_str(), key.stream));
-        let (seen, producers, first) = per_schema
-            .entry(key.schema.clone())
-            .or_insert_with(|| (Seen::new(), BTreeSet::new(), (i64::MAX, String::new())));
+        let (seen, producers, first) = per_schema.entry(key.schema.clone()).or_insert_with(|| {
+            let nobody = (i64::MAX, String::new(), None);
+            (Seen::new(), BTreeSet::new(), nobody)
+        });
         seen.add(total);
         producers.insert(key.service.clone());
-        if (total.first_unix_nanos, &key.service) < (first.0, &first.1) {
-            *first = (total.first_unix_nanos, key.service.clone());
+        let (at, first_span) = first_span.unwrap_or((total.first_unix_nanos, None));
+        if (at, &key.service) < (first.0, &first.1) {
+            *first = (at, key.service.clone(), first_span);
         }
     }
 
@@ -300,10 +335,15 @@ pub async fn schemas(
     let mut ordered: Vec<_> = per_schema.into_iter().collect();
     ordered.sort_by(|(a, (left, ..)), (b, (right, ..))| (left.first, a).cmp(&(right.first, b)));
     let mut schemas = Vec::with_capacity(ordered.len());
-    for (schema, (seen, producers, (first, first_service))) in ordered {
-        let first_sent_by = first_senders
-            .find(store, event_type, &first_service, &schema, first)
-            .await;
+    for (schema, (seen, producers, (first, first_service, first_span))) in ordered {
+        let first_sent_by = match first_span {
+            Some(first_span) => Some(FirstSender::from_span(&first_service, &first_span)),
+            None => {
+                first_senders
+                    .find(store, event_type, &first_service, &schema, first)
+                    .await
+            }
+        };
         schemas.push(SchemaSummary {
             schema,
             spans: seen.spans,

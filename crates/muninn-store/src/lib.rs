@@ -25,5 +25,5 @@ pub use fs::{
     write_atomically as write_file_atomically,
 };
 pub use hooks::{AppendObserver, FlushFilter};
-pub use rollup::{RollupCell, RollupEdge, Rollups};
+pub use rollup::{FirstSpan, RollupCell, RollupEdge, Rollups};
 pub use scan::{Operation, OperationCatalog, SpanFilter, SpanQuery, TraceHit, TraceSearch};

@@ -1,7 +1,9 @@
 //! Roll-ups kept as data arrives: per minute × (service, stream, broker, event type, schema,
 //! action, modified) the number of sampled spans, the number of events seen (from unsampled
 //! counts) and the first and last time. Lineage, catalog and throughput read only these.
-//! Per lineage edge they also keep a counter that only grows, for `/metrics`.
+//! Per lineage edge they also keep a counter that only grows, for `/metrics`. For producer
+//! keys that name a schema, each cell also remembers who sent its earliest span (trace and span
+//! id, instance, version), so a type's schemas name who sent each first without reading spans.
 
 use std::collections::BTreeMap;
 
@@ -10,8 +12,10 @@ use std::collections::BTreeMap;
 /// validation limits and costs memory either way).
 type HashMap<K, V> = ahash::AHashMap<K, V>;
 
-use muninn_model::{Action, Broker, EventCount, NANOS_PER_SECOND, RollupKey, Span};
-use serde::{Deserialize, Serialize};
+use muninn_model::{
+    Action, AttributeValue, Broker, EventCount, NANOS_PER_SECOND, RollupKey, Span, SpanId, TraceId,
+};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// One roll-up cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +35,99 @@ impl RollupCell {
         self.first_unix_nanos = self.first_unix_nanos.min(other.first_unix_nanos);
         self.last_unix_nanos = self.last_unix_nanos.max(other.last_unix_nanos);
     }
+}
+
+/// Who sent the earliest span of a cell (producer keys that name a schema only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstSpan {
+    pub at_unix_nanos: i64,
+    #[serde(serialize_with = "trace_hex", deserialize_with = "trace_from_hex")]
+    pub trace_id: TraceId,
+    #[serde(serialize_with = "span_hex", deserialize_with = "span_from_hex")]
+    pub span_id: SpanId,
+    /// `service.instance.id`, else `host.name`, of the span's resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// `service.version` of the span's resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+impl FirstSpan {
+    fn of(span: &Span) -> FirstSpan {
+        let resource = |name: &str| {
+            span.resource
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| match value {
+                    AttributeValue::String(text) => text.clone(),
+                    AttributeValue::Int(number) => number.to_string(),
+                    AttributeValue::Float(number) => number.to_string(),
+                    AttributeValue::Bool(flag) => flag.to_string(),
+                })
+        };
+        FirstSpan {
+            at_unix_nanos: span.start_unix_nanos,
+            trace_id: span.trace_id,
+            span_id: span.span_id,
+            instance: resource("service.instance.id").or_else(|| resource("host.name")),
+            version: resource("service.version"),
+        }
+    }
+
+    fn order(&self) -> (i64, TraceId, SpanId) {
+        (self.at_unix_nanos, self.trace_id, self.span_id)
+    }
+
+    /// Keeps the earlier of `self` and `other`.
+    fn keep_earlier(slot: &mut Option<FirstSpan>, other: Option<&FirstSpan>) {
+        if let Some(other) = other
+            && slot
+                .as_ref()
+                .is_none_or(|current| other.order() < current.order())
+        {
+            *slot = Some(other.clone());
+        }
+    }
+}
+
+fn trace_hex<S: Serializer>(id: &TraceId, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&id.to_hex())
+}
+
+fn trace_from_hex<'de, D: Deserializer<'de>>(deserializer: D) -> Result<TraceId, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    TraceId::from_hex(&text).map_err(serde::de::Error::custom)
+}
+
+fn span_hex<S: Serializer>(id: &SpanId, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&id.to_hex())
+}
+
+fn span_from_hex<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SpanId, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    SpanId::from_hex(&text).map_err(serde::de::Error::custom)
+}
+
+/// One cell of a delta: its sums, and for producer keys naming a schema, who sent its earliest
+/// span (`None` there means the cell's spans came without it: from blocks written before it
+/// was kept).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeltaCell {
+    pub cell: RollupCell,
+    pub first_span: Option<FirstSpan>,
+}
+
+impl DeltaCell {
+    fn merge(&mut self, other: &DeltaCell) {
+        self.cell.merge(&other.cell);
+        FirstSpan::keep_earlier(&mut self.first_span, other.first_span.as_ref());
+    }
+}
+
+/// Whether cells of `key` remember who sent their first span.
+fn keeps_first_span(key: &RollupKey) -> bool {
+    key.action == Action::Produced && !key.schema.is_empty()
 }
 
 /// A lineage edge: a roll-up key without its schema and `modified` flag. A minute's count for
@@ -71,7 +168,7 @@ impl EdgeMinute {
 }
 
 /// Roll-up cells of one batch or one flush, keyed by (minute in unix seconds, key).
-pub type RollupDelta = HashMap<(i64, RollupKey), RollupCell>;
+pub type RollupDelta = HashMap<(i64, RollupKey), DeltaCell>;
 
 fn minute_of(unix_nanos: i64) -> i64 {
     unix_nanos.div_euclid(60 * NANOS_PER_SECOND) * 60
@@ -91,7 +188,7 @@ pub fn batch_delta(spans: &[Span], counts: &[EventCount]) -> RollupDelta {
         muninn_model::Action,
         bool,
     );
-    let mut borrowed: HashMap<BorrowedKey<'_>, RollupCell> = HashMap::new();
+    let mut borrowed: HashMap<BorrowedKey<'_>, (RollupCell, Option<&Span>)> = HashMap::new();
     for span in spans {
         let (Some(action), Some(stream)) = (span.action(), span.event.stream.as_deref()) else {
             continue;
@@ -113,13 +210,23 @@ pub fn batch_delta(spans: &[Span], counts: &[EventCount]) -> RollupDelta {
             first_unix_nanos: at,
             last_unix_nanos: at,
         };
+        let first = (action == Action::Produced && !key.5.is_empty()).then_some(span);
         borrowed
             .entry(key)
-            .and_modify(|existing| existing.merge(&cell))
-            .or_insert(cell);
+            .and_modify(|(existing, earliest)| {
+                existing.merge(&cell);
+                if let (Some(span), Some(current)) = (first, earliest.as_mut()) {
+                    let order = |span: &Span| (span.start_unix_nanos, span.trace_id, span.span_id);
+                    if order(span) < order(current) {
+                        *current = span;
+                    }
+                }
+            })
+            .or_insert((cell, first));
     }
     let mut delta = RollupDelta::with_capacity(borrowed.len() + counts.len());
-    for ((minute, service, stream, broker, event_type, schema, action, modified), cell) in borrowed
+    for ((minute, service, stream, broker, event_type, schema, action, modified), (cell, first)) in
+        borrowed
     {
         let key = RollupKey {
             service: service.to_string(),
@@ -129,6 +236,10 @@ pub fn batch_delta(spans: &[Span], counts: &[EventCount]) -> RollupDelta {
             schema: schema.to_string(),
             action,
             modified,
+        };
+        let cell = DeltaCell {
+            cell,
+            first_span: first.map(FirstSpan::of),
         };
         merge_into(&mut delta, minute, key, &cell);
     }
@@ -144,22 +255,25 @@ pub fn batch_delta(spans: &[Span], counts: &[EventCount]) -> RollupDelta {
             modified: false,
         };
         let at = minute * NANOS_PER_SECOND;
-        let cell = RollupCell {
-            spans: 0,
-            seen: count.count,
-            first_unix_nanos: at,
-            last_unix_nanos: at,
+        let cell = DeltaCell {
+            cell: RollupCell {
+                spans: 0,
+                seen: count.count,
+                first_unix_nanos: at,
+                last_unix_nanos: at,
+            },
+            first_span: None,
         };
         merge_into(&mut delta, minute, key, &cell);
     }
     delta
 }
 
-fn merge_into(delta: &mut RollupDelta, minute: i64, key: RollupKey, cell: &RollupCell) {
+fn merge_into(delta: &mut RollupDelta, minute: i64, key: RollupKey, cell: &DeltaCell) {
     delta
         .entry((minute, key))
         .and_modify(|existing| existing.merge(cell))
-        .or_insert(*cell);
+        .or_insert_with(|| cell.clone());
 }
 
 /// Adds `from` into `into`.
@@ -168,7 +282,7 @@ pub fn merge_delta(into: &mut RollupDelta, from: &RollupDelta) {
         match into.get_mut(&(*minute, key.clone())) {
             Some(existing) => existing.merge(cell),
             None => {
-                into.insert((*minute, key.clone()), *cell);
+                into.insert((*minute, key.clone()), cell.clone());
             }
         }
     }
@@ -183,8 +297,8 @@ pub struct Rollups {
     keys: Vec<RollupKey>,
     key_index: HashMap<RollupKey, u32>,
     cells: BTreeMap<(i64, u32), RollupCell>,
-    /// Per key (same index): the sums of its retained cells, and its first and last time (the
-    /// first clamped to the retention's start once earlier minutes are dropped).
+    /// Per key (same index): the sums of its retained cells, and its first and last time in
+    /// them (after retention drops minutes, the first of its earliest cell left).
     totals: Vec<RollupCell>,
     /// Per key (same index): the index of its edge in `edges`.
     key_edge: Vec<u32>,
@@ -196,11 +310,17 @@ pub struct Rollups {
     /// Per edge (same index): events counted since `reset_counters`, growing by every increase
     /// of a minute's `max(spans, seen)`; retention never lowers it.
     counted: Vec<u64>,
+    /// Per edge (same index): its lineage count over everything retained (the sum of its
+    /// minutes' `max(spans, seen)`), so whole-retention questions read edges, not cells.
+    retained: Vec<u64>,
+    /// Per (key, minute) of producer keys naming a schema whose cell has spans: who sent the
+    /// cell's earliest span (`None`: not known, the cell came from an older block).
+    first_spans: BTreeMap<(u32, i64), Option<FirstSpan>>,
 }
 
 impl Rollups {
     pub(crate) fn apply(&mut self, delta: &RollupDelta) {
-        for ((minute, key), cell) in delta {
+        for ((minute, key), DeltaCell { cell, first_span }) in delta {
             let key_idx = match self.key_index.get(key) {
                 Some(key_idx) => *key_idx,
                 None => {
@@ -221,6 +341,7 @@ impl Rollups {
                             self.edges.push(edge.clone());
                             self.edge_index.insert(edge, edge_idx);
                             self.counted.push(0);
+                            self.retained.push(0);
                             edge_idx
                         }
                     };
@@ -231,13 +352,27 @@ impl Rollups {
             if let Some(total) = self.totals.get_mut(key_idx as usize) {
                 total.merge(cell);
             }
+            if cell.spans > 0 && keeps_first_span(key) {
+                match self.first_spans.entry((key_idx, *minute)) {
+                    std::collections::btree_map::Entry::Vacant(vacant) => {
+                        vacant.insert(first_span.clone());
+                    }
+                    std::collections::btree_map::Entry::Occupied(mut occupied) => {
+                        FirstSpan::keep_earlier(occupied.get_mut(), first_span.as_ref());
+                    }
+                }
+            }
             if let Some(&edge_idx) = self.key_edge.get(key_idx as usize) {
                 let sums = self.edge_minutes.entry((*minute, edge_idx)).or_default();
                 let before = sums.count();
                 sums.spans += cell.spans;
                 sums.seen += cell.seen;
+                let grown = sums.count() - before;
                 if let Some(counted) = self.counted.get_mut(edge_idx as usize) {
-                    *counted += sums.count() - before;
+                    *counted += grown;
+                }
+                if let Some(retained) = self.retained.get_mut(edge_idx as usize) {
+                    *retained += grown;
                 }
             }
             self.cells
@@ -251,19 +386,41 @@ impl Rollups {
     pub(crate) fn drop_before(&mut self, cutoff_minute: i64) {
         let kept = self.cells.split_off(&(cutoff_minute, 0));
         let dropped = std::mem::replace(&mut self.cells, kept);
-        // The counters keep what they counted: only the per-minute sums behind them go.
-        self.edge_minutes = self.edge_minutes.split_off(&(cutoff_minute, 0));
-        let cutoff_nanos = cutoff_minute.saturating_mul(NANOS_PER_SECOND);
+        // The counters keep what they counted: only the per-minute sums behind them go, and
+        // with them their share of the retained counts.
+        let kept_minutes = self.edge_minutes.split_off(&(cutoff_minute, 0));
+        for ((_, edge_idx), sums) in std::mem::replace(&mut self.edge_minutes, kept_minutes) {
+            if let Some(retained) = self.retained.get_mut(edge_idx as usize) {
+                *retained = retained.saturating_sub(sums.count());
+            }
+        }
+        self.first_spans
+            .retain(|(_, minute), _| *minute >= cutoff_minute);
+        let mut moved_first: HashMap<u32, ()> = HashMap::new();
         for ((_, key_idx), cell) in dropped {
             if let Some(total) = self.totals.get_mut(key_idx as usize) {
                 total.spans = total.spans.saturating_sub(cell.spans);
                 total.seen = total.seen.saturating_sub(cell.seen);
-                total.first_unix_nanos = total.first_unix_nanos.max(cutoff_nanos);
                 if total.spans == 0 && total.seen == 0 {
                     // Gone: a key that comes back later starts afresh.
                     total.first_unix_nanos = i64::MAX;
                     total.last_unix_nanos = i64::MIN;
+                    moved_first.remove(&key_idx);
+                } else {
+                    moved_first.insert(key_idx, ());
                 }
+            }
+        }
+        // A key with cells left is first seen in its earliest cell left: cells are in minute
+        // order, so the first one met per key is it (usually in the next minutes).
+        for ((_, key_idx), cell) in &self.cells {
+            if moved_first.is_empty() {
+                break;
+            }
+            if moved_first.remove(key_idx).is_some()
+                && let Some(total) = self.totals.get_mut(*key_idx as usize)
+            {
+                total.first_unix_nanos = cell.first_unix_nanos;
             }
         }
     }
@@ -275,6 +432,34 @@ impl Rollups {
                 && (total.spans > 0 || total.seen > 0)
             {
                 visit(key, total);
+            }
+        }
+    }
+
+    /// Who sent the earliest retained span of `key` (a producer key naming a schema): the
+    /// minute (unix seconds) of the key's earliest retained cell with spans, and its first
+    /// span when known (`None` for cells from blocks written before first spans were kept).
+    pub fn first_span(&self, key: &RollupKey) -> Option<(i64, Option<&FirstSpan>)> {
+        let key_idx = *self.key_index.get(key)?;
+        self.first_spans
+            .range((key_idx, i64::MIN)..=(key_idx, i64::MAX))
+            .next()
+            .map(|((_, minute), first)| (*minute, first.as_ref()))
+    }
+
+    /// The first and last minute (unix seconds) with cells, when there are any.
+    pub fn minutes_held(&self) -> Option<(i64, i64)> {
+        let first = self.cells.first_key_value()?.0.0;
+        let last = self.cells.last_key_value()?.0.0;
+        Some((first, last))
+    }
+
+    /// Visits every edge with cells left, with its lineage count over everything retained:
+    /// the sum over its minutes of `max(spans, seen)` of its keys' cells in that minute.
+    pub fn retained_edges(&self, mut visit: impl FnMut(&RollupEdge, u64)) {
+        for (edge, retained) in self.edges.iter().zip(&self.retained) {
+            if *retained > 0 {
+                visit(edge, *retained);
             }
         }
     }
@@ -339,7 +524,7 @@ mod tests {
         assert_eq!(delta.len(), 1);
         let ((minute, _), cell) = delta.iter().next().unwrap();
         assert_eq!(*minute, 1_794_999_960);
-        assert_eq!(cell.seen, 14);
+        assert_eq!(cell.cell.seen, 14);
         let mut rollups = Rollups::default();
         rollups.apply(&delta);
         let mut visited = 0;
@@ -376,11 +561,14 @@ mod tests {
 
     fn one_cell(minute: i64, key: RollupKey, spans: u64, seen: u64) -> RollupDelta {
         let at = minute * NANOS_PER_SECOND;
-        let cell = RollupCell {
-            spans,
-            seen,
-            first_unix_nanos: at,
-            last_unix_nanos: at,
+        let cell = DeltaCell {
+            cell: RollupCell {
+                spans,
+                seen,
+                first_unix_nanos: at,
+                last_unix_nanos: at,
+            },
+            first_span: None,
         };
         RollupDelta::from_iter([((minute, key), cell)])
     }
@@ -461,5 +649,90 @@ mod tests {
                 ("checkout".to_owned(), Action::Produced, 0),
             ]
         );
+    }
+
+    fn producer_span(trace: u8, instance: &str, schema: &str, at: i64) -> Span {
+        Span {
+            trace_id: muninn_model::TraceId([trace; 16]),
+            span_id: muninn_model::SpanId([trace; 8]),
+            parent_span_id: None,
+            name: "orders publish".into(),
+            kind: muninn_model::SpanKind::Producer,
+            service: "checkout".into(),
+            resource: vec![
+                (
+                    "service.instance.id".into(),
+                    AttributeValue::String(instance.into()),
+                ),
+                ("service.version".into(), AttributeValue::Int(7)),
+            ],
+            start_unix_nanos: at,
+            duration_nanos: 1_000,
+            status: muninn_model::Status::default(),
+            attributes: Vec::new(),
+            links: Vec::new(),
+            event: muninn_model::EventColumns {
+                event_type: Some("order.created".into()),
+                schema: (!schema.is_empty()).then(|| schema.into()),
+                stream: Some("orders".into()),
+                broker: Some(Broker::Kafka),
+                ..muninn_model::EventColumns::default()
+            },
+        }
+    }
+
+    #[test]
+    fn each_schema_key_remembers_who_sent_its_earliest_retained_span() {
+        let minute = 1_794_999_960;
+        let at = |second: i64| (minute + second) * NANOS_PER_SECOND;
+        let v2 = order_key("checkout", Action::Produced, "v2", false);
+        let mut rollups = Rollups::default();
+        // Within a batch the earliest wins, whatever the order spans came in.
+        rollups.apply(&batch_delta(
+            &[
+                producer_span(3, "checkout-b", "v2", at(50)),
+                producer_span(2, "checkout-a", "v2", at(20)),
+            ],
+            &[],
+        ));
+        // A later batch with an earlier span of the same minute replaces it; a later one not.
+        rollups.apply(&batch_delta(
+            &[producer_span(1, "checkout-c", "v2", at(10))],
+            &[],
+        ));
+        rollups.apply(&batch_delta(
+            &[producer_span(4, "checkout-d", "v2", at(30))],
+            &[],
+        ));
+        // The next hour's spans, from another instance.
+        rollups.apply(&batch_delta(
+            &[producer_span(5, "checkout-e", "v2", at(3_600))],
+            &[],
+        ));
+        let (found_minute, first) = rollups.first_span(&v2).unwrap();
+        assert_eq!(found_minute, minute);
+        let first = first.unwrap();
+        assert_eq!(first.instance.as_deref(), Some("checkout-c"));
+        assert_eq!(first.version.as_deref(), Some("7"));
+        assert_eq!((first.at_unix_nanos, first.trace_id.0[0]), (at(10), 1));
+        // Keys without a schema, and counts, keep no first span.
+        rollups.apply(&batch_delta(
+            &[producer_span(6, "checkout-f", "", at(0))],
+            &[],
+        ));
+        assert_eq!(
+            rollups.first_span(&order_key("checkout", Action::Produced, "", false)),
+            None
+        );
+        // Once retention drops the first hour, the next retained cell's sender is the first.
+        rollups.drop_before(minute + 3_600);
+        let (found_minute, first) = rollups.first_span(&v2).unwrap();
+        assert_eq!(found_minute, minute + 3_600);
+        assert_eq!(first.unwrap().instance.as_deref(), Some("checkout-e"));
+        // A cell from an older block (spans, no first span) says it does not know.
+        let older = one_cell(minute + 7_200, v2.clone(), 4, 0);
+        rollups.drop_before(minute + 7_200);
+        rollups.apply(&older);
+        assert_eq!(rollups.first_span(&v2), Some((minute + 7_200, None)));
     }
 }

@@ -42,9 +42,15 @@ impl TestServer {
 
     /// Stops the server (which flushes the head) and starts a new one on the same data directory.
     pub async fn restart(&mut self) {
+        self.restart_after(|_| {}).await;
+    }
+
+    /// Stops the server, lets `change` edit the data directory, and starts it again.
+    pub async fn restart_after(&mut self, change: impl FnOnce(&std::path::Path)) {
         if let Some(running) = self.running.take() {
             running.stop().await;
         }
+        change(&self.config.store.data_dir);
         let running = muninn_server::start(self.config.clone())
             .await
             .expect("restarting the server");

@@ -28,7 +28,7 @@ use format::SpansFile;
 pub(crate) use format::{FormatVersion, SpanSelection};
 
 use crate::error::StoreError;
-use crate::rollup::RollupCell;
+use crate::rollup::{FirstSpan, RollupCell};
 use crate::scan::Operation;
 
 /// The block format written by this version of Muninn.
@@ -65,6 +65,10 @@ pub(crate) struct StoredCell {
     pub key: RollupKey,
     #[serde(flatten)]
     pub cell: RollupCell,
+    /// Who sent the cell's earliest span, for producer keys naming a schema (absent in blocks
+    /// written before it was kept: readers then find it from the spans).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_span: Option<FirstSpan>,
 }
 
 /// Hour partition start (unix seconds) of a time in unix nanoseconds.

@@ -97,7 +97,8 @@ async fn write_head(shared: &Shared, frozen: &Head) -> Result<Vec<Arc<BlockHandl
             .push(StoredCell {
                 minute: *minute,
                 key: key.clone(),
-                cell: *cell,
+                cell: cell.cell,
+                first_span: cell.first_span.clone(),
             });
     }
     let flush_id = uuid::Uuid::new_v4().simple().to_string();

@@ -24,7 +24,7 @@ use super::wal_thread::WalBatch;
 use crate::block::{self, BlockHandle, BlockMeta, StoredCell};
 use crate::error::StoreError;
 use crate::fs::{self, FileSystem};
-use crate::rollup::{self, RollupDelta, Rollups};
+use crate::rollup::{self, DeltaCell, RollupDelta, Rollups};
 use crate::wal::{self, Segment};
 
 /// The data directory's format marker, `muninn.json`.
@@ -209,7 +209,13 @@ fn report_damage(
 fn cells_to_delta(cells: Vec<StoredCell>) -> RollupDelta {
     cells
         .into_iter()
-        .map(|stored| ((stored.minute, stored.key), stored.cell))
+        .map(|stored| {
+            let cell = DeltaCell {
+                cell: stored.cell,
+                first_span: stored.first_span,
+            };
+            ((stored.minute, stored.key), cell)
+        })
         .collect()
 }
 

@@ -115,13 +115,21 @@ fn span_from_hex<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SpanId, D
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeltaCell {
     pub cell: RollupCell,
-    pub first_span: Option<FirstSpan>,
+    /// Boxed: most cells (every count) have none, and a batch of counts is millions of cells.
+    pub first_span: Option<Box<FirstSpan>>,
 }
 
 impl DeltaCell {
     fn merge(&mut self, other: &DeltaCell) {
         self.cell.merge(&other.cell);
-        FirstSpan::keep_earlier(&mut self.first_span, other.first_span.as_ref());
+        if let Some(other) = &other.first_span
+            && self
+                .first_span
+                .as_ref()
+                .is_none_or(|current| other.order() < current.order())
+        {
+            self.first_span = Some(other.clone());
+        }
     }
 }
 
@@ -239,7 +247,7 @@ pub fn batch_delta(spans: &[Span], counts: &[EventCount]) -> RollupDelta {
         };
         let cell = DeltaCell {
             cell,
-            first_span: first.map(FirstSpan::of),
+            first_span: first.map(|span| Box::new(FirstSpan::of(span))),
         };
         merge_into(&mut delta, minute, key, &cell);
     }
@@ -355,10 +363,10 @@ impl Rollups {
             if cell.spans > 0 && keeps_first_span(key) {
                 match self.first_spans.entry((key_idx, *minute)) {
                     std::collections::btree_map::Entry::Vacant(vacant) => {
-                        vacant.insert(first_span.clone());
+                        vacant.insert(first_span.as_deref().cloned());
                     }
                     std::collections::btree_map::Entry::Occupied(mut occupied) => {
-                        FirstSpan::keep_earlier(occupied.get_mut(), first_span.as_ref());
+                        FirstSpan::keep_earlier(occupied.get_mut(), first_span.as_deref());
                     }
                 }
             }

@@ -98,7 +98,7 @@ async fn write_head(shared: &Shared, frozen: &Head) -> Result<Vec<Arc<BlockHandl
                 minute: *minute,
                 key: key.clone(),
                 cell: cell.cell,
-                first_span: cell.first_span.clone(),
+                first_span: cell.first_span.as_deref().cloned(),
             });
     }
     let flush_id = uuid::Uuid::new_v4().simple().to_string();

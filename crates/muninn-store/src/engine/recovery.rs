@@ -212,7 +212,7 @@ fn cells_to_delta(cells: Vec<StoredCell>) -> RollupDelta {
         .map(|stored| {
             let cell = DeltaCell {
                 cell: stored.cell,
-                first_span: stored.first_span,
+                first_span: stored.first_span.map(Box::new),
             };
             ((stored.minute, stored.key), cell)
         })

@@ -2,7 +2,8 @@
 # The whole test suite: every crate's unit and integration tests with all features, including the
 # crash test that SIGKILLs a real server process and the SDK's adapter tests against real brokers
 # (NATS JetStream and tansu's Kafka API), which the tests start on loopback ports and stop
-# themselves, and real OpenTelemetry SDKs for Python exporting to a server. Needs Rust and
+# themselves, real OpenTelemetry SDKs for Python exporting to a server, and a headless chromium
+# driving the browser UI. Needs Rust and
 # python3. Arguments go to `cargo test`, e.g. `bash scripts/test.sh -p muninn-sdk --test brokers`.
 #
 # What the tests need besides Rust is installed once (cached in $MUNINN_TOOLS_DIR, default
@@ -12,6 +13,8 @@
 #                  `cargo install` of 10 to 17 minutes the first time)
 #   muninn-server, muninn-archive
 #                  the Python venv (scripts/python.sh: MUNINN_PYTHON; DuckDB, moto_server for S3)
+#   muninn-server  a real browser for the UI's tests (scripts/browser.sh: MUNINN_CHROMIUM,
+#                  MUNINN_CHROMEDRIVER; Debian's chromium and chromium-driver, about 40 s once)
 # With no -p/--package, or with --workspace, everything is selected and everything installed;
 # `-p muninn-model` or `-p muninn-store` installs nothing. A test whose tool is missing fails,
 # it never skips. Package names may be cargo's globs (`-p 'muninn-*'`).
@@ -23,7 +26,7 @@ declare -A NEEDS=(
     [muninn-sdk]="brokers"   # tests/adapters.rs, tests/brokers.rs (features kafka + nats)
     [muninn-archive]="brokers python" # tests/nats.rs, tests/replay.rs; tests/duckdb.rs, tests/s3.rs
     [muninn]="brokers python" # tests/archive.rs (the recorder SIGKILLed against tansu, into moto)
-    [muninn-server]="python" # tests/api/otlp.rs, tests/api/zipkin.rs
+    [muninn-server]="python browser" # tests/api/otlp.rs, tests/api/zipkin.rs; tests/api/ui.rs
 )
 
 # The packages named by -p/--package; none, or --workspace/--all, means the whole workspace.
@@ -67,6 +70,9 @@ if [[ " $needed " == *" brokers "* ]]; then
 fi
 if [[ " $needed " == *" python "* ]]; then
     source scripts/python.sh
+fi
+if [[ " $needed " == *" browser "* ]]; then
+    source scripts/browser.sh
 fi
 
 # The whole workspace unless a package is named (cargo ignores -p next to --workspace).

@@ -369,13 +369,26 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), time_queries));
-    api.fallback(not_found)
+    // The browser UI's pages and files, outside the query timing (they read no data).
+    api.merge(muninn_ui::router())
+        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
-async fn not_found() -> crate::error::ApiError {
+/// An unknown path: a browser asking for a page gets the UI's shell (which says there is no
+/// such page, with a 404), anything else the API's JSON error.
+async fn not_found(request: Request) -> Response {
+    let wants_html = request
+        .headers()
+        .get(axum::http::header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if wants_html && request.method() == axum::http::Method::GET {
+        return muninn_ui::page_not_found().await;
+    }
     crate::error::ApiError::not_found("no such route; see /api/v1/openapi.yaml for the API")
+        .into_response()
 }
 
 /// The JSON error body for a known route and the wrong method (axum's own 405 has no body).

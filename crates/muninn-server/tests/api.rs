@@ -49,3 +49,9 @@ mod compare;
 
 #[path = "api/schemas.rs"]
 mod schemas;
+
+#[path = "api/browser.rs"]
+mod browser;
+
+#[path = "api/ui.rs"]
+mod ui;

@@ -124,7 +124,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         };
         print_summary(&client, &report, args.exit).await?;
         if !args.exit {
-            println!("serving on {base_url} until Ctrl-C");
+            println!("serving on {base_url} until Ctrl-C; the UI is at {base_url}/");
             std::io::stdout().flush().context("writing to stdout")?;
             signals::stop_requested().await;
         }
@@ -394,6 +394,12 @@ async fn print_summary(client: &ApiClient, report: &TrafficReport, exit: bool) -
         out.push_str("  ");
         out.push_str(&line);
         out.push('\n');
+    }
+    out.push_str(&format!("\nOPEN THE UI ({when})\n  {base}/\n"));
+    if let Some((event_id, _)) = &report.showcase.order {
+        out.push_str(&format!(
+            "  {base}/events/{event_id}    # the order's journey\n"
+        ));
     }
     let mut stdout = std::io::stdout().lock();
     stdout

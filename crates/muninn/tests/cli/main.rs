@@ -132,6 +132,16 @@ fn demo_runs_the_fleet_through_the_api_and_prints_the_lineage() {
         changed.contains("schema    order.placed v4 (from checkout)"),
         "{changed}"
     );
+    // The summary ends by naming the UI, at the root of the server it printed.
+    let ui = stdout
+        .split("OPEN THE UI")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no OPEN THE UI section: {finished:?}"));
+    assert!(
+        ui.lines()
+            .any(|line| line.trim().starts_with("http://127.0.0.1:") && line.trim().ends_with('/')),
+        "{ui}"
+    );
     let server = line("the server counts ");
     // At least: a minute's count is the larger of the spans and the SDK's count, and the SDK
     // may count an event in the minute after its span's.

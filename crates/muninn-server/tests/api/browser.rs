@@ -1,0 +1,220 @@
+//! A real browser for the UI's tests: Debian's `chromium`, headless, driven over WebDriver by
+//! its `chromedriver` (started here on a loopback port and stopped with the value). Paths come
+//! from `MUNINN_CHROMIUM` and `MUNINN_CHROMEDRIVER` (scripts/browser.sh sets them), else
+//! `/usr/bin/chromium` and `/usr/bin/chromedriver`; a missing browser fails the test, it never
+//! skips. Pages say they are ready with `data-ready` on `<main>`; the time they took is printed.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+/// Longest wait for a page or an element (a loaded CI machine is slow, never this slow).
+const WAIT: Duration = Duration::from_secs(30);
+
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    pub base_url: String,
+}
+
+fn tool(variable: &str, default: &str) -> String {
+    let path = std::env::var(variable).unwrap_or_else(|_| default.to_owned());
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "{path} is missing: install Debian's chromium and chromium-driver (bash scripts/test.sh does) or set {variable}"
+    );
+    path
+}
+
+impl Browser {
+    /// A headless chromium at 1280×800 (or `width`×`height`) looking at `base_url`.
+    pub async fn open(base_url: &str, width: u32, height: u32) -> Browser {
+        let chromium = tool("MUNINN_CHROMIUM", "/usr/bin/chromium");
+        let chromedriver = tool("MUNINN_CHROMEDRIVER", "/usr/bin/chromedriver");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting chromedriver");
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--no-first-run", "--lang=en-US", format!("--window-size={width},{height}")],
+            }),
+        );
+        let started = Instant::now();
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(capabilities.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(client) => break client,
+                Err(error) if started.elapsed() < WAIT => {
+                    let _ = error;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => {
+                    panic!("chromedriver on port {port} did not start a session: {error}")
+                }
+            }
+        };
+        // Headless windows count the browser's frame in; make the viewport the size asked for.
+        let inner: Value = client
+            .execute("return [window.innerWidth, window.innerHeight];", vec![])
+            .await
+            .unwrap();
+        let (inner_width, inner_height) = (
+            inner[0].as_u64().unwrap_or(u64::from(width)) as u32,
+            inner[1].as_u64().unwrap_or(u64::from(height)) as u32,
+        );
+        client
+            .set_window_size(
+                width + width.saturating_sub(inner_width),
+                height + height.saturating_sub(inner_height),
+            )
+            .await
+            .unwrap();
+        Browser {
+            client,
+            driver,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// Loads `path` and waits until the page `page` is ready; returns the milliseconds from the
+    /// navigation's start to ready (what a user waits for), and prints them.
+    pub async fn visit(&self, path: &str, page: &str) -> f64 {
+        self.client
+            .goto(&format!("{}{path}", self.base_url))
+            .await
+            .unwrap();
+        self.wait_ready(page).await;
+        let ms: Value = self
+            .client
+            .execute("return window.muninnReady.sinceLoad;", vec![])
+            .await
+            .unwrap();
+        let ms = ms.as_f64().unwrap_or(f64::NAN);
+        println!("time to interactive: {path} ({page}) {ms:.0} ms");
+        ms
+    }
+
+    /// Waits until `<main data-ready>` names `page` (after an in-page navigation).
+    pub async fn wait_ready(&self, page: &str) {
+        let started = Instant::now();
+        loop {
+            let ready: Value = self
+                .client
+                .execute(
+                    "const main = document.getElementById('main'); return main && main.dataset.ready || null;",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            if ready.as_str() == Some(page) {
+                return;
+            }
+            if started.elapsed() > WAIT {
+                let text = self.main_text().await;
+                panic!("page {page} not ready (data-ready {ready}): {text}");
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The first element matching `css`, waiting for it to appear.
+    pub async fn find(&self, css: &str) -> Element {
+        self.client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("no element {css}: {error}"))
+    }
+
+    /// Clicks the first element matching `css`, waiting for it to appear.
+    pub async fn click(&self, css: &str) {
+        self.find(css)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|error| panic!("clicking {css}: {error}"));
+    }
+
+    /// Every element matching `css` now.
+    pub async fn find_all(&self, css: &str) -> Vec<Element> {
+        self.client.find_all(Locator::Css(css)).await.unwrap()
+    }
+
+    /// The visible text of `<main>`.
+    pub async fn main_text(&self) -> String {
+        match self.client.find(Locator::Css("main")).await {
+            Ok(main) => main.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// Waits until `<main>`'s text contains `text`.
+    pub async fn wait_for_text(&self, text: &str) {
+        let started = Instant::now();
+        loop {
+            let now = self.main_text().await;
+            if now.contains(text) {
+                return;
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "{text:?} never appeared; the page says: {now}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The current path and query.
+    pub async fn path(&self) -> String {
+        let url = self.client.current_url().await.unwrap();
+        match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        }
+    }
+
+    /// Writes a PNG of the viewport to `docs/screenshots/{name}.png`.
+    pub async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        let dir = screenshots_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
+
+/// `docs/screenshots` of the workspace: the folder the README names.
+pub fn screenshots_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots")
+}

@@ -1,0 +1,256 @@
+//! The browser UI in a real headless chromium against a real server holding the deterministic
+//! fleet of `support.rs`: the on-call path (lineage → search box → journey → linked span opened
+//! in place → trace with the link followed backwards → stream → event type with its chart →
+//! sampling rule created with a validation error, edited, deleted → trace search), then bad
+//! input and an empty store. Screenshots at 1280×800 go to `docs/screenshots/`; each page's
+//! time to interactive is printed.
+
+use fantoccini::Locator;
+use serde_json::Value;
+
+use crate::browser::Browser;
+use crate::support::{Fleet, RETRY_TRACE, TestServer, span_id, trace_id};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_on_call_path_runs_in_a_real_browser() {
+    let server = TestServer::start().await;
+    let fleet = Fleet::new();
+    server.ingest_fleet(&fleet).await;
+    let browser = Browser::open(&server.base_url(), 1280, 800).await;
+
+    // The lineage: services as boxes, streams as cylinders, the modifying consumer dashed.
+    browser.visit("/", "lineage").await;
+    browser.find(r#"a[data-node="service:checkout"]"#).await;
+    browser.find(r#"a[data-node="stream:kafka/orders"]"#).await;
+    assert_eq!(
+        browser.find_all("path.edge.modifies").await.len(),
+        1,
+        "enricher's edge is the one modifying consumer"
+    );
+    browser.screenshot("lineage").await;
+
+    // The search box takes an event id to its journey.
+    let input = browser.find("#search-input").await;
+    input.send_keys("order-1").await.unwrap();
+    browser.click("#search-box button").await;
+    browser.wait_ready("journey").await;
+    assert_eq!(browser.path().await, "/events/order-1");
+    let journey = server.api.get_json("/api/v1/events/order-1", &[]).await;
+    let hops = journey["hops"].as_array().unwrap();
+    assert_eq!(
+        browser.find_all("ol.waterfall li").await.len(),
+        hops.len(),
+        "one row per hop"
+    );
+    for badge in [".badge.error", ".badge.retry", ".badge.modified"] {
+        browser.find(badge).await;
+    }
+
+    // The retry (in its own trace, linked to the publish): its link opens the publish in place,
+    // and the retry's own details stay.
+    let retry_row = format!("#span-{}", span_id(1, 7));
+    browser.click(&retry_row).await;
+    assert_eq!(
+        browser.path().await,
+        format!("/events/order-1?span={}", span_id(1, 7)),
+        "a chosen hop has its own link"
+    );
+    let details = browser.find("aside.details").await;
+    assert!(details.text().await.unwrap().contains("Links to"));
+    browser
+        .find("aside.details .linked-slot")
+        .await
+        .find(Locator::XPath("preceding-sibling::button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let linked = browser.find("aside.details .linked-span").await;
+    let linked_text = linked.text().await.unwrap();
+    assert!(
+        linked_text.contains("enricher") && linked_text.contains("publish order.enriched"),
+        "{linked_text}"
+    );
+    let details_text = browser.find("aside.details").await.text().await.unwrap();
+    assert!(
+        details_text.contains("shipping: consume order.enriched"),
+        "the span we came from is still shown: {details_text}"
+    );
+    browser.screenshot("journey").await;
+
+    // The publish's trace, opened at the publish: the link is followed backwards.
+    let publish = format!("/traces/{}?span={}", trace_id(1), span_id(1, 5));
+    browser.visit(&publish, "trace").await;
+    let chosen = browser.find(r#"button.row[aria-pressed="true"]"#).await;
+    assert_eq!(
+        chosen.attr("data-span-id").await.unwrap().as_deref(),
+        Some(span_id(1, 5).as_str())
+    );
+    let details_text = browser.find("aside.details").await.text().await.unwrap();
+    assert!(
+        details_text.contains("Linked from") && details_text.contains(&trace_id(RETRY_TRACE)[..12]),
+        "the retry that links here is listed: {details_text}"
+    );
+    browser.screenshot("trace").await;
+
+    // Lineage → a stream's page by clicking its cylinder → an event type's page.
+    browser.click(r#"header nav a[href="/lineage"]"#).await;
+    browser.wait_ready("lineage").await;
+    browser.click(r#"a[data-node="stream:kafka/orders"]"#).await;
+    browser.wait_ready("stream").await;
+    assert_eq!(browser.path().await, "/streams/orders");
+    browser
+        .click(r#"main a[href="/event-types/order.created"]"#)
+        .await;
+    browser.wait_ready("event-type").await;
+    browser.find(".chart-holder canvas").await;
+    let text = browser.main_text().await;
+    assert!(
+        text.contains("order.v1") && text.contains("enricher"),
+        "{text}"
+    );
+    browser.screenshot("event-type").await;
+
+    // Sampling: a bad rate is shown next to its field; then create, edit, delete.
+    browser.click(r#"header nav a[href="/sampling"]"#).await;
+    browser.wait_ready("sampling").await;
+    let field = |name: &'static str| {
+        let browser = &browser;
+        async move {
+            browser
+                .find(&format!(r#".rule-form input[name="{name}"]"#))
+                .await
+        }
+    };
+    field("id").await.send_keys("ui-test").await.unwrap();
+    field("service").await.send_keys("checkout").await.unwrap();
+    field("rate").await.send_keys("2").await.unwrap();
+    browser.click(".rule-form button[type=submit]").await;
+    let error = browser
+        .find(r#".rule-form [data-field="rate"] .field-error"#)
+        .await;
+    assert!(error.text().await.unwrap().contains("rate"));
+    browser.screenshot("sampling").await;
+    field("rate").await.clear().await.unwrap();
+    field("rate").await.send_keys("0.5").await.unwrap();
+    browser.click(".rule-form button[type=submit]").await;
+    browser.wait_for_text("ui-test").await;
+    browser.wait_ready("sampling").await;
+    assert!(rules(&server).await.contains(&("ui-test".to_owned(), 0.5)));
+    browser.click(r#"a[href="/sampling?edit=ui-test"]"#).await;
+    browser.wait_for_text("Edit rule ui-test").await;
+    field("rate").await.clear().await.unwrap();
+    field("rate").await.send_keys("0.25").await.unwrap();
+    browser.click(".rule-form button[type=submit]").await;
+    browser.wait_for_text("25%").await;
+    assert!(rules(&server).await.contains(&("ui-test".to_owned(), 0.25)));
+    browser.click("button.danger").await;
+    browser.client.accept_alert().await.unwrap();
+    let started = std::time::Instant::now();
+    while !rules(&server).await.is_empty() {
+        assert!(started.elapsed().as_secs() < 30, "the rule was not deleted");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    browser.wait_for_text("No rules").await;
+
+    // Trace search, Jaeger's semantics: the five orders' traces from checkout.
+    browser
+        .visit("/search?service=checkout&lookback=1h&limit=20", "search")
+        .await;
+    assert_eq!(browser.find_all("ol.results li").await.len(), 5);
+    browser.find("figure.scatter circle").await;
+    browser.screenshot("search").await;
+    browser.close().await;
+}
+
+/// The sampling rules as (id, rate).
+async fn rules(server: &TestServer) -> Vec<(String, f64)> {
+    let answer = server.api.get_json("/api/v1/sampling/rules", &[]).await;
+    answer["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rule| {
+            (
+                rule["id"].as_str().unwrap().to_owned(),
+                rule["rate"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_and_an_empty_store_never_break_a_page() {
+    let empty = TestServer::start().await;
+    let mut browser = Browser::open(&empty.base_url(), 1280, 800).await;
+    browser.visit("/", "lineage").await;
+    assert!(browser.main_text().await.contains("Nothing is stored yet"));
+
+    let server = TestServer::start().await;
+    server.ingest_fleet(&Fleet::new()).await;
+    let base = server.base_url();
+    browser.base_url = base.clone();
+    let visit_error = |path: String, expected: &'static [&'static str]| {
+        let browser = &browser;
+        let base = base.clone();
+        async move {
+            browser.client.goto(&format!("{base}{path}")).await.unwrap();
+            browser.wait_ready("error").await;
+            let text = browser.main_text().await;
+            for part in expected {
+                assert!(text.contains(part), "{path}: {part:?} not in {text}");
+            }
+        }
+    };
+    visit_error(
+        "/events/no-such-event".into(),
+        &["Not found", "no-such-event"],
+    )
+    .await;
+    visit_error("/traces/xyz".into(), &["trace_id"]).await;
+    visit_error(format!("/events/{}", "x".repeat(600)), &["event_id"]).await;
+    visit_error("/no/such/page".into(), &["no such page"]).await;
+    for (path, page) in [
+        ("/event-types/no.such.type", "event-type"),
+        ("/services/nobody", "service"),
+        ("/streams/nowhere", "stream"),
+    ] {
+        browser.client.goto(&format!("{base}{path}")).await.unwrap();
+        browser.wait_ready(page).await;
+        assert!(browser.main_text().await.contains("Not found"), "{path}");
+    }
+    // The search box says what it searched for when nothing matches.
+    browser.client.goto(&base).await.unwrap();
+    browser.wait_ready("lineage").await;
+    browser
+        .find("#search-input")
+        .await
+        .send_keys("nothing-here")
+        .await
+        .unwrap();
+    browser.click("#search-box button").await;
+    let not_found = browser.find(".not-found").await.text().await.unwrap();
+    assert!(
+        not_found.contains("nothing-here") && not_found.contains("trace id"),
+        "{not_found}"
+    );
+    browser.close().await;
+
+    // A phone: the journey fits its width.
+    let phone = Browser::open(&base, 390, 844).await;
+    phone.visit("/events/order-1", "journey").await;
+    let overflow: Value = phone
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth - window.innerWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        overflow.as_f64().unwrap() <= 0.0,
+        "no sideways scrolling at 390 px"
+    );
+    phone.close().await;
+}

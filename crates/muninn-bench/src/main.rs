@@ -61,11 +61,12 @@ mod queries;
 mod report;
 mod system;
 mod tail;
+mod ui;
 mod workload;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -140,7 +141,14 @@ struct Args {
     /// Traces for `--tail-sampling`.
     #[arg(long, default_value_t = 1_000_000)]
     tail_traces: usize,
+    /// Loads of each page of the browser UI in a headless chromium after the queries (Debian's
+    /// chromium and chromium-driver: `bash scripts/browser.sh`); 0 skips the UI phase.
+    #[arg(long, default_value_t = 20)]
+    ui_visits: usize,
 }
+
+/// The UI's time to interactive per page, p99, with 10M spans stored.
+const TARGET_UI_MILLIS: u64 = 300;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -510,6 +518,28 @@ fn main() -> anyhow::Result<()> {
     println!("query time: {}", seconds(queries_elapsed));
     println!("query CPU: {}", query_cpu.describe(queries_elapsed));
 
+    // Phase 6: the browser UI.
+    let ui_times = if args.ui_visits > 0 {
+        println!();
+        println!(
+            "== UI (headless chromium, 1280×800, {} loads of each page; time from navigation to the page drawn)",
+            args.ui_visits
+        );
+        let base_url = format!("http://{address}");
+        let times = client_runtime.block_on(ui::run(&base_url, &samples, args.ui_visits))?;
+        for page in &times {
+            println!(
+                "page {} (e.g. {}): {}",
+                page.page,
+                page.example,
+                page.times.describe()
+            );
+        }
+        times
+    } else {
+        Vec::new()
+    };
+
     // Memory, then stop the server.
     let max_server_estimate = sampler.finish();
     let peak_rss = system::peak_rss_bytes();
@@ -586,6 +616,17 @@ fn main() -> anyhow::Result<()> {
             goal: format!("<= {}", millis(target)),
             met: outcome.latency.p99 <= target && outcome.n_failed == 0,
             note: (!notes.is_empty()).then(|| notes.join("; ")),
+        });
+    }
+
+    for page in &ui_times {
+        let target = Duration::from_millis(TARGET_UI_MILLIS);
+        targets.push(Target {
+            name: format!("UI page {} time to interactive p99", page.page),
+            measured: millis(page.times.p99),
+            goal: format!("<= {}", millis(target)),
+            met: page.times.p99 <= target,
+            note: scale_note.clone(),
         });
     }
 

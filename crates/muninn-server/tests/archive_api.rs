@@ -12,6 +12,11 @@ mod support;
 #[path = "api/openapi.rs"]
 mod openapi;
 
+// The browser driver; this binary uses part of it.
+#[allow(dead_code)]
+#[path = "api/browser.rs"]
+mod browser;
+
 use std::time::Duration;
 
 use muninn_archive::{
@@ -542,17 +547,15 @@ async fn without_an_archive_its_routes_say_how_to_configure_one() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_journey_hop_links_to_its_archived_message_and_its_time_in_the_broker() {
-    let base_ms = base_ms();
-    let (server, _archive_dir) = server_with_archive(base_ms).await;
-    let base_nanos = base_ms * NANOS_PER_MILLI;
+/// Spans of event `order-1` whose hops name archived messages: the publish and billing's
+/// consume name `orders`/0/10 (the publish ends 4 ms before the broker's timestamp; billing
+/// starts 20 ms after it), a retry names offset 99, which the archive does not hold, and
+/// shipping names no offset at all.
+fn archived_journey(base_nanos: i64) -> Vec<Value> {
     let trace = "7ace0000000000000000000000000001";
     let at = |partition: i64, offset: i64| json!({"partition": partition, "offset": offset});
     let created = event("order-1", "order.created", "order.v1", "orders", "kafka");
-    // The publish ends 4 ms before the broker's timestamp; billing starts 20 ms after it; the
-    // retry names an offset the archive does not hold; shipping names no offset at all.
-    let spans = vec![
+    vec![
         with(
             span(
                 trace,
@@ -601,8 +604,18 @@ async fn a_journey_hop_links_to_its_archived_message_and_its_time_in_the_broker(
             ),
             event("order-1", "order.created", "order.v1", "shipments", "kafka"),
         ),
-    ];
-    server.api.ingest_ok("/api/v1/spans", &spans).await;
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journey_hop_links_to_its_archived_message_and_its_time_in_the_broker() {
+    let base_ms = base_ms();
+    let (server, _archive_dir) = server_with_archive(base_ms).await;
+    let base_nanos = base_ms * NANOS_PER_MILLI;
+    server
+        .api
+        .ingest_ok("/api/v1/spans", &archived_journey(base_nanos))
+        .await;
 
     let journey = server.api.get_json("/api/v1/events/order-1", &[]).await;
     let archive_of = |index: usize| journey["hops"][index]["archive"].clone();
@@ -656,6 +669,63 @@ async fn a_journey_hop_links_to_its_archived_message_and_its_time_in_the_broker(
         .get_json("/api/v1/archive/events/order-1", &[])
         .await;
     assert_eq!(event_messages["messages"].as_array().map(Vec::len), Some(2));
+    server.stop().await;
+}
+
+/// In the browser: a hop's archived message opens beside its journey with its headers in the
+/// broker's order, its payload rendered and its time in the broker; a hop without a position
+/// lists the event's archived messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ui_shows_a_hops_archived_message() {
+    let base_ms = base_ms();
+    let (server, _archive_dir) = server_with_archive(base_ms).await;
+    server
+        .api
+        .ingest_ok(
+            "/api/v1/spans",
+            &archived_journey(base_ms * NANOS_PER_MILLI),
+        )
+        .await;
+    let browser = browser::Browser::open(&server.base_url(), 1280, 800).await;
+    browser
+        .visit("/events/order-1?span=0000000000000002", "journey")
+        .await;
+    let details = browser.find("aside.details").await;
+    let text = details.text().await.unwrap();
+    assert!(
+        text.contains("20.0 ms in the broker before the consume")
+            && text.contains("4.0 ms after the publish ended")
+            && text.contains("muninn replay --journey order-1"),
+        "{text}"
+    );
+    browser.click("aside.details button.show-archived").await;
+    let message = browser.find("aside.details .message").await;
+    let shown = message.text().await.unwrap();
+    for part in [
+        "orders partition 0 offset 10",
+        "muninn-event-id",
+        "traceparent",
+        TRACEPARENT,
+        "base64 /wCA",
+        "tombstone",
+        "\"order\": 1",
+        "download the exact bytes",
+    ] {
+        assert!(shown.contains(part), "{part:?} not in {shown}");
+    }
+    browser.screenshot("journey-archive").await;
+
+    browser
+        .visit("/events/order-1?span=0000000000000004", "journey")
+        .await;
+    browser.click("aside.details button.show-archived").await;
+    browser.find("aside.details .message").await;
+    assert_eq!(
+        browser.find_all("aside.details .message").await.len(),
+        2,
+        "order-1 is archived in orders and shipments"
+    );
+    browser.close().await;
     server.stop().await;
 }
 

@@ -6,7 +6,8 @@
 import { h, api, seg, timeEl, duration, attributes, link } from "/ui/lib.js";
 
 /**
- * rows: [{span, depth, lagNanos?, note?}] in display order. Returns {element, select(spanId)}.
+ * rows: [{span, depth, lagNanos?, attempt?, joinedBy?, note?, brokerNanos?}] in display order.
+ * Returns {element, select(spanId)}.
  * onSelect(span) is called when a row is chosen; details(span) builds the side panel.
  */
 export function waterfall(rows, { details, selected }) {
@@ -44,6 +45,9 @@ export function waterfall(rows, { details, selected }) {
         style: `left:${pct(start)};width:max(2px,${pct(span.duration_ns)})`,
         title: `${duration(span.duration_ns)} processing`,
       }),
+      row.brokerNanos !== undefined && row.brokerNanos >= t0 && row.brokerNanos <= t0 + total
+        ? h("span", { class: "broker-mark", style: `left:${pct(row.brokerNanos - t0)}`,
+          title: "the broker's timestamp of the message" }) : null,
       h("span", { class: "bar-label", style: `left:${pct(start)}` },
         lag ? `${duration(lag)} lag · ${duration(span.duration_ns)}` : duration(span.duration_ns)));
     const button = h("button", {
@@ -111,7 +115,7 @@ export function spanDetails(span, extra = []) {
     extra,
     h("h4", {}, "Attributes"), attributes(span.attributes),
     h("h4", {}, "Resource"), attributes(span.resource),
-  ].flat().filter(Boolean);
+  ].flat(Infinity).filter(Boolean);
 }
 
 /** A linked span: a link to its trace, and a button that opens it here, below, keeping the

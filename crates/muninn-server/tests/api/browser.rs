@@ -102,19 +102,34 @@ impl Browser {
             .goto(&format!("{}{path}", self.base_url))
             .await
             .unwrap();
-        self.wait_ready(page).await;
-        let ms: Value = self
-            .client
-            .execute("return window.muninnReady.sinceLoad;", vec![])
-            .await
-            .unwrap();
-        let ms = ms.as_f64().unwrap_or(f64::NAN);
-        println!("time to interactive: {path} ({page}) {ms:.0} ms");
+        self.until_ready(page).await;
+        let ms = self.ready_ms("sinceLoad").await;
+        println!("time to interactive: {path} ({page}, loaded) {ms:.0} ms");
         ms
     }
 
-    /// Waits until `<main data-ready>` names `page` (after an in-page navigation).
+    /// Waits until `<main data-ready>` names `page` after an in-page navigation, and prints
+    /// the milliseconds from the navigation to ready.
     pub async fn wait_ready(&self, page: &str) {
+        self.until_ready(page).await;
+        let ms = self.ready_ms("ms").await;
+        let path = self.path().await;
+        println!("time to interactive: {path} ({page}, in-page navigation) {ms:.0} ms");
+    }
+
+    async fn ready_ms(&self, which: &str) -> f64 {
+        let ms: Value = self
+            .client
+            .execute(
+                &format!("return window.muninnReady && window.muninnReady.{which};"),
+                vec![],
+            )
+            .await
+            .unwrap();
+        ms.as_f64().unwrap_or(f64::NAN)
+    }
+
+    async fn until_ready(&self, page: &str) {
         let started = Instant::now();
         loop {
             let ready: Value = self
@@ -191,6 +206,57 @@ impl Browser {
             Some(query) => format!("{}?{query}", url.path()),
             None => url.path().to_owned(),
         }
+    }
+
+    /// The lowest contrast ratio (WCAG 2) of any visible text on the page against the
+    /// background behind it, with the element it belongs to. Text in SVG and canvas (charts,
+    /// the graph) is left out: its colours are checked by eye in the screenshots.
+    pub async fn lowest_text_contrast(&self) -> (f64, String) {
+        let answer: Value = self
+            .client
+            .execute(
+                r#"
+const parse = (colour) => {
+  const m = colour.match(/rgba?\(([^)]+)\)/);
+  if (!m) return null;
+  const [r, g, b, a = 1] = m[1].split(",").map(Number);
+  return { r, g, b, a };
+};
+const luminance = ({ r, g, b }) => {
+  const c = [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+  return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+};
+const background = (element) => {
+  for (let node = element; node && node.nodeType === 1; node = node.parentElement) {
+    const colour = parse(getComputedStyle(node).backgroundColor);
+    if (colour && colour.a > 0.5) return colour;
+  }
+  return { r: 255, g: 255, b: 255, a: 1 };
+};
+let worst = [21, ""];
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+for (let text = walker.nextNode(); text; text = walker.nextNode()) {
+  const element = text.parentElement;
+  if (!text.textContent.trim() || !element || element.closest("svg, canvas, noscript, .visually-hidden, .skip")) continue;
+  const style = getComputedStyle(element);
+  const box = element.getBoundingClientRect();
+  if (style.visibility === "hidden" || style.display === "none" || box.width === 0 || box.height === 0) continue;
+  const fg = parse(style.color);
+  if (!fg) continue;
+  const [l1, l2] = [luminance(fg), luminance(background(element))].sort((a, b) => b - a);
+  const ratio = (l1 + 0.05) / (l2 + 0.05);
+  if (ratio < worst[0]) worst = [ratio, `${element.tagName.toLowerCase()}.${element.className}: ${text.textContent.trim().slice(0, 40)}`];
+}
+return worst;
+"#,
+                vec![],
+            )
+            .await
+            .unwrap();
+        (
+            answer[0].as_f64().unwrap_or(0.0),
+            answer[1].as_str().unwrap_or_default().to_owned(),
+        )
     }
 
     /// Writes a PNG of the viewport to `docs/screenshots/{name}.png`.

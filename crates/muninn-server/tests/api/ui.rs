@@ -237,20 +237,59 @@ async fn bad_input_and_an_empty_store_never_break_a_page() {
     );
     browser.close().await;
 
-    // A phone: the journey fits its width.
+    // A phone: every page fits its width (wide tables and graphs scroll inside themselves).
     let phone = Browser::open(&base, 390, 844).await;
-    phone.visit("/events/order-1", "journey").await;
-    let overflow: Value = phone
-        .client
-        .execute(
-            "return document.documentElement.scrollWidth - window.innerWidth;",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert!(
-        overflow.as_f64().unwrap() <= 0.0,
-        "no sideways scrolling at 390 px"
-    );
+    let trace = format!("/traces/{}", crate::support::trace_id(1));
+    for (path, page) in [
+        ("/", "lineage"),
+        ("/events/order-1", "journey"),
+        (trace.as_str(), "trace"),
+        ("/event-types/order.created", "event-type"),
+        ("/services/enricher", "service"),
+        ("/streams/orders", "stream"),
+        ("/search?service=checkout", "search"),
+        ("/sampling", "sampling"),
+    ] {
+        phone.visit(path, page).await;
+        let overflow: Value = phone
+            .client
+            .execute(
+                "return document.documentElement.scrollWidth - window.innerWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(
+            overflow.as_f64().unwrap() <= 0.0,
+            "{path}: no sideways scrolling at 390 px (the page is {overflow} px wider)"
+        );
+    }
     phone.close().await;
+}
+
+/// Every page's text is readable: a contrast of at least 4.5:1 (WCAG AA) against its
+/// background, checked on each page of the fleet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_pages_text_has_readable_contrast() {
+    let server = TestServer::start().await;
+    server.ingest_fleet(&Fleet::new()).await;
+    let browser = Browser::open(&server.base_url(), 1280, 800).await;
+    let trace = format!("/traces/{}?span={}", trace_id(1), span_id(1, 4));
+    for (path, page) in [
+        ("/", "lineage"),
+        ("/events/order-1?span=0100000000000003", "journey"),
+        (trace.as_str(), "trace"),
+        ("/event-types/order.created", "event-type"),
+        ("/services/enricher", "service"),
+        ("/streams/orders", "stream"),
+        ("/search?service=checkout", "search"),
+        ("/sampling", "sampling"),
+        ("/events/no-such-event", "error"),
+    ] {
+        browser.visit(path, page).await;
+        let (ratio, text) = browser.lowest_text_contrast().await;
+        assert!(ratio < 21.0, "{path}: no text was examined");
+        assert!(ratio >= 4.5, "{path}: contrast {ratio:.2} for {text}");
+    }
+    browser.close().await;
 }

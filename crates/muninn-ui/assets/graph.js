@@ -1,9 +1,10 @@
 // graph.js: the lineage drawn as SVG. Services are boxes, streams cylinders; an arrow from a
 // producer to a stream and from a stream to each consumer, labelled with the event types on it;
-// a modifying consumer's arrow is drawn dashed in another colour. dagre lays the graph out
-// (left to right, so events flow the way they are read).
+// a modifying consumer's arrow is drawn dashed in another colour, laid out left to right by
+// layout.js so that events flow the way they are read.
 
 import { svg, seg } from "/ui/lib.js";
+import { layeredLayout } from "/ui/layout.js";
 
 const CHAR_WIDTH = 7.2;
 
@@ -39,18 +40,25 @@ function labelText(link) {
   return types.length > 3 ? `${types.slice(0, 2).join(", ")} +${types.length - 2}` : types.join(", ");
 }
 
+/** Edge labels are drawn when there are at most this many edges; beyond, they are in each
+ * edge's tooltip, so that a large fleet's graph stays readable. */
+const MAX_LABELLED_EDGES = 80;
+
+/** The point at `t` of a cubic Bézier [p0, p1, p2, p3]. */
+function bezierAt([p0, p1, p2, p3], t) {
+  const u = 1 - t;
+  const at = (a, b, c, d) => u * u * u * a + 3 * u * u * t * b + 3 * u * t * t * c + t * t * t * d;
+  return { x: at(p0.x, p1.x, p2.x, p3.x), y: at(p0.y, p1.y, p2.y, p3.y) };
+}
+
 /** An <svg> of the graph; nodes are links to their pages. */
 export function drawLineage(graph) {
-  const layout = new dagre.graphlib.Graph({ multigraph: false });
-  layout.setGraph({ rankdir: "LR", nodesep: 22, ranksep: 90, edgesep: 12, marginx: 16, marginy: 16 });
-  layout.setDefaultEdgeLabel(() => ({}));
-  for (const node of graph.nodes) layout.setNode(node.id, { ...nodeSize(node) });
-  for (const link of graph.links) {
-    const label = labelText(link);
-    layout.setEdge(link.from, link.to, { width: label.length * 6.2, height: 14, labelpos: "c" });
-  }
-  dagre.layout(layout);
-  const { width, height } = layout.graph();
+  const layout = layeredLayout(
+    graph.nodes.map((node) => ({ id: node.id, ...nodeSize(node) })),
+    graph.links.map((link) => ({ from: link.from, to: link.to })),
+    { rankGap: graph.links.length > MAX_LABELLED_EDGES ? 70 : 150 });
+  const { width, height } = layout;
+  const labelled = graph.links.length <= MAX_LABELLED_EDGES;
 
   const root = svg("svg", {
     xmlns: "http://www.w3.org/2000/svg", viewBox: `0 0 ${Math.ceil(width)} ${Math.ceil(height)}`,
@@ -70,23 +78,26 @@ export function drawLineage(graph) {
     .lineage .arrow-head { fill: #6b7c8f; } .lineage .arrow-head.modifies { fill: #b35c00; }
     .lineage .service rect { fill: #e8f0fb; stroke: #3b6ea8; }
     .lineage .stream path { fill: #eef7ee; stroke: #3f8a4a; }
-    .lineage .edge-label { font-size: 11px; fill: #3a4856; }
-    .lineage a:focus rect, .lineage a:focus path, .lineage a:hover rect, .lineage a:hover path { stroke-width: 3; }`));
+    .lineage .edge-label { font-size: 11px; fill: #3a4856; paint-order: stroke; stroke: #fbfcfd; stroke-width: 3px; }
+    .lineage a:focus rect, .lineage a:focus path, .lineage a:hover rect, .lineage a:hover path { stroke-width: 3; }
+    .lineage .edge-group:hover .edge { stroke-width: 3; }`));
 
+  const routes = new Map(layout.edges.map((edge) => [`${edge.from}\u0000${edge.to}`, edge.points]));
   for (const link of graph.links) {
-    const edge = layout.edge(link.from, link.to);
-    const points = edge.points;
-    const d = points.map((p, i) => `${i ? "L" : "M"}${p.x.toFixed(1)},${p.y.toFixed(1)}`).join(" ");
+    const points = routes.get(`${link.from}\u0000${link.to}`);
+    if (!points) continue;
+    const [p0, p1, p2, p3] = points.map((p) => `${p.x.toFixed(1)},${p.y.toFixed(1)}`);
     const types = [...link.eventTypes].sort().join(", ");
+    const middle = bezierAt(points, 0.5);
     root.append(svg("g", { class: "edge-group" },
       svg("title", {}, `${types}${link.modifies ? " (modifies the payload)" : ""}: ${link.count.toLocaleString("en-US")} events`),
-      svg("path", { d, class: `edge${link.modifies ? " modifies" : ""}`,
+      svg("path", { d: `M${p0} C${p1} ${p2} ${p3}`, class: `edge${link.modifies ? " modifies" : ""}`,
         "marker-end": `url(#${link.modifies ? "arrow-modifies" : "arrow"})` }),
-      svg("text", { x: edge.x, y: edge.y + 4, "text-anchor": "middle", class: "edge-label" },
-        (link.modifies ? "✎ " : "") + labelText(link))));
+      labelled ? svg("text", { x: middle.x.toFixed(1), y: (middle.y - 4).toFixed(1), "text-anchor": "middle", class: "edge-label" },
+        (link.modifies ? "✎ " : "") + labelText(link)) : null));
   }
   for (const node of graph.nodes) {
-    const { x, y, width: w, height: hgt } = layout.node(node.id);
+    const { x, y, width: w, height: hgt } = layout.nodes.get(node.id);
     const href = node.kind === "service" ? `/services/${seg(node.label)}` : `/streams/${seg(node.label)}`;
     const shape = node.kind === "service"
       ? svg("rect", { x: x - w / 2, y: y - hgt / 2, width: w, height: hgt, rx: 6 })

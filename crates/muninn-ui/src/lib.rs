@@ -1,8 +1,7 @@
 //! Muninn's browser UI, served by the binary itself: every page answers the same HTML shell
 //! and the browser's scripts render it from the URL with the JSON API the CLI uses. The assets
-//! are embedded at compile time (no build step, no network at run time); the vendored
-//! libraries (uPlot for charts, dagre for graph layout) sit in `assets/vendor` with their
-//! licences.
+//! are embedded at compile time (no build step, no network at run time); the one vendored
+//! library (uPlot, for charts) sits in `assets/vendor` with its licence.
 
 use axum::Router;
 use axum::extract::Path;
@@ -35,6 +34,7 @@ const ASSETS: &[Asset] = &[
     asset!("search_box.js", "text/javascript; charset=utf-8"),
     asset!("waterfall.js", "text/javascript; charset=utf-8"),
     asset!("graph.js", "text/javascript; charset=utf-8"),
+    asset!("layout.js", "text/javascript; charset=utf-8"),
     asset!("pages/journey.js", "text/javascript; charset=utf-8"),
     asset!("pages/trace.js", "text/javascript; charset=utf-8"),
     asset!("pages/lineage.js", "text/javascript; charset=utf-8"),
@@ -44,9 +44,7 @@ const ASSETS: &[Asset] = &[
     asset!("favicon.svg", "image/svg+xml"),
     asset!("vendor/uPlot.iife.min.js", "text/javascript; charset=utf-8"),
     asset!("vendor/uPlot.min.css", "text/css; charset=utf-8"),
-    asset!("vendor/dagre.min.js", "text/javascript; charset=utf-8"),
     asset!("vendor/LICENSE-uPlot", "text/plain; charset=utf-8"),
-    asset!("vendor/LICENSE-dagre", "text/plain; charset=utf-8"),
 ];
 
 /// The shell every page answers.

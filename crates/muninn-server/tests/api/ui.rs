@@ -27,6 +27,25 @@ async fn the_on_call_path_runs_in_a_real_browser() {
         1,
         "enricher's edge is the one modifying consumer"
     );
+    let overlapping: Value = browser
+        .client
+        .execute(
+            r#"const boxes = [...document.querySelectorAll("a[data-node]")].map((a) => a.getBoundingClientRect());
+let overlapping = 0;
+for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+  const [a, b] = [boxes[i], boxes[j]];
+  if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) overlapping++;
+}
+return [boxes.length, overlapping];"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        overlapping,
+        serde_json::json!([8, 0]),
+        "5 services and 3 streams, none overlapping"
+    );
     browser.screenshot("lineage").await;
 
     // The search box takes an event id to its journey.

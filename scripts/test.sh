@@ -13,7 +13,8 @@
 #                  `cargo install` of 10 to 17 minutes the first time)
 #   muninn-server, muninn-archive
 #                  the Python venv (scripts/python.sh: MUNINN_PYTHON; DuckDB, moto_server for S3)
-#   muninn-server  a real browser for the UI's tests (scripts/browser.sh: MUNINN_CHROMIUM,
+#   muninn-server, muninn
+#                  a real browser for the UI's tests (scripts/browser.sh: MUNINN_CHROMIUM,
 #                  MUNINN_CHROMEDRIVER; Debian's chromium and chromium-driver, about 40 s once)
 # With no -p/--package, or with --workspace, everything is selected and everything installed;
 # `-p muninn-model` or `-p muninn-store` installs nothing. A test whose tool is missing fails,
@@ -25,7 +26,7 @@ cd "$(dirname "$0")/.."
 declare -A NEEDS=(
     [muninn-sdk]="brokers"   # tests/adapters.rs, tests/brokers.rs (features kafka + nats)
     [muninn-archive]="brokers python" # tests/nats.rs, tests/replay.rs; tests/duckdb.rs, tests/s3.rs
-    [muninn]="brokers python" # tests/archive.rs (the recorder SIGKILLed against tansu, into moto)
+    [muninn]="brokers python browser" # tests/archive.rs (the recorder SIGKILLed against tansu, into moto); tests/cli (the demo in the UI)
     [muninn-server]="python browser" # tests/api/otlp.rs, tests/api/zipkin.rs; tests/api/ui.rs
 )
 

@@ -37,7 +37,8 @@ function nodeSize(node) {
 
 function labelText(link) {
   const types = [...link.eventTypes].sort();
-  return types.length > 3 ? `${types.slice(0, 2).join(", ")} +${types.length - 2}` : types.join(", ");
+  // One name and how many more: the full list is in the arrow's tooltip.
+  return types.length > 1 ? `${types[0]} +${types.length - 1}` : types[0];
 }
 
 /** Edge labels are drawn when there are at most this many edges; beyond, they are in each
@@ -56,7 +57,7 @@ export function drawLineage(graph) {
   const layout = layeredLayout(
     graph.nodes.map((node) => ({ id: node.id, ...nodeSize(node) })),
     graph.links.map((link) => ({ from: link.from, to: link.to })),
-    { rankGap: graph.links.length > MAX_LABELLED_EDGES ? 70 : 150 });
+    { rankGap: graph.links.length > MAX_LABELLED_EDGES ? 70 : 120 });
   const { width, height } = layout;
   const labelled = graph.links.length <= MAX_LABELLED_EDGES;
 

@@ -64,13 +64,10 @@ export async function lineagePage({ main, params, current, navigate }) {
     form,
     h("div", { class: "lineage-layout" },
       h("section", { class: "graph", "aria-label": "Lineage graph" },
-        h("div", { class: "graph-scroll fit" }, picture),
-        picture instanceof SVGElement ? h("button", { type: "button", class: "small secondary", "aria-pressed": "false",
-          onclick: (event) => {
-            const scroll = event.target.parentElement.querySelector(".graph-scroll");
-            const actual = scroll.classList.toggle("fit") === false;
-            event.target.setAttribute("aria-pressed", String(actual));
-          } }, "Actual size") : null,
+        h("div", { class: "graph-scroll" }, picture),
+        picture instanceof SVGElement ? h("button", { type: "button", class: "small secondary", id: "graph-fit",
+          "aria-pressed": "false", onclick: (event) => fit(event.target, !event.target.closest("section").querySelector(".graph-scroll").classList.contains("fit")) },
+        "Fit to width") : null,
         h("p", { class: "downloads" }, "Download: ", download("mermaid", "mmd"), " · ", download("dot", "dot"), " · ", svgLink)),
       h("aside", { class: "catalog", "aria-label": "Catalog" },
         h("h2", {}, `Event types (${types.event_types.length})`),
@@ -79,7 +76,19 @@ export async function lineagePage({ main, params, current, navigate }) {
         list(services.services, (entry) => [link.service(entry.service)]),
         h("h2", {}, `Streams (${streams.streams.length})`),
         list(streams.streams, (entry) => [link.stream(entry.stream), ` ${entry.broker}`]))));
+  // Fitted to the width when that keeps its text readable (scaled to at least 70%), else at
+  // actual size, scrolling; the button switches.
+  const button = main.querySelector("#graph-fit");
+  if (button && picture instanceof SVGElement) {
+    const scale = main.querySelector(".graph-scroll").clientWidth / picture.width.baseVal.value;
+    fit(button, scale >= 0.7);
+  }
   ready(main, "lineage");
+}
+
+function fit(button, on) {
+  button.closest("section").querySelector(".graph-scroll").classList.toggle("fit", on);
+  button.setAttribute("aria-pressed", String(on));
 }
 
 function list(items, item) {

@@ -7,6 +7,11 @@ mod impact;
 mod lineage;
 mod process;
 
+// The UI's browser driver, shared with the server's API tests.
+#[allow(dead_code)]
+#[path = "../../../muninn-server/tests/api/browser.rs"]
+mod browser;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -568,6 +573,48 @@ fn the_demo_fleet_answers_through_jaegers_and_zipkins_apis() {
                     && link["callCount"].as_u64().is_some_and(|calls| calls > 0))),
             "{links}"
         );
+
+        // The UI shows the demo fleet: its lineage, a type's page from the search box, and
+        // the journey of an order that crossed into fraud-detection's own trace.
+        let browser = browser::Browser::open(base, 1280, 800).await;
+        browser.visit("/", "lineage").await;
+        assert_eq!(
+            browser.find_all(r#"a[data-node^="service:"]"#).await.len(),
+            12
+        );
+        assert_eq!(
+            browser.find_all(r#"a[data-node^="stream:"]"#).await.len(),
+            8
+        );
+        browser.screenshot("demo-lineage").await;
+        browser
+            .find("#search-input")
+            .await
+            .send_keys("order.placed")
+            .await
+            .unwrap();
+        browser.click("#search-box button").await;
+        browser.wait_ready("event-type").await;
+        browser.find(".chart-holder canvas").await;
+        let path = "/api/traces?service=fraud-detection&limit=1";
+        let answer = get_json(&client, base, path).await;
+        let event_id = jaeger_data(&answer, path)[0]["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|span| span["tags"].as_array().unwrap())
+            .find(|tag| tag["key"] == json_str("cloudevents.event_id"))
+            .and_then(|tag| tag["value"].as_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("a fraud-detection span names its event: {answer}"));
+        browser
+            .visit(&format!("/events/{event_id}"), "journey")
+            .await;
+        assert!(
+            browser.find_all("ol.waterfall li").await.len() >= 2,
+            "the order's journey has its publish and fraud-detection's consume"
+        );
+        browser.close().await;
     });
     drop(demo);
 }

@@ -286,6 +286,58 @@ async fn bad_input_and_an_empty_store_never_break_a_page() {
     phone.close().await;
 }
 
+/// The keyboard alone: Tab reaches a journey's rows with a visible focus ring, Enter opens a
+/// hop's details, and `/` jumps to the search box.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journey_can_be_read_with_the_keyboard_alone() {
+    let server = TestServer::start().await;
+    server.ingest_fleet(&Fleet::new()).await;
+    let browser = Browser::open(&server.base_url(), 1280, 800).await;
+    browser.visit("/events/order-1", "journey").await;
+    let first_row = format!("span-{}", span_id(1, 2));
+    let mut focused = String::new();
+    for _ in 0..40 {
+        let active = browser.client.active_element().await.unwrap();
+        active.send_keys("\u{E004}").await.unwrap(); // Tab
+        let active = browser.client.active_element().await.unwrap();
+        focused = active.attr("id").await.unwrap().unwrap_or_default();
+        if focused == first_row {
+            break;
+        }
+    }
+    assert_eq!(focused, first_row, "Tab reaches the first hop");
+    let ring: Value = browser
+        .client
+        .execute(
+            "const style = getComputedStyle(document.activeElement); return [style.outlineStyle, parseFloat(style.outlineWidth)];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        ring[0] != "none" && ring[1].as_f64().unwrap_or(0.0) >= 2.0,
+        "a visible focus ring: {ring}"
+    );
+    let active = browser.client.active_element().await.unwrap();
+    active.send_keys("\u{E007}").await.unwrap(); // Enter
+    let details = browser.find("aside.details h3").await.text().await.unwrap();
+    assert!(details.starts_with("checkout:"), "{details}");
+    // `/` from the page (not from a text field) focuses the search box.
+    browser
+        .client
+        .execute("document.activeElement.blur();", vec![])
+        .await
+        .unwrap();
+    let body = browser.find("body").await;
+    body.send_keys("/").await.unwrap();
+    let active = browser.client.active_element().await.unwrap();
+    assert_eq!(
+        active.attr("id").await.unwrap().as_deref(),
+        Some("search-input")
+    );
+    browser.close().await;
+}
+
 /// Every page's text is readable: a contrast of at least 4.5:1 (WCAG AA) against its
 /// background, checked on each page of the fleet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

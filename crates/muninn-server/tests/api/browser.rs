@@ -104,7 +104,9 @@ impl Browser {
             .unwrap();
         self.until_ready(page).await;
         let ms = self.ready_ms("sinceLoad").await;
-        println!("time to interactive: {path} ({page}, loaded) {ms:.0} ms");
+        report(&format!(
+            "time to interactive: {path} ({page}, loaded) {ms:.0} ms"
+        ));
         ms
     }
 
@@ -114,7 +116,9 @@ impl Browser {
         self.until_ready(page).await;
         let ms = self.ready_ms("ms").await;
         let path = self.path().await;
-        println!("time to interactive: {path} ({page}, in-page navigation) {ms:.0} ms");
+        report(&format!(
+            "time to interactive: {path} ({page}, in-page navigation) {ms:.0} ms"
+        ));
     }
 
     async fn ready_ms(&self, which: &str) -> f64 {
@@ -278,6 +282,14 @@ impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.driver.kill();
     }
+}
+
+/// Writes a line to the test process's standard error directly, past the test harness's
+/// capture (which keeps `println!` of passing tests to itself), so that the times show in the
+/// test command's output.
+fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// `docs/screenshots` of the workspace: the folder the README names.

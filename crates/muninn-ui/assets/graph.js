@@ -60,10 +60,14 @@ export function drawLineage(graph) {
     { rankGap: graph.links.length > MAX_LABELLED_EDGES ? 70 : 120 });
   const { width, height } = layout;
   const labelled = graph.links.length <= MAX_LABELLED_EDGES;
+  // Where the first column starts, so that a scrolled view can open on it.
+  const firstColumn = [...layout.nodes.values()].filter((node) => node.layer === 0);
+  const startY = Math.min(...firstColumn.map((node) => node.y - node.height / 2));
 
   const root = svg("svg", {
     xmlns: "http://www.w3.org/2000/svg", viewBox: `0 0 ${Math.ceil(width)} ${Math.ceil(height)}`,
     width: Math.ceil(width), height: Math.ceil(height), class: "lineage", role: "img",
+    "data-start-y": Number.isFinite(startY) ? Math.round(startY) : 0,
     "aria-label": `Lineage: ${graph.nodes.filter((n) => n.kind === "service").length} services, ` +
       `${graph.nodes.filter((n) => n.kind === "stream").length} streams`,
   });

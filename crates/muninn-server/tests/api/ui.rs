@@ -338,6 +338,61 @@ async fn a_journey_can_be_read_with_the_keyboard_alone() {
     browser.close().await;
 }
 
+/// A fleet of 50 services and 25 event types on 8 streams (each type produced by 2 services and
+/// consumed by 4): every node is drawn, none overlaps another, and with more than 80 arrows
+/// the event types move into the arrows' tooltips.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_services_lay_out_without_overlaps() {
+    let server = TestServer::start().await;
+    let minute = muninn_model::now_unix_nanos() / 1_000_000_000 / 60 * 60 - 600;
+    let mut counts = Vec::new();
+    for type_idx in 0..25usize {
+        let stream = format!("stream-{}", type_idx * 8 / 25);
+        let event_type = format!("type-{type_idx:02}.happened");
+        let edges = [
+            (0, "produced"),
+            (1, "produced"),
+            (2, "consumed"),
+            (13, "consumed"),
+            (26, "consumed"),
+            (39, "consumed"),
+        ];
+        for (offset, action) in edges {
+            counts.push(serde_json::json!({
+                "service": format!("service-{:02}", (2 * type_idx + offset) % 50),
+                "event_type": event_type, "stream": stream, "broker": "kafka",
+                "action": action, "minute": minute, "count": 10,
+            }));
+        }
+    }
+    server.api.ingest_ok("/api/v1/counts", &counts).await;
+    let browser = Browser::open(&server.base_url(), 1280, 800).await;
+    browser.visit("/", "lineage").await;
+    let drawn: Value = browser
+        .client
+        .execute(
+            r#"const boxes = [...document.querySelectorAll("a[data-node]")].map((a) => a.getBoundingClientRect());
+let overlapping = 0;
+for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+  const [a, b] = [boxes[i], boxes[j]];
+  if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) overlapping++;
+}
+return [document.querySelectorAll('a[data-node^="service:"]').length,
+        document.querySelectorAll('a[data-node^="stream:"]').length,
+        overlapping, document.querySelectorAll("text.edge-label").length];"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        drawn,
+        serde_json::json!([50, 8, 0, 0]),
+        "services, streams, overlaps, labels"
+    );
+    browser.screenshot("lineage-50-services").await;
+    browser.close().await;
+}
+
 /// Every page's text is readable: a contrast of at least 4.5:1 (WCAG AA) against its
 /// background, checked on each page of the fleet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -80,8 +80,11 @@ export async function lineagePage({ main, params, current, navigate }) {
   // actual size, scrolling; the button switches.
   const button = main.querySelector("#graph-fit");
   if (button && picture instanceof SVGElement) {
-    const scale = main.querySelector(".graph-scroll").clientWidth / picture.width.baseVal.value;
+    const scroll = main.querySelector(".graph-scroll");
+    const scale = scroll.clientWidth / picture.width.baseVal.value;
     fit(button, scale >= 0.7);
+    // At actual size, open on the first column (where events start), not on empty space.
+    if (scale < 0.7) scroll.scrollTop = Math.max(0, Number(picture.dataset.startY) - 16);
   }
   ready(main, "lineage");
 }

@@ -7,9 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use muninn_model::{
-    Action, AttributeValue, NANOS_PER_SECOND, RollupKey, Span, format_rfc3339_nanos,
-};
+use muninn_model::{Action, NANOS_PER_SECOND, RollupKey, Span, format_rfc3339_nanos};
 use muninn_store::{FirstSpan, RollupCell, SpanQuery, Store};
 use serde::Serialize;
 
@@ -214,25 +212,7 @@ impl FirstSenders {
             }
         }
         let span = earliest?;
-        let resource = |name: &str| {
-            span.resource
-                .iter()
-                .find(|(key, _)| key == name)
-                .map(|(_, value)| match value {
-                    AttributeValue::String(text) => text.clone(),
-                    AttributeValue::Int(number) => number.to_string(),
-                    AttributeValue::Float(number) => number.to_string(),
-                    AttributeValue::Bool(flag) => flag.to_string(),
-                })
-        };
-        let sender = FirstSender {
-            service: span.service.clone(),
-            instance: resource("service.instance.id").or_else(|| resource("host.name")),
-            version: resource("service.version"),
-            at: format_rfc3339_nanos(span.start_unix_nanos),
-            trace_id: span.trace_id.to_hex(),
-            span_id: span.span_id.to_hex(),
-        };
+        let sender = FirstSender::from_span(&span.service, &FirstSpan::of(&span));
         self.remember(key, sender.clone());
         Some(sender)
     }

@@ -54,7 +54,8 @@ pub struct FirstSpan {
 }
 
 impl FirstSpan {
-    fn of(span: &Span) -> FirstSpan {
+    /// Who sent `span`: its ids, time, and the instance and version of its resource.
+    pub fn of(span: &Span) -> FirstSpan {
         let resource = |name: &str| {
             span.resource
                 .iter()

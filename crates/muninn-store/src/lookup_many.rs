@@ -16,7 +16,7 @@ impl Store {
     /// Every span whose event id is one of `event_ids`, from memory and blocks, each once.
     pub async fn spans_by_event_ids(&self, event_ids: &HashSet<String>) -> Lookup {
         let ids = Arc::new(event_ids.clone());
-        self.lookup_many(SpanSelection::Events(&ids), |span| {
+        self.lookup_many(SpanSelection::Events(ids), |span| {
             span.event
                 .event_id
                 .as_ref()
@@ -28,7 +28,7 @@ impl Store {
     /// Every span with a link to a span of one of `traces`, from memory and blocks, each once.
     pub async fn spans_linking_to(&self, traces: &HashSet<TraceId>) -> Lookup {
         let targets = Arc::new(traces.clone());
-        self.lookup_many(SpanSelection::LinkingTo(&targets), |span| {
+        self.lookup_many(SpanSelection::LinkingTo(targets), |span| {
             span.links
                 .iter()
                 .any(|link| traces.contains(&link.trace_id))
@@ -38,7 +38,7 @@ impl Store {
 
     async fn lookup_many(
         &self,
-        selection: SpanSelection<'_>,
+        selection: SpanSelection,
         matches: impl Fn(&Span) -> bool,
     ) -> Lookup {
         let snapshot = self.snapshot();
@@ -50,8 +50,10 @@ impl Store {
             .cloned()
             .collect();
         let object_store = &snapshot.object_store;
-        let (found, unreadable_blocks) = read_blocks(snapshot.blocks, 8, |handle| async move {
-            handle.spans(object_store, selection).await
+        let (found, unreadable_blocks) = read_blocks(snapshot.blocks, 8, |handle| {
+            let object_store = object_store.clone();
+            let selection = selection.clone();
+            async move { handle.spans(&object_store, selection).await }
         })
         .await;
         // The block predicates are exact for ids; for links read from JSON text they match

@@ -10,12 +10,13 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use futures::StreamExt;
 use muninn_model::{Span, SpanKind, TraceId};
 
 use crate::block::SpanSelection;
-use crate::engine::{Lookup, Store, read_blocks};
+use crate::engine::{Lookup, Store, joined, read_blocks};
 
 /// What a trace search looks for. A span matches when it starts in
 /// `[from_unix_nanos, to_unix_nanos)` and every predicate that is set holds.
@@ -120,6 +121,30 @@ impl Hits {
             .or_insert(start);
     }
 
+    /// Adds one block's matching rows. Only its most recent rows can be in the answer: when
+    /// the `4 × max_traces` latest of them already name `max_traces` traces, every older row
+    /// starts before that many traces of this block alone, so it is left out.
+    fn add_block(&mut self, mut starts: Vec<(TraceId, i64)>, max_traces: usize) {
+        let keep = max_traces.saturating_mul(4);
+        if max_traces > 0 && starts.len() > keep {
+            starts.select_nth_unstable_by(keep - 1, |left, right| right.1.cmp(&left.1));
+            let latest = &starts[..keep];
+            let distinct: HashSet<TraceId> = latest.iter().map(|(trace_id, _)| *trace_id).collect();
+            if distinct.len() >= max_traces {
+                // The cut is at the oldest row kept; rows that tie with it are kept as well.
+                let cut = latest
+                    .iter()
+                    .map(|(_, start)| *start)
+                    .min()
+                    .unwrap_or(i64::MIN);
+                starts.retain(|(_, start)| *start >= cut);
+            }
+        }
+        for (trace_id, start) in starts {
+            self.add(trace_id, start);
+        }
+    }
+
     /// The start of the `n`-th most recent trace, when there are at least `n`.
     fn nth_latest(&self, n: usize) -> Option<i64> {
         if n == 0 || self.latest.len() < n {
@@ -165,13 +190,14 @@ impl Store {
         }
         let snapshot = self.snapshot();
         let mut hits = Hits::default();
-        for batch in &snapshot.batches {
-            for span in batch.iter() {
-                if query.matches_columns(span) && filter.is_none_or(|filter| filter(span)) {
-                    hits.add(span.trace_id, span.start_unix_nanos);
-                }
-            }
-        }
+        let in_memory: Vec<(TraceId, i64)> = snapshot
+            .batches
+            .iter()
+            .flat_map(|batch| batch.iter())
+            .filter(|span| query.matches_columns(span) && filter.is_none_or(|filter| filter(span)))
+            .map(|span| (span.trace_id, span.start_unix_nanos))
+            .collect();
+        hits.add_block(in_memory, query.max_traces);
         let mut blocks: Vec<_> = snapshot
             .blocks
             .into_iter()
@@ -189,24 +215,38 @@ impl Store {
                 .then(left.meta.block_id.cmp(&right.meta.block_id))
         });
         let object_store = &snapshot.object_store;
+        // Once `max_traces` traces are known, a row that starts before the last of them cannot
+        // change the answer (a trace's latest start only grows), so each block read from then
+        // on asks only for rows from there: the row filter drops the rest before their trace
+        // ids (and, with a filter, their other columns) are decoded.
+        let floor = AtomicI64::new(hits.nth_latest(query.max_traces).unwrap_or(i64::MIN));
+        let floor = &floor;
+        let whole_spans = filter.is_some();
         let mut results = futures::stream::iter(blocks)
-            .map(|handle| async move {
+            .map(|handle| {
+                let mut query = query.clone();
+                query.from_unix_nanos = query.from_unix_nanos.max(floor.load(Ordering::Relaxed));
+                let object_store = object_store.clone();
+                let block = handle.clone();
+                // Each block is read by a task of its own, so decoding runs on every core.
                 // With a filter on whole spans, the rows are decoded into spans for it;
                 // otherwise only their trace ids and start times are read.
-                let result = if filter.is_some() {
-                    handle
-                        .spans(object_store, SpanSelection::Matching(query))
-                        .await
-                        .map(ScannedRows::Spans)
-                } else {
-                    handle
-                        .trace_starts(object_store, query)
-                        .await
-                        .map(ScannedRows::Starts)
-                };
-                (handle, result)
+                let reading = tokio::spawn(async move {
+                    if whole_spans {
+                        block
+                            .spans(&object_store, SpanSelection::Matching(Arc::new(query)))
+                            .await
+                            .map(ScannedRows::Spans)
+                    } else {
+                        block
+                            .trace_starts(&object_store, &query)
+                            .await
+                            .map(ScannedRows::Starts)
+                    }
+                });
+                async move { (handle, joined(reading.await)) }
             })
-            .buffered(4);
+            .buffered(2);
         while let Some((handle, result)) = results.next().await {
             // Every span of this block (and of every later one) starts before its max time.
             if hits
@@ -217,23 +257,23 @@ impl Store {
             }
             match result {
                 Ok(ScannedRows::Spans(spans)) => {
-                    for span in &spans {
-                        if filter.is_none_or(|filter| filter(span)) {
-                            hits.add(span.trace_id, span.start_unix_nanos);
-                        }
-                    }
+                    let starts: Vec<(TraceId, i64)> = spans
+                        .iter()
+                        .filter(|span| filter.is_none_or(|filter| filter(span)))
+                        .map(|span| (span.trace_id, span.start_unix_nanos))
+                        .collect();
+                    hits.add_block(starts, query.max_traces);
                 }
-                Ok(ScannedRows::Starts(starts)) => {
-                    for (trace_id, start) in starts {
-                        hits.add(trace_id, start);
-                    }
-                }
+                Ok(ScannedRows::Starts(starts)) => hits.add_block(starts, query.max_traces),
                 Err(error) => {
                     tracing::warn!(block = %handle.dir, %error, "block could not be searched");
                     search
                         .unreadable_blocks
                         .push(format!("{}: {error}", handle.dir));
                 }
+            }
+            if let Some(nth) = hits.nth_latest(query.max_traces) {
+                floor.store(nth, Ordering::Relaxed);
             }
         }
         search.traces = hits.into_sorted(query.max_traces);
@@ -275,8 +315,9 @@ impl Store {
             })
             .collect();
         let object_store = &snapshot.object_store;
-        let (found, unreadable_blocks) = read_blocks(blocks, 4, |handle| async move {
-            handle.operations(object_store).await
+        let (found, unreadable_blocks) = read_blocks(blocks, 4, |handle| {
+            let object_store = object_store.clone();
+            async move { handle.operations(&object_store).await }
         })
         .await;
         for block_operations in found {
@@ -301,13 +342,12 @@ impl Store {
             .filter(|span| traces.contains(&span.trace_id))
             .cloned()
             .collect();
-        let wanted = Arc::new(traces.clone());
+        let wanted = SpanSelection::Traces(Arc::new(traces.clone()));
         let object_store = &snapshot.object_store;
-        let wanted = &wanted;
-        let (found, unreadable_blocks) = read_blocks(snapshot.blocks, 4, |handle| async move {
-            handle
-                .spans(object_store, SpanSelection::Traces(wanted))
-                .await
+        let (found, unreadable_blocks) = read_blocks(snapshot.blocks, 4, |handle| {
+            let object_store = object_store.clone();
+            let wanted = wanted.clone();
+            async move { handle.spans(&object_store, wanted).await }
         })
         .await;
         spans.extend(found.into_iter().flatten());
@@ -351,6 +391,64 @@ mod tests {
 
     /// Traces 1..=6, one hour apart, half in blocks and half in memory: the search finds the
     /// same traces either way, most recent first, with every predicate applied.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn search_over_blocks_that_overlap_in_time_equals_a_search_of_every_span() {
+        use rand::{Rng, SeedableRng};
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = StoreConfig::new(dir.path());
+        config.retention = None;
+        let store = Store::open(config).await.unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        let now = muninn_model::now_unix_nanos();
+        let base = now - HOUR / 2;
+        let mut all = Vec::new();
+        // Five blocks and memory, every one spread over the same half hour; traces have spans
+        // in several of them, and many spans share a start (ties are broken by trace id).
+        for part in 0..6 {
+            let spans: Vec<Span> = (0..400)
+                .map(|index| {
+                    let mut one = span(0, 0, ["a", "b"][index % 2], "work", 0, 1000);
+                    one.trace_id = TraceId([rng.random_range(0..120u8); 16]);
+                    one.span_id = SpanId([part, (index / 256) as u8, index as u8, 0, 0, 0, 0, 1]);
+                    one.start_unix_nanos = base + rng.random_range(0..40) * 1_000_000_000;
+                    one
+                })
+                .collect();
+            all.extend(spans.clone());
+            store.append(spans, Vec::new()).await.unwrap();
+            if part < 5 {
+                store.flush().await.unwrap();
+            }
+        }
+        for max_traces in [1, 3, 20, 200] {
+            for service in [None, Some("a".to_owned())] {
+                let query = SpanQuery {
+                    service: service.clone(),
+                    ..SpanQuery::new(base, now, max_traces)
+                };
+                let mut latest: HashMap<TraceId, i64> = HashMap::new();
+                for one in all.iter().filter(|one| query.matches_columns(one)) {
+                    let entry = latest.entry(one.trace_id).or_insert(i64::MIN);
+                    *entry = (*entry).max(one.start_unix_nanos);
+                }
+                let mut expected: Vec<(i64, TraceId)> = latest
+                    .into_iter()
+                    .map(|(trace, start)| (start, trace))
+                    .collect();
+                expected.sort_by(|left, right| right.0.cmp(&left.0).then(left.1.cmp(&right.1)));
+                expected.truncate(max_traces);
+                let found: Vec<(i64, TraceId)> = store
+                    .find_traces(&query, None)
+                    .await
+                    .traces
+                    .iter()
+                    .map(|hit| (hit.latest_start_unix_nanos, hit.trace_id))
+                    .collect();
+                assert_eq!(found, expected, "{max_traces} traces of {service:?}");
+            }
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn search_reads_memory_and_blocks_alike() {
         let dir = tempfile::tempdir().unwrap();

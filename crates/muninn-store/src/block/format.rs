@@ -70,26 +70,26 @@ impl FormatVersion {
     }
 }
 
-/// The spans of a block a read is for. Sets are shared (`Arc`) because each block's row filter
-/// keeps its own reference.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum SpanSelection<'a> {
+/// The spans of a block a read is for. Owned and cheap to clone (sets are shared), so that
+/// each block's read can run as its own task and keep its own reference in its row filter.
+#[derive(Debug, Clone)]
+pub(crate) enum SpanSelection {
     /// The spans of one trace.
     Trace(TraceId),
     /// The spans carrying one event id.
-    Event(&'a str),
+    Event(Arc<str>),
     /// The spans of any of these traces.
-    Traces(&'a Arc<HashSet<TraceId>>),
+    Traces(Arc<HashSet<TraceId>>),
     /// The spans carrying any of these event ids.
-    Events(&'a Arc<HashSet<String>>),
+    Events(Arc<HashSet<String>>),
     /// The spans with a link to a span of one of these traces. A format may answer with more
     /// (a text match); the caller checks the links of what it gets.
-    LinkingTo(&'a Arc<HashSet<TraceId>>),
+    LinkingTo(Arc<HashSet<TraceId>>),
     /// The spans that match a search's time range and column predicates.
-    Matching(&'a SpanQuery),
+    Matching(Arc<SpanQuery>),
 }
 
-impl SpanSelection<'_> {
+impl SpanSelection {
     /// Whether the selection names no ids at all, and so selects nothing.
     pub(crate) fn is_empty(&self) -> bool {
         match self {
@@ -114,10 +114,7 @@ impl SpansFile {
     }
 
     /// Every span of the block that `selection` selects.
-    pub(crate) async fn spans(
-        &self,
-        selection: SpanSelection<'_>,
-    ) -> Result<Vec<Span>, StoreError> {
+    pub(crate) async fn spans(&self, selection: SpanSelection) -> Result<Vec<Span>, StoreError> {
         match self {
             SpansFile::V1(file) => file.spans(selection).await,
         }

@@ -222,13 +222,6 @@ pub(crate) struct BlockHandle {
     operations: OnceCell<Arc<Vec<Operation>>>,
 }
 
-/// The id a look-up is for.
-#[derive(Debug, Clone)]
-pub(crate) enum IdLookup<'a> {
-    Trace(TraceId),
-    Event(&'a str),
-}
-
 impl BlockHandle {
     pub(crate) fn new(meta: BlockMeta) -> Self {
         let dir = block_path(meta.partition_unix_seconds, &meta.block_id);
@@ -238,6 +231,13 @@ impl BlockHandle {
             spans_file: OnceCell::new(),
             operations: OnceCell::new(),
         }
+    }
+
+    /// A block just written, whose distinct (service, name, kind) the writer knows.
+    pub(crate) fn with_operations(meta: BlockMeta, operations: Vec<Operation>) -> Self {
+        let handle = BlockHandle::new(meta);
+        let _ = handle.operations.set(Arc::new(operations));
+        handle
     }
 
     pub(crate) fn spans_path(&self) -> Path {
@@ -271,24 +271,11 @@ impl BlockHandle {
         self.spans_file(store).await.map(drop)
     }
 
-    /// Every span in this block with the given id.
-    pub(crate) async fn lookup(
-        &self,
-        store: &Arc<dyn ObjectStore>,
-        id: &IdLookup<'_>,
-    ) -> Result<Vec<Span>, StoreError> {
-        let selection = match *id {
-            IdLookup::Trace(trace_id) => SpanSelection::Trace(trace_id),
-            IdLookup::Event(event_id) => SpanSelection::Event(event_id),
-        };
-        self.spans(store, selection).await
-    }
-
     /// Every span in this block that `selection` selects.
     pub(crate) async fn spans(
         &self,
         store: &Arc<dyn ObjectStore>,
-        selection: SpanSelection<'_>,
+        selection: SpanSelection,
     ) -> Result<Vec<Span>, StoreError> {
         if selection.is_empty() {
             return Ok(Vec::new());

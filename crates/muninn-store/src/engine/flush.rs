@@ -6,12 +6,12 @@
 //! `fs::LocalDir`) before the WAL segments holding the same records are deleted. A flush that
 //! fails leaves its frozen head in memory and its records in the WAL; the next flush retries it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path as FsPath;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use muninn_model::{NANOS_PER_SECOND, Span};
+use muninn_model::{NANOS_PER_SECOND, Span, SpanKind};
 use tokio::sync::oneshot;
 
 use super::head::Head;
@@ -21,6 +21,7 @@ use super::{FlushReport, Shared, Store};
 use crate::block::{self, BlockContents, BlockHandle, StoredCell};
 use crate::error::{StoreError, StoreErrorKind};
 use crate::fs::FileSystem;
+use crate::scan::Operation;
 use crate::wal;
 
 impl Store {
@@ -106,6 +107,9 @@ async fn write_head(shared: &Shared, frozen: &Head) -> Result<Vec<Arc<BlockHandl
     let mut written: Vec<Arc<BlockHandle>> = Vec::new();
     for (partition_unix_seconds, (spans, mut cells)) in partitions {
         cells.sort_by(|left, right| (left.minute, &left.key).cmp(&(right.minute, &right.key)));
+        // Known now from memory, so the first trace search or service list after this flush
+        // does not read them back from the file.
+        let operations = distinct_operations(&spans);
         let contents = BlockContents {
             partition_unix_seconds,
             spans,
@@ -121,7 +125,7 @@ async fn write_head(shared: &Shared, frozen: &Head) -> Result<Vec<Arc<BlockHandl
         )
         .await
         {
-            Ok(meta) => written.push(Arc::new(BlockHandle::new(meta))),
+            Ok(meta) => written.push(Arc::new(BlockHandle::with_operations(meta, operations))),
             Err(error) => {
                 for handle in &written {
                     let _ = delete_prefix(&shared.object_store, &handle.dir).await;
@@ -155,6 +159,22 @@ pub(crate) fn delete_segments_up_to(
             .map_err(|error| StoreError::io(format!("syncing {}", wal_dir.display()), error))?;
     }
     Ok(())
+}
+
+/// The distinct (service, name, kind) of `spans`, sorted as a block's operations are.
+fn distinct_operations(spans: &[&Span]) -> Vec<Operation> {
+    let distinct: BTreeSet<(&str, &str, SpanKind)> = spans
+        .iter()
+        .map(|span| (span.service.as_str(), span.name.as_str(), span.kind))
+        .collect();
+    distinct
+        .into_iter()
+        .map(|(service, name, kind)| Operation {
+            service: service.to_owned(),
+            name: name.to_owned(),
+            kind,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use object_store::path::Path;
 
 use super::Store;
 use super::head::Head;
-use crate::block::{BlockHandle, IdLookup};
+use crate::block::{BlockHandle, SpanSelection};
 use crate::error::StoreError;
 
 /// The result of a look-up across head and blocks: what could be read, and which blocks could
@@ -22,22 +22,24 @@ pub struct Lookup {
     pub unreadable_blocks: Vec<String>,
 }
 
-/// Reads every block with `read`, `concurrency` at a time. Returns what the readable blocks
-/// gave and the unreadable ones, named with their error and sorted: a block that cannot be
-/// read makes a partial answer, not a failure.
+/// Reads every block with `read`, `concurrency` at a time, each read a task of its own so
+/// that decoding runs on every core. Returns what the readable blocks gave and the unreadable
+/// ones, named with their error and sorted: a block that cannot be read makes a partial
+/// answer, not a failure.
 pub(crate) async fn read_blocks<T, Fut>(
     blocks: Vec<Arc<BlockHandle>>,
     concurrency: usize,
     read: impl Fn(Arc<BlockHandle>) -> Fut,
 ) -> (Vec<T>, Vec<String>)
 where
-    Fut: std::future::Future<Output = Result<T, StoreError>>,
+    Fut: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    T: Send + 'static,
 {
     let results: Vec<(Path, Result<T, StoreError>)> = futures::stream::iter(blocks)
         .map(|handle| {
             let dir = handle.dir.clone();
-            let reading = read(handle);
-            async move { (dir, reading.await) }
+            let reading = tokio::spawn(read(handle));
+            async move { (dir, joined(reading.await)) }
         })
         .buffer_unordered(concurrency)
         .collect()
@@ -55,6 +57,13 @@ where
     }
     unreadable_blocks.sort();
     (found, unreadable_blocks)
+}
+
+/// A block read's result, or the reason its task ended without one.
+pub(crate) fn joined<T>(
+    result: Result<Result<T, StoreError>, tokio::task::JoinError>,
+) -> Result<T, StoreError> {
+    result.unwrap_or_else(|error| Err(StoreError::corrupt(format!("the read failed: {error}"))))
 }
 
 impl Lookup {
@@ -76,7 +85,7 @@ impl Lookup {
 impl Store {
     /// Every span carrying this event id, from head and blocks, deduplicated by span id.
     pub async fn spans_by_event_id(&self, event_id: &str) -> Lookup {
-        self.lookup(IdLookup::Event(event_id), |span| {
+        self.lookup(SpanSelection::Event(Arc::from(event_id)), |span| {
             span.event.event_id.as_deref() == Some(event_id)
         })
         .await
@@ -84,11 +93,13 @@ impl Store {
 
     /// Every span of this trace, from head and blocks, deduplicated by span id.
     pub async fn spans_by_trace_id(&self, trace_id: TraceId) -> Lookup {
-        self.lookup(IdLookup::Trace(trace_id), |span| span.trace_id == trace_id)
-            .await
+        self.lookup(SpanSelection::Trace(trace_id), |span| {
+            span.trace_id == trace_id
+        })
+        .await
     }
 
-    async fn lookup(&self, id: IdLookup<'_>, matches: impl Fn(&Span) -> bool) -> Lookup {
+    async fn lookup(&self, selection: SpanSelection, matches: impl Fn(&Span) -> bool) -> Lookup {
         let shared = &self.shared;
         let mut spans: Vec<Span> = Vec::new();
         if let Ok(head) = shared.head.read() {
@@ -108,9 +119,10 @@ impl Store {
             .map(|list| list.clone())
             .unwrap_or_default();
         let object_store = &shared.object_store;
-        let id_ref = &id;
-        let (found, unreadable_blocks) = read_blocks(blocks, 8, |handle| async move {
-            handle.lookup(object_store, id_ref).await
+        let (found, unreadable_blocks) = read_blocks(blocks, 8, |handle| {
+            let object_store = object_store.clone();
+            let selection = selection.clone();
+            async move { handle.spans(&object_store, selection).await }
         })
         .await;
         spans.extend(found.into_iter().flatten());

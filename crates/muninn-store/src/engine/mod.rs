@@ -37,7 +37,7 @@ use crate::rollup::{self, Rollups};
 use crate::wal::WalWriter;
 use head::Head;
 pub use lookup::Lookup;
-pub(crate) use lookup::read_blocks;
+pub(crate) use lookup::{joined, read_blocks};
 pub use recovery::DATA_FORMAT_VERSION;
 use recovery::WalDamage;
 use wal_thread::{WalBatchRef, WalCommand};
@@ -226,6 +226,7 @@ impl Store {
         store
             .enforce_retention(muninn_model::now_unix_nanos())
             .await?;
+        tokio::spawn(warm_blocks(Arc::downgrade(&store.shared)));
         Ok(store)
     }
 
@@ -445,5 +446,27 @@ impl Store {
         if let Err(error) = self.flush().await {
             tracing::error!(%error, "final flush failed; the data stays in the WAL");
         }
+    }
+}
+
+/// Reads every block's footer, bloom filters and operations in the background after an open,
+/// newest first, so the first searches and service lists after a start do not pay for all of
+/// them. Stops early when the store is dropped.
+async fn warm_blocks(shared: std::sync::Weak<Shared>) {
+    let mut blocks: Vec<Arc<crate::block::BlockHandle>> = match shared.upgrade() {
+        Some(shared) => shared
+            .blocks
+            .read()
+            .map(|blocks| blocks.clone())
+            .unwrap_or_default(),
+        None => return,
+    };
+    blocks.sort_by_key(|handle| std::cmp::Reverse(handle.meta.max_time_unix_nanos));
+    for handle in blocks {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        // A block that cannot be read is reported by the query that needs it.
+        let _ = handle.operations(&shared.object_store).await;
     }
 }

@@ -44,6 +44,9 @@ pub(crate) struct SpansFile {
     leaves: Leaves,
     /// Per row group, the bloom filter of `trace_id` (`None`: none stored, read the row group).
     trace_id_blooms: Vec<Option<Sbbf>>,
+    /// Per row group, the smallest and largest `trace_id` (rows are sorted by it, so row
+    /// groups hold disjoint ranges); `None`: no statistics, read the row group.
+    trace_id_ranges: Vec<Option<(Vec<u8>, Vec<u8>)>>,
     /// Per row group, the bloom filter of `event_id`.
     event_id_blooms: Vec<Option<Sbbf>>,
     /// Where links are found, loaded on the first link look-up.
@@ -75,11 +78,13 @@ impl SpansFile {
             kind: file.leaf(COLUMN_KIND)?,
         };
         let trace_id_blooms = file.blooms(leaves.trace_id).await?;
+        let trace_id_ranges = file.byte_ranges(leaves.trace_id);
         let event_id_blooms = file.blooms(leaves.event_id).await?;
         Ok(SpansFile {
             file,
             leaves,
             trace_id_blooms,
+            trace_id_ranges,
             event_id_blooms,
             links: OnceCell::new(),
         })
@@ -104,19 +109,36 @@ impl SpansFile {
             .await
     }
 
+    /// The row groups that may hold one of `traces`: within the row group's range of trace
+    /// ids and passed by its bloom filter.
+    fn trace_row_groups<'t>(
+        &self,
+        traces: impl IntoIterator<Item = &'t TraceId> + Clone,
+    ) -> Vec<usize> {
+        (0..self.trace_id_blooms.len())
+            .filter(|&row_group_idx| {
+                let range = self
+                    .trace_id_ranges
+                    .get(row_group_idx)
+                    .and_then(Option::as_ref);
+                let bloom = self.trace_id_blooms[row_group_idx].as_ref();
+                traces.clone().into_iter().any(|trace_id| {
+                    let id = &trace_id.0[..];
+                    range.is_none_or(|(min, max)| min.as_slice() <= id && id <= max.as_slice())
+                        && bloom.is_none_or(|bloom| bloom.check(id))
+                })
+            })
+            .collect()
+    }
+
     /// Every span of the file that `selection` selects: the row groups that may hold its ids
     /// (by their bloom filters; all row groups for a search), filtered on the id or searched
     /// columns before the rest is decoded.
-    pub(crate) async fn spans(
-        &self,
-        selection: SpanSelection<'_>,
-    ) -> Result<Vec<Span>, StoreError> {
+    pub(crate) async fn spans(&self, selection: SpanSelection) -> Result<Vec<Span>, StoreError> {
         let leaves = &self.leaves;
         let (row_groups, predicate): (Option<Vec<usize>>, Predicate) = match selection {
             SpanSelection::Trace(trace_id) => (
-                Some(candidates(&self.trace_id_blooms, |bloom| {
-                    bloom.check(&trace_id.0[..])
-                })),
+                Some(self.trace_row_groups(std::slice::from_ref(&trace_id))),
                 predicate::equals(
                     leaves.trace_id,
                     FixedSizeBinaryArray::new_scalar(trace_id.0),
@@ -124,15 +146,13 @@ impl SpansFile {
             ),
             SpanSelection::Event(event_id) => (
                 Some(candidates(&self.event_id_blooms, |bloom| {
-                    bloom.check(event_id)
+                    bloom.check(&*event_id)
                 })),
-                predicate::equals(leaves.event_id, StringArray::new_scalar(event_id)),
+                predicate::equals(leaves.event_id, StringArray::new_scalar(&*event_id)),
             ),
             SpanSelection::Traces(traces) => (
-                Some(candidates(&self.trace_id_blooms, |bloom| {
-                    traces.iter().any(|trace_id| bloom.check(&trace_id.0[..]))
-                })),
-                predicate::trace_id_in(leaves.trace_id, traces.clone()),
+                Some(self.trace_row_groups(traces.iter())),
+                predicate::trace_id_in(leaves.trace_id, traces),
             ),
             SpanSelection::Events(event_ids) => (
                 Some(candidates(&self.event_id_blooms, |bloom| {
@@ -140,7 +160,7 @@ impl SpansFile {
                         .iter()
                         .any(|event_id| bloom.check(event_id.as_str()))
                 })),
-                predicate::text_in(leaves.event_id, event_ids.clone()),
+                predicate::text_in(leaves.event_id, event_ids),
             ),
             SpanSelection::LinkingTo(targets) => match self.links().await? {
                 Links::TraceIds { leaf, blooms } => (
@@ -149,9 +169,9 @@ impl SpansFile {
                     })),
                     predicate::links_to(*leaf, targets.clone()),
                 ),
-                Links::Text { leaf } => (None, predicate::links_text_mentions(*leaf, targets)),
+                Links::Text { leaf } => (None, predicate::links_text_mentions(*leaf, &targets)),
             },
-            SpanSelection::Matching(query) => (None, predicate::search(leaves, query)),
+            SpanSelection::Matching(query) => (None, predicate::search(leaves, &query)),
         };
         let batches = self
             .file
@@ -265,7 +285,7 @@ mod tests {
             "a row group without links still has a (rejecting) bloom filter, so it is not read"
         );
         let found = file
-            .spans(SpanSelection::LinkingTo(&linking_to(1)))
+            .spans(SpanSelection::LinkingTo(linking_to(1)))
             .await
             .unwrap();
         assert!(found.is_empty());
@@ -285,7 +305,7 @@ mod tests {
         ];
         let file = file_of(&spans).await;
         let found = file
-            .spans(SpanSelection::LinkingTo(&linking_to(8)))
+            .spans(SpanSelection::LinkingTo(linking_to(8)))
             .await
             .unwrap();
         let found: Vec<TraceId> = found.iter().map(|span| span.trace_id).collect();

@@ -12,6 +12,7 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::bloom_filter::Sbbf;
+use parquet::file::metadata::PageIndexPolicy;
 use parquet::schema::types::SchemaDescriptor;
 
 use super::predicate::Predicate;
@@ -47,9 +48,14 @@ pub(super) fn candidates(blooms: &[Option<Sbbf>], may_hold: impl Fn(&Sbbf) -> bo
 impl ParquetFile {
     /// Reads the footer.
     pub(super) async fn open(mut reader: ObjectReader) -> Result<Self, StoreError> {
-        let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
-            .await
-            .map_err(|error| StoreError::corrupt(format!("{}: {error}", reader.path())))?;
+        let metadata = ArrowReaderMetadata::load_async(
+            &mut reader,
+            // The offset index lets a read skip the pages of columns where the row filter
+            // kept no row (a search decodes trace ids only where something matched).
+            ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional),
+        )
+        .await
+        .map_err(|error| StoreError::corrupt(format!("{}: {error}", reader.path())))?;
         Ok(ParquetFile { reader, metadata })
     }
 
@@ -98,6 +104,23 @@ impl ParquetFile {
             .try_collect()
             .await
             .map_err(|error| self.error(error))
+    }
+
+    /// The smallest and largest value of one leaf column in each row group, as bytes (`None`
+    /// where the file has no statistics). Truncated statistics still bound the values.
+    pub(super) fn byte_ranges(&self, leaf: usize) -> Vec<Option<(Vec<u8>, Vec<u8>)>> {
+        self.metadata
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|row_group| {
+                let statistics = row_group.column(leaf).statistics()?;
+                Some((
+                    statistics.min_bytes_opt()?.to_vec(),
+                    statistics.max_bytes_opt()?.to_vec(),
+                ))
+            })
+            .collect()
     }
 
     /// The bloom filter of one leaf column in each row group (`None` where there is none).

@@ -203,6 +203,58 @@ impl Browser {
         }
     }
 
+    /// On the sampling page: a rule for `service` at a bad rate is refused with the error next
+    /// to its field; then it is created at 50%, edited to 25% and deleted, each change checked
+    /// in the API's rules (`rules` reads them as (id, rate)). Takes a screenshot once the
+    /// error shows when `screenshot` names one.
+    pub async fn sampling_rule_round_trip<F, Fut>(
+        &self,
+        service: &str,
+        screenshot: Option<&str>,
+        rules: F,
+    ) where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Vec<(String, f64)>>,
+    {
+        self.click(r#"header nav a[href="/sampling"]"#).await;
+        self.wait_ready("sampling").await;
+        let field = |name: &'static str| async move {
+            self.find(&format!(r#".rule-form input[name="{name}"]"#))
+                .await
+        };
+        field("id").await.send_keys("ui-test").await.unwrap();
+        field("service").await.send_keys(service).await.unwrap();
+        field("rate").await.send_keys("2").await.unwrap();
+        self.click(".rule-form button[type=submit]").await;
+        let error = self
+            .find(r#".rule-form [data-field="rate"] .field-error"#)
+            .await;
+        assert!(error.text().await.unwrap().contains("rate"));
+        if let Some(name) = screenshot {
+            self.screenshot(name).await;
+        }
+        field("rate").await.clear().await.unwrap();
+        field("rate").await.send_keys("0.5").await.unwrap();
+        self.click(".rule-form button[type=submit]").await;
+        self.wait_for_text("ui-test").await;
+        self.wait_ready("sampling").await;
+        assert!(rules().await.contains(&("ui-test".to_owned(), 0.5)));
+        self.click(r#"a[href="/sampling?edit=ui-test"]"#).await;
+        self.wait_for_text("Edit rule ui-test").await;
+        field("rate").await.clear().await.unwrap();
+        field("rate").await.send_keys("0.25").await.unwrap();
+        self.click(".rule-form button[type=submit]").await;
+        self.wait_for_text("25%").await;
+        assert!(rules().await.contains(&("ui-test".to_owned(), 0.25)));
+        self.click(r#"button.danger[data-rule="ui-test"]"#).await;
+        self.client.accept_alert().await.unwrap();
+        let started = Instant::now();
+        while rules().await.iter().any(|(id, _)| id == "ui-test") {
+            assert!(started.elapsed() < WAIT, "the rule was not deleted");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The current path and query.
     pub async fn path(&self) -> String {
         let url = self.client.current_url().await.unwrap();

@@ -132,45 +132,9 @@ return [boxes.length, overlapping];"#,
     browser.screenshot("event-type").await;
 
     // Sampling: a bad rate is shown next to its field; then create, edit, delete.
-    browser.click(r#"header nav a[href="/sampling"]"#).await;
-    browser.wait_ready("sampling").await;
-    let field = |name: &'static str| {
-        let browser = &browser;
-        async move {
-            browser
-                .find(&format!(r#".rule-form input[name="{name}"]"#))
-                .await
-        }
-    };
-    field("id").await.send_keys("ui-test").await.unwrap();
-    field("service").await.send_keys("checkout").await.unwrap();
-    field("rate").await.send_keys("2").await.unwrap();
-    browser.click(".rule-form button[type=submit]").await;
-    let error = browser
-        .find(r#".rule-form [data-field="rate"] .field-error"#)
+    browser
+        .sampling_rule_round_trip("checkout", Some("sampling"), || rules(&server))
         .await;
-    assert!(error.text().await.unwrap().contains("rate"));
-    browser.screenshot("sampling").await;
-    field("rate").await.clear().await.unwrap();
-    field("rate").await.send_keys("0.5").await.unwrap();
-    browser.click(".rule-form button[type=submit]").await;
-    browser.wait_for_text("ui-test").await;
-    browser.wait_ready("sampling").await;
-    assert!(rules(&server).await.contains(&("ui-test".to_owned(), 0.5)));
-    browser.click(r#"a[href="/sampling?edit=ui-test"]"#).await;
-    browser.wait_for_text("Edit rule ui-test").await;
-    field("rate").await.clear().await.unwrap();
-    field("rate").await.send_keys("0.25").await.unwrap();
-    browser.click(".rule-form button[type=submit]").await;
-    browser.wait_for_text("25%").await;
-    assert!(rules(&server).await.contains(&("ui-test".to_owned(), 0.25)));
-    browser.click("button.danger").await;
-    browser.client.accept_alert().await.unwrap();
-    let started = std::time::Instant::now();
-    while !rules(&server).await.is_empty() {
-        assert!(started.elapsed().as_secs() < 30, "the rule was not deleted");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
     browser.wait_for_text("No rules").await;
 
     // Trace search, Jaeger's semantics: the five orders' traces from checkout.

@@ -46,7 +46,7 @@ export async function samplingPage({ main, params, current, navigate }) {
     ["description", (one) => one.description || ""],
     ["", (one) => [
       h("a", { href: withQuery("/sampling", { edit: one.id }), class: "button small secondary" }, "Edit"), " ",
-      h("button", { type: "button", class: "small danger", onclick: async (event) => {
+      h("button", { type: "button", class: "small danger", "data-rule": one.id, "aria-label": `Delete rule ${one.id}`, onclick: async (event) => {
         if (!window.confirm(`Delete the rule ${one.id}?`)) return;
         event.target.disabled = true;
         try {

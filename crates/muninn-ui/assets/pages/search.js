@@ -8,12 +8,18 @@ const LOOKBACKS = [["15m", "last 15 minutes"], ["1h", "last hour"], ["6h", "last
 
 export async function searchPage({ main, params, current, navigate }) {
   render(main, loading("services"));
-  const services = (await api("/api/services")).data || [];
-  if (!current()) return;
   const asked = Object.fromEntries(FIELDS.map((name) => [name, params.get(name) || ""]));
   const service = asked.service || "";
-  const operations = service
-    ? ((await api(`/api/services/${seg(service)}/operations`).catch(() => ({ data: [] }))).data || []) : [];
+  // The three requests go out at once: the traces do not wait for the form's lists.
+  const found = service
+    ? api(withQuery("/api/traces", { ...asked, lookback: asked.lookback || "1h", limit: asked.limit || 20 }))
+      .then((answer) => ({ answer }), (error) => ({ error }))
+    : null;
+  const operationsAsked = service
+    ? api(`/api/services/${seg(service)}/operations`).catch(() => ({ data: [] })) : null;
+  const services = (await api("/api/services")).data || [];
+  if (!current()) return;
+  const operations = operationsAsked ? ((await operationsAsked).data || []) : [];
   if (!current()) return;
 
   const field = (name, label, input) => h("label", {}, label, input);
@@ -46,10 +52,8 @@ export async function searchPage({ main, params, current, navigate }) {
     return;
   }
   render(main, header, form, loading("traces"));
-  let answer;
-  try {
-    answer = await api(withQuery("/api/traces", { ...asked, lookback: asked.lookback || "1h", limit: asked.limit || 20 }));
-  } catch (error) {
+  const { answer, error } = await found;
+  if (error) {
     if (!current()) return;
     // The API names the parameter it refused: show it next to that field.
     render(main, header, form, h("p", { class: "error", role: "alert" }, error.message));

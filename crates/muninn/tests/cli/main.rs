@@ -614,6 +614,55 @@ fn the_demo_fleet_answers_through_jaegers_and_zipkins_apis() {
             browser.find_all("ol.waterfall li").await.len() >= 2,
             "the order's journey has its publish and fraud-detection's consume"
         );
+
+        // The rest of the on-call path on the demo's own data: a hop's span opens its trace,
+        // the service and stream pages draw their throughput, trace search finds checkout's
+        // traces, and a sampling rule is refused, created, edited and deleted.
+        browser.click("ol.waterfall li button.row").await;
+        browser.click("aside.details a.permalink").await;
+        browser.wait_ready("trace").await;
+        let path = browser.path().await;
+        assert!(
+            path.starts_with("/traces/") && path.contains("?span="),
+            "{path}"
+        );
+        assert!(!browser.find_all("ol.waterfall li").await.is_empty());
+        browser.visit("/services/checkout", "service").await;
+        browser.find(".chart-holder canvas").await;
+        let text = browser.main_text().await;
+        assert!(text.contains("order.placed"), "{text}");
+        browser.visit("/streams/orders", "stream").await;
+        browser.find(".chart-holder canvas").await;
+        browser
+            .visit("/search?service=checkout&lookback=1h&limit=20", "search")
+            .await;
+        let results = browser.find_all("ol.results li").await.len();
+        assert!((1..=20).contains(&results), "{results} traces listed");
+        browser.find("figure.scatter circle").await;
+        let rules = || async {
+            let answer = get_json(&client, base, "/api/v1/sampling/rules").await;
+            answer["rules"]
+                .as_array()
+                .expect("rules are a list")
+                .iter()
+                .map(|rule| {
+                    (
+                        rule["id"].as_str().unwrap_or_default().to_owned(),
+                        rule["rate"].as_f64().unwrap_or(f64::NAN),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let demo_rules = rules().await;
+        assert!(!demo_rules.is_empty(), "the demo sets its own rules");
+        browser
+            .sampling_rule_round_trip("checkout", None, rules)
+            .await;
+        assert_eq!(
+            rules().await,
+            demo_rules,
+            "the demo's own rules are untouched"
+        );
         browser.close().await;
     });
     drop(demo);

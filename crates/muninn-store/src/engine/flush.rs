@@ -6,7 +6,7 @@
 //! `fs::LocalDir`) before the WAL segments holding the same records are deleted. A flush that
 //! fails leaves its frozen head in memory and its records in the WAL; the next flush retries it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path as FsPath;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -163,18 +163,20 @@ pub(crate) fn delete_segments_up_to(
 
 /// The distinct (service, name, kind) of `spans`, sorted as a block's operations are.
 fn distinct_operations(spans: &[&Span]) -> Vec<Operation> {
-    let distinct: BTreeSet<(&str, &str, SpanKind)> = spans
+    let distinct: HashSet<(&str, &str, SpanKind)> = spans
         .iter()
         .map(|span| (span.service.as_str(), span.name.as_str(), span.kind))
         .collect();
-    distinct
+    let mut operations: Vec<Operation> = distinct
         .into_iter()
         .map(|(service, name, kind)| Operation {
             service: service.to_owned(),
             name: name.to_owned(),
             kind,
         })
-        .collect()
+        .collect();
+    operations.sort_unstable();
+    operations
 }
 
 #[cfg(test)]

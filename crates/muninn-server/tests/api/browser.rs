@@ -12,6 +12,21 @@ use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
+/// The rules of a `GET /api/v1/sampling/rules` answer as (id, rate).
+pub fn sampling_rules(answer: &Value) -> Vec<(String, f64)> {
+    answer["rules"]
+        .as_array()
+        .expect("rules are a list")
+        .iter()
+        .map(|rule| {
+            (
+                rule["id"].as_str().unwrap_or_default().to_owned(),
+                rule["rate"].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect()
+}
+
 /// Longest wait for a page or an element (a loaded CI machine is slow, never this slow).
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -201,6 +216,25 @@ impl Browser {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The lineage's drawn nodes and how many pairs of them overlap on screen.
+    pub async fn overlapping_nodes(&self) -> (u64, u64) {
+        let drawn: Value = self
+            .client
+            .execute(
+                r#"const boxes = [...document.querySelectorAll("a[data-node]")].map((a) => a.getBoundingClientRect());
+let overlapping = 0;
+for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+  const [a, b] = [boxes[i], boxes[j]];
+  if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) overlapping++;
+}
+return [boxes.length, overlapping];"#,
+                vec![],
+            )
+            .await
+            .unwrap();
+        (drawn[0].as_u64().unwrap(), drawn[1].as_u64().unwrap())
     }
 
     /// On the sampling page: a rule for `service` at a bad rate is refused with the error next

@@ -8,7 +8,7 @@
 use fantoccini::Locator;
 use serde_json::Value;
 
-use crate::browser::Browser;
+use crate::browser::{Browser, sampling_rules};
 use crate::support::{Fleet, RETRY_TRACE, TestServer, span_id, trace_id};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,23 +27,9 @@ async fn the_on_call_path_runs_in_a_real_browser() {
         1,
         "enricher's edge is the one modifying consumer"
     );
-    let overlapping: Value = browser
-        .client
-        .execute(
-            r#"const boxes = [...document.querySelectorAll("a[data-node]")].map((a) => a.getBoundingClientRect());
-let overlapping = 0;
-for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
-  const [a, b] = [boxes[i], boxes[j]];
-  if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) overlapping++;
-}
-return [boxes.length, overlapping];"#,
-            vec![],
-        )
-        .await
-        .unwrap();
     assert_eq!(
-        overlapping,
-        serde_json::json!([8, 0]),
+        browser.overlapping_nodes().await,
+        (8, 0),
         "5 services and 3 streams, none overlapping"
     );
     browser.screenshot("lineage").await;
@@ -149,18 +135,7 @@ return [boxes.length, overlapping];"#,
 
 /// The sampling rules as (id, rate).
 async fn rules(server: &TestServer) -> Vec<(String, f64)> {
-    let answer = server.api.get_json("/api/v1/sampling/rules", &[]).await;
-    answer["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|rule| {
-            (
-                rule["id"].as_str().unwrap().to_owned(),
-                rule["rate"].as_f64().unwrap(),
-            )
-        })
-        .collect()
+    sampling_rules(&server.api.get_json("/api/v1/sampling/rules", &[]).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,26 +307,22 @@ async fn fifty_services_lay_out_without_overlaps() {
     server.api.ingest_ok("/api/v1/counts", &counts).await;
     let browser = Browser::open(&server.base_url(), 1280, 800).await;
     browser.visit("/", "lineage").await;
-    let drawn: Value = browser
-        .client
-        .execute(
-            r#"const boxes = [...document.querySelectorAll("a[data-node]")].map((a) => a.getBoundingClientRect());
-let overlapping = 0;
-for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
-  const [a, b] = [boxes[i], boxes[j]];
-  if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) overlapping++;
-}
-return [document.querySelectorAll('a[data-node^="service:"]').length,
-        document.querySelectorAll('a[data-node^="stream:"]').length,
-        overlapping, document.querySelectorAll("text.edge-label").length];"#,
-            vec![],
-        )
-        .await
-        .unwrap();
     assert_eq!(
-        drawn,
-        serde_json::json!([50, 8, 0, 0]),
-        "services, streams, overlaps, labels"
+        browser.overlapping_nodes().await,
+        (58, 0),
+        "50 services and 8 streams, none overlapping"
+    );
+    assert_eq!(
+        browser.find_all(r#"a[data-node^="service:"]"#).await.len(),
+        50
+    );
+    assert_eq!(
+        browser.find_all(r#"a[data-node^="stream:"]"#).await.len(),
+        8
+    );
+    assert!(
+        browser.find_all("text.edge-label").await.is_empty(),
+        "labels go to tooltips at this size"
     );
     browser.screenshot("lineage-50-services").await;
     browser.close().await;

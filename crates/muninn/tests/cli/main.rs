@@ -640,18 +640,7 @@ fn the_demo_fleet_answers_through_jaegers_and_zipkins_apis() {
         assert!((1..=20).contains(&results), "{results} traces listed");
         browser.find("figure.scatter circle").await;
         let rules = || async {
-            let answer = get_json(&client, base, "/api/v1/sampling/rules").await;
-            answer["rules"]
-                .as_array()
-                .expect("rules are a list")
-                .iter()
-                .map(|rule| {
-                    (
-                        rule["id"].as_str().unwrap_or_default().to_owned(),
-                        rule["rate"].as_f64().unwrap_or(f64::NAN),
-                    )
-                })
-                .collect::<Vec<_>>()
+            browser::sampling_rules(&get_json(&client, base, "/api/v1/sampling/rules").await)
         };
         let demo_rules = rules().await;
         assert!(!demo_rules.is_empty(), "the demo sets its own rules");

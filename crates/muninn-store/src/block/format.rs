@@ -13,28 +13,32 @@ use std::sync::Arc;
 
 use muninn_model::{Span, TraceId};
 
+use super::columnar;
 use super::reader::ObjectReader;
-use super::{BlockMeta, BlockWriteOptions, v1};
-use crate::error::StoreError;
-use crate::scan::{Operation, SpanQuery};
+use super::{BlockMeta, BlockWriteOptions, v1, v2};
+use crate::error::{StoreError, StoreErrorKind};
+use crate::scan::SpanQuery;
 
 /// A block format version this build reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FormatVersion {
     V1,
+    V2,
 }
 
 impl FormatVersion {
     /// Every version this build reads.
-    const READ: [FormatVersion; 1] = [FormatVersion::V1];
+    const READ: [FormatVersion; 2] = [FormatVersion::V1, FormatVersion::V2];
 
-    /// The version new blocks are written in.
-    pub(crate) const WRITTEN: FormatVersion = FormatVersion::V1;
+    /// The version new blocks are written in unless a store is told otherwise
+    /// (`StoreConfig::block_format`).
+    pub(crate) const WRITTEN: FormatVersion = FormatVersion::V2;
 
     /// The version's number in `meta.json`.
     pub(crate) const fn number(self) -> u32 {
         match self {
             FormatVersion::V1 => 1,
+            FormatVersion::V2 => 2,
         }
     }
 
@@ -58,6 +62,19 @@ impl FormatVersion {
             })
     }
 
+    /// The version a store is configured to write, or an error naming the setting and the
+    /// versions this build writes.
+    pub(crate) fn writable(number: u32) -> Result<Self, StoreError> {
+        Self::READ
+            .into_iter()
+            .find(|version| version.number() == number)
+            .ok_or_else(|| {
+                StoreError::new(StoreErrorKind::Config, format!(
+                    "block format_version {number} is not one this muninn writes (it writes 1 or 2)"
+                ))
+            })
+    }
+
     /// Encodes spans, sorted, as a `spans.parquet` of this version.
     pub(crate) fn encode(
         self,
@@ -66,6 +83,7 @@ impl FormatVersion {
     ) -> Result<Vec<u8>, StoreError> {
         match self {
             FormatVersion::V1 => v1::encode_file(spans, options),
+            FormatVersion::V2 => v2::encode_file(spans, options),
         }
     }
 }
@@ -100,40 +118,17 @@ impl SpanSelection {
     }
 }
 
-/// A block's `spans.parquet`, opened in the version its meta names: what reads keep of it in
-/// memory (footer, bloom filters), and the reads every version answers.
-pub(crate) enum SpansFile {
-    V1(v1::SpansFile),
-}
+/// A block's `spans.parquet`, opened in the version its meta names: v1 and v2 share one read
+/// path (`columnar/`), configured by how the version stores event ids.
+pub(crate) type SpansFile = columnar::SpansFile;
 
-impl SpansFile {
-    pub(crate) async fn open(meta: &BlockMeta, reader: ObjectReader) -> Result<Self, StoreError> {
-        match FormatVersion::of(meta, reader.path())? {
-            FormatVersion::V1 => Ok(SpansFile::V1(v1::SpansFile::open(reader).await?)),
-        }
-    }
-
-    /// Every span of the block that `selection` selects.
-    pub(crate) async fn spans(&self, selection: SpanSelection) -> Result<Vec<Span>, StoreError> {
-        match self {
-            SpansFile::V1(file) => file.spans(selection).await,
-        }
-    }
-
-    /// The trace id and start of every span that matches `query`, without decoding the rest.
-    pub(crate) async fn trace_starts(
-        &self,
-        query: &SpanQuery,
-    ) -> Result<Vec<(TraceId, i64)>, StoreError> {
-        match self {
-            SpansFile::V1(file) => file.trace_starts(query).await,
-        }
-    }
-
-    /// The distinct (service, name, kind) of the block's spans, sorted.
-    pub(crate) async fn operations(&self) -> Result<Vec<Operation>, StoreError> {
-        match self {
-            SpansFile::V1(file) => file.operations().await,
-        }
+/// Opens a block's `spans.parquet` in the version its meta names.
+pub(crate) async fn open_spans_file(
+    meta: &BlockMeta,
+    reader: ObjectReader,
+) -> Result<SpansFile, StoreError> {
+    match FormatVersion::of(meta, reader.path())? {
+        FormatVersion::V1 => v1::open(reader).await,
+        FormatVersion::V2 => v2::open(reader).await,
     }
 }

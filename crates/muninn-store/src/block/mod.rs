@@ -9,12 +9,18 @@
 //!                                           /meta.json       (written last)
 //! ```
 //!
+//! `blocks/v1/` is the version of this directory layout; each block's `meta.json` names the
+//! format of its `spans.parquet` (`format_version`, 1 or 2), and blocks of both sit side by side.
+//!
 //! This module is what every format version shares; `format.rs` is how it reaches a version,
-//! and each version is a module of its own (`v1/`).
+//! and each version is a module of its own (`v1/`, `v2/`) that owns its schema and writer
+//! settings, over the read path and record batches they share (`columnar/`).
 
+mod columnar;
 mod format;
 mod reader;
 mod v1;
+mod v2;
 
 use std::sync::Arc;
 
@@ -24,14 +30,15 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
-use format::SpansFile;
 pub(crate) use format::{FormatVersion, SpanSelection};
+use format::{SpansFile, open_spans_file};
 
 use crate::error::StoreError;
 use crate::rollup::{FirstSpan, RollupCell};
 use crate::scan::Operation;
 
-/// The block format written by this version of Muninn.
+/// The block format written by this version of Muninn unless configured otherwise
+/// (`BlockWriteOptions::format_version`).
 pub const BLOCK_FORMAT_VERSION: u32 = FormatVersion::WRITTEN.number();
 pub(crate) const BLOCKS_PREFIX: &str = "blocks/v1";
 
@@ -95,6 +102,8 @@ fn block_path(partition_unix_seconds: i64, block_id: &str) -> Path {
 /// Writer settings for `spans.parquet`.
 #[derive(Debug, Clone)]
 pub struct BlockWriteOptions {
+    /// The format version new blocks are written in: 2 (the default) or 1.
+    pub format_version: u32,
     pub row_group_rows: usize,
     pub zstd_level: i32,
     pub bloom_filter_fpp: f64,
@@ -103,6 +112,7 @@ pub struct BlockWriteOptions {
 impl Default for BlockWriteOptions {
     fn default() -> Self {
         BlockWriteOptions {
+            format_version: BLOCK_FORMAT_VERSION,
             row_group_rows: 65_536,
             zstd_level: 3,
             bloom_filter_fpp: 0.01,
@@ -126,6 +136,7 @@ pub(crate) async fn write_block(
     flush_n_blocks: u32,
     options: &BlockWriteOptions,
 ) -> Result<BlockMeta, StoreError> {
+    let version = FormatVersion::writable(options.format_version)?;
     let block_id = uuid::Uuid::new_v4().simple().to_string();
     let dir = block_path(contents.partition_unix_seconds, &block_id);
     // Integer keys compare without a call to memcmp (ids are big-endian, so the order is the
@@ -163,8 +174,7 @@ pub(crate) async fn write_block(
         let spans = std::mem::take(&mut contents.spans);
         let options = options.clone();
         // Encoding is CPU work: keep it off the async workers.
-        let bytes =
-            tokio::task::block_in_place(|| FormatVersion::WRITTEN.encode(&spans, &options))?;
+        let bytes = tokio::task::block_in_place(|| version.encode(&spans, &options))?;
         spans_bytes = bytes.len() as u64;
         let path = dir.clone().join("spans.parquet");
         store
@@ -181,7 +191,7 @@ pub(crate) async fn write_block(
         .await
         .map_err(|error| StoreError::object_store(&rollup_path, error))?;
     let meta = BlockMeta {
-        format_version: BLOCK_FORMAT_VERSION,
+        format_version: version.number(),
         block_id,
         partition_unix_seconds: contents.partition_unix_seconds,
         min_time_unix_nanos: min_time
@@ -259,7 +269,7 @@ impl BlockHandle {
                     self.spans_path(),
                     self.meta.spans_bytes,
                 );
-                Ok(Arc::new(SpansFile::open(&self.meta, reader).await?))
+                Ok(Arc::new(open_spans_file(&self.meta, reader).await?))
             })
             .await
             .cloned()

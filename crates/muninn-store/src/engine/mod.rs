@@ -183,6 +183,7 @@ impl Store {
         fs: Arc<dyn FileSystem>,
         object_store: Arc<dyn ObjectStore>,
     ) -> Result<Store, StoreError> {
+        crate::block::FormatVersion::writable(config.block.format_version)?;
         if config.flush_max_spans == 0 {
             return Err(StoreError::new(
                 StoreErrorKind::Config,

@@ -1,17 +1,18 @@
-//! The golden data directories of block format v1, one per variant of it in the field, under
-//! `tests/golden/`:
+//! The golden data directories of the block formats, one per version or variant of one in the
+//! field, under `tests/golden/`:
 //! - `v1-without-link-trace-ids/`: blocks written before v1 gained its `link_trace_ids` column
 //!   (links are found through their JSON text). Never regenerated: no writer produces it any
 //!   more, and it is what older Muninns left on disk.
 //! - `v1-with-link-trace-ids/`: blocks as the current writer writes them (links are found
-//!   through the column's bloom filters).
+//!   through the column's bloom filters), as the v1 writer (`format_version = 1`) writes them.
+//! - `v2/`: blocks of format v2, as the default writer writes them.
 //!
 //! Both hold the same data: two blocks of one flush in two hourly partitions (2026-11-20 10:00
 //! and 11:00 UTC), roll-up cells from spans and counts, and a WAL segment with data that was
 //! never flushed. Every later Muninn must open each of them, find exactly this data, and answer
 //! every question of `golden_queries.rs` alike, before and after the WAL is flushed.
 //!
-//! `v1-with-link-trace-ids/` is rewritten only by
+//! `v1-with-link-trace-ids/` and `v2/` are rewritten only by
 //! `MUNINN_WRITE_GOLDEN_BLOCKS=1 cargo test -p muninn-store --test store write_golden`
 //! (not by `UPDATE_GOLDEN`, which refreshes the server's API documents). Rewrite it only to
 //! repair it: a change to what the writer puts on disk is a new variant or format version with a
@@ -36,19 +37,28 @@ use crate::support::{
 /// The variable that lets the generator test rewrite `v1-with-link-trace-ids/`.
 const WRITE_VARIABLE: &str = "MUNINN_WRITE_GOLDEN_BLOCKS";
 
-/// A variant of format v1 in the field and its committed directory.
+/// A format version (or variant of one) in the field and its committed directory.
 struct Variant {
     dir_name: &'static str,
+    format_version: u32,
     has_link_trace_ids: bool,
 }
 
 const WITHOUT_LINK_TRACE_IDS: Variant = Variant {
     dir_name: "v1-without-link-trace-ids",
+    format_version: 1,
     has_link_trace_ids: false,
 };
 
 const WITH_LINK_TRACE_IDS: Variant = Variant {
     dir_name: "v1-with-link-trace-ids",
+    format_version: 1,
+    has_link_trace_ids: true,
+};
+
+const V2: Variant = Variant {
+    dir_name: "v2",
+    format_version: 2,
     has_link_trace_ids: true,
 };
 
@@ -124,9 +134,11 @@ fn unflushed() -> (Vec<Span>, Vec<EventCount>) {
     (spans, counts)
 }
 
-/// Writes the golden data set into an empty `data_dir`.
-async fn generate(data_dir: &Path) {
-    let store = Store::open(config(data_dir)).await.unwrap();
+/// Writes the golden data set into an empty `data_dir`, blocks in `format_version`.
+async fn generate(data_dir: &Path, format_version: u32) {
+    let mut config = config(data_dir);
+    config.block.format_version = format_version;
+    let store = Store::open(config).await.unwrap();
     let (spans, counts) = flushed();
     store.append(spans, counts).await.unwrap();
     store.flush().await.unwrap();
@@ -218,7 +230,8 @@ fn has_link_trace_ids(spans_file: &Path) -> bool {
 
 /// Opens a copy of a golden data set and checks that it holds exactly the data above and
 /// answers every question alike, before and after its WAL is flushed into new blocks.
-async fn check(golden: &Path, has_link_column: bool) {
+async fn check(golden: &Path, variant: &Variant) {
+    let has_link_column = variant.has_link_trace_ids;
     let spans_files = spans_files(golden);
     assert_eq!(spans_files.len(), 2);
     for spans_file in &spans_files {
@@ -257,7 +270,7 @@ async fn check(golden: &Path, has_link_column: bool) {
     assert!(
         blocks
             .iter()
-            .all(|meta| meta.format_version == 1 && meta.flush_n_blocks == 2)
+            .all(|meta| meta.format_version == variant.format_version && meta.flush_n_blocks == 2)
     );
     assert_eq!(blocks[0].flush_id, blocks[1].flush_id);
     assert_eq!(store.stats().head_spans, 14, "the WAL segment is replayed");
@@ -327,28 +340,25 @@ async fn assert_golden_data(store: &Store) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn golden_v1_without_link_trace_ids_opens_and_answers_every_query() {
-    check(
-        &WITHOUT_LINK_TRACE_IDS.dir(),
-        WITHOUT_LINK_TRACE_IDS.has_link_trace_ids,
-    )
-    .await;
+    check(&WITHOUT_LINK_TRACE_IDS.dir(), &WITHOUT_LINK_TRACE_IDS).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn golden_v1_with_link_trace_ids_opens_and_answers_every_query() {
-    check(
-        &WITH_LINK_TRACE_IDS.dir(),
-        WITH_LINK_TRACE_IDS.has_link_trace_ids,
-    )
-    .await;
+    check(&WITH_LINK_TRACE_IDS.dir(), &WITH_LINK_TRACE_IDS).await;
 }
 
-/// Writes the data set with the current writer and checks it against
-/// `v1-with-link-trace-ids/`; rewrites that directory with `MUNINN_WRITE_GOLDEN_BLOCKS=1`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn write_golden_v1_with_link_trace_ids() {
+async fn golden_v2_opens_and_answers_every_query() {
+    check(&V2.dir(), &V2).await;
+}
+
+/// Writes the data set with the writer of `variant`'s format version and checks it like the
+/// committed directory, whose layout it must match; rewrites that directory with
+/// `MUNINN_WRITE_GOLDEN_BLOCKS=1`.
+async fn write_golden(variant: &Variant) {
     let dir = tempfile::tempdir().unwrap();
-    generate(dir.path()).await;
+    generate(dir.path(), variant.format_version).await;
     for file in files_under(dir.path()) {
         let bytes = std::fs::metadata(dir.path().join(&file)).unwrap().len();
         assert!(
@@ -357,16 +367,9 @@ async fn write_golden_v1_with_link_trace_ids() {
             file.display()
         );
     }
-    check(dir.path(), true).await;
-    let golden = WITH_LINK_TRACE_IDS.dir();
+    check(dir.path(), variant).await;
+    let golden = variant.dir();
     if std::env::var_os(WRITE_VARIABLE).is_some_and(|value| value == "1") {
-        assert_eq!(
-            BLOCK_FORMAT_VERSION,
-            1,
-            "the writer writes format v{BLOCK_FORMAT_VERSION}: give it a golden directory of its \
-             own and leave {} as it is",
-            golden.display()
-        );
         if golden.exists() {
             std::fs::remove_dir_all(&golden).unwrap();
         }
@@ -394,6 +397,20 @@ async fn write_golden_v1_with_link_trace_ids() {
     );
 }
 
+/// The v1 writer (still selectable, `format_version = 1`) writes what
+/// `v1-with-link-trace-ids/` holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_golden_v1_with_link_trace_ids() {
+    write_golden(&WITH_LINK_TRACE_IDS).await;
+}
+
+/// The default writer writes what `v2/` holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_golden_v2() {
+    assert_eq!(BLOCK_FORMAT_VERSION, V2.format_version);
+    write_golden(&V2).await;
+}
+
 /// A block of a format version this build does not read stops `Store::open` with an error that
 /// names the block and the versions this build reads, rather than being skipped or misread.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -419,7 +436,7 @@ async fn a_block_of_an_unknown_format_version_is_refused_by_name() {
         error.message.contains(&format!("{block_dir}/meta.json"))
             && error
                 .message
-                .contains("block format version 99 is not one this muninn reads (it reads 1)"),
+                .contains("block format version 99 is not one this muninn reads (it reads 1, 2)"),
         "{}",
         error.message
     );

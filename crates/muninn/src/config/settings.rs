@@ -114,6 +114,28 @@ pub(super) const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        key: "block_format",
+        flag: "--block-format",
+        env: "MUNINN_BLOCK_FORMAT",
+        value_name: "VERSION",
+        help: "Block format version new blocks are written in, 2 or 1 (blocks of both are read)",
+        default: Some("2"),
+        apply: |text, config| {
+            config.store.block.format_version = match text.trim() {
+                "1" => 1,
+                "2" => 2,
+                _ => {
+                    return Err(not_valid(
+                        text,
+                        "block format version",
+                        "use 2 (the default) or 1",
+                    ));
+                }
+            };
+            Ok(())
+        },
+    },
+    Setting {
         key: "flush_max_age",
         flag: "--flush-max-age",
         env: "MUNINN_FLUSH_MAX_AGE",

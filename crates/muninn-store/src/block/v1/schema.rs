@@ -8,26 +8,14 @@ use std::sync::{Arc, LazyLock};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::schema::types::ColumnPath;
 
-pub(super) const COLUMN_TRACE_ID: &str = "trace_id";
-pub(super) const COLUMN_EVENT_ID: &str = "event_id";
-pub(super) const COLUMN_START_TIME: &str = "start_time";
-pub(super) const COLUMN_DURATION: &str = "duration_ns";
-pub(super) const COLUMN_SERVICE: &str = "service";
-pub(super) const COLUMN_NAME: &str = "name";
-pub(super) const COLUMN_KIND: &str = "kind";
-/// Links as JSON text; the only record of links in blocks written before `link_trace_ids`.
-pub(super) const COLUMN_LINKS: &str = "links";
-/// The distinct trace ids a span links to, with a bloom filter: what look-ups of the spans
-/// linking to a trace read. Added to v1 in place: older v1 blocks lack it.
-pub(super) const COLUMN_LINK_TRACE_IDS: &str = "link_trace_ids";
+use crate::block::columnar::link_trace_id_item;
+pub(super) use crate::block::columnar::{
+    COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_KIND, COLUMN_LINK_TRACE_IDS, COLUMN_LINKS,
+    COLUMN_NAME, COLUMN_SERVICE, COLUMN_START_TIME, COLUMN_TRACE_ID,
+};
 
 fn dictionary_utf8() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
-}
-
-/// The item field of `link_trace_ids`, a list of 16-byte ids.
-pub(super) fn link_trace_id_item() -> Arc<Field> {
-    Arc::new(Field::new("item", DataType::FixedSizeBinary(16), false))
 }
 
 /// The Parquet leaf of `link_trace_ids`, for the writer's settings.

@@ -1,6 +1,6 @@
-//! JSON text of v1's `attributes`, `resource` and `links` columns, both ways: keys kept in the
-//! order received, numbers read back from their text, each distinct attribute list encoded once
-//! per block.
+//! JSON text of v1's and v2's `attributes`, `resource` and `links` columns, both ways: keys
+//! kept in the order received, numbers read back from their text, each distinct attribute list
+//! encoded once per block.
 
 use std::fmt;
 
@@ -76,7 +76,7 @@ impl<'de> Deserialize<'de> for JsonObjectMembers {
 /// Encodes each distinct attribute list once per block: a service's spans share their
 /// resource, and low-cardinality attributes repeat across many spans.
 #[derive(Default)]
-pub(super) struct JsonCache<'a> {
+pub(in crate::block) struct JsonCache<'a> {
     index: ahash::AHashMap<u64, Vec<(&'a Attributes, usize)>>,
     texts: Vec<String>,
 }
@@ -121,7 +121,7 @@ fn attributes_to_json(attributes: &Attributes) -> String {
 
 /// Reads what `attributes_to_json` wrote, keeping the order of the keys. Numbers are read from
 /// their text: serde_json's own float parsing can be one unit in the last place off.
-pub(super) fn attributes_from_json(text: &str) -> Attributes {
+pub(in crate::block) fn attributes_from_json(text: &str) -> Attributes {
     let Ok(JsonObjectMembers(members)) = serde_json::from_str(text) else {
         return Vec::new();
     };
@@ -145,7 +145,7 @@ fn attribute_value_from_json(text: &str) -> Option<AttributeValue> {
 }
 
 /// The `links` text of a span; `None` (a null) when it has no links.
-pub(super) fn links_to_json(links: &[Link]) -> Option<String> {
+pub(in crate::block) fn links_to_json(links: &[Link]) -> Option<String> {
     if links.is_empty() {
         return None;
     }
@@ -160,7 +160,7 @@ pub(super) fn links_to_json(links: &[Link]) -> Option<String> {
     serde_json::to_string(&links).ok()
 }
 
-pub(super) fn links_from_json(text: &str) -> Vec<Link> {
+pub(in crate::block) fn links_from_json(text: &str) -> Vec<Link> {
     let Ok(links) = serde_json::from_str::<Vec<Box<RawValue>>>(text) else {
         return Vec::new();
     };
@@ -183,6 +183,6 @@ pub(super) fn links_from_json(text: &str) -> Vec<Link> {
 /// What the `links` text of a span linking to `trace_id` holds, as `links_to_json` writes it:
 /// a row filter on the text finds such spans in blocks without `link_trace_ids` (a text match,
 /// checked again on the decoded spans by the caller).
-pub(super) fn link_text_needle(trace_id: TraceId) -> String {
+pub(in crate::block) fn link_text_needle(trace_id: TraceId) -> String {
     format!("\"trace_id\":\"{}\"", trace_id.to_hex())
 }

@@ -1,4 +1,4 @@
-//! The one read path of a v1 `spans.parquet`: the row groups to read (those whose bloom filter
+//! The one read path of a v1 or v2 `spans.parquet`: the row groups to read (those whose bloom filter
 //! may hold what is looked for, or all), a row filter on a few columns evaluated before
 //! anything else is decoded, and the columns to decode for the rows it keeps. Every query of
 //! `mod.rs` is these three pieces and a decoder.

@@ -1,4 +1,4 @@
-//! Record batches read from a v1 `spans.parquet` back into what queries return: whole spans,
+//! Record batches read from a v1 or v2 `spans.parquet` back into what queries return: whole spans,
 //! the (trace id, start) pairs of a search, and distinct operations.
 
 use std::collections::HashSet;
@@ -13,9 +13,9 @@ use muninn_model::{
 };
 
 use super::json::{attributes_from_json, links_from_json};
-use super::schema::{
-    COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_KIND, COLUMN_LINKS, COLUMN_NAME, COLUMN_SERVICE,
-    COLUMN_START_TIME, COLUMN_TRACE_ID,
+use super::{
+    COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_EVENT_ID_TEXT, COLUMN_KIND, COLUMN_LINKS, COLUMN_NAME,
+    COLUMN_PARENT_SPAN_ID, COLUMN_SERVICE, COLUMN_SPAN_ID, COLUMN_START_TIME, COLUMN_TRACE_ID,
 };
 use crate::error::StoreError;
 use crate::scan::Operation;
@@ -48,11 +48,59 @@ fn optional_string(array: &StringArray, row: usize) -> Option<String> {
     (!array.is_null(row)).then(|| array.value(row).to_string())
 }
 
+/// A batch's event ids: v1's text column, or v2's 16-byte UUIDs and the text of other ids.
+enum EventIdColumn {
+    Text(StringArray),
+    UuidOrText {
+        uuids: FixedSizeBinaryArray,
+        texts: StringArray,
+    },
+}
+
+impl EventIdColumn {
+    fn of(batch: &RecordBatch) -> Result<Self, StoreError> {
+        if batch.column_by_name(COLUMN_EVENT_ID_TEXT).is_none() {
+            return Ok(EventIdColumn::Text(string_column(batch, COLUMN_EVENT_ID)?));
+        }
+        Ok(EventIdColumn::UuidOrText {
+            uuids: typed_column::<FixedSizeBinaryArray>(batch, COLUMN_EVENT_ID)?.clone(),
+            texts: string_column(batch, COLUMN_EVENT_ID_TEXT)?,
+        })
+    }
+
+    fn value(&self, row: usize) -> Option<String> {
+        match self {
+            EventIdColumn::Text(texts) => optional_string(texts, row),
+            EventIdColumn::UuidOrText { uuids, texts } => {
+                if uuids.is_null(row) {
+                    optional_string(texts, row)
+                } else {
+                    Some(uuid_text(uuids.value(row)))
+                }
+            }
+        }
+    }
+}
+
+/// The canonical text of a UUID's bytes (lowercase, hyphenated).
+fn uuid_text(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(36);
+    for (index, byte) in bytes.iter().enumerate() {
+        if matches!(index, 4 | 6 | 8 | 10) {
+            text.push('-');
+        }
+        text.push(HEX[usize::from(byte >> 4)] as char);
+        text.push(HEX[usize::from(byte & 0x0f)] as char);
+    }
+    text
+}
+
 /// Turns a record batch of every column back into spans.
 pub(super) fn spans(batch: &RecordBatch) -> Result<Vec<Span>, StoreError> {
     let trace_id = typed_column::<FixedSizeBinaryArray>(batch, COLUMN_TRACE_ID)?;
-    let span_id = typed_column::<FixedSizeBinaryArray>(batch, "span_id")?;
-    let parent_span_id = typed_column::<FixedSizeBinaryArray>(batch, "parent_span_id")?;
+    let span_id = typed_column::<FixedSizeBinaryArray>(batch, COLUMN_SPAN_ID)?;
+    let parent_span_id = typed_column::<FixedSizeBinaryArray>(batch, COLUMN_PARENT_SPAN_ID)?;
     let start_time = typed_column::<TimestampNanosecondArray>(batch, COLUMN_START_TIME)?;
     let duration = typed_column::<Int64Array>(batch, COLUMN_DURATION)?;
     let modified = typed_column::<BooleanArray>(batch, "modified")?;
@@ -63,7 +111,7 @@ pub(super) fn spans(batch: &RecordBatch) -> Result<Vec<Span>, StoreError> {
     let kind = string_column(batch, COLUMN_KIND)?;
     let status_code = string_column(batch, "status_code")?;
     let status_message = string_column(batch, "status_message")?;
-    let event_id = string_column(batch, COLUMN_EVENT_ID)?;
+    let event_id = EventIdColumn::of(batch)?;
     let event_type = string_column(batch, "event_type")?;
     let schema = string_column(batch, "schema")?;
     let stream = string_column(batch, "stream")?;
@@ -123,7 +171,7 @@ pub(super) fn spans(batch: &RecordBatch) -> Result<Vec<Span>, StoreError> {
                 links_from_json(links.value(row))
             },
             event: EventColumns {
-                event_id: optional_string(&event_id, row),
+                event_id: event_id.value(row),
                 event_type: optional_string(&event_type, row),
                 schema: optional_string(&schema, row),
                 stream: optional_string(&stream, row),

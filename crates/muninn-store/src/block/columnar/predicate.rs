@@ -1,4 +1,4 @@
-//! The row filters of v1 reads: which rows of the columns they name a query keeps, evaluated
+//! The row filters of v1 and v2 reads: which rows of the columns they name a query keeps, evaluated
 //! on those columns alone before the rest of a row is decoded.
 
 use std::collections::HashSet;
@@ -13,7 +13,10 @@ use arrow::error::ArrowError;
 use muninn_model::TraceId;
 
 use super::json::link_text_needle;
-use super::schema::{COLUMN_DURATION, COLUMN_NAME, COLUMN_SERVICE, COLUMN_START_TIME};
+use super::{
+    COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_EVENT_ID_TEXT, COLUMN_NAME, COLUMN_SERVICE,
+    COLUMN_START_TIME,
+};
 use crate::scan::SpanQuery;
 
 /// The rows to keep of a batch holding the predicate's columns, in schema order.
@@ -91,6 +94,43 @@ pub(super) fn text_in(leaf: usize, texts: Arc<HashSet<String>>) -> Predicate {
             Ok(column
                 .iter()
                 .map(|value| Some(value.is_some_and(|text| texts.contains(text))))
+                .collect())
+        }),
+    }
+}
+
+/// Rows whose 16-byte `event_id` is one of `uuids` or whose `event_id_text` is one of `texts`
+/// (v2's two event id columns).
+pub(super) fn uuid_or_text_in(
+    uuid_leaf: usize,
+    text_leaf: usize,
+    mut uuids: Vec<[u8; 16]>,
+    texts: HashSet<String>,
+) -> Predicate {
+    uuids.sort_unstable();
+    let mut leaves = vec![uuid_leaf, text_leaf];
+    leaves.sort_unstable();
+    Predicate {
+        leaves,
+        keep: Box::new(move |batch: RecordBatch| {
+            let bytes = column(&batch, COLUMN_EVENT_ID)?
+                .as_any()
+                .downcast_ref::<FixedSizeBinaryArray>()
+                .ok_or_else(|| predicate_error("event_id is not fixed-size binary"))?;
+            let text = column(&batch, COLUMN_EVENT_ID_TEXT)?
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| predicate_error("event_id_text is not plain text"))?;
+            Ok((0..batch.num_rows())
+                .map(|row| {
+                    let by_uuid = !uuids.is_empty()
+                        && !bytes.is_null(row)
+                        && <[u8; 16]>::try_from(bytes.value(row))
+                            .is_ok_and(|id| uuids.binary_search(&id).is_ok());
+                    let by_text =
+                        !texts.is_empty() && !text.is_null(row) && texts.contains(text.value(row));
+                    Some(by_uuid || by_text)
+                })
                 .collect())
         }),
     }

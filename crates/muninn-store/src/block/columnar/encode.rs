@@ -1,0 +1,195 @@
+//! The record batches v1 and v2 write: one row per span, every column built the same way but
+//! event ids, which each version stores as its [`EventIdLayout`] says.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, FixedSizeBinaryBuilder, Int32Builder, Int64Builder, ListBuilder,
+    RecordBatch, StringBuilder, StringDictionaryBuilder, TimestampNanosecondBuilder,
+};
+use arrow::datatypes::{Field, Int32Type, SchemaRef};
+use arrow::error::ArrowError;
+use muninn_model::{Broker, Span};
+
+use super::EventIdLayout;
+use super::file::canonical_uuid;
+use super::json::{JsonCache, links_to_json};
+use crate::error::StoreError;
+
+/// The item field of `link_trace_ids`, a list of 16-byte ids.
+pub(in crate::block) fn link_trace_id_item() -> Arc<Field> {
+    Arc::new(Field::new(
+        "item",
+        arrow::datatypes::DataType::FixedSizeBinary(16),
+        false,
+    ))
+}
+
+/// Event ids as a layout stores them: one text column (v1), or 16-byte UUIDs and the text of
+/// other ids (v2).
+enum EventIdBuilder {
+    Text(StringBuilder),
+    UuidOrText {
+        uuids: FixedSizeBinaryBuilder,
+        texts: StringBuilder,
+    },
+}
+
+impl EventIdBuilder {
+    fn new(layout: EventIdLayout, n_rows: usize) -> Self {
+        match layout {
+            EventIdLayout::Text => EventIdBuilder::Text(StringBuilder::new()),
+            EventIdLayout::UuidOrText => EventIdBuilder::UuidOrText {
+                uuids: FixedSizeBinaryBuilder::with_capacity(n_rows, 16),
+                texts: StringBuilder::new(),
+            },
+        }
+    }
+
+    fn append(&mut self, event_id: Option<&str>) -> Result<(), ArrowError> {
+        match self {
+            EventIdBuilder::Text(texts) => texts.append_option(event_id),
+            EventIdBuilder::UuidOrText { uuids, texts } => {
+                match event_id.map(|text| (text, canonical_uuid(text))) {
+                    Some((_, Some(bytes))) => {
+                        uuids.append_value(bytes)?;
+                        texts.append_null();
+                    }
+                    Some((text, None)) => {
+                        uuids.append_null();
+                        texts.append_value(text);
+                    }
+                    None => {
+                        uuids.append_null();
+                        texts.append_null();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Vec<ArrayRef> {
+        match self {
+            EventIdBuilder::Text(mut texts) => vec![Arc::new(texts.finish())],
+            EventIdBuilder::UuidOrText {
+                mut uuids,
+                mut texts,
+            } => vec![Arc::new(uuids.finish()), Arc::new(texts.finish())],
+        }
+    }
+}
+
+/// Builds one record batch of `schema` from spans, in the order given, with event ids as
+/// `layout` stores them.
+pub(in crate::block) fn encode_batch<'a>(
+    spans: &[&'a Span],
+    arrow_schema: &SchemaRef,
+    layout: EventIdLayout,
+) -> Result<RecordBatch, StoreError> {
+    let n_rows = spans.len();
+    let mut attribute_texts = JsonCache::<'a>::default();
+    let mut resource_texts = JsonCache::<'a>::default();
+    let mut trace_id = FixedSizeBinaryBuilder::with_capacity(n_rows, 16);
+    let mut span_id = FixedSizeBinaryBuilder::with_capacity(n_rows, 8);
+    let mut parent_span_id = FixedSizeBinaryBuilder::with_capacity(n_rows, 8);
+    let mut start_time = TimestampNanosecondBuilder::with_capacity(n_rows).with_timezone("UTC");
+    let mut duration = Int64Builder::with_capacity(n_rows);
+    let mut service = StringDictionaryBuilder::<Int32Type>::new();
+    let mut name = StringDictionaryBuilder::<Int32Type>::new();
+    let mut kind = StringDictionaryBuilder::<Int32Type>::new();
+    let mut status_code = StringDictionaryBuilder::<Int32Type>::new();
+    let mut status_message = StringBuilder::new();
+    let mut event_id = EventIdBuilder::new(layout, n_rows);
+    let mut event_type = StringDictionaryBuilder::<Int32Type>::new();
+    let mut schema = StringDictionaryBuilder::<Int32Type>::new();
+    let mut stream = StringDictionaryBuilder::<Int32Type>::new();
+    let mut broker = StringDictionaryBuilder::<Int32Type>::new();
+    let mut modified = BooleanBuilder::with_capacity(n_rows);
+    let mut partition = Int32Builder::with_capacity(n_rows);
+    let mut offset = Int64Builder::with_capacity(n_rows);
+    let mut message_id = StringBuilder::new();
+    let mut attributes = StringBuilder::new();
+    let mut resource = StringDictionaryBuilder::<Int32Type>::new();
+    let mut links = StringBuilder::new();
+    let mut link_trace_ids =
+        ListBuilder::new(FixedSizeBinaryBuilder::new(16)).with_field(link_trace_id_item());
+    let arrow_error =
+        |error: arrow::error::ArrowError| StoreError::corrupt(format!("building a block: {error}"));
+    for span in spans {
+        trace_id
+            .append_value(span.trace_id.0)
+            .map_err(arrow_error)?;
+        span_id.append_value(span.span_id.0).map_err(arrow_error)?;
+        match &span.parent_span_id {
+            Some(parent) => parent_span_id.append_value(parent.0).map_err(arrow_error)?,
+            None => parent_span_id.append_null(),
+        }
+        start_time.append_value(span.start_unix_nanos);
+        duration.append_value(span.duration_nanos);
+        service.append_value(&span.service);
+        name.append_value(&span.name);
+        kind.append_value(span.kind.as_str());
+        status_code.append_value(span.status.code.as_str());
+        status_message.append_option(span.status.message.as_deref());
+        let event = &span.event;
+        event_id
+            .append(event.event_id.as_deref())
+            .map_err(arrow_error)?;
+        event_type.append_option(event.event_type.as_deref());
+        schema.append_option(event.schema.as_deref());
+        stream.append_option(event.stream.as_deref());
+        broker.append_option(event.broker.map(Broker::as_str));
+        modified.append_value(event.modified);
+        partition.append_option(event.partition);
+        offset.append_option(event.offset);
+        message_id.append_option(event.message_id.as_deref());
+        attributes.append_value(attribute_texts.text(&span.attributes));
+        resource.append_value(resource_texts.text(&span.resource));
+        links.append_option(links_to_json(&span.links));
+        if span.links.is_empty() {
+            link_trace_ids.append_null();
+        } else {
+            let mut distinct: Vec<[u8; 16]> =
+                span.links.iter().map(|link| link.trace_id.0).collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            for linked in distinct {
+                link_trace_ids
+                    .values()
+                    .append_value(linked)
+                    .map_err(arrow_error)?;
+            }
+            link_trace_ids.append(true);
+        }
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(trace_id.finish()),
+        Arc::new(span_id.finish()),
+        Arc::new(parent_span_id.finish()),
+        Arc::new(start_time.finish()),
+        Arc::new(duration.finish()),
+        Arc::new(service.finish()),
+        Arc::new(name.finish()),
+        Arc::new(kind.finish()),
+        Arc::new(status_code.finish()),
+        Arc::new(status_message.finish()),
+    ];
+    let mut columns = columns;
+    columns.extend(event_id.finish());
+    columns.extend::<[ArrayRef; 12]>([
+        Arc::new(event_type.finish()),
+        Arc::new(schema.finish()),
+        Arc::new(stream.finish()),
+        Arc::new(broker.finish()),
+        Arc::new(modified.finish()),
+        Arc::new(partition.finish()),
+        Arc::new(offset.finish()),
+        Arc::new(message_id.finish()),
+        Arc::new(attributes.finish()),
+        Arc::new(resource.finish()),
+        Arc::new(links.finish()),
+        Arc::new(link_trace_ids.finish()),
+    ]);
+    RecordBatch::try_new(arrow_schema.clone(), columns).map_err(arrow_error)
+}

@@ -1,0 +1,27 @@
+//! Block format version 2: the only code that knows its Arrow schema and its writer's
+//! settings. Generic block code reaches it through `format.rs`: `encode_file` writes a
+//! `spans.parquet`, and it is read as a [`columnar::SpansFile`] with UUID event ids as bytes.
+//!
+//! What changed from v1, each by measurement on the benchmark's spans (docs/storage.md): event
+//! ids that are UUIDs are 16 bytes (others text in `event_id_text`), start times and durations
+//! are byte-stream-split (their high bytes compress away), parent span ids are delta byte
+//! arrays (a trace's consumers share their parent). Rows stay sorted by trace id, then start:
+//! against service-then-time or event-type-then-time order it was the smallest and it is what
+//! trace look-ups need. Its golden data directory is `tests/golden/v2/`.
+//!
+//! `schema.rs` (columns), `encode.rs` (spans to a file, the writer's settings); the read path
+//! is shared with v1 in `block/columnar/`.
+
+mod encode;
+mod schema;
+
+pub(crate) use encode::encode_file;
+
+use crate::block::columnar::{self, EventIdLayout};
+use crate::block::reader::ObjectReader;
+use crate::error::StoreError;
+
+/// Opens a v2 `spans.parquet`: its footer and the bloom filters of trace and event ids.
+pub(crate) async fn open(reader: ObjectReader) -> Result<columnar::SpansFile, StoreError> {
+    columnar::SpansFile::open(reader, EventIdLayout::UuidOrText).await
+}

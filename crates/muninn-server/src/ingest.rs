@@ -275,6 +275,21 @@ pub(crate) async fn post_counts(
 }
 
 /// Writes the in-memory head to Parquet blocks now (operators, benchmarks, tests).
+/// `POST /api/v1/admin/compact`: one compaction round now (what the background one does every
+/// few seconds): each partition's small blocks merged into one.
+pub(crate) async fn post_compact(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let report = state.store.compact().await?;
+    Ok(Json(serde_json::json!({
+        "compactions": report.n_compactions,
+        "blocks_in": report.n_blocks_in,
+        "blocks_out": report.n_blocks_out,
+        "spans": report.n_spans,
+        "bytes_in": report.bytes_in,
+        "bytes_out": report.bytes_out,
+    }))
+    .into_response())
+}
+
 pub(crate) async fn post_flush(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let report = state.store.flush().await?;
     Ok(Json(serde_json::json!({

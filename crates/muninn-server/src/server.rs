@@ -296,6 +296,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/traces", post(otlp::http::post_traces))
         .route("/api/v1/counts", post(ingest::post_counts))
         .route("/api/v1/admin/flush", post(ingest::post_flush))
+        .route("/api/v1/admin/compact", post(ingest::post_compact))
         .route("/api/v1/event-types", get(query::event_types))
         .route(
             "/api/v1/event-types/{event_type}/producers",

@@ -1,5 +1,5 @@
 //! The store's integration tests, one binary with a module per topic: look-ups, restarts,
-//! a crash in the middle of a flush, power losses at random points, retention, and the
+//! a crash in the middle of a flush, compaction, power losses at random points, retention, and the
 //! committed golden data directories.
 //! The modules live in `tests/store/` (a crate root's `mod` would look next to this file).
 
@@ -8,6 +8,8 @@ mod support;
 
 #[path = "store/backpressure.rs"]
 mod backpressure;
+#[path = "store/compaction.rs"]
+mod compaction;
 #[path = "store/crash_mid_flush.rs"]
 mod crash_mid_flush;
 #[path = "store/flush_filter.rs"]

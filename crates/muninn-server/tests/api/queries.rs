@@ -1,7 +1,8 @@
 //! Every query route over the fleet, with the exact answers: catalog, producers and consumers,
 //! streams, services, throughput with its filters, lineage, journeys and trace trees. Each
-//! answer is checked three times: from the in-memory head, after `POST /api/v1/admin/flush`
-//! (read from Parquet blocks), and after a restart on the same data directory.
+//! answer is checked four times: from the in-memory head, after `POST /api/v1/admin/flush`
+//! (read from Parquet blocks), after a restart on the same data directory, and on a second
+//! server that took the fleet in two flushes and compacted their blocks into one per hour.
 
 use serde_json::{Value, json};
 
@@ -10,7 +11,8 @@ use crate::support::{
     TestServer, params, rfc3339, span, span_id, trace_id,
 };
 
-/// Ingests the fleet, then runs `check` from the head, from blocks, and after a restart.
+/// Ingests the fleet, then runs `check` from the head, from blocks, after a restart, and from
+/// compacted blocks.
 async fn at_every_stage(check: impl AsyncFn(&Api, &Fleet)) {
     let fleet = Fleet::new();
     let mut server = TestServer::start().await;
@@ -31,6 +33,29 @@ async fn at_every_stage(check: impl AsyncFn(&Api, &Fleet)) {
     check(&server.api, &fleet).await;
     server.restart().await;
     eprintln!("stage: answers after a restart on the same data directory");
+    check(&server.api, &fleet).await;
+    server.stop().await;
+
+    let server = TestServer::start().await;
+    let half = fleet.spans.len() / 2;
+    server
+        .api
+        .ingest_ok("/api/v1/spans", &fleet.spans[..half])
+        .await;
+    server.flush().await;
+    server
+        .api
+        .ingest_ok("/api/v1/spans", &fleet.spans[half..])
+        .await;
+    server.api.ingest_ok("/api/v1/counts", &fleet.counts).await;
+    server.flush().await;
+    let compacted = server.compact().await;
+    assert!(
+        compacted["blocks_in"].as_u64() > compacted["blocks_out"].as_u64()
+            && compacted["spans"] == json!(fleet.spans.len()),
+        "compaction answer: {compacted}"
+    );
+    eprintln!("stage: answers from blocks compacted from two flushes");
     check(&server.api, &fleet).await;
     server.stop().await;
 }

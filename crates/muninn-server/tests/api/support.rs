@@ -85,6 +85,16 @@ impl TestServer {
         answer.json()
     }
 
+    /// `POST /api/v1/admin/compact`, expecting success; returns the compaction answer.
+    pub async fn compact(&self) -> Value {
+        let answer = self
+            .api
+            .post("/api/v1/admin/compact", Vec::new(), &[])
+            .await;
+        assert_eq!(answer.status, 200, "compaction failed: {}", answer.text);
+        answer.json()
+    }
+
     /// Ingests the whole fleet (spans, then counts), expecting every record to be accepted.
     pub async fn ingest_fleet(&self, fleet: &Fleet) {
         self.api.ingest_ok("/api/v1/spans", &fleet.spans).await;

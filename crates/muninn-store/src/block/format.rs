@@ -75,6 +75,19 @@ impl FormatVersion {
             })
     }
 
+    /// A writer that takes spans a row group at a time, already in order (compaction), sized
+    /// for row groups like `sample`; `None` for v1, which writes whole files only.
+    pub(crate) fn spans_writer(
+        self,
+        sample: &[&Span],
+        options: &BlockWriteOptions,
+    ) -> Option<Result<v2::SpansWriter, StoreError>> {
+        match self {
+            FormatVersion::V1 => None,
+            FormatVersion::V2 => Some(v2::SpansWriter::new(sample, options)),
+        }
+    }
+
     /// Encodes spans, sorted, as a `spans.parquet` of this version.
     pub(crate) fn encode(
         self,

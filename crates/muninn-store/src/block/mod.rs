@@ -32,6 +32,7 @@ use tokio::sync::OnceCell;
 
 pub(crate) use format::{FormatVersion, SpanSelection};
 use format::{SpansFile, open_spans_file};
+pub(crate) use v2::SpansWriter;
 
 use crate::error::StoreError;
 use crate::rollup::{FirstSpan, RollupCell};
@@ -62,6 +63,10 @@ pub struct BlockMeta {
     pub flush_id: String,
     /// How many blocks that flush wrote; a flush counts as committed when all are present.
     pub flush_n_blocks: u32,
+    /// For a block written by compaction, the ids of the blocks it replaces (its `flush_id` is
+    /// then the compaction's, shared by all its outputs). Absent from flushed blocks' metas.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compacted_from: Vec<String>,
 }
 
 /// One roll-up cell as stored in `rollup.json`.
@@ -137,8 +142,6 @@ pub(crate) async fn write_block(
     options: &BlockWriteOptions,
 ) -> Result<BlockMeta, StoreError> {
     let version = FormatVersion::writable(options.format_version)?;
-    let block_id = uuid::Uuid::new_v4().simple().to_string();
-    let dir = block_path(contents.partition_unix_seconds, &block_id);
     // Integer keys compare without a call to memcmp (ids are big-endian, so the order is the
     // same as comparing their bytes).
     contents.spans.sort_unstable_by_key(|span| {
@@ -148,41 +151,87 @@ pub(crate) async fn write_block(
             u64::from_be_bytes(span.span_id.0),
         )
     });
-    let min_time = contents
-        .spans
-        .iter()
-        .map(|span| span.start_unix_nanos)
-        .min();
-    let max_time = contents
-        .spans
-        .iter()
-        .map(|span| span.end_unix_nanos())
-        .max();
-    let cell_min = contents
-        .cells
-        .iter()
-        .map(|cell| cell.minute * NANOS_PER_SECOND)
-        .min();
-    let cell_max = contents
-        .cells
-        .iter()
-        .map(|cell| cell.minute * NANOS_PER_SECOND)
-        .max();
-    let n_spans = contents.spans.len() as u64;
-    let mut spans_bytes = 0;
-    if !contents.spans.is_empty() {
+    let spans = if contents.spans.is_empty() {
+        None
+    } else {
         let spans = std::mem::take(&mut contents.spans);
         let options = options.clone();
         // Encoding is CPU work: keep it off the async workers.
         let bytes = tokio::task::block_in_place(|| version.encode(&spans, &options))?;
-        spans_bytes = bytes.len() as u64;
+        Some(EncodedSpans {
+            bytes,
+            n_spans: spans.len() as u64,
+            min_time: spans.iter().map(|span| span.start_unix_nanos).min(),
+            max_time: spans.iter().map(|span| span.end_unix_nanos()).max(),
+        })
+    };
+    put_block(
+        store,
+        NewBlock {
+            partition_unix_seconds: contents.partition_unix_seconds,
+            version,
+            spans,
+            cells: contents.cells,
+            flush_seq,
+            flush_id: flush_id.to_string(),
+            flush_n_blocks,
+            compacted_from: Vec::new(),
+        },
+    )
+    .await
+}
+
+/// A `spans.parquet`, encoded, and what its meta says of it.
+pub(crate) struct EncodedSpans {
+    pub bytes: Vec<u8>,
+    pub n_spans: u64,
+    pub min_time: Option<i64>,
+    pub max_time: Option<i64>,
+}
+
+/// Everything a new block is made of.
+pub(crate) struct NewBlock {
+    pub partition_unix_seconds: i64,
+    pub version: FormatVersion,
+    pub spans: Option<EncodedSpans>,
+    pub cells: Vec<StoredCell>,
+    pub flush_seq: u64,
+    pub flush_id: String,
+    pub flush_n_blocks: u32,
+    pub compacted_from: Vec<String>,
+}
+
+/// Writes a new block's `spans.parquet` and `rollup.json`, then its `meta.json`, the commit
+/// point. Returns the committed meta.
+pub(crate) async fn put_block(
+    store: &Arc<dyn ObjectStore>,
+    block: NewBlock,
+) -> Result<BlockMeta, StoreError> {
+    let block_id = uuid::Uuid::new_v4().simple().to_string();
+    let dir = block_path(block.partition_unix_seconds, &block_id);
+    let cell_min = block
+        .cells
+        .iter()
+        .map(|cell| cell.minute * NANOS_PER_SECOND)
+        .min();
+    let cell_max = block
+        .cells
+        .iter()
+        .map(|cell| cell.minute * NANOS_PER_SECOND)
+        .max();
+    let (mut n_spans, mut spans_bytes, mut min_time, mut max_time) = (0, 0, None, None);
+    if let Some(spans) = block.spans {
+        n_spans = spans.n_spans;
+        spans_bytes = spans.bytes.len() as u64;
+        min_time = spans.min_time;
+        max_time = spans.max_time;
         let path = dir.clone().join("spans.parquet");
         store
-            .put(&path, PutPayload::from(bytes))
+            .put(&path, PutPayload::from(spans.bytes))
             .await
             .map_err(|error| StoreError::object_store(&path, error))?;
     }
-    let rollup = serde_json::to_vec(&contents.cells)
+    let rollup = serde_json::to_vec(&block.cells)
         .map_err(|error| StoreError::corrupt(format!("rollup json: {error}")))?;
     let rollup_bytes = rollup.len() as u64;
     let rollup_path = dir.clone().join("rollup.json");
@@ -191,9 +240,9 @@ pub(crate) async fn write_block(
         .await
         .map_err(|error| StoreError::object_store(&rollup_path, error))?;
     let meta = BlockMeta {
-        format_version: version.number(),
+        format_version: block.version.number(),
         block_id,
-        partition_unix_seconds: contents.partition_unix_seconds,
+        partition_unix_seconds: block.partition_unix_seconds,
         min_time_unix_nanos: min_time
             .into_iter()
             .chain(cell_min)
@@ -207,9 +256,10 @@ pub(crate) async fn write_block(
         n_spans,
         spans_bytes,
         rollup_bytes,
-        flush_seq,
-        flush_id: flush_id.to_string(),
-        flush_n_blocks,
+        flush_seq: block.flush_seq,
+        flush_id: block.flush_id,
+        flush_n_blocks: block.flush_n_blocks,
+        compacted_from: block.compacted_from,
     };
     let meta_path = dir.clone().join("meta.json");
     let meta_bytes = serde_json::to_vec_pretty(&meta)
@@ -292,6 +342,29 @@ impl BlockHandle {
         }
         match self.spans_file(store).await? {
             Some(file) => file.spans(selection).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// How many row groups the block's spans file has (0 when it holds only counts).
+    pub(crate) async fn n_row_groups(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+    ) -> Result<usize, StoreError> {
+        Ok(match self.spans_file(store).await? {
+            Some(file) => file.n_row_groups(),
+            None => 0,
+        })
+    }
+
+    /// Every span of one row group, in file order (by trace id, then start).
+    pub(crate) async fn row_group_spans(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        row_group: usize,
+    ) -> Result<Vec<Span>, StoreError> {
+        match self.spans_file(store).await? {
+            Some(file) => file.row_group_spans(row_group).await,
             None => Ok(Vec::new()),
         }
     }

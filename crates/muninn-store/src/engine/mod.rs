@@ -12,6 +12,7 @@
 //! is deleted only when the blocks holding it are durable, so that at every instant each
 //! acknowledged record is on stable storage in at least one of them (see `flush.rs`).
 
+mod compaction;
 mod flush;
 mod head;
 mod lookup;
@@ -35,6 +36,7 @@ use crate::error::{StoreError, StoreErrorKind};
 use crate::fs::{self, FileSystem, LocalDir, OsFileSystem};
 use crate::rollup::{self, Rollups};
 use crate::wal::WalWriter;
+pub use compaction::{CompactionConfig, CompactionReport};
 use head::Head;
 pub use lookup::Lookup;
 pub(crate) use lookup::{joined, read_blocks};
@@ -60,6 +62,8 @@ pub struct StoreConfig {
     /// yet in blocks) before it is refused as overloaded.
     pub max_append_wait: Duration,
     pub block: BlockWriteOptions,
+    /// Background compaction of each partition's small blocks.
+    pub compaction: CompactionConfig,
 }
 
 impl StoreConfig {
@@ -71,6 +75,7 @@ impl StoreConfig {
             flush_max_age: Duration::from_secs(300),
             max_append_wait: Duration::from_secs(30),
             block: BlockWriteOptions::default(),
+            compaction: CompactionConfig::default(),
         }
     }
 }
@@ -87,6 +92,8 @@ struct Shared {
     blocks: RwLock<Vec<Arc<BlockHandle>>>,
     rollups: RwLock<Rollups>,
     flush_lock: Mutex<()>,
+    /// Held by a compaction round (background or asked for), so that rounds do not overlap.
+    compaction_lock: Mutex<()>,
     flush_wanted: Notify,
     failed: AtomicBool,
     /// Spans in the head and in frozen heads: what memory holds that blocks do not yet.
@@ -209,6 +216,7 @@ impl Store {
             blocks: RwLock::new(recovered.blocks),
             rollups: RwLock::new(recovered.rollups),
             flush_lock: Mutex::new(()),
+            compaction_lock: Mutex::new(()),
             flush_wanted: Notify::new(),
             failed: AtomicBool::new(false),
             unflushed_spans: AtomicU64::new(head_spans_at_open),
@@ -405,13 +413,28 @@ impl Store {
         metas
     }
 
-    /// Runs the background work: flush when the head is full or old, retention every minute.
+    /// Runs the background work: flush when the head is full or old, retention every minute,
+    /// and compaction (in a task of its own) every `compaction.interval`.
     /// Returns when `shutdown` resolves, after a final flush.
     pub async fn run_maintenance(&self, shutdown: impl std::future::Future<Output = ()>) {
         let shared = &self.shared;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_retention = Instant::now();
+        // Compaction runs beside flushes, never holding them up.
+        let _compactor = shared.config.compaction.enabled.then(|| {
+            let store = self.clone();
+            AbortOnDrop(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(store.shared.config.compaction.interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    if let Err(error) = store.compact().await {
+                        tracing::error!(%error, "compaction failed; the blocks it read stay as they were");
+                    }
+                }
+            }))
+        });
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -444,9 +467,20 @@ impl Store {
                 }
             }
         }
+        drop(_compactor);
         if let Err(error) = self.flush().await {
             tracing::error!(%error, "final flush failed; the data stays in the WAL");
         }
+    }
+}
+
+/// Aborts a background task when dropped (when `run_maintenance` returns or is cancelled), so
+/// that it does not keep the store alive.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -8,7 +8,7 @@
 //! is reported (log, `StoreStats::wal_damaged_*`) and the segment copied to
 //! `<data_dir>/wal-damaged/` for inspection.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
@@ -206,7 +206,7 @@ fn report_damage(
     }
 }
 
-fn cells_to_delta(cells: Vec<StoredCell>) -> RollupDelta {
+pub(super) fn cells_to_delta(cells: Vec<StoredCell>) -> RollupDelta {
     cells
         .into_iter()
         .map(|stored| {
@@ -270,10 +270,30 @@ pub(crate) async fn load_blocks(
     for (_, _, flush_id) in &metas {
         *flush_sizes.entry(flush_id.clone()).or_default() += 1;
     }
+    // Compactions: a committed one (every output present) replaces its inputs, whatever is
+    // left of them; an uncommitted one's outputs are deleted, its inputs still stand.
+    let mut replaced: HashSet<String> = HashSet::new();
+    for (_, meta, flush_id) in &metas {
+        if !meta.compacted_from.is_empty()
+            && flush_sizes.get(flush_id).copied() == Some(meta.flush_n_blocks)
+        {
+            replaced.extend(meta.compacted_from.iter().cloned());
+        }
+    }
     let mut blocks = Vec::new();
     let mut committed_seq = 0;
     for (dir, meta, flush_id) in metas {
         let all_blocks_present = flush_sizes.get(&flush_id).copied() == Some(meta.flush_n_blocks);
+        if replaced.contains(&meta.block_id) {
+            tracing::info!(block = %dir, "deleting a block a committed compaction replaced");
+            orphans.push(dir);
+            continue;
+        }
+        if !meta.compacted_from.is_empty() && !all_blocks_present {
+            tracing::warn!(block = %dir, "dropping an output of an unfinished compaction; the blocks it merged stay");
+            orphans.push(dir);
+            continue;
+        }
         let wal_holds_flush = oldest_wal_seq.is_some_and(|first_seq| first_seq <= meta.flush_seq);
         if all_blocks_present || !wal_holds_flush {
             committed_seq = committed_seq.max(meta.flush_seq);
@@ -358,6 +378,7 @@ mod tests {
             flush_seq,
             flush_id: flush_id.into(),
             flush_n_blocks: 2,
+            compacted_from: Vec::new(),
         }
     }
 

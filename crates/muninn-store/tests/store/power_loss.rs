@@ -1,12 +1,13 @@
 //! Power loss: the store runs on `SimulatedFs`, a file system in memory that drops every byte
 //! and every name not yet synced when the power goes out. Each trial runs a random workload —
-//! concurrent appends, flushes, a retention sweep, reopening the store — cuts the power at a
+//! concurrent appends, flushes, compactions, a retention sweep, reopening the store — cuts the power at a
 //! random point of it, reboots, reopens the store and checks the ledger: every acknowledged
-//! span is found whole, nothing that was never sent appears, and the roll-ups count each span
-//! found exactly once. A second, shorter workload then runs on the recovered data and loses
+//! span is found whole and once, nothing that was never sent appears, and the roll-ups count
+//! each span found exactly once. A second, shorter workload then runs on the recovered data and loses
 //! power too, and the ledger of both is checked again; then the store must keep working.
 //!
-//! The cut points are spread over the kinds of step (appends, flushes, retention, reopening)
+//! The cut points are spread over the kinds of step (appends, flushes, compactions, retention,
+//! reopening)
 //! using the mutating-operation ranges of a dry run of the same workload. A failing trial
 //! names its seed; `MUNINN_POWER_LOSS_SEED=<seed>` replays the whole run.
 
@@ -22,7 +23,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::support::{NANOS_PER_HOUR, count, event_trace, rollup_cells};
 
-const N_TRIALS: usize = 24;
+const N_TRIALS: usize = 30;
 const N_STEPS: usize = 36;
 const DATA_DIR: &str = "/data";
 /// Retention sweeps drop the partitions older than this before now.
@@ -32,6 +33,7 @@ const RETAINED_HOURS: i64 = 3;
 enum StepKind {
     Append,
     Flush,
+    Compact,
     Retention,
     Reopen,
 }
@@ -41,6 +43,7 @@ enum Step {
     /// Concurrent appends, each of these traces (3 spans each) and one count.
     Append(Vec<Vec<u64>>),
     Flush,
+    Compact,
     Retention,
     Reopen,
 }
@@ -50,6 +53,7 @@ impl Step {
         match self {
             Step::Append(_) => StepKind::Append,
             Step::Flush => StepKind::Flush,
+            Step::Compact => StepKind::Compact,
             Step::Retention => StepKind::Retention,
             Step::Reopen => StepKind::Reopen,
         }
@@ -71,7 +75,7 @@ fn workload(rng: &mut StdRng, first_trace: u64, n_steps: usize) -> Workload {
     let mut retention_done = false;
     for step_idx in 0..n_steps {
         let roll: f64 = rng.random();
-        let step = if roll < 0.62 || step_idx == 0 {
+        let step = if roll < 0.58 || step_idx == 0 {
             let appends = (0..rng.random_range(1..=4))
                 .map(|_| {
                     (0..rng.random_range(1..=5))
@@ -90,8 +94,10 @@ fn workload(rng: &mut StdRng, first_trace: u64, n_steps: usize) -> Workload {
                 })
                 .collect();
             Step::Append(appends)
-        } else if roll < 0.84 {
+        } else if roll < 0.76 {
             Step::Flush
+        } else if roll < 0.86 {
+            Step::Compact
         } else if roll < 0.92 && !retention_done && step_idx > n_steps / 3 {
             retention_done = true;
             Step::Retention
@@ -103,8 +109,16 @@ fn workload(rng: &mut StdRng, first_trace: u64, n_steps: usize) -> Workload {
     Workload { steps, starts, now }
 }
 
+/// Compaction as configured in production but for its sizes: outputs of at most 12 spans (so
+/// compactions chain: outputs become inputs), row groups of 8, no grace before deleting what
+/// it replaced, no throttling.
 fn config() -> StoreConfig {
-    StoreConfig::new(DATA_DIR)
+    let mut config = StoreConfig::new(DATA_DIR);
+    config.block.row_group_rows = 8;
+    config.compaction.max_block_spans = 12;
+    config.compaction.delete_grace = Duration::ZERO;
+    config.compaction.cpu_share = 1.0;
+    config
 }
 
 fn spans_of(workload: &Workload, traces: &[u64]) -> Vec<Span> {
@@ -137,6 +151,8 @@ struct Ledger {
     /// step kind (for the dry run).
     cut_during: Option<StepKind>,
     op_ranges: Vec<(StepKind, u64, u64)>,
+    /// Blocks compactions replaced (in runs that completed them).
+    blocks_compacted: usize,
 }
 
 impl Ledger {
@@ -193,6 +209,11 @@ async fn run(fs: &SimulatedFs, workload: &Workload) -> Ledger {
             }
             Step::Flush => {
                 let _ = store.flush().await;
+            }
+            Step::Compact => {
+                if let Ok(report) = store.compact().await {
+                    ledger.blocks_compacted += report.n_blocks_in;
+                }
             }
             Step::Retention => {
                 let cutoff = workload.now - RETAINED_HOURS * NANOS_PER_HOUR;
@@ -266,6 +287,12 @@ async fn check_recovery(rebooted: &SimulatedFs, ledger: &Ledger, trial: &str) ->
         .iter()
         .map(|span| ((span.trace_id, span.span_id), span))
         .collect();
+    let stats = store.stats();
+    assert_eq!(
+        (stats.block_spans + stats.head_spans, lookup.spans.len()),
+        (found.len() as u64, found.len()),
+        "{trial}: the store holds a span twice (in two blocks, or in a block and the head)"
+    );
     for (key, span) in &found {
         assert_eq!(
             ledger.sent.get(key),
@@ -372,6 +399,7 @@ fn pick_cut(rng: &mut StdRng, trial_idx: usize, dry_run: &Ledger) -> u64 {
     let kinds = [
         StepKind::Append,
         StepKind::Flush,
+        StepKind::Compact,
         StepKind::Retention,
         StepKind::Reopen,
     ];
@@ -399,11 +427,13 @@ async fn every_acknowledged_span_survives_a_power_loss_at_a_random_point() {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut cuts: BTreeMap<StepKind, usize> = BTreeMap::new();
     let mut n_acknowledged = 0;
+    let mut blocks_compacted = 0;
     for trial_idx in 0..N_TRIALS {
         let workload = workload(&mut rng, 1, N_STEPS);
         let dry_fs = SimulatedFs::new();
         let dry_run = run(&dry_fs, &workload).await;
         assert!(dry_run.cut_during.is_none(), "the dry run has power");
+        blocks_compacted += dry_run.blocks_compacted;
         let cut = pick_cut(&mut rng, trial_idx, &dry_run);
         let trial = format!("seed {seed}, trial {trial_idx}, power cut at operation {cut}");
 
@@ -433,7 +463,11 @@ async fn every_acknowledged_span_survives_a_power_loss_at_a_random_point() {
         check_it_keeps_working(&rebooted_again, store, &workload, &trial).await;
     }
     eprintln!(
-        "{N_TRIALS} power losses, by the step they hit: {cuts:?}; {n_acknowledged} acknowledged spans checked"
+        "{N_TRIALS} power losses, by the step they hit: {cuts:?}; {n_acknowledged} acknowledged spans checked; {blocks_compacted} blocks compacted in the dry runs"
+    );
+    assert!(
+        cuts.get(&StepKind::Compact).copied().unwrap_or(0) > 0 && blocks_compacted > 0,
+        "the power went out during compactions that had blocks to merge"
     );
     assert!(
         cuts.get(&StepKind::Flush).copied().unwrap_or(0) >= N_TRIALS / 8,

@@ -285,6 +285,28 @@ impl SpansFile {
         Ok(spans)
     }
 
+    /// How many row groups the file has.
+    pub(crate) fn n_row_groups(&self) -> usize {
+        self.trace_id_blooms.len()
+    }
+
+    /// Every span of one row group, in file order.
+    pub(crate) async fn row_group_spans(&self, row_group: usize) -> Result<Vec<Span>, StoreError> {
+        let batches = self
+            .file
+            .read(Read {
+                row_groups: Some(vec![row_group]),
+                predicate: None,
+                projection: None,
+            })
+            .await?;
+        let mut spans = Vec::new();
+        for batch in &batches {
+            spans.extend(decode::spans(batch)?);
+        }
+        Ok(spans)
+    }
+
     /// The trace id and start of every span that matches `query`, reading only those two
     /// columns (and the searched ones) of the file.
     pub(crate) async fn trace_starts(

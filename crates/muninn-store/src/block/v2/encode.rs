@@ -62,19 +62,36 @@ impl DistinctIds {
     }
 }
 
-/// The writer's settings for a file of `spans`.
+impl DistinctIds {
+    /// The distinct ids to size one row group's bloom filters for, when `self` was counted on
+    /// `n_spans` spans and row groups hold `row_group_rows`: spread evenly, a quarter of
+    /// headroom, at least 16. A `sample` smaller than a row group stands for full ones.
+    fn per_row_group(&self, n_spans: usize, row_group_rows: usize, sample: bool) -> DistinctIds {
+        let n_row_groups = n_spans.div_ceil(row_group_rows).max(1);
+        let scale = |count: usize| {
+            let per = if sample && n_spans < row_group_rows {
+                (count as u128 * row_group_rows as u128).div_ceil(n_spans.max(1) as u128) as usize
+            } else {
+                count.div_ceil(n_row_groups)
+            };
+            (per * 5 / 4).max(16)
+        };
+        DistinctIds {
+            traces: scale(self.traces),
+            uuid_events: scale(self.uuid_events),
+            text_events: scale(self.text_events),
+            linked_traces: scale(self.linked_traces),
+        }
+    }
+}
+
+/// The writer's settings, with bloom filters sized for `per_row_group` distinct ids.
 fn properties(
-    spans: &[&Span],
+    per_row_group: &DistinctIds,
     options: &BlockWriteOptions,
 ) -> Result<WriterProperties, StoreError> {
     let level = ZstdLevel::try_new(options.zstd_level)
         .map_err(|error| StoreError::corrupt(format!("zstd level: {error}")))?;
-    let distinct = DistinctIds::of(spans);
-    let n_row_groups = spans.len().div_ceil(options.row_group_rows).max(1);
-    // A bloom filter per row group sized for the distinct ids it holds (spread evenly over
-    // the row groups, a quarter of headroom) at the configured false-positive rate.
-    let per_row_group =
-        |n_distinct: usize| (n_distinct.div_ceil(n_row_groups) as u64 * 5 / 4).max(16);
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(options.row_group_rows))
@@ -84,16 +101,19 @@ fn properties(
             env!("CARGO_PKG_VERSION")
         ));
     for (path, n_distinct) in [
-        (ColumnPath::from(COLUMN_TRACE_ID), distinct.traces),
-        (ColumnPath::from(COLUMN_EVENT_ID), distinct.uuid_events),
-        (ColumnPath::from(COLUMN_EVENT_ID_TEXT), distinct.text_events),
-        (link_trace_ids_leaf_path(), distinct.linked_traces),
+        (ColumnPath::from(COLUMN_TRACE_ID), per_row_group.traces),
+        (ColumnPath::from(COLUMN_EVENT_ID), per_row_group.uuid_events),
+        (
+            ColumnPath::from(COLUMN_EVENT_ID_TEXT),
+            per_row_group.text_events,
+        ),
+        (link_trace_ids_leaf_path(), per_row_group.linked_traces),
     ] {
         builder = builder
             .set_column_dictionary_enabled(path.clone(), false)
             .set_column_bloom_filter_enabled(path.clone(), true)
             .set_column_bloom_filter_fpp(path.clone(), options.bloom_filter_fpp)
-            .set_column_bloom_filter_max_ndv(path, per_row_group(n_distinct));
+            .set_column_bloom_filter_max_ndv(path, n_distinct as u64);
     }
     // Measured on the benchmark's spans (docs/storage.md): times and durations split into
     // byte streams (5.2 and 3.2 bytes a span, against 6.7 and 3.6 plain); parent span ids as
@@ -117,19 +137,61 @@ fn properties(
     Ok(builder.build())
 }
 
+fn parquet_error(error: parquet::errors::ParquetError) -> StoreError {
+    StoreError::corrupt(format!("writing parquet: {error}"))
+}
+
+/// A `spans.parquet` written a row group at a time from spans already in order (compaction's
+/// merge), with bloom filters sized from the first row group's ids.
+pub(crate) struct SpansWriter {
+    writer: ArrowWriter<Vec<u8>>,
+    row_group_rows: usize,
+}
+
+impl SpansWriter {
+    /// A writer whose bloom filters are sized for row groups like `sample`.
+    pub(crate) fn new(sample: &[&Span], options: &BlockWriteOptions) -> Result<Self, StoreError> {
+        let per_row_group =
+            DistinctIds::of(sample).per_row_group(sample.len(), options.row_group_rows, true);
+        let writer = ArrowWriter::try_new(
+            Vec::with_capacity(options.row_group_rows * 40),
+            SCHEMA.clone(),
+            Some(properties(&per_row_group, options)?),
+        )
+        .map_err(parquet_error)?;
+        Ok(SpansWriter {
+            writer,
+            row_group_rows: options.row_group_rows,
+        })
+    }
+
+    /// Appends spans that sort after every span written so far.
+    pub(crate) fn write(&mut self, spans: &[&Span]) -> Result<(), StoreError> {
+        for chunk in spans.chunks(self.row_group_rows) {
+            let batch = columnar::encode_batch(chunk, &SCHEMA, EventIdLayout::UuidOrText)?;
+            self.writer.write(&batch).map_err(parquet_error)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the file and returns its bytes.
+    pub(crate) fn finish(self) -> Result<Vec<u8>, StoreError> {
+        self.writer.into_inner().map_err(parquet_error)
+    }
+}
+
 /// Encodes spans (already sorted by trace id, then start) as one Parquet file.
 pub(crate) fn encode_file(
     spans: &[&Span],
     options: &BlockWriteOptions,
 ) -> Result<Vec<u8>, StoreError> {
-    let parquet_error = |error: parquet::errors::ParquetError| {
-        StoreError::corrupt(format!("writing parquet: {error}"))
-    };
+    let per_row_group =
+        DistinctIds::of(spans).per_row_group(spans.len(), options.row_group_rows, false);
     let mut buffer = Vec::with_capacity(spans.len() * 32);
     let mut writer = ArrowWriter::try_new(
         &mut buffer,
         SCHEMA.clone(),
-        Some(properties(spans, options)?),
+        Some(properties(&per_row_group, options)?),
     )
     .map_err(parquet_error)?;
     for chunk in spans.chunks(options.row_group_rows) {

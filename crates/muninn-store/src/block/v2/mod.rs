@@ -15,7 +15,7 @@
 mod encode;
 mod schema;
 
-pub(crate) use encode::encode_file;
+pub(crate) use encode::{SpansWriter, encode_file};
 
 use crate::block::columnar::{self, EventIdLayout};
 use crate::block::reader::ObjectReader;

@@ -1,0 +1,430 @@
+//! Compaction: the small blocks of an hourly partition are merged into few large ones in the
+//! background (time-window compaction, as Tempo's compactor does), up to `max_block_spans` a
+//! block, which makes a partition
+//! cheaper to store (one file compresses better than many) and to read (fewer footers, fewer
+//! bloom filters, fewer files per look-up).
+//!
+//! A compaction streams: each input block is read a row group at a time, the rows are merged
+//! in (trace id, start, span id) order, and each output is written a row group at a time, so
+//! memory holds one row group per input and the outputs' bytes, not the partition. Its CPU
+//! share is bounded (`CompactionConfig::cpu_share`): after each row group it sleeps in
+//! proportion to the time it worked, so ingest keeps its rate on a small machine.
+//!
+//! Commit rules (the same as a flush's, `recovery.rs` applies them on open):
+//! - Only blocks whose flush is no longer in the WAL are compacted, so a block's flush siblings
+//!   in other partitions never depend on it to count as committed.
+//! - A compaction writes one block, whose `meta.json` lists the blocks it replaces
+//!   (`compacted_from`) and is the compaction's commit point: on open, a committed compaction's
+//!   inputs are deleted (if a crash left any), and an uncommitted one's files, having no meta,
+//!   are deleted like any directory without one. So a crash at any point leaves either the
+//!   inputs or the output visible, never both, never neither. (One output, not several: a
+//!   later compaction may consume some outputs of an earlier one, and a group of outputs whose
+//!   members disappear could no longer tell committed from interrupted.)
+//! - The inputs are deleted only after the outputs are committed and have replaced them in the
+//!   query path (a swap under the blocks' lock), and after `delete_grace`, so that reads that
+//!   already hold an input finish.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use muninn_model::Span;
+use object_store::ObjectStoreExt;
+
+use super::recovery::cells_to_delta;
+use super::retention::delete_prefix;
+use super::{Shared, Store};
+use crate::block::{
+    self, BlockHandle, EncodedSpans, FormatVersion, NewBlock, StoredCell, put_block,
+};
+use crate::error::StoreError;
+use crate::rollup::{RollupDelta, merge_delta};
+use crate::wal;
+
+/// How compaction runs.
+#[derive(Debug, Clone)]
+pub struct CompactionConfig {
+    /// Whether the store compacts in the background.
+    pub enabled: bool,
+    /// How often the background compaction looks for work.
+    pub interval: Duration,
+    /// A partition is compacted once it holds at least this many blocks that can be.
+    pub min_blocks: usize,
+    /// At most this many blocks go into one compaction (each holds one row group in memory).
+    pub max_inputs: usize,
+    /// Outputs hold about this many spans at most; blocks this big are left alone.
+    pub max_block_spans: u64,
+    /// The share of one core a compaction may use, in (0, 1].
+    pub cpu_share: f64,
+    /// How long replaced blocks stay readable for queries that already hold them.
+    pub delete_grace: Duration,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        CompactionConfig {
+            enabled: true,
+            interval: Duration::from_secs(10),
+            min_blocks: 2,
+            max_inputs: 16,
+            max_block_spans: 4_000_000,
+            cpu_share: 0.25,
+            delete_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What one compaction round did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CompactionReport {
+    pub n_compactions: usize,
+    pub n_blocks_in: usize,
+    pub n_blocks_out: usize,
+    pub n_spans: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl Store {
+    /// Compacts every partition that holds at least `min_blocks` blocks whose flush has left
+    /// the WAL, `max_inputs` blocks at a time, and deletes what the compactions replaced once
+    /// `delete_grace` has passed (at once when it is zero).
+    pub async fn compact(&self) -> Result<CompactionReport, StoreError> {
+        let shared = &self.shared;
+        let config = &shared.config.compaction;
+        let mut report = CompactionReport::default();
+        let mut replaced: Vec<Arc<BlockHandle>> = Vec::new();
+        {
+            let _compacting = shared.compaction_lock.lock().await;
+            let Ok(version) = FormatVersion::writable(shared.config.block.format_version) else {
+                return Ok(report);
+            };
+            if version == FormatVersion::V1 {
+                // The v1 writer writes whole files only.
+                return Ok(report);
+            }
+            let oldest_wal_seq = wal::list_segments(shared.fs.as_ref(), &shared.wal_dir)?
+                .first()
+                .map_or(u64::MAX, |segment| segment.first_seq);
+            let blocks: Vec<Arc<BlockHandle>> = shared
+                .blocks
+                .read()
+                .map(|blocks| blocks.clone())
+                .unwrap_or_default();
+            for inputs in plan(&blocks, oldest_wal_seq, config) {
+                let Some(outputs) = compact_blocks(shared, version, &inputs).await? else {
+                    continue;
+                };
+                report.n_compactions += 1;
+                report.n_blocks_in += inputs.len();
+                report.n_blocks_out += outputs.len();
+                report.n_spans += outputs
+                    .iter()
+                    .map(|handle| handle.meta.n_spans)
+                    .sum::<u64>();
+                report.bytes_in += inputs.iter().map(|handle| block_bytes(handle)).sum::<u64>();
+                report.bytes_out += outputs
+                    .iter()
+                    .map(|handle| block_bytes(handle))
+                    .sum::<u64>();
+                replaced.extend(inputs);
+            }
+        }
+        // Out of the query path already; reads that hold them get `delete_grace` to finish,
+        // in the background. (A crash before they are deleted leaves them to recovery, which
+        // deletes the blocks a committed compaction replaced.)
+        if config.delete_grace.is_zero() {
+            for input in &replaced {
+                delete_block(&shared.object_store, input).await?;
+            }
+        } else if !replaced.is_empty() {
+            let object_store = shared.object_store.clone();
+            let grace = config.delete_grace;
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                for input in &replaced {
+                    if let Err(error) = delete_block(&object_store, input).await {
+                        tracing::warn!(%error, block = %input.dir, "could not delete a block compaction replaced; the next start deletes it");
+                    }
+                }
+            });
+        }
+        Ok(report)
+    }
+}
+
+fn block_bytes(handle: &BlockHandle) -> u64 {
+    handle.meta.spans_bytes + handle.meta.rollup_bytes
+}
+
+/// Deletes a block: its `meta.json` first, so that a crash in the middle leaves files that
+/// recovery deletes as a directory without a meta, never a block with files missing.
+async fn delete_block(
+    object_store: &Arc<dyn object_store::ObjectStore>,
+    handle: &BlockHandle,
+) -> Result<(), StoreError> {
+    let meta_path = handle.dir.clone().join("meta.json");
+    match object_store.delete(&meta_path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+        Err(error) => return Err(StoreError::object_store(&meta_path, error)),
+    }
+    delete_prefix(object_store, &handle.dir).await
+}
+
+/// The compactions to run: per partition, the blocks that can be compacted (their flush has
+/// left the WAL, they are smaller than an output), oldest first, as many at a time as make an
+/// output of at most `max_block_spans` from at most `max_inputs` blocks, when that is at least
+/// `min_blocks` of them.
+fn plan(
+    blocks: &[Arc<BlockHandle>],
+    oldest_wal_seq: u64,
+    config: &CompactionConfig,
+) -> Vec<Vec<Arc<BlockHandle>>> {
+    let mut by_partition: BTreeMap<i64, Vec<Arc<BlockHandle>>> = BTreeMap::new();
+    for handle in blocks {
+        let meta = &handle.meta;
+        if meta.flush_seq < oldest_wal_seq && meta.n_spans < config.max_block_spans {
+            by_partition
+                .entry(meta.partition_unix_seconds)
+                .or_default()
+                .push(handle.clone());
+        }
+    }
+    let mut jobs = Vec::new();
+    for (_, mut candidates) in by_partition {
+        candidates.sort_by_key(|handle| (handle.meta.min_time_unix_nanos, handle.meta.flush_seq));
+        let mut job: Vec<Arc<BlockHandle>> = Vec::new();
+        let mut job_spans = 0;
+        for handle in candidates {
+            let full = job.len() >= config.max_inputs.max(2)
+                || job_spans + handle.meta.n_spans > config.max_block_spans;
+            if full {
+                let done = std::mem::take(&mut job);
+                if done.len() >= config.min_blocks.max(2) {
+                    jobs.push(done);
+                }
+                job_spans = 0;
+            }
+            job_spans += handle.meta.n_spans;
+            job.push(handle);
+        }
+        if job.len() >= config.min_blocks.max(2) {
+            jobs.push(job);
+        }
+    }
+    jobs
+}
+
+/// One input of a merge: a block read a row group at a time.
+struct Cursor {
+    handle: Arc<BlockHandle>,
+    n_row_groups: usize,
+    next_row_group: usize,
+    spans: std::vec::IntoIter<Span>,
+    /// The next span of this input, not yet merged.
+    peeked: Option<Span>,
+}
+
+/// The merge order: trace id, start, span id (the order blocks are written in).
+type MergeKey = (u128, i64, u64);
+
+fn merge_key(span: &Span) -> MergeKey {
+    (
+        u128::from_be_bytes(span.trace_id.0),
+        span.start_unix_nanos,
+        u64::from_be_bytes(span.span_id.0),
+    )
+}
+
+impl Cursor {
+    /// Moves to the next span, reading the next row group when this one is used up.
+    async fn advance(&mut self, shared: &Shared) -> Result<(), StoreError> {
+        loop {
+            if let Some(span) = self.spans.next() {
+                self.peeked = Some(span);
+                return Ok(());
+            }
+            if self.next_row_group >= self.n_row_groups {
+                self.peeked = None;
+                return Ok(());
+            }
+            let spans = self
+                .handle
+                .row_group_spans(&shared.object_store, self.next_row_group)
+                .await?;
+            self.next_row_group += 1;
+            self.spans = spans.into_iter();
+        }
+    }
+}
+
+/// An output being written.
+struct Output {
+    writer: block::SpansWriter,
+    n_spans: u64,
+    min_time: i64,
+    max_time: i64,
+}
+
+/// Merges `inputs` into one new block, commits it, and swaps it into the query path.
+/// Returns `None` (and deletes what it wrote) when an input left the query path meanwhile
+/// (retention dropped its partition).
+async fn compact_blocks(
+    shared: &Shared,
+    version: FormatVersion,
+    inputs: &[Arc<BlockHandle>],
+) -> Result<Option<Vec<Arc<BlockHandle>>>, StoreError> {
+    let config = &shared.config.compaction;
+    let options = &shared.config.block;
+    let partition_unix_seconds = inputs[0].meta.partition_unix_seconds;
+    let compaction_id = uuid::Uuid::new_v4().simple().to_string();
+    let flush_seq = inputs
+        .iter()
+        .map(|handle| handle.meta.flush_seq)
+        .max()
+        .unwrap_or_default();
+    let compacted_from: Vec<String> = inputs
+        .iter()
+        .map(|handle| handle.meta.block_id.clone())
+        .collect();
+
+    // Roll-up cells: the inputs' cells added up, all in the last output.
+    let mut delta = RollupDelta::default();
+    for input in inputs {
+        merge_delta(
+            &mut delta,
+            &cells_to_delta(input.read_rollup(&shared.object_store).await?),
+        );
+    }
+    let mut cells: Vec<StoredCell> = delta
+        .into_iter()
+        .map(|((minute, key), cell)| StoredCell {
+            minute,
+            key,
+            cell: cell.cell,
+            first_span: cell.first_span.map(|first| *first),
+        })
+        .collect();
+    cells.sort_by(|left, right| (left.minute, &left.key).cmp(&(right.minute, &right.key)));
+
+    let mut cursors = Vec::with_capacity(inputs.len());
+    for handle in inputs {
+        let mut cursor = Cursor {
+            handle: handle.clone(),
+            n_row_groups: handle.n_row_groups(&shared.object_store).await?,
+            next_row_group: 0,
+            spans: Vec::new().into_iter(),
+            peeked: None,
+        };
+        cursor.advance(shared).await?;
+        cursors.push(cursor);
+    }
+    let mut heap: BinaryHeap<Reverse<(MergeKey, usize)>> = cursors
+        .iter()
+        .enumerate()
+        .filter_map(|(index, cursor)| {
+            cursor
+                .peeked
+                .as_ref()
+                .map(|span| Reverse((merge_key(span), index)))
+        })
+        .collect();
+
+    let mut output: Option<Output> = None;
+    let mut row_group: Vec<Span> = Vec::with_capacity(options.row_group_rows);
+    let mut step = Instant::now();
+    loop {
+        let next = heap.pop();
+        if (row_group.len() >= options.row_group_rows || next.is_none()) && !row_group.is_empty() {
+            let refs: Vec<&Span> = row_group.iter().collect();
+            let current = match output.as_mut() {
+                Some(current) => current,
+                None => output.insert(Output {
+                    writer: version
+                        .spans_writer(&refs, options)
+                        .ok_or_else(|| StoreError::corrupt("no streaming writer"))??,
+                    n_spans: 0,
+                    min_time: i64::MAX,
+                    max_time: i64::MIN,
+                }),
+            };
+            tokio::task::block_in_place(|| current.writer.write(&refs))?;
+            current.n_spans += refs.len() as u64;
+            current.min_time = refs
+                .iter()
+                .map(|span| span.start_unix_nanos)
+                .fold(current.min_time, i64::min);
+            current.max_time = refs
+                .iter()
+                .map(|span| span.end_unix_nanos())
+                .fold(current.max_time, i64::max);
+            row_group.clear();
+            // Bounded CPU: sleep in proportion to the work just done.
+            let share = config.cpu_share.clamp(0.01, 1.0);
+            if share < 1.0 {
+                tokio::time::sleep(step.elapsed().mul_f64((1.0 - share) / share)).await;
+            }
+            step = Instant::now();
+        }
+        let Some(Reverse((_, index))) = next else {
+            break;
+        };
+        let cursor = &mut cursors[index];
+        if let Some(span) = cursor.peeked.take() {
+            row_group.push(span);
+        }
+        cursor.advance(shared).await?;
+        if let Some(span) = &cursor.peeked {
+            heap.push(Reverse((merge_key(span), index)));
+        }
+    }
+    let spans = match output {
+        Some(done) => Some(EncodedSpans {
+            bytes: tokio::task::block_in_place(|| done.writer.finish())?,
+            n_spans: done.n_spans,
+            min_time: Some(done.min_time),
+            max_time: Some(done.max_time),
+        }),
+        None => None,
+    };
+    // The one output's meta is the compaction's commit point.
+    let meta = put_block(
+        &shared.object_store,
+        NewBlock {
+            partition_unix_seconds,
+            version,
+            spans,
+            cells,
+            flush_seq,
+            flush_id: compaction_id,
+            flush_n_blocks: 1,
+            compacted_from,
+        },
+    )
+    .await?;
+    let written = vec![BlockHandle::new(meta)];
+
+    // Swap: the outputs replace the inputs in one step, if every input is still there.
+    let outputs: Vec<Arc<BlockHandle>> = written.into_iter().map(Arc::new).collect();
+    let swapped = match shared.blocks.write() {
+        Ok(mut blocks) => {
+            let all_present = inputs
+                .iter()
+                .all(|input| blocks.iter().any(|handle| Arc::ptr_eq(handle, input)));
+            if all_present {
+                blocks.retain(|handle| !inputs.iter().any(|input| Arc::ptr_eq(handle, input)));
+                blocks.extend(outputs.iter().cloned());
+            }
+            all_present
+        }
+        Err(_) => false,
+    };
+    if !swapped {
+        for handle in &outputs {
+            delete_block(&shared.object_store, handle).await?;
+        }
+        return Ok(None);
+    }
+    Ok(Some(outputs))
+}

@@ -215,4 +215,43 @@ impl Span {
     pub fn end_unix_nanos(&self) -> i64 {
         self.start_unix_nanos.saturating_add(self.duration_nanos)
     }
+
+    /// The memory this span holds: the struct and everything it owns on the heap (string and
+    /// vector capacities). What bounds on memory in bytes count.
+    pub fn memory_bytes(&self) -> usize {
+        fn text(text: &Option<String>) -> usize {
+            text.as_ref().map_or(0, String::capacity)
+        }
+        fn attributes(attributes: &Attributes) -> usize {
+            attributes.capacity() * std::mem::size_of::<(String, AttributeValue)>()
+                + attributes
+                    .iter()
+                    .map(|(key, value)| {
+                        key.capacity()
+                            + match value {
+                                AttributeValue::String(text) => text.capacity(),
+                                _ => 0,
+                            }
+                    })
+                    .sum::<usize>()
+        }
+        let event = &self.event;
+        std::mem::size_of::<Span>()
+            + self.name.capacity()
+            + self.service.capacity()
+            + attributes(&self.resource)
+            + attributes(&self.attributes)
+            + text(&self.status.message)
+            + self.links.capacity() * std::mem::size_of::<Link>()
+            + self
+                .links
+                .iter()
+                .map(|link| attributes(&link.attributes))
+                .sum::<usize>()
+            + text(&event.event_id)
+            + text(&event.event_type)
+            + text(&event.schema)
+            + text(&event.stream)
+            + text(&event.message_id)
+    }
 }

@@ -1,8 +1,9 @@
 //! `Idempotency-Key` on the native ingest routes (`POST /api/v1/spans`, `/api/v1/counts`): a
 //! client that retries a batch after losing the answer sends the same key, and the server
 //! answers the retry with the first answer instead of storing the batch twice (which would
-//! count its events twice). Keys are remembered in memory for [`KEY_TTL`], at most
-//! [`MAX_KEYS`] of them (the oldest are forgotten first); a restart forgets them.
+//! count its events twice). Keys are remembered in memory for [`KEY_TTL`], in at most
+//! [`MAX_BYTES`] (keys and stored answers; the oldest are forgotten first) and at most
+//! [`MAX_KEYS`] of them; a restart forgets them.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -21,6 +22,23 @@ pub(crate) const REPLAYED_HEADER: &str = "idempotent-replayed";
 pub(crate) const KEY_TTL: Duration = Duration::from_secs(600);
 /// Most keys kept at once (about 100 bytes each plus the answer, usually `{"accepted":N,…}`).
 pub(crate) const MAX_KEYS: usize = 100_000;
+/// Most memory the keys and their answers hold, counted with [`slot_bytes`] and
+/// [`order_bytes`]: a large answer (a batch's rejections) cannot grow the table past it.
+pub(crate) const MAX_BYTES: usize = 32 << 20;
+
+/// The memory of a slot: its key, its answer, and the map's entry.
+fn slot_bytes(key: &str, entry: &Entry) -> usize {
+    let answer = match entry {
+        Entry::InProgress => 0,
+        Entry::Answered(_, body) => body.len(),
+    };
+    key.len() + answer + std::mem::size_of::<((&str, String), Slot)>() + 16
+}
+
+/// The memory of an entry of the claim order.
+fn order_bytes(key: &str) -> usize {
+    key.len() + std::mem::size_of::<(Instant, &str, String)>()
+}
 /// Longest key accepted.
 const MAX_KEY_LEN: usize = 255;
 
@@ -71,18 +89,25 @@ struct Keys {
     slots: HashMap<(&'static str, String), Slot>,
     /// Keys in the order they were claimed, to forget the oldest first.
     order: VecDeque<(Instant, &'static str, String)>,
+    /// What `slots` and `order` hold (`slot_bytes`, `order_bytes`).
+    bytes: usize,
 }
 
 impl Keys {
     fn forget_old(&mut self, now: Instant) {
         while let Some((since, _, _)) = self.order.front() {
             let expired = now.saturating_duration_since(*since) >= KEY_TTL;
-            if !expired && self.slots.len() < MAX_KEYS && self.order.len() < 2 * MAX_KEYS {
+            if !expired
+                && self.slots.len() < MAX_KEYS
+                && self.order.len() < 2 * MAX_KEYS
+                && self.bytes < MAX_BYTES
+            {
                 break;
             }
             let Some((since, endpoint, key)) = self.order.pop_front() else {
                 break;
             };
+            self.bytes = self.bytes.saturating_sub(order_bytes(&key));
             let slot_key = (endpoint, key);
             // A key released and claimed again has a newer entry: leave that one.
             if self
@@ -90,8 +115,18 @@ impl Keys {
                 .get(&slot_key)
                 .is_some_and(|slot| slot.since == since)
             {
-                self.slots.remove(&slot_key);
+                self.remove(&slot_key);
             }
+        }
+    }
+}
+
+impl Keys {
+    fn remove(&mut self, slot_key: &(&'static str, String)) {
+        if let Some(slot) = self.slots.remove(slot_key) {
+            self.bytes = self
+                .bytes
+                .saturating_sub(slot_bytes(&slot_key.1, &slot.entry));
         }
     }
 }
@@ -124,6 +159,7 @@ impl IdempotencyKeys {
                 };
             }
             keys.order.push_back((now, endpoint, key.to_string()));
+            keys.bytes += order_bytes(key) + slot_bytes(key, &Entry::InProgress);
             keys.slots.insert(
                 slot_key,
                 Slot {
@@ -145,6 +181,7 @@ impl IdempotencyKeys {
     ) {
         self.with(|keys| {
             if let Some(slot) = keys.slots.get_mut(&(endpoint, key.to_string())) {
+                keys.bytes += body.len();
                 slot.entry = Entry::Answered(status, body);
             }
         });
@@ -153,7 +190,7 @@ impl IdempotencyKeys {
     /// Forgets `key` after its request failed without storing anything, so a retry goes ahead.
     pub(crate) fn release(&self, endpoint: &'static str, key: &str) {
         self.with(|keys| {
-            keys.slots.remove(&(endpoint, key.to_string()));
+            keys.remove(&(endpoint, key.to_string()));
         });
     }
 
@@ -161,6 +198,12 @@ impl IdempotencyKeys {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.with(|keys| keys.slots.len())
+    }
+
+    /// The memory the keys and answers hold, as counted against [`MAX_BYTES`].
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.with(|keys| keys.bytes)
     }
 }
 
@@ -202,6 +245,41 @@ mod tests {
             keys.claim("/s", &(MAX_KEYS + 9).to_string()),
             Claim::InProgress
         ));
+    }
+
+    /// Large answers (a batch's per-record rejections) cannot grow the table past
+    /// `MAX_BYTES`: the oldest keys are forgotten first, long before `MAX_KEYS`.
+    #[test]
+    fn the_oldest_keys_are_forgotten_past_the_memory_bound() {
+        let keys = IdempotencyKeys::default();
+        let answer = Bytes::from(vec![b'x'; 64 * 1024]);
+        let n_keys = 2 * MAX_BYTES / answer.len();
+        for index in 0..n_keys {
+            let key = index.to_string();
+            assert!(matches!(keys.claim("/s", &key), Claim::New));
+            keys.answered("/s", &key, StatusCode::OK, answer.clone());
+            assert!(
+                keys.bytes() <= MAX_BYTES + answer.len() + 1024,
+                "{} bytes after {index} keys",
+                keys.bytes()
+            );
+        }
+        assert!(keys.len() < n_keys / 2 + 1, "{} keys kept", keys.len());
+        assert!(
+            matches!(keys.claim("/s", "0"), Claim::New),
+            "the oldest is forgotten"
+        );
+        assert!(
+            matches!(
+                keys.claim("/s", &(n_keys - 1).to_string()),
+                Claim::Answered(..)
+            ),
+            "the newest is kept"
+        );
+        for index in 0..n_keys {
+            keys.release("/s", &index.to_string());
+        }
+        assert!(keys.bytes() < 64 * 1024, "{} bytes left", keys.bytes());
     }
 
     #[test]

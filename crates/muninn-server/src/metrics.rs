@@ -26,6 +26,8 @@ pub(crate) struct Metrics {
     pub sampling_config_requests: Family<Labels, Counter>,
     sampling_rules: Gauge,
     head_spans: Gauge,
+    head_bytes: Gauge,
+    memory_limit_bytes: Gauge,
     blocks: Gauge,
     block_bytes: Gauge,
     block_spans: Gauge,
@@ -57,6 +59,7 @@ impl Metrics {
             let _ = sampling_config_requests.get_or_create(&vec![("result".into(), result.into())]);
         }
         let sampling_rules = Gauge::default();
+        let (head_bytes, memory_limit_bytes) = (Gauge::default(), Gauge::default());
         let (head_spans, blocks, block_bytes, block_spans, wal_bytes, rollup_cells) = (
             Gauge::default(),
             Gauge::default(),
@@ -111,6 +114,16 @@ impl Metrics {
             "Spans in memory not yet written to blocks",
             head_spans.clone(),
         );
+        registry.register(
+            "head_bytes",
+            "Memory held by the spans not yet written to blocks",
+            head_bytes.clone(),
+        );
+        registry.register(
+            "memory_limit_bytes",
+            "The bound on head_bytes (memory_limit); appends wait, then get 503, past it",
+            memory_limit_bytes.clone(),
+        );
         registry.register("blocks", "Committed Parquet blocks", blocks.clone());
         registry.register(
             "block_bytes",
@@ -161,6 +174,8 @@ impl Metrics {
             sampling_config_requests,
             sampling_rules,
             head_spans,
+            head_bytes,
+            memory_limit_bytes,
             blocks,
             block_bytes,
             block_spans,
@@ -217,6 +232,9 @@ impl Metrics {
             .set(i64::try_from(sampling_rules).unwrap_or(i64::MAX));
         self.head_spans
             .set(as_i64(stats.head_spans + stats.flushing_spans));
+        self.head_bytes.set(as_i64(stats.unflushed_bytes));
+        self.memory_limit_bytes
+            .set(as_i64(stats.memory_limit_bytes));
         self.blocks.set(as_i64(stats.n_blocks));
         self.block_bytes.set(as_i64(stats.block_bytes));
         self.block_spans.set(as_i64(stats.block_spans));

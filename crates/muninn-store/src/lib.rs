@@ -14,8 +14,8 @@ mod wal;
 
 pub use block::{BLOCK_FORMAT_VERSION, BlockMeta, BlockWriteOptions};
 pub use engine::{
-    CompactionConfig, CompactionReport, DATA_FORMAT_VERSION, FlushReport, Lookup, RetentionReport,
-    Store, StoreConfig, StoreStats,
+    CompactionConfig, CompactionReport, DATA_FORMAT_VERSION, DEFAULT_MEMORY_LIMIT_BYTES,
+    FlushReport, Lookup, RetentionReport, Store, StoreConfig, StoreStats,
 };
 pub use error::{StoreError, StoreErrorKind};
 #[cfg(feature = "fault-injection")]

@@ -15,6 +15,8 @@ pub(crate) struct Head {
     /// Appended batches, shared with readers (a snapshot clones the `Arc`s, not the spans).
     pub batches: Vec<Arc<Vec<Span>>>,
     pub n_spans: usize,
+    /// The memory the spans hold (`Span::memory_bytes`).
+    pub n_bytes: u64,
     pub delta: RollupDelta,
     pub first_append: Option<Instant>,
     /// The highest WAL sequence number in this head: a flush of it makes every segment up
@@ -23,8 +25,9 @@ pub(crate) struct Head {
 }
 
 impl Head {
-    pub(crate) fn insert(&mut self, seq: u64, spans: Vec<Span>, delta: &RollupDelta) {
+    pub(crate) fn insert(&mut self, seq: u64, spans: Vec<Span>, n_bytes: u64, delta: &RollupDelta) {
         self.n_spans += spans.len();
+        self.n_bytes += n_bytes;
         if !spans.is_empty() {
             self.batches.push(Arc::new(spans));
         }

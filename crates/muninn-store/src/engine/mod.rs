@@ -47,6 +47,16 @@ use wal_thread::{WalBatchRef, WalCommand};
 /// Appends wait while more than this many times `flush_max_spans` spans are not yet in blocks.
 const UNFLUSHED_FACTOR: u64 = 3;
 
+/// The default of `StoreConfig::memory_limit_bytes`: with the roll-ups, the blocks' filters
+/// and the queries' working memory, a node fits a 2 GiB container.
+pub const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 1 << 30;
+
+/// The head is flushed when its spans hold this much memory (or `flush_max_spans` spans), so
+/// that the live head and the heads being flushed stay within `memory_limit_bytes`.
+pub(crate) fn flush_max_bytes(config: &StoreConfig) -> u64 {
+    config.memory_limit_bytes / 4
+}
+
 /// How the store is set up. Built by the server from its validated configuration.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -58,9 +68,13 @@ pub struct StoreConfig {
     pub flush_max_spans: usize,
     /// Flush the head when its oldest record is this old.
     pub flush_max_age: Duration,
-    /// How long an append waits when memory is full (more than 3 × `flush_max_spans` spans not
-    /// yet in blocks) before it is refused as overloaded.
+    /// How long an append waits when memory is full (`memory_limit_bytes`, or more than
+    /// 3 × `flush_max_spans` spans not yet in blocks) before it is refused as overloaded.
     pub max_append_wait: Duration,
+    /// Most memory the spans not yet in blocks may hold (the live head and the heads being
+    /// flushed, counted with `Span::memory_bytes`); the head is also flushed once it holds a
+    /// quarter of it.
+    pub memory_limit_bytes: u64,
     pub block: BlockWriteOptions,
     /// Background compaction of each partition's small blocks.
     pub compaction: CompactionConfig,
@@ -74,6 +88,7 @@ impl StoreConfig {
             flush_max_spans: 500_000,
             flush_max_age: Duration::from_secs(300),
             max_append_wait: Duration::from_secs(30),
+            memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,
             block: BlockWriteOptions::default(),
             compaction: CompactionConfig::default(),
         }
@@ -98,6 +113,8 @@ struct Shared {
     failed: AtomicBool,
     /// Spans in the head and in frozen heads: what memory holds that blocks do not yet.
     unflushed_spans: AtomicU64,
+    /// The memory those spans hold (`Span::memory_bytes`).
+    unflushed_bytes: AtomicU64,
     /// Fired when a flush has moved spans out of memory.
     space_freed: Notify,
     spans_appended: AtomicU64,
@@ -135,6 +152,9 @@ pub struct RetentionReport {
 pub struct StoreStats {
     pub head_spans: u64,
     pub flushing_spans: u64,
+    /// The memory the spans of the head and of the heads being flushed hold, and its bound.
+    pub unflushed_bytes: u64,
+    pub memory_limit_bytes: u64,
     pub n_blocks: u64,
     pub block_spans: u64,
     pub block_bytes: u64,
@@ -204,6 +224,7 @@ impl Store {
         recovery::check_or_write_marker(fs.as_ref(), &data_dir)?;
         let recovered = recovery::recover(&fs, &object_store, &data_dir, &wal_dir).await?;
         let head_spans_at_open = recovered.head.n_spans as u64;
+        let head_bytes_at_open = recovered.head.n_bytes;
         let writer = WalWriter::create(fs.clone(), &wal_dir, recovered.next_seq)?;
         let (wal_tx, wal_rx) = mpsc::channel(1024);
         let shared = Arc::new(Shared {
@@ -220,6 +241,7 @@ impl Store {
             flush_wanted: Notify::new(),
             failed: AtomicBool::new(false),
             unflushed_spans: AtomicU64::new(head_spans_at_open),
+            unflushed_bytes: AtomicU64::new(head_bytes_at_open),
             space_freed: Notify::new(),
             spans_appended: AtomicU64::new(0),
             counts_appended: AtomicU64::new(0),
@@ -265,6 +287,7 @@ impl Store {
         )
         .map_err(|error| StoreError::corrupt(format!("encoding a WAL record: {error}")))?;
         let delta = rollup::batch_delta(&spans, &counts);
+        let n_bytes = spans.iter().map(|span| span.memory_bytes() as u64).sum();
         self.shared
             .spans_appended
             .fetch_add(spans.len() as u64, Ordering::Relaxed);
@@ -276,6 +299,7 @@ impl Store {
             .send(WalCommand::Append {
                 payload,
                 spans,
+                n_bytes,
                 delta,
                 reply,
             })
@@ -286,13 +310,19 @@ impl Store {
             .map_err(|_| StoreError::new(StoreErrorKind::Closed, "the store is closed"))?
     }
 
-    /// Bounds memory: while more than `UNFLUSHED_FACTOR × flush_max_spans` spans wait to be
-    /// written to blocks, appends wait for a flush, and give up with `Overloaded` (HTTP 503
-    /// with `Retry-After`) after `max_append_wait`.
+    /// Bounds memory: while the spans waiting to be written to blocks hold more than
+    /// `memory_limit_bytes` (or number more than `UNFLUSHED_FACTOR × flush_max_spans`),
+    /// appends wait for a flush, and give up with `Overloaded` (HTTP 503 with `Retry-After`)
+    /// after `max_append_wait`.
     async fn wait_for_memory(&self) -> Result<(), StoreError> {
         let shared = &self.shared;
         let limit = (shared.config.flush_max_spans as u64).saturating_mul(UNFLUSHED_FACTOR);
-        if shared.unflushed_spans.load(Ordering::Relaxed) < limit {
+        let limit_bytes = shared.config.memory_limit_bytes;
+        let room = || {
+            shared.unflushed_spans.load(Ordering::Relaxed) < limit
+                && shared.unflushed_bytes.load(Ordering::Relaxed) < limit_bytes
+        };
+        if room() {
             return Ok(());
         }
         shared.flush_wanted.notify_one();
@@ -301,15 +331,18 @@ impl Store {
             let notified = shared.space_freed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if shared.unflushed_spans.load(Ordering::Relaxed) < limit {
+            if room() {
                 return Ok(());
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return Err(StoreError::new(
                     StoreErrorKind::Overloaded,
                     format!(
-                        "{} spans are waiting to be written to blocks (limit {limit}); retry shortly",
-                        shared.unflushed_spans.load(Ordering::Relaxed)
+                        "{} spans holding {} MiB are waiting to be written to blocks (limits \
+                         {limit} spans, {} MiB); retry shortly",
+                        shared.unflushed_spans.load(Ordering::Relaxed),
+                        shared.unflushed_bytes.load(Ordering::Relaxed) >> 20,
+                        limit_bytes >> 20
                     ),
                 ));
             }
@@ -385,6 +418,8 @@ impl Store {
         StoreStats {
             head_spans,
             flushing_spans,
+            unflushed_bytes: shared.unflushed_bytes.load(Ordering::Relaxed),
+            memory_limit_bytes: shared.config.memory_limit_bytes,
             n_blocks,
             block_spans,
             block_bytes,
@@ -444,6 +479,7 @@ impl Store {
             }
             let head_due = shared.head.read().map(|head| {
                 head.n_spans >= shared.config.flush_max_spans
+                    || head.n_bytes >= flush_max_bytes(&shared.config)
                     || head
                         .first_append
                         .is_some_and(|first| first.elapsed() >= shared.config.flush_max_age)

@@ -162,7 +162,12 @@ fn replay_wal(
             })?;
             let delta = rollup::batch_delta(&batch.spans, &batch.counts);
             rollups.apply(&delta);
-            head.insert(seq, batch.spans, &delta);
+            let n_bytes = batch
+                .spans
+                .iter()
+                .map(|span| span.memory_bytes() as u64)
+                .sum();
+            head.insert(seq, batch.spans, n_bytes, &delta);
             Ok(())
         })?;
         if !replay.damage.is_empty() {

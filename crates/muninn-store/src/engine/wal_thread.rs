@@ -41,6 +41,8 @@ pub(crate) enum WalCommand {
     Append {
         payload: Vec<u8>,
         spans: Vec<Span>,
+        /// The memory `spans` hold (`Span::memory_bytes`), counted by the appender.
+        n_bytes: u64,
         delta: RollupDelta,
         reply: oneshot::Sender<Result<u64, StoreError>>,
     },
@@ -52,6 +54,7 @@ pub(crate) enum WalCommand {
 struct PendingAck {
     seq: u64,
     spans: Vec<Span>,
+    n_bytes: u64,
     delta: RollupDelta,
     reply: oneshot::Sender<Result<u64, StoreError>>,
 }
@@ -77,6 +80,7 @@ pub(crate) fn wal_thread(
                 WalCommand::Append {
                     payload,
                     spans,
+                    n_bytes,
                     delta,
                     reply,
                 } => {
@@ -91,6 +95,7 @@ pub(crate) fn wal_thread(
                         Ok(seq) => pending.push(PendingAck {
                             seq,
                             spans,
+                            n_bytes,
                             delta,
                             reply,
                         }),
@@ -146,15 +151,26 @@ fn commit(shared: &Shared, writer: &mut WalWriter, pending: &mut Vec<PendingAck>
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut n_inserted = 0;
+        let mut bytes_inserted = 0;
         for ack in pending.iter_mut() {
             rollups.apply(&ack.delta);
             n_inserted += ack.spans.len() as u64;
-            head.insert(ack.seq, std::mem::take(&mut ack.spans), &ack.delta);
+            bytes_inserted += ack.n_bytes;
+            head.insert(
+                ack.seq,
+                std::mem::take(&mut ack.spans),
+                ack.n_bytes,
+                &ack.delta,
+            );
         }
         shared
             .unflushed_spans
             .fetch_add(n_inserted, Ordering::Relaxed);
-        head_full |= head.n_spans >= shared.config.flush_max_spans;
+        shared
+            .unflushed_bytes
+            .fetch_add(bytes_inserted, Ordering::Relaxed);
+        head_full |= head.n_spans >= shared.config.flush_max_spans
+            || head.n_bytes >= super::flush_max_bytes(&shared.config);
     }
     for ack in pending.drain(..) {
         let _ = ack.reply.send(Ok(ack.seq));

@@ -114,6 +114,26 @@ pub(super) const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        key: "memory_limit",
+        flag: "--memory-limit",
+        env: "MUNINN_MEMORY_LIMIT",
+        value_name: "BYTES",
+        help: "Most memory the spans not yet written to blocks may hold; appends wait past it",
+        default: Some("1GiB"),
+        apply: |text, config| {
+            config.store.memory_limit_bytes = parse_size(text)
+                .filter(|bytes| *bytes >= 16 << 20)
+                .ok_or_else(|| {
+                not_valid(
+                    text,
+                    "size",
+                    "use bytes or KiB/MiB/GiB, at least 16MiB, like 1GiB",
+                )
+            })?;
+            Ok(())
+        },
+    },
+    Setting {
         key: "block_format",
         flag: "--block-format",
         env: "MUNINN_BLOCK_FORMAT",
@@ -284,24 +304,28 @@ fn parse_retention(text: &str) -> Result<Option<Duration>, &'static str> {
 pub fn parse_body_bytes(text: &str) -> Result<usize, &'static str> {
     const HINT: &str =
         "use a number of bytes, or one with KiB, MiB or GiB, between 1KiB and 1GiB, like 16MiB";
+    parse_size(text)
+        .filter(|bytes| (1 << 10..=1 << 30).contains(bytes))
+        .and_then(|bytes| usize::try_from(bytes).ok())
+        .ok_or(HINT)
+}
+
+/// A size: a number of bytes, or one with K/KiB, M/MiB or G/GiB.
+fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
     let split = text
         .find(|char: char| !char.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: usize = number.parse().map_err(|_| HINT)?;
-    let multiplier: usize = match unit.trim().to_ascii_lowercase().as_str() {
+    let number: u64 = number.parse().ok()?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kib" => 1 << 10,
         "m" | "mib" => 1 << 20,
         "g" | "gib" => 1 << 30,
-        _ => return Err(HINT),
+        _ => return None,
     };
-    let bytes = number.checked_mul(multiplier).ok_or(HINT)?;
-    if !(1 << 10..=1 << 30).contains(&bytes) {
-        return Err(HINT);
-    }
-    Ok(bytes)
+    number.checked_mul(multiplier)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 
 mod columnar;
 mod format;
+mod merge;
 mod reader;
 mod v1;
 mod v2;
@@ -32,6 +33,7 @@ use tokio::sync::OnceCell;
 
 pub(crate) use format::{FormatVersion, SpanSelection};
 use format::{SpansFile, open_spans_file};
+pub(crate) use merge::merge_v2;
 pub(crate) use v2::SpansWriter;
 
 use crate::error::StoreError;
@@ -355,6 +357,18 @@ impl BlockHandle {
             Some(file) => file.n_row_groups(),
             None => 0,
         })
+    }
+
+    /// One row group as a record batch of every column, in file order.
+    pub(crate) async fn row_group_batch(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        row_group: usize,
+    ) -> Result<Option<arrow::array::RecordBatch>, StoreError> {
+        match self.spans_file(store).await? {
+            Some(file) => file.row_group_batch(row_group).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Every span of one row group, in file order (by trace id, then start).

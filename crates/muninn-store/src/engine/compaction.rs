@@ -267,47 +267,16 @@ struct Output {
     max_time: i64,
 }
 
-/// Merges `inputs` into one new block, commits it, and swaps it into the query path.
-/// Returns `None` (and deletes what it wrote) when an input left the query path meanwhile
-/// (retention dropped its partition).
-async fn compact_blocks(
+/// Merges `inputs` span by span (decoding each into a `Span` and encoding it again): for
+/// inputs of a format the batch merge (`block::merge_v2`) does not read. `None` when they hold
+/// no spans.
+async fn merge_spans(
     shared: &Shared,
     version: FormatVersion,
     inputs: &[Arc<BlockHandle>],
-) -> Result<Option<Vec<Arc<BlockHandle>>>, StoreError> {
+) -> Result<Option<EncodedSpans>, StoreError> {
     let config = &shared.config.compaction;
     let options = &shared.config.block;
-    let partition_unix_seconds = inputs[0].meta.partition_unix_seconds;
-    let compaction_id = uuid::Uuid::new_v4().simple().to_string();
-    let flush_seq = inputs
-        .iter()
-        .map(|handle| handle.meta.flush_seq)
-        .max()
-        .unwrap_or_default();
-    let compacted_from: Vec<String> = inputs
-        .iter()
-        .map(|handle| handle.meta.block_id.clone())
-        .collect();
-
-    // Roll-up cells: the inputs' cells added up, all in the last output.
-    let mut delta = RollupDelta::default();
-    for input in inputs {
-        merge_delta(
-            &mut delta,
-            &cells_to_delta(input.read_rollup(&shared.object_store).await?),
-        );
-    }
-    let mut cells: Vec<StoredCell> = delta
-        .into_iter()
-        .map(|((minute, key), cell)| StoredCell {
-            minute,
-            key,
-            cell: cell.cell,
-            first_span: cell.first_span.map(|first| *first),
-        })
-        .collect();
-    cells.sort_by(|left, right| (left.minute, &left.key).cmp(&(right.minute, &right.key)));
-
     let mut cursors = Vec::with_capacity(inputs.len());
     for handle in inputs {
         let mut cursor = Cursor {
@@ -379,7 +348,7 @@ async fn compact_blocks(
             heap.push(Reverse((merge_key(span), index)));
         }
     }
-    let spans = match output {
+    Ok(match output {
         Some(done) => Some(EncodedSpans {
             bytes: tokio::task::block_in_place(|| done.writer.finish())?,
             n_spans: done.n_spans,
@@ -387,6 +356,58 @@ async fn compact_blocks(
             max_time: Some(done.max_time),
         }),
         None => None,
+    })
+}
+
+/// Merges `inputs` into one new block, commits it, and swaps it into the query path.
+/// Returns `None` (and deletes what it wrote) when an input left the query path meanwhile
+/// (retention dropped its partition).
+async fn compact_blocks(
+    shared: &Shared,
+    version: FormatVersion,
+    inputs: &[Arc<BlockHandle>],
+) -> Result<Option<Vec<Arc<BlockHandle>>>, StoreError> {
+    let config = &shared.config.compaction;
+    let options = &shared.config.block;
+    let partition_unix_seconds = inputs[0].meta.partition_unix_seconds;
+    let compaction_id = uuid::Uuid::new_v4().simple().to_string();
+    let flush_seq = inputs
+        .iter()
+        .map(|handle| handle.meta.flush_seq)
+        .max()
+        .unwrap_or_default();
+    let compacted_from: Vec<String> = inputs
+        .iter()
+        .map(|handle| handle.meta.block_id.clone())
+        .collect();
+
+    // Roll-up cells: the inputs' cells added up, all in the last output.
+    let mut delta = RollupDelta::default();
+    for input in inputs {
+        merge_delta(
+            &mut delta,
+            &cells_to_delta(input.read_rollup(&shared.object_store).await?),
+        );
+    }
+    let mut cells: Vec<StoredCell> = delta
+        .into_iter()
+        .map(|((minute, key), cell)| StoredCell {
+            minute,
+            key,
+            cell: cell.cell,
+            first_span: cell.first_span.map(|first| *first),
+        })
+        .collect();
+    cells.sort_by(|left, right| (left.minute, &left.key).cmp(&(right.minute, &right.key)));
+
+    let spans = if version == FormatVersion::V2
+        && inputs
+            .iter()
+            .all(|input| input.meta.format_version == FormatVersion::V2.number())
+    {
+        block::merge_v2(&shared.object_store, inputs, options, config.cpu_share).await?
+    } else {
+        merge_spans(shared, version, inputs).await?
     };
     // The one output's meta is the compaction's commit point.
     let meta = put_block(

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::array::{FixedSizeBinaryArray, StringArray};
+use arrow::array::{FixedSizeBinaryArray, RecordBatch, StringArray};
 use muninn_model::{Span, TraceId};
 use parquet::bloom_filter::Sbbf;
 use tokio::sync::OnceCell;
@@ -283,6 +283,26 @@ impl SpansFile {
             spans.extend(decode::spans(batch)?);
         }
         Ok(spans)
+    }
+
+    /// One row group as a single record batch of every column, in file order.
+    pub(crate) async fn row_group_batch(
+        &self,
+        row_group: usize,
+    ) -> Result<RecordBatch, StoreError> {
+        let batches = self
+            .file
+            .read(Read {
+                row_groups: Some(vec![row_group]),
+                predicate: None,
+                projection: None,
+            })
+            .await?;
+        let schema = match batches.first() {
+            Some(batch) => batch.schema(),
+            None => return Err(self.file.error(format!("row group {row_group} is empty"))),
+        };
+        arrow::compute::concat_batches(&schema, &batches).map_err(|error| self.file.error(error))
     }
 
     /// How many row groups the file has.

@@ -3,6 +3,7 @@
 //! measurement) over the record batches v1 and v2 share. What this file writes is what the
 //! golden v2 directory holds: a change here is a format change.
 
+use arrow::array::{Array, FixedSizeBinaryArray, ListArray, RecordBatch, StringArray};
 use muninn_model::Span;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -12,8 +13,9 @@ use parquet::schema::types::ColumnPath;
 use super::schema::{SCHEMA, link_trace_ids_leaf_path};
 use crate::block::BlockWriteOptions;
 use crate::block::columnar::{
-    self, COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_EVENT_ID_TEXT, COLUMN_PARENT_SPAN_ID,
-    COLUMN_SPAN_ID, COLUMN_START_TIME, COLUMN_TRACE_ID, EventIdLayout, canonical_uuid,
+    self, COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_EVENT_ID_TEXT, COLUMN_LINK_TRACE_IDS,
+    COLUMN_PARENT_SPAN_ID, COLUMN_SPAN_ID, COLUMN_START_TIME, COLUMN_TRACE_ID, EventIdLayout,
+    canonical_uuid,
 };
 use crate::error::StoreError;
 
@@ -26,6 +28,55 @@ struct DistinctIds {
 }
 
 impl DistinctIds {
+    /// The distinct ids of a batch of this format's columns.
+    fn of_batch(batch: &RecordBatch) -> Result<Self, StoreError> {
+        let fixed = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|column| column.as_any().downcast_ref::<FixedSizeBinaryArray>())
+                .ok_or_else(|| StoreError::corrupt(format!("column {name:?} is not fixed-size")))
+        };
+        let trace_ids = fixed(COLUMN_TRACE_ID)?;
+        let traces = (1..trace_ids.len())
+            .filter(|&row| trace_ids.value(row) != trace_ids.value(row - 1))
+            .count()
+            + 1;
+        let uuid_events = fixed(COLUMN_EVENT_ID)?
+            .iter()
+            .flatten()
+            .collect::<ahash::AHashSet<_>>()
+            .len();
+        let text_events = batch
+            .column_by_name(COLUMN_EVENT_ID_TEXT)
+            .and_then(|column| column.as_any().downcast_ref::<StringArray>())
+            .map_or(0, |texts| {
+                texts.iter().flatten().collect::<ahash::AHashSet<_>>().len()
+            });
+        let linked_traces = batch
+            .column_by_name(COLUMN_LINK_TRACE_IDS)
+            .and_then(|column| column.as_any().downcast_ref::<ListArray>())
+            .and_then(|lists| {
+                lists
+                    .values()
+                    .as_any()
+                    .downcast_ref::<FixedSizeBinaryArray>()
+                    .map(|values| {
+                        values
+                            .iter()
+                            .flatten()
+                            .collect::<ahash::AHashSet<_>>()
+                            .len()
+                    })
+            })
+            .unwrap_or(0);
+        Ok(DistinctIds {
+            traces,
+            uuid_events,
+            text_events,
+            linked_traces,
+        })
+    }
+
     fn of(spans: &[&Span]) -> Self {
         // Rows are sorted by trace id, so equal trace ids are adjacent.
         let traces = spans
@@ -163,6 +214,37 @@ impl SpansWriter {
             writer,
             row_group_rows: options.row_group_rows,
         })
+    }
+
+    /// A writer whose bloom filters are sized for row groups like `sample` (a merged batch).
+    pub(crate) fn for_batches(
+        sample: &RecordBatch,
+        options: &BlockWriteOptions,
+    ) -> Result<Self, StoreError> {
+        let per_row_group = DistinctIds::of_batch(sample)?.per_row_group(
+            sample.num_rows(),
+            options.row_group_rows,
+            true,
+        );
+        let writer = ArrowWriter::try_new(
+            Vec::with_capacity(options.row_group_rows * 40),
+            SCHEMA.clone(),
+            Some(properties(&per_row_group, options)?),
+        )
+        .map_err(parquet_error)?;
+        Ok(SpansWriter {
+            writer,
+            row_group_rows: options.row_group_rows,
+        })
+    }
+
+    /// Appends a batch of this format's columns whose rows sort after every row written so
+    /// far.
+    pub(crate) fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
+        // The file's schema, whatever metadata the batch's carries.
+        let batch = RecordBatch::try_new(SCHEMA.clone(), batch.columns().to_vec())
+            .map_err(|error| StoreError::corrupt(format!("a merged batch: {error}")))?;
+        self.writer.write(&batch).map_err(parquet_error)
     }
 
     /// Appends spans that sort after every span written so far.

@@ -1,6 +1,6 @@
 //! The ingest phases: N connections each send the next batch, wait for the answer, and repeat
-//! until the feed is empty. Batches are spans (native JSON or OTLP) or, in the counts phase,
-//! gzip'd JSON arrays of counts. Only records the server acknowledged count (2xx: `accepted` of
+//! until the feed is empty. Batches are spans (native JSON or OTLP, gzip'd by default) or, in
+//! the counts phase, gzip'd JSON arrays of counts. Only records the server acknowledged count (2xx: `accepted` of
 //! the native answer, or the batch less OTLP's `partial_success.rejected_spans`); a 2xx means
 //! the batch is durable in the WAL.
 
@@ -13,14 +13,14 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse
 use prost::Message;
 use serde::Deserialize;
 
-use crate::feed::{Feed, Protocol};
+use crate::feed::{BodyEncoding, Feed, Protocol};
 use crate::http::{ClientKind, Connection};
 use crate::report::{self, LatencySummary};
 
 /// What a run of senders uploads, and where.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Upload {
-    Spans(Protocol),
+    Spans(Protocol, BodyEncoding),
     /// Gzip'd native JSON arrays of counts, for `POST /api/v1/counts`.
     Counts,
 }
@@ -28,21 +28,21 @@ pub(crate) enum Upload {
 impl Upload {
     fn path(self) -> &'static str {
         match self {
-            Upload::Spans(protocol) => protocol.path(),
+            Upload::Spans(protocol, _) => protocol.path(),
             Upload::Counts => "/api/v1/counts",
         }
     }
 
     fn content_type(self) -> &'static str {
         match self {
-            Upload::Spans(protocol) => protocol.content_type(),
+            Upload::Spans(protocol, _) => protocol.content_type(),
             Upload::Counts => "application/json",
         }
     }
 
     fn content_encoding(self) -> Option<&'static str> {
         match self {
-            Upload::Spans(_) => None,
+            Upload::Spans(_, encoding) => encoding.content_encoding(),
             Upload::Counts => Some("gzip"),
         }
     }
@@ -50,7 +50,7 @@ impl Upload {
     /// What a record is called in progress lines.
     fn records(self) -> &'static str {
         match self {
-            Upload::Spans(_) => "spans",
+            Upload::Spans(..) => "spans",
             Upload::Counts => "counts",
         }
     }
@@ -112,7 +112,7 @@ fn read_answer(
     n_records: u64,
 ) -> Result<(u64, u64, Option<String>), String> {
     match upload {
-        Upload::Spans(Protocol::Native) | Upload::Counts => {
+        Upload::Spans(Protocol::Native, _) | Upload::Counts => {
             let parsed = serde_json::from_slice::<IngestAnswer>(body)
                 .map_err(|error| format!("unreadable ingest answer: {error}"))?;
             let first = parsed.rejected.first().map(|rejection| {
@@ -125,7 +125,7 @@ fn read_answer(
             });
             Ok((parsed.accepted, parsed.rejected_count, first))
         }
-        Upload::Spans(Protocol::Otlp) => {
+        Upload::Spans(Protocol::Otlp, _) => {
             let parsed = ExportTraceServiceResponse::decode(body)
                 .map_err(|error| format!("unreadable OTLP answer: {error}"))?;
             let (rejected, first) = match parsed.partial_success {

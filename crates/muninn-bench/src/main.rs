@@ -1,18 +1,21 @@
 //! `muninn-bench`: starts a real Muninn server in this process on a fresh data directory and
-//! measures it over HTTP on loopback: durable ingest throughput, bytes per span at rest, a week
-//! of a fleet's counts, query latency with every span and count stored, and peak memory, each
-//! printed next to its target.
+//! measures it over HTTP on loopback: durable ingest throughput, bytes per span at rest (by
+//! column, and against the entropy floor of the workload), a week of a fleet's counts, query
+//! latency with every span and count stored, and peak memory, each printed next to its target.
 //!
 //! ```text
 //! cargo run --release -p muninn-bench -- [--spans 10000000] [--connections 4] [--batch 1000]
-//!                                        [--count-days 7] [--queries 200] [--data-dir DIR]
+//!                                        [--workload reference|random] [--protocol native|otlp]
+//!                                        [--body-encoding gzip|identity] [--count-days 7]
+//!                                        [--queries 200] [--data-dir DIR]
 //! ```
 //!
-//! # Reference workload
+//! # Reference workload (`--workload reference`, the default)
 //!
 //! - Each event is one producer span and 1–3 consumer spans (uniformly 1, 2 or 3) in one trace:
 //!   the consumers share the producer's trace id and have it as their parent; all carry the
 //!   event id (a UUIDv4), event type, schema, stream, broker and message id (24 hex digits).
+//!   Trace and span ids are random with their last bit set (127 and 63 random bits).
 //! - 12 services, 8 streams (orders, payments, inventory, shipments on kafka; notifications,
 //!   customers, audit, pricing on nats), 20 event types, each with a fixed stream, producer
 //!   service and list of consumer services (an event goes to the first 1–3 of them).
@@ -24,67 +27,126 @@
 //!   2–800 ms later; durations 0.1–3 ms (producers) and 0.5–25 ms (consumers).
 //! - Spans are serialized to the native JSON format of `POST /api/v1/spans` (about 560 bytes a
 //!   span) and built into batches of exactly `--batch` spans before the clock starts. When the
-//!   batches do not fit `--pool-mib`, the first ones are built in full and the rest are copies
-//!   of 32 template batches with fresh trace, span, event and message ids and start times,
-//!   made by a background thread ahead of the senders (its CPU time is printed separately).
-//!   Every span is unique.
+//!   batches do not fit `--pool-mib` (as sent, so gzip'd by default), the first ones are built
+//!   in full and the rest are copies of 32 template batches with fresh trace, span, event and
+//!   message ids and start times, made (and gzip'd) by a background thread ahead of the
+//!   senders (its CPU time is printed separately). Every span is unique. At most 10,000
+//!   events, spread evenly over the run, are remembered for the journey queries, so the
+//!   client's memory does not grow with `--spans`.
 //! - With `--protocol otlp` the same events are OTLP protobuf `ExportTraceServiceRequest`s for
 //!   `POST /v1/traces` (`otlp.rs`: messaging semantic conventions, 12–13 attributes a span, a
 //!   four-attribute resource per service).
+//! - The reference workload's bytes do not change (`golden.rs`), so its figures compare across
+//!   versions of the benchmark.
+//!
+//! # Random workload (`--workload random`)
+//!
+//! Ids as real fleets make them: each event is one producer span and uniformly 0–5 consumer
+//! spans (a lone producer is a journey of one hop); trace ids are 16 and span ids 8 uniformly
+//! random bytes, event ids UUIDv4. Each consumer span is, with probability 1/4, in a new trace
+//! of its own (a fresh trace id, no parent) with a span link to the producer span (its trace
+//! and span id: `links` in native JSON, `Span.links` in OTLP); otherwise in the producer's trace
+//! with the producer as parent. Consumer spans 4 and 5 go to the event type's first and second
+//! consumer service again (a redelivery). Everything else is drawn as in the reference
+//! workload. A journey must have as many traces as the event has: the producer's and one per
+//! consumer in a new trace.
+//!
+//! # Request bodies (`--body-encoding gzip|identity`)
+//!
+//! Gzip'd by default, as the SDK sends them (flate2 at `Compression::fast()`,
+//! `Content-Encoding: gzip`): compressed before the clock starts, or by the background
+//! generator for template copies. The mean body and bytes per span as sent are printed.
+//!
+//! # Entropy floor
+//!
+//! The information in a run's spans that no lossless format can store in fewer bytes, from the
+//! generator's parameters (`entropy.rs`), in expected bits per event divided by the expected
+//! spans per event (E(c) consumers: 2 in the reference workload, 2.5 in the random one; the
+//! trimming of each batch's last event is left out):
+//!
+//! - trace ids: 128 bits per distinct trace (127 in the reference workload), that is per event
+//!   1 + E(c)/4 traces (random) or 1 (reference); span ids 64 bits per span (63);
+//! - parent span ids and links: 0 bits (the trace structure determines them); offsets: 0 bits
+//!   (a function of the batch and the event's place in it);
+//! - event ids 122 bits (UUIDv4) and message ids 95 bits (12 random bytes, last bit set) per
+//!   event;
+//! - producer start: log2(window in ns); each consumer: log2 of its lag range and of its
+//!   duration range in ns; the producer: log2 of its duration range;
+//! - choices: log2 20 (event type), log2 of the number of consumer counts (3 or 6), E(c) ×
+//!   H(1/4) (new trace or not, random only), (13/20) × log2 12 (partition, kafka event types),
+//!   log2 3 (tenant tier), per span log2 4 and log2 5 (region, client version), and E(c) ×
+//!   H(1/200) (status), where H(p) = −p log2 p − (1−p) log2(1−p).
+//!
+//! A template copy draws only its ids and producer start anew; its lags, durations and choices
+//! repeat the template's, so its spans count for ids and starts only, and the floor of a run is
+//! the mean over fresh and copied spans. Printed as `entropy floor: X B/span; at rest Y B/span
+//! (Y/X ×)`, with the bits per span of each term. That is the floor of the spans as a sequence;
+//! a store keeps a set, whose order it need not keep (sorting by trace id does exactly that to
+//! the trace id column), so the floor of the set, X less log2(N!)/N bits (≈ log2 N − 1.44) a
+//! span for N spans, is printed beside it.
 //!
 //! # What is measured
 //!
 //! 1. Ingest: spans per second acknowledged with 2xx (durable in the WAL) from `--connections`
-//!    connections sending one batch at a time; batches per second; batch latency p50/p99.
-//! 2. At rest: after `POST /api/v1/admin/flush`, the bytes under `blocks/` (Parquet, roll-ups,
-//!    metas) divided by the spans; the WAL left over and the whole data directory.
+//!    connections sending one batch at a time; batches per second; batch latency p50/p99. The
+//!    store flushes its head in the background (when it is full) on the server's runtime, so the flushes that happen while the senders run are inside the timed window and
+//!    in the server's CPU; what is left in memory when the senders finish is flushed by `POST
+//!    /api/v1/admin/flush`, and the figures "including the flush backlog" count that flush too
+//!    (spans/s over ingest + flush time, server CPU per span over both).
+//! 2. At rest: after the flush, the bytes under `blocks/` (Parquet, roll-ups, metas) divided by
+//!    the spans; the WAL left over and the whole data directory; every `spans.parquet` below
+//!    `blocks/`, whatever the format version's directory, broken down from its footer by column
+//!    (leaf path: bytes, bytes per span, share), bloom filters, page indexes, footers and the
+//!    rest (`columns.rs`); and the entropy floor.
 //! 3. Counts (`counts.rs`): `--count-days` days of per-minute counts of 100 services × 50 event
 //!    types (300 roll-up keys, one cell per key and minute), gzip'd, then flushed; the time it
 //!    took and the roll-up cells before and after.
 //! 4. Queries: p50/p99/mean over `--queries` sequential requests each of lineage, producers of a
 //!    random event type, throughput of a random event type over the last hour, the event-type
-//!    catalog, journeys of random sampled events (hop counts are checked), compare (the last
-//!    15 minutes against a day earlier), and the schemas and impact of a random event type.
+//!    catalog, journeys of random sampled events (hop and trace counts are checked), compare
+//!    (the last 15 minutes against a day earlier), and the schemas and impact of a random event
+//!    type.
 //! 5. Peak RSS (`VmHWM`) of the process, which includes the client; and a server-side estimate,
 //!    the largest RSS minus the request bodies the client held at that moment.
 //!
 //! Client and server share the machine's cores; the client is a bare hyper connection per
 //! sender and its CPU time is printed next to the server's.
 
+mod at_rest;
+mod columns;
+mod compact;
 mod counts;
 mod disk;
+mod entropy;
 mod feed;
+#[cfg(test)]
+mod golden;
 mod http;
 mod ingest;
+mod native;
 mod otlp;
 mod queries;
 mod report;
 mod system;
 mod tail;
+mod targets;
 mod ui;
 mod workload;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Parser;
 
-use crate::feed::Protocol;
+use crate::entropy::EntropyFloor;
+use crate::feed::{BodyEncoding, FeedSpec, Protocol};
 use crate::http::ClientKind;
 use crate::queries::QueryKind;
-use crate::report::{LatencySummary, Target, bytes, millis, seconds, thousands};
+use crate::report::{bytes, millis, seconds, thousands};
 use crate::system::{CpuSnapshot, CpuSplit, RssSampler};
-
-/// Targets (see the crate documentation).
-const TARGET_SPANS_PER_SECOND: f64 = 300_000.0;
-/// OTLP/HTTP protobuf (`--protocol otlp`) does more per span: protobuf and the mapping.
-const TARGET_OTLP_SPANS_PER_SECOND: f64 = 250_000.0;
-const TARGET_BYTES_PER_SPAN: f64 = 40.0;
-const TARGET_SCALE_SPANS: usize = 10_000_000;
-/// The query targets hold with this many days of the fleet's counts in the roll-ups.
-const TARGET_COUNT_DAYS: u32 = 7;
+use crate::workload::Workload;
 
 /// End-to-end benchmark of a Muninn server started in this process.
 #[derive(Debug, Parser)]
@@ -124,6 +186,13 @@ struct Args {
     /// Override the store's `flush_max_spans` (spans in the head before a flush).
     #[arg(long)]
     flush_max_spans: Option<usize>,
+    /// Block format the store writes (2, the default, or 1: the path before format 2 and
+    /// compaction, for figures side by side).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=2))]
+    block_format: u32,
+    /// Turn the store's compaction off (in the background and after the flush).
+    #[arg(long)]
+    no_compaction: bool,
     /// HTTP client library for the senders and queries.
     #[arg(long, value_enum, default_value_t = ClientKind::Hyper)]
     client: ClientKind,
@@ -131,6 +200,13 @@ struct Args {
     /// /v1/traces`, spans with the messaging semantic conventions).
     #[arg(long, value_enum, default_value_t = Protocol::Native)]
     protocol: Protocol,
+    /// The reference workload (1–3 consumers in the producer's trace), or fully random ids
+    /// with 0–5 consumers, a quarter of them in new traces linked to the producer.
+    #[arg(long, value_enum, default_value_t = Workload::Reference)]
+    workload: Workload,
+    /// Request bodies gzip'd as the SDK sends them, or as they are.
+    #[arg(long, value_enum, default_value_t = BodyEncoding::Gzip)]
+    body_encoding: BodyEncoding,
     /// Seed of the workload generator; random by default.
     #[arg(long)]
     seed: Option<u64>,
@@ -147,16 +223,15 @@ struct Args {
     ui_visits: usize,
 }
 
-/// The UI's time to interactive per page, p99, with 10M spans stored.
-const TARGET_UI_MILLIS: u64 = 300;
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.tail_sampling {
         return tail::run(args.tail_traces, args.seed.unwrap_or_else(rand::random));
     }
     if args.batch < 3 {
-        bail!("--batch must be at least 3 (an event has two to four spans)");
+        bail!(
+            "--batch must be at least 3 (an event of the reference workload has two to four spans)"
+        );
     }
     if args.spans < 2 {
         bail!("--spans must be at least 2");
@@ -223,13 +298,15 @@ fn main() -> anyhow::Result<()> {
         }
     );
     println!(
-        "workload: {} spans in batches of {}, {} connections, {} queries per kind, client {:?}, protocol {:?}, seed {seed}",
+        "workload: {:?}, {} spans in batches of {}, {} connections, {} queries per kind, client {:?}, protocol {:?}, body encoding {:?}, seed {seed}",
+        args.workload,
         thousands(args.spans as u64),
         args.batch,
         args.connections,
         args.queries,
         args.client,
-        args.protocol
+        args.protocol,
+        args.body_encoding
     );
 
     // The server, on its own multi-threaded runtime.
@@ -242,6 +319,11 @@ fn main() -> anyhow::Result<()> {
     if let Some(flush_max_spans) = args.flush_max_spans {
         config.store.flush_max_spans = flush_max_spans;
     }
+    config.store.block.format_version = args.block_format;
+    config.store.compaction.enabled = !args.no_compaction;
+    // Nothing reads a block while the bench compacts: replaced blocks go at once, so that the
+    // at-rest figures count what stays.
+    config.store.compaction.delete_grace = std::time::Duration::ZERO;
     let flush_max_spans = config.store.flush_max_spans;
     let retention = config.store.retention;
     let server = server_runtime
@@ -249,9 +331,16 @@ fn main() -> anyhow::Result<()> {
         .context("starting the server")?;
     let address = server.local_addr;
     println!(
-        "server: {} (store flush_max_spans {}, retention {})",
+        "server: {} (store flush_max_spans {}, memory limit {}, block format {}, compaction {}, retention {})",
         server.base_url(),
         thousands(flush_max_spans as u64),
+        bytes(muninn_store::DEFAULT_MEMORY_LIMIT_BYTES),
+        args.block_format,
+        if args.no_compaction || args.block_format == 1 {
+            "off"
+        } else {
+            "on"
+        },
         retention.map_or("none".to_string(), |retention| format!(
             "{:.1} days",
             retention.as_secs_f64() / 86_400.0
@@ -262,22 +351,28 @@ fn main() -> anyhow::Result<()> {
     println!();
     println!("== generation");
     let generation_started = Instant::now();
-    let prepared = feed::prepare(
-        args.protocol,
-        args.spans,
-        args.batch,
-        args.pool_mib << 20,
+    let prepared = feed::prepare(FeedSpec {
+        protocol: args.protocol,
+        workload: args.workload,
+        encoding: args.body_encoding,
+        n_spans: args.spans,
+        batch: args.batch,
+        pool_budget_bytes: args.pool_mib << 20,
         seed,
-    )?;
+    })?;
     let generation_elapsed = generation_started.elapsed();
     let n_generated_later = prepared.n_batches - prepared.n_pool_batches;
     println!("generation time: {}", seconds(generation_elapsed));
     println!(
-        "pre-built batches: {} of {} ({} of request bodies, {:.0} bytes/span)",
+        "pre-built batches: {} of {} ({} of request bodies, mean body {} {}, {:.0} B/span as sent; {:.0} B/span of {} before encoding)",
         thousands(prepared.n_pool_batches as u64),
         thousands(prepared.n_batches as u64),
         bytes(prepared.pool_bytes),
-        prepared.mean_span_bytes
+        bytes(prepared.pool_bytes / prepared.n_pool_batches.max(1) as u64),
+        args.body_encoding.describe(),
+        prepared.pool_bytes as f64 / prepared.n_pool_spans.max(1) as f64,
+        prepared.mean_span_bytes,
+        args.protocol.describe()
     );
     if n_generated_later > 0 {
         println!(
@@ -318,7 +413,7 @@ fn main() -> anyhow::Result<()> {
     };
     let ingest = client_runtime.block_on(ingest::run(
         args.client,
-        ingest::Upload::Spans(args.protocol),
+        ingest::Upload::Spans(args.protocol, args.body_encoding),
         address,
         prepared.feed.clone(),
         args.connections,
@@ -337,6 +432,8 @@ fn main() -> anyhow::Result<()> {
             .saturating_sub(ticks_before);
     }
     let ingest_cpu = CpuSplit::between(&cpu_before, &cpu_after, generator_ticks);
+    let sent_bytes = prepared.feed.handed_out_bytes.load(Ordering::Relaxed);
+    let n_batches_sent = ingest.n_batches_ok + ingest.n_batches_failed;
     let stats_after_ingest = server.store.stats();
     println!(
         "ingest throughput: {:.0} spans/s (acknowledged 2xx, durable in the WAL)",
@@ -360,11 +457,18 @@ fn main() -> anyhow::Result<()> {
     }
     println!("ingest CPU: {}", ingest_cpu.describe(ingest.elapsed));
     println!(
-        "server CPU per span: {:.2} µs",
+        "server CPU per span: {:.2} µs (with the background flushes during ingest)",
         ingest_cpu.server * 1e6 / ingest.n_records_acked.max(1) as f64
     );
     println!(
-        "store after ingest: {} blocks flushed in the background, {} spans in the head, {} being flushed, WAL {}",
+        "request bodies sent: {} {}, mean body {}, {:.0} B/span",
+        bytes(sent_bytes),
+        args.body_encoding.describe(),
+        bytes(sent_bytes / n_batches_sent.max(1)),
+        sent_bytes as f64 / ingest.n_records_sent.max(1) as f64
+    );
+    println!(
+        "store after ingest: {} blocks flushed in the background (during the timed window, on the server's runtime), {} spans in the head, {} being flushed, WAL {}",
         stats_after_ingest.n_blocks,
         thousands(stats_after_ingest.head_spans),
         thousands(stats_after_ingest.flushing_spans),
@@ -395,57 +499,32 @@ fn main() -> anyhow::Result<()> {
         "ingest including the flush backlog: {sustained_spans_per_second:.0} spans/s (spans / (ingest + flush time); {} spans were not yet in blocks when ingest ended)",
         thousands(backlog_spans)
     );
-    let blocks = disk::dir_sizes(&data_dir.join("blocks"))?;
-    let wal = disk::dir_sizes(&data_dir.join("wal"))?;
-    let whole = disk::dir_sizes(&data_dir)?;
-    let n_stored = ingest.n_records_acked.max(1);
-    let bytes_per_span = blocks.total as f64 / n_stored as f64;
-    let stats_after_flush = server.store.stats();
+    let cpu_after_flush = CpuSnapshot::take();
+    let ingest_and_flush_cpu = CpuSplit::between(&cpu_before, &cpu_after_flush, generator_ticks);
+    let server_micros_per_span_with_flush =
+        ingest_and_flush_cpu.server * 1e6 / ingest.n_records_acked.max(1) as f64;
     println!(
-        "bytes on disk per span: {bytes_per_span:.1} B/span ({} under blocks/ for {} spans)",
-        bytes(blocks.total),
-        thousands(ingest.n_records_acked)
+        "server CPU per span including the flush backlog: {server_micros_per_span_with_flush:.2} µs (server CPU over ingest + flush)"
     );
-    println!(
-        "blocks/: {} blocks, {} Parquet files {} ({:.1} B/span), rollup.json {} ({:.2} B/span), meta.json {}",
-        stats_after_flush.n_blocks,
-        blocks.n_parquet_files,
-        bytes(blocks.parquet),
-        blocks.parquet as f64 / n_stored as f64,
-        bytes(blocks.rollup),
-        blocks.rollup as f64 / n_stored as f64,
-        bytes(blocks.meta)
-    );
-    println!("WAL remaining after flush: {}", bytes(wal.total));
-    println!("data dir total: {}", bytes(whole.total));
-    let breakdown = disk::parquet_breakdown(&blocks.parquet_paths)?;
-    println!(
-        "Parquet bytes per span by column ({} row groups):",
-        breakdown.n_row_groups
-    );
-    let mut columns: Vec<(&String, &u64)> = breakdown.columns.iter().collect();
-    columns.sort_by(|left, right| right.1.cmp(left.1));
-    for (column, column_bytes) in columns {
+    if !args.no_compaction {
+        let compacted = compact::run(&server_runtime, &server.store)?;
+        let with_compaction = (ingest_and_flush_cpu.server + compacted.server_cpu) * 1e6
+            / ingest.n_records_acked.max(1) as f64;
         println!(
-            "  {column:<16} {:>7.2} B/span",
-            *column_bytes as f64 / n_stored as f64
+            "server CPU per span including flushes and compaction: {with_compaction:.2} µs (ingest + flush + the compaction rounds after it, {} of {} spans merged after the flush, in {})",
+            thousands(compacted.report.n_spans),
+            thousands(ingest.n_records_acked),
+            seconds(compacted.elapsed)
         );
     }
-    println!(
-        "  {:<16} {:>7.2} B/span",
-        "(bloom filters)",
-        breakdown.bloom_filters as f64 / n_stored as f64
-    );
-    println!(
-        "  {:<16} {:>7.2} B/span",
-        "(page indexes)",
-        breakdown.page_indexes as f64 / n_stored as f64
-    );
-    println!(
-        "  {:<16} {:>7.2} B/span",
-        "(footers, rest)",
-        breakdown.rest as f64 / n_stored as f64
-    );
+    let copy_share = prepared.n_template_copy_spans as f64 / args.spans.max(1) as f64;
+    let at_rest = at_rest::measure(
+        &data_dir,
+        ingest.n_records_acked,
+        server.store.stats().n_blocks,
+        EntropyFloor::of(args.workload, copy_share, ingest.n_records_acked),
+    )?;
+    let bytes_per_span = at_rest.bytes_per_span;
 
     // Phase 4: counts of a fleet over the retention, so the queries see a week of roll-ups.
     let counts = if args.count_days > 0 {
@@ -507,7 +586,7 @@ fn main() -> anyhow::Result<()> {
         }
         if outcome.n_failed > 0 {
             println!(
-                "  failures: {} ({} journeys with the wrong hop count)",
+                "  failures: {} ({} journeys with the wrong hop or trace count)",
                 outcome.n_failed, outcome.n_mismatched
             );
             for problem in &outcome.problems {
@@ -558,77 +637,15 @@ fn main() -> anyhow::Result<()> {
     let stop_elapsed = stop_started.elapsed();
 
     // Targets and summary.
-    let at_scale = args.spans >= TARGET_SCALE_SPANS;
-    let scale_note = (!at_scale).then(|| {
-        format!(
-            "targets are set at {} spans",
-            thousands(TARGET_SCALE_SPANS as u64)
-        )
+    let targets = targets::held_against_targets(&targets::Figures {
+        protocol: args.protocol,
+        n_spans: args.spans,
+        count_days: args.count_days,
+        ingest: &ingest,
+        bytes_per_span,
+        query_outcomes: &query_outcomes,
+        ui_times: &ui_times,
     });
-    // Every query but the journey reads the roll-ups, which the counts fill.
-    let query_scale_note = (!at_scale || args.count_days < TARGET_COUNT_DAYS).then(|| {
-        format!(
-            "targets are set at {} spans and {TARGET_COUNT_DAYS} days of counts",
-            thousands(TARGET_SCALE_SPANS as u64)
-        )
-    });
-    let latency_of = |kind: QueryKind| -> LatencySummary {
-        query_outcomes
-            .iter()
-            .find(|outcome| outcome.kind == kind)
-            .map(|outcome| outcome.latency)
-            .unwrap_or_default()
-    };
-    let target_spans_per_second = match args.protocol {
-        Protocol::Native => TARGET_SPANS_PER_SECOND,
-        Protocol::Otlp => TARGET_OTLP_SPANS_PER_SECOND,
-    };
-    let mut targets = vec![
-        Target {
-            name: format!("ingest, durable ({:?})", args.protocol).to_lowercase(),
-            measured: format!("{:.0} spans/s", ingest.records_per_second()),
-            goal: format!(">= {target_spans_per_second:.0} spans/s"),
-            met: ingest.records_per_second() >= target_spans_per_second
-                && ingest.n_batches_failed == 0,
-            note: (ingest.n_batches_failed > 0)
-                .then(|| format!("{} batches failed", ingest.n_batches_failed)),
-        },
-        Target {
-            name: "size at rest".into(),
-            measured: format!("{bytes_per_span:.1} B/span"),
-            goal: format!("<= {TARGET_BYTES_PER_SPAN:.0} B/span"),
-            met: bytes_per_span <= TARGET_BYTES_PER_SPAN,
-            note: scale_note.clone(),
-        },
-    ];
-    for outcome in &query_outcomes {
-        let target = outcome.kind.p99_target();
-        let mut notes: Vec<String> = query_scale_note.iter().cloned().collect();
-        if outcome.n_failed > 0 {
-            notes.push(format!(
-                "{} failed, {} wrong hop counts",
-                outcome.n_failed, outcome.n_mismatched
-            ));
-        }
-        targets.push(Target {
-            name: format!("{} p99", outcome.kind.route()),
-            measured: millis(latency_of(outcome.kind).p99),
-            goal: format!("<= {}", millis(target)),
-            met: outcome.latency.p99 <= target && outcome.n_failed == 0,
-            note: (!notes.is_empty()).then(|| notes.join("; ")),
-        });
-    }
-
-    for page in &ui_times {
-        let target = Duration::from_millis(TARGET_UI_MILLIS);
-        targets.push(Target {
-            name: format!("UI page {} time to interactive p99", page.page),
-            measured: millis(page.times.p99),
-            goal: format!("<= {}", millis(target)),
-            met: page.times.p99 <= target,
-            note: scale_note.clone(),
-        });
-    }
 
     println!();
     println!("== targets");
@@ -644,17 +661,18 @@ fn main() -> anyhow::Result<()> {
         args.client
     );
     println!(
-        "workload: {} spans acknowledged of {} ({} batches of {}, {} connections), {:.0} B/span of {}",
+        "workload: {:?}, {} spans acknowledged of {} ({} batches of {}, {} connections), {:.0} B/span of {}, body encoding {:?}: mean body {} as sent ({:.0} B/span)",
+        args.workload,
         thousands(ingest.n_records_acked),
         thousands(args.spans as u64),
         thousands(prepared.n_batches as u64),
         args.batch,
         args.connections,
         prepared.mean_span_bytes,
-        match args.protocol {
-            Protocol::Native => "native JSON",
-            Protocol::Otlp => "OTLP protobuf",
-        }
+        args.protocol.describe(),
+        args.body_encoding,
+        bytes(sent_bytes / n_batches_sent.max(1)),
+        sent_bytes as f64 / ingest.n_records_sent.max(1) as f64
     );
     println!(
         "ingest: {:.0} spans/s, {:.1} batches/s, batch latency p50 {} p99 {}; server CPU {:.2} µs/span",
@@ -665,14 +683,21 @@ fn main() -> anyhow::Result<()> {
         ingest_cpu.server * 1e6 / ingest.n_records_acked.max(1) as f64
     );
     println!(
-        "ingest including the flush backlog: {sustained_spans_per_second:.0} spans/s ({} spans not yet in blocks when ingest ended)",
+        "ingest including the flush backlog: {sustained_spans_per_second:.0} spans/s, server CPU {server_micros_per_span_with_flush:.2} µs/span ({} spans not yet in blocks when ingest ended)",
         thousands(backlog_spans)
     );
     println!(
         "at rest: {bytes_per_span:.1} B/span under blocks/ ({}); WAL after flush {}; data dir {}",
-        bytes(blocks.total),
-        bytes(wal.total),
-        bytes(whole.total)
+        bytes(at_rest.blocks.total),
+        bytes(at_rest.wal.total),
+        bytes(at_rest.whole.total)
+    );
+    println!(
+        "entropy floor: {:.1} B/span; at rest {bytes_per_span:.1} B/span ({:.2} ×); as a set {:.1} B/span ({:.2} ×)",
+        at_rest.floor.bytes_per_span(),
+        bytes_per_span / at_rest.floor.bytes_per_span().max(1e-9),
+        at_rest.floor.set_bytes_per_span(),
+        bytes_per_span / at_rest.floor.set_bytes_per_span().max(1e-9)
     );
     match &counts {
         Some(counts) => println!(

@@ -1,14 +1,15 @@
-//! The reference workload as OTLP (`--protocol otlp`): the same events, streams, services and
-//! timing as `workload.rs`, written as protobuf `ExportTraceServiceRequest`s for `POST
-//! /v1/traces`, the way an OpenTelemetry SDK instrumented with the messaging semantic
-//! conventions would send them. Each batch holds one `ResourceSpans` per service (with
-//! `service.name`, `service.version` and two `telemetry.sdk.*` attributes); each span carries
-//! 12–13 attributes: `messaging.system`, `messaging.destination.name`,
-//! `messaging.operation.type`, `messaging.message.id`, `cloudevents.event_id`,
-//! `cloudevents.event_type`, `cloudevents.event_dataschema`, the Kafka partition and offset
-//! (Kafka) or `messaging.nats.stream` (NATS), and `cloud.region`, `tenant.tier`,
-//! `client.version`, `retry`. A copy of a template gets fresh ids and times in place and is
-//! encoded again.
+//! The workloads as OTLP (`--protocol otlp`): the same events, streams, services and timing as
+//! `native.rs` (both draw them from `workload.rs`), written as protobuf
+//! `ExportTraceServiceRequest`s for `POST /v1/traces`, the way an OpenTelemetry SDK
+//! instrumented with the messaging semantic conventions would send them. Each batch holds one
+//! `ResourceSpans` per service (with `service.name`, `service.version` and two
+//! `telemetry.sdk.*` attributes); each span carries 12–13 attributes: `messaging.system`,
+//! `messaging.destination.name`, `messaging.operation.type`, `messaging.message.id`,
+//! `cloudevents.event_id`, `cloudevents.event_type`, `cloudevents.event_dataschema`, the Kafka
+//! partition and offset (Kafka) or `messaging.nats.stream` (NATS), and `cloud.region`,
+//! `tenant.tier`, `client.version`, `retry`. A consumer in a new trace (random workload) has a
+//! span link (`Span.links`) to its producer span instead of a parent. A copy of a template gets
+//! fresh ids and times in place and is encoded again.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
@@ -18,10 +19,7 @@ use prost::Message;
 use rand::Rng;
 use rand::rngs::SmallRng;
 
-use crate::workload::{
-    CLIENT_VERSIONS, EVENT_TYPES, KAFKA_PARTITIONS, REGIONS, SERVICES, STREAMS, Sample,
-    TENANT_TIERS, WINDOW_NANOS, consumers_for, random_hex, random_id, random_uuid,
-};
+use crate::workload::{Event, EventIds, EventShape, SERVICES, Sample, Workload};
 
 /// Where the per-event values sit in every span's attributes.
 const MESSAGE_ID_ATTRIBUTE: usize = 3;
@@ -35,21 +33,21 @@ struct SpanRef {
     lag_nanos: i64,
 }
 
+/// The spans of one event and its shape (which consumers are in a new trace).
+#[derive(Debug, Clone)]
+struct TemplateEvent {
+    shape: EventShape,
+    spans: Vec<SpanRef>,
+}
+
 /// A built batch with where each event's spans are, so a copy can get fresh ids.
 #[derive(Debug, Clone)]
 pub(crate) struct Template {
     pub body: bytes::Bytes,
     pub n_spans: usize,
+    workload: Workload,
     request: ExportTraceServiceRequest,
-    events: Vec<Vec<SpanRef>>,
-}
-
-impl Template {
-    /// Drops the request of a batch that will not serve as a template (saves memory).
-    pub(crate) fn forget_request(&mut self) {
-        self.request = ExportTraceServiceRequest::default();
-        self.events = Vec::new();
-    }
+    events: Vec<TemplateEvent>,
 }
 
 /// One batch as protobuf, with the event sampled for the journey queries.
@@ -88,43 +86,33 @@ fn flag(key: &str, value: bool) -> KeyValue {
     }
 }
 
-/// Fresh per-event values.
-struct EventIds {
-    trace: [u8; 16],
-    span_ids: [[u8; 8]; 4],
-    event_id: String,
-    message_id: String,
-    start_nanos: i64,
-}
-
-impl EventIds {
-    fn random(rng: &mut SmallRng, now_nanos: i64) -> EventIds {
-        EventIds {
-            trace: random_id::<16>(rng),
-            span_ids: std::array::from_fn(|_| random_id::<8>(rng)),
-            event_id: String::from_utf8_lossy(&random_uuid(rng)).into_owned(),
-            message_id: String::from_utf8_lossy(&random_hex::<12, 24>(rng)).into_owned(),
-            start_nanos: now_nanos - rng.random_range(0..WINDOW_NANOS),
-        }
-    }
-}
-
-/// Writes the ids and times of `ids` into the spans of one event.
-fn stamp(request: &mut ExportTraceServiceRequest, spans: &[SpanRef], ids: &EventIds) {
-    for (position, span_ref) in spans.iter().enumerate() {
+/// Writes the ids and times of `ids` into the spans of one event: a consumer in the
+/// producer's trace gets the producer as its parent; a consumer in a new trace gets its own
+/// trace id, no parent, and one span link to the producer span (`Span.links`).
+fn stamp(request: &mut ExportTraceServiceRequest, event: &TemplateEvent, ids: &EventIds) {
+    let message_id = String::from_utf8_lossy(&ids.message_id).into_owned();
+    let event_id = String::from_utf8_lossy(&ids.event_id).into_owned();
+    for (position, span_ref) in event.spans.iter().enumerate() {
         let span = &mut request.resource_spans[span_ref.resource_idx].scope_spans[0].spans
             [span_ref.span_idx];
         let duration = span.end_time_unix_nano - span.start_time_unix_nano;
-        span.trace_id = ids.trace.to_vec();
+        span.trace_id = ids.trace_of(event.shape, position).to_vec();
         span.span_id = ids.span_ids[position].to_vec();
-        if position > 0 {
+        if event.shape.in_new_trace(position) {
+            span.parent_span_id = Vec::new();
+            span.links = vec![span::Link {
+                trace_id: ids.traces[0].to_vec(),
+                span_id: ids.span_ids[0].to_vec(),
+                ..Default::default()
+            }];
+        } else if position > 0 {
             span.parent_span_id = ids.span_ids[0].to_vec();
         }
         span.start_time_unix_nano = (ids.start_nanos + span_ref.lag_nanos) as u64;
         span.end_time_unix_nano = span.start_time_unix_nano + duration;
         for (index, value) in [
-            (MESSAGE_ID_ATTRIBUTE, &ids.message_id),
-            (EVENT_ID_ATTRIBUTE, &ids.event_id),
+            (MESSAGE_ID_ATTRIBUTE, &message_id),
+            (EVENT_ID_ATTRIBUTE, &event_id),
         ] {
             span.attributes[index].value = Some(AnyValue {
                 value: Some(any_value::Value::StringValue(value.clone())),
@@ -133,8 +121,10 @@ fn stamp(request: &mut ExportTraceServiceRequest, spans: &[SpanRef], ids: &Event
     }
 }
 
-/// Builds a batch of exactly `n_spans` spans (at least 2), like `workload::build_batch`.
+/// Builds a batch of exactly `n_spans` spans (at least 2) of the same events as
+/// `native::build_batch` draws for the same seed.
 pub(crate) fn build_batch(
+    workload: Workload,
     rng: &mut SmallRng,
     n_spans: usize,
     first_offset: i64,
@@ -144,33 +134,20 @@ pub(crate) fn build_batch(
         n_spans >= 2,
         "a batch holds at least one event of two spans"
     );
-    // Spans by service first; each event remembers (service, index) of its spans.
+    // Spans by service first; each event remembers (service, index) of its spans, the service
+    // in `resource_idx` until the resources are known.
     let mut by_service: Vec<Vec<Span>> = vec![Vec::new(); SERVICES.len()];
-    let mut events: Vec<Vec<(usize, usize, i64)>> = Vec::with_capacity(n_spans / 2);
+    let mut events: Vec<TemplateEvent> = Vec::with_capacity(n_spans / 2);
     let mut all_ids = Vec::with_capacity(n_spans / 2);
     let mut room = n_spans;
     while room > 0 {
-        let n_consumers = consumers_for(rng, room);
-        let ids = EventIds::random(rng, now_nanos);
+        let Event { shape, ids, plan } = Event::draw(workload, rng, room, now_nanos);
         let offset = first_offset + events.len() as i64;
-        let event_type = &EVENT_TYPES[rng.random_range(0..EVENT_TYPES.len())];
-        let stream = &STREAMS[event_type.stream_idx];
-        let is_kafka = stream.broker == "kafka";
-        let partition = rng.random_range(0..KAFKA_PARTITIONS);
-        let tenant_tier = TENANT_TIERS[rng.random_range(0..TENANT_TIERS.len())];
-        let mut spans_of_event = Vec::with_capacity(1 + n_consumers);
-        let services = std::iter::once(event_type.producer_idx)
-            .chain(event_type.consumer_idxs[..n_consumers].iter().copied());
-        for (position, service_idx) in services.enumerate() {
-            let is_producer = position == 0;
-            let (lag_nanos, duration_nanos) = if is_producer {
-                (0, rng.random_range(100_000..3_000_000i64))
-            } else {
-                (
-                    rng.random_range(2_000_000..800_000_000i64),
-                    rng.random_range(500_000..25_000_000i64),
-                )
-            };
+        let stream = plan.stream;
+        let is_kafka = plan.is_kafka();
+        let mut spans_of_event = Vec::with_capacity(plan.spans.len());
+        for planned in &plan.spans {
+            let is_producer = planned.is_producer;
             let mut attributes = vec![
                 text("messaging.system", stream.broker),
                 text("messaging.destination.name", stream.name),
@@ -180,28 +157,24 @@ pub(crate) fn build_batch(
                 ),
                 text("messaging.message.id", ""),
                 text("cloudevents.event_id", ""),
-                text("cloudevents.event_type", event_type.name),
-                text("cloudevents.event_dataschema", event_type.schema),
+                text("cloudevents.event_type", plan.event_type.name),
+                text("cloudevents.event_dataschema", plan.event_type.schema),
             ];
             if is_kafka {
                 attributes.push(int(
                     "messaging.kafka.destination.partition",
-                    i64::from(partition),
+                    i64::from(plan.partition),
                 ));
                 attributes.push(int("messaging.kafka.message.offset", offset));
             } else {
                 attributes.push(text("messaging.nats.stream", stream.name));
             }
             attributes.extend([
-                text("cloud.region", REGIONS[rng.random_range(0..REGIONS.len())]),
-                text("tenant.tier", tenant_tier),
-                text(
-                    "client.version",
-                    CLIENT_VERSIONS[rng.random_range(0..CLIENT_VERSIONS.len())],
-                ),
+                text("cloud.region", planned.region),
+                text("tenant.tier", plan.tenant_tier),
+                text("client.version", planned.client_version),
                 flag("retry", false),
             ]);
-            let failed = !is_producer && rng.random_range(0..200) == 0;
             let span = Span {
                 name: if is_producer {
                     stream.publish_name
@@ -215,19 +188,27 @@ pub(crate) fn build_batch(
                     span::SpanKind::Consumer
                 } as i32,
                 start_time_unix_nano: 0,
-                end_time_unix_nano: duration_nanos as u64,
+                end_time_unix_nano: planned.duration_nanos as u64,
                 attributes,
-                status: failed.then(|| Status {
+                status: planned.failed.then(|| Status {
                     message: "handler timed out".to_string(),
                     code: opentelemetry_proto::tonic::trace::v1::status::StatusCode::Error as i32,
                 }),
                 ..Default::default()
             };
-            spans_of_event.push((service_idx, by_service[service_idx].len(), lag_nanos));
+            let service_idx = planned.service_idx;
+            spans_of_event.push(SpanRef {
+                resource_idx: service_idx,
+                span_idx: by_service[service_idx].len(),
+                lag_nanos: planned.lag_nanos,
+            });
             by_service[service_idx].push(span);
         }
         room -= spans_of_event.len();
-        events.push(spans_of_event);
+        events.push(TemplateEvent {
+            shape,
+            spans: spans_of_event,
+        });
         all_ids.push(ids);
     }
     let mut resource_of_service = vec![usize::MAX; SERVICES.len()];
@@ -254,31 +235,19 @@ pub(crate) fn build_batch(
             ..Default::default()
         });
     }
-    let events: Vec<Vec<SpanRef>> = events
-        .into_iter()
-        .map(|spans| {
-            spans
-                .into_iter()
-                .map(|(service_idx, span_idx, lag_nanos)| SpanRef {
-                    resource_idx: resource_of_service[service_idx],
-                    span_idx,
-                    lag_nanos,
-                })
-                .collect()
-        })
-        .collect();
-    for (spans, ids) in events.iter().zip(&all_ids) {
-        stamp(&mut request, spans, ids);
+    for span_ref in events.iter_mut().flat_map(|event| event.spans.iter_mut()) {
+        span_ref.resource_idx = resource_of_service[span_ref.resource_idx];
+    }
+    for (event, ids) in events.iter().zip(&all_ids) {
+        stamp(&mut request, event, ids);
     }
     let sampled = rng.random_range(0..events.len());
-    let sample = Sample {
-        event_id: all_ids[sampled].event_id.clone(),
-        n_spans: events[sampled].len(),
-    };
+    let sample = Sample::of(&all_ids[sampled].event_id, events[sampled].shape);
     Built {
         template: Template {
             body: bytes::Bytes::from(request.encode_to_vec()),
             n_spans,
+            workload,
             request,
             events,
         },
@@ -297,15 +266,13 @@ pub(crate) fn patch(
     let mut sample = Sample {
         event_id: String::new(),
         n_spans: 0,
+        n_traces: 0,
     };
-    for (event_idx, spans) in template.events.iter().enumerate() {
-        let ids = EventIds::random(rng, now_nanos);
-        stamp(&mut template.request, spans, &ids);
+    for (event_idx, event) in template.events.iter().enumerate() {
+        let ids = EventIds::draw(template.workload, rng, now_nanos, event.shape);
+        stamp(&mut template.request, event, &ids);
         if event_idx == sampled {
-            sample = Sample {
-                event_id: ids.event_id,
-                n_spans: spans.len(),
-            };
+            sample = Sample::of(&ids.event_id, event.shape);
         }
     }
     (template.request.encode_to_vec(), sample)
@@ -313,6 +280,8 @@ pub(crate) fn patch(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{HashMap, HashSet};
+
     use rand::SeedableRng;
 
     use super::*;
@@ -320,34 +289,77 @@ mod tests {
     const NOW: i64 = 1_795_000_000_000_000_000;
 
     #[test]
-    fn a_batch_maps_to_exactly_its_spans_with_events_in_one_trace() {
-        let mut rng = SmallRng::seed_from_u64(3);
-        let mut built = build_batch(&mut rng, 1000, 0, NOW);
-        for body in [
-            built.template.body.to_vec(),
-            patch(&mut built.template, &mut rng, NOW).0,
-        ] {
-            let decoded = muninn_ingest::decode_otlp_protobuf(
-                &body,
+    fn a_batch_maps_to_exactly_its_spans_with_consumers_linked_to_their_producer() {
+        for workload in [Workload::Reference, Workload::Random] {
+            let mut rng = SmallRng::seed_from_u64(3);
+            let mut built = build_batch(workload, &mut rng, 1000, 0, NOW);
+            let original_ids: HashSet<_> = muninn_ingest::decode_otlp_protobuf(
+                &built.template.body,
                 &muninn_ingest::OtlpMapping::default(),
                 &muninn_model::Limits::default(),
                 NOW,
             )
-            .expect("a valid request");
-            assert_eq!(decoded.rejected, Vec::new());
-            assert_eq!(decoded.records.len(), 1000);
-            let producers: std::collections::HashMap<_, _> = decoded
-                .records
-                .iter()
-                .filter(|span| span.kind == muninn_model::SpanKind::Producer)
-                .map(|span| (span.event.event_id.clone(), span))
-                .collect();
-            for span in &decoded.records {
-                assert!(span.event.event_type.is_some() && span.event.stream.is_some());
-                let producer = producers[&span.event.event_id];
-                assert_eq!(span.trace_id, producer.trace_id);
-                if span.kind == muninn_model::SpanKind::Consumer {
-                    assert_eq!(span.parent_span_id, Some(producer.span_id));
+            .expect("a valid request")
+            .records
+            .iter()
+            .flat_map(|span| [span.trace_id.to_hex(), span.span_id.to_hex()])
+            .collect();
+            let (copy, sample) = patch(&mut built.template, &mut rng, NOW);
+            for (body, is_copy) in [(built.template.body.to_vec(), false), (copy, true)] {
+                let decoded = muninn_ingest::decode_otlp_protobuf(
+                    &body,
+                    &muninn_ingest::OtlpMapping::default(),
+                    &muninn_model::Limits::default(),
+                    NOW,
+                )
+                .expect("a valid request");
+                assert_eq!(decoded.rejected, Vec::new());
+                assert_eq!(decoded.records.len(), 1000);
+                let producers: HashMap<_, _> = decoded
+                    .records
+                    .iter()
+                    .filter(|span| span.kind == muninn_model::SpanKind::Producer)
+                    .map(|span| (span.event.event_id.clone(), span))
+                    .collect();
+                let mut traces_of_event: HashMap<_, HashSet<_>> = HashMap::new();
+                let mut n_linked = 0;
+                for span in &decoded.records {
+                    assert!(span.event.event_type.is_some() && span.event.stream.is_some());
+                    if is_copy {
+                        assert!(!original_ids.contains(&span.trace_id.to_hex()));
+                        assert!(!original_ids.contains(&span.span_id.to_hex()));
+                    }
+                    traces_of_event
+                        .entry(span.event.event_id.clone())
+                        .or_default()
+                        .insert(span.trace_id);
+                    let producer = producers[&span.event.event_id];
+                    if span.kind != muninn_model::SpanKind::Consumer {
+                        assert!(span.links.is_empty());
+                    } else if span.trace_id == producer.trace_id {
+                        assert_eq!(span.parent_span_id, Some(producer.span_id));
+                        assert!(span.links.is_empty());
+                    } else {
+                        n_linked += 1;
+                        assert_eq!(workload, Workload::Random);
+                        assert_eq!(span.parent_span_id, None);
+                        assert_eq!(span.links.len(), 1);
+                        assert_eq!(span.links[0].trace_id, producer.trace_id);
+                        assert_eq!(span.links[0].span_id, producer.span_id);
+                    }
+                }
+                assert_eq!(n_linked > 0, workload == Workload::Random);
+                if is_copy {
+                    let sampled = decoded
+                        .records
+                        .iter()
+                        .filter(|span| span.event.event_id.as_deref() == Some(&sample.event_id))
+                        .count();
+                    assert_eq!(sampled, sample.n_spans);
+                    assert_eq!(
+                        traces_of_event[&Some(sample.event_id.clone())].len(),
+                        sample.n_traces
+                    );
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! The query phase, with every span stored (and the fleet's counts, unless skipped): for each
 //! kind of question, `--queries` requests one after another on one connection, timed from
 //! sending to the last byte of the answer. Event journeys are checked (the answer must hold
-//! exactly the hops the event was generated with), and so are the triage answers: a comparison
+//! exactly the hops and traces the event was generated with), and so are the triage answers: a comparison
 //! must name event types, a type's schemas must each have the producer that sent it first, and
 //! an impact must name producers and consumers.
 
@@ -80,7 +80,7 @@ pub(crate) struct QueryOutcome {
     pub kind: QueryKind,
     pub latency: LatencySummary,
     pub n_failed: usize,
-    /// Journeys whose hop count differed from the generated one.
+    /// Journeys whose hop or trace count differed from the generated one.
     pub n_mismatched: usize,
     pub problems: Vec<String>,
     pub mean_answer_bytes: u64,
@@ -243,7 +243,7 @@ pub(crate) async fn run(
                             match serde_json::from_slice::<JourneyAnswer>(&answer.body) {
                                 Ok(journey)
                                     if journey.hops.len() == sample.n_spans
-                                        && journey.traces.len() == 1
+                                        && journey.traces.len() == sample.n_traces
                                         && journey.unreadable_blocks.is_empty() =>
                                 {
                                     None
@@ -251,11 +251,12 @@ pub(crate) async fn run(
                                 Ok(journey) => {
                                     outcome.n_mismatched += 1;
                                     Some(format!(
-                                        "{path}: {} hops in {} traces (unreadable blocks {:?}), expected {} hops in 1 trace",
+                                        "{path}: {} hops in {} traces (unreadable blocks {:?}), expected {} hops in {} traces",
                                         journey.hops.len(),
                                         journey.traces.len(),
                                         journey.unreadable_blocks,
-                                        sample.n_spans
+                                        sample.n_spans,
+                                        sample.n_traces
                                     ))
                                 }
                                 Err(error) => Some(format!("{path}: unreadable journey: {error}")),

@@ -1,10 +1,42 @@
-//! The reference workload: events on 8 streams (kafka and nats) of 20 event types between 12
-//! services, each event one producer span and 1–3 consumer spans in one trace, written as
-//! native-JSON batches for `POST /api/v1/spans`. A batch is either built in full or patched
-//! from a template with fresh ids and times, which is cheap enough to run beside the senders.
+//! The events both workloads are made of, shared by both protocols (`native.rs` writes them as
+//! native JSON, `otlp.rs` as OTLP protobuf): 20 event types on 8 streams (kafka and nats)
+//! between 12 services. The reference workload gives each event 1–3 consumer spans in the
+//! producer's trace; the random workload 0–5, each in a new trace of its own (linked to the
+//! producer span) with probability 1/4. An event is drawn as its shape, its fresh ids and the
+//! plan of its spans, always in the same order of random draws, so that one seed gives the
+//! same events in both protocols, and the reference workload the same bytes as before the
+//! random one existed (`golden.rs` checks it).
+
+use std::ops::Range;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, RngCore};
+
+/// Which events the benchmark sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Workload {
+    /// 1–3 consumer spans per event, all in the producer's trace, as child spans of it.
+    Reference,
+    /// 0–5 consumer spans per event; each starts a new trace with a span link to the producer
+    /// with probability 1/4; ids fully random (no bit fixed).
+    Random,
+}
+
+/// Most consumer spans an event of the random workload has.
+pub(crate) const MAX_RANDOM_CONSUMERS: usize = 5;
+/// Most spans an event has, in either workload.
+pub(crate) const MAX_SPANS: usize = 1 + MAX_RANDOM_CONSUMERS;
+/// Span ids the reference workload draws per event, whatever its number of spans (kept so that
+/// its random draws, and so its bytes, stay as they were).
+const REFERENCE_SPAN_IDS: usize = 4;
+/// In the random workload, a consumer span starts a new trace with probability 1 in this.
+pub(crate) const NEW_TRACE_ONE_IN: u32 = 4;
+/// A consumer span fails (status error) with probability 1 in this.
+pub(crate) const FAILED_ONE_IN: i32 = 200;
+pub(crate) const PRODUCER_DURATION_NANOS: Range<i64> = 100_000..3_000_000;
+/// A consumer span starts this long after its producer span.
+pub(crate) const CONSUMER_LAG_NANOS: Range<i64> = 2_000_000..800_000_000;
+pub(crate) const CONSUMER_DURATION_NANOS: Range<i64> = 500_000..25_000_000;
 
 /// Producer start times are spread over this window before the moment of generation.
 pub(crate) const WINDOW_NANOS: i64 = 30 * 60 * 1_000_000_000;
@@ -84,7 +116,8 @@ pub(crate) struct EventTypeDef {
     pub schema: &'static str,
     pub stream_idx: usize,
     pub producer_idx: usize,
-    /// An event is consumed by the first 1–3 of these.
+    /// An event of the reference workload is consumed by the first 1–3 of these; in the random
+    /// workload, consumer spans 4 and 5 are second deliveries to the first two.
     pub consumer_idxs: [usize; 3],
 }
 
@@ -131,64 +164,28 @@ pub(crate) const REGIONS: [&str; 4] = ["us-east-1", "us-west-2", "eu-west-1", "a
 pub(crate) const TENANT_TIERS: [&str; 3] = ["free", "pro", "enterprise"];
 pub(crate) const CLIENT_VERSIONS: [&str; 5] = ["1.8.2", "1.9.0", "2.0.1", "2.1.0", "2.1.3"];
 
-/// Widths of the patched fields, which a template rewrites in place.
-const TRACE_HEX: usize = 32;
-const SPAN_HEX: usize = 16;
-const UUID_TEXT: usize = 36;
-const MESSAGE_ID_HEX: usize = 24;
-/// Unix nanoseconds between 2001 and 2286 have 19 digits.
-const TIME_DIGITS: usize = 19;
+/// Text widths of the per-event values.
+pub(crate) const UUID_TEXT: usize = 36;
+pub(crate) const MESSAGE_ID_HEX: usize = 24;
 
-/// An event whose journey the query phase asks for, and how many hops it must have.
+/// An event whose journey the query phase asks for, and what the journey must hold.
 #[derive(Debug, Clone)]
 pub(crate) struct Sample {
     pub event_id: String,
+    /// Hops: every span of the event carries its id.
     pub n_spans: usize,
+    /// The producer's trace and one per consumer that started a new trace.
+    pub n_traces: usize,
 }
 
-/// A field of a template that gets a fresh value per copy.
-#[derive(Debug, Clone, Copy)]
-enum Slot {
-    Trace,
-    /// The span id of the event's n-th span (0 is the producer, which is also every
-    /// consumer's parent).
-    SpanId(u8),
-    EventId,
-    MessageId,
-    /// The start time of the n-th span: the producer's new start plus the template's lag.
-    Start(u8),
-}
-
-#[derive(Debug, Clone)]
-struct TemplateEvent {
-    n_spans: u8,
-    /// Start of each span minus the start of the producer span.
-    lags_nanos: [i64; 4],
-    /// End (exclusive) of this event's slots in `Template::slots`.
-    slots_end: u32,
-}
-
-/// A built batch with the positions of every per-event unique field.
-#[derive(Debug, Clone)]
-pub(crate) struct Template {
-    pub body: bytes::Bytes,
-    pub n_spans: usize,
-    events: Vec<TemplateEvent>,
-    slots: Vec<(u32, Slot)>,
-}
-
-impl Template {
-    /// Drops the slot positions of a batch that will not serve as a template (saves memory).
-    pub(crate) fn forget_slots(&mut self) {
-        self.events = Vec::new();
-        self.slots = Vec::new();
+impl Sample {
+    pub(crate) fn of(event_id: &[u8], shape: EventShape) -> Sample {
+        Sample {
+            event_id: String::from_utf8_lossy(event_id).into_owned(),
+            n_spans: shape.n_spans(),
+            n_traces: shape.n_traces(),
+        }
     }
-}
-
-/// One batch as JSON, with the event sampled for the journey queries and its template.
-pub(crate) struct Built {
-    pub template: Template,
-    pub sample: Sample,
 }
 
 fn hex_into(destination: &mut [u8], source: &[u8]) {
@@ -199,7 +196,15 @@ fn hex_into(destination: &mut [u8], source: &[u8]) {
     }
 }
 
-/// Random bytes that are never all zero (all-zero trace and span ids are invalid).
+/// `source` as lowercase hex; `HEX` must be twice `source.len()`.
+pub(crate) fn hex<const HEX: usize>(source: &[u8]) -> [u8; HEX] {
+    let mut text = [0u8; HEX];
+    hex_into(&mut text, source);
+    text
+}
+
+/// Random bytes that are never all zero (all-zero trace and span ids are invalid), the last bit
+/// set: the reference workload's ids.
 pub(crate) fn random_id<const N: usize>(rng: &mut SmallRng) -> [u8; N] {
     let mut bytes = [0u8; N];
     rng.fill_bytes(&mut bytes);
@@ -207,12 +212,23 @@ pub(crate) fn random_id<const N: usize>(rng: &mut SmallRng) -> [u8; N] {
     bytes
 }
 
-pub(crate) fn random_hex<const N: usize, const HEX: usize>(rng: &mut SmallRng) -> [u8; HEX] {
-    let mut text = [0u8; HEX];
-    hex_into(&mut text, &random_id::<N>(rng));
-    text
+/// Uniformly random bytes, drawn again in the (2^-64 or less) case they are all zero: the
+/// random workload's ids, as an OpenTelemetry SDK makes them.
+fn random_nonzero_id<const N: usize>(rng: &mut SmallRng) -> [u8; N] {
+    loop {
+        let mut bytes = [0u8; N];
+        rng.fill_bytes(&mut bytes);
+        if bytes != [0u8; N] {
+            return bytes;
+        }
+    }
 }
 
+pub(crate) fn random_hex<const N: usize, const HEX: usize>(rng: &mut SmallRng) -> [u8; HEX] {
+    hex(&random_id::<N>(rng))
+}
+
+/// A UUIDv4 (122 random bits) as hyphenated lowercase text.
 pub(crate) fn random_uuid(rng: &mut SmallRng) -> [u8; UUID_TEXT] {
     let mut bytes = [0u8; 16];
     rng.fill_bytes(&mut bytes);
@@ -224,180 +240,73 @@ pub(crate) fn random_uuid(rng: &mut SmallRng) -> [u8; UUID_TEXT] {
     text
 }
 
-fn fixed_digits(destination: &mut [u8], mut value: u64) {
-    for digit in destination.iter_mut().rev() {
-        *digit = b'0' + (value % 10) as u8;
-        value /= 10;
+impl Workload {
+    fn trace_id(self, rng: &mut SmallRng) -> [u8; 16] {
+        match self {
+            Workload::Reference => random_id(rng),
+            Workload::Random => random_nonzero_id(rng),
+        }
     }
-}
 
-/// The fresh per-event values of one event.
-struct EventIds {
-    trace: [u8; TRACE_HEX],
-    span_ids: [[u8; SPAN_HEX]; 4],
-    event_id: [u8; UUID_TEXT],
-    message_id: [u8; MESSAGE_ID_HEX],
-    start_nanos: i64,
-}
-
-impl EventIds {
-    fn random(rng: &mut SmallRng, now_nanos: i64) -> EventIds {
-        EventIds {
-            trace: random_hex::<16, TRACE_HEX>(rng),
-            span_ids: std::array::from_fn(|_| random_hex::<8, SPAN_HEX>(rng)),
-            event_id: random_uuid(rng),
-            message_id: random_hex::<12, MESSAGE_ID_HEX>(rng),
-            start_nanos: now_nanos - rng.random_range(0..WINDOW_NANOS),
+    fn span_id(self, rng: &mut SmallRng) -> [u8; 8] {
+        match self {
+            Workload::Reference => random_id(rng),
+            Workload::Random => random_nonzero_id(rng),
         }
     }
 }
 
-struct Writer {
-    out: Vec<u8>,
-    slots: Vec<(u32, Slot)>,
+/// How many consumer spans an event has and which of them start a new trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EventShape {
+    n_consumers: u8,
+    /// Bit `i` set: span `i` of the event (0 is the producer, never set) is in a new trace.
+    new_traces: u8,
 }
 
-impl Writer {
-    fn text(&mut self, text: &str) {
-        self.out.extend_from_slice(text.as_bytes());
+impl EventShape {
+    /// The shape of the next event of a batch with room for `room` more spans (at least 1), so
+    /// that the batch ends exactly full.
+    pub(crate) fn draw(workload: Workload, rng: &mut SmallRng, room: usize) -> EventShape {
+        match workload {
+            Workload::Reference => EventShape {
+                n_consumers: consumers_for(rng, room) as u8,
+                new_traces: 0,
+            },
+            Workload::Random => {
+                let n_consumers = rng.random_range(0..=MAX_RANDOM_CONSUMERS).min(room - 1);
+                let mut new_traces = 0u8;
+                for span_idx in 1..=n_consumers {
+                    if rng.random_range(0..NEW_TRACE_ONE_IN) == 0 {
+                        new_traces |= 1 << span_idx;
+                    }
+                }
+                EventShape {
+                    n_consumers: n_consumers as u8,
+                    new_traces,
+                }
+            }
+        }
     }
 
-    fn slot(&mut self, value: &[u8], slot: Slot) {
-        self.slots.push((self.out.len() as u32, slot));
-        self.out.extend_from_slice(value);
+    pub(crate) fn n_spans(self) -> usize {
+        1 + usize::from(self.n_consumers)
     }
 
-    fn number(&mut self, value: i64) {
-        use std::io::Write;
-        let _ = write!(self.out, "{value}");
+    /// Whether span `span_idx` of the event (0 is the producer) starts a new trace, linked to
+    /// the producer span instead of being its child.
+    pub(crate) fn in_new_trace(self, span_idx: usize) -> bool {
+        span_idx < 8 && self.new_traces & (1 << span_idx) != 0
     }
-}
 
-/// What differs between the spans of one event.
-struct SpanPlan {
-    service: &'static str,
-    is_producer: bool,
-    lag_nanos: i64,
-    duration_nanos: i64,
-    region: &'static str,
-    client_version: &'static str,
-    failed: bool,
-}
-
-fn write_event(
-    writer: &mut Writer,
-    rng: &mut SmallRng,
-    ids: &EventIds,
-    n_consumers: usize,
-    offset: i64,
-) -> TemplateEvent {
-    let event_type = &EVENT_TYPES[rng.random_range(0..EVENT_TYPES.len())];
-    let stream = &STREAMS[event_type.stream_idx];
-    let is_kafka = stream.broker == "kafka";
-    let partition = rng.random_range(0..KAFKA_PARTITIONS);
-    let tenant_tier = TENANT_TIERS[rng.random_range(0..TENANT_TIERS.len())];
-    let mut plans = Vec::with_capacity(1 + n_consumers);
-    plans.push(SpanPlan {
-        service: SERVICES[event_type.producer_idx],
-        is_producer: true,
-        lag_nanos: 0,
-        duration_nanos: rng.random_range(100_000..3_000_000),
-        region: REGIONS[rng.random_range(0..REGIONS.len())],
-        client_version: CLIENT_VERSIONS[rng.random_range(0..CLIENT_VERSIONS.len())],
-        failed: false,
-    });
-    for consumer_idx in &event_type.consumer_idxs[..n_consumers] {
-        plans.push(SpanPlan {
-            service: SERVICES[*consumer_idx],
-            is_producer: false,
-            lag_nanos: rng.random_range(2_000_000..800_000_000),
-            duration_nanos: rng.random_range(500_000..25_000_000),
-            region: REGIONS[rng.random_range(0..REGIONS.len())],
-            client_version: CLIENT_VERSIONS[rng.random_range(0..CLIENT_VERSIONS.len())],
-            failed: rng.random_range(0..200) == 0,
-        });
-    }
-    let mut lags_nanos = [0i64; 4];
-    for (span_idx, plan) in plans.iter().enumerate() {
-        lags_nanos[span_idx] = plan.lag_nanos;
-        if writer.out.len() > 1 {
-            writer.text(",");
-        }
-        writer.text("{\"trace_id\":\"");
-        writer.slot(&ids.trace, Slot::Trace);
-        writer.text("\",\"span_id\":\"");
-        writer.slot(&ids.span_ids[span_idx], Slot::SpanId(span_idx as u8));
-        if !plan.is_producer {
-            writer.text("\",\"parent_span_id\":\"");
-            writer.slot(&ids.span_ids[0], Slot::SpanId(0));
-        }
-        writer.text("\",\"name\":\"");
-        writer.text(if plan.is_producer {
-            stream.publish_name
-        } else {
-            stream.process_name
-        });
-        writer.text(if plan.is_producer {
-            "\",\"kind\":\"producer\",\"service\":\""
-        } else {
-            "\",\"kind\":\"consumer\",\"service\":\""
-        });
-        writer.text(plan.service);
-        writer.text("\",\"start_time_unix_nano\":");
-        let mut start = [0u8; TIME_DIGITS];
-        fixed_digits(&mut start, (ids.start_nanos + plan.lag_nanos) as u64);
-        writer.slot(&start, Slot::Start(span_idx as u8));
-        writer.text(",\"duration_nano\":");
-        writer.number(plan.duration_nanos);
-        if plan.failed {
-            writer.text(",\"status\":{\"code\":\"error\",\"message\":\"handler timed out\"}");
-        }
-        writer.text(",\"event_id\":\"");
-        writer.slot(&ids.event_id, Slot::EventId);
-        writer.text("\",\"event_type\":\"");
-        writer.text(event_type.name);
-        writer.text("\",\"schema\":\"");
-        writer.text(event_type.schema);
-        writer.text("\",\"stream\":\"");
-        writer.text(stream.name);
-        writer.text("\",\"broker\":\"");
-        writer.text(stream.broker);
-        writer.text("\"");
-        if is_kafka {
-            writer.text(",\"partition\":");
-            writer.number(i64::from(partition));
-            writer.text(",\"offset\":");
-            writer.number(offset);
-        }
-        writer.text(",\"message_id\":\"");
-        writer.slot(&ids.message_id, Slot::MessageId);
-        writer.text("\",\"attributes\":{\"cloud.region\":\"");
-        writer.text(plan.region);
-        writer.text("\",\"tenant.tier\":\"");
-        writer.text(tenant_tier);
-        writer.text("\",\"client.version\":\"");
-        writer.text(plan.client_version);
-        writer.text("\",\"retry\":false,");
-        if is_kafka {
-            writer.text("\"messaging.destination.partition.id\":\"");
-            writer.number(i64::from(partition));
-            writer.text("\"}}");
-        } else {
-            writer.text("\"messaging.nats.stream\":\"");
-            writer.text(stream.name);
-            writer.text("\"}}");
-        }
-    }
-    TemplateEvent {
-        n_spans: plans.len() as u8,
-        lags_nanos,
-        slots_end: writer.slots.len() as u32,
+    pub(crate) fn n_traces(self) -> usize {
+        1 + self.new_traces.count_ones() as usize
     }
 }
 
-/// How many consumers the next event gets so that the batch ends exactly full: 1–3, never
-/// leaving room for exactly one span (an event needs at least two).
-pub(crate) fn consumers_for(rng: &mut SmallRng, room: usize) -> usize {
+/// How many consumers the next event of the reference workload gets so that the batch ends
+/// exactly full: 1–3, never leaving room for exactly one span (its events need at least two).
+fn consumers_for(rng: &mut SmallRng, room: usize) -> usize {
     let mut n_consumers = rng.random_range(1..=3usize).min(room - 1);
     if room - (1 + n_consumers) == 1 {
         n_consumers = if n_consumers < 3 {
@@ -409,97 +318,152 @@ pub(crate) fn consumers_for(rng: &mut SmallRng, room: usize) -> usize {
     n_consumers
 }
 
-/// Builds a batch of exactly `n_spans` spans (at least 2), events placed in the
-/// `WINDOW_NANOS` before `now_nanos`.
-pub(crate) fn build_batch(
-    rng: &mut SmallRng,
-    n_spans: usize,
-    first_offset: i64,
-    now_nanos: i64,
-) -> Built {
-    assert!(
-        n_spans >= 2,
-        "a batch holds at least one event of two spans"
-    );
-    let mut writer = Writer {
-        out: Vec::with_capacity(n_spans * 620 + 2),
-        slots: Vec::with_capacity(n_spans * 6),
-    };
-    writer.out.push(b'[');
-    let mut events = Vec::with_capacity(n_spans / 2);
-    let mut event_ids: Vec<([u8; UUID_TEXT], usize)> = Vec::with_capacity(n_spans / 2);
-    let mut room = n_spans;
-    while room > 0 {
-        let n_consumers = consumers_for(rng, room);
-        let ids = EventIds::random(rng, now_nanos);
-        let event = write_event(
-            &mut writer,
-            rng,
-            &ids,
-            n_consumers,
-            first_offset + events.len() as i64,
-        );
-        room -= usize::from(event.n_spans);
-        event_ids.push((ids.event_id, usize::from(event.n_spans)));
-        events.push(event);
+/// The fresh values of one event: what a copy of a template gets anew.
+#[derive(Debug, Clone)]
+pub(crate) struct EventIds {
+    /// `traces[0]` is the producer's trace (and that of every consumer in it); `traces[i]` the
+    /// new trace of span `i` when the shape says it starts one (unused otherwise).
+    pub traces: [[u8; 16]; MAX_SPANS],
+    pub span_ids: [[u8; 8]; MAX_SPANS],
+    pub event_id: [u8; UUID_TEXT],
+    pub message_id: [u8; MESSAGE_ID_HEX],
+    pub start_nanos: i64,
+}
+
+impl EventIds {
+    /// Draws, in this order: the trace id, the span ids (always 4 in the reference workload, as
+    /// it always did), the event id, the message id, the producer's start in the `WINDOW_NANOS`
+    /// before `now_nanos`, and then the trace ids of the consumers that start a new trace.
+    pub(crate) fn draw(
+        workload: Workload,
+        rng: &mut SmallRng,
+        now_nanos: i64,
+        shape: EventShape,
+    ) -> EventIds {
+        let mut traces = [[0u8; 16]; MAX_SPANS];
+        traces[0] = workload.trace_id(rng);
+        let n_span_ids = match workload {
+            Workload::Reference => REFERENCE_SPAN_IDS,
+            Workload::Random => shape.n_spans(),
+        };
+        let mut span_ids = [[0u8; 8]; MAX_SPANS];
+        for span_id in &mut span_ids[..n_span_ids] {
+            *span_id = workload.span_id(rng);
+        }
+        let event_id = random_uuid(rng);
+        let message_id = random_hex::<12, MESSAGE_ID_HEX>(rng);
+        let start_nanos = now_nanos - rng.random_range(0..WINDOW_NANOS);
+        for (span_idx, trace) in traces.iter_mut().enumerate().take(shape.n_spans()) {
+            if shape.in_new_trace(span_idx) {
+                *trace = workload.trace_id(rng);
+            }
+        }
+        EventIds {
+            traces,
+            span_ids,
+            event_id,
+            message_id,
+            start_nanos,
+        }
     }
-    writer.out.push(b']');
-    let (event_id, n_sampled) = event_ids[rng.random_range(0..event_ids.len())];
-    Built {
-        template: Template {
-            body: bytes::Bytes::from(writer.out),
-            n_spans,
-            events,
-            slots: writer.slots,
-        },
-        sample: Sample {
-            event_id: String::from_utf8_lossy(&event_id).into_owned(),
-            n_spans: n_sampled,
-        },
+
+    /// The trace of span `span_idx`: a new one, or the producer's.
+    pub(crate) fn trace_of(&self, shape: EventShape, span_idx: usize) -> &[u8; 16] {
+        if shape.in_new_trace(span_idx) {
+            &self.traces[span_idx]
+        } else {
+            &self.traces[0]
+        }
     }
 }
 
-/// A copy of `template` with fresh trace, span, event and message ids and fresh start times
-/// (same lags), so every span is new; structure, names and attributes repeat.
-pub(crate) fn patch(template: &Template, rng: &mut SmallRng, now_nanos: i64) -> (Vec<u8>, Sample) {
-    let mut body = template.body.to_vec();
-    let sampled_event_idx = rng.random_range(0..template.events.len());
-    let mut sample = None;
-    let mut slot_start = 0usize;
-    for (event_idx, event) in template.events.iter().enumerate() {
-        let ids = EventIds::random(rng, now_nanos);
-        let slots_end = event.slots_end as usize;
-        for &(position, slot) in &template.slots[slot_start..slots_end] {
-            let position = position as usize;
-            match slot {
-                Slot::Trace => body[position..position + TRACE_HEX].copy_from_slice(&ids.trace),
-                Slot::SpanId(span_idx) => body[position..position + SPAN_HEX]
-                    .copy_from_slice(&ids.span_ids[usize::from(span_idx)]),
-                Slot::EventId => {
-                    body[position..position + UUID_TEXT].copy_from_slice(&ids.event_id)
-                }
-                Slot::MessageId => {
-                    body[position..position + MESSAGE_ID_HEX].copy_from_slice(&ids.message_id)
-                }
-                Slot::Start(span_idx) => fixed_digits(
-                    &mut body[position..position + TIME_DIGITS],
-                    (ids.start_nanos + event.lags_nanos[usize::from(span_idx)]) as u64,
-                ),
-            }
-        }
-        slot_start = slots_end;
-        if event_idx == sampled_event_idx {
-            sample = Some(Sample {
-                event_id: String::from_utf8_lossy(&ids.event_id).into_owned(),
-                n_spans: usize::from(event.n_spans),
-            });
-        }
+/// What differs between the spans of one event.
+#[derive(Debug, Clone)]
+pub(crate) struct SpanPlan {
+    pub service_idx: usize,
+    pub is_producer: bool,
+    /// Start minus the producer's start.
+    pub lag_nanos: i64,
+    pub duration_nanos: i64,
+    pub region: &'static str,
+    pub client_version: &'static str,
+    pub failed: bool,
+}
+
+/// Everything of an event but its fresh ids.
+pub(crate) struct EventPlan {
+    pub event_type: &'static EventTypeDef,
+    pub stream: &'static StreamDef,
+    pub partition: u32,
+    pub tenant_tier: &'static str,
+    /// The producer span first, then the consumer spans.
+    pub spans: Vec<SpanPlan>,
+}
+
+impl EventPlan {
+    pub(crate) fn is_kafka(&self) -> bool {
+        self.stream.broker == "kafka"
     }
-    let sample = sample.unwrap_or_else(|| Sample {
-        event_id: String::new(),
-        n_spans: 0,
+}
+
+/// One event: its shape, fresh ids and plan.
+pub(crate) struct Event {
+    pub shape: EventShape,
+    pub ids: EventIds,
+    pub plan: EventPlan,
+}
+
+impl Event {
+    /// The next event of a batch with room for `room` more spans: shape, ids, then plan.
+    pub(crate) fn draw(
+        workload: Workload,
+        rng: &mut SmallRng,
+        room: usize,
+        now_nanos: i64,
+    ) -> Event {
+        let shape = EventShape::draw(workload, rng, room);
+        let ids = EventIds::draw(workload, rng, now_nanos, shape);
+        let plan = plan_event(rng, shape);
+        Event { shape, ids, plan }
+    }
+}
+
+/// Draws the event type, partition and tenant tier, then per span its timing, region, client
+/// version and (consumers) status. Consumer span `n` goes to the event type's consumer
+/// service `(n - 1) % 3`.
+fn plan_event(rng: &mut SmallRng, shape: EventShape) -> EventPlan {
+    let event_type = &EVENT_TYPES[rng.random_range(0..EVENT_TYPES.len())];
+    let stream = &STREAMS[event_type.stream_idx];
+    let partition = rng.random_range(0..KAFKA_PARTITIONS);
+    let tenant_tier = TENANT_TIERS[rng.random_range(0..TENANT_TIERS.len())];
+    let mut spans = Vec::with_capacity(shape.n_spans());
+    spans.push(SpanPlan {
+        service_idx: event_type.producer_idx,
+        is_producer: true,
+        lag_nanos: 0,
+        duration_nanos: rng.random_range(PRODUCER_DURATION_NANOS),
+        region: REGIONS[rng.random_range(0..REGIONS.len())],
+        client_version: CLIENT_VERSIONS[rng.random_range(0..CLIENT_VERSIONS.len())],
+        failed: false,
     });
-    (body, sample)
+    for consumer_idx in 0..usize::from(shape.n_consumers) {
+        spans.push(SpanPlan {
+            service_idx: event_type.consumer_idxs[consumer_idx % event_type.consumer_idxs.len()],
+            is_producer: false,
+            lag_nanos: rng.random_range(CONSUMER_LAG_NANOS),
+            duration_nanos: rng.random_range(CONSUMER_DURATION_NANOS),
+            region: REGIONS[rng.random_range(0..REGIONS.len())],
+            client_version: CLIENT_VERSIONS[rng.random_range(0..CLIENT_VERSIONS.len())],
+            failed: rng.random_range(0..FAILED_ONE_IN) == 0,
+        });
+    }
+    EventPlan {
+        event_type,
+        stream,
+        partition,
+        tenant_tier,
+        spans,
+    }
 }
 
 #[cfg(test)]
@@ -508,79 +472,32 @@ mod tests {
 
     use super::*;
 
-    const NOW: i64 = 1_795_000_000_000_000_000;
-
-    #[derive(serde::Deserialize)]
-    struct WireSpan {
-        trace_id: String,
-        span_id: String,
-        parent_span_id: Option<String>,
-        kind: String,
-        start_time_unix_nano: i64,
-        event_id: String,
-    }
-
-    fn spans(body: &[u8]) -> Vec<WireSpan> {
-        serde_json::from_slice(body).expect("a batch is a JSON array of spans")
+    #[test]
+    fn random_shapes_fill_any_room_and_use_every_consumer_count() {
+        let mut rng = SmallRng::seed_from_u64(5);
+        let mut seen_consumers = [0usize; MAX_SPANS];
+        let (mut n_consumers, mut n_new_traces) = (0usize, 0usize);
+        for room in (1..=7).cycle().take(7_000) {
+            let shape = EventShape::draw(Workload::Random, &mut rng, room);
+            assert!(shape.n_spans() <= room);
+            assert!(!shape.in_new_trace(0));
+            seen_consumers[shape.n_spans() - 1] += 1;
+            n_consumers += shape.n_spans() - 1;
+            n_new_traces += shape.n_traces() - 1;
+        }
+        assert!(seen_consumers.iter().all(|&count| count > 0));
+        let share = n_new_traces as f64 / n_consumers as f64;
+        assert!((0.2..0.3).contains(&share), "new-trace share {share}");
     }
 
     #[test]
-    fn a_batch_is_exactly_full_and_events_share_trace_and_event_id() {
-        let mut rng = SmallRng::seed_from_u64(7);
-        for n_spans in [2, 3, 4, 5, 7, 1000] {
-            let built = build_batch(&mut rng, n_spans, 0, NOW);
-            let spans = spans(&built.template.body);
-            assert_eq!(spans.len(), n_spans);
-            let producers: Vec<&WireSpan> = spans
-                .iter()
-                .filter(|span| span.kind == "producer")
-                .collect();
-            for consumer in spans.iter().filter(|span| span.kind == "consumer") {
-                let producer = producers
-                    .iter()
-                    .find(|producer| producer.event_id == consumer.event_id)
-                    .unwrap();
-                assert_eq!(consumer.trace_id, producer.trace_id);
-                assert_eq!(
-                    consumer.parent_span_id.as_deref(),
-                    Some(producer.span_id.as_str())
-                );
-            }
-            let sampled = spans
-                .iter()
-                .filter(|span| span.event_id == built.sample.event_id)
-                .count();
-            assert_eq!(sampled, built.sample.n_spans);
+    fn reference_shapes_keep_two_to_four_spans_and_one_trace() {
+        let mut rng = SmallRng::seed_from_u64(6);
+        for room in [2, 3, 4, 5, 6, 100] {
+            let shape = EventShape::draw(Workload::Reference, &mut rng, room);
+            assert!((2..=4).contains(&shape.n_spans()));
+            assert_ne!(room - shape.n_spans(), 1);
+            assert_eq!(shape.n_traces(), 1);
         }
-    }
-
-    #[test]
-    fn a_patched_copy_has_new_ids_and_the_same_lags() {
-        let mut rng = SmallRng::seed_from_u64(11);
-        let built = build_batch(&mut rng, 1000, 0, NOW);
-        let (body, sample) = patch(&built.template, &mut rng, NOW + 1);
-        let original = spans(&built.template.body);
-        let copy = spans(&body);
-        assert_eq!(copy.len(), original.len());
-        let mut seen = std::collections::HashSet::new();
-        for (before, after) in original.iter().zip(&copy) {
-            assert_ne!(before.trace_id, after.trace_id);
-            assert_ne!(before.event_id, after.event_id);
-            assert!(seen.insert((after.trace_id.clone(), after.span_id.clone())));
-            assert!(after.start_time_unix_nano <= NOW + 1 + 800_000_000);
-        }
-        for pair in original.windows(2).zip(copy.windows(2)) {
-            if pair.0[0].event_id == pair.0[1].event_id {
-                let lag_before = pair.0[1].start_time_unix_nano - pair.0[0].start_time_unix_nano;
-                let lag_after = pair.1[1].start_time_unix_nano - pair.1[0].start_time_unix_nano;
-                assert_eq!(lag_before, lag_after);
-            }
-        }
-        assert_eq!(
-            copy.iter()
-                .filter(|span| span.event_id == sample.event_id)
-                .count(),
-            sample.n_spans
-        );
     }
 }

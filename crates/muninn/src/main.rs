@@ -1,11 +1,6 @@
 //! The `muninn` binary: parses arguments and hands each command to its module. Commands are
 //! thin: arguments → configuration → a library call (the server) or HTTP calls to one.
 
-/// mimalloc keeps freed memory for reuse instead of faulting fresh zeroed pages in for every
-/// request body and WAL record (measured in docs/storage.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod archive;
 mod client;
 mod compare;

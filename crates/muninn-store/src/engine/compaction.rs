@@ -91,6 +91,16 @@ impl Store {
     /// the WAL, `max_inputs` blocks at a time, and deletes what the compactions replaced once
     /// `delete_grace` has passed (at once when it is zero).
     pub async fn compact(&self) -> Result<CompactionReport, StoreError> {
+        self.compact_with_cpu_share(self.shared.config.compaction.cpu_share)
+            .await
+    }
+
+    /// `compact`, using at most `cpu_share` of a core instead of the configured share (the
+    /// benchmark's rounds after ingest, when nothing else runs, use 1).
+    pub async fn compact_with_cpu_share(
+        &self,
+        cpu_share: f64,
+    ) -> Result<CompactionReport, StoreError> {
         let shared = &self.shared;
         let config = &shared.config.compaction;
         let mut report = CompactionReport::default();
@@ -113,7 +123,8 @@ impl Store {
                 .map(|blocks| blocks.clone())
                 .unwrap_or_default();
             for inputs in plan(&blocks, oldest_wal_seq, config) {
-                let Some(outputs) = compact_blocks(shared, version, &inputs).await? else {
+                let Some(outputs) = compact_blocks(shared, version, &inputs, cpu_share).await?
+                else {
                     continue;
                 };
                 report.n_compactions += 1;
@@ -274,8 +285,8 @@ async fn merge_spans(
     shared: &Shared,
     version: FormatVersion,
     inputs: &[Arc<BlockHandle>],
+    cpu_share: f64,
 ) -> Result<Option<EncodedSpans>, StoreError> {
-    let config = &shared.config.compaction;
     let options = &shared.config.block;
     let mut cursors = Vec::with_capacity(inputs.len());
     for handle in inputs {
@@ -330,7 +341,7 @@ async fn merge_spans(
                 .fold(current.max_time, i64::max);
             row_group.clear();
             // Bounded CPU: sleep in proportion to the work just done.
-            let share = config.cpu_share.clamp(0.01, 1.0);
+            let share = cpu_share.clamp(0.01, 1.0);
             if share < 1.0 {
                 tokio::time::sleep(step.elapsed().mul_f64((1.0 - share) / share)).await;
             }
@@ -366,8 +377,8 @@ async fn compact_blocks(
     shared: &Shared,
     version: FormatVersion,
     inputs: &[Arc<BlockHandle>],
+    cpu_share: f64,
 ) -> Result<Option<Vec<Arc<BlockHandle>>>, StoreError> {
-    let config = &shared.config.compaction;
     let options = &shared.config.block;
     let partition_unix_seconds = inputs[0].meta.partition_unix_seconds;
     let compaction_id = uuid::Uuid::new_v4().simple().to_string();
@@ -405,9 +416,9 @@ async fn compact_blocks(
             .iter()
             .all(|input| input.meta.format_version == FormatVersion::V2.number())
     {
-        block::merge_v2(&shared.object_store, inputs, options, config.cpu_share).await?
+        block::merge_v2(&shared.object_store, inputs, options, cpu_share).await?
     } else {
-        merge_spans(shared, version, inputs).await?
+        merge_spans(shared, version, inputs, cpu_share).await?
     };
     // The one output's meta is the compaction's commit point.
     let meta = put_block(

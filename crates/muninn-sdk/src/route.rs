@@ -11,7 +11,7 @@ use muninn_model::{Broker, SpanId, TraceId};
 
 use crate::clock::{self, Stamp};
 use crate::counter::MinuteCounter;
-use crate::propagation::{self, Extractor, Incoming, Injector, SpanContext, TraceState};
+use crate::propagation::{self, Extractor, Headers, Injector, SpanContext, TraceState};
 use crate::record::{Extras, Kind, Record, Text, Value};
 use crate::tracer::Inner;
 
@@ -104,7 +104,8 @@ impl Route {
 
     /// Whether to trace `event_id`: by its hash and the route's rate, or by the upstream
     /// decision when one came and the tracer honours it.
-    fn decide(&self, event_id: &str, upstream: Option<bool>) -> bool {
+    #[inline]
+    fn decide(&self, event_id: &[u8], upstream: Option<bool>) -> bool {
         if self.tracer.options.honour_upstream_sampled
             && let Some(sampled) = upstream
         {
@@ -114,7 +115,7 @@ impl Route {
         match rate {
             0 => false,
             RATE_PPM_MAX.. => true,
-            _ => is_sampled(event_id.as_bytes(), rate),
+            _ => is_sampled(event_id, rate),
         }
     }
 
@@ -126,20 +127,23 @@ impl Route {
     /// Records the production of event `event_id`; with `parent`, the span joins its trace
     /// (for example the trace of the event being consumed).
     pub fn produce_in(&self, event_id: &str, parent: Option<&SpanContext>) -> EventSpan {
-        let sampled = self.decide(event_id, parent.map(|parent| parent.sampled));
+        let sampled = self.decide(event_id.as_bytes(), parent.map(|parent| parent.sampled));
         let start = self.count(&self.inner.produced, sampled);
-        let (trace_id, parent_id, trace_state) = match parent {
+        // A trace this SDK starts has a random id throughout: W3C Level 2's `random` flag.
+        let (trace_id, parent_id, random, trace_state) = match parent {
             Some(parent) => (
                 parent.trace_id,
                 Some(parent.span_id),
+                parent.random,
                 parent.trace_state.clone(),
             ),
-            None => (random_trace_id(), None, TraceState::default()),
+            None => (random_trace_id(), None, true, TraceState::default()),
         };
         let context = SpanContext {
             trace_id,
             span_id: random_span_id(),
             sampled,
+            random,
             trace_state,
         };
         self.start(Kind::Producer, event_id, start, context, parent_id, None)
@@ -173,58 +177,78 @@ impl Route {
     /// and schema come from the headers, and the span continues the trace they carry (or
     /// starts a new one when they carry none or an invalid one).
     pub fn consume(&self, carrier: &impl Extractor) -> EventSpan {
-        self.consume_extracted(propagation::extract_borrowed(carrier), false)
+        Headers::read(carrier, |headers| self.consume_headers(headers, false))
     }
 
     /// Like [`Route::consume`], but the span starts a new trace with a link to the producer's
     /// span (batch consumers, stateful joins). Muninn still joins both traces by event id.
     pub fn consume_linked(&self, carrier: &impl Extractor) -> EventSpan {
-        self.consume_extracted(propagation::extract_borrowed(carrier), true)
+        Headers::read(carrier, |headers| self.consume_headers(headers, true))
     }
 
-    pub(crate) fn consume_extracted(&self, incoming: Incoming<'_>, new_trace: bool) -> EventSpan {
-        let Incoming {
-            context: upstream,
-            upstream_sampled,
-            event,
-            ..
-        } = incoming;
-        let event_id = event.event_id.unwrap_or_default();
-        // Without an event id the decision follows the trace, so a trace stays whole.
-        let sampled = if event_id.is_empty() {
-            match &upstream {
-                Some(context) => self.decide(&context.trace_id.to_hex(), upstream_sampled),
-                None => self.decide(&random_span_id().to_hex(), upstream_sampled),
-            }
-        } else {
-            self.decide(event_id, upstream_sampled)
-        };
-        let start = self.count(&self.inner.consumed, sampled);
+    /// Reads what the decision needs (the trace context and the event id), counts the event,
+    /// and reads the event type and schema only for a span that will be recorded.
+    pub(crate) fn consume_headers<C: Extractor + ?Sized>(
+        &self,
+        headers: &Headers<'_, C>,
+        new_trace: bool,
+    ) -> EventSpan {
+        // Reasons for ignoring a header are for `propagation::extract`'s callers; here they
+        // are dropped. The event id is read first, so that the context need not be kept
+        // aside across the call.
+        let mut invalid = None;
+        let event_id = headers.event_id(&mut invalid).unwrap_or_default();
+        let upstream = headers.trace_context(&mut invalid);
         let mut link = None;
-        let (trace_id, parent_id, trace_state) = match upstream {
-            Some(context) if !new_trace => {
-                (context.trace_id, Some(context.span_id), context.trace_state)
-            }
+        let (trace_id, parent_id, random, trace_state, upstream_trace) = match upstream.context {
+            Some(context) if !new_trace => (
+                context.trace_id,
+                Some(context.span_id),
+                context.random,
+                context.trace_state,
+                Some(context.trace_id),
+            ),
             Some(context) => {
                 link = Some((context.trace_id, context.span_id));
-                (random_trace_id(), None, TraceState::default())
+                let trace_id = random_trace_id();
+                (
+                    trace_id,
+                    None,
+                    true,
+                    TraceState::default(),
+                    Some(context.trace_id),
+                )
             }
-            None => (random_trace_id(), None, TraceState::default()),
+            None => (random_trace_id(), None, true, TraceState::default(), None),
         };
+        // Without an event id the decision follows the trace (the upstream one when it came,
+        // else the new one), so that a trace stays whole.
+        let sampled = if event_id.is_empty() {
+            let trace = propagation::trace_id_hex(&upstream_trace.unwrap_or(trace_id));
+            self.decide(&trace, upstream.upstream_sampled)
+        } else {
+            self.decide(event_id.as_bytes(), upstream.upstream_sampled)
+        };
+        let start = self.count(&self.inner.consumed, sampled);
         let context = SpanContext {
             trace_id,
             span_id: random_span_id(),
             sampled,
+            random,
             trace_state,
         };
-        let event_type = event
-            .event_type
+        if !sampled {
+            return self.unrecorded::<false>(context);
+        }
+        let event_type = headers
+            .event_type(&mut invalid)
             .filter(|event_type| *event_type != self.inner.event_type);
+        let schema = headers.schema(&mut invalid);
         self.start_owned(
             Kind::Consumer,
             event_id,
             event_type,
-            event.schema,
+            schema,
             start,
             context,
             parent_id,
@@ -270,6 +294,7 @@ impl Route {
         let SpanContext {
             trace_id,
             span_id,
+            random,
             trace_state,
             ..
         } = context;
@@ -278,6 +303,7 @@ impl Route {
                 trace_id,
                 span_id,
                 sampled: SAMPLED,
+                random,
                 trace_state,
             },
             formats: self.tracer.inject_mask,

@@ -11,7 +11,7 @@ use muninn_model::Broker;
 use muninn_model::sampling::{ServiceSamplingConfig, rate_to_ppm};
 
 use crate::options::{ConfigError, Options};
-use crate::propagation::{self, Extractor, Format};
+use crate::propagation::{Extractor, Format, Headers};
 use crate::queue::SpanQueue;
 use crate::record::{Record, Value};
 use crate::route::{EventSpan, Route, RouteInner, UNKNOWN_EVENT_TYPE};
@@ -292,10 +292,11 @@ impl Tracer {
     /// Records the consumption of a message from `stream`: the event type, id and schema come
     /// from its headers.
     pub fn consume(&self, stream: &str, broker: Broker, carrier: &impl Extractor) -> EventSpan {
-        let incoming = propagation::extract_borrowed(carrier);
-        let event_type = incoming.event.event_type.unwrap_or_default();
-        self.route(event_type, stream, broker)
-            .consume_extracted(incoming, false)
+        Headers::read(carrier, |headers| {
+            let event_type = headers.event_type(&mut None).unwrap_or_default();
+            self.route(event_type, stream, broker)
+                .consume_headers(headers, false)
+        })
     }
 
     /// Like [`Tracer::consume`], but the span starts a new trace linked to the producer's.
@@ -305,10 +306,11 @@ impl Tracer {
         broker: Broker,
         carrier: &impl Extractor,
     ) -> EventSpan {
-        let incoming = propagation::extract_borrowed(carrier);
-        let event_type = incoming.event.event_type.unwrap_or_default();
-        self.route(event_type, stream, broker)
-            .consume_extracted(incoming, true)
+        Headers::read(carrier, |headers| {
+            let event_type = headers.event_type(&mut None).unwrap_or_default();
+            self.route(event_type, stream, broker)
+                .consume_headers(headers, true)
+        })
     }
 
     pub fn stats(&self) -> Stats {

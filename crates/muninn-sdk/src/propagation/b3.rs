@@ -14,6 +14,16 @@ pub(super) const PARENT_SPAN_ID_HEADER: &str = "x-b3-parentspanid";
 pub(super) const SAMPLED_HEADER: &str = "x-b3-sampled";
 pub(super) const FLAGS_HEADER: &str = "x-b3-flags";
 
+/// Every header B3 is read from.
+pub(super) const NAMES: [Name; 6] = [
+    Name::B3,
+    Name::B3_TRACE_ID,
+    Name::B3_SPAN_ID,
+    Name::B3_PARENT_SPAN_ID,
+    Name::B3_SAMPLED,
+    Name::B3_FLAGS,
+];
+
 /// What a valid B3 header set carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum B3 {
@@ -28,33 +38,33 @@ pub(super) enum B3 {
 }
 
 /// A 16- or 32-character trace id; 64-bit ids are left-padded with zeros to 128 bits.
+#[inline]
 fn parse_trace_id(
     text: &[u8],
     reason: &'static str,
     zero: &'static str,
 ) -> Result<TraceId, &'static str> {
-    let mut id = [0u8; 16];
-    match text.len() {
-        16 => id[8..].copy_from_slice(&hex::decode::<8>(text).ok_or(reason)?),
-        32 => id = hex::decode::<16>(text).ok_or(reason)?,
+    let id = match text.len() {
+        16 => u128::from(hex::decode_u64(text).ok_or(reason)?) << 64,
+        32 => hex::decode_u128(text).ok_or(reason)?,
         _ => return Err(reason),
-    }
-    if hex::all_zero(&id) {
+    };
+    if id == 0 {
         return Err(zero);
     }
-    Ok(TraceId(id))
+    Ok(TraceId(id.to_le_bytes()))
 }
 
+#[inline]
 fn parse_span_id(
     text: &[u8],
     reason: &'static str,
     zero: &'static str,
 ) -> Result<SpanId, &'static str> {
-    let id = hex::decode::<8>(text).ok_or(reason)?;
-    if hex::all_zero(&id) {
-        return Err(zero);
+    match hex::decode_u64(text).ok_or(reason)? {
+        0 => Err(zero),
+        id => Ok(SpanId(id.to_le_bytes())),
     }
-    Ok(SpanId(id))
 }
 
 /// `1` accept, `0` deny, `d` debug (an emphasised accept).
@@ -68,6 +78,7 @@ fn sampling_state(text: &[u8]) -> Option<bool> {
 
 /// Parses a `b3` value: `{TraceId}-{SpanId}[-{SamplingState}[-{ParentSpanId}]]` or a lone
 /// `{SamplingState}`.
+#[inline]
 pub(super) fn parse_single(value: &str) -> Result<B3, &'static str> {
     let mut fields = trim_ows(value).as_bytes().split(|byte| *byte == b'-');
     let first = fields.next().unwrap_or_default();
@@ -109,6 +120,7 @@ pub(super) fn parse_single(value: &str) -> Result<B3, &'static str> {
 
 /// Reads the `X-B3-*` headers; `Ok(None)` when none is present. As the spec says, the first
 /// value of a repeated header wins.
+#[inline]
 pub(super) fn parse_multi<'a>(headers: &impl Lookup<'a>) -> Result<Option<B3>, &'static str> {
     let trace = headers.first(Name::B3_TRACE_ID).map(trim_ows);
     let span = headers.first(Name::B3_SPAN_ID).map(trim_ows);
@@ -167,7 +179,12 @@ pub(super) fn format_single(trace_id: &TraceId, span_id: &SpanId, sampled: bool)
 #[cfg(test)]
 mod tests {
     use super::super::carrier::headers;
+    use super::super::index::Headers;
     use super::*;
+
+    fn multi(carrier: &[(String, String)]) -> Result<Option<B3>, &'static str> {
+        Headers::read(carrier, parse_multi)
+    }
 
     const TRACE: &str = "80f198ee56343ba864fe8b2a57d3eff7";
     const SPAN: &str = "e457b5a2e4d86bd1";
@@ -261,13 +278,10 @@ mod tests {
             ("X-B3-ParentSpanId", PARENT),
             ("X-B3-Sampled", "1"),
         ]);
-        assert_eq!(
-            parse_multi(&&carrier),
-            Ok(Some(context(TRACE, SPAN, Some(true))))
-        );
+        assert_eq!(multi(&carrier), Ok(Some(context(TRACE, SPAN, Some(true)))));
 
         let carrier = headers(&[("x-b3-traceid", TRACE), ("x-b3-spanid", SPAN)]);
-        assert_eq!(parse_multi(&&carrier), Ok(Some(context(TRACE, SPAN, None))));
+        assert_eq!(multi(&carrier), Ok(Some(context(TRACE, SPAN, None))));
 
         let carrier = headers(&[
             ("x-b3-traceid", "a3ce929d0e0e4736"),
@@ -275,7 +289,7 @@ mod tests {
             ("x-b3-flags", "1"),
         ]);
         assert_eq!(
-            parse_multi(&&carrier),
+            multi(&carrier),
             Ok(Some(context(
                 "0000000000000000a3ce929d0e0e4736",
                 SPAN,
@@ -289,10 +303,7 @@ mod tests {
             ("x-b3-sampled", "0"),
             ("x-b3-flags", "1"),
         ]);
-        assert_eq!(
-            parse_multi(&&carrier),
-            Ok(Some(context(TRACE, SPAN, Some(true))))
-        );
+        assert_eq!(multi(&carrier), Ok(Some(context(TRACE, SPAN, Some(true)))));
     }
 
     #[test]
@@ -309,7 +320,7 @@ mod tests {
                 ("x-b3-sampled", text),
             ]);
             assert_eq!(
-                parse_multi(&&carrier),
+                multi(&carrier),
                 Ok(Some(context(TRACE, SPAN, Some(expected)))),
                 "{text}"
             );
@@ -319,19 +330,19 @@ mod tests {
             ("x-b3-spanid", SPAN),
             ("x-b3-sampled", "yes"),
         ]);
-        assert_eq!(parse_multi(&&carrier), Err("x-b3-sampled: not 1 or 0"));
+        assert_eq!(multi(&carrier), Err("x-b3-sampled: not 1 or 0"));
     }
 
     #[test]
     fn multi_headers_sampling_only_and_absence() {
-        assert_eq!(parse_multi(&&headers(&[])), Ok(None));
-        assert_eq!(parse_multi(&&headers(&[("x-b3-flags", "0")])), Ok(None));
+        assert_eq!(multi(&headers(&[])), Ok(None));
+        assert_eq!(multi(&headers(&[("x-b3-flags", "0")])), Ok(None));
         assert_eq!(
-            parse_multi(&&headers(&[("X-B3-Sampled", "0")])),
+            multi(&headers(&[("X-B3-Sampled", "0")])),
             Ok(Some(B3::SamplingOnly(false)))
         );
         assert_eq!(
-            parse_multi(&&headers(&[("X-B3-Flags", "1")])),
+            multi(&headers(&[("X-B3-Flags", "1")])),
             Ok(Some(B3::SamplingOnly(true)))
         );
     }
@@ -355,7 +366,7 @@ mod tests {
                 ("x-b3-parentspanid", "xyz"),
             ]),
         ] {
-            assert!(parse_multi(&&carrier).is_err(), "{carrier:?}");
+            assert!(multi(&carrier).is_err(), "{carrier:?}");
         }
     }
 
@@ -366,7 +377,7 @@ mod tests {
             ("x-b3-spanid", SPAN),
             ("X-B3-SpanId", PARENT),
         ]);
-        assert_eq!(parse_multi(&&carrier), Ok(Some(context(TRACE, SPAN, None))));
+        assert_eq!(multi(&carrier), Ok(Some(context(TRACE, SPAN, None))));
     }
 
     #[test]

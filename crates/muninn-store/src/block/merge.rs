@@ -214,7 +214,7 @@ fn end_times(batch: &RecordBatch) -> Result<Vec<i64>, StoreError> {
 
 /// Sleeps in proportion to the work done since `step`, so that the merge uses at most
 /// `cpu_share` of a core.
-async fn throttle(step: &mut Instant, cpu_share: f64) {
+pub(crate) async fn throttle(step: &mut Instant, cpu_share: f64) {
     let share = cpu_share.clamp(0.01, 1.0);
     if share < 1.0 {
         let worked: Duration = step.elapsed();

@@ -33,7 +33,7 @@ use tokio::sync::OnceCell;
 
 pub(crate) use format::{FormatVersion, SpanSelection};
 use format::{SpansFile, open_spans_file};
-pub(crate) use merge::merge_v2;
+pub(crate) use merge::{merge_v2, throttle};
 pub(crate) use v2::SpansWriter;
 
 use crate::error::StoreError;

@@ -341,11 +341,7 @@ async fn merge_spans(
                 .fold(current.max_time, i64::max);
             row_group.clear();
             // Bounded CPU: sleep in proportion to the work just done.
-            let share = cpu_share.clamp(0.01, 1.0);
-            if share < 1.0 {
-                tokio::time::sleep(step.elapsed().mul_f64((1.0 - share) / share)).await;
-            }
-            step = Instant::now();
+            block::throttle(&mut step, cpu_share).await;
         }
         let Some(Reverse((_, index))) = next else {
             break;

@@ -54,6 +54,14 @@ async fn appends_wait_for_a_flush_when_memory_is_full() {
     assert_eq!(store.stats().head_spans, 3);
 }
 
+/// The memory one test trace's spans hold, as the store counts it.
+fn trace_bytes(start: i64) -> u64 {
+    event_trace(0, start)
+        .iter()
+        .map(|span| span.memory_bytes() as u64)
+        .sum()
+}
+
 /// The bound is in bytes too: with room for many spans by number, appends wait once the spans
 /// not yet in blocks hold `memory_limit_bytes`, the refusal says so, and a flush lets them
 /// through again.
@@ -61,10 +69,7 @@ async fn appends_wait_for_a_flush_when_memory_is_full() {
 async fn appends_wait_when_the_unflushed_spans_hold_the_memory_limit() {
     let dir = tempfile::tempdir().unwrap();
     let start = at("2026-11-20T10:00:00Z");
-    let trace_bytes: u64 = event_trace(0, start)
-        .iter()
-        .map(|span| span.memory_bytes() as u64)
-        .sum();
+    let trace_bytes = trace_bytes(start);
     // Room for 4 traces, and the number bound far away.
     let config = StoreConfig {
         flush_max_spans: 1_000_000,
@@ -108,10 +113,7 @@ async fn appends_wait_when_the_unflushed_spans_hold_the_memory_limit() {
 async fn the_head_is_flushed_at_a_quarter_of_the_memory_limit() {
     let dir = tempfile::tempdir().unwrap();
     let start = at("2026-11-20T10:00:00Z");
-    let trace_bytes: u64 = event_trace(0, start)
-        .iter()
-        .map(|span| span.memory_bytes() as u64)
-        .sum();
+    let trace_bytes = trace_bytes(start);
     let config = StoreConfig {
         flush_max_spans: 1_000_000,
         memory_limit_bytes: 8 * trace_bytes,

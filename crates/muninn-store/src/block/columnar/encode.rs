@@ -10,6 +10,7 @@ use arrow::array::{
 use arrow::datatypes::{Field, Int32Type, SchemaRef};
 use arrow::error::ArrowError;
 use muninn_model::{Broker, Span};
+use parquet::schema::types::ColumnPath;
 
 use super::EventIdLayout;
 use super::file::canonical_uuid;
@@ -23,6 +24,21 @@ pub(in crate::block) fn link_trace_id_item() -> Arc<Field> {
         arrow::datatypes::DataType::FixedSizeBinary(16),
         false,
     ))
+}
+
+/// The Parquet leaf of `link_trace_ids`, for the writers' settings.
+pub(in crate::block) fn link_trace_ids_leaf_path() -> ColumnPath {
+    ColumnPath::new(vec![
+        super::COLUMN_LINK_TRACE_IDS.to_string(),
+        "list".to_string(),
+        "item".to_string(),
+    ])
+}
+
+/// A dictionary-encoded text column's type.
+pub(in crate::block) fn dictionary_utf8() -> arrow::datatypes::DataType {
+    use arrow::datatypes::DataType;
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
 
 /// Event ids as a layout stores them: one text column (v1), or 16-byte UUIDs and the text of

@@ -312,19 +312,7 @@ impl SpansFile {
 
     /// Every span of one row group, in file order.
     pub(crate) async fn row_group_spans(&self, row_group: usize) -> Result<Vec<Span>, StoreError> {
-        let batches = self
-            .file
-            .read(Read {
-                row_groups: Some(vec![row_group]),
-                predicate: None,
-                projection: None,
-            })
-            .await?;
-        let mut spans = Vec::new();
-        for batch in &batches {
-            spans.extend(decode::spans(batch)?);
-        }
-        Ok(spans)
+        decode::spans(&self.row_group_batch(row_group).await?)
     }
 
     /// The trace id and start of every span that matches `query`, reading only those two

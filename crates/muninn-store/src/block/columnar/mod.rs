@@ -13,7 +13,9 @@ pub(super) mod json;
 mod predicate;
 mod read;
 
-pub(super) use encode::{encode_batch, link_trace_id_item};
+pub(super) use encode::{
+    dictionary_utf8, encode_batch, link_trace_id_item, link_trace_ids_leaf_path,
+};
 pub(super) use file::{EventIdLayout, SpansFile, canonical_uuid};
 
 pub(super) const COLUMN_TRACE_ID: &str = "trace_id";

@@ -9,8 +9,9 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use super::schema::{COLUMN_EVENT_ID, COLUMN_TRACE_ID, SCHEMA, link_trace_ids_leaf_path};
+use super::schema::{COLUMN_EVENT_ID, COLUMN_TRACE_ID, SCHEMA};
 use crate::block::BlockWriteOptions;
+use crate::block::columnar::link_trace_ids_leaf_path;
 use crate::block::columnar::{self, EventIdLayout};
 use crate::error::StoreError;
 

@@ -10,12 +10,12 @@ use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use super::schema::{SCHEMA, link_trace_ids_leaf_path};
+use super::schema::SCHEMA;
 use crate::block::BlockWriteOptions;
 use crate::block::columnar::{
     self, COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_EVENT_ID_TEXT, COLUMN_LINK_TRACE_IDS,
     COLUMN_PARENT_SPAN_ID, COLUMN_SPAN_ID, COLUMN_START_TIME, COLUMN_TRACE_ID, EventIdLayout,
-    canonical_uuid,
+    canonical_uuid, link_trace_ids_leaf_path,
 };
 use crate::error::StoreError;
 

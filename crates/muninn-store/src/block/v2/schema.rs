@@ -6,26 +6,12 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use parquet::schema::types::ColumnPath;
 
 use crate::block::columnar::{
     COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_EVENT_ID_TEXT, COLUMN_KIND, COLUMN_LINK_TRACE_IDS,
     COLUMN_LINKS, COLUMN_NAME, COLUMN_PARENT_SPAN_ID, COLUMN_SERVICE, COLUMN_SPAN_ID,
-    COLUMN_START_TIME, COLUMN_TRACE_ID, link_trace_id_item,
+    COLUMN_START_TIME, COLUMN_TRACE_ID, dictionary_utf8, link_trace_id_item,
 };
-
-fn dictionary_utf8() -> DataType {
-    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
-}
-
-/// The Parquet leaf of `link_trace_ids`, for the writer's settings.
-pub(super) fn link_trace_ids_leaf_path() -> ColumnPath {
-    ColumnPath::new(vec![
-        COLUMN_LINK_TRACE_IDS.to_string(),
-        "list".to_string(),
-        "item".to_string(),
-    ])
-}
 
 /// The schema of `spans.parquet`, version 2.
 pub(super) static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {

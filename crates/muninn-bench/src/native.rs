@@ -202,17 +202,18 @@ pub(crate) fn build_batch(
     };
     writer.out.push(b'[');
     let mut events = Vec::with_capacity(n_spans / 2);
-    let mut event_ids: Vec<([u8; UUID_TEXT], EventShape)> = Vec::with_capacity(n_spans / 2);
+    let mut event_ids: Vec<([u8; UUID_TEXT], [u8; 16], EventShape)> =
+        Vec::with_capacity(n_spans / 2);
     let mut room = n_spans;
     while room > 0 {
         let event = Event::draw(workload, rng, room, now_nanos);
         let written = write_event(&mut writer, &event, first_offset + events.len() as i64);
         room -= event.shape.n_spans();
-        event_ids.push((event.ids.event_id, event.shape));
+        event_ids.push((event.ids.event_id, event.ids.traces[0], event.shape));
         events.push(written);
     }
     writer.out.push(b']');
-    let (event_id, shape) = event_ids[rng.random_range(0..event_ids.len())];
+    let (event_id, trace_id, shape) = event_ids[rng.random_range(0..event_ids.len())];
     Built {
         template: Template {
             body: bytes::Bytes::from(writer.out),
@@ -221,7 +222,7 @@ pub(crate) fn build_batch(
             events,
             slots: writer.slots,
         },
-        sample: Sample::of(&event_id, shape),
+        sample: Sample::of(&event_id, &trace_id, shape),
     }
 }
 
@@ -257,11 +258,12 @@ pub(crate) fn patch(template: &Template, rng: &mut SmallRng, now_nanos: i64) -> 
         }
         slot_start = slots_end;
         if event_idx == sampled_event_idx {
-            sample = Some(Sample::of(&ids.event_id, event.shape));
+            sample = Some(Sample::of(&ids.event_id, &ids.traces[0], event.shape));
         }
     }
     let sample = sample.unwrap_or_else(|| Sample {
         event_id: String::new(),
+        trace_id: String::new(),
         n_spans: 0,
         n_traces: 0,
     });

@@ -242,7 +242,11 @@ pub(crate) fn build_batch(
         stamp(&mut request, event, ids);
     }
     let sampled = rng.random_range(0..events.len());
-    let sample = Sample::of(&all_ids[sampled].event_id, events[sampled].shape);
+    let sample = Sample::of(
+        &all_ids[sampled].event_id,
+        &all_ids[sampled].traces[0],
+        events[sampled].shape,
+    );
     Built {
         template: Template {
             body: bytes::Bytes::from(request.encode_to_vec()),
@@ -265,6 +269,7 @@ pub(crate) fn patch(
     let sampled = rng.random_range(0..template.events.len());
     let mut sample = Sample {
         event_id: String::new(),
+        trace_id: String::new(),
         n_spans: 0,
         n_traces: 0,
     };
@@ -272,7 +277,7 @@ pub(crate) fn patch(
         let ids = EventIds::draw(template.workload, rng, now_nanos, event.shape);
         stamp(&mut template.request, event, &ids);
         if event_idx == sampled {
-            sample = Sample::of(&ids.event_id, event.shape);
+            sample = Sample::of(&ids.event_id, &ids.traces[0], event.shape);
         }
     }
     (template.request.encode_to_vec(), sample)

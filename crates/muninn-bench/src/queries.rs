@@ -25,6 +25,8 @@ pub(crate) enum QueryKind {
     Throughput,
     Catalog,
     Journey,
+    /// A journey's producer trace, as a tree (`GET /api/v1/traces/{id}`).
+    Trace,
     /// The last 15 minutes against the same minutes a day earlier (the defaults).
     Compare,
     /// A span workload type's schemas, with the producer that sent each first.
@@ -34,12 +36,13 @@ pub(crate) enum QueryKind {
 }
 
 impl QueryKind {
-    pub(crate) const ALL: [QueryKind; 8] = [
+    pub(crate) const ALL: [QueryKind; 9] = [
         QueryKind::Lineage,
         QueryKind::Producers,
         QueryKind::Throughput,
         QueryKind::Catalog,
         QueryKind::Journey,
+        QueryKind::Trace,
         QueryKind::Compare,
         QueryKind::Schemas,
         QueryKind::Impact,
@@ -53,6 +56,7 @@ impl QueryKind {
             QueryKind::Throughput => "GET /api/v1/throughput?from=-1h&step=60s&event_type={t}",
             QueryKind::Catalog => "GET /api/v1/event-types",
             QueryKind::Journey => "GET /api/v1/events/{id}",
+            QueryKind::Trace => "GET /api/v1/traces/{id}",
             QueryKind::Compare => "GET /api/v1/compare",
             QueryKind::Schemas => "GET /api/v1/event-types/{t}/schemas",
             QueryKind::Impact => "GET /api/v1/event-types/{t}/impact?schema=v2",
@@ -63,6 +67,8 @@ impl QueryKind {
     pub(crate) fn p99_target(self) -> Duration {
         match self {
             QueryKind::Journey | QueryKind::Compare => Duration::from_millis(50),
+            // Issue 18: trace by id at 100M spans.
+            QueryKind::Trace => Duration::from_millis(20),
             _ => Duration::from_millis(10),
         }
     }
@@ -160,6 +166,29 @@ fn check_triage_answer(kind: QueryKind, body: &[u8]) -> Option<String> {
     problem.err()
 }
 
+#[derive(Deserialize)]
+struct TraceAnswer {
+    trace_id: String,
+    n_spans: usize,
+    unreadable_blocks: Vec<String>,
+}
+
+/// What is wrong with a trace answer, if anything: it must be the trace asked for, with the
+/// sampled event's producer span at least.
+fn check_trace_answer(body: &[u8], trace_id: &str) -> Option<String> {
+    match serde_json::from_slice::<TraceAnswer>(body) {
+        Err(error) => Some(format!("unreadable trace: {error}")),
+        Ok(trace) if trace.trace_id != trace_id => {
+            Some(format!("answered trace {} for {trace_id}", trace.trace_id))
+        }
+        Ok(trace) if trace.n_spans == 0 => Some("a trace without spans".into()),
+        Ok(trace) if !trace.unreadable_blocks.is_empty() => {
+            Some(format!("unreadable blocks {:?}", trace.unreadable_blocks))
+        }
+        Ok(_) => None,
+    }
+}
+
 /// At most this many problems are kept per kind, for printing.
 const MAX_PROBLEMS: usize = 5;
 
@@ -206,6 +235,10 @@ pub(crate) async fn run(
                 QueryKind::Journey => match sample {
                     Some(sample) => format!("/api/v1/events/{}", sample.event_id),
                     None => anyhow::bail!("no event was sampled for the journey queries"),
+                },
+                QueryKind::Trace => match sample {
+                    Some(sample) => format!("/api/v1/traces/{}", sample.trace_id),
+                    None => anyhow::bail!("no event was sampled for the trace queries"),
                 },
                 QueryKind::Compare => "/api/v1/compare".to_string(),
                 QueryKind::Schemas => format!("/api/v1/event-types/{event_type}/schemas"),
@@ -261,6 +294,10 @@ pub(crate) async fn run(
                                 }
                                 Err(error) => Some(format!("{path}: unreadable journey: {error}")),
                             }
+                        }
+                        (QueryKind::Trace, Some(sample)) => {
+                            check_trace_answer(&answer.body, &sample.trace_id)
+                                .map(|problem| format!("{path}: {problem}"))
                         }
                         (triage_kind, _) => check_triage_answer(triage_kind, &answer.body)
                             .map(|problem| format!("{path}: {problem}")),

@@ -172,6 +172,8 @@ pub(crate) const MESSAGE_ID_HEX: usize = 24;
 #[derive(Debug, Clone)]
 pub(crate) struct Sample {
     pub event_id: String,
+    /// The producer's trace, lowercase hex: what the trace-by-id queries ask for.
+    pub trace_id: String,
     /// Hops: every span of the event carries its id.
     pub n_spans: usize,
     /// The producer's trace and one per consumer that started a new trace.
@@ -179,9 +181,10 @@ pub(crate) struct Sample {
 }
 
 impl Sample {
-    pub(crate) fn of(event_id: &[u8], shape: EventShape) -> Sample {
+    pub(crate) fn of(event_id: &[u8], trace_id: &[u8; 16], shape: EventShape) -> Sample {
         Sample {
             event_id: String::from_utf8_lossy(event_id).into_owned(),
+            trace_id: String::from_utf8_lossy(&hex::<32>(trace_id)).into_owned(),
             n_spans: shape.n_spans(),
             n_traces: shape.n_traces(),
         }

@@ -18,6 +18,13 @@ mod tail_sampling_config;
 
 use std::process::ExitCode;
 
+/// jemalloc, not glibc's allocator: under ingest glibc kept freed memory in its per-thread
+/// arenas (9.5 GiB resident at 100M spans against a 1 GiB memory bound); jemalloc hands it
+/// back to the system within seconds.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 

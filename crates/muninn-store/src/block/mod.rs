@@ -18,6 +18,7 @@
 
 mod columnar;
 mod format;
+mod hll;
 mod merge;
 mod reader;
 mod v1;

@@ -6,7 +6,7 @@
 //! `fs::LocalDir`) before the WAL segments holding the same records are deleted. A flush that
 //! fails leaves its frozen head in memory and its records in the WAL; the next flush retries it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::Path as FsPath;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -166,7 +166,7 @@ pub(crate) fn delete_segments_up_to(
 
 /// The distinct (service, name, kind) of `spans`, sorted as a block's operations are.
 fn distinct_operations(spans: &[&Span]) -> Vec<Operation> {
-    let distinct: HashSet<(&str, &str, SpanKind)> = spans
+    let distinct: ahash::AHashSet<(&str, &str, SpanKind)> = spans
         .iter()
         .map(|span| (span.service.as_str(), span.name.as_str(), span.kind))
         .collect();

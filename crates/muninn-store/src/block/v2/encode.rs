@@ -17,6 +17,7 @@ use crate::block::columnar::{
     COLUMN_PARENT_SPAN_ID, COLUMN_SPAN_ID, COLUMN_START_TIME, COLUMN_TRACE_ID, EventIdLayout,
     canonical_uuid, link_trace_ids_leaf_path,
 };
+use crate::block::hll::DistinctEstimate;
 use crate::error::StoreError;
 
 /// Distinct ids of a file's spans, for sizing its bloom filters.
@@ -41,17 +42,11 @@ impl DistinctIds {
             .filter(|&row| trace_ids.value(row) != trace_ids.value(row - 1))
             .count()
             + 1;
-        let uuid_events = fixed(COLUMN_EVENT_ID)?
-            .iter()
-            .flatten()
-            .collect::<ahash::AHashSet<_>>()
-            .len();
+        let uuid_events = distinct(fixed(COLUMN_EVENT_ID)?.iter().flatten());
         let text_events = batch
             .column_by_name(COLUMN_EVENT_ID_TEXT)
             .and_then(|column| column.as_any().downcast_ref::<StringArray>())
-            .map_or(0, |texts| {
-                texts.iter().flatten().collect::<ahash::AHashSet<_>>().len()
-            });
+            .map_or(0, |texts| distinct(texts.iter().flatten()));
         let linked_traces = batch
             .column_by_name(COLUMN_LINK_TRACE_IDS)
             .and_then(|column| column.as_any().downcast_ref::<ListArray>())
@@ -60,13 +55,7 @@ impl DistinctIds {
                     .values()
                     .as_any()
                     .downcast_ref::<FixedSizeBinaryArray>()
-                    .map(|values| {
-                        values
-                            .iter()
-                            .flatten()
-                            .collect::<ahash::AHashSet<_>>()
-                            .len()
-                    })
+                    .map(|values| distinct(values.iter().flatten()))
             })
             .unwrap_or(0);
         Ok(DistinctIds {
@@ -84,33 +73,38 @@ impl DistinctIds {
             .filter(|pair| pair[0].trace_id != pair[1].trace_id)
             .count()
             + 1;
-        let mut uuid_events = ahash::AHashSet::new();
-        let mut text_events = ahash::AHashSet::new();
+        let mut uuid_events = DistinctEstimate::default();
+        let mut text_events = DistinctEstimate::default();
         for event_id in spans
             .iter()
             .filter_map(|span| span.event.event_id.as_deref())
         {
             match canonical_uuid(event_id) {
-                Some(bytes) => {
-                    uuid_events.insert(bytes);
-                }
-                None => {
-                    text_events.insert(event_id);
-                }
+                Some(bytes) => uuid_events.insert(&bytes[..]),
+                None => text_events.insert(event_id.as_bytes()),
             }
         }
-        let linked_traces = spans
-            .iter()
-            .flat_map(|span| span.links.iter().map(|link| link.trace_id))
-            .collect::<ahash::AHashSet<_>>()
-            .len();
+        let linked_traces = distinct(
+            spans
+                .iter()
+                .flat_map(|span| span.links.iter().map(|link| &link.trace_id.0)),
+        );
         DistinctIds {
             traces,
-            uuid_events: uuid_events.len(),
-            text_events: text_events.len(),
+            uuid_events: uuid_events.count(),
+            text_events: text_events.count(),
             linked_traces,
         }
     }
+}
+
+/// The estimated number of distinct values of `values`.
+fn distinct<T: AsRef<[u8]>>(values: impl Iterator<Item = T>) -> usize {
+    let mut estimate = DistinctEstimate::default();
+    for value in values {
+        estimate.insert(value.as_ref());
+    }
+    estimate.count()
 }
 
 impl DistinctIds {

@@ -180,3 +180,55 @@ async fn look_ups_find_spans_in_every_row_group_of_a_block() {
     assert_eq!(store.stats().block_spans, 60);
     assert_all_found(&store, &appended, 1..=20).await;
 }
+
+/// A block of 56,000 spans, one trace of 20,003 of them: traces at the first and last rows, on
+/// both sides of that big trace and in the middle come back whole, alone and several at once,
+/// and a trace past the last one finds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_look_ups_in_a_large_block_miss_no_span() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let start = at("2026-11-20T10:15:00Z");
+    let mut appended: Vec<Span> = (1..=12_000)
+        .flat_map(|trace_number| event_trace(trace_number, start + trace_number as i64))
+        .collect();
+    // Trace 5,000 holds 20,000 more spans.
+    let big = event_trace(5_000, start)[2].clone();
+    appended.extend((0..20_000u64).map(|span_number| Span {
+        span_id: muninn_model::SpanId((5_000u64 << 32 | span_number | 1 << 62).to_be_bytes()),
+        start_unix_nanos: start + span_number as i64,
+        ..big.clone()
+    }));
+    for chunk in appended.chunks(10_000) {
+        store.append(chunk.to_vec(), Vec::new()).await.unwrap();
+    }
+    store.flush().await.unwrap();
+    drop(store);
+    let store = open(dir.path()).await;
+    assert_eq!(store.stats().block_spans, appended.len() as u64);
+
+    let expected = |numbers: &[u64]| {
+        as_looked_up(
+            appended
+                .iter()
+                .filter(|span| numbers.iter().any(|&n| span.trace_id == trace_id(n)))
+                .cloned(),
+        )
+    };
+    let probes = [1, 2, 2_730, 2_731, 2_732, 4_999, 5_000, 5_001, 5_460, 9_000, 11_999, 12_000];
+    for number in probes {
+        let found = trace(&store, trace_id(number)).await;
+        assert_eq!(found, expected(&[number]), "trace {number}");
+    }
+    assert_eq!(trace(&store, trace_id(5_000)).await.len(), 20_003);
+    assert_eq!(trace(&store, trace_id(12_001)).await, Vec::new());
+
+    let several: std::collections::HashSet<_> = probes.iter().map(|&n| trace_id(n)).collect();
+    let lookup = store.spans_by_trace_ids(&several).await;
+    assert!(lookup.unreadable_blocks.is_empty());
+    let mut found = lookup.spans;
+    found.sort_by_key(|span| (span.trace_id, span.span_id));
+    let mut wanted = expected(&probes);
+    wanted.sort_by_key(|span| (span.trace_id, span.span_id));
+    assert_eq!(found, wanted);
+}

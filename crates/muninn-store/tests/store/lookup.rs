@@ -215,7 +215,9 @@ async fn trace_look_ups_in_a_large_block_miss_no_span() {
                 .cloned(),
         )
     };
-    let probes = [1, 2, 2_730, 2_731, 2_732, 4_999, 5_000, 5_001, 5_460, 9_000, 11_999, 12_000];
+    let probes = [
+        1, 2, 2_730, 2_731, 2_732, 4_999, 5_000, 5_001, 5_460, 9_000, 11_999, 12_000,
+    ];
     for number in probes {
         let found = trace(&store, trace_id(number)).await;
         assert_eq!(found, expected(&[number]), "trace {number}");

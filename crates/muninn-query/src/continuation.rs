@@ -111,8 +111,19 @@ pub(crate) async fn continuations(
         .take(MAX_EVENT_IDS)
         .map(|event_id| event_id.to_string())
         .collect();
-    if !event_ids.is_empty() {
-        let lookup = store.spans_by_event_ids(&event_ids).await;
+    // The spans sharing an event id and those linking to this trace, read at the same time.
+    let linking_to_here = HashSet::from([trace_id]);
+    let (shared_events, linking) = futures::join!(
+        async {
+            if event_ids.is_empty() {
+                None
+            } else {
+                Some(store.spans_by_event_ids(&event_ids).await)
+            }
+        },
+        store.spans_linking_to(&linking_to_here)
+    );
+    if let Some(lookup) = shared_events {
         unreadable.extend(lookup.unreadable_blocks);
         let mut by_trace: BTreeMap<TraceId, Vec<&Span>> = BTreeMap::new();
         for span in &lookup.spans {
@@ -156,7 +167,6 @@ pub(crate) async fn continuations(
         }
     }
     // Links from other traces to this one: they continued this trace.
-    let linking = store.spans_linking_to(&HashSet::from([trace_id])).await;
     unreadable.extend(linking.unreadable_blocks);
     for span in &linking.spans {
         if span.trace_id == trace_id {
@@ -189,30 +199,28 @@ async fn describe(
     store: &Store,
     connections: BTreeMap<TraceId, Connection>,
 ) -> (Vec<TraceContinuation>, Vec<String>) {
-    let mut results = Vec::new();
-    for (other, connection) in connections.into_iter().take(MAX_CONNECTED_TRACES) {
-        let lookup = store.spans_by_trace_id(other).await;
-        results.push((
-            other,
-            connection,
-            root_service(&lookup.spans),
-            lookup.unreadable_blocks,
-        ));
+    let connections: Vec<(TraceId, Connection)> =
+        connections.into_iter().take(MAX_CONNECTED_TRACES).collect();
+    if connections.is_empty() {
+        return (Vec::new(), Vec::new());
     }
-    let mut unreadable = Vec::new();
-    let continuations = results
+    // Every connected trace in one read per block, not one look-up per trace.
+    let wanted: HashSet<TraceId> = connections.iter().map(|(other, _)| *other).collect();
+    let lookup = store.spans_by_trace_ids(&wanted).await;
+    let mut by_trace: HashMap<TraceId, Vec<Span>> = HashMap::new();
+    for span in lookup.spans {
+        by_trace.entry(span.trace_id).or_default().push(span);
+    }
+    let continuations = connections
         .into_iter()
-        .map(|(other, connection, root_service, blocks)| {
-            unreadable.extend(blocks);
-            TraceContinuation {
-                trace_id: other.to_hex(),
-                root_service,
-                event_ids: connection.event_ids.into_iter().collect(),
-                links: connection.links.into_iter().collect(),
-            }
+        .map(|(other, connection)| TraceContinuation {
+            trace_id: other.to_hex(),
+            root_service: by_trace.get(&other).and_then(|spans| root_service(spans)),
+            event_ids: connection.event_ids.into_iter().collect(),
+            links: connection.links.into_iter().collect(),
         })
         .collect();
-    (continuations, unreadable)
+    (continuations, lookup.unreadable_blocks)
 }
 
 /// The service of the earliest span whose parent is not in the trace.

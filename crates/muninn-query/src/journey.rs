@@ -197,8 +197,11 @@ async fn linked_hops(store: &Store, direct: &[Span]) -> (Vec<(Span, SpanRef)>, V
         }
     }
     let linked_traces: BTreeSet<TraceId> = wanted.keys().map(|(trace_id, _)| *trace_id).collect();
-    for trace_id in linked_traces.into_iter().take(MAX_LINKED_TRACES) {
-        let lookup = store.spans_by_trace_id(trace_id).await;
+    let linked_traces: HashSet<TraceId> =
+        linked_traces.into_iter().take(MAX_LINKED_TRACES).collect();
+    if !linked_traces.is_empty() {
+        // Every linked trace in one read per block.
+        let lookup = store.spans_by_trace_ids(&linked_traces).await;
         unreadable.extend(lookup.unreadable_blocks);
         for span in lookup.spans {
             if span.event.event_id.is_some() {

@@ -198,16 +198,7 @@ impl SpansWriter {
     pub(crate) fn new(sample: &[&Span], options: &BlockWriteOptions) -> Result<Self, StoreError> {
         let per_row_group =
             DistinctIds::of(sample).per_row_group(sample.len(), options.row_group_rows, true);
-        let writer = ArrowWriter::try_new(
-            Vec::with_capacity(options.row_group_rows * 40),
-            SCHEMA.clone(),
-            Some(properties(&per_row_group, options)?),
-        )
-        .map_err(parquet_error)?;
-        Ok(SpansWriter {
-            writer,
-            row_group_rows: options.row_group_rows,
-        })
+        Self::with_blooms_for(&per_row_group, options)
     }
 
     /// A writer whose bloom filters are sized for row groups like `sample` (a merged batch).
@@ -220,10 +211,18 @@ impl SpansWriter {
             options.row_group_rows,
             true,
         );
+        Self::with_blooms_for(&per_row_group, options)
+    }
+
+    /// A writer whose bloom filters are sized for `per_row_group` distinct ids.
+    fn with_blooms_for(
+        per_row_group: &DistinctIds,
+        options: &BlockWriteOptions,
+    ) -> Result<Self, StoreError> {
         let writer = ArrowWriter::try_new(
             Vec::with_capacity(options.row_group_rows * 40),
             SCHEMA.clone(),
-            Some(properties(&per_row_group, options)?),
+            Some(properties(per_row_group, options)?),
         )
         .map_err(parquet_error)?;
         Ok(SpansWriter {

@@ -66,9 +66,9 @@ impl QueryKind {
     /// The p99 target in milliseconds.
     pub(crate) fn p99_target(self) -> Duration {
         match self {
-            QueryKind::Journey | QueryKind::Compare => Duration::from_millis(50),
-            // Issue 18: trace by id at 100M spans.
-            QueryKind::Trace => Duration::from_millis(20),
+            QueryKind::Compare => Duration::from_millis(50),
+            // Issue 18: event journey and trace by id at 100M spans.
+            QueryKind::Journey | QueryKind::Trace => Duration::from_millis(20),
             _ => Duration::from_millis(10),
         }
     }

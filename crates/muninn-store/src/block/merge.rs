@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use arrow::array::{Array, FixedSizeBinaryArray, RecordBatch, TimestampNanosecondArray};
 use arrow::compute::interleave_record_batch;
 use object_store::ObjectStore;
+use object_store::path::Path;
 
 use super::columnar::{COLUMN_SPAN_ID, COLUMN_START_TIME, COLUMN_TRACE_ID};
-use super::{BlockHandle, BlockWriteOptions, EncodedSpans, v2};
+use super::{BlockHandle, BlockWriteOptions, EncodedSpans, SpansBytes, UploadSink, v2};
 use crate::error::StoreError;
 
 /// The merge order: trace id, start, span id (the order blocks are written in).
@@ -61,14 +62,16 @@ struct Input {
     row: usize,
 }
 
-/// Merges the spans of v2 `inputs` into one v2 `spans.parquet`, using at most `cpu_share` of a
-/// core (it sleeps after each row group in proportion to the time it worked). `None` when the
-/// inputs hold no spans.
+/// Merges the spans of v2 `inputs` into one v2 `spans.parquet` at `path`, uploaded as it is
+/// written (memory holds a row group per input, the output row group and an upload part, not
+/// the file), using at most `cpu_share` of a core (it sleeps after each row group in proportion
+/// to the time it worked). `None` when the inputs hold no spans (nothing is written).
 pub(crate) async fn merge_v2(
     store: &Arc<dyn ObjectStore>,
     inputs: &[Arc<BlockHandle>],
     options: &BlockWriteOptions,
     cpu_share: f64,
+    path: &Path,
 ) -> Result<Option<EncodedSpans>, StoreError> {
     // Every batch rows are taken from since the last output row group.
     let mut sources: Vec<RecordBatch> = Vec::new();
@@ -91,14 +94,20 @@ pub(crate) async fn merge_v2(
         .filter_map(|(index, input)| input.keys.get(input.row).map(|key| Reverse((*key, index))))
         .collect();
 
-    let mut writer: Option<v2::SpansWriter> = None;
+    let mut writer: Option<v2::SpansWriter<UploadSink>> = None;
+    // The upload the writer takes when it is made (with the first output row group).
+    let mut sink: Option<UploadSink> = None;
     let (mut n_spans, mut min_time, mut max_time) = (0u64, i64::MAX, i64::MIN);
     let mut indices: Vec<(usize, usize)> = Vec::with_capacity(options.row_group_rows);
     let mut step = Instant::now();
     loop {
         let next = heap.pop();
         if !indices.is_empty() && (indices.len() >= options.row_group_rows || next.is_none()) {
+            if writer.is_none() {
+                sink = Some(UploadSink::start(store, path).await?);
+            }
             emit(
+                &mut sink,
                 &mut writer,
                 &sources,
                 &mut indices,
@@ -127,9 +136,10 @@ pub(crate) async fn merge_v2(
     let Some(writer) = writer else {
         return Ok(None);
     };
-    let bytes = tokio::task::block_in_place(|| writer.finish())?;
+    let sink = tokio::task::block_in_place(|| writer.finish())?;
+    let size = sink.finish().await?;
     Ok(Some(EncodedSpans {
-        bytes,
+        bytes: SpansBytes::Uploaded { size },
         n_spans,
         min_time: Some(min_time),
         max_time: Some(max_time),
@@ -172,9 +182,11 @@ fn compact_sources(sources: &mut Vec<RecordBatch>, cursors: &mut [Input]) {
     *sources = kept;
 }
 
-/// Gathers the pending rows into one batch and writes it as a row group.
+/// Gathers the pending rows into one batch and writes it as a row group (the first into a
+/// writer made on `sink`).
 fn emit(
-    writer: &mut Option<v2::SpansWriter>,
+    sink: &mut Option<UploadSink>,
+    writer: &mut Option<v2::SpansWriter<UploadSink>>,
     sources: &[RecordBatch],
     indices: &mut Vec<(usize, usize)>,
     options: &BlockWriteOptions,
@@ -191,7 +203,12 @@ fn emit(
     tokio::task::block_in_place(|| {
         let current = match writer.as_mut() {
             Some(current) => current,
-            None => writer.insert(v2::SpansWriter::for_batches(&batch, options)?),
+            None => {
+                let sink = sink
+                    .take()
+                    .ok_or_else(|| StoreError::corrupt("merging blocks: no upload to write to"))?;
+                writer.insert(v2::SpansWriter::for_batches(&batch, options, sink)?)
+            }
         };
         current.write_batch(&batch)
     })

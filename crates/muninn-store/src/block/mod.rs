@@ -21,6 +21,7 @@ mod format;
 mod hll;
 mod merge;
 mod reader;
+mod upload;
 mod v1;
 mod v2;
 
@@ -35,6 +36,7 @@ use tokio::sync::OnceCell;
 pub(crate) use format::{FormatVersion, SpanSelection};
 use format::{SpansFile, open_spans_file};
 pub(crate) use merge::{merge_v2, throttle};
+pub(crate) use upload::UploadSink;
 pub(crate) use v2::SpansWriter;
 
 use crate::error::StoreError;
@@ -113,6 +115,9 @@ pub struct BlockWriteOptions {
     /// The format version new blocks are written in: 2 (the default) or 1.
     pub format_version: u32,
     pub row_group_rows: usize,
+    /// The most rows a data page holds (format 2): smaller pages make look-ups decode less
+    /// and files a little larger.
+    pub page_rows: usize,
     pub zstd_level: i32,
     pub bloom_filter_fpp: f64,
 }
@@ -122,6 +127,7 @@ impl Default for BlockWriteOptions {
         BlockWriteOptions {
             format_version: BLOCK_FORMAT_VERSION,
             row_group_rows: 65_536,
+            page_rows: 4096,
             zstd_level: 3,
             bloom_filter_fpp: 0.01,
         }
@@ -162,7 +168,7 @@ pub(crate) async fn write_block(
         // Encoding is CPU work: keep it off the async workers.
         let bytes = tokio::task::block_in_place(|| version.encode(&spans, &options))?;
         Some(EncodedSpans {
-            bytes,
+            bytes: SpansBytes::ToPut(bytes),
             n_spans: spans.len() as u64,
             min_time: spans.iter().map(|span| span.start_unix_nanos).min(),
             max_time: spans.iter().map(|span| span.end_unix_nanos()).max(),
@@ -171,6 +177,7 @@ pub(crate) async fn write_block(
     put_block(
         store,
         NewBlock {
+            block_id: new_block_id(),
             partition_unix_seconds: contents.partition_unix_seconds,
             version,
             spans,
@@ -184,9 +191,27 @@ pub(crate) async fn write_block(
     .await
 }
 
+/// A `spans.parquet`'s bytes: still to be put, or already uploaded to the block's directory
+/// (compaction streams its output, `UploadSink`).
+pub(crate) enum SpansBytes {
+    ToPut(Vec<u8>),
+    Uploaded { size: u64 },
+}
+
+/// A new block's id.
+pub(crate) fn new_block_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The path of the `spans.parquet` of block `block_id` in the partition starting at
+/// `partition_unix_seconds`.
+pub(crate) fn spans_path(partition_unix_seconds: i64, block_id: &str) -> Path {
+    block_path(partition_unix_seconds, block_id).join("spans.parquet")
+}
+
 /// A `spans.parquet`, encoded, and what its meta says of it.
 pub(crate) struct EncodedSpans {
-    pub bytes: Vec<u8>,
+    pub bytes: SpansBytes,
     pub n_spans: u64,
     pub min_time: Option<i64>,
     pub max_time: Option<i64>,
@@ -194,6 +219,8 @@ pub(crate) struct EncodedSpans {
 
 /// Everything a new block is made of.
 pub(crate) struct NewBlock {
+    /// The block's id (`new_block_id`), known before its files are written.
+    pub block_id: String,
     pub partition_unix_seconds: i64,
     pub version: FormatVersion,
     pub spans: Option<EncodedSpans>,
@@ -210,7 +237,7 @@ pub(crate) async fn put_block(
     store: &Arc<dyn ObjectStore>,
     block: NewBlock,
 ) -> Result<BlockMeta, StoreError> {
-    let block_id = uuid::Uuid::new_v4().simple().to_string();
+    let block_id = block.block_id;
     let dir = block_path(block.partition_unix_seconds, &block_id);
     let cell_min = block
         .cells
@@ -225,14 +252,20 @@ pub(crate) async fn put_block(
     let (mut n_spans, mut spans_bytes, mut min_time, mut max_time) = (0, 0, None, None);
     if let Some(spans) = block.spans {
         n_spans = spans.n_spans;
-        spans_bytes = spans.bytes.len() as u64;
         min_time = spans.min_time;
         max_time = spans.max_time;
-        let path = dir.clone().join("spans.parquet");
-        store
-            .put(&path, PutPayload::from(spans.bytes))
-            .await
-            .map_err(|error| StoreError::object_store(&path, error))?;
+        spans_bytes = match spans.bytes {
+            SpansBytes::ToPut(bytes) => {
+                let size = bytes.len() as u64;
+                let path = dir.clone().join("spans.parquet");
+                store
+                    .put(&path, PutPayload::from(bytes))
+                    .await
+                    .map_err(|error| StoreError::object_store(&path, error))?;
+                size
+            }
+            SpansBytes::Uploaded { size } => size,
+        };
     }
     let rollup = serde_json::to_vec(&block.cells)
         .map_err(|error| StoreError::corrupt(format!("rollup json: {error}")))?;

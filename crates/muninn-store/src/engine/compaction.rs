@@ -36,7 +36,7 @@ use super::recovery::cells_to_delta;
 use super::retention::delete_prefix;
 use super::{Shared, Store};
 use crate::block::{
-    self, BlockHandle, EncodedSpans, FormatVersion, NewBlock, StoredCell, put_block,
+    self, BlockHandle, EncodedSpans, FormatVersion, NewBlock, SpansBytes, StoredCell, put_block,
 };
 use crate::error::StoreError;
 use crate::rollup::{RollupDelta, merge_delta};
@@ -357,7 +357,7 @@ async fn merge_spans(
     }
     Ok(match output {
         Some(done) => Some(EncodedSpans {
-            bytes: tokio::task::block_in_place(|| done.writer.finish())?,
+            bytes: SpansBytes::ToPut(tokio::task::block_in_place(|| done.writer.finish())?),
             n_spans: done.n_spans,
             min_time: Some(done.min_time),
             max_time: Some(done.max_time),
@@ -407,12 +407,16 @@ async fn compact_blocks(
         .collect();
     cells.sort_by(|left, right| (left.minute, &left.key).cmp(&(right.minute, &right.key)));
 
+    let block_id = block::new_block_id();
     let spans = if version == FormatVersion::V2
         && inputs
             .iter()
             .all(|input| input.meta.format_version == FormatVersion::V2.number())
     {
-        block::merge_v2(&shared.object_store, inputs, options, cpu_share).await?
+        // Streamed into the new block's directory: it becomes part of a block only when the
+        // meta below is written.
+        let path = block::spans_path(partition_unix_seconds, &block_id);
+        block::merge_v2(&shared.object_store, inputs, options, cpu_share, &path).await?
     } else {
         merge_spans(shared, version, inputs, cpu_share).await?
     };
@@ -420,6 +424,7 @@ async fn compact_blocks(
     let meta = put_block(
         &shared.object_store,
         NewBlock {
+            block_id,
             partition_unix_seconds,
             version,
             spans,

@@ -21,6 +21,7 @@ use object_store::{
     Result,
 };
 
+use super::multipart::LocalUpload;
 use super::{FileSystem, create_dir_all, is_temporary, write_atomically};
 
 const STORE_NAME: &str = "LocalDir";
@@ -38,7 +39,7 @@ impl fmt::Display for LocalDir {
     }
 }
 
-fn to_error(location: &Path, error: io::Error) -> object_store::Error {
+pub(super) fn to_error(location: &Path, error: io::Error) -> object_store::Error {
     if error.kind() == io::ErrorKind::NotFound {
         object_store::Error::NotFound {
             path: location.to_string(),
@@ -237,12 +238,25 @@ impl ObjectStore for LocalDir {
         .await
     }
 
+    /// Parts are written to a temporary file as they are handed over (see `LocalUpload`); the
+    /// object appears, durable, when the upload completes. Options (tags, attributes) are not
+    /// kept, as with `put`.
     async fn put_multipart_opts(
         &self,
-        _location: &Path,
+        location: &Path,
         _options: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
-        Err(not_implemented("put_multipart"))
+        let creating = location.clone();
+        self.run(move |fs, root| {
+            let path = LocalDir::path_of(root, &creating);
+            let parent = path.parent().unwrap_or(root);
+            create_dir_all(fs, parent).map_err(|error| to_error(&creating, error))
+        })
+        .await?;
+        let path = LocalDir::path_of(&self.root, location);
+        let upload = LocalUpload::start(self.fs.clone(), location.clone(), path)
+            .map_err(|error| to_error(location, error))?;
+        Ok(Box::new(upload))
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {

@@ -11,6 +11,7 @@
 //!   synced (`write_atomically`); a new directory is made durable by syncing its parent.
 
 mod local_dir;
+mod multipart;
 mod os;
 #[cfg(any(test, feature = "fault-injection"))]
 mod simulated;
@@ -105,14 +106,7 @@ pub fn write_atomically<'a>(
     chunks: impl IntoIterator<Item = &'a [u8]>,
 ) -> io::Result<()> {
     let parent = parent_of(path)?;
-    let file_name = path
-        .file_name()
-        .and_then(|name| name.to_str())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a file needs a name"))?;
-    let temporary = parent.join(format!(
-        "{file_name}{TEMPORARY_MARK}{}",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let temporary = temporary_beside(path)?;
     let written = (|| {
         let mut file = fs.create(&temporary)?;
         for chunk in chunks {
@@ -131,6 +125,19 @@ pub fn write_atomically<'a>(
 
 /// Removes the temporary files a crash left in `dir` (not in its subdirectories), durably.
 /// Returns how many there were.
+/// A new temporary file's name beside `path`: what a crash leaves under such a name is removed
+/// at the next start.
+fn temporary_beside(path: &Path) -> io::Result<std::path::PathBuf> {
+    let file_name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a file needs a name"))?;
+    Ok(parent_of(path)?.join(format!(
+        "{file_name}{TEMPORARY_MARK}{}",
+        uuid::Uuid::new_v4().simple()
+    )))
+}
+
 pub fn remove_temporary_files(fs: &dyn FileSystem, dir: &Path) -> io::Result<usize> {
     let mut n_removed = 0;
     for entry in fs.read_dir(dir)? {

@@ -5,14 +5,18 @@
 //!   more, and it is what older Muninns left on disk.
 //! - `v1-with-link-trace-ids/`: blocks as the current writer writes them (links are found
 //!   through the column's bloom filters), as the v1 writer (`format_version = 1`) writes them.
-//! - `v2/`: blocks of format v2, as the default writer writes them.
+//! - `v2/`: blocks of format v2 as first written: one data page per column chunk, page
+//!   statistics for every column, zstd on every column. Never regenerated.
+//! - `v2-paged/`: blocks of format v2 as the default writer writes them: pages of at most 4,096
+//!   rows, page statistics (the column index) for `trace_id` alone, and no compression on the
+//!   columns zstd gained nothing on. Same schema; readers read both.
 //!
 //! Both hold the same data: two blocks of one flush in two hourly partitions (2026-11-20 10:00
 //! and 11:00 UTC), roll-up cells from spans and counts, and a WAL segment with data that was
 //! never flushed. Every later Muninn must open each of them, find exactly this data, and answer
 //! every question of `golden_queries.rs` alike, before and after the WAL is flushed.
 //!
-//! `v1-with-link-trace-ids/` and `v2/` are rewritten only by
+//! `v1-with-link-trace-ids/` and `v2-paged/` are rewritten only by
 //! `MUNINN_WRITE_GOLDEN_BLOCKS=1 cargo test -p muninn-store --test store write_golden`
 //! (not by `UPDATE_GOLDEN`, which refreshes the server's API documents). Rewrite it only to
 //! repair it: a change to what the writer puts on disk is a new variant or format version with a
@@ -58,6 +62,12 @@ const WITH_LINK_TRACE_IDS: Variant = Variant {
 
 const V2: Variant = Variant {
     dir_name: "v2",
+    format_version: 2,
+    has_link_trace_ids: true,
+};
+
+const V2_PAGED: Variant = Variant {
+    dir_name: "v2-paged",
     format_version: 2,
     has_link_trace_ids: true,
 };
@@ -353,6 +363,11 @@ async fn golden_v2_opens_and_answers_every_query() {
     check(&V2.dir(), &V2).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_v2_paged_opens_and_answers_every_query() {
+    check(&V2_PAGED.dir(), &V2_PAGED).await;
+}
+
 /// Writes the data set with the writer of `variant`'s format version and checks it like the
 /// committed directory, whose layout it must match; rewrites that directory with
 /// `MUNINN_WRITE_GOLDEN_BLOCKS=1`.
@@ -404,11 +419,11 @@ async fn write_golden_v1_with_link_trace_ids() {
     write_golden(&WITH_LINK_TRACE_IDS).await;
 }
 
-/// The default writer writes what `v2/` holds.
+/// The default writer writes what `v2-paged/` holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn write_golden_v2() {
-    assert_eq!(BLOCK_FORMAT_VERSION, V2.format_version);
-    write_golden(&V2).await;
+async fn write_golden_v2_paged() {
+    assert_eq!(BLOCK_FORMAT_VERSION, V2_PAGED.format_version);
+    write_golden(&V2_PAGED).await;
 }
 
 /// A block of a format version this build does not read stops `Store::open` with an error that

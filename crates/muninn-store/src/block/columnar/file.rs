@@ -243,21 +243,28 @@ impl SpansFile {
     /// columns before the rest is decoded.
     pub(crate) async fn spans(&self, selection: SpanSelection) -> Result<Vec<Span>, StoreError> {
         let leaves = &self.leaves;
+        let mut traces_sought: Option<Vec<TraceId>> = None;
         let (row_groups, predicate): (Option<Vec<usize>>, Predicate) = match selection {
-            SpanSelection::Trace(trace_id) => (
-                Some(self.trace_row_groups(std::slice::from_ref(&trace_id))),
-                predicate::equals(
-                    leaves.trace_id,
-                    FixedSizeBinaryArray::new_scalar(trace_id.0),
-                ),
-            ),
+            SpanSelection::Trace(trace_id) => {
+                traces_sought = Some(vec![trace_id]);
+                (
+                    Some(self.trace_row_groups(std::slice::from_ref(&trace_id))),
+                    predicate::equals(
+                        leaves.trace_id,
+                        FixedSizeBinaryArray::new_scalar(trace_id.0),
+                    ),
+                )
+            }
             SpanSelection::Event(event_id) => {
                 self.event_read(Arc::new(HashSet::from([event_id.to_string()])))
             }
-            SpanSelection::Traces(traces) => (
-                Some(self.trace_row_groups(traces.iter())),
-                predicate::trace_id_in(leaves.trace_id, traces),
-            ),
+            SpanSelection::Traces(traces) => {
+                traces_sought = Some(traces.iter().copied().collect());
+                (
+                    Some(self.trace_row_groups(traces.iter())),
+                    predicate::trace_id_in(leaves.trace_id, traces),
+                )
+            }
             SpanSelection::Events(event_ids) => self.event_read(event_ids),
             SpanSelection::LinkingTo(targets) => match self.links().await? {
                 Links::TraceIds { leaf, blooms } => (
@@ -270,10 +277,24 @@ impl SpansFile {
             },
             SpanSelection::Matching(query) => (None, predicate::search(leaves, &query)),
         };
+        // Rows are sorted by trace id within a row group, so a trace's rows sit on the few
+        // pages whose range of trace ids holds it; the others are not decoded at all.
+        let selection = match (&traces_sought, &row_groups) {
+            (Some(traces), Some(row_groups)) => {
+                self.file
+                    .pages_holding(leaves.trace_id, row_groups, |min, max| {
+                        traces
+                            .iter()
+                            .any(|trace_id| min <= &trace_id.0[..] && &trace_id.0[..] <= max)
+                    })
+            }
+            _ => None,
+        };
         let batches = self
             .file
             .read(Read {
                 row_groups,
+                selection,
                 predicate: Some(predicate),
                 projection: None,
             })
@@ -294,6 +315,7 @@ impl SpansFile {
             .file
             .read(Read {
                 row_groups: Some(vec![row_group]),
+                selection: None,
                 predicate: None,
                 projection: None,
             })
@@ -325,6 +347,7 @@ impl SpansFile {
             .file
             .read(Read {
                 row_groups: None,
+                selection: None,
                 predicate: Some(predicate::search(&self.leaves, query)),
                 projection: Some(vec![self.leaves.trace_id, self.leaves.start_time]),
             })
@@ -343,6 +366,7 @@ impl SpansFile {
             .file
             .read(Read {
                 row_groups: None,
+                selection: None,
                 predicate: None,
                 projection: Some(vec![
                     self.leaves.service,
@@ -366,7 +390,7 @@ mod tests {
     use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
     use super::*;
-    use crate::block::FormatVersion;
+    use crate::block::{BlockWriteOptions, FormatVersion};
 
     fn span(trace_byte: u8, links: Vec<Link>) -> Span {
         Span {
@@ -524,6 +548,68 @@ mod tests {
                 ],
                 "{version:?} mixed set"
             );
+        }
+    }
+
+    /// A trace look-up decodes only the pages whose range of trace ids holds the trace (v2
+    /// writes a column index for `trace_id`), and still finds every span of it, including a
+    /// trace whose spans straddle two pages.
+    #[tokio::test]
+    async fn a_trace_look_up_reads_only_the_pages_that_can_hold_the_trace() {
+        let mut spans = Vec::new();
+        for trace_byte in 1..=12u8 {
+            for span_byte in 0..3u8 {
+                let mut span = span(trace_byte, Vec::new());
+                span.span_id = SpanId([trace_byte, span_byte, 0, 0, 0, 0, 0, 1]);
+                span.start_unix_nanos = 1_000 + i64::from(span_byte);
+                spans.push(span);
+            }
+        }
+        let options = BlockWriteOptions {
+            row_group_rows: 18,
+            page_rows: 4,
+            ..Default::default()
+        };
+        let refs: Vec<&Span> = spans.iter().collect();
+        let bytes = FormatVersion::V2.encode(&refs, &options).unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let path = Path::from("test/spans.parquet");
+        let size = bytes.len() as u64;
+        store.put(&path, PutPayload::from(bytes)).await.unwrap();
+        let file = SpansFile::open(
+            ObjectReader::new(store, path, size),
+            EventIdLayout::UuidOrText,
+        )
+        .await
+        .unwrap();
+
+        // Trace 5: rows 12..15 of row group 0, on the pages of rows 12..16 only.
+        let trace = TraceId([5; 16]);
+        let row_groups = file.trace_row_groups(std::slice::from_ref(&trace));
+        assert_eq!(row_groups, vec![0]);
+        let selection = file
+            .file
+            .pages_holding(file.leaves.trace_id, &row_groups, |min, max| {
+                min <= &trace.0[..] && &trace.0[..] <= max
+            })
+            .expect("v2 writes a column index for trace_id");
+        assert_eq!(
+            selection.row_count(),
+            4,
+            "one page of four rows: {selection:?}"
+        );
+
+        for trace_byte in 1..=12u8 {
+            let found = file
+                .spans(SpanSelection::Trace(TraceId([trace_byte; 16])))
+                .await
+                .unwrap();
+            let expected: Vec<Span> = spans
+                .iter()
+                .filter(|span| span.trace_id.0[0] == trace_byte)
+                .cloned()
+                .collect();
+            assert_eq!(found, expected, "trace {trace_byte}");
         }
     }
 

@@ -8,11 +8,12 @@ use std::fmt;
 use arrow::array::RecordBatch;
 use futures::TryStreamExt;
 use parquet::arrow::arrow_reader::{
-    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter,
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter, RowSelection, RowSelector,
 };
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::bloom_filter::Sbbf;
 use parquet::file::metadata::PageIndexPolicy;
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::schema::types::SchemaDescriptor;
 
 use super::predicate::Predicate;
@@ -29,6 +30,9 @@ pub(super) struct ParquetFile {
 pub(super) struct Read {
     /// The row groups to read, in file order; `None`: all of them.
     pub row_groups: Option<Vec<usize>>,
+    /// The rows of those row groups that may hold what is looked for (pages ruled out by
+    /// their statistics skipped); `None`: all of them.
+    pub selection: Option<RowSelection>,
     /// The rows to keep; `None`: every row.
     pub predicate: Option<Predicate>,
     /// The leaf columns to decode for the rows kept; `None`: every column.
@@ -51,8 +55,12 @@ impl ParquetFile {
         let metadata = ArrowReaderMetadata::load_async(
             &mut reader,
             // The offset index lets a read skip the pages of columns where the row filter
-            // kept no row (a search decodes trace ids only where something matched).
-            ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional),
+            // kept no row (a search decodes trace ids only where something matched); the
+            // column index (written for `trace_id` alone in v2) lets a trace look-up pick the
+            // pages of its trace before decoding anything.
+            ArrowReaderOptions::new()
+                .with_offset_index_policy(PageIndexPolicy::Optional)
+                .with_column_index_policy(PageIndexPolicy::Optional),
         )
         .await
         .map_err(|error| StoreError::corrupt(format!("{}: {error}", reader.path())))?;
@@ -90,6 +98,9 @@ impl ParquetFile {
         if let Some(row_groups) = read.row_groups {
             builder = builder.with_row_groups(row_groups);
         }
+        if let Some(selection) = read.selection {
+            builder = builder.with_row_selection(selection);
+        }
         if let Some(predicate) = read.predicate {
             let mask = ProjectionMask::leaves(schema, predicate.leaves);
             builder = builder.with_row_filter(RowFilter::new(vec![Box::new(
@@ -104,6 +115,48 @@ impl ParquetFile {
             .try_collect()
             .await
             .map_err(|error| self.error(error))
+    }
+
+    /// The rows of `row_groups` (in that order) on pages of the fixed-size leaf column `leaf`
+    /// whose smallest and largest values `may_hold` accepts; `None` where the file has no
+    /// column index for it (every row is then read). The column's values must be sorted within
+    /// each row group for this to skip anything, as `trace_id`'s are.
+    pub(super) fn pages_holding(
+        &self,
+        leaf: usize,
+        row_groups: &[usize],
+        may_hold: impl Fn(&[u8], &[u8]) -> bool,
+    ) -> Option<RowSelection> {
+        let metadata = self.metadata.metadata();
+        let (column_index, offset_index) = (metadata.column_index()?, metadata.offset_index()?);
+        let mut selectors = Vec::new();
+        for &row_group in row_groups {
+            let n_rows = usize::try_from(metadata.row_group(row_group).num_rows()).ok()?;
+            let pages = offset_index.get(row_group)?.get(leaf)?.page_locations();
+            let ColumnIndexMetaData::FIXED_LEN_BYTE_ARRAY(index) =
+                column_index.get(row_group)?.get(leaf)?
+            else {
+                return None;
+            };
+            for (page, location) in pages.iter().enumerate() {
+                let first = usize::try_from(location.first_row_index).ok()?;
+                let end = match pages.get(page + 1) {
+                    Some(next) => usize::try_from(next.first_row_index).ok()?,
+                    None => n_rows,
+                };
+                let n = end.checked_sub(first)?;
+                let keep = match (index.min_value(page), index.max_value(page)) {
+                    (Some(min), Some(max)) => may_hold(min, max),
+                    _ => true,
+                };
+                selectors.push(if keep {
+                    RowSelector::select(n)
+                } else {
+                    RowSelector::skip(n)
+                });
+            }
+        }
+        Some(RowSelection::from(selectors))
     }
 
     /// The smallest and largest value of one leaf column in each row group, as bytes (`None`

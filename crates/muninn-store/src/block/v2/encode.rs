@@ -3,6 +3,8 @@
 //! measurement) over the record batches v1 and v2 share. What this file writes is what the
 //! golden v2 directory holds: a change here is a format change.
 
+use std::io::Write;
+
 use arrow::array::{Array, FixedSizeBinaryArray, ListArray, RecordBatch, StringArray};
 use muninn_model::Span;
 use parquet::arrow::ArrowWriter;
@@ -13,9 +15,9 @@ use parquet::schema::types::ColumnPath;
 use super::schema::SCHEMA;
 use crate::block::BlockWriteOptions;
 use crate::block::columnar::{
-    self, COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_EVENT_ID_TEXT, COLUMN_LINK_TRACE_IDS,
-    COLUMN_PARENT_SPAN_ID, COLUMN_SPAN_ID, COLUMN_START_TIME, COLUMN_TRACE_ID, EventIdLayout,
-    canonical_uuid, link_trace_ids_leaf_path,
+    self, COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_EVENT_ID_TEXT, COLUMN_KIND,
+    COLUMN_LINK_TRACE_IDS, COLUMN_NAME, COLUMN_PARENT_SPAN_ID, COLUMN_SERVICE, COLUMN_SPAN_ID,
+    COLUMN_START_TIME, COLUMN_TRACE_ID, EventIdLayout, canonical_uuid, link_trace_ids_leaf_path,
 };
 use crate::block::hll::DistinctEstimate;
 use crate::error::StoreError;
@@ -140,7 +142,16 @@ fn properties(
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(options.row_group_rows))
-        .set_statistics_enabled(EnabledStatistics::Page)
+        // Pages of at most `page_rows` rows: a look-up decompresses only the pages holding
+        // its rows (the offset index locates them), not the whole row group's column.
+        .set_data_page_row_count_limit(options.page_rows)
+        .set_write_batch_size(options.page_rows.min(1024))
+        // Statistics per row group for every column; per page (the column index) for
+        // `trace_id` alone, which is sorted within a row group, so a trace look-up decodes
+        // only the pages whose range holds its trace. Page statistics of the other columns
+        // would only take memory in every open block.
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_column_statistics_enabled(ColumnPath::from(COLUMN_TRACE_ID), EnabledStatistics::Page)
         .set_created_by(format!(
             "muninn {} (block format v2)",
             env!("CARGO_PKG_VERSION")
@@ -179,6 +190,27 @@ fn properties(
             builder = builder.set_column_encoding(path, encoding);
         }
     }
+    // Zstd gains nothing on random span ids and linked trace ids, and under 1.4× on the
+    // dictionary-encoded columns; left uncompressed, a read of them creates no zstd context
+    // and decompresses nothing (measured at 4M spans of the random workload: trace by id p99
+    // 30.4 → 26.0 ms, server CPU 8.18 → 7.95 µs a span while ingesting, at rest +0.4 B a span).
+    for column in [
+        COLUMN_SPAN_ID,
+        COLUMN_SERVICE,
+        COLUMN_NAME,
+        COLUMN_KIND,
+        "status_code",
+        "event_type",
+        "schema",
+        "stream",
+        "broker",
+        "partition",
+        "resource",
+    ] {
+        builder =
+            builder.set_column_compression(ColumnPath::from(column), Compression::UNCOMPRESSED);
+    }
+    builder = builder.set_column_compression(link_trace_ids_leaf_path(), Compression::UNCOMPRESSED);
     Ok(builder.build())
 }
 
@@ -187,40 +219,50 @@ fn parquet_error(error: parquet::errors::ParquetError) -> StoreError {
 }
 
 /// A `spans.parquet` written a row group at a time from spans already in order (compaction's
-/// merge), with bloom filters sized from the first row group's ids.
-pub(crate) struct SpansWriter {
-    writer: ArrowWriter<Vec<u8>>,
+/// merge), with bloom filters sized from the first row group's ids, into `W`: bytes in memory,
+/// or an upload that takes them a part at a time (`block::UploadSink`).
+pub(crate) struct SpansWriter<W: Write + Send = Vec<u8>> {
+    writer: ArrowWriter<W>,
     row_group_rows: usize,
 }
 
-impl SpansWriter {
-    /// A writer whose bloom filters are sized for row groups like `sample`.
+impl SpansWriter<Vec<u8>> {
+    /// A writer into memory whose bloom filters are sized for row groups like `sample`.
     pub(crate) fn new(sample: &[&Span], options: &BlockWriteOptions) -> Result<Self, StoreError> {
         let per_row_group =
             DistinctIds::of(sample).per_row_group(sample.len(), options.row_group_rows, true);
-        Self::with_blooms_for(&per_row_group, options)
+        Self::with_blooms_for(
+            &per_row_group,
+            options,
+            Vec::with_capacity(options.row_group_rows * 40),
+        )
     }
+}
 
-    /// A writer whose bloom filters are sized for row groups like `sample` (a merged batch).
+impl<W: Write + Send> SpansWriter<W> {
+    /// A writer into `sink` whose bloom filters are sized for row groups like `sample` (a
+    /// merged batch).
     pub(crate) fn for_batches(
         sample: &RecordBatch,
         options: &BlockWriteOptions,
+        sink: W,
     ) -> Result<Self, StoreError> {
         let per_row_group = DistinctIds::of_batch(sample)?.per_row_group(
             sample.num_rows(),
             options.row_group_rows,
             true,
         );
-        Self::with_blooms_for(&per_row_group, options)
+        Self::with_blooms_for(&per_row_group, options, sink)
     }
 
-    /// A writer whose bloom filters are sized for `per_row_group` distinct ids.
+    /// A writer into `sink` whose bloom filters are sized for `per_row_group` distinct ids.
     fn with_blooms_for(
         per_row_group: &DistinctIds,
         options: &BlockWriteOptions,
+        sink: W,
     ) -> Result<Self, StoreError> {
         let writer = ArrowWriter::try_new(
-            Vec::with_capacity(options.row_group_rows * 40),
+            sink,
             SCHEMA.clone(),
             Some(properties(per_row_group, options)?),
         )
@@ -249,8 +291,8 @@ impl SpansWriter {
         Ok(())
     }
 
-    /// Closes the file and returns its bytes.
-    pub(crate) fn finish(self) -> Result<Vec<u8>, StoreError> {
+    /// Closes the file and returns its sink (for a `Vec<u8>`, the file's bytes).
+    pub(crate) fn finish(self) -> Result<W, StoreError> {
         self.writer.into_inner().map_err(parquet_error)
     }
 }

@@ -194,6 +194,10 @@ struct Args {
     /// Override the store's `flush_max_spans` (spans in the head before a flush).
     #[arg(long)]
     flush_max_spans: Option<usize>,
+    /// Override the store's `memory_limit`, in MiB (what the server's memory bound is
+    /// measured against; 1024 by default).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(64..))]
+    memory_limit_mib: Option<u64>,
     /// Block format the store writes (2, the default, or 1: the path before format 2 and
     /// compaction, for figures side by side).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=2))]
@@ -326,6 +330,9 @@ fn main() -> anyhow::Result<()> {
     let mut config = muninn_server::ServerConfig::new(&data_dir, 0);
     if let Some(flush_max_spans) = args.flush_max_spans {
         config.store.flush_max_spans = flush_max_spans;
+    }
+    if let Some(mib) = args.memory_limit_mib {
+        config.store.memory_limit_bytes = mib << 20;
     }
     config.store.block.format_version = args.block_format;
     config.store.compaction.enabled = !args.no_compaction;

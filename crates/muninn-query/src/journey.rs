@@ -166,25 +166,8 @@ async fn linked_hops(store: &Store, direct: &[Span]) -> (Vec<(Span, SpanRef)>, V
         .iter()
         .map(|span| (span.trace_id, span.span_id))
         .collect();
-    let mut found: Vec<(Span, SpanRef)> = Vec::new();
-    let mut unreadable = Vec::new();
     // Spans that link to a span of this event (a consumer that started a new trace).
     let traces: HashSet<TraceId> = direct.iter().map(|span| span.trace_id).collect();
-    let linking = store.spans_linking_to(&traces).await;
-    unreadable.extend(linking.unreadable_blocks);
-    for span in linking.spans {
-        if span.event.event_id.is_some() {
-            continue;
-        }
-        let via = span
-            .links
-            .iter()
-            .find(|link| direct_ids.contains(&(link.trace_id, link.span_id)))
-            .map(|link| SpanRef::of(link.trace_id, link.span_id));
-        if let Some(via) = via {
-            found.push((span, via));
-        }
-    }
     // Spans that a span of this event links to (an upstream publish recorded without the id).
     let mut wanted: HashMap<(TraceId, SpanId), SpanRef> = HashMap::new();
     for span in direct {
@@ -199,9 +182,31 @@ async fn linked_hops(store: &Store, direct: &[Span]) -> (Vec<(Span, SpanRef)>, V
     let linked_traces: BTreeSet<TraceId> = wanted.keys().map(|(trace_id, _)| *trace_id).collect();
     let linked_traces: HashSet<TraceId> =
         linked_traces.into_iter().take(MAX_LINKED_TRACES).collect();
-    if !linked_traces.is_empty() {
-        // Every linked trace in one read per block.
-        let lookup = store.spans_by_trace_ids(&linked_traces).await;
+    // Both look-ups at once; every linked trace in one read per block.
+    let (linking, linked) = futures::join!(store.spans_linking_to(&traces), async {
+        if linked_traces.is_empty() {
+            None
+        } else {
+            Some(store.spans_by_trace_ids(&linked_traces).await)
+        }
+    });
+
+    let mut found: Vec<(Span, SpanRef)> = Vec::new();
+    let mut unreadable = linking.unreadable_blocks;
+    for span in linking.spans {
+        if span.event.event_id.is_some() {
+            continue;
+        }
+        let via = span
+            .links
+            .iter()
+            .find(|link| direct_ids.contains(&(link.trace_id, link.span_id)))
+            .map(|link| SpanRef::of(link.trace_id, link.span_id));
+        if let Some(via) = via {
+            found.push((span, via));
+        }
+    }
+    if let Some(lookup) = linked {
         unreadable.extend(lookup.unreadable_blocks);
         for span in lookup.spans {
             if span.event.event_id.is_some() {

@@ -15,6 +15,7 @@ use muninn_ingest::{Decoded, IngestError, Rejection, decode_counts, decode_spans
 use muninn_model::{EventCount, Span};
 use serde::Serialize;
 
+use crate::body_budget::{BodyBudget, BodyReservation};
 use crate::error::ApiError;
 use crate::idempotency::{self, Claim};
 use crate::server::AppState;
@@ -36,12 +37,26 @@ struct RejectionBody {
     reason: String,
 }
 
+/// Reads and decompresses a request body, both up to the body limit, within the memory request
+/// bodies may hold together (`body_budget.rs`): the body's bytes, and the reservation to keep
+/// until its records are appended.
 pub(crate) async fn read_body(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<bytes::Bytes, ApiError> {
+) -> Result<(bytes::Bytes, BodyReservation), ApiError> {
     let limit = state.max_body_bytes;
+    let mut reservation = BodyBudget::none();
+    // What the body will take as it arrives: its length when it says, the limit when not.
+    let announced = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok())
+        .map_or(limit as u64, |length| length.min(limit as u64));
+    state
+        .body_budget
+        .reserve(&mut reservation, announced)
+        .await?;
     let bytes = to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -56,7 +71,13 @@ pub(crate) async fn read_body(
         std::borrow::Cow::Borrowed(_) => None,
         std::borrow::Cow::Owned(output) => Some(bytes::Bytes::from(output)),
     };
-    Ok(decompressed.unwrap_or(bytes))
+    if let Some(decompressed) = &decompressed {
+        state
+            .body_budget
+            .reserve(&mut reservation, decompressed.len() as u64)
+            .await?;
+    }
+    Ok((decompressed.unwrap_or(bytes), reservation))
 }
 
 /// The answer to a decoded request: its status and JSON body.
@@ -243,7 +264,7 @@ async fn process<R: RecordKind>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, bytes::Bytes), ApiError> {
-    let bytes = read_body(state, headers, body).await?;
+    let (bytes, _reservation) = read_body(state, headers, body).await?;
     let decoded = R::decode(&bytes, state)?;
     let accepted = decoded.records.len();
     if accepted > 0 {

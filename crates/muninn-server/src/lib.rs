@@ -2,6 +2,7 @@
 //! query functions behind axum routes, with Prometheus `/metrics` and the OpenAPI document.
 
 mod archive;
+mod body_budget;
 mod compare;
 mod compat;
 mod error;
@@ -16,7 +17,7 @@ mod server;
 mod tail;
 
 pub use archive::{ArchiveConfig, ArchiveConfigError, MaintenanceConfig};
-pub use server::{RunningServer, ServerConfig, StartError, start};
+pub use server::{DEFAULT_MAX_BODY_MEMORY_BYTES, RunningServer, ServerConfig, StartError, start};
 pub use tail::{
     Clock, MAX_KEPT_NAMES, SystemClock, TailSampler, TailSamplingConfig, TailSamplingConfigError,
 };

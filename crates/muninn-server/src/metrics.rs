@@ -12,6 +12,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::body_budget::BodyBudget;
+
 type Labels = Vec<(String, String)>;
 
 pub(crate) struct Metrics {
@@ -28,6 +30,8 @@ pub(crate) struct Metrics {
     head_spans: Gauge,
     head_bytes: Gauge,
     memory_limit_bytes: Gauge,
+    body_bytes: Gauge,
+    body_memory_limit_bytes: Gauge,
     blocks: Gauge,
     block_bytes: Gauge,
     block_spans: Gauge,
@@ -60,6 +64,7 @@ impl Metrics {
         }
         let sampling_rules = Gauge::default();
         let (head_bytes, memory_limit_bytes) = (Gauge::default(), Gauge::default());
+        let (body_bytes, body_memory_limit_bytes) = (Gauge::default(), Gauge::default());
         let (head_spans, blocks, block_bytes, block_spans, wal_bytes, rollup_cells) = (
             Gauge::default(),
             Gauge::default(),
@@ -124,6 +129,16 @@ impl Metrics {
             "The bound on head_bytes (memory_limit); appends wait, then get 503, past it",
             memory_limit_bytes.clone(),
         );
+        registry.register(
+            "ingest_body_bytes",
+            "Memory held by ingest request bodies in flight, as received and decompressed",
+            body_bytes.clone(),
+        );
+        registry.register(
+            "ingest_body_memory_limit_bytes",
+            "The bound on ingest_body_bytes (max_body_memory); requests wait, then get 503, past it",
+            body_memory_limit_bytes.clone(),
+        );
         registry.register("blocks", "Committed Parquet blocks", blocks.clone());
         registry.register(
             "block_bytes",
@@ -176,6 +191,8 @@ impl Metrics {
             head_spans,
             head_bytes,
             memory_limit_bytes,
+            body_bytes,
+            body_memory_limit_bytes,
             blocks,
             block_bytes,
             block_spans,
@@ -225,8 +242,12 @@ impl Metrics {
 
     /// The exposition, with the gauges set from the store's stats and the number of rules,
     /// then the event metrics of the store's roll-ups.
-    pub fn render(&self, store: &Store, sampling_rules: usize) -> String {
+    pub fn render(&self, store: &Store, sampling_rules: usize, bodies: &BodyBudget) -> String {
         let stats = store.stats();
+        self.body_bytes
+            .set(i64::try_from(bodies.held_bytes()).unwrap_or(i64::MAX));
+        self.body_memory_limit_bytes
+            .set(i64::try_from(bodies.total_bytes()).unwrap_or(i64::MAX));
         let as_i64 = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
         self.sampling_rules
             .set(i64::try_from(sampling_rules).unwrap_or(i64::MAX));

@@ -18,9 +18,14 @@ use muninn_store::{Store, StoreConfig, StoreError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::body_budget::BodyBudget;
 use crate::metrics::Metrics;
 use crate::sampling::{self, RuleSet};
 use crate::{archive, compat, ingest, otlp, query};
+
+/// The default of `ServerConfig::max_body_memory_bytes`: sixteen bodies of the default 16 MiB
+/// limit as received, or eight with their decompressed bytes.
+pub const DEFAULT_MAX_BODY_MEMORY_BYTES: u64 = 256 << 20;
 
 /// Everything the server needs, already validated by the caller.
 #[derive(Debug, Clone)]
@@ -29,6 +34,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Largest request body, compressed and decompressed, in bytes.
     pub max_body_bytes: usize,
+    /// The memory all request bodies in flight may hold together, as received and
+    /// decompressed (`body_budget.rs`); past it requests wait, then get `503`.
+    pub max_body_memory_bytes: u64,
     pub limits: Limits,
     pub store: StoreConfig,
     /// The sampling rate, in parts per million, of a service and event type that no sampling
@@ -55,6 +63,7 @@ impl ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], port)),
             max_body_bytes: 16 << 20,
+            max_body_memory_bytes: DEFAULT_MAX_BODY_MEMORY_BYTES,
             limits: Limits::default(),
             store: StoreConfig::new(data_dir),
             default_sample_rate_ppm: RATE_PPM_MAX,
@@ -72,6 +81,7 @@ pub(crate) struct AppState {
     pub metrics: Metrics,
     pub limits: Limits,
     pub max_body_bytes: usize,
+    pub body_budget: BodyBudget,
     pub sampling: Arc<RuleSet>,
     pub default_sample_rate_ppm: u32,
     pub otlp_mapping: OtlpMapping,
@@ -190,6 +200,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         metrics,
         limits: config.limits.clone(),
         max_body_bytes: config.max_body_bytes,
+        body_budget: BodyBudget::new(config.max_body_memory_bytes, config.store.max_append_wait),
         sampling: Arc::new(sampling),
         default_sample_rate_ppm: config.default_sample_rate_ppm,
         otlp_mapping: OtlpMapping {
@@ -447,7 +458,9 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     if let Some(sampler) = &state.tail_sampler {
         sampler.before_scrape();
     }
-    let text = state.metrics.render(&state.store, state.sampling.len());
+    let text = state
+        .metrics
+        .render(&state.store, state.sampling.len(), &state.body_budget);
     (
         [(
             axum::http::header::CONTENT_TYPE,

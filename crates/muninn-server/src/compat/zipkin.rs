@@ -76,7 +76,7 @@ pub(crate) async fn post_spans(
                 ),
             ));
         }
-        let bytes = read_body(&state, &headers, body).await?;
+        let (bytes, _reservation) = read_body(&state, &headers, body).await?;
         let decoded = decode_zipkin_spans(&bytes, &state.limits, now_unix_nanos())?;
         let accepted = decoded.records.len();
         if accepted > 0 {

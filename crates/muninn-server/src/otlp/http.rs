@@ -68,7 +68,7 @@ pub(crate) async fn post_traces(
         return refusal(Encoding::Json, error);
     };
     let result = async {
-        let bytes = crate::ingest::read_body(&state, &headers, body).await?;
+        let (bytes, _reservation) = crate::ingest::read_body(&state, &headers, body).await?;
         let now = muninn_model::now_unix_nanos();
         let decoded = match encoding {
             Encoding::Protobuf => {

@@ -675,3 +675,64 @@ async fn the_wrong_method_on_a_known_route_is_a_405_with_the_error_body() {
     }
     server.stop().await;
 }
+
+/// Request bodies in flight hold at most `max_body_memory` together: a request that would go
+/// past it waits, and is refused with 503 and `Retry-After` (nothing stored) when no room is
+/// made in time; room comes back when the request holding it ends, and `/metrics` shows what
+/// bodies hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_past_max_body_memory_wait_then_get_a_503_and_store_nothing() {
+    use tokio::io::AsyncWriteExt;
+
+    let server = TestServer::start_with(|config| {
+        config.max_body_memory_bytes = 1 << 20;
+        config.store.max_append_wait = std::time::Duration::from_millis(300);
+    })
+    .await;
+    // A slow sender announces 900,000 bytes and sends a few: its body holds them meanwhile.
+    let address = server.base_url().trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(
+        format!(
+            "POST /api/v1/spans HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+             content-length: 900000\r\n\r\n["
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let held = loop {
+        let metrics = server.api.get("/metrics", &[]).await.text;
+        let held: u64 = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("muninn_ingest_body_bytes "))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap();
+        if held > 0 {
+            break held;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert!(held >= 900_000, "the slow body holds {held} bytes");
+
+    // 200 KB more do not fit in the 1 MiB: refused after the wait, nothing stored.
+    let spans: Vec<Value> = (0..400).map(good).collect();
+    let mut body = serde_json::to_vec(&spans).unwrap();
+    body.resize(200_000, b' ');
+    let answer = server.api.post("/api/v1/spans", body.clone(), &[]).await;
+    expect_refused(&answer, 503, "max_body_memory");
+    assert_eq!(answer.headers["retry-after"], "1");
+    assert_eq!(n_stored(&server.api).await, 0);
+
+    // The slow sender goes away: its room comes back, and the same request is stored.
+    drop(slow);
+    let answer = loop {
+        let answer = server.api.post("/api/v1/spans", body.clone(), &[]).await;
+        if answer.status != 503 {
+            break answer;
+        }
+    };
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(n_stored(&server.api).await, 400);
+    server.stop().await;
+}

@@ -278,6 +278,7 @@ mod tests {
         assert_eq!(ours.store.retention, library.store.retention);
         assert_eq!(ours.limits.max_age_nanos, library.limits.max_age_nanos);
         assert_eq!(ours.max_body_bytes, library.max_body_bytes);
+        assert_eq!(ours.max_body_memory_bytes, library.max_body_memory_bytes);
         assert_eq!(ours.store.flush_max_spans, library.store.flush_max_spans);
         assert_eq!(ours.store.flush_max_age, library.store.flush_max_age);
         assert_eq!(

@@ -134,6 +134,27 @@ pub(super) const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        key: "max_body_memory",
+        flag: "--max-body-memory",
+        env: "MUNINN_MAX_BODY_MEMORY",
+        value_name: "BYTES",
+        help: "Most memory ingest request bodies in flight may hold together, as received and \
+               decompressed; requests wait past it",
+        default: Some("256MiB"),
+        apply: |text, config| {
+            config.max_body_memory_bytes = parse_size(text)
+                .filter(|bytes| *bytes >= 1 << 20)
+                .ok_or_else(|| {
+                    not_valid(
+                        text,
+                        "size",
+                        "use bytes or KiB/MiB/GiB, at least 1MiB, like 256MiB",
+                    )
+                })?;
+            Ok(())
+        },
+    },
+    Setting {
         key: "block_format",
         flag: "--block-format",
         env: "MUNINN_BLOCK_FORMAT",

@@ -119,7 +119,14 @@ pub struct BlockWriteOptions {
     /// and files a little larger.
     pub page_rows: usize,
     pub zstd_level: i32,
+    /// The false-positive rate of `trace_id`'s bloom filters (and of every bloom filter in
+    /// format 1): a trace look-up checks only the row group of each block whose range of trace
+    /// ids holds the trace.
     pub bloom_filter_fpp: f64,
+    /// The false-positive rate of format 2's bloom filters of event ids and linked trace ids,
+    /// which a look-up checks in every row group of every block: at 100M spans (1,540 row
+    /// groups) a rate of 1% read about 15 row groups in vain for each id looked up.
+    pub scattered_id_bloom_filter_fpp: f64,
 }
 
 impl Default for BlockWriteOptions {
@@ -130,6 +137,7 @@ impl Default for BlockWriteOptions {
             page_rows: 4096,
             zstd_level: 3,
             bloom_filter_fpp: 0.01,
+            scattered_id_bloom_filter_fpp: 0.001,
         }
     }
 }

@@ -156,19 +156,33 @@ fn properties(
             "muninn {} (block format v2)",
             env!("CARGO_PKG_VERSION")
         ));
-    for (path, n_distinct) in [
-        (ColumnPath::from(COLUMN_TRACE_ID), per_row_group.traces),
-        (ColumnPath::from(COLUMN_EVENT_ID), per_row_group.uuid_events),
+    let scattered = options.scattered_id_bloom_filter_fpp;
+    for (path, n_distinct, fpp) in [
+        (
+            ColumnPath::from(COLUMN_TRACE_ID),
+            per_row_group.traces,
+            options.bloom_filter_fpp,
+        ),
+        (
+            ColumnPath::from(COLUMN_EVENT_ID),
+            per_row_group.uuid_events,
+            scattered,
+        ),
         (
             ColumnPath::from(COLUMN_EVENT_ID_TEXT),
             per_row_group.text_events,
+            scattered,
         ),
-        (link_trace_ids_leaf_path(), per_row_group.linked_traces),
+        (
+            link_trace_ids_leaf_path(),
+            per_row_group.linked_traces,
+            scattered,
+        ),
     ] {
         builder = builder
             .set_column_dictionary_enabled(path.clone(), false)
             .set_column_bloom_filter_enabled(path.clone(), true)
-            .set_column_bloom_filter_fpp(path.clone(), options.bloom_filter_fpp)
+            .set_column_bloom_filter_fpp(path.clone(), fpp)
             .set_column_bloom_filter_max_ndv(path, n_distinct as u64);
     }
     // Measured on the benchmark's spans (docs/storage.md): times and durations split into

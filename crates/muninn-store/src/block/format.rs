@@ -88,14 +88,27 @@ impl FormatVersion {
         }
     }
 
-    /// Encodes spans, sorted, as a `spans.parquet` of this version.
+    /// Encodes spans, in any order, as a `spans.parquet` of this version, its rows sorted by
+    /// trace id, then start time, then span id.
     pub(crate) fn encode(
         self,
         spans: &[&Span],
         options: &BlockWriteOptions,
     ) -> Result<Vec<u8>, StoreError> {
         match self {
-            FormatVersion::V1 => v1::encode_file(spans, options),
+            FormatVersion::V1 => {
+                let mut sorted = spans.to_vec();
+                // Integer keys compare without a call to memcmp (ids are big-endian, so the
+                // order is the same as comparing their bytes).
+                sorted.sort_unstable_by_key(|span| {
+                    (
+                        u128::from_be_bytes(span.trace_id.0),
+                        span.start_unix_nanos,
+                        u64::from_be_bytes(span.span_id.0),
+                    )
+                });
+                v1::encode_file(&sorted, options)
+            }
             FormatVersion::V2 => v2::encode_file(spans, options),
         }
     }

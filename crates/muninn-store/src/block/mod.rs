@@ -142,7 +142,7 @@ impl Default for BlockWriteOptions {
     }
 }
 
-/// What one block gets: its spans (sorted here) and its roll-up cells.
+/// What one block gets: its spans (in any order; the format sorts them) and its roll-up cells.
 pub(crate) struct BlockContents<'a> {
     pub partition_unix_seconds: i64,
     pub spans: Vec<&'a Span>,
@@ -159,15 +159,6 @@ pub(crate) async fn write_block(
     options: &BlockWriteOptions,
 ) -> Result<BlockMeta, StoreError> {
     let version = FormatVersion::writable(options.format_version)?;
-    // Integer keys compare without a call to memcmp (ids are big-endian, so the order is the
-    // same as comparing their bytes).
-    contents.spans.sort_unstable_by_key(|span| {
-        (
-            u128::from_be_bytes(span.trace_id.0),
-            span.start_unix_nanos,
-            u64::from_be_bytes(span.span_id.0),
-        )
-    });
     let spans = if contents.spans.is_empty() {
         None
     } else {

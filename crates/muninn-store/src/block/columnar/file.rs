@@ -434,6 +434,63 @@ mod tests {
         Arc::new(HashSet::from([TraceId([trace_byte; 16])]))
     }
 
+    /// A block's rows are sorted by trace id, start time and span id however its spans
+    /// arrived: v2 puts columns built in arrival order in order, v1 sorts the spans; both
+    /// write the file of the sorted spans byte for byte, over several row groups.
+    #[test]
+    fn the_file_is_the_same_whatever_order_the_spans_arrived_in() {
+        use muninn_model::AttributeValue;
+        let mut sorted = Vec::new();
+        for trace_byte in 1..=9u8 {
+            for span_byte in 0..4u8 {
+                let link = Link {
+                    trace_id: TraceId([trace_byte.wrapping_mul(7); 16]),
+                    span_id: SpanId([span_byte; 8]),
+                    attributes: Vec::new(),
+                };
+                let mut span = span(
+                    trace_byte,
+                    if span_byte == 2 {
+                        vec![link]
+                    } else {
+                        Vec::new()
+                    },
+                );
+                span.span_id = SpanId([trace_byte, span_byte, 0, 0, 0, 0, 0, 1]);
+                span.start_unix_nanos = 1_000 + i64::from(span_byte % 3);
+                span.attributes = vec![(
+                    "tier".to_string(),
+                    AttributeValue::String(format!("t{}", span_byte % 2)),
+                )];
+                span.event.event_id = Some(if trace_byte % 3 == 0 {
+                    format!("order-{trace_byte}")
+                } else {
+                    format!("8c4d6f0e-1b2a-4c3d-9e8f-{trace_byte:06x}{span_byte:06x}")
+                });
+                sorted.push(span);
+            }
+        }
+        // Arrived interleaved: every third span, then the next, then the rest, reversed.
+        let mut arrived: Vec<&Span> = (0..3)
+            .flat_map(|phase| sorted.iter().skip(phase).step_by(3))
+            .collect();
+        arrived.reverse();
+        let sorted_refs: Vec<&Span> = sorted.iter().collect();
+        let options = BlockWriteOptions {
+            row_group_rows: 10,
+            page_rows: 4,
+            ..Default::default()
+        };
+        for (version, _) in versions() {
+            let from_sorted = version.encode(&sorted_refs, &options).unwrap();
+            let from_arrived = version.encode(&arrived, &options).unwrap();
+            assert!(
+                from_sorted == from_arrived,
+                "{version:?} wrote a different file for the same spans in another order"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn a_file_without_links_answers_link_lookups_from_its_bloom_filters_alone() {
         for (version, layout) in versions() {

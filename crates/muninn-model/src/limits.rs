@@ -163,7 +163,10 @@ impl Limits {
                 ),
             ));
         }
-        if value.chars().any(char::is_control) {
+        // Printable ASCII (nearly every name) is checked a byte at a time, which vectorizes;
+        // anything else by its characters (C1 controls are two bytes in UTF-8).
+        let printable_ascii = value.bytes().all(|byte| (0x20..0x7f).contains(&byte));
+        if !printable_ascii && value.chars().any(char::is_control) {
             return Err(FieldError::new(
                 field,
                 "must not contain control characters",
@@ -241,5 +244,28 @@ impl Limits {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Limits;
+
+    /// Names with a control character anywhere (C0, DEL, or C1, which is two bytes in UTF-8)
+    /// are refused naming the field; printable names in any script are kept.
+    #[test]
+    fn names_with_control_characters_are_refused_and_others_kept() {
+        let limits = Limits::default();
+        for name in ["orders", "order created", "café", "注文", "a~z{}|"] {
+            assert!(
+                limits.check_name("service", name, true).is_ok(),
+                "{name:?} was refused"
+            );
+        }
+        for name in ["a\nb", "\u{0}", "tab\t", "del\u{7f}", "c1\u{85}", "c1\u{9f}x"] {
+            let error = limits.check_name("service", name, true).unwrap_err();
+            assert_eq!(error.field, "service", "{name:?}");
+            assert!(error.reason.contains("control characters"), "{name:?}");
+        }
     }
 }

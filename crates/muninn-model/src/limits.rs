@@ -262,7 +262,14 @@ mod tests {
                 "{name:?} was refused"
             );
         }
-        for name in ["a\nb", "\u{0}", "tab\t", "del\u{7f}", "c1\u{85}", "c1\u{9f}x"] {
+        for name in [
+            "a\nb",
+            "\u{0}",
+            "tab\t",
+            "del\u{7f}",
+            "c1\u{85}",
+            "c1\u{9f}x",
+        ] {
             let error = limits.check_name("service", name, true).unwrap_err();
             assert_eq!(error.field, "service", "{name:?}");
             assert!(error.reason.contains("control characters"), "{name:?}");

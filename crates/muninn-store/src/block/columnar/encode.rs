@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, FixedSizeBinaryBuilder, Int32Builder, Int64Builder, ListBuilder,
-    RecordBatch, StringBuilder, StringDictionaryBuilder, TimestampNanosecondBuilder,
+    ArrayRef, BooleanBuilder, DictionaryArray, FixedSizeBinaryBuilder, Int32Array, Int32Builder,
+    Int64Builder, ListBuilder, RecordBatch, StringArray, StringBuilder, StringDictionaryBuilder,
+    TimestampNanosecondBuilder,
 };
 use arrow::datatypes::{Field, Int32Type, SchemaRef};
 use arrow::error::ArrowError;
-use muninn_model::{Broker, Span};
+use muninn_model::{Broker, Span, SpanKind, StatusCode};
 use parquet::schema::types::ColumnPath;
 
 use super::EventIdLayout;
@@ -96,6 +97,28 @@ impl EventIdBuilder {
     }
 }
 
+/// Status codes in the order of their dictionary keys.
+const STATUS_CODES: [StatusCode; 2] = [StatusCode::Ok, StatusCode::Error];
+
+/// The dictionary key of `value`: its place in `all`.
+fn key_of<T: PartialEq + Copy>(all: &[T], value: T) -> i32 {
+    all.iter()
+        .position(|candidate| *candidate == value)
+        .unwrap_or(0) as i32
+}
+
+/// A dictionary column of an enum's names, its keys built without hashing a name a row (the
+/// Parquet writer builds its own dictionary of the values used, so the file is the same as
+/// with a dictionary of only those).
+fn enum_dictionary<const N: usize>(
+    keys: Int32Array,
+    names: [&'static str; N],
+) -> Result<ArrayRef, StoreError> {
+    DictionaryArray::<Int32Type>::try_new(keys, Arc::new(StringArray::from(names.to_vec())))
+        .map(|array| Arc::new(array) as ArrayRef)
+        .map_err(|error| StoreError::corrupt(format!("building a block: {error}")))
+}
+
 /// Builds one record batch of `schema` from spans, in the order given, with event ids as
 /// `layout` stores them.
 pub(in crate::block) fn encode_batch<'a>(
@@ -113,14 +136,14 @@ pub(in crate::block) fn encode_batch<'a>(
     let mut duration = Int64Builder::with_capacity(n_rows);
     let mut service = StringDictionaryBuilder::<Int32Type>::new();
     let mut name = StringDictionaryBuilder::<Int32Type>::new();
-    let mut kind = StringDictionaryBuilder::<Int32Type>::new();
-    let mut status_code = StringDictionaryBuilder::<Int32Type>::new();
+    let mut kind = Int32Builder::with_capacity(n_rows);
+    let mut status_code = Int32Builder::with_capacity(n_rows);
     let mut status_message = StringBuilder::new();
     let mut event_id = EventIdBuilder::new(layout, n_rows);
     let mut event_type = StringDictionaryBuilder::<Int32Type>::new();
     let mut schema = StringDictionaryBuilder::<Int32Type>::new();
     let mut stream = StringDictionaryBuilder::<Int32Type>::new();
-    let mut broker = StringDictionaryBuilder::<Int32Type>::new();
+    let mut broker = Int32Builder::with_capacity(n_rows);
     let mut modified = BooleanBuilder::with_capacity(n_rows);
     let mut partition = Int32Builder::with_capacity(n_rows);
     let mut offset = Int64Builder::with_capacity(n_rows);
@@ -145,8 +168,8 @@ pub(in crate::block) fn encode_batch<'a>(
         duration.append_value(span.duration_nanos);
         service.append_value(&span.service);
         name.append_value(&span.name);
-        kind.append_value(span.kind.as_str());
-        status_code.append_value(span.status.code.as_str());
+        kind.append_value(key_of(&SpanKind::ALL, span.kind));
+        status_code.append_value(key_of(&STATUS_CODES, span.status.code));
         status_message.append_option(span.status.message.as_deref());
         let event = &span.event;
         event_id
@@ -155,7 +178,7 @@ pub(in crate::block) fn encode_batch<'a>(
         event_type.append_option(event.event_type.as_deref());
         schema.append_option(event.schema.as_deref());
         stream.append_option(event.stream.as_deref());
-        broker.append_option(event.broker.map(Broker::as_str));
+        broker.append_option(event.broker.map(|broker| key_of(&Broker::ALL, broker)));
         modified.append_value(event.modified);
         partition.append_option(event.partition);
         offset.append_option(event.offset);
@@ -187,8 +210,8 @@ pub(in crate::block) fn encode_batch<'a>(
         Arc::new(duration.finish()),
         Arc::new(service.finish()),
         Arc::new(name.finish()),
-        Arc::new(kind.finish()),
-        Arc::new(status_code.finish()),
+        enum_dictionary(kind.finish(), SpanKind::ALL.map(SpanKind::as_str))?,
+        enum_dictionary(status_code.finish(), STATUS_CODES.map(StatusCode::as_str))?,
         Arc::new(status_message.finish()),
     ];
     let mut columns = columns;
@@ -197,7 +220,7 @@ pub(in crate::block) fn encode_batch<'a>(
         Arc::new(event_type.finish()),
         Arc::new(schema.finish()),
         Arc::new(stream.finish()),
-        Arc::new(broker.finish()),
+        enum_dictionary(broker.finish(), Broker::ALL.map(Broker::as_str))?,
         Arc::new(modified.finish()),
         Arc::new(partition.finish()),
         Arc::new(offset.finish()),

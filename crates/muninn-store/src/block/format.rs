@@ -98,15 +98,7 @@ impl FormatVersion {
         match self {
             FormatVersion::V1 => {
                 let mut sorted = spans.to_vec();
-                // Integer keys compare without a call to memcmp (ids are big-endian, so the
-                // order is the same as comparing their bytes).
-                sorted.sort_unstable_by_key(|span| {
-                    (
-                        u128::from_be_bytes(span.trace_id.0),
-                        span.start_unix_nanos,
-                        u64::from_be_bytes(span.span_id.0),
-                    )
-                });
+                sorted.sort_unstable_by_key(|span| columnar::row_order(span));
                 v1::encode_file(&sorted, options)
             }
             FormatVersion::V2 => v2::encode_file(spans, options),

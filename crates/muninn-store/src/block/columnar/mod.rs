@@ -14,7 +14,7 @@ mod predicate;
 mod read;
 
 pub(super) use encode::{
-    dictionary_utf8, encode_batch, link_trace_id_item, link_trace_ids_leaf_path,
+    dictionary_utf8, encode_batch, link_trace_id_item, link_trace_ids_leaf_path, row_order,
 };
 pub(super) use file::{EventIdLayout, SpansFile, canonical_uuid};
 

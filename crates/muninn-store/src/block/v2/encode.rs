@@ -334,24 +334,19 @@ pub(crate) fn encode_file(
     spans: &[&Span],
     options: &BlockWriteOptions,
 ) -> Result<Vec<u8>, StoreError> {
-    let mut keys: Vec<(u128, i64, u64, u32)> = Vec::with_capacity(spans.len());
+    let mut keys: Vec<((u128, i64, u64), u32)> = Vec::with_capacity(spans.len());
     for (row, span) in spans.iter().enumerate() {
         let row = u32::try_from(row)
             .map_err(|_| StoreError::corrupt("more than 2^32 spans in one block"))?;
-        keys.push((
-            u128::from_be_bytes(span.trace_id.0),
-            span.start_unix_nanos,
-            u64::from_be_bytes(span.span_id.0),
-            row,
-        ));
+        keys.push((columnar::row_order(span), row));
     }
     keys.sort_unstable();
     let traces = keys
         .windows(2)
-        .filter(|pair| pair[0].0 != pair[1].0)
+        .filter(|pair| pair[0].0.0 != pair[1].0.0)
         .count()
         + 1;
-    let order = UInt32Array::from_iter_values(keys.iter().map(|key| key.3));
+    let order = UInt32Array::from_iter_values(keys.iter().map(|(_, row)| *row));
     drop(keys);
     let arrived = columnar::encode_batch(spans, &SCHEMA, EventIdLayout::UuidOrText)?;
     let per_row_group = DistinctIds::with_traces(&arrived, traces)?.per_row_group(

@@ -49,6 +49,14 @@ pub trait FileSystem: fmt::Debug + Send + Sync + 'static {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// `range` of the file's bytes; an error when the file is shorter.
     fn read_range(&self, path: &Path, range: Range<u64>) -> io::Result<Vec<u8>>;
+    /// Each of `ranges` of the file's bytes, in the order asked; an error when the file is
+    /// shorter than one of them.
+    fn read_ranges(&self, path: &Path, ranges: &[Range<u64>]) -> io::Result<Vec<Vec<u8>>> {
+        ranges
+            .iter()
+            .map(|range| self.read_range(path, range.clone()))
+            .collect()
+    }
     /// The file's size and last modification time.
     fn metadata(&self, path: &Path) -> io::Result<(u64, SystemTime)>;
     /// The directory's entries, in no particular order.

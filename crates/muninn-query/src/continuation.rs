@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use muninn_model::{Action, Span, SpanId, TraceId};
-use muninn_store::Store;
+use muninn_store::{SpanFields, Store};
 use serde::Serialize;
 
 /// At most this many distinct event ids of a trace are followed.
@@ -118,10 +118,14 @@ pub(crate) async fn continuations(
             if event_ids.is_empty() {
                 None
             } else {
-                Some(store.spans_by_event_ids(&event_ids).await)
+                Some(
+                    store
+                        .spans_by_event_ids(&event_ids, SpanFields::Outline)
+                        .await,
+                )
             }
         },
-        store.spans_linking_to(&linking_to_here)
+        store.spans_linking_to(&linking_to_here, SpanFields::Outline)
     );
     if let Some(lookup) = shared_events {
         unreadable.extend(lookup.unreadable_blocks);
@@ -206,7 +210,7 @@ async fn describe(
     }
     // Every connected trace in one read per block, not one look-up per trace.
     let wanted: HashSet<TraceId> = connections.iter().map(|(other, _)| *other).collect();
-    let lookup = store.spans_by_trace_ids(&wanted).await;
+    let lookup = store.spans_by_trace_ids(&wanted, SpanFields::Outline).await;
     let mut by_trace: HashMap<TraceId, Vec<Span>> = HashMap::new();
     for span in lookup.spans {
         by_trace.entry(span.trace_id).or_default().push(span);

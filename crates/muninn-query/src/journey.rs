@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use muninn_model::{Action, Span, SpanId, TraceId};
-use muninn_store::Store;
+use muninn_store::{SpanFields, Store};
 use serde::Serialize;
 
 use crate::continuation::{self, TraceContinuation};
@@ -183,13 +183,18 @@ async fn linked_hops(store: &Store, direct: &[Span]) -> (Vec<(Span, SpanRef)>, V
     let linked_traces: HashSet<TraceId> =
         linked_traces.into_iter().take(MAX_LINKED_TRACES).collect();
     // Both look-ups at once; every linked trace in one read per block.
-    let (linking, linked) = futures::join!(store.spans_linking_to(&traces), async {
-        if linked_traces.is_empty() {
-            None
-        } else {
-            Some(store.spans_by_trace_ids(&linked_traces).await)
-        }
-    });
+    let (linking, linked) =
+        futures::join!(store.spans_linking_to(&traces, SpanFields::All), async {
+            if linked_traces.is_empty() {
+                None
+            } else {
+                Some(
+                    store
+                        .spans_by_trace_ids(&linked_traces, SpanFields::All)
+                        .await,
+                )
+            }
+        });
 
     let mut found: Vec<(Span, SpanRef)> = Vec::new();
     let mut unreadable = linking.unreadable_blocks;

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use muninn_model::{Span, TraceId};
-use muninn_store::{SpanQuery, Store};
+use muninn_store::{SpanFields, SpanQuery, Store};
 
 use crate::tags::{TagStyle, remote_service, span_tags, tag_text};
 
@@ -76,7 +76,7 @@ pub async fn search_traces(store: &Store, query: &TraceSearchQuery) -> FoundTrac
         .await;
     let mut unreadable_blocks = search.unreadable_blocks;
     let wanted: HashSet<TraceId> = search.traces.iter().map(|hit| hit.trace_id).collect();
-    let lookup = store.spans_by_trace_ids(&wanted).await;
+    let lookup = store.spans_by_trace_ids(&wanted, SpanFields::All).await;
     unreadable_blocks.extend(lookup.unreadable_blocks);
     let mut by_trace: HashMap<TraceId, Vec<Span>> = HashMap::new();
     for span in lookup.spans {

@@ -9,14 +9,19 @@ use std::sync::Arc;
 
 use muninn_model::{Span, TraceId};
 
-use crate::block::SpanSelection;
+use crate::block::{SpanFields, SpanSelection};
 use crate::engine::{Lookup, Store, read_blocks};
 
 impl Store {
-    /// Every span whose event id is one of `event_ids`, from memory and blocks, each once.
-    pub async fn spans_by_event_ids(&self, event_ids: &HashSet<String>) -> Lookup {
+    /// Every span whose event id is one of `event_ids`, from memory and blocks, each once;
+    /// `fields` says which fields are read from blocks.
+    pub async fn spans_by_event_ids(
+        &self,
+        event_ids: &HashSet<String>,
+        fields: SpanFields,
+    ) -> Lookup {
         let ids = Arc::new(event_ids.clone());
-        self.lookup_many(SpanSelection::Events(ids), |span| {
+        self.lookup_many(SpanSelection::Events(ids), fields, |span| {
             span.event
                 .event_id
                 .as_ref()
@@ -25,10 +30,11 @@ impl Store {
         .await
     }
 
-    /// Every span with a link to a span of one of `traces`, from memory and blocks, each once.
-    pub async fn spans_linking_to(&self, traces: &HashSet<TraceId>) -> Lookup {
+    /// Every span with a link to a span of one of `traces`, from memory and blocks, each once;
+    /// `fields` says which fields are read from blocks.
+    pub async fn spans_linking_to(&self, traces: &HashSet<TraceId>, fields: SpanFields) -> Lookup {
         let targets = Arc::new(traces.clone());
-        self.lookup_many(SpanSelection::LinkingTo(targets), |span| {
+        self.lookup_many(SpanSelection::LinkingTo(targets), fields, |span| {
             span.links
                 .iter()
                 .any(|link| traces.contains(&link.trace_id))
@@ -39,6 +45,7 @@ impl Store {
     async fn lookup_many(
         &self,
         selection: SpanSelection,
+        fields: SpanFields,
         matches: impl Fn(&Span) -> bool,
     ) -> Lookup {
         let snapshot = self.snapshot();
@@ -53,7 +60,7 @@ impl Store {
         let (found, unreadable_blocks) = read_blocks(snapshot.blocks, 8, |handle| {
             let object_store = object_store.clone();
             let selection = selection.clone();
-            async move { handle.spans(&object_store, selection).await }
+            async move { handle.spans(&object_store, selection, fields).await }
         })
         .await;
         // The block predicates are exact for ids; for links read from JSON text they match

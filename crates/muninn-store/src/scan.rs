@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use futures::StreamExt;
 use muninn_model::{Span, SpanKind, TraceId};
 
-use crate::block::SpanSelection;
+use crate::block::{SpanFields, SpanSelection};
 use crate::engine::{Lookup, Store, joined, read_blocks};
 
 /// What a trace search looks for. A span matches when it starts in
@@ -234,7 +234,11 @@ impl Store {
                 let reading = tokio::spawn(async move {
                     if whole_spans {
                         block
-                            .spans(&object_store, SpanSelection::Matching(Arc::new(query)))
+                            .spans(
+                                &object_store,
+                                SpanSelection::Matching(Arc::new(query)),
+                                SpanFields::All,
+                            )
                             .await
                             .map(ScannedRows::Spans)
                     } else {
@@ -332,8 +336,13 @@ impl Store {
 
 impl Store {
     /// Every span of the given traces, from memory and blocks, each once, ordered by start
-    /// time: one pass over memory and one filtered read per block, however many traces.
-    pub async fn spans_by_trace_ids(&self, traces: &HashSet<TraceId>) -> Lookup {
+    /// time: one pass over memory and one filtered read per block, however many traces;
+    /// `fields` says which fields are read from blocks.
+    pub async fn spans_by_trace_ids(
+        &self,
+        traces: &HashSet<TraceId>,
+        fields: SpanFields,
+    ) -> Lookup {
         let snapshot = self.snapshot();
         let mut spans: Vec<Span> = snapshot
             .batches
@@ -347,7 +356,7 @@ impl Store {
         let (found, unreadable_blocks) = read_blocks(snapshot.blocks, 4, |handle| {
             let object_store = object_store.clone();
             let wanted = wanted.clone();
-            async move { handle.spans(&object_store, wanted).await }
+            async move { handle.spans(&object_store, wanted, fields).await }
         })
         .await;
         spans.extend(found.into_iter().flatten());
@@ -514,7 +523,7 @@ mod tests {
         let wanted: HashSet<TraceId> = [TraceId([1; 16]), TraceId([5; 16]), TraceId([9; 16])]
             .into_iter()
             .collect();
-        let lookup = store.spans_by_trace_ids(&wanted).await;
+        let lookup = store.spans_by_trace_ids(&wanted, SpanFields::All).await;
         let found: Vec<u8> = lookup.spans.iter().map(|span| span.trace_id.0[0]).collect();
         assert_eq!(found, [1, 5]);
         assert!(lookup.unreadable_blocks.is_empty());

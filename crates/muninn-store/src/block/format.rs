@@ -106,6 +106,20 @@ impl FormatVersion {
     }
 }
 
+/// Which of a span's fields a look-up reads from blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanFields {
+    /// Every field.
+    All,
+    /// Where the span sits among traces and events, and nothing else: trace id, span id,
+    /// parent span id, start time, service, name, kind, event id and links. Every other field
+    /// is left empty (duration 0, status ok without a message, no attributes or resource, the
+    /// event's other fields absent). A look-up that follows ids across traces reads a third of
+    /// the columns this way, and none of the large ones (attributes, message ids). Spans still
+    /// in memory come back whole.
+    Outline,
+}
+
 /// The spans of a block a read is for. Owned and cheap to clone (sets are shared), so that
 /// each block's read can run as its own task and keep its own reference in its row filter.
 #[derive(Debug, Clone)]

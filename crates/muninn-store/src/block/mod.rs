@@ -33,6 +33,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
+pub use format::SpanFields;
 pub(crate) use format::{FormatVersion, SpanSelection};
 use format::{SpansFile, open_spans_file};
 pub(crate) use merge::{merge_v2, throttle};
@@ -371,12 +372,13 @@ impl BlockHandle {
         &self,
         store: &Arc<dyn ObjectStore>,
         selection: SpanSelection,
+        fields: SpanFields,
     ) -> Result<Vec<Span>, StoreError> {
         if selection.is_empty() {
             return Ok(Vec::new());
         }
         match self.spans_file(store).await? {
-            Some(file) => file.spans(selection).await,
+            Some(file) => file.spans(selection, fields).await,
             None => Ok(Vec::new()),
         }
     }

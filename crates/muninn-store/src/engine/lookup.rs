@@ -11,7 +11,7 @@ use object_store::path::Path;
 
 use super::Store;
 use super::head::Head;
-use crate::block::{BlockHandle, SpanSelection};
+use crate::block::{BlockHandle, SpanFields, SpanSelection};
 use crate::error::StoreError;
 
 /// The result of a look-up across head and blocks: what could be read, and which blocks could
@@ -122,7 +122,11 @@ impl Store {
         let (found, unreadable_blocks) = read_blocks(blocks, 8, |handle| {
             let object_store = object_store.clone();
             let selection = selection.clone();
-            async move { handle.spans(&object_store, selection).await }
+            async move {
+                handle
+                    .spans(&object_store, selection, SpanFields::All)
+                    .await
+            }
         })
         .await;
         spans.extend(found.into_iter().flatten());

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use muninn_model::{AttributeValue, Span, SpanId, StatusCode, TraceId};
-use muninn_store::{Lookup, SpanFilter, SpanQuery, Store};
+use muninn_store::{Lookup, SpanFields, SpanFilter, SpanQuery, Store};
 
 use crate::support::{NANOS_PER_MILLISECOND, at, event_id, trace_id};
 
@@ -289,14 +289,20 @@ pub async fn answer(store: &Store, query: &Query) -> String {
     match query {
         Query::Trace(number) => spans_answer(store.spans_by_trace_id(trace_id(*number)).await),
         Query::Event(number) => spans_answer(store.spans_by_event_id(&event_id(*number)).await),
-        Query::Traces(numbers) => spans_answer(store.spans_by_trace_ids(&trace_ids(numbers)).await),
+        Query::Traces(numbers) => spans_answer(
+            store
+                .spans_by_trace_ids(&trace_ids(numbers), SpanFields::All)
+                .await,
+        ),
         Query::Events(numbers) => {
             let ids: HashSet<String> = numbers.iter().copied().map(event_id).collect();
-            spans_answer(store.spans_by_event_ids(&ids).await)
+            spans_answer(store.spans_by_event_ids(&ids, SpanFields::All).await)
         }
-        Query::LinkingTo(numbers) => {
-            spans_answer(store.spans_linking_to(&trace_ids(numbers)).await)
-        }
+        Query::LinkingTo(numbers) => spans_answer(
+            store
+                .spans_linking_to(&trace_ids(numbers), SpanFields::All)
+                .await,
+        ),
         Query::Search(search) => {
             let query = SpanQuery {
                 service: search.service.map(String::from),

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use muninn_store::Store;
+use muninn_store::{SpanFields, Store};
 
 use crate::support::{as_looked_up, config, copy_dir, event_id, rich_span, trace_id};
 
@@ -14,7 +14,7 @@ fn golden_dir() -> std::path::PathBuf {
 
 async fn linking_to(store: &Store, trace_number: u64) -> Vec<String> {
     let lookup = store
-        .spans_linking_to(&HashSet::from([trace_id(trace_number)]))
+        .spans_linking_to(&HashSet::from([trace_id(trace_number)]), SpanFields::All)
         .await;
     assert!(lookup.unreadable_blocks.is_empty());
     lookup
@@ -69,11 +69,13 @@ async fn spans_of_several_event_ids_come_back_together_and_once() {
     for event in &wanted {
         expected.extend(store.spans_by_event_id(event).await.spans);
     }
-    let found = store.spans_by_event_ids(&wanted).await;
+    let found = store.spans_by_event_ids(&wanted, SpanFields::All).await;
     assert!(found.unreadable_blocks.is_empty());
     assert_eq!(found.spans, as_looked_up(expected.clone()));
     // Blocks (hour 10 and 11) and memory (trace 9) all contribute.
     assert_eq!(found.spans.len(), 3 + 2 + 3);
-    let none = store.spans_by_event_ids(&HashSet::new()).await;
+    let none = store
+        .spans_by_event_ids(&HashSet::new(), SpanFields::All)
+        .await;
     assert!(none.spans.is_empty());
 }

@@ -2,7 +2,7 @@
 //! the in-memory head, from Parquet blocks, and from blocks opened cold after a restart.
 
 use muninn_model::{Action, Span};
-use muninn_store::{BlockWriteOptions, Store, StoreConfig};
+use muninn_store::{BlockWriteOptions, SpanFields, Store, StoreConfig};
 
 use crate::support::{
     NANOS_PER_MILLISECOND, as_looked_up, at, config, count, event, event_id, event_trace, open,
@@ -226,7 +226,7 @@ async fn trace_look_ups_in_a_large_block_miss_no_span() {
     assert_eq!(trace(&store, trace_id(12_001)).await, Vec::new());
 
     let several: std::collections::HashSet<_> = probes.iter().map(|&n| trace_id(n)).collect();
-    let lookup = store.spans_by_trace_ids(&several).await;
+    let lookup = store.spans_by_trace_ids(&several, SpanFields::All).await;
     assert!(lookup.unreadable_blocks.is_empty());
     let mut found = lookup.spans;
     found.sort_by_key(|span| (span.trace_id, span.span_id));

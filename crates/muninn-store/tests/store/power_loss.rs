@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use muninn_model::{Action, EventCount, NANOS_PER_MINUTE, Span, SpanId, TraceId};
-use muninn_store::{FileSystem, SimulatedFs, Store, StoreConfig};
+use muninn_store::{FileSystem, SimulatedFs, SpanFields, Store, StoreConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -280,7 +280,7 @@ async fn check_recovery(rebooted: &SimulatedFs, ledger: &Ledger, trial: &str) ->
             .is_none_or(|below| partition_of(start) >= below)
     };
     let trace_ids: HashSet<TraceId> = ledger.sent.keys().map(|(trace_id, _)| *trace_id).collect();
-    let lookup = store.spans_by_trace_ids(&trace_ids).await;
+    let lookup = store.spans_by_trace_ids(&trace_ids, SpanFields::All).await;
     assert_eq!(lookup.unreadable_blocks, Vec::<String>::new(), "{trial}");
     let found: HashMap<(TraceId, SpanId), &Span> = lookup
         .spans
@@ -506,5 +506,12 @@ async fn a_power_loss_right_after_a_flush_loses_nothing() {
     assert_eq!(store.stats().block_spans, 60, "every span is in the blocks");
     assert_eq!(store.stats().head_spans, 0);
     let trace_ids: HashSet<TraceId> = spans.iter().map(|span| span.trace_id).collect();
-    assert_eq!(store.spans_by_trace_ids(&trace_ids).await.spans.len(), 60);
+    assert_eq!(
+        store
+            .spans_by_trace_ids(&trace_ids, SpanFields::All)
+            .await
+            .spans
+            .len(),
+        60
+    );
 }

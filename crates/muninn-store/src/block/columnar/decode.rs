@@ -17,6 +17,7 @@ use super::{
     COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_EVENT_ID_TEXT, COLUMN_KIND, COLUMN_LINKS, COLUMN_NAME,
     COLUMN_PARENT_SPAN_ID, COLUMN_SERVICE, COLUMN_SPAN_ID, COLUMN_START_TIME, COLUMN_TRACE_ID,
 };
+use crate::block::format::SpanFields;
 use crate::error::StoreError;
 use crate::scan::Operation;
 
@@ -96,30 +97,49 @@ fn uuid_text(bytes: &[u8]) -> String {
     text
 }
 
-/// Turns a record batch of every column back into spans.
-pub(super) fn spans(batch: &RecordBatch) -> Result<Vec<Span>, StoreError> {
+/// `Some(column)` when `fields` reads it: `SpanFields::Outline` batches lack the others.
+fn when_all<T>(
+    fields: SpanFields,
+    column: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    match fields {
+        SpanFields::All => column().map(Some),
+        SpanFields::Outline => Ok(None),
+    }
+}
+
+/// Text of an optional column that may be absent from the batch.
+fn optional_text(array: Option<&StringArray>, row: usize) -> Option<String> {
+    array.and_then(|array| optional_string(array, row))
+}
+
+/// Turns a record batch of the columns `fields` reads back into spans (a field whose column
+/// was not read is left empty).
+pub(super) fn spans(batch: &RecordBatch, fields: SpanFields) -> Result<Vec<Span>, StoreError> {
     let trace_id = typed_column::<FixedSizeBinaryArray>(batch, COLUMN_TRACE_ID)?;
     let span_id = typed_column::<FixedSizeBinaryArray>(batch, COLUMN_SPAN_ID)?;
     let parent_span_id = typed_column::<FixedSizeBinaryArray>(batch, COLUMN_PARENT_SPAN_ID)?;
     let start_time = typed_column::<TimestampNanosecondArray>(batch, COLUMN_START_TIME)?;
-    let duration = typed_column::<Int64Array>(batch, COLUMN_DURATION)?;
-    let modified = typed_column::<BooleanArray>(batch, "modified")?;
-    let partition = typed_column::<Int32Array>(batch, "partition")?;
-    let offset = typed_column::<Int64Array>(batch, "offset")?;
     let service = string_column(batch, COLUMN_SERVICE)?;
     let name = string_column(batch, COLUMN_NAME)?;
     let kind = string_column(batch, COLUMN_KIND)?;
-    let status_code = string_column(batch, "status_code")?;
-    let status_message = string_column(batch, "status_message")?;
     let event_id = EventIdColumn::of(batch)?;
-    let event_type = string_column(batch, "event_type")?;
-    let schema = string_column(batch, "schema")?;
-    let stream = string_column(batch, "stream")?;
-    let broker = string_column(batch, "broker")?;
-    let message_id = string_column(batch, "message_id")?;
-    let attributes = string_column(batch, "attributes")?;
-    let resource = string_column(batch, "resource")?;
     let links = string_column(batch, COLUMN_LINKS)?;
+    let duration = when_all(fields, || {
+        typed_column::<Int64Array>(batch, COLUMN_DURATION)
+    })?;
+    let modified = when_all(fields, || typed_column::<BooleanArray>(batch, "modified"))?;
+    let partition = when_all(fields, || typed_column::<Int32Array>(batch, "partition"))?;
+    let offset = when_all(fields, || typed_column::<Int64Array>(batch, "offset"))?;
+    let status_code = when_all(fields, || string_column(batch, "status_code"))?;
+    let status_message = when_all(fields, || string_column(batch, "status_message"))?;
+    let event_type = when_all(fields, || string_column(batch, "event_type"))?;
+    let schema = when_all(fields, || string_column(batch, "schema"))?;
+    let stream = when_all(fields, || string_column(batch, "stream"))?;
+    let broker = when_all(fields, || string_column(batch, "broker"))?;
+    let message_id = when_all(fields, || string_column(batch, "message_id"))?;
+    let attributes = when_all(fields, || string_column(batch, "attributes"))?;
+    let resource = when_all(fields, || string_column(batch, "resource"))?;
     let mut spans = Vec::with_capacity(batch.num_rows());
     let fixed = |array: &FixedSizeBinaryArray, row: usize| -> Result<Vec<u8>, StoreError> {
         if array.is_null(row) {
@@ -144,8 +164,11 @@ pub(super) fn spans(batch: &RecordBatch) -> Result<Vec<Span>, StoreError> {
                     .map_err(|_| StoreError::corrupt("parent is not 8 bytes"))?,
             ))
         };
-        let parse_json =
-            |array: &StringArray| -> Attributes { attributes_from_json(array.value(row)) };
+        let parse_json = |array: Option<&StringArray>| -> Attributes {
+            array.map_or_else(Attributes::default, |array| {
+                attributes_from_json(array.value(row))
+            })
+        };
         spans.push(Span {
             trace_id: TraceId(trace_bytes),
             span_id: SpanId(span_bytes),
@@ -153,18 +176,21 @@ pub(super) fn spans(batch: &RecordBatch) -> Result<Vec<Span>, StoreError> {
             name: name.value(row).to_string(),
             kind: SpanKind::parse(kind.value(row)).unwrap_or(SpanKind::Internal),
             service: service.value(row).to_string(),
-            resource: parse_json(&resource),
+            resource: parse_json(resource.as_ref()),
             start_unix_nanos: start_time.value(row),
-            duration_nanos: duration.value(row),
+            duration_nanos: duration.map_or(0, |duration| duration.value(row)),
             status: Status {
-                code: if status_code.value(row) == "error" {
+                code: if status_code
+                    .as_ref()
+                    .is_some_and(|code| code.value(row) == "error")
+                {
                     StatusCode::Error
                 } else {
                     StatusCode::Ok
                 },
-                message: optional_string(&status_message, row),
+                message: optional_text(status_message.as_ref(), row),
             },
-            attributes: parse_json(&attributes),
+            attributes: parse_json(attributes.as_ref()),
             links: if links.is_null(row) {
                 Vec::new()
             } else {
@@ -172,14 +198,18 @@ pub(super) fn spans(batch: &RecordBatch) -> Result<Vec<Span>, StoreError> {
             },
             event: EventColumns {
                 event_id: event_id.value(row),
-                event_type: optional_string(&event_type, row),
-                schema: optional_string(&schema, row),
-                stream: optional_string(&stream, row),
-                broker: optional_string(&broker, row).and_then(|text| Broker::parse(&text)),
-                modified: modified.value(row),
-                partition: (!partition.is_null(row)).then(|| partition.value(row)),
-                offset: (!offset.is_null(row)).then(|| offset.value(row)),
-                message_id: optional_string(&message_id, row),
+                event_type: optional_text(event_type.as_ref(), row),
+                schema: optional_text(schema.as_ref(), row),
+                stream: optional_text(stream.as_ref(), row),
+                broker: optional_text(broker.as_ref(), row).and_then(|text| Broker::parse(&text)),
+                modified: modified.is_some_and(|modified| modified.value(row)),
+                partition: partition
+                    .filter(|partition| !partition.is_null(row))
+                    .map(|partition| partition.value(row)),
+                offset: offset
+                    .filter(|offset| !offset.is_null(row))
+                    .map(|offset| offset.value(row)),
+                message_id: optional_text(message_id.as_ref(), row),
             },
         });
     }

@@ -14,9 +14,10 @@ use super::predicate::{self, Leaves, Predicate};
 use super::read::{ParquetFile, Read, candidates};
 use super::{
     COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_EVENT_ID_TEXT, COLUMN_KIND, COLUMN_LINK_TRACE_IDS,
-    COLUMN_LINKS, COLUMN_NAME, COLUMN_SERVICE, COLUMN_START_TIME, COLUMN_TRACE_ID, decode,
+    COLUMN_LINKS, COLUMN_NAME, COLUMN_PARENT_SPAN_ID, COLUMN_SERVICE, COLUMN_SPAN_ID,
+    COLUMN_START_TIME, COLUMN_TRACE_ID, decode,
 };
-use crate::block::format::SpanSelection;
+use crate::block::format::{SpanFields, SpanSelection};
 use crate::block::reader::ObjectReader;
 use crate::error::StoreError;
 use crate::scan::{Operation, SpanQuery};
@@ -63,6 +64,20 @@ pub(crate) fn canonical_uuid(event_id: &str) -> Option<[u8; 16]> {
     Some(bytes)
 }
 
+/// The columns `SpanFields::Outline` reads (those a file has: `event_id_text` is v2's).
+const OUTLINE_COLUMNS: [&str; 10] = [
+    COLUMN_TRACE_ID,
+    COLUMN_SPAN_ID,
+    COLUMN_PARENT_SPAN_ID,
+    COLUMN_START_TIME,
+    COLUMN_SERVICE,
+    COLUMN_NAME,
+    COLUMN_KIND,
+    COLUMN_EVENT_ID,
+    COLUMN_EVENT_ID_TEXT,
+    COLUMN_LINKS,
+];
+
 /// Where event ids are found in an opened file.
 enum EventIds {
     Text {
@@ -89,6 +104,8 @@ pub(crate) struct SpansFile {
     event_ids: EventIds,
     /// Where links are found, loaded on the first link look-up.
     links: OnceCell<Links>,
+    /// The leaf columns of `SpanFields::Outline`, in file order.
+    outline: Vec<usize>,
 }
 
 /// Where a file's spans record the traces they link to.
@@ -133,6 +150,14 @@ impl SpansFile {
                 }
             }
         };
+        let outline = file
+            .schema()
+            .columns()
+            .iter()
+            .enumerate()
+            .filter(|(_, column)| OUTLINE_COLUMNS.contains(&column.name()))
+            .map(|(leaf, _)| leaf)
+            .collect();
         Ok(SpansFile {
             file,
             leaves,
@@ -140,6 +165,7 @@ impl SpansFile {
             trace_id_ranges,
             event_ids,
             links: OnceCell::new(),
+            outline,
         })
     }
 
@@ -241,7 +267,11 @@ impl SpansFile {
     /// Every span of the file that `selection` selects: the row groups that may hold its ids
     /// (by their bloom filters; all row groups for a search), filtered on the id or searched
     /// columns before the rest is decoded.
-    pub(crate) async fn spans(&self, selection: SpanSelection) -> Result<Vec<Span>, StoreError> {
+    pub(crate) async fn spans(
+        &self,
+        selection: SpanSelection,
+        fields: SpanFields,
+    ) -> Result<Vec<Span>, StoreError> {
         let leaves = &self.leaves;
         let mut traces_sought: Option<Vec<TraceId>> = None;
         let (row_groups, predicate): (Option<Vec<usize>>, Predicate) = match selection {
@@ -296,12 +326,15 @@ impl SpansFile {
                 row_groups,
                 selection,
                 predicate: Some(predicate),
-                projection: None,
+                projection: match fields {
+                    SpanFields::All => None,
+                    SpanFields::Outline => Some(self.outline.clone()),
+                },
             })
             .await?;
         let mut spans = Vec::new();
         for batch in &batches {
-            spans.extend(decode::spans(batch)?);
+            spans.extend(decode::spans(batch, fields)?);
         }
         Ok(spans)
     }
@@ -334,7 +367,7 @@ impl SpansFile {
 
     /// Every span of one row group, in file order.
     pub(crate) async fn row_group_spans(&self, row_group: usize) -> Result<Vec<Span>, StoreError> {
-        decode::spans(&self.row_group_batch(row_group).await?)
+        decode::spans(&self.row_group_batch(row_group).await?, SpanFields::All)
     }
 
     /// The trace id and start of every span that matches `query`, reading only those two
@@ -503,7 +536,7 @@ mod tests {
                 "a row group without links still has a (rejecting) bloom filter, so it is not read"
             );
             let found = file
-                .spans(SpanSelection::LinkingTo(linking_to(1)))
+                .spans(SpanSelection::LinkingTo(linking_to(1)), SpanFields::All)
                 .await
                 .unwrap();
             assert!(found.is_empty());
@@ -525,7 +558,7 @@ mod tests {
         for (version, layout) in versions() {
             let file = file_of(&spans, version, layout).await;
             let found = file
-                .spans(SpanSelection::LinkingTo(linking_to(8)))
+                .spans(SpanSelection::LinkingTo(linking_to(8)), SpanFields::All)
                 .await
                 .unwrap();
             let found: Vec<TraceId> = found.iter().map(|span| span.trace_id).collect();
@@ -566,16 +599,19 @@ mod tests {
         for (version, layout) in versions() {
             let file = file_of(&spans, version, layout).await;
             let everything = file
-                .spans(SpanSelection::Traces(Arc::new(
-                    spans.iter().map(|span| span.trace_id).collect(),
-                )))
+                .spans(
+                    SpanSelection::Traces(Arc::new(
+                        spans.iter().map(|span| span.trace_id).collect(),
+                    )),
+                    SpanFields::All,
+                )
                 .await
                 .unwrap();
             assert_eq!(everything, spans, "{version:?} round trip");
             for (index, event_id) in event_ids.iter().enumerate() {
                 let Some(event_id) = event_id else { continue };
                 let found = file
-                    .spans(SpanSelection::Event(Arc::from(*event_id)))
+                    .spans(SpanSelection::Event(Arc::from(*event_id)), SpanFields::All)
                     .await
                     .unwrap();
                 assert_eq!(
@@ -585,13 +621,16 @@ mod tests {
                 );
             }
             let mixed = file
-                .spans(SpanSelection::Events(owned(&[
-                    "7c9e6679-7425-40de-944b-e07fc1f90ae7",
-                    "evt-0001",
-                    "0F8FAD5B-D9CB-469F-A165-70867728950E",
-                    "not-stored",
-                    "00000000-0000-4000-8000-000000000000",
-                ])))
+                .spans(
+                    SpanSelection::Events(owned(&[
+                        "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+                        "evt-0001",
+                        "0F8FAD5B-D9CB-469F-A165-70867728950E",
+                        "not-stored",
+                        "00000000-0000-4000-8000-000000000000",
+                    ])),
+                    SpanFields::All,
+                )
                 .await
                 .unwrap();
             let mixed: Vec<Option<String>> =
@@ -605,6 +644,97 @@ mod tests {
                 ],
                 "{version:?} mixed set"
             );
+        }
+    }
+
+    /// An outline read gives back a span's place among traces and events exactly as stored,
+    /// and leaves every other field empty rather than guessing it; a read of all fields gives
+    /// the span back whole.
+    #[tokio::test]
+    async fn an_outline_read_keeps_ids_times_service_kind_event_id_and_links_only() {
+        use muninn_model::{AttributeValue, Broker, EventColumns, StatusCode};
+        let spans: Vec<Span> = (1..=4u8)
+            .map(|trace_byte| {
+                let mut span = span(
+                    trace_byte,
+                    vec![Link {
+                        trace_id: TraceId([9; 16]),
+                        span_id: SpanId([trace_byte; 8]),
+                        attributes: Vec::new(),
+                    }],
+                );
+                span.parent_span_id = Some(SpanId([7; 8]));
+                span.start_unix_nanos = 5_000 + i64::from(trace_byte);
+                span.duration_nanos = 250;
+                span.status = Status {
+                    code: StatusCode::Error,
+                    message: Some("timed out".into()),
+                };
+                span.attributes = vec![("retry".into(), AttributeValue::Bool(true))];
+                span.resource = vec![("host".into(), AttributeValue::String("a".into()))];
+                span.event = EventColumns {
+                    event_id: Some(format!("7c9e6679-7425-40de-944b-e07fc1f90ae{trace_byte}")),
+                    event_type: Some("order.placed".into()),
+                    schema: Some("v2".into()),
+                    stream: Some("orders".into()),
+                    broker: Some(Broker::Kafka),
+                    modified: true,
+                    partition: Some(3),
+                    offset: Some(42),
+                    message_id: Some("m-1".into()),
+                };
+                span
+            })
+            .collect();
+        let outline: Vec<Span> = spans
+            .iter()
+            .map(|whole| Span {
+                trace_id: whole.trace_id,
+                span_id: whole.span_id,
+                parent_span_id: whole.parent_span_id,
+                name: whole.name.clone(),
+                kind: whole.kind,
+                service: whole.service.clone(),
+                resource: Vec::new(),
+                start_unix_nanos: whole.start_unix_nanos,
+                duration_nanos: 0,
+                status: Status::default(),
+                attributes: Vec::new(),
+                links: whole.links.clone(),
+                event: EventColumns {
+                    event_id: whole.event.event_id.clone(),
+                    ..Default::default()
+                },
+            })
+            .collect();
+        let traces: Arc<HashSet<TraceId>> =
+            Arc::new(spans.iter().map(|span| span.trace_id).collect());
+        for (version, layout) in versions() {
+            let file = file_of(&spans, version, layout).await;
+            let read = |selection: SpanSelection, fields: SpanFields| {
+                let file = &file;
+                async move { file.spans(selection, fields).await.unwrap() }
+            };
+            let whole = read(SpanSelection::Traces(traces.clone()), SpanFields::All).await;
+            assert_eq!(whole, spans, "{version:?} all fields");
+            let outlined = read(SpanSelection::Traces(traces.clone()), SpanFields::Outline).await;
+            assert_eq!(outlined, outline, "{version:?} outline by trace ids");
+            let linking = read(
+                SpanSelection::LinkingTo(Arc::new(HashSet::from([TraceId([9; 16])]))),
+                SpanFields::Outline,
+            )
+            .await;
+            assert_eq!(linking, outline, "{version:?} outline by link");
+            let event_ids = spans
+                .iter()
+                .filter_map(|span| span.event.event_id.clone())
+                .collect();
+            let by_event = read(
+                SpanSelection::Events(Arc::new(event_ids)),
+                SpanFields::Outline,
+            )
+            .await;
+            assert_eq!(by_event, outline, "{version:?} outline by event id");
         }
     }
 
@@ -658,7 +788,10 @@ mod tests {
 
         for trace_byte in 1..=12u8 {
             let found = file
-                .spans(SpanSelection::Trace(TraceId([trace_byte; 16])))
+                .spans(
+                    SpanSelection::Trace(TraceId([trace_byte; 16])),
+                    SpanFields::All,
+                )
                 .await
                 .unwrap();
             let expected: Vec<Span> = spans

@@ -182,21 +182,25 @@ async fn linked_hops(store: &Store, direct: &[Span]) -> (Vec<(Span, SpanRef)>, V
     let linked_traces: BTreeSet<TraceId> = wanted.keys().map(|(trace_id, _)| *trace_id).collect();
     let linked_traces: HashSet<TraceId> =
         linked_traces.into_iter().take(MAX_LINKED_TRACES).collect();
-    // Both look-ups at once; every linked trace in one read per block.
-    let (linking, linked) =
-        futures::join!(store.spans_linking_to(&traces, SpanFields::All), async {
+    // Both look-ups at once; every linked trace in one read per block. Most spans found are
+    // hops already (they carry the event id), so an outline of each is read first, and the
+    // whole of only the spans that join the journey by a link.
+    let (linking, linked) = futures::join!(
+        store.spans_linking_to(&traces, SpanFields::Outline),
+        async {
             if linked_traces.is_empty() {
                 None
             } else {
                 Some(
                     store
-                        .spans_by_trace_ids(&linked_traces, SpanFields::All)
+                        .spans_by_trace_ids(&linked_traces, SpanFields::Outline)
                         .await,
                 )
             }
-        });
+        }
+    );
 
-    let mut found: Vec<(Span, SpanRef)> = Vec::new();
+    let mut joining: HashMap<(TraceId, SpanId), SpanRef> = HashMap::new();
     let mut unreadable = linking.unreadable_blocks;
     for span in linking.spans {
         if span.event.event_id.is_some() {
@@ -208,7 +212,7 @@ async fn linked_hops(store: &Store, direct: &[Span]) -> (Vec<(Span, SpanRef)>, V
             .find(|link| direct_ids.contains(&(link.trace_id, link.span_id)))
             .map(|link| SpanRef::of(link.trace_id, link.span_id));
         if let Some(via) = via {
-            found.push((span, via));
+            joining.entry((span.trace_id, span.span_id)).or_insert(via);
         }
     }
     if let Some(lookup) = linked {
@@ -218,12 +222,28 @@ async fn linked_hops(store: &Store, direct: &[Span]) -> (Vec<(Span, SpanRef)>, V
                 continue;
             }
             if let Some(via) = wanted.get(&(span.trace_id, span.span_id)) {
-                found.push((span, via.clone()));
+                joining
+                    .entry((span.trace_id, span.span_id))
+                    .or_insert_with(|| via.clone());
             }
         }
     }
-    let mut seen = HashSet::new();
-    found.retain(|(span, _)| seen.insert((span.trace_id, span.span_id)));
+    if joining.is_empty() {
+        return (Vec::new(), unreadable);
+    }
+    let joining_traces: HashSet<TraceId> = joining.keys().map(|(trace_id, _)| *trace_id).collect();
+    let whole = store
+        .spans_by_trace_ids(&joining_traces, SpanFields::All)
+        .await;
+    unreadable.extend(whole.unreadable_blocks);
+    let found: Vec<(Span, SpanRef)> = whole
+        .spans
+        .into_iter()
+        .filter_map(|span| {
+            let via = joining.get(&(span.trace_id, span.span_id))?.clone();
+            Some((span, via))
+        })
+        .collect();
     (found, unreadable)
 }
 

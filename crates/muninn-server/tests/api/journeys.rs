@@ -292,6 +292,7 @@ async fn a_join_that_keeps_only_a_link_is_joined_by_the_link() {
             start + 80 * NANOS_PER_MILLI,
         ),
         json!({"stream": "clicks", "broker": "kafka",
+            "attributes": {"join.key": "user_id"},
             "links": [{"trace_id": TRACE_A, "span_id": "a000000000000001"}]}),
     );
     let joined = with(
@@ -335,6 +336,13 @@ async fn a_join_that_keeps_only_a_link_is_joined_by_the_link() {
             json!({"trace_id": TRACE_A, "span_id": "a000000000000001"})
         );
         assert!(journey["hops"][1].get("event_id").is_none());
+        // Found through an outline of the spans linking here, the hop is shown whole.
+        assert_eq!(journey["hops"][1]["duration_ns"], json!(NANOS_PER_MILLI));
+        assert_eq!(journey["hops"][1]["stream"], json!("clicks"));
+        assert_eq!(
+            journey["hops"][1]["attributes"],
+            json!({"join.key": "user_id"})
+        );
 
         let upstream = api.get_json(&format!("/api/v1/traces/{TRACE_A}"), &[]).await;
         assert_eq!(

@@ -438,8 +438,14 @@ async fn compact_blocks(
     .await?;
     let written = vec![BlockHandle::new(meta)];
 
-    // Swap: the outputs replace the inputs in one step, if every input is still there.
+    // Footers and bloom filters loaded before the swap, as a flush does: otherwise the first
+    // look-up after a compaction opens each output (at 100M spans, 27 blocks and 239 MB of
+    // filters took the first look-up 454 ms).
     let outputs: Vec<Arc<BlockHandle>> = written.into_iter().map(Arc::new).collect();
+    for handle in &outputs {
+        let _ = handle.warm(&shared.object_store).await;
+    }
+    // Swap: the outputs replace the inputs in one step, if every input is still there.
     let swapped = match shared.blocks.write() {
         Ok(mut blocks) => {
             let all_present = inputs

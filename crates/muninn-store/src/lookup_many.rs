@@ -52,6 +52,7 @@ impl Store {
         let mut spans: Vec<Span> = snapshot
             .batches
             .iter()
+            .filter(|batch| batch.may_hold(&selection))
             .flat_map(|batch| batch.iter())
             .filter(|span| matches(span))
             .cloned()

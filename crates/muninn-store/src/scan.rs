@@ -344,14 +344,15 @@ impl Store {
         fields: SpanFields,
     ) -> Lookup {
         let snapshot = self.snapshot();
+        let wanted = SpanSelection::Traces(Arc::new(traces.clone()));
         let mut spans: Vec<Span> = snapshot
             .batches
             .iter()
+            .filter(|batch| batch.may_hold(&wanted))
             .flat_map(|batch| batch.iter())
             .filter(|span| traces.contains(&span.trace_id))
             .cloned()
             .collect();
-        let wanted = SpanSelection::Traces(Arc::new(traces.clone()));
         let object_store = &snapshot.object_store;
         let (found, unreadable_blocks) = read_blocks(snapshot.blocks, 4, |handle| {
             let object_store = object_store.clone();
@@ -367,7 +368,7 @@ impl Store {
 /// What a scan reads, taken at one moment: the span batches in memory (head and heads being
 /// flushed; cheap to take, they are shared) and the committed blocks.
 pub(crate) struct Snapshot {
-    pub batches: Vec<Arc<Vec<Span>>>,
+    pub batches: Vec<Arc<crate::engine::HeadBatch>>,
     pub blocks: Vec<Arc<crate::block::BlockHandle>>,
     pub object_store: Arc<dyn object_store::ObjectStore>,
 }

@@ -2,18 +2,91 @@
 //! thread fills the live head; a flush freezes it (the WAL rotates at the same moment, so a
 //! frozen head covers exactly the segments before the new one) and writes it to blocks.
 
-use std::sync::Arc;
+use std::ops::Deref;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
-use muninn_model::Span;
+use muninn_model::{Span, TraceId};
 
+use crate::block::SpanSelection;
 use crate::rollup::{self, RollupDelta};
+
+/// Hashes ids into the keys of `HeadBatch` (per process: keys are never stored).
+static KEYS: LazyLock<ahash::RandomState> = LazyLock::new(ahash::RandomState::new);
+
+fn trace_key(trace_id: &TraceId) -> u64 {
+    KEYS.hash_one(trace_id.0)
+}
+
+fn event_key(event_id: &str) -> u64 {
+    KEYS.hash_one(event_id)
+}
+
+/// One appended batch of spans, with the keys of its trace and event ids sorted, so that a
+/// look-up searches only the batches that may hold its ids rather than every span in memory
+/// (up to a million under full ingest, most of them cache misses).
+#[derive(Debug, Default)]
+pub(crate) struct HeadBatch {
+    spans: Vec<Span>,
+    trace_keys: Vec<u64>,
+    event_keys: Vec<u64>,
+}
+
+impl HeadBatch {
+    pub(crate) fn new(spans: Vec<Span>) -> Self {
+        let mut trace_keys: Vec<u64> = spans.iter().map(|span| trace_key(&span.trace_id)).collect();
+        trace_keys.sort_unstable();
+        trace_keys.dedup();
+        let mut event_keys: Vec<u64> = spans
+            .iter()
+            .filter_map(|span| span.event.event_id.as_deref().map(event_key))
+            .collect();
+        event_keys.sort_unstable();
+        event_keys.dedup();
+        HeadBatch {
+            spans,
+            trace_keys,
+            event_keys,
+        }
+    }
+
+    /// The memory the keys hold, counted with the spans' against the memory bound.
+    pub(crate) fn key_bytes(&self) -> u64 {
+        ((self.trace_keys.capacity() + self.event_keys.capacity()) * size_of::<u64>()) as u64
+    }
+
+    /// Whether the batch may hold a span `selection` selects (false only when it holds none;
+    /// selections by links or columns are not keyed, so every batch may).
+    pub(crate) fn may_hold(&self, selection: &SpanSelection) -> bool {
+        let has_trace =
+            |trace_id: &TraceId| self.trace_keys.binary_search(&trace_key(trace_id)).is_ok();
+        let has_event =
+            |event_id: &str| self.event_keys.binary_search(&event_key(event_id)).is_ok();
+        match selection {
+            SpanSelection::Trace(trace_id) => has_trace(trace_id),
+            SpanSelection::Traces(traces) => traces.iter().any(has_trace),
+            SpanSelection::Event(event_id) => has_event(event_id),
+            SpanSelection::Events(event_ids) => {
+                event_ids.iter().any(|event_id| has_event(event_id))
+            }
+            SpanSelection::LinkingTo(_) | SpanSelection::Matching(_) => true,
+        }
+    }
+}
+
+impl Deref for HeadBatch {
+    type Target = Vec<Span>;
+
+    fn deref(&self) -> &Vec<Span> {
+        &self.spans
+    }
+}
 
 /// Spans and roll-up cells not yet in blocks.
 #[derive(Default)]
 pub(crate) struct Head {
     /// Appended batches, shared with readers (a snapshot clones the `Arc`s, not the spans).
-    pub batches: Vec<Arc<Vec<Span>>>,
+    pub batches: Vec<Arc<HeadBatch>>,
     pub n_spans: usize,
     /// The memory the spans hold (`Span::memory_bytes`).
     pub n_bytes: u64,
@@ -25,7 +98,8 @@ pub(crate) struct Head {
 }
 
 impl Head {
-    pub(crate) fn insert(&mut self, seq: u64, spans: Vec<Span>, n_bytes: u64, delta: &RollupDelta) {
+    /// Adds an acknowledged batch; `n_bytes` is the memory its spans and keys hold.
+    pub(crate) fn insert(&mut self, seq: u64, spans: HeadBatch, n_bytes: u64, delta: &RollupDelta) {
         self.n_spans += spans.len();
         self.n_bytes += n_bytes;
         if !spans.is_empty() {
@@ -42,5 +116,62 @@ impl Head {
 
     pub(crate) fn spans(&self) -> impl Iterator<Item = &Span> {
         self.batches.iter().flat_map(|batch| batch.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    fn span(trace_byte: u8, event_id: Option<&str>) -> Span {
+        let mut span = crate::engine::testing::event_span(trace_byte, 0);
+        span.event.event_id = event_id.map(str::to_string);
+        span
+    }
+
+    /// A look-up skips a batch only when none of its spans has the id it wants; link and
+    /// column searches read every batch.
+    #[test]
+    fn a_batch_is_searched_only_for_the_ids_it_holds() {
+        let batch = HeadBatch::new(vec![
+            span(1, Some("order-1")),
+            span(2, None),
+            span(2, Some("7c9e6679-7425-40de-944b-e07fc1f90ae7")),
+        ]);
+        assert_eq!(batch.len(), 3);
+        assert!(
+            batch.key_bytes() >= 4 * 8,
+            "two trace keys and two event keys"
+        );
+        let trace = |byte: u8| SpanSelection::Trace(TraceId([byte; 16]));
+        assert!(batch.may_hold(&trace(1)));
+        assert!(batch.may_hold(&trace(2)));
+        assert!(!batch.may_hold(&trace(3)));
+        let traces = |bytes: &[u8]| {
+            SpanSelection::Traces(Arc::new(
+                bytes.iter().map(|byte| TraceId([*byte; 16])).collect(),
+            ))
+        };
+        assert!(batch.may_hold(&traces(&[9, 2])));
+        assert!(!batch.may_hold(&traces(&[9, 8])));
+        let event = |id: &str| SpanSelection::Event(Arc::from(id));
+        assert!(batch.may_hold(&event("order-1")));
+        assert!(batch.may_hold(&event("7c9e6679-7425-40de-944b-e07fc1f90ae7")));
+        assert!(!batch.may_hold(&event("order-2")));
+        assert!(!batch.may_hold(&event("")));
+        let events = |ids: &[&str]| {
+            SpanSelection::Events(Arc::new(
+                ids.iter().map(|id| id.to_string()).collect::<HashSet<_>>(),
+            ))
+        };
+        assert!(batch.may_hold(&events(&["nope", "order-1"])));
+        assert!(!batch.may_hold(&events(&["nope", "order-2"])));
+        assert!(
+            batch.may_hold(&SpanSelection::LinkingTo(Arc::new(HashSet::from([
+                TraceId([7; 16])
+            ]))))
+        );
     }
 }

@@ -102,8 +102,18 @@ impl Store {
     async fn lookup(&self, selection: SpanSelection, matches: impl Fn(&Span) -> bool) -> Lookup {
         let shared = &self.shared;
         let mut spans: Vec<Span> = Vec::new();
+        // Only the batches whose keys may hold the id are searched.
+        let mut search = |head: &Head| {
+            for batch in head
+                .batches
+                .iter()
+                .filter(|batch| batch.may_hold(&selection))
+            {
+                spans.extend(batch.iter().filter(|span| matches(span)).cloned());
+            }
+        };
         if let Ok(head) = shared.head.read() {
-            spans.extend(head.spans().filter(|span| matches(span)).cloned());
+            search(&head);
         }
         let flushing: Vec<Arc<Head>> = shared
             .flushing
@@ -111,7 +121,7 @@ impl Store {
             .map(|list| list.clone())
             .unwrap_or_default();
         for frozen in &flushing {
-            spans.extend(frozen.spans().filter(|span| matches(span)).cloned());
+            search(frozen);
         }
         let blocks: Vec<Arc<BlockHandle>> = shared
             .blocks

@@ -15,6 +15,7 @@
 mod compaction;
 mod flush;
 mod head;
+pub(crate) use head::HeadBatch;
 mod lookup;
 mod recovery;
 mod retention;
@@ -287,7 +288,12 @@ impl Store {
         )
         .map_err(|error| StoreError::corrupt(format!("encoding a WAL record: {error}")))?;
         let delta = rollup::batch_delta(&spans, &counts);
-        let n_bytes = spans.iter().map(|span| span.memory_bytes() as u64).sum();
+        let spans = HeadBatch::new(spans);
+        let n_bytes = spans
+            .iter()
+            .map(|span| span.memory_bytes() as u64)
+            .sum::<u64>()
+            + spans.key_bytes();
         self.shared
             .spans_appended
             .fetch_add(spans.len() as u64, Ordering::Relaxed);
@@ -366,7 +372,7 @@ impl Store {
     /// after this returns: batches and block handles are shared, not copied).
     pub(crate) fn snapshot(&self) -> crate::scan::Snapshot {
         let shared = &self.shared;
-        let mut batches: Vec<Arc<Vec<Span>>> = shared
+        let mut batches: Vec<Arc<HeadBatch>> = shared
             .head
             .read()
             .map(|head| head.batches.clone())

@@ -18,7 +18,7 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
-use super::head::Head;
+use super::head::{Head, HeadBatch};
 use super::retention::delete_prefix;
 use super::wal_thread::WalBatch;
 use crate::block::{self, BlockHandle, BlockMeta, StoredCell};
@@ -162,12 +162,13 @@ fn replay_wal(
             })?;
             let delta = rollup::batch_delta(&batch.spans, &batch.counts);
             rollups.apply(&delta);
-            let n_bytes = batch
-                .spans
+            let spans = HeadBatch::new(batch.spans);
+            let n_bytes = spans
                 .iter()
                 .map(|span| span.memory_bytes() as u64)
-                .sum();
-            head.insert(seq, batch.spans, n_bytes, &delta);
+                .sum::<u64>()
+                + spans.key_bytes();
+            head.insert(seq, spans, n_bytes, &delta);
             Ok(())
         })?;
         if !replay.damage.is_empty() {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Shared;
-use super::head::Head;
+use super::head::{Head, HeadBatch};
 use crate::error::{StoreError, StoreErrorKind};
 use crate::rollup::RollupDelta;
 use crate::wal::WalWriter;
@@ -40,8 +40,9 @@ pub(crate) struct WalBatch {
 pub(crate) enum WalCommand {
     Append {
         payload: Vec<u8>,
-        spans: Vec<Span>,
-        /// The memory `spans` hold (`Span::memory_bytes`), counted by the appender.
+        spans: HeadBatch,
+        /// The memory `spans` hold (`Span::memory_bytes` and the batch's keys), counted by the
+        /// appender.
         n_bytes: u64,
         delta: RollupDelta,
         reply: oneshot::Sender<Result<u64, StoreError>>,
@@ -53,7 +54,7 @@ pub(crate) enum WalCommand {
 
 struct PendingAck {
     seq: u64,
-    spans: Vec<Span>,
+    spans: HeadBatch,
     n_bytes: u64,
     delta: RollupDelta,
     reply: oneshot::Sender<Result<u64, StoreError>>,

@@ -37,10 +37,13 @@ impl HeadBatch {
         let mut trace_keys: Vec<u64> = spans.iter().map(|span| trace_key(&span.trace_id)).collect();
         trace_keys.sort_unstable();
         trace_keys.dedup();
-        let mut event_keys: Vec<u64> = spans
-            .iter()
-            .filter_map(|span| span.event.event_id.as_deref().map(event_key))
-            .collect();
+        // Sized for every span, so that the keys never take more than 16 bytes a span.
+        let mut event_keys: Vec<u64> = Vec::with_capacity(spans.len());
+        event_keys.extend(
+            spans
+                .iter()
+                .filter_map(|span| span.event.event_id.as_deref().map(event_key)),
+        );
         event_keys.sort_unstable();
         event_keys.dedup();
         HeadBatch {

@@ -54,12 +54,21 @@ async fn appends_wait_for_a_flush_when_memory_is_full() {
     assert_eq!(store.stats().head_spans, 3);
 }
 
-/// The memory one test trace's spans hold, as the store counts it.
-fn trace_bytes(start: i64) -> u64 {
-    event_trace(0, start)
-        .iter()
-        .map(|span| span.memory_bytes() as u64)
-        .sum()
+/// The memory one test trace's spans hold, as the store counts it: at least what the spans
+/// own, and at most 16 bytes a span more for the keys look-ups find them by.
+async fn trace_bytes(start: i64) -> u64 {
+    let spans = event_trace(0, start);
+    let owned: u64 = spans.iter().map(|span| span.memory_bytes() as u64).sum();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).await.unwrap();
+    let n_spans = spans.len() as u64;
+    store.append(spans, Vec::new()).await.unwrap();
+    let counted = store.stats().unflushed_bytes;
+    assert!(
+        (owned..=owned + 16 * n_spans).contains(&counted),
+        "{counted} bytes counted for spans owning {owned}"
+    );
+    counted
 }
 
 /// The bound is in bytes too: with room for many spans by number, appends wait once the spans
@@ -69,7 +78,7 @@ fn trace_bytes(start: i64) -> u64 {
 async fn appends_wait_when_the_unflushed_spans_hold_the_memory_limit() {
     let dir = tempfile::tempdir().unwrap();
     let start = at("2026-11-20T10:00:00Z");
-    let trace_bytes = trace_bytes(start);
+    let trace_bytes = trace_bytes(start).await;
     // Room for 4 traces, and the number bound far away.
     let config = StoreConfig {
         flush_max_spans: 1_000_000,
@@ -113,7 +122,7 @@ async fn appends_wait_when_the_unflushed_spans_hold_the_memory_limit() {
 async fn the_head_is_flushed_at_a_quarter_of_the_memory_limit() {
     let dir = tempfile::tempdir().unwrap();
     let start = at("2026-11-20T10:00:00Z");
-    let trace_bytes = trace_bytes(start);
+    let trace_bytes = trace_bytes(start).await;
     let config = StoreConfig {
         flush_max_spans: 1_000_000,
         memory_limit_bytes: 8 * trace_bytes,

@@ -343,25 +343,12 @@ impl Store {
         traces: &HashSet<TraceId>,
         fields: SpanFields,
     ) -> Lookup {
-        let snapshot = self.snapshot();
-        let wanted = SpanSelection::Traces(Arc::new(traces.clone()));
-        let mut spans: Vec<Span> = snapshot
-            .batches
-            .iter()
-            .filter(|batch| batch.may_hold(&wanted))
-            .flat_map(|batch| batch.iter())
-            .filter(|span| traces.contains(&span.trace_id))
-            .cloned()
-            .collect();
-        let object_store = &snapshot.object_store;
-        let (found, unreadable_blocks) = read_blocks(snapshot.blocks, 4, |handle| {
-            let object_store = object_store.clone();
-            let wanted = wanted.clone();
-            async move { handle.spans(&object_store, wanted, fields).await }
-        })
-        .await;
-        spans.extend(found.into_iter().flatten());
-        Lookup::of(spans, unreadable_blocks)
+        self.lookup(
+            SpanSelection::Traces(Arc::new(traces.clone())),
+            fields,
+            |span| traces.contains(&span.trace_id),
+        )
+        .await
     }
 }
 

@@ -58,21 +58,41 @@ impl HeadBatch {
         ((self.trace_keys.capacity() + self.event_keys.capacity()) * size_of::<u64>()) as u64
     }
 
-    /// Whether the batch may hold a span `selection` selects (false only when it holds none;
-    /// selections by links or columns are not keyed, so every batch may).
-    pub(crate) fn may_hold(&self, selection: &SpanSelection) -> bool {
-        let has_trace =
-            |trace_id: &TraceId| self.trace_keys.binary_search(&trace_key(trace_id)).is_ok();
-        let has_event =
-            |event_id: &str| self.event_keys.binary_search(&event_key(event_id)).is_ok();
+    /// Whether the batch may hold a span the keys select (false only when it holds none).
+    pub(crate) fn may_hold(&self, keys: &SelectionKeys) -> bool {
+        let any_of =
+            |wanted: &[u64], held: &[u64]| wanted.iter().any(|key| held.binary_search(key).is_ok());
+        match keys {
+            SelectionKeys::Traces(wanted) => any_of(wanted, &self.trace_keys),
+            SelectionKeys::Events(wanted) => any_of(wanted, &self.event_keys),
+            SelectionKeys::Any => true,
+        }
+    }
+}
+
+/// The keys of what a look-up selects, hashed once for all the batches it checks.
+pub(crate) enum SelectionKeys {
+    Traces(Vec<u64>),
+    Events(Vec<u64>),
+    /// Selections by links or columns are not keyed: every batch may hold them.
+    Any,
+}
+
+impl SelectionKeys {
+    pub(crate) fn of(selection: &SpanSelection) -> Self {
         match selection {
-            SpanSelection::Trace(trace_id) => has_trace(trace_id),
-            SpanSelection::Traces(traces) => traces.iter().any(has_trace),
-            SpanSelection::Event(event_id) => has_event(event_id),
-            SpanSelection::Events(event_ids) => {
-                event_ids.iter().any(|event_id| has_event(event_id))
+            SpanSelection::Trace(trace_id) => SelectionKeys::Traces(vec![trace_key(trace_id)]),
+            SpanSelection::Traces(traces) => {
+                SelectionKeys::Traces(traces.iter().map(trace_key).collect())
             }
-            SpanSelection::LinkingTo(_) | SpanSelection::Matching(_) => true,
+            SpanSelection::Event(event_id) => SelectionKeys::Events(vec![event_key(event_id)]),
+            SpanSelection::Events(event_ids) => SelectionKeys::Events(
+                event_ids
+                    .iter()
+                    .map(|event_id| event_key(event_id))
+                    .collect(),
+            ),
+            SpanSelection::LinkingTo(_) | SpanSelection::Matching(_) => SelectionKeys::Any,
         }
     }
 }
@@ -134,6 +154,10 @@ mod tests {
         span
     }
 
+    fn held(batch: &HeadBatch, selection: &SpanSelection) -> bool {
+        batch.may_hold(&SelectionKeys::of(selection))
+    }
+
     /// A look-up skips a batch only when none of its spans has the id it wants; link and
     /// column searches read every batch.
     #[test]
@@ -149,32 +173,31 @@ mod tests {
             "two trace keys and two event keys"
         );
         let trace = |byte: u8| SpanSelection::Trace(TraceId([byte; 16]));
-        assert!(batch.may_hold(&trace(1)));
-        assert!(batch.may_hold(&trace(2)));
-        assert!(!batch.may_hold(&trace(3)));
+        assert!(held(&batch, &trace(1)));
+        assert!(held(&batch, &trace(2)));
+        assert!(!held(&batch, &trace(3)));
         let traces = |bytes: &[u8]| {
             SpanSelection::Traces(Arc::new(
                 bytes.iter().map(|byte| TraceId([*byte; 16])).collect(),
             ))
         };
-        assert!(batch.may_hold(&traces(&[9, 2])));
-        assert!(!batch.may_hold(&traces(&[9, 8])));
+        assert!(held(&batch, &traces(&[9, 2])));
+        assert!(!held(&batch, &traces(&[9, 8])));
         let event = |id: &str| SpanSelection::Event(Arc::from(id));
-        assert!(batch.may_hold(&event("order-1")));
-        assert!(batch.may_hold(&event("7c9e6679-7425-40de-944b-e07fc1f90ae7")));
-        assert!(!batch.may_hold(&event("order-2")));
-        assert!(!batch.may_hold(&event("")));
+        assert!(held(&batch, &event("order-1")));
+        assert!(held(&batch, &event("7c9e6679-7425-40de-944b-e07fc1f90ae7")));
+        assert!(!held(&batch, &event("order-2")));
+        assert!(!held(&batch, &event("")));
         let events = |ids: &[&str]| {
             SpanSelection::Events(Arc::new(
                 ids.iter().map(|id| id.to_string()).collect::<HashSet<_>>(),
             ))
         };
-        assert!(batch.may_hold(&events(&["nope", "order-1"])));
-        assert!(!batch.may_hold(&events(&["nope", "order-2"])));
-        assert!(
-            batch.may_hold(&SpanSelection::LinkingTo(Arc::new(HashSet::from([
-                TraceId([7; 16])
-            ]))))
-        );
+        assert!(held(&batch, &events(&["nope", "order-1"])));
+        assert!(!held(&batch, &events(&["nope", "order-2"])));
+        assert!(held(
+            &batch,
+            &SpanSelection::LinkingTo(Arc::new(HashSet::from([TraceId([7; 16])])))
+        ));
     }
 }

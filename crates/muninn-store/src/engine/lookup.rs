@@ -1,6 +1,8 @@
 //! Look-ups by id across memory and blocks: every span of a trace, every span carrying an
-//! event id. Blocks are read concurrently through their bloom filters; a block that cannot be
-//! read makes a partial answer (`Lookup::unreadable_blocks`), not an error.
+//! event id, and `Store::lookup`, the one mechanism behind these and the look-ups of many ids
+//! (`lookup_many.rs`, `spans_by_trace_ids`). Memory is searched in the batches whose keys may
+//! hold the ids; blocks are read concurrently through their bloom filters; a block that cannot
+//! be read makes a partial answer (`Lookup::unreadable_blocks`), not an error.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use muninn_model::{Span, TraceId};
 use object_store::path::Path;
 
 use super::Store;
-use super::head::Head;
+use super::head::SelectionKeys;
 use crate::block::{BlockHandle, SpanFields, SpanSelection};
 use crate::error::StoreError;
 
@@ -85,61 +87,50 @@ impl Lookup {
 impl Store {
     /// Every span carrying this event id, from head and blocks, deduplicated by span id.
     pub async fn spans_by_event_id(&self, event_id: &str) -> Lookup {
-        self.lookup(SpanSelection::Event(Arc::from(event_id)), |span| {
-            span.event.event_id.as_deref() == Some(event_id)
-        })
+        self.lookup(
+            SpanSelection::Event(Arc::from(event_id)),
+            SpanFields::All,
+            |span| span.event.event_id.as_deref() == Some(event_id),
+        )
         .await
     }
 
     /// Every span of this trace, from head and blocks, deduplicated by span id.
     pub async fn spans_by_trace_id(&self, trace_id: TraceId) -> Lookup {
-        self.lookup(SpanSelection::Trace(trace_id), |span| {
+        self.lookup(SpanSelection::Trace(trace_id), SpanFields::All, |span| {
             span.trace_id == trace_id
         })
         .await
     }
 
-    async fn lookup(&self, selection: SpanSelection, matches: impl Fn(&Span) -> bool) -> Lookup {
-        let shared = &self.shared;
-        let mut spans: Vec<Span> = Vec::new();
-        // Only the batches whose keys may hold the id are searched.
-        let mut search = |head: &Head| {
-            for batch in head
-                .batches
-                .iter()
-                .filter(|batch| batch.may_hold(&selection))
-            {
-                spans.extend(batch.iter().filter(|span| matches(span)).cloned());
-            }
-        };
-        if let Ok(head) = shared.head.read() {
-            search(&head);
-        }
-        let flushing: Vec<Arc<Head>> = shared
-            .flushing
-            .read()
-            .map(|list| list.clone())
-            .unwrap_or_default();
-        for frozen in &flushing {
-            search(frozen);
-        }
-        let blocks: Vec<Arc<BlockHandle>> = shared
-            .blocks
-            .read()
-            .map(|list| list.clone())
-            .unwrap_or_default();
-        let object_store = &shared.object_store;
-        let (found, unreadable_blocks) = read_blocks(blocks, 8, |handle| {
+    /// The one look-up by ids: the batches in memory whose keys may hold them, searched with
+    /// `matches`, and every block read through its filters for `selection` (`fields` of each
+    /// span). Block predicates are exact for ids; for links read from JSON text they match the
+    /// text, so what blocks give is checked with `matches` again.
+    pub(crate) async fn lookup(
+        &self,
+        selection: SpanSelection,
+        fields: SpanFields,
+        matches: impl Fn(&Span) -> bool,
+    ) -> Lookup {
+        let snapshot = self.snapshot();
+        let keys = SelectionKeys::of(&selection);
+        let mut spans: Vec<Span> = snapshot
+            .batches
+            .iter()
+            .filter(|batch| batch.may_hold(&keys))
+            .flat_map(|batch| batch.iter())
+            .filter(|span| matches(span))
+            .cloned()
+            .collect();
+        let object_store = &snapshot.object_store;
+        let (found, unreadable_blocks) = read_blocks(snapshot.blocks, 8, |handle| {
             let object_store = object_store.clone();
             let selection = selection.clone();
-            async move {
-                handle
-                    .spans(&object_store, selection, SpanFields::All)
-                    .await
-            }
+            async move { handle.spans(&object_store, selection, fields).await }
         })
         .await;
-        spans.extend(found.into_iter().flatten());
+        spans.extend(found.into_iter().flatten().filter(|span| matches(span)));
         Lookup::of(spans, unreadable_blocks)
     }
 }

@@ -223,6 +223,19 @@ impl Feed {
         }
     }
 
+    /// The first `n` bodies of the pool, without taking them.
+    pub(crate) fn first_bodies(&self, n: usize) -> Vec<Bytes> {
+        self.pool
+            .lock()
+            .map(|pool| {
+                pool.iter()
+                    .take(n)
+                    .map(|batch| batch.body.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// A sender is done with a body.
     pub(crate) fn release(&self, batch: &Batch) {
         self.held_bytes

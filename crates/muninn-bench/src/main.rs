@@ -195,7 +195,7 @@ struct Args {
     #[arg(long)]
     flush_max_spans: Option<usize>,
     /// Override the store's `memory_limit`, in MiB (what the server's memory bound is
-    /// measured against; 1024 by default).
+    /// measured against; 1536 by default).
     #[arg(long, value_parser = clap::value_parser!(u64).range(64..))]
     memory_limit_mib: Option<u64>,
     /// Block format the store writes (2, the default, or 1: the path before format 2 and
@@ -397,6 +397,19 @@ fn main() -> anyhow::Result<()> {
             args.pool_mib
         );
     }
+    if args.protocol == Protocol::Native {
+        let bodies = prepared.feed.first_bodies(100);
+        let gzip = args.body_encoding == BodyEncoding::Gzip;
+        let (counted, allocated, n_spans) = system::decoded_span_memory(&bodies, gzip)?;
+        anyhow::ensure!(!bodies.is_empty(), "no body in the pool");
+        let n_spans = n_spans.max(1);
+        println!(
+            "decoded spans in memory ({} spans of the first bodies): {:.0} B/span counted by the store's memory bound (Span::memory_bytes), {:.0} B/span allocated",
+            thousands(n_spans),
+            counted as f64 / n_spans as f64,
+            allocated as f64 / n_spans as f64,
+        );
+    }
     let sampler = RssSampler::start(prepared.feed.held_bytes.clone())?;
 
     // Phase 2: ingest, on a single-threaded client runtime on the main thread.
@@ -417,13 +430,23 @@ fn main() -> anyhow::Result<()> {
         let held_bytes = prepared.feed.held_bytes.clone();
         move || {
             let stats = store.stats();
+            let (allocated, resident) = system::allocator_bytes();
             format!(
-                "RSS {} (client bodies {}), head {} spans, being flushed {} spans, {} blocks",
+                "RSS {} (client bodies {}; allocated {}, allocator resident {}), head {} spans, \
+                 being flushed {} spans ({} together), {} blocks (in memory: footers {}, filters of \
+                 trace ids {}, event ids {}, links {})",
                 bytes(system::rss_bytes()),
                 bytes(held_bytes.load(Ordering::Relaxed)),
+                bytes(allocated),
+                bytes(resident),
                 thousands(stats.head_spans),
                 thousands(stats.flushing_spans),
-                stats.n_blocks
+                bytes(stats.unflushed_bytes),
+                stats.n_blocks,
+                bytes(stats.block_index.footer),
+                bytes(stats.block_index.trace_id_filters),
+                bytes(stats.block_index.event_id_filters),
+                bytes(stats.block_index.link_filters),
             )
         }
     };

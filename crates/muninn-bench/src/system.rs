@@ -30,6 +30,48 @@ pub(crate) fn peak_rss_bytes() -> u64 {
     status_kib("VmHWM:").unwrap_or_default() * 1024
 }
 
+/// What jemalloc has handed out and what it keeps resident (handed out, its own metadata, and
+/// freed pages not yet returned), in bytes; zeros if its statistics cannot be read.
+pub(crate) fn allocator_bytes() -> (u64, u64) {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    if epoch::advance().is_err() {
+        return (0, 0);
+    }
+    (
+        stats::allocated::read().unwrap_or_default() as u64,
+        stats::resident::read().unwrap_or_default() as u64,
+    )
+}
+
+/// What decoded spans hold in memory, measured on native JSON bodies (gzip'd or not) decoded
+/// as the server decodes them: the bytes `Span::memory_bytes` counts (what the store's memory
+/// bound adds up), the bytes jemalloc handed out for them, and the number of spans.
+pub(crate) fn decoded_span_memory(
+    bodies: &[bytes::Bytes],
+    gzip: bool,
+) -> anyhow::Result<(u64, u64, u64)> {
+    let limits = muninn_model::Limits::default();
+    let mut kept: Vec<Vec<muninn_model::Span>> = Vec::with_capacity(bodies.len());
+    let (before, _) = allocator_bytes();
+    for body in bodies {
+        let plain = muninn_ingest::decompress(body, gzip.then_some("gzip"), usize::MAX)?;
+        let decoded = muninn_ingest::decode_spans(&plain, &limits, muninn_model::now_unix_nanos())?;
+        drop(plain);
+        if let Some(rejection) = decoded.rejected.first() {
+            anyhow::bail!("the server would reject a span of the workload: {rejection:?}");
+        }
+        kept.push(decoded.records);
+    }
+    let (after, _) = allocator_bytes();
+    let counted: u64 = kept
+        .iter()
+        .flatten()
+        .map(|span| span.memory_bytes() as u64)
+        .sum();
+    let n_spans = kept.iter().map(Vec::len).sum::<usize>() as u64;
+    Ok((counted, after.saturating_sub(before), n_spans))
+}
+
 /// Current resident set size (`VmRSS`), in bytes.
 pub(crate) fn rss_bytes() -> u64 {
     status_kib("VmRSS:").unwrap_or_default() * 1024

@@ -66,7 +66,8 @@ pub fn decompress<'a>(
         }
         "gzip" | "x-gzip" => {
             let mut output = Vec::with_capacity((body.len() * 4).min(max_bytes));
-            let mut decoder = flate2::read::MultiGzDecoder::new(body).take(max_bytes as u64 + 1);
+            let mut decoder =
+                flate2::read::MultiGzDecoder::new(body).take((max_bytes as u64).saturating_add(1));
             decoder.read_to_end(&mut output).map_err(|error| {
                 IngestError::new(
                     IngestErrorKind::BadEncoding,
@@ -103,6 +104,15 @@ mod tests {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         encoder.write_all(bytes).unwrap();
         encoder.finish().unwrap()
+    }
+
+    /// No cap (`usize::MAX`) means no cap, not an empty body.
+    #[test]
+    fn the_largest_cap_decompresses_everything() {
+        let text = b"{\"spans\":[]}".repeat(100);
+        let compressed = gzip(&text);
+        let body = decompress(&compressed, Some("gzip"), usize::MAX).unwrap();
+        assert_eq!(&body[..], &text[..]);
     }
 
     #[test]

@@ -29,7 +29,9 @@ pub(crate) struct Metrics {
     sampling_rules: Gauge,
     head_spans: Gauge,
     head_bytes: Gauge,
+    head_limit_bytes: Gauge,
     memory_limit_bytes: Gauge,
+    block_index_bytes: Gauge,
     body_bytes: Gauge,
     body_memory_limit_bytes: Gauge,
     blocks: Gauge,
@@ -64,6 +66,7 @@ impl Metrics {
         }
         let sampling_rules = Gauge::default();
         let (head_bytes, memory_limit_bytes) = (Gauge::default(), Gauge::default());
+        let (head_limit_bytes, block_index_bytes) = (Gauge::default(), Gauge::default());
         let (body_bytes, body_memory_limit_bytes) = (Gauge::default(), Gauge::default());
         let (head_spans, blocks, block_bytes, block_spans, wal_bytes, rollup_cells) = (
             Gauge::default(),
@@ -125,9 +128,20 @@ impl Metrics {
             head_bytes.clone(),
         );
         registry.register(
+            "head_limit_bytes",
+            "The bound on head_bytes now: what memory_limit leaves after working memory, request \
+             bodies and block_index_bytes; appends wait, then get 503, past it",
+            head_limit_bytes.clone(),
+        );
+        registry.register(
             "memory_limit_bytes",
-            "The bound on head_bytes (memory_limit); appends wait, then get 503, past it",
+            "The memory the node keeps itself under (memory_limit)",
             memory_limit_bytes.clone(),
+        );
+        registry.register(
+            "block_index_bytes",
+            "Memory held by the opened blocks' footers and bloom filters",
+            block_index_bytes.clone(),
         );
         registry.register(
             "ingest_body_bytes",
@@ -190,7 +204,9 @@ impl Metrics {
             sampling_rules,
             head_spans,
             head_bytes,
+            head_limit_bytes,
             memory_limit_bytes,
+            block_index_bytes,
             body_bytes,
             body_memory_limit_bytes,
             blocks,
@@ -254,8 +270,11 @@ impl Metrics {
         self.head_spans
             .set(as_i64(stats.head_spans + stats.flushing_spans));
         self.head_bytes.set(as_i64(stats.unflushed_bytes));
+        self.head_limit_bytes.set(as_i64(stats.head_limit_bytes));
         self.memory_limit_bytes
             .set(as_i64(stats.memory_limit_bytes));
+        self.block_index_bytes
+            .set(as_i64(stats.block_index.total()));
         self.blocks.set(as_i64(stats.n_blocks));
         self.block_bytes.set(as_i64(stats.block_bytes));
         self.block_spans.set(as_i64(stats.block_spans));

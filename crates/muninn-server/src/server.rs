@@ -145,6 +145,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     if let Some(archive) = &config.archive {
         archive.validate().map_err(StartError::ArchiveConfig)?;
     }
+    if config.max_body_memory_bytes > config.store.memory_limit_bytes / 2 {
+        return Err(StartError::BodyMemory {
+            max_body_memory: config.max_body_memory_bytes,
+            memory_limit: config.store.memory_limit_bytes,
+        });
+    }
     // Before the store: a bad rules file stops the start before recovery does any work.
     let sampling = RuleSet::load(&config.store.data_dir).map_err(StartError::Sampling)?;
     // Likewise an archive location that cannot be opened.
@@ -156,9 +162,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
                 .map_err(StartError::Archive)?,
         )),
     };
-    let store = Store::open(config.store.clone())
-        .await
-        .map_err(StartError::Store)?;
+    // Request bodies are bounded apart, within the node's memory_limit.
+    let store_config = StoreConfig {
+        reserved_bytes: config.max_body_memory_bytes,
+        ..config.store.clone()
+    };
+    let store = Store::open(store_config).await.map_err(StartError::Store)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|error| StartError::Bind(config.listen, error))?;
@@ -292,6 +301,18 @@ pub enum StartError {
         max = RATE_PPM_MAX
     )]
     DefaultSampleRate(u32),
+    #[error(
+        "max_body_memory: {} MiB is more than half of memory_limit ({} MiB), which also holds \
+         the spans not yet in blocks and the blocks' filters; lower max_body_memory to at most \
+         {} MiB or raise memory_limit",
+        max_body_memory >> 20,
+        memory_limit >> 20,
+        (memory_limit / 2) >> 20
+    )]
+    BodyMemory {
+        max_body_memory: u64,
+        memory_limit: u64,
+    },
     #[error("{0}")]
     TailSampling(crate::tail::TailSamplingConfigError),
     #[error("{0}")]

@@ -12,7 +12,7 @@ mod rollup;
 mod scan;
 mod wal;
 
-pub use block::{BLOCK_FORMAT_VERSION, BlockMeta, BlockWriteOptions, SpanFields};
+pub use block::{BLOCK_FORMAT_VERSION, BlockMeta, BlockWriteOptions, IndexBytes, SpanFields};
 pub use engine::{
     CompactionConfig, CompactionReport, DATA_FORMAT_VERSION, DEFAULT_MEMORY_LIMIT_BYTES,
     FlushReport, Lookup, RetentionReport, Store, StoreConfig, StoreStats,

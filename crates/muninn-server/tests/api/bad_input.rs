@@ -676,6 +676,42 @@ async fn the_wrong_method_on_a_known_route_is_a_405_with_the_error_body() {
     server.stop().await;
 }
 
+/// Request bodies are bounded within the node's `memory_limit`: a `max_body_memory` of more
+/// than half of it is refused at start, naming both settings and what would be valid; one
+/// that fits is taken out of what the spans not yet in blocks may hold (`/metrics`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_take_their_share_of_the_memory_limit() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = muninn_server::ServerConfig::new(data_dir.path(), 0);
+    config.store.memory_limit_bytes = 256 << 20;
+    config.max_body_memory_bytes = 200 << 20;
+    let error = muninn_server::start(config).await.err().expect("refused");
+    let message = error.to_string();
+    for expected in ["max_body_memory", "memory_limit", "at most 128 MiB"] {
+        assert!(message.contains(expected), "{message}");
+    }
+
+    let server = TestServer::start_with(|config| {
+        config.store.memory_limit_bytes = 256 << 20;
+        config.max_body_memory_bytes = 64 << 20;
+    })
+    .await;
+    let metrics = server.api.get("/metrics", &[]).await.text;
+    let gauge = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(gauge("muninn_memory_limit_bytes"), 256 << 20);
+    assert_eq!(gauge("muninn_block_index_bytes"), 0);
+    // A quarter for working memory, 64 MiB for bodies: 128 MiB left for the head.
+    assert_eq!(gauge("muninn_head_limit_bytes"), 128 << 20);
+    server.stop().await;
+}
+
 /// Request bodies in flight hold at most `max_body_memory` together: a request that would go
 /// past it waits, and is refused with 503 and `Retry-After` (nothing stored) when no room is
 /// made in time; room comes back when the request holding it ends, and `/metrics` shows what

@@ -17,6 +17,7 @@
 //! settings, over the read path and record batches they share (`columnar/`).
 
 mod columnar;
+pub use columnar::IndexBytes;
 mod format;
 mod hll;
 mod merge;
@@ -360,6 +361,14 @@ impl BlockHandle {
             .await
             .cloned()
             .map(Some)
+    }
+
+    /// What the opened spans file keeps in memory (nothing before it is opened).
+    pub(crate) fn index_bytes(&self) -> IndexBytes {
+        self.spans_file
+            .get()
+            .map(|file| file.index_bytes())
+            .unwrap_or_default()
     }
 
     /// Loads the footer and bloom filters now rather than on the first look-up.

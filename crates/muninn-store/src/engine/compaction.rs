@@ -459,6 +459,7 @@ async fn compact_blocks(
         }
         Err(_) => false,
     };
+    shared.count_index_bytes();
     if !swapped {
         for handle in &outputs {
             delete_block(&shared.object_store, handle).await?;

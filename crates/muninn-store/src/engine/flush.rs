@@ -60,6 +60,7 @@ impl Store {
             if let Ok(mut blocks) = shared.blocks.write() {
                 blocks.extend(written);
             }
+            shared.count_index_bytes();
             if let Ok(mut flushing) = shared.flushing.write() {
                 flushing.retain(|head| !Arc::ptr_eq(head, &frozen));
             }

@@ -32,7 +32,7 @@ use muninn_model::{EventCount, Span};
 use object_store::ObjectStore;
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
-use crate::block::{BlockHandle, BlockMeta, BlockWriteOptions};
+use crate::block::{BlockHandle, BlockMeta, BlockWriteOptions, IndexBytes};
 use crate::error::{StoreError, StoreErrorKind};
 use crate::fs::{self, FileSystem, LocalDir, OsFileSystem};
 use crate::rollup::{self, Rollups};
@@ -48,14 +48,36 @@ use wal_thread::{WalBatchRef, WalCommand};
 /// Appends wait while more than this many times `flush_max_spans` spans are not yet in blocks.
 const UNFLUSHED_FACTOR: u64 = 3;
 
-/// The default of `StoreConfig::memory_limit_bytes`: with the roll-ups, the blocks' filters
-/// and the queries' working memory, a node fits a 2 GiB container.
-pub const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 1 << 30;
+/// The default of `StoreConfig::memory_limit_bytes`: a node fits a 2 GiB container with half a
+/// gigabyte to spare for what no bound counts (code, thread stacks, the allocator's own use).
+pub const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 1536 << 20;
 
-/// The head is flushed when its spans hold this much memory (or `flush_max_spans` spans), so
-/// that the live head and the heads being flushed stay within `memory_limit_bytes`.
-pub(crate) fn flush_max_bytes(config: &StoreConfig) -> u64 {
-    config.memory_limit_bytes / 4
+/// The share of `memory_limit_bytes` kept for working memory no count follows: a flush's and
+/// a compaction's columns and row groups, queries, and memory freed but not yet handed back by
+/// the allocator (about a second of it). Measured at 100M spans in docs/storage.md (memory).
+const WORKING_MEMORY_DIVISOR: u64 = 4;
+
+/// However large the blocks' filters grow, the spans not yet in blocks may hold this share of
+/// `memory_limit_bytes` (ingest goes on; `/metrics` then shows the node over its bound).
+const MIN_HEAD_DIVISOR: u64 = 8;
+
+/// The most memory the spans not yet in blocks (the live head and the heads being flushed) may
+/// hold: `memory_limit_bytes` less the working memory share, the caller's reserve (request
+/// bodies) and what the opened blocks keep in memory (footers, bloom filters), but at least an
+/// eighth of `memory_limit_bytes`.
+fn head_limit_bytes(config: &StoreConfig, index_bytes: u64) -> u64 {
+    let limit = config.memory_limit_bytes;
+    limit
+        .saturating_sub(limit / WORKING_MEMORY_DIVISOR)
+        .saturating_sub(config.reserved_bytes)
+        .saturating_sub(index_bytes)
+        .max(limit / MIN_HEAD_DIVISOR)
+}
+
+/// The head is flushed when its spans hold a quarter of what the spans not yet in blocks may
+/// hold (or `flush_max_spans` spans), so that a few frozen heads can wait for their flush.
+fn flush_max_bytes(shared: &Shared) -> u64 {
+    shared.head_limit_bytes() / 4
 }
 
 /// How the store is set up. Built by the server from its validated configuration.
@@ -72,10 +94,15 @@ pub struct StoreConfig {
     /// How long an append waits when memory is full (`memory_limit_bytes`, or more than
     /// 3 × `flush_max_spans` spans not yet in blocks) before it is refused as overloaded.
     pub max_append_wait: Duration,
-    /// Most memory the spans not yet in blocks may hold (the live head and the heads being
-    /// flushed, counted with `Span::memory_bytes`); the head is also flushed once it holds a
-    /// quarter of it.
+    /// The memory the node keeps itself under. The spans not yet in blocks (the live head and
+    /// the heads being flushed, counted with `Span::memory_bytes` and their look-up keys) may
+    /// hold what is left of it after a quarter for working memory, `reserved_bytes`, and the
+    /// footers and bloom filters of the opened blocks ([`head_limit_bytes`]); the head is
+    /// flushed once it holds a quarter of that.
     pub memory_limit_bytes: u64,
+    /// Memory within `memory_limit_bytes` that the store's caller bounds and holds apart: the
+    /// server's request bodies in flight (`max_body_memory`).
+    pub reserved_bytes: u64,
     pub block: BlockWriteOptions,
     /// Background compaction of each partition's small blocks.
     pub compaction: CompactionConfig,
@@ -90,6 +117,7 @@ impl StoreConfig {
             flush_max_age: Duration::from_secs(300),
             max_append_wait: Duration::from_secs(30),
             memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,
+            reserved_bytes: 0,
             block: BlockWriteOptions::default(),
             compaction: CompactionConfig::default(),
         }
@@ -116,6 +144,9 @@ struct Shared {
     unflushed_spans: AtomicU64,
     /// The memory those spans hold (`Span::memory_bytes`).
     unflushed_bytes: AtomicU64,
+    /// What the opened blocks keep in memory (footers, bloom filters), as of the last change
+    /// of the block list ([`Shared::count_index_bytes`]).
+    index_bytes: AtomicU64,
     /// Fired when a flush has moved spans out of memory.
     space_freed: Notify,
     spans_appended: AtomicU64,
@@ -124,6 +155,26 @@ struct Shared {
     hooks: crate::hooks::Hooks,
     /// Damage found in the middle of WAL segments when the store was opened.
     wal_damage: WalDamage,
+}
+
+impl Shared {
+    /// The bound on the memory of the spans not yet in blocks, now.
+    fn head_limit_bytes(&self) -> u64 {
+        head_limit_bytes(&self.config, self.index_bytes.load(Ordering::Relaxed))
+    }
+
+    /// Counts again what the opened blocks keep in memory; called when the block list
+    /// changes (a flush, a compaction, a retention sweep) and by the maintenance tick.
+    fn count_index_bytes(&self) -> IndexBytes {
+        let mut index = IndexBytes::default();
+        if let Ok(blocks) = self.blocks.read() {
+            for handle in blocks.iter() {
+                index.add(handle.index_bytes());
+            }
+        }
+        self.index_bytes.store(index.total(), Ordering::Relaxed);
+        index
+    }
 }
 
 /// A handle to the store; cheap to clone.
@@ -153,12 +204,17 @@ pub struct RetentionReport {
 pub struct StoreStats {
     pub head_spans: u64,
     pub flushing_spans: u64,
-    /// The memory the spans of the head and of the heads being flushed hold, and its bound.
+    /// The memory the spans of the head and of the heads being flushed hold, and its bound now
+    /// (what `memory_limit_bytes` leaves them: [`StoreConfig::memory_limit_bytes`]).
     pub unflushed_bytes: u64,
+    pub head_limit_bytes: u64,
+    /// The memory the node keeps itself under (`memory_limit`).
     pub memory_limit_bytes: u64,
     pub n_blocks: u64,
     pub block_spans: u64,
     pub block_bytes: u64,
+    /// What the opened blocks keep in memory: footers and bloom filters.
+    pub block_index: IndexBytes,
     pub wal_bytes: u64,
     pub rollup_cells: u64,
     pub spans_appended: u64,
@@ -243,6 +299,7 @@ impl Store {
             failed: AtomicBool::new(false),
             unflushed_spans: AtomicU64::new(head_spans_at_open),
             unflushed_bytes: AtomicU64::new(head_bytes_at_open),
+            index_bytes: AtomicU64::new(0),
             space_freed: Notify::new(),
             spans_appended: AtomicU64::new(0),
             counts_appended: AtomicU64::new(0),
@@ -323,10 +380,9 @@ impl Store {
     async fn wait_for_memory(&self) -> Result<(), StoreError> {
         let shared = &self.shared;
         let limit = (shared.config.flush_max_spans as u64).saturating_mul(UNFLUSHED_FACTOR);
-        let limit_bytes = shared.config.memory_limit_bytes;
         let room = || {
             shared.unflushed_spans.load(Ordering::Relaxed) < limit
-                && shared.unflushed_bytes.load(Ordering::Relaxed) < limit_bytes
+                && shared.unflushed_bytes.load(Ordering::Relaxed) < shared.head_limit_bytes()
         };
         if room() {
             return Ok(());
@@ -345,10 +401,12 @@ impl Store {
                     StoreErrorKind::Overloaded,
                     format!(
                         "{} spans holding {} MiB are waiting to be written to blocks (limits \
-                         {limit} spans, {} MiB); retry shortly",
+                         {limit} spans, {} MiB: what memory_limit {} MiB leaves them); retry \
+                         shortly",
                         shared.unflushed_spans.load(Ordering::Relaxed),
                         shared.unflushed_bytes.load(Ordering::Relaxed) >> 20,
-                        limit_bytes >> 20
+                        shared.head_limit_bytes() >> 20,
+                        shared.config.memory_limit_bytes >> 20,
                     ),
                 ));
             }
@@ -421,14 +479,17 @@ impl Store {
                 )
             })
             .unwrap_or_default();
+        let block_index = shared.count_index_bytes();
         StoreStats {
             head_spans,
             flushing_spans,
             unflushed_bytes: shared.unflushed_bytes.load(Ordering::Relaxed),
+            head_limit_bytes: shared.head_limit_bytes(),
             memory_limit_bytes: shared.config.memory_limit_bytes,
             n_blocks,
             block_spans,
             block_bytes,
+            block_index,
             wal_bytes: fs::dir_bytes(shared.fs.as_ref(), &shared.wal_dir),
             rollup_cells: self.with_rollups(|rollups| rollups.n_cells() as u64),
             spans_appended: shared.spans_appended.load(Ordering::Relaxed),
@@ -483,9 +544,11 @@ impl Store {
                 _ = tick.tick() => {}
                 _ = shared.flush_wanted.notified() => {}
             }
+            // Links' filters are loaded on a block's first link look-up, not with the block.
+            shared.count_index_bytes();
             let head_due = shared.head.read().map(|head| {
                 head.n_spans >= shared.config.flush_max_spans
-                    || head.n_bytes >= flush_max_bytes(&shared.config)
+                    || head.n_bytes >= flush_max_bytes(shared)
                     || head
                         .first_append
                         .is_some_and(|first| first.elapsed() >= shared.config.flush_max_age)

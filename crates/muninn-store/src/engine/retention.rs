@@ -37,6 +37,7 @@ impl Store {
             }
             Err(_) => Vec::new(),
         };
+        shared.count_index_bytes();
         if let Ok(mut rollups) = shared.rollups.write() {
             rollups.drop_before(keep_from);
         }

@@ -171,7 +171,7 @@ fn commit(shared: &Shared, writer: &mut WalWriter, pending: &mut Vec<PendingAck>
             .unflushed_bytes
             .fetch_add(bytes_inserted, Ordering::Relaxed);
         head_full |= head.n_spans >= shared.config.flush_max_spans
-            || head.n_bytes >= super::flush_max_bytes(&shared.config);
+            || head.n_bytes >= super::flush_max_bytes(shared);
     }
     for ack in pending.drain(..) {
         let _ = ack.reply.send(Ok(ack.seq));

@@ -72,8 +72,8 @@ async fn trace_bytes(start: i64) -> u64 {
 }
 
 /// The bound is in bytes too: with room for many spans by number, appends wait once the spans
-/// not yet in blocks hold `memory_limit_bytes`, the refusal says so, and a flush lets them
-/// through again.
+/// not yet in blocks hold what `memory_limit_bytes` leaves them (three quarters of it, with
+/// no blocks and nothing reserved), the refusal says so, and a flush lets them through again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_wait_when_the_unflushed_spans_hold_the_memory_limit() {
     let dir = tempfile::tempdir().unwrap();
@@ -82,11 +82,16 @@ async fn appends_wait_when_the_unflushed_spans_hold_the_memory_limit() {
     // Room for 4 traces, and the number bound far away.
     let config = StoreConfig {
         flush_max_spans: 1_000_000,
-        memory_limit_bytes: 4 * trace_bytes,
+        memory_limit_bytes: 5 * trace_bytes,
         max_append_wait: Duration::from_millis(300),
         ..config(dir.path())
     };
     let store = Store::open(config).await.unwrap();
+    let head_limit = store.stats().head_limit_bytes;
+    assert!(
+        (3 * trace_bytes + 1..=4 * trace_bytes).contains(&head_limit),
+        "three quarters of 5 traces' bytes leave {head_limit} bytes"
+    );
     for trace_number in 0..4 {
         store
             .append(event_trace(trace_number, start), Vec::new())
@@ -100,7 +105,9 @@ async fn appends_wait_when_the_unflushed_spans_hold_the_memory_limit() {
         .unwrap_err();
     assert_eq!(refused.kind, StoreErrorKind::Overloaded, "{refused}");
     assert!(
-        refused.message.contains("MiB") && refused.message.contains("retry"),
+        refused.message.contains("MiB")
+            && refused.message.contains("memory_limit")
+            && refused.message.contains("retry"),
         "{refused}"
     );
     assert_eq!(
@@ -116,8 +123,75 @@ async fn appends_wait_when_the_unflushed_spans_hold_the_memory_limit() {
         .expect("room again after the flush");
 }
 
-/// With maintenance running, the head is flushed once its spans hold a quarter of the memory
-/// limit, long before `flush_max_spans`.
+/// What the opened blocks keep in memory (footers, bloom filters) counts against
+/// `memory_limit_bytes`: once blocks are written, the spans not yet in blocks get that much
+/// less room, and appends wait earlier than they did with no blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_blocks_in_memory_take_their_share_of_the_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = at("2026-11-20T10:00:00Z");
+    let trace_bytes = trace_bytes(start).await;
+    let memory_limit_bytes = 1024 * trace_bytes;
+    let config = StoreConfig {
+        flush_max_spans: 1_000_000,
+        memory_limit_bytes,
+        max_append_wait: Duration::from_millis(300),
+        ..config(dir.path())
+    };
+    let store = Store::open(config).await.unwrap();
+    let empty = store.stats();
+    assert_eq!(empty.block_index.total(), 0);
+    assert_eq!(
+        empty.head_limit_bytes,
+        memory_limit_bytes - memory_limit_bytes / 4
+    );
+    // Blocks of their own partition each (a day apart), so that their filters add up.
+    for day in 0..3 {
+        let day_start = start + day * 86_400 * 1_000_000_000;
+        store
+            .append(event_trace(day as u64, day_start), Vec::new())
+            .await
+            .unwrap();
+        store.flush().await.unwrap();
+    }
+    let with_blocks = store.stats();
+    let index = with_blocks.block_index;
+    assert!(
+        index.footer > 0 && index.trace_id_filters > 0 && index.event_id_filters > 0,
+        "{index:?}"
+    );
+    assert!(
+        index.total() < empty.head_limit_bytes / 2,
+        "{index:?} against {trace_bytes} bytes a trace"
+    );
+    assert_eq!(
+        with_blocks.head_limit_bytes,
+        empty.head_limit_bytes - index.total(),
+        "{index:?}"
+    );
+    // Appends now stop at the smaller bound.
+    let mut n_appended = 0u64;
+    let refused = loop {
+        match store
+            .append(event_trace(100 + n_appended, start), Vec::new())
+            .await
+        {
+            Ok(_) => n_appended += 1,
+            Err(error) => break error,
+        }
+        assert!(n_appended < 1_024, "appends never waited");
+    };
+    assert_eq!(refused.kind, StoreErrorKind::Overloaded, "{refused}");
+    let held = store.stats().unflushed_bytes;
+    assert!(
+        held >= with_blocks.head_limit_bytes && held < with_blocks.head_limit_bytes + trace_bytes,
+        "appends stopped at {held} bytes, the bound being {}",
+        with_blocks.head_limit_bytes
+    );
+}
+
+/// With maintenance running, the head is flushed once its spans hold a quarter of what the
+/// memory limit leaves them, long before `flush_max_spans`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_head_is_flushed_at_a_quarter_of_the_memory_limit() {
     let dir = tempfile::tempdir().unwrap();
@@ -125,7 +199,8 @@ async fn the_head_is_flushed_at_a_quarter_of_the_memory_limit() {
     let trace_bytes = trace_bytes(start).await;
     let config = StoreConfig {
         flush_max_spans: 1_000_000,
-        memory_limit_bytes: 8 * trace_bytes,
+        // A quarter of three quarters of it: 1.875 traces.
+        memory_limit_bytes: 10 * trace_bytes,
         ..config(dir.path())
     };
     let store = Store::open(config).await.unwrap();

@@ -118,8 +118,10 @@ pub(super) const SETTINGS: &[Setting] = &[
         flag: "--memory-limit",
         env: "MUNINN_MEMORY_LIMIT",
         value_name: "BYTES",
-        help: "Most memory the spans not yet written to blocks may hold; appends wait past it",
-        default: Some("1GiB"),
+        help: "The memory the node keeps itself under: a quarter for working memory, then \
+               request bodies (max_body_memory) and the blocks' filters; the spans not yet in \
+               blocks get the rest, and appends wait past it",
+        default: Some("1536MiB"),
         apply: |text, config| {
             config.store.memory_limit_bytes = parse_size(text)
                 .filter(|bytes| *bytes >= 16 << 20)
@@ -127,7 +129,7 @@ pub(super) const SETTINGS: &[Setting] = &[
                 not_valid(
                     text,
                     "size",
-                    "use bytes or KiB/MiB/GiB, at least 16MiB, like 1GiB",
+                    "use bytes or KiB/MiB/GiB, at least 16MiB, like 1536MiB",
                 )
             })?;
             Ok(())

@@ -79,7 +79,7 @@ const OUTLINE_COLUMNS: [&str; 10] = [
 ];
 
 /// Where event ids are found in an opened file.
-enum EventIds {
+pub(super) enum EventIds {
     Text {
         blooms: Vec<Option<Sbbf>>,
     },
@@ -93,23 +93,23 @@ enum EventIds {
 /// A `spans.parquet` of v1 or v2, opened: its footer and the bloom filters id look-ups consult, kept in
 /// memory so that a look-up reads only the row groups that may hold its ids.
 pub(crate) struct SpansFile {
-    file: ParquetFile,
+    pub(super) file: ParquetFile,
     leaves: Leaves,
     /// Per row group, the bloom filter of `trace_id` (`None`: none stored, read the row group).
-    trace_id_blooms: Vec<Option<Sbbf>>,
+    pub(super) trace_id_blooms: Vec<Option<Sbbf>>,
     /// Per row group, the smallest and largest `trace_id` (rows are sorted by it, so row
     /// groups hold disjoint ranges); `None`: no statistics, read the row group.
     trace_id_ranges: Vec<Option<(Vec<u8>, Vec<u8>)>>,
     /// The event id columns and their bloom filters.
-    event_ids: EventIds,
+    pub(super) event_ids: EventIds,
     /// Where links are found, loaded on the first link look-up.
-    links: OnceCell<Links>,
+    pub(super) links: OnceCell<Links>,
     /// The leaf columns of `SpanFields::Outline`, in file order.
     outline: Vec<usize>,
 }
 
 /// Where a file's spans record the traces they link to.
-enum Links {
+pub(super) enum Links {
     /// `link_trace_ids`, with its bloom filter per row group.
     TraceIds {
         leaf: usize,

@@ -10,6 +10,7 @@ mod decode;
 mod encode;
 mod file;
 pub(super) mod json;
+mod memory;
 mod predicate;
 mod read;
 
@@ -17,6 +18,7 @@ pub(super) use encode::{
     dictionary_utf8, encode_batch, link_trace_id_item, link_trace_ids_leaf_path, row_order,
 };
 pub(super) use file::{EventIdLayout, SpansFile, canonical_uuid};
+pub use memory::IndexBytes;
 
 pub(super) const COLUMN_TRACE_ID: &str = "trace_id";
 pub(super) const COLUMN_SPAN_ID: &str = "span_id";

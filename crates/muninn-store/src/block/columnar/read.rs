@@ -67,6 +67,11 @@ impl ParquetFile {
         Ok(ParquetFile { reader, metadata })
     }
 
+    /// The bytes the decoded footer holds in memory (page indexes included).
+    pub(super) fn memory_bytes(&self) -> u64 {
+        self.metadata.metadata().memory_size() as u64
+    }
+
     /// An error about this file.
     pub(super) fn error(&self, error: impl fmt::Display) -> StoreError {
         StoreError::corrupt(format!("{}: {error}", self.reader.path()))

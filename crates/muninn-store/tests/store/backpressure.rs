@@ -156,10 +156,7 @@ async fn the_blocks_in_memory_take_their_share_of_the_memory_limit() {
     }
     let with_blocks = store.stats();
     let index = with_blocks.block_index;
-    assert!(
-        index.footer > 0 && index.trace_id_filters > 0 && index.event_id_filters > 0,
-        "{index:?}"
-    );
+    assert!(index.footer > 0 && index.event_id_filters > 0, "{index:?}");
     assert!(
         index.total() < empty.head_limit_bytes / 2,
         "{index:?} against {trace_bytes} bytes a trace"

@@ -3,6 +3,7 @@
 //! search's trace starts, operations), each as one [`Read`] of the file and a decoder.
 
 use std::collections::HashSet;
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::array::{FixedSizeBinaryArray, RecordBatch, StringArray};
@@ -10,6 +11,7 @@ use muninn_model::{Span, TraceId};
 use parquet::bloom_filter::Sbbf;
 use tokio::sync::OnceCell;
 
+use super::filter::{self, Filter};
 use super::predicate::{self, Leaves, Predicate};
 use super::read::{ParquetFile, Read, candidates};
 use super::{
@@ -95,8 +97,9 @@ pub(super) enum EventIds {
 pub(crate) struct SpansFile {
     pub(super) file: ParquetFile,
     leaves: Leaves,
-    /// Per row group, the bloom filter of `trace_id` (`None`: none stored, read the row group).
-    pub(super) trace_id_blooms: Vec<Option<Sbbf>>,
+    /// Per row group, the bloom filter of `trace_id`, probed in the file (`None`: none stored,
+    /// read the row group).
+    pub(super) trace_id_filters: Vec<Option<Filter>>,
     /// Per row group, the smallest and largest `trace_id` (rows are sorted by it, so row
     /// groups hold disjoint ranges); `None`: no statistics, read the row group.
     trace_id_ranges: Vec<Option<(Vec<u8>, Vec<u8>)>>,
@@ -135,7 +138,7 @@ impl SpansFile {
             name: file.leaf(COLUMN_NAME)?,
             kind: file.leaf(COLUMN_KIND)?,
         };
-        let trace_id_blooms = file.blooms(leaves.trace_id).await?;
+        let trace_id_filters = file.filters_in_file(leaves.trace_id).await?;
         let trace_id_ranges = file.byte_ranges(leaves.trace_id);
         let event_ids = match layout {
             EventIdLayout::Text => EventIds::Text {
@@ -161,7 +164,7 @@ impl SpansFile {
         Ok(SpansFile {
             file,
             leaves,
-            trace_id_blooms,
+            trace_id_filters,
             trace_id_ranges,
             event_ids,
             links: OnceCell::new(),
@@ -189,25 +192,49 @@ impl SpansFile {
     }
 
     /// The row groups that may hold one of `traces`: within the row group's range of trace
-    /// ids and passed by its bloom filter.
-    fn trace_row_groups<'t>(
-        &self,
-        traces: impl IntoIterator<Item = &'t TraceId> + Clone,
-    ) -> Vec<usize> {
-        (0..self.trace_id_blooms.len())
-            .filter(|&row_group_idx| {
-                let range = self
-                    .trace_id_ranges
-                    .get(row_group_idx)
-                    .and_then(Option::as_ref);
-                let bloom = self.trace_id_blooms[row_group_idx].as_ref();
-                traces.clone().into_iter().any(|trace_id| {
-                    let id = &trace_id.0[..];
-                    range.is_none_or(|(min, max)| min.as_slice() <= id && id <= max.as_slice())
-                        && bloom.is_none_or(|bloom| bloom.check(id))
-                })
-            })
-            .collect()
+    /// ids and passed by its bloom filter, probed in the file (one read of 32 bytes a row group
+    /// and trace in range, all in one request).
+    async fn trace_row_groups(&self, traces: &[TraceId]) -> Result<Vec<usize>, StoreError> {
+        let mut kept = Vec::new();
+        let mut probes: Vec<(usize, u64, Range<u64>)> = Vec::new();
+        for (row_group_idx, filter) in self.trace_id_filters.iter().enumerate() {
+            let range = self
+                .trace_id_ranges
+                .get(row_group_idx)
+                .and_then(Option::as_ref);
+            for trace_id in traces {
+                let id = &trace_id.0[..];
+                if !range.is_none_or(|(min, max)| min.as_slice() <= id && id <= max.as_slice()) {
+                    continue;
+                }
+                match filter {
+                    None => kept.push(row_group_idx),
+                    Some(Filter::InMemory(bloom)) => {
+                        if bloom.check(id) {
+                            kept.push(row_group_idx);
+                        }
+                    }
+                    Some(Filter::InFile {
+                        bitset_offset,
+                        n_blocks,
+                    }) => {
+                        let hash = filter::hash(id);
+                        let block = filter::block_range(*bitset_offset, *n_blocks, hash);
+                        probes.push((row_group_idx, hash, block));
+                    }
+                }
+            }
+        }
+        let ranges = probes.iter().map(|(_, _, range)| range.clone()).collect();
+        let blocks = self.file.read_ranges(ranges).await?;
+        for ((row_group_idx, hash, _), block) in probes.iter().zip(&blocks) {
+            if filter::block_may_hold(block, *hash) {
+                kept.push(*row_group_idx);
+            }
+        }
+        kept.sort_unstable();
+        kept.dedup();
+        Ok(kept)
     }
 
     /// The row groups that may hold one of `event_ids`, and the row filter keeping their spans.
@@ -278,7 +305,7 @@ impl SpansFile {
             SpanSelection::Trace(trace_id) => {
                 traces_sought = Some(vec![trace_id]);
                 (
-                    Some(self.trace_row_groups(std::slice::from_ref(&trace_id))),
+                    Some(self.trace_row_groups(&[trace_id]).await?),
                     predicate::equals(
                         leaves.trace_id,
                         FixedSizeBinaryArray::new_scalar(trace_id.0),
@@ -289,9 +316,11 @@ impl SpansFile {
                 self.event_read(Arc::new(HashSet::from([event_id.to_string()])))
             }
             SpanSelection::Traces(traces) => {
-                traces_sought = Some(traces.iter().copied().collect());
+                let sought: Vec<TraceId> = traces.iter().copied().collect();
+                let row_groups = self.trace_row_groups(&sought).await?;
+                traces_sought = Some(sought);
                 (
-                    Some(self.trace_row_groups(traces.iter())),
+                    Some(row_groups),
                     predicate::trace_id_in(leaves.trace_id, traces),
                 )
             }
@@ -362,7 +391,7 @@ impl SpansFile {
 
     /// How many row groups the file has.
     pub(crate) fn n_row_groups(&self) -> usize {
-        self.trace_id_blooms.len()
+        self.trace_id_filters.len()
     }
 
     /// Every span of one row group, in file order.
@@ -772,7 +801,7 @@ mod tests {
 
         // Trace 5: rows 12..15 of row group 0, on the pages of rows 12..16 only.
         let trace = TraceId([5; 16]);
-        let row_groups = file.trace_row_groups(std::slice::from_ref(&trace));
+        let row_groups = file.trace_row_groups(&[trace]).await.unwrap();
         assert_eq!(row_groups, vec![0]);
         let selection = file
             .file

@@ -4,6 +4,7 @@
 use parquet::bloom_filter::Sbbf;
 
 use super::file::{EventIds, Links, SpansFile};
+use super::filter::Filter;
 
 /// The bytes an opened file keeps in memory, by part.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +51,13 @@ impl SpansFile {
         };
         IndexBytes {
             footer: self.file.memory_bytes(),
-            trace_id_filters: filter_bytes(&self.trace_id_blooms),
+            trace_id_filters: self
+                .trace_id_filters
+                .iter()
+                .flatten()
+                .map(Filter::memory_bytes)
+                .sum::<u64>()
+                + std::mem::size_of_val(self.trace_id_filters.as_slice()) as u64,
             event_id_filters: uuid + text,
             link_filters: match self.links.get() {
                 Some(Links::TraceIds { blooms, .. }) => filter_bytes(blooms),

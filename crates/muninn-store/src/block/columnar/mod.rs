@@ -9,6 +9,7 @@
 mod decode;
 mod encode;
 mod file;
+mod filter;
 pub(super) mod json;
 mod memory;
 mod predicate;

@@ -10,12 +10,14 @@ use futures::TryStreamExt;
 use parquet::arrow::arrow_reader::{
     ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter, RowSelection, RowSelector,
 };
+use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::bloom_filter::Sbbf;
 use parquet::file::metadata::PageIndexPolicy;
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::schema::types::SchemaDescriptor;
 
+use super::filter::Filter;
 use super::predicate::Predicate;
 use crate::block::reader::ObjectReader;
 use crate::error::StoreError;
@@ -179,6 +181,45 @@ impl ParquetFile {
                 ))
             })
             .collect()
+    }
+
+    /// The bloom filter of one leaf column in each row group, read once to learn its size and
+    /// then left in the file to be probed ([`Filter`]).
+    pub(super) async fn filters_in_file(
+        &self,
+        leaf: usize,
+    ) -> Result<Vec<Option<Filter>>, StoreError> {
+        let blooms = self.blooms(leaf).await?;
+        let row_groups = self.metadata.metadata().row_groups();
+        Ok(blooms
+            .into_iter()
+            .zip(row_groups)
+            .map(|(bloom, row_group)| {
+                let column = row_group.column(leaf);
+                bloom.map(|bloom| {
+                    Filter::locate(
+                        bloom,
+                        column.bloom_filter_offset(),
+                        column.bloom_filter_length(),
+                    )
+                })
+            })
+            .collect())
+    }
+
+    /// The bytes of `ranges` of the file, in that order.
+    pub(super) async fn read_ranges(
+        &self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> Result<Vec<bytes::Bytes>, StoreError> {
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.reader
+            .clone()
+            .get_byte_ranges(ranges)
+            .await
+            .map_err(|error| self.error(error))
     }
 
     /// The bloom filter of one leaf column in each row group (`None` where there is none).

@@ -1,4 +1,4 @@
-//! Compaction's merge of v2 blocks, on Arrow record batches: each input is read a row group at a
+//! Compaction's merge of v2 blocks, on Arrow record batches: each input is read 8,192 rows at a
 //! time as a batch, rows are merged in (trace id, start, span id) order by their keys alone, and
 //! each output row group is gathered from the inputs' batches in one `interleave` per column and
 //! written as it is. No span is decoded into a `Span`, so a merge costs a fraction of decoding
@@ -51,11 +51,19 @@ fn keys_of(batch: &RecordBatch) -> Result<Vec<MergeKey>, StoreError> {
         .collect()
 }
 
-/// One input: a block read a row group at a time.
+/// Rows an input is read by: two pages of 4,096. A whole row group a time, 16 inputs held up
+/// to 32 row groups of 65,536 decoded rows between two output row groups, about half a
+/// gigabyte.
+const CHUNK_ROWS: usize = 8_192;
+
+/// One input: a block read `CHUNK_ROWS` rows at a time.
 struct Input {
     handle: Arc<BlockHandle>,
     n_row_groups: usize,
     next_row_group: usize,
+    /// The rows of the row group being read, and the first of them not yet read.
+    row_group_len: usize,
+    next_row_in_group: usize,
     /// The current batch's index in the merge's sources, its keys, and the next row.
     source: usize,
     keys: Vec<MergeKey>,
@@ -63,8 +71,8 @@ struct Input {
 }
 
 /// Merges the spans of v2 `inputs` into one v2 `spans.parquet` at `path`, uploaded as it is
-/// written (memory holds a row group per input, the output row group and an upload part, not
-/// the file), using at most `cpu_share` of a core (it sleeps after each row group in proportion
+/// written (memory holds two batches of 8,192 rows per input, the output row group and an upload
+/// part, not the file), using at most `cpu_share` of a core (it sleeps after each row group in proportion
 /// to the time it worked). `None` when the inputs hold no spans (nothing is written).
 pub(crate) async fn merge_v2(
     store: &Arc<dyn ObjectStore>,
@@ -81,6 +89,8 @@ pub(crate) async fn merge_v2(
             handle: handle.clone(),
             n_row_groups: handle.n_row_groups(store).await?,
             next_row_group: 0,
+            row_group_len: 0,
+            next_row_in_group: 0,
             source: 0,
             keys: Vec::new(),
             row: 0,
@@ -146,7 +156,8 @@ pub(crate) async fn merge_v2(
     }))
 }
 
-/// Reads an input's next row group into `sources`.
+/// Reads an input's next rows (the rest of its row group, or of the next one, up to
+/// `CHUNK_ROWS`) into `sources`.
 async fn load_next(
     store: &Arc<dyn ObjectStore>,
     input: &mut Input,
@@ -154,12 +165,26 @@ async fn load_next(
 ) -> Result<(), StoreError> {
     input.keys.clear();
     input.row = 0;
-    while input.keys.is_empty() && input.next_row_group < input.n_row_groups {
+    while input.keys.is_empty() {
+        if input.next_row_in_group >= input.row_group_len {
+            if input.next_row_group >= input.n_row_groups {
+                return Ok(());
+            }
+            input.row_group_len = input
+                .handle
+                .row_group_len(store, input.next_row_group)
+                .await?;
+            input.next_row_in_group = 0;
+            input.next_row_group += 1;
+            continue;
+        }
+        let first = input.next_row_in_group;
+        let end = (first + CHUNK_ROWS).min(input.row_group_len);
         let batch = input
             .handle
-            .row_group_batch(store, input.next_row_group)
+            .row_group_rows(store, input.next_row_group - 1, first..end)
             .await?;
-        input.next_row_group += 1;
+        input.next_row_in_group = end;
         if let Some(batch) = batch {
             input.keys = keys_of(&batch)?;
             input.source = sources.len();

@@ -403,14 +403,27 @@ impl BlockHandle {
         })
     }
 
-    /// One row group as a record batch of every column, in file order.
-    pub(crate) async fn row_group_batch(
+    /// How many rows one row group of the block's spans file has.
+    pub(crate) async fn row_group_len(
         &self,
         store: &Arc<dyn ObjectStore>,
         row_group: usize,
+    ) -> Result<usize, StoreError> {
+        Ok(match self.spans_file(store).await? {
+            Some(file) => file.row_group_len(row_group),
+            None => 0,
+        })
+    }
+
+    /// Rows `rows` of one row group as a record batch of every column, in file order.
+    pub(crate) async fn row_group_rows(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        row_group: usize,
+        rows: std::ops::Range<usize>,
     ) -> Result<Option<arrow::array::RecordBatch>, StoreError> {
         match self.spans_file(store).await? {
-            Some(file) => file.row_group_batch(row_group).await.map(Some),
+            Some(file) => file.row_group_rows(row_group, rows).await.map(Some),
             None => Ok(None),
         }
     }

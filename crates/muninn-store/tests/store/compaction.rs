@@ -145,3 +145,44 @@ async fn the_background_compaction_merges_flushed_blocks() {
     stop.send(()).unwrap();
     maintenance.await.unwrap();
 }
+
+/// Inputs larger than what the merge reads of an input at a time (8,192 rows) come out whole
+/// and in order: three blocks of 12,000 spans whose traces interleave become one block of
+/// 36,000 spans, and every trace answers with the same spans as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inputs_read_in_parts_merge_into_every_span_once_and_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(compacting(dir.path())).await.unwrap();
+    let hour = at("2026-11-20T10:00:00Z");
+    for block in 0..3u64 {
+        let spans: Vec<_> = (0..4_000u64)
+            .flat_map(|n| {
+                let trace_number = n * 3 + block;
+                event_trace(
+                    trace_number,
+                    hour + (trace_number as i64 % 50) * NANOS_PER_MINUTE,
+                )
+            })
+            .collect();
+        store.append(spans, Vec::new()).await.unwrap();
+        store.flush().await.unwrap();
+    }
+    assert_eq!(store.blocks().len(), 3);
+    let sampled: Vec<u64> = (0..12_000u64).step_by(37).collect();
+    let mut before = Vec::new();
+    for &trace_number in &sampled {
+        before.push(trace(&store, trace_id(trace_number)).await);
+    }
+
+    let report = store.compact().await.unwrap();
+    assert_eq!(
+        (report.n_blocks_in, report.n_blocks_out, report.n_spans),
+        (3, 1, 36_000)
+    );
+    assert_eq!(store.blocks()[0].n_spans, 36_000);
+    for (trace_number, spans_before) in sampled.iter().zip(&before) {
+        let after = trace(&store, trace_id(*trace_number)).await;
+        assert_eq!(after.len(), 3, "trace {trace_number}");
+        assert_eq!(&after, spans_before, "trace {trace_number}");
+    }
+}

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use arrow::array::{FixedSizeBinaryArray, RecordBatch, StringArray};
 use muninn_model::{Span, TraceId};
+use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use parquet::bloom_filter::Sbbf;
 use tokio::sync::OnceCell;
 
@@ -373,20 +374,49 @@ impl SpansFile {
         &self,
         row_group: usize,
     ) -> Result<RecordBatch, StoreError> {
+        self.row_group_rows(row_group, 0..self.file.row_group_len(row_group))
+            .await
+    }
+
+    /// Rows `rows` of one row group as a single record batch of every column, in file order;
+    /// only the pages holding them are read and decoded.
+    pub(crate) async fn row_group_rows(
+        &self,
+        row_group: usize,
+        rows: Range<usize>,
+    ) -> Result<RecordBatch, StoreError> {
+        let n_rows = self.file.row_group_len(row_group);
+        let rows = rows.start.min(n_rows)..rows.end.min(n_rows);
+        let mut selectors = vec![
+            RowSelector::skip(rows.start),
+            RowSelector::select(rows.len()),
+        ];
+        if rows.end < n_rows {
+            selectors.push(RowSelector::skip(n_rows - rows.end));
+        }
         let batches = self
             .file
             .read(Read {
                 row_groups: Some(vec![row_group]),
-                selection: None,
+                selection: Some(RowSelection::from(selectors)),
                 predicate: None,
                 projection: None,
             })
             .await?;
         let schema = match batches.first() {
             Some(batch) => batch.schema(),
-            None => return Err(self.file.error(format!("row group {row_group} is empty"))),
+            None => {
+                return Err(self
+                    .file
+                    .error(format!("row group {row_group} has no rows {rows:?}")));
+            }
         };
         arrow::compute::concat_batches(&schema, &batches).map_err(|error| self.file.error(error))
+    }
+
+    /// How many rows one row group has.
+    pub(crate) fn row_group_len(&self, row_group: usize) -> usize {
+        self.file.row_group_len(row_group)
     }
 
     /// How many row groups the file has.

@@ -69,6 +69,15 @@ impl ParquetFile {
         Ok(ParquetFile { reader, metadata })
     }
 
+    /// How many rows one row group has (0 past the last).
+    pub(super) fn row_group_len(&self, row_group: usize) -> usize {
+        let metadata = self.metadata.metadata();
+        if row_group >= metadata.num_row_groups() {
+            return 0;
+        }
+        usize::try_from(metadata.row_group(row_group).num_rows()).unwrap_or(0)
+    }
+
     /// The bytes the decoded footer holds in memory (page indexes included).
     pub(super) fn memory_bytes(&self) -> u64 {
         self.metadata.metadata().memory_size() as u64

@@ -328,6 +328,7 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("building the server runtime")?;
     let mut config = muninn_server::ServerConfig::new(&data_dir, 0);
+    config.store.release_memory = Some(muninn_server::allocator::release_freed_pages);
     if let Some(flush_max_spans) = args.flush_max_spans {
         config.store.flush_max_spans = flush_max_spans;
     }
@@ -340,6 +341,7 @@ fn main() -> anyhow::Result<()> {
     // at-rest figures count what stays.
     config.store.compaction.delete_grace = std::time::Duration::ZERO;
     let flush_max_spans = config.store.flush_max_spans;
+    let config_memory_limit_bytes = config.store.memory_limit_bytes;
     let retention = config.store.retention;
     let restart_config = config.clone();
     let server = server_runtime
@@ -350,7 +352,7 @@ fn main() -> anyhow::Result<()> {
         "server: {} (store flush_max_spans {}, memory limit {}, block format {}, compaction {}, retention {})",
         server.base_url(),
         thousands(flush_max_spans as u64),
-        bytes(muninn_store::DEFAULT_MEMORY_LIMIT_BYTES),
+        bytes(config_memory_limit_bytes),
         args.block_format,
         if args.no_compaction || args.block_format == 1 {
             "off"
@@ -430,14 +432,15 @@ fn main() -> anyhow::Result<()> {
         let held_bytes = prepared.feed.held_bytes.clone();
         move || {
             let stats = store.stats();
-            let (allocated, resident) = system::allocator_bytes();
+            let (allocated, active, resident) = system::allocator_pages();
             format!(
-                "RSS {} (client bodies {}; allocated {}, allocator resident {}), head {} spans, \
+                "RSS {} (client bodies {}; allocated {}, active {}, allocator resident {}), head {} spans, \
                  being flushed {} spans ({} together), {} blocks (in memory: footers {}, filters of \
                  trace ids {}, event ids {}, links {})",
                 bytes(system::rss_bytes()),
                 bytes(held_bytes.load(Ordering::Relaxed)),
                 bytes(allocated),
+                bytes(active),
                 bytes(resident),
                 thousands(stats.head_spans),
                 thousands(stats.flushing_spans),
@@ -691,6 +694,8 @@ fn main() -> anyhow::Result<()> {
         bytes_per_span,
         query_outcomes: &query_outcomes,
         ui_times: &ui_times,
+        peak_server_rss_bytes: max_server_estimate,
+        memory_limit_bytes: config_memory_limit_bytes,
     });
 
     println!();

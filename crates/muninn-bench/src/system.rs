@@ -33,12 +33,20 @@ pub(crate) fn peak_rss_bytes() -> u64 {
 /// What jemalloc has handed out and what it keeps resident (handed out, its own metadata, and
 /// freed pages not yet returned), in bytes; zeros if its statistics cannot be read.
 pub(crate) fn allocator_bytes() -> (u64, u64) {
+    let (allocated, _, resident) = allocator_pages();
+    (allocated, resident)
+}
+
+/// jemalloc's allocated, active (the pages of its runs and slabs that hold allocations, so
+/// with the space around them) and resident bytes; zeros if its statistics cannot be read.
+pub(crate) fn allocator_pages() -> (u64, u64, u64) {
     use tikv_jemalloc_ctl::{epoch, stats};
     if epoch::advance().is_err() {
-        return (0, 0);
+        return (0, 0, 0);
     }
     (
         stats::allocated::read().unwrap_or_default() as u64,
+        stats::active::read().unwrap_or_default() as u64,
         stats::resident::read().unwrap_or_default() as u64,
     )
 }

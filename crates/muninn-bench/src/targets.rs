@@ -32,6 +32,9 @@ pub(crate) struct Figures<'a> {
     pub bytes_per_span: f64,
     pub query_outcomes: &'a [QueryOutcome],
     pub ui_times: &'a [PageTimes],
+    /// The server-side peak RSS estimate, and the server's `memory_limit`.
+    pub peak_server_rss_bytes: u64,
+    pub memory_limit_bytes: u64,
 }
 
 /// Each figure with its target and verdict.
@@ -78,6 +81,19 @@ pub(crate) fn held_against_targets(figures: &Figures) -> Vec<Target> {
             goal: format!("<= {TARGET_BYTES_PER_SPAN:.0} B/span"),
             met: figures.bytes_per_span <= TARGET_BYTES_PER_SPAN,
             note: scale_note.clone(),
+        },
+        Target {
+            name: "server-side peak RSS".into(),
+            measured: format!(
+                "{:.2} GiB",
+                figures.peak_server_rss_bytes as f64 / (1u64 << 30) as f64
+            ),
+            goal: format!(
+                "<= memory_limit {:.2} GiB",
+                figures.memory_limit_bytes as f64 / (1u64 << 30) as f64
+            ),
+            met: figures.peak_server_rss_bytes <= figures.memory_limit_bytes,
+            note: Some("RSS less the request bodies the client holds, sampled every 100 ms".into()),
         },
     ];
     for outcome in figures.query_outcomes {

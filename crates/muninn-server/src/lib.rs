@@ -1,6 +1,7 @@
 //! Muninn's HTTP server: the composition root that wires ingest decoding, the store and the
 //! query functions behind axum routes, with Prometheus `/metrics` and the OpenAPI document.
 
+pub mod allocator;
 mod archive;
 mod body_budget;
 mod compare;

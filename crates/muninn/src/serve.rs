@@ -11,7 +11,8 @@ use crate::config::{self, ServeArgs};
 use crate::signals;
 
 pub async fn run(args: ServeArgs) -> Result<ExitCode> {
-    let config = config::load(&args)?;
+    let mut config = config::load(&args)?;
+    config.store.release_memory = Some(muninn_server::allocator::release_freed_pages);
     let retention = match config.store.retention {
         Some(duration) => humantime::format_duration(duration).to_string(),
         None => "forever".to_string(),

@@ -140,6 +140,11 @@ impl Store {
                     .map(|handle| block_bytes(handle))
                     .sum::<u64>();
                 replaced.extend(inputs);
+                // The merge's row groups are freed; so are the inputs' filters and footers
+                // once no read holds them.
+                if let Some(release) = shared.config.release_memory {
+                    release();
+                }
             }
         }
         // Out of the query path already; reads that hold them get `delete_grace` to finish,

@@ -73,6 +73,12 @@ impl Store {
             shared.space_freed.notify_waiters();
             delete_segments_up_to(shared.fs.as_ref(), &shared.wal_dir, frozen.last_seq)?;
         }
+        // The frozen heads written are gone (a query still reading one drops it when done).
+        if report.n_spans > 0
+            && let Some(release) = shared.config.release_memory
+        {
+            release();
+        }
         Ok(report)
     }
 }

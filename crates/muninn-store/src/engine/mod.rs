@@ -103,6 +103,10 @@ pub struct StoreConfig {
     /// Memory within `memory_limit_bytes` that the store's caller bounds and holds apart: the
     /// server's request bodies in flight (`max_body_memory`).
     pub reserved_bytes: u64,
+    /// Called after a flush or a compaction has freed what it held (a frozen head, merged
+    /// row groups), to hand the freed pages back to the system at once rather than as the
+    /// allocator's decay gets to them; the binaries pass jemalloc's purge. `None`: nothing.
+    pub release_memory: Option<fn()>,
     pub block: BlockWriteOptions,
     /// Background compaction of each partition's small blocks.
     pub compaction: CompactionConfig,
@@ -118,6 +122,7 @@ impl StoreConfig {
             max_append_wait: Duration::from_secs(30),
             memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,
             reserved_bytes: 0,
+            release_memory: None,
             block: BlockWriteOptions::default(),
             compaction: CompactionConfig::default(),
         }

@@ -229,3 +229,31 @@ async fn the_head_is_flushed_at_a_quarter_of_the_memory_limit() {
     stop.send(()).unwrap();
     maintenance.await.unwrap();
 }
+
+static RELEASES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn count_release() {
+    RELEASES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The memory a flush frees is handed back through `release_memory` (the binaries purge
+/// jemalloc's freed pages there) once per flush that wrote spans, and not for one that wrote
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_hands_the_memory_it_freed_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        release_memory: Some(count_release),
+        ..config(dir.path())
+    };
+    let store = Store::open(config).await.unwrap();
+    let start = at("2026-11-20T10:00:00Z");
+    store.flush().await.unwrap();
+    assert_eq!(RELEASES.load(std::sync::atomic::Ordering::SeqCst), 0);
+    store
+        .append(event_trace(1, start), Vec::new())
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    assert_eq!(RELEASES.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

@@ -87,6 +87,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     };
     let mut config = ServerConfig::new(&data_dir, 0);
     config.listen = listen;
+    config.store.release_memory = Some(muninn_server::allocator::release_freed_pages);
     let server = muninn_server::start(config)
         .await
         .context("starting the demo server")?;

@@ -662,7 +662,7 @@ fn main() -> anyhow::Result<()> {
     };
 
     // Memory, then stop the server.
-    let max_server_estimate = sampler.finish();
+    let (max_server_estimate, max_at) = sampler.finish();
     let peak_rss = system::peak_rss_bytes();
     println!();
     println!("== memory");
@@ -671,8 +671,10 @@ fn main() -> anyhow::Result<()> {
         bytes(peak_rss)
     );
     println!(
-        "server-side peak RSS estimate (RSS minus request bodies held by the client, sampled every 100 ms): {}",
-        bytes(max_server_estimate)
+        "server-side peak RSS estimate (RSS minus request bodies held by the client, sampled every 100 ms): {}, {} after ingest began (ingest took {})",
+        bytes(max_server_estimate),
+        seconds(max_at),
+        seconds(ingest.elapsed)
     );
     let stop_started = Instant::now();
     server_runtime.block_on(server.stop());

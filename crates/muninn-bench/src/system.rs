@@ -211,10 +211,12 @@ pub(crate) fn filesystem_of(path: &Path) -> Option<String> {
         .map(|(_, kind)| kind)
 }
 
-/// Samples RSS in the background; tracks the largest server-side estimate.
+/// Samples RSS in the background; tracks the largest server-side estimate and when it was
+/// seen (milliseconds after the sampler started, just before ingest).
 pub(crate) struct RssSampler {
     stop: Arc<AtomicBool>,
     max_server_estimate: Arc<AtomicU64>,
+    max_at_millis: Arc<AtomicU64>,
     handle: std::thread::JoinHandle<()>,
 }
 
@@ -222,14 +224,23 @@ impl RssSampler {
     pub(crate) fn start(client_held_bytes: Arc<AtomicU64>) -> anyhow::Result<RssSampler> {
         let stop = Arc::new(AtomicBool::new(false));
         let max_server_estimate = Arc::new(AtomicU64::new(0));
-        let (thread_stop, thread_max) = (stop.clone(), max_server_estimate.clone());
+        let max_at_millis = Arc::new(AtomicU64::new(0));
+        let (thread_stop, thread_max, thread_at) = (
+            stop.clone(),
+            max_server_estimate.clone(),
+            max_at_millis.clone(),
+        );
+        let started = std::time::Instant::now();
         let handle = std::thread::Builder::new()
             .name("bench-rss".into())
             .spawn(move || {
                 while !thread_stop.load(Ordering::Relaxed) {
                     let estimate =
                         rss_bytes().saturating_sub(client_held_bytes.load(Ordering::Relaxed));
-                    thread_max.fetch_max(estimate, Ordering::Relaxed);
+                    if estimate > thread_max.load(Ordering::Relaxed) {
+                        thread_max.store(estimate, Ordering::Relaxed);
+                        thread_at.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    }
                     std::thread::sleep(Duration::from_millis(100));
                 }
             })
@@ -237,14 +248,19 @@ impl RssSampler {
         Ok(RssSampler {
             stop,
             max_server_estimate,
+            max_at_millis,
             handle,
         })
     }
 
-    pub(crate) fn finish(self) -> u64 {
+    /// The largest server-side estimate, and how long after the start it was seen.
+    pub(crate) fn finish(self) -> (u64, Duration) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.handle.join();
-        self.max_server_estimate.load(Ordering::Relaxed)
+        (
+            self.max_server_estimate.load(Ordering::Relaxed),
+            Duration::from_millis(self.max_at_millis.load(Ordering::Relaxed)),
+        )
     }
 }
 

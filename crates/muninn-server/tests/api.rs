@@ -32,6 +32,9 @@ mod sampling;
 #[path = "api/otlp.rs"]
 mod otlp;
 
+#[path = "api/otlp_memory.rs"]
+mod otlp_memory;
+
 #[path = "api/tail_sampling.rs"]
 mod tail_sampling;
 

@@ -3,8 +3,9 @@
 //! and is decoded here with the HTTP route's decoder, so both transports answer alike, with the
 //! codes `error.rs` derives from the HTTP status of the same error: undecodable →
 //! `INVALID_ARGUMENT`, too large → `RESOURCE_EXHAUSTED` (without retry info: do not retry as
-//! is), store overloaded → `UNAVAILABLE` with a `RetryInfo` of one second, invalid spans → OK
-//! with `partial_success`.
+//! is), store overloaded or request bodies' memory full (`max_body_memory`, of which each
+//! export reserves twice the body limit while tonic holds it) → `UNAVAILABLE` with a
+//! `RetryInfo` of one second, invalid spans → OK with `partial_success`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use tonic::server::{NamedService, UnaryService};
 use tonic::{Code, Request, Response, Status};
 
 use super::{GRPC_ENDPOINT, count_request};
+use crate::body_budget::BodyBudget;
 use crate::error::{ApiError, grpc_code};
 use crate::server::AppState;
 
@@ -105,6 +107,15 @@ impl Service<http::Request<tonic::body::Body>> for TraceService {
                 ))
                 .into_http());
             }
+            // tonic holds the message as received and as decompressed, each up to the body
+            // limit, before `Export` sees it: both are reserved of the request bodies' budget
+            // first (max_body_memory), so that concurrent exports cannot hold more.
+            let mut reservation = BodyBudget::none();
+            let reserve = 2 * state.max_body_bytes as u64;
+            if let Err(error) = state.body_budget.reserve(&mut reservation, reserve).await {
+                count_request(&state, GRPC_ENDPOINT, error.status.as_u16());
+                return Ok(error.into_grpc_status().into_http());
+            }
             let reached_export = Arc::new(AtomicBool::new(false));
             let export = Export {
                 state: state.clone(),
@@ -115,6 +126,7 @@ impl Service<http::Request<tonic::body::Body>> for TraceService {
                 .send_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(state.max_body_bytes);
             let response = grpc.unary(export, request).await;
+            drop(reservation);
             if reached_export.load(Ordering::Relaxed) {
                 return Ok(response);
             }

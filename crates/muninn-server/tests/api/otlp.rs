@@ -111,7 +111,7 @@ fn message(operation: &str, message_id: &str, offset: i64) -> Vec<KeyValue> {
 /// A small shop in OTLP: `checkout` sends messages `msg-a` (trace 0xa1) and `msg-b` (trace
 /// 0xb1) to kafka `orders`; `billing` processes `msg-a` as a child of its send; `audit`
 /// receives both in one batch span (trace 0xc1) with a link per message.
-fn shop() -> ExportTraceServiceRequest {
+pub(crate) fn shop() -> ExportTraceServiceRequest {
     let send_a = span(
         0xa1,
         0x01,
@@ -258,7 +258,7 @@ async fn journey_of(server: &TestServer, event_id: &str) -> Vec<Value> {
 }
 
 /// The shop's spans, however they arrived, answer like this.
-async fn assert_the_shop_is_stored(server: &TestServer) {
+pub(crate) async fn assert_the_shop_is_stored(server: &TestServer) {
     assert_eq!(
         edges_on(server, "orders").await,
         vec![
@@ -620,7 +620,9 @@ async fn undecodable_bodies_get_otlp_errors_and_the_server_keeps_serving() {
 }
 
 /// A server with OTLP/gRPC on a free loopback port.
-async fn server_with_grpc(configure: impl FnOnce(&mut muninn_server::ServerConfig)) -> TestServer {
+pub(crate) async fn server_with_grpc(
+    configure: impl FnOnce(&mut muninn_server::ServerConfig),
+) -> TestServer {
     TestServer::start_with(|config| {
         config.otlp_grpc_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         configure(config);
@@ -628,7 +630,9 @@ async fn server_with_grpc(configure: impl FnOnce(&mut muninn_server::ServerConfi
     .await
 }
 
-async fn grpc_client(server: &TestServer) -> TraceServiceClient<tonic::transport::Channel> {
+pub(crate) async fn grpc_client(
+    server: &TestServer,
+) -> TraceServiceClient<tonic::transport::Channel> {
     let address = server
         .otlp_grpc_addr()
         .expect("the server serves OTLP/gRPC");

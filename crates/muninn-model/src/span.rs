@@ -217,19 +217,21 @@ impl Span {
     }
 
     /// The memory this span holds: the struct and everything it owns on the heap (string and
-    /// vector capacities). What bounds on memory in bytes count.
+    /// vector capacities, each rounded up to the allocator's size class). What bounds on
+    /// memory in bytes count.
     pub fn memory_bytes(&self) -> usize {
         fn text(text: &Option<String>) -> usize {
-            text.as_ref().map_or(0, String::capacity)
+            text.as_ref()
+                .map_or(0, |text| allocated_size(text.capacity()))
         }
         fn attributes(attributes: &Attributes) -> usize {
-            attributes.capacity() * std::mem::size_of::<(String, AttributeValue)>()
+            allocated_size(attributes.capacity() * std::mem::size_of::<(String, AttributeValue)>())
                 + attributes
                     .iter()
                     .map(|(key, value)| {
-                        key.capacity()
+                        allocated_size(key.capacity())
                             + match value {
-                                AttributeValue::String(text) => text.capacity(),
+                                AttributeValue::String(text) => allocated_size(text.capacity()),
                                 _ => 0,
                             }
                     })
@@ -237,12 +239,12 @@ impl Span {
         }
         let event = &self.event;
         std::mem::size_of::<Span>()
-            + self.name.capacity()
-            + self.service.capacity()
+            + allocated_size(self.name.capacity())
+            + allocated_size(self.service.capacity())
             + attributes(&self.resource)
             + attributes(&self.attributes)
             + text(&self.status.message)
-            + self.links.capacity() * std::mem::size_of::<Link>()
+            + allocated_size(self.links.capacity() * std::mem::size_of::<Link>())
             + self
                 .links
                 .iter()
@@ -253,5 +255,70 @@ impl Span {
             + text(&event.schema)
             + text(&event.stream)
             + text(&event.message_id)
+    }
+}
+
+/// The bytes an allocator hands out for a request of `n` bytes, by jemalloc's size classes
+/// (the binaries' allocator): 8, then multiples of 16 up to 128, then four classes between
+/// each power of two and the next; 0 for no allocation.
+pub fn allocated_size(n: usize) -> usize {
+    match n {
+        0 => 0,
+        1..=8 => 8,
+        9..=128 => n.div_ceil(16) * 16,
+        _ => {
+            // The smallest power of two holding n is 2^k; the classes below it are 2^(k-3) apart.
+            let k = usize::BITS - (n - 1).leading_zeros();
+            let step = 1usize << (k - 3);
+            n.div_ceil(step) * step
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocations_are_counted_by_jemallocs_size_classes() {
+        let cases = [
+            (0, 0),
+            (1, 8),
+            (8, 8),
+            (9, 16),
+            (36, 48),
+            (128, 128),
+            (129, 160),
+            (256, 256),
+            (257, 320),
+            (1000, 1024),
+            (1025, 1280),
+        ];
+        for (requested, handed_out) in cases {
+            assert_eq!(allocated_size(requested), handed_out, "{requested} bytes");
+        }
+    }
+
+    #[test]
+    fn a_span_counts_its_strings_as_allocated() {
+        let mut span = Span {
+            trace_id: TraceId([1; 16]),
+            span_id: SpanId([1; 8]),
+            parent_span_id: None,
+            name: String::with_capacity(36),
+            kind: SpanKind::Producer,
+            service: String::new(),
+            resource: Vec::new(),
+            start_unix_nanos: 0,
+            duration_nanos: 0,
+            status: Status::default(),
+            attributes: Vec::new(),
+            links: Vec::new(),
+            event: EventColumns::default(),
+        };
+        let bare = std::mem::size_of::<Span>();
+        assert_eq!(span.memory_bytes(), bare + 48);
+        span.event.event_id = Some("6f1c0a52-8a8e-4d3b-9f53-0f3c2b9f1a11".to_string());
+        assert_eq!(span.memory_bytes(), bare + 48 + 48);
     }
 }

@@ -177,7 +177,11 @@ impl Shared {
                 index.add(handle.index_bytes());
             }
         }
-        self.index_bytes.store(index.total(), Ordering::Relaxed);
+        let before = self.index_bytes.swap(index.total(), Ordering::Relaxed);
+        if index.total() < before {
+            // The spans not yet in blocks have more room: appends waiting for it go on.
+            self.space_freed.notify_waiters();
+        }
         index
     }
 }
@@ -209,9 +213,10 @@ pub struct RetentionReport {
 pub struct StoreStats {
     pub head_spans: u64,
     pub flushing_spans: u64,
-    /// The memory the spans of the head and of the heads being flushed hold, and its bound now
-    /// (what `memory_limit_bytes` leaves them: [`StoreConfig::memory_limit_bytes`]).
+    /// The memory the spans of the head and of the heads being flushed hold.
     pub unflushed_bytes: u64,
+    /// The bound on `unflushed_bytes` now: what `memory_limit_bytes` leaves them
+    /// ([`StoreConfig::memory_limit_bytes`]).
     pub head_limit_bytes: u64,
     /// The memory the node keeps itself under (`memory_limit`).
     pub memory_limit_bytes: u64,

@@ -428,14 +428,15 @@ impl BlockHandle {
         }
     }
 
-    /// Every span of one row group, in file order (by trace id, then start).
+    /// The spans of rows `rows` of one row group, in file order (by trace id, then start).
     pub(crate) async fn row_group_spans(
         &self,
         store: &Arc<dyn ObjectStore>,
         row_group: usize,
+        rows: std::ops::Range<usize>,
     ) -> Result<Vec<Span>, StoreError> {
         match self.spans_file(store).await? {
-            Some(file) => file.row_group_spans(row_group).await,
+            Some(file) => file.row_group_spans(row_group, rows).await,
             None => Ok(Vec::new()),
         }
     }

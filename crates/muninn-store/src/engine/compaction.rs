@@ -232,11 +232,18 @@ fn plan(
     jobs
 }
 
-/// One input of a merge: a block read a row group at a time.
+/// Rows an input is read by, as `block::merge_v2` reads them: a row group a time held up to
+/// 16 row groups of 65,536 decoded spans, about a gigabyte.
+const CHUNK_ROWS: usize = 8_192;
+
+/// One input of a merge: a block read `CHUNK_ROWS` rows at a time.
 struct Cursor {
     handle: Arc<BlockHandle>,
     n_row_groups: usize,
     next_row_group: usize,
+    /// The rows of the row group being read, and the first of them not yet read.
+    row_group_len: usize,
+    next_row_in_group: usize,
     spans: std::vec::IntoIter<Span>,
     /// The next span of this input, not yet merged.
     peeked: Option<Span>,
@@ -254,22 +261,33 @@ fn merge_key(span: &Span) -> MergeKey {
 }
 
 impl Cursor {
-    /// Moves to the next span, reading the next row group when this one is used up.
+    /// Moves to the next span, reading the next rows when these are used up.
     async fn advance(&mut self, shared: &Shared) -> Result<(), StoreError> {
         loop {
             if let Some(span) = self.spans.next() {
                 self.peeked = Some(span);
                 return Ok(());
             }
-            if self.next_row_group >= self.n_row_groups {
-                self.peeked = None;
-                return Ok(());
+            if self.next_row_in_group >= self.row_group_len {
+                if self.next_row_group >= self.n_row_groups {
+                    self.peeked = None;
+                    return Ok(());
+                }
+                self.row_group_len = self
+                    .handle
+                    .row_group_len(&shared.object_store, self.next_row_group)
+                    .await?;
+                self.next_row_in_group = 0;
+                self.next_row_group += 1;
+                continue;
             }
+            let first = self.next_row_in_group;
+            let end = (first + CHUNK_ROWS).min(self.row_group_len);
             let spans = self
                 .handle
-                .row_group_spans(&shared.object_store, self.next_row_group)
+                .row_group_spans(&shared.object_store, self.next_row_group - 1, first..end)
                 .await?;
-            self.next_row_group += 1;
+            self.next_row_in_group = end;
             self.spans = spans.into_iter();
         }
     }
@@ -299,6 +317,8 @@ async fn merge_spans(
             handle: handle.clone(),
             n_row_groups: handle.n_row_groups(&shared.object_store).await?,
             next_row_group: 0,
+            row_group_len: 0,
+            next_row_in_group: 0,
             spans: Vec::new().into_iter(),
             peeked: None,
         };

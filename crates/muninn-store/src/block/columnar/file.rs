@@ -369,15 +369,6 @@ impl SpansFile {
         Ok(spans)
     }
 
-    /// One row group as a single record batch of every column, in file order.
-    pub(crate) async fn row_group_batch(
-        &self,
-        row_group: usize,
-    ) -> Result<RecordBatch, StoreError> {
-        self.row_group_rows(row_group, 0..self.file.row_group_len(row_group))
-            .await
-    }
-
     /// Rows `rows` of one row group as a single record batch of every column, in file order;
     /// only the pages holding them are read and decoded.
     pub(crate) async fn row_group_rows(
@@ -424,9 +415,16 @@ impl SpansFile {
         self.trace_id_filters.len()
     }
 
-    /// Every span of one row group, in file order.
-    pub(crate) async fn row_group_spans(&self, row_group: usize) -> Result<Vec<Span>, StoreError> {
-        decode::spans(&self.row_group_batch(row_group).await?, SpanFields::All)
+    /// The spans of rows `rows` of one row group, in file order.
+    pub(crate) async fn row_group_spans(
+        &self,
+        row_group: usize,
+        rows: Range<usize>,
+    ) -> Result<Vec<Span>, StoreError> {
+        decode::spans(
+            &self.row_group_rows(row_group, rows).await?,
+            SpanFields::All,
+        )
     }
 
     /// The trace id and start of every span that matches `query`, reading only those two

@@ -718,38 +718,13 @@ async fn request_bodies_take_their_share_of_the_memory_limit() {
 /// bodies hold.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_bodies_past_max_body_memory_wait_then_get_a_503_and_store_nothing() {
-    use tokio::io::AsyncWriteExt;
-
     let server = TestServer::start_with(|config| {
         config.max_body_memory_bytes = 1 << 20;
         config.store.max_append_wait = std::time::Duration::from_millis(300);
     })
     .await;
-    // A slow sender announces 900,000 bytes and sends a few: its body holds them meanwhile.
-    let address = server.base_url().trim_start_matches("http://").to_string();
-    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
-    slow.write_all(
-        format!(
-            "POST /api/v1/spans HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
-             content-length: 900000\r\n\r\n["
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let held = loop {
-        let metrics = server.api.get("/metrics", &[]).await.text;
-        let held: u64 = metrics
-            .lines()
-            .find_map(|line| line.strip_prefix("muninn_ingest_body_bytes "))
-            .and_then(|value| value.trim().parse().ok())
-            .unwrap();
-        if held > 0 {
-            break held;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    };
-    assert!(held >= 900_000, "the slow body holds {held} bytes");
+    // A slow sender announces 900,000 bytes and sends one: its body holds them meanwhile.
+    let slow = server.hold_body_memory(900_000).await;
 
     // 200 KB more do not fit in the 1 MiB: refused after the wait, nothing stored.
     let spans: Vec<Value> = (0..400).map(good).collect();

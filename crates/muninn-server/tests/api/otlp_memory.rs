@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
 use tonic_types::StatusExt;
 
 use crate::otlp::{assert_the_shop_is_stored, grpc_client, server_with_grpc, shop};
@@ -19,29 +18,7 @@ async fn a_grpc_export_waits_for_room_in_the_request_bodies_budget() {
     })
     .await;
     // A slow HTTP sender announces 300,000 bytes and sends one: its body holds them meanwhile.
-    let address = server.base_url().trim_start_matches("http://").to_string();
-    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
-    slow.write_all(
-        format!(
-            "POST /api/v1/spans HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
-             content-length: 300000\r\n\r\n["
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    loop {
-        let metrics = server.api.get("/metrics", &[]).await.text;
-        let held: u64 = metrics
-            .lines()
-            .find_map(|line| line.strip_prefix("muninn_ingest_body_bytes "))
-            .and_then(|value| value.trim().parse().ok())
-            .unwrap();
-        if held >= 300_000 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let slow = server.hold_body_memory(300_000).await;
 
     // An export reserves 2 × 512 KiB, the whole 1 MiB: it waits, then is told to retry.
     let status = grpc_client(&server)

@@ -101,6 +101,41 @@ impl TestServer {
         self.api.ingest_ok("/api/v1/counts", &fleet.counts).await;
     }
 
+    /// A slow sender that announces a `bytes`-long body of spans and sends one byte of it, so
+    /// that its body holds `bytes` of `max_body_memory` until the returned connection is
+    /// dropped; returns once `/metrics` shows them held.
+    pub async fn hold_body_memory(&self, bytes: u64) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let address = self.base_url().trim_start_matches("http://").to_string();
+        let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+        slow.write_all(
+            format!(
+                "POST /api/v1/spans HTTP/1.1\r\nhost: {address}\r\ncontent-type: \
+                 application/json\r\ncontent-length: {bytes}\r\n\r\n["
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let metrics = self.api.get("/metrics", &[]).await.text;
+            let held: u64 = metrics
+                .lines()
+                .find_map(|line| line.strip_prefix("muninn_ingest_body_bytes "))
+                .and_then(|value| value.trim().parse().ok())
+                .unwrap();
+            if held >= bytes {
+                return slow;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the slow body holds {held} of {bytes} bytes after 10 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {
             running.stop().await;

@@ -7,6 +7,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,19 +52,60 @@ fn keys_of(batch: &RecordBatch) -> Result<Vec<MergeKey>, StoreError> {
         .collect()
 }
 
-/// Rows an input is read by: two pages of 4,096. A whole row group a time, 16 inputs held up
-/// to 32 row groups of 65,536 decoded rows between two output row groups, about half a
-/// gigabyte.
+/// Rows a merge reads of an input at a time: two pages of 4,096. A whole row group a time, 16
+/// inputs held up to 32 row groups of 65,536 decoded rows between two output row groups, about
+/// half a gigabyte (and a gigabyte decoded into spans, in the merge of format 1 blocks).
 const CHUNK_ROWS: usize = 8_192;
 
-/// One input: a block read `CHUNK_ROWS` rows at a time.
-struct Input {
-    handle: Arc<BlockHandle>,
+/// Where a merge is in reading one input: its rows in file order, `CHUNK_ROWS` at a time,
+/// never across a row group.
+pub(crate) struct RowChunks {
     n_row_groups: usize,
     next_row_group: usize,
     /// The rows of the row group being read, and the first of them not yet read.
     row_group_len: usize,
     next_row_in_group: usize,
+}
+
+impl RowChunks {
+    pub(crate) async fn of(
+        handle: &BlockHandle,
+        store: &Arc<dyn ObjectStore>,
+    ) -> Result<RowChunks, StoreError> {
+        Ok(RowChunks {
+            n_row_groups: handle.n_row_groups(store).await?,
+            next_row_group: 0,
+            row_group_len: 0,
+            next_row_in_group: 0,
+        })
+    }
+
+    /// The next rows to read, as a row group and a range of its rows; `None` when every row
+    /// was read.
+    pub(crate) async fn next(
+        &mut self,
+        handle: &BlockHandle,
+        store: &Arc<dyn ObjectStore>,
+    ) -> Result<Option<(usize, Range<usize>)>, StoreError> {
+        while self.next_row_in_group >= self.row_group_len {
+            if self.next_row_group >= self.n_row_groups {
+                return Ok(None);
+            }
+            self.row_group_len = handle.row_group_len(store, self.next_row_group).await?;
+            self.next_row_in_group = 0;
+            self.next_row_group += 1;
+        }
+        let first = self.next_row_in_group;
+        let end = (first + CHUNK_ROWS).min(self.row_group_len);
+        self.next_row_in_group = end;
+        Ok(Some((self.next_row_group - 1, first..end)))
+    }
+}
+
+/// One input: a block read `CHUNK_ROWS` rows at a time.
+struct Input {
+    handle: Arc<BlockHandle>,
+    chunks: RowChunks,
     /// The current batch's index in the merge's sources, its keys, and the next row.
     source: usize,
     keys: Vec<MergeKey>,
@@ -87,10 +129,7 @@ pub(crate) async fn merge_v2(
     for handle in inputs {
         let mut input = Input {
             handle: handle.clone(),
-            n_row_groups: handle.n_row_groups(store).await?,
-            next_row_group: 0,
-            row_group_len: 0,
-            next_row_in_group: 0,
+            chunks: RowChunks::of(handle, store).await?,
             source: 0,
             keys: Vec::new(),
             row: 0,
@@ -166,25 +205,10 @@ async fn load_next(
     input.keys.clear();
     input.row = 0;
     while input.keys.is_empty() {
-        if input.next_row_in_group >= input.row_group_len {
-            if input.next_row_group >= input.n_row_groups {
-                return Ok(());
-            }
-            input.row_group_len = input
-                .handle
-                .row_group_len(store, input.next_row_group)
-                .await?;
-            input.next_row_in_group = 0;
-            input.next_row_group += 1;
-            continue;
-        }
-        let first = input.next_row_in_group;
-        let end = (first + CHUNK_ROWS).min(input.row_group_len);
-        let batch = input
-            .handle
-            .row_group_rows(store, input.next_row_group - 1, first..end)
-            .await?;
-        input.next_row_in_group = end;
+        let Some((row_group, rows)) = input.chunks.next(&input.handle, store).await? else {
+            return Ok(());
+        };
+        let batch = input.handle.row_group_rows(store, row_group, rows).await?;
         if let Some(batch) = batch {
             input.keys = keys_of(&batch)?;
             input.source = sources.len();

@@ -37,7 +37,7 @@ use tokio::sync::OnceCell;
 pub use format::SpanFields;
 pub(crate) use format::{FormatVersion, SpanSelection};
 use format::{SpansFile, open_spans_file};
-pub(crate) use merge::{merge_v2, throttle};
+pub(crate) use merge::{RowChunks, merge_v2, throttle};
 pub(crate) use upload::UploadSink;
 pub(crate) use v2::SpansWriter;
 

@@ -232,18 +232,10 @@ fn plan(
     jobs
 }
 
-/// Rows an input is read by, as `block::merge_v2` reads them: a row group a time held up to
-/// 16 row groups of 65,536 decoded spans, about a gigabyte.
-const CHUNK_ROWS: usize = 8_192;
-
-/// One input of a merge: a block read `CHUNK_ROWS` rows at a time.
+/// One input of a merge: a block read a few thousand rows at a time (`block::RowChunks`).
 struct Cursor {
     handle: Arc<BlockHandle>,
-    n_row_groups: usize,
-    next_row_group: usize,
-    /// The rows of the row group being read, and the first of them not yet read.
-    row_group_len: usize,
-    next_row_in_group: usize,
+    chunks: block::RowChunks,
     spans: std::vec::IntoIter<Span>,
     /// The next span of this input, not yet merged.
     peeked: Option<Span>,
@@ -268,26 +260,16 @@ impl Cursor {
                 self.peeked = Some(span);
                 return Ok(());
             }
-            if self.next_row_in_group >= self.row_group_len {
-                if self.next_row_group >= self.n_row_groups {
-                    self.peeked = None;
-                    return Ok(());
-                }
-                self.row_group_len = self
-                    .handle
-                    .row_group_len(&shared.object_store, self.next_row_group)
-                    .await?;
-                self.next_row_in_group = 0;
-                self.next_row_group += 1;
-                continue;
-            }
-            let first = self.next_row_in_group;
-            let end = (first + CHUNK_ROWS).min(self.row_group_len);
+            let Some((row_group, rows)) =
+                self.chunks.next(&self.handle, &shared.object_store).await?
+            else {
+                self.peeked = None;
+                return Ok(());
+            };
             let spans = self
                 .handle
-                .row_group_spans(&shared.object_store, self.next_row_group - 1, first..end)
+                .row_group_spans(&shared.object_store, row_group, rows)
                 .await?;
-            self.next_row_in_group = end;
             self.spans = spans.into_iter();
         }
     }
@@ -315,10 +297,7 @@ async fn merge_spans(
     for handle in inputs {
         let mut cursor = Cursor {
             handle: handle.clone(),
-            n_row_groups: handle.n_row_groups(&shared.object_store).await?,
-            next_row_group: 0,
-            row_group_len: 0,
-            next_row_in_group: 0,
+            chunks: block::RowChunks::of(handle, &shared.object_store).await?,
             spans: Vec::new().into_iter(),
             peeked: None,
         };

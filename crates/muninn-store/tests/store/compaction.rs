@@ -146,13 +146,9 @@ async fn the_background_compaction_merges_flushed_blocks() {
     maintenance.await.unwrap();
 }
 
-/// Inputs larger than what the merge reads of an input at a time (8,192 rows) come out whole
-/// and in order: three blocks of 12,000 spans whose traces interleave become one block of
-/// 36,000 spans, and every trace answers with the same spans as before.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn inputs_read_in_parts_merge_into_every_span_once_and_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(compacting(dir.path())).await.unwrap();
+/// Three blocks of one hourly partition, 12,000 spans each, whose traces interleave (trace n
+/// is in block n % 3), and the trace numbers the tests below look up.
+async fn write_interleaved_blocks(store: &Store) -> Vec<u64> {
     let hour = at("2026-11-20T10:00:00Z");
     for block in 0..3u64 {
         let spans: Vec<_> = (0..4_000u64)
@@ -167,12 +163,27 @@ async fn inputs_read_in_parts_merge_into_every_span_once_and_in_order() {
         store.append(spans, Vec::new()).await.unwrap();
         store.flush().await.unwrap();
     }
-    assert_eq!(store.blocks().len(), 3);
-    let sampled: Vec<u64> = (0..12_000u64).step_by(37).collect();
-    let mut before = Vec::new();
-    for &trace_number in &sampled {
-        before.push(trace(&store, trace_id(trace_number)).await);
+    (0..12_000u64).step_by(37).collect()
+}
+
+async fn traces_of(store: &Store, trace_numbers: &[u64]) -> Vec<Vec<muninn_model::Span>> {
+    let mut traces = Vec::new();
+    for &trace_number in trace_numbers {
+        traces.push(trace(store, trace_id(trace_number)).await);
     }
+    traces
+}
+
+/// Inputs larger than what the merge reads of an input at a time (8,192 rows) come out whole
+/// and in order: three blocks of 12,000 spans whose traces interleave become one block of
+/// 36,000 spans, and every trace answers with the same spans as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inputs_read_in_parts_merge_into_every_span_once_and_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(compacting(dir.path())).await.unwrap();
+    let sampled = write_interleaved_blocks(&store).await;
+    assert_eq!(store.blocks().len(), 3);
+    let before = traces_of(&store, &sampled).await;
 
     let report = store.compact().await.unwrap();
     assert_eq!(
@@ -180,10 +191,10 @@ async fn inputs_read_in_parts_merge_into_every_span_once_and_in_order() {
         (3, 1, 36_000)
     );
     assert_eq!(store.blocks()[0].n_spans, 36_000);
-    for (trace_number, spans_before) in sampled.iter().zip(&before) {
-        let after = trace(&store, trace_id(*trace_number)).await;
-        assert_eq!(after.len(), 3, "trace {trace_number}");
-        assert_eq!(&after, spans_before, "trace {trace_number}");
+    let after = traces_of(&store, &sampled).await;
+    for ((trace_number, spans_before), spans_after) in sampled.iter().zip(&before).zip(&after) {
+        assert_eq!(spans_after.len(), 3, "trace {trace_number}");
+        assert_eq!(spans_after, spans_before, "trace {trace_number}");
     }
 }
 
@@ -195,25 +206,8 @@ async fn v1_inputs_read_in_parts_merge_into_every_span_once_and_in_order() {
     let mut v1 = compacting(dir.path());
     v1.block.format_version = 1;
     let store = Store::open(v1).await.unwrap();
-    let hour = at("2026-11-20T10:00:00Z");
-    for block in 0..3u64 {
-        let spans: Vec<_> = (0..4_000u64)
-            .flat_map(|n| {
-                let trace_number = n * 3 + block;
-                event_trace(
-                    trace_number,
-                    hour + (trace_number as i64 % 50) * NANOS_PER_MINUTE,
-                )
-            })
-            .collect();
-        store.append(spans, Vec::new()).await.unwrap();
-        store.flush().await.unwrap();
-    }
-    let sampled: Vec<u64> = (0..12_000u64).step_by(37).collect();
-    let mut before = Vec::new();
-    for &trace_number in &sampled {
-        before.push(trace(&store, trace_id(trace_number)).await);
-    }
+    let sampled = write_interleaved_blocks(&store).await;
+    let before = traces_of(&store, &sampled).await;
     drop(store);
 
     let store = Store::open(compacting(dir.path())).await.unwrap();
@@ -224,8 +218,8 @@ async fn v1_inputs_read_in_parts_merge_into_every_span_once_and_in_order() {
         (3, 1, 36_000)
     );
     assert_eq!(store.blocks()[0].format_version, 2);
-    for (trace_number, spans_before) in sampled.iter().zip(&before) {
-        let after = trace(&store, trace_id(*trace_number)).await;
-        assert_eq!(&after, spans_before, "trace {trace_number}");
+    let after = traces_of(&store, &sampled).await;
+    for ((trace_number, spans_before), spans_after) in sampled.iter().zip(&before).zip(&after) {
+        assert_eq!(spans_after, spans_before, "trace {trace_number}");
     }
 }

@@ -1,13 +1,19 @@
-//! Handing freed memory back to the system at once, for the binaries, whose allocator is
-//! jemalloc. A flush frees a whole frozen head (hundreds of megabytes of small allocations) at
-//! once; left to jemalloc's decay, those pages stayed resident for about a second, 350 to
-//! 600 MB of the benchmark's RSS at any moment. The store calls this after each flush and
-//! compaction (`StoreConfig::release_memory`).
+//! Handing freed memory back to the system when the node needs it, for the binaries, whose
+//! allocator is jemalloc. A flush frees a whole frozen head (hundreds of megabytes of small
+//! allocations) at once; left to jemalloc's decay, those pages stayed resident for about a
+//! second, 350 to 600 MB of the benchmark's RSS at any moment. Purging them after every flush
+//! kept the node under its bound but cost the CPU of faulting the same pages in again (5% of the
+//! server's CPU at 3M spans): they are purged only when the node is near its bound. The store
+//! calls this after each flush and compaction (`StoreConfig::release_memory`).
 #![allow(unsafe_code)]
 
-/// Purges every jemalloc arena's unused dirty pages (`arena.<MALLCTL_ARENAS_ALL>.purge`).
-/// Harmless where jemalloc is linked but not the global allocator: it purges nothing.
-pub fn release_freed_pages() {
+/// Purges every jemalloc arena's unused dirty pages (`arena.<MALLCTL_ARENAS_ALL>.purge`) when
+/// jemalloc keeps more than `keep_resident` bytes resident. Harmless where jemalloc is linked
+/// but not the global allocator: it purges nothing.
+pub fn release_freed_pages(keep_resident: u64) {
+    if resident_bytes().is_some_and(|resident| resident <= keep_resident) {
+        return;
+    }
     // SAFETY: `arena.4096.purge` is a void control: jemalloc reads and writes nothing through
     // the pointers, which are all null as it requires, and the name is NUL-terminated.
     let result = unsafe {
@@ -22,4 +28,12 @@ pub fn release_freed_pages() {
     if result != 0 {
         tracing::debug!(result, "jemalloc did not purge its arenas");
     }
+}
+
+/// What jemalloc keeps resident now (what it handed out, its metadata, and freed pages not
+/// yet returned), or `None` if its statistics cannot be read.
+fn resident_bytes() -> Option<u64> {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    epoch::advance().ok()?;
+    stats::resident::read().ok().map(|bytes| bytes as u64)
 }

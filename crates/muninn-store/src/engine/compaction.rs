@@ -143,7 +143,7 @@ impl Store {
                 // The merge's row groups are freed; so are the inputs' filters and footers
                 // once no read holds them.
                 if let Some(release) = shared.config.release_memory {
-                    release();
+                    release(shared.config.keep_resident_bytes());
                 }
             }
         }

@@ -77,7 +77,7 @@ impl Store {
         if report.n_spans > 0
             && let Some(release) = shared.config.release_memory
         {
-            release();
+            release(shared.config.keep_resident_bytes());
         }
         Ok(report)
     }

@@ -104,15 +104,24 @@ pub struct StoreConfig {
     /// server's request bodies in flight (`max_body_memory`).
     pub reserved_bytes: u64,
     /// Called after a flush or a compaction has freed what it held (a frozen head, merged
-    /// row groups), to hand the freed pages back to the system at once rather than as the
-    /// allocator's decay gets to them; the binaries pass jemalloc's purge. `None`: nothing.
-    pub release_memory: Option<fn()>,
+    /// row groups), with the bytes the node may keep resident ([`Self::keep_resident_bytes`], three
+    /// quarters of `memory_limit_bytes`), to hand freed pages back to the system at once when
+    /// more is resident rather than as the allocator's decay gets to them; the binaries pass
+    /// jemalloc's purge. `None`: nothing.
+    pub release_memory: Option<fn(u64)>,
     pub block: BlockWriteOptions,
     /// Background compaction of each partition's small blocks.
     pub compaction: CompactionConfig,
 }
 
 impl StoreConfig {
+    /// What the node may keep resident before a flush or compaction hands freed pages back:
+    /// all but the working memory share, which freed pages waiting for the allocator may fill.
+    pub fn keep_resident_bytes(&self) -> u64 {
+        let limit = self.memory_limit_bytes;
+        limit.saturating_sub(limit / WORKING_MEMORY_DIVISOR)
+    }
+
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         StoreConfig {
             data_dir: data_dir.into(),

@@ -231,19 +231,23 @@ async fn the_head_is_flushed_at_a_quarter_of_the_memory_limit() {
 }
 
 static RELEASES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static KEEP_RESIDENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-fn count_release() {
+fn count_release(keep_resident: u64) {
     RELEASES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    KEEP_RESIDENT.store(keep_resident, std::sync::atomic::Ordering::SeqCst);
 }
 
 /// The memory a flush frees is handed back through `release_memory` (the binaries purge
-/// jemalloc's freed pages there) once per flush that wrote spans, and not for one that wrote
-/// nothing.
+/// jemalloc's freed pages there when more than the bytes passed are resident) once per flush
+/// that wrote spans, and not for one that wrote nothing; it may keep three quarters of the
+/// memory limit resident.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flush_hands_the_memory_it_freed_back() {
     let dir = tempfile::tempdir().unwrap();
     let config = StoreConfig {
         release_memory: Some(count_release),
+        memory_limit_bytes: 800 << 20,
         ..config(dir.path())
     };
     let store = Store::open(config).await.unwrap();
@@ -256,4 +260,8 @@ async fn a_flush_hands_the_memory_it_freed_back() {
         .unwrap();
     store.flush().await.unwrap();
     assert_eq!(RELEASES.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(
+        KEEP_RESIDENT.load(std::sync::atomic::Ordering::SeqCst),
+        600 << 20
+    );
 }

@@ -481,10 +481,19 @@ fn decode_record<'a, W: Deserialize<'a>>(raw: &'a RawValue) -> Result<W, FieldEr
 }
 
 /// Splits a body into records and converts each (the Zipkin decoder shares this).
+///
+/// A JSON array whose records all decode (the common case: what the SDK sends) is decoded in
+/// one pass; any other body is split into records first and each decoded alone, so that one
+/// record's error rejects that record only and names its field.
 pub(crate) fn decode_batch<'a, W: Deserialize<'a>, T>(
     body: &'a [u8],
     convert: impl Fn(W) -> Result<T, FieldError>,
 ) -> Result<Decoded<T>, IngestError> {
+    if body.trim_ascii_start().first() == Some(&b'[')
+        && let Some(decoded) = decode_array_in_one_pass(body, &convert)
+    {
+        return Ok(decoded);
+    }
     let raw_records = split_records(body)?;
     let mut decoded = Decoded {
         records: Vec::with_capacity(raw_records.len()),
@@ -501,6 +510,81 @@ pub(crate) fn decode_batch<'a, W: Deserialize<'a>, T>(
         }
     }
     Ok(decoded)
+}
+
+/// Decodes a JSON array of records in one pass, converting each as it is read; `None` as soon
+/// as a record does not decode (or the body is not one well-formed array), for the caller to
+/// split the body and decode it record by record. Converting alone never fails the pass: its
+/// errors are the record's rejection either way.
+fn decode_array_in_one_pass<'a, W: Deserialize<'a>, T>(
+    body: &'a [u8],
+    convert: &impl Fn(W) -> Result<T, FieldError>,
+) -> Option<Decoded<T>> {
+    struct Records<'c, W, T, C> {
+        convert: &'c C,
+        wire: std::marker::PhantomData<fn() -> (W, T)>,
+    }
+    impl<'de, W: Deserialize<'de>, T, C: Fn(W) -> Result<T, FieldError>> serde::de::Visitor<'de>
+        for Records<'_, W, T, C>
+    {
+        type Value = Decoded<T>;
+        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str("an array of records")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut decoded = Decoded {
+                records: Vec::with_capacity(seq.size_hint().unwrap_or(0).min(65_536)),
+                rejected: Vec::new(),
+            };
+            while let Some(ObjectOnly(wire)) = seq.next_element::<ObjectOnly<W>>()? {
+                match (self.convert)(wire) {
+                    Ok(record) => decoded.records.push(record),
+                    Err(error) => decoded.rejected.push(Rejection {
+                        index: decoded.records.len() + decoded.rejected.len(),
+                        field: error.field,
+                        reason: error.reason,
+                    }),
+                }
+            }
+            Ok(decoded)
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let decoded = serde::Deserializer::deserialize_seq(
+        &mut deserializer,
+        Records {
+            convert,
+            wire: std::marker::PhantomData,
+        },
+    )
+    .ok()?;
+    deserializer.end().ok()?;
+    Some(decoded)
+}
+
+/// A record that must be a JSON object: serde's derived structs also accept an array of the
+/// fields in declaration order, which the format does not.
+struct ObjectOnly<W>(W);
+
+impl<'de, W: Deserialize<'de>> Deserialize<'de> for ObjectOnly<W> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Object<W>(std::marker::PhantomData<fn() -> W>);
+        impl<'de, W: Deserialize<'de>> serde::de::Visitor<'de> for Object<W> {
+            type Value = W;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<W, A::Error> {
+                W::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(Object(std::marker::PhantomData))
+            .map(ObjectOnly)
+    }
 }
 
 /// Decodes and validates a batch of spans.
@@ -654,5 +738,48 @@ mod tests {
             "44bf92f3577b34da6a3ce929d0e0e473"
         );
         assert_eq!(decoded.records[0].kind, SpanKind::Producer);
+    }
+
+    /// An array whose records all decode is read in one pass; one whose records do not (a
+    /// wrong type, an array for an object) is split and read record by record. Either way each
+    /// bad record is rejected alone at its index, and the good ones around it are the same
+    /// spans as when they arrive one per line.
+    #[test]
+    fn an_array_is_decoded_like_the_same_records_one_per_line() {
+        let good = |n: u8| {
+            span_json(
+                &format!("4bf92f3577b34da6a3ce929d0e0e47{n:02x}"),
+                "1795000000000000000",
+            )
+        };
+        let not_an_integer = good(2).replace("\"duration_nano\":1500", "\"duration_nano\":\"x\"");
+        let wrong_type = good(3).replace("\"name\":\"publish\"", "\"name\":5");
+        let positional = r#"["4bf92f3577b34da6a3ce929d0e0e4736","00f067aa0ba902b7",null,"publish","producer","checkout",null,1795000000000000000]"#;
+        let bodies = [
+            // Every record decodes: one pass, a conversion's rejection at its index.
+            vec![good(0), not_an_integer.clone(), good(1)],
+            // Record 1 does not decode: the body is read again record by record.
+            vec![good(0), wrong_type.clone(), good(1), not_an_integer.clone()],
+            vec![good(0), good(1), positional.to_string(), not_an_integer],
+        ];
+        let expected = [
+            vec![(1, "duration_nano")],
+            vec![(1, "name"), (3, "duration_nano")],
+            vec![(2, "(record)"), (3, "duration_nano")],
+        ];
+        for (records, expected) in bodies.iter().zip(expected) {
+            let array = format!("[{}]", records.join(","));
+            let lines = records.join("\n");
+            let from_array = decode_spans(array.as_bytes(), &Limits::default(), NOW).unwrap();
+            let from_lines = decode_spans(lines.as_bytes(), &Limits::default(), NOW).unwrap();
+            let rejected: Vec<(usize, &str)> = from_array
+                .rejected
+                .iter()
+                .map(|rejection| (rejection.index, rejection.field.as_str()))
+                .collect();
+            assert_eq!(rejected, expected);
+            assert_eq!(from_array, from_lines);
+            assert_eq!(from_array.records.len(), 2);
+        }
     }
 }

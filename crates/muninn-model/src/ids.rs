@@ -24,11 +24,17 @@ fn decode_hex<const N: usize>(text: &str) -> Result<[u8; N], IdError> {
             got: bytes.len(),
         });
     }
+    // A table and one check at the end, not a branch per character: ids are parsed several
+    // times per span at ingest (trace, span, parent, links).
     let mut out = [0u8; N];
+    let mut invalid = 0u8;
     for (index, pair) in bytes.chunks_exact(2).enumerate() {
-        let high = hex_value(pair[0]).ok_or(IdError::NotHex)?;
-        let low = hex_value(pair[1]).ok_or(IdError::NotHex)?;
-        out[index] = (high << 4) | low;
+        let (high, low) = (HEX[pair[0] as usize], HEX[pair[1] as usize]);
+        invalid |= high | low;
+        out[index] = (high << 4) | (low & 0x0f);
+    }
+    if invalid & NOT_HEX != 0 {
+        return Err(IdError::NotHex);
     }
     if out.iter().all(|byte| *byte == 0) {
         return Err(IdError::AllZero);
@@ -36,14 +42,25 @@ fn decode_hex<const N: usize>(text: &str) -> Result<[u8; N], IdError> {
     Ok(out)
 }
 
-fn hex_value(char: u8) -> Option<u8> {
-    match char {
-        b'0'..=b'9' => Some(char - b'0'),
-        b'a'..=b'f' => Some(char - b'a' + 10),
-        b'A'..=b'F' => Some(char - b'A' + 10),
-        _ => None,
+/// Marks a byte that is not a hex digit in [`HEX`].
+const NOT_HEX: u8 = 0x80;
+
+/// Each byte's value as a hex digit (either case), or [`NOT_HEX`].
+const HEX: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut digit = 0;
+    while digit < 10 {
+        table[b'0' as usize + digit] = digit as u8;
+        digit += 1;
     }
-}
+    let mut letter = 0;
+    while letter < 6 {
+        table[b'a' as usize + letter] = 10 + letter as u8;
+        table[b'A' as usize + letter] = 10 + letter as u8;
+        letter += 1;
+    }
+    table
+};
 
 fn write_hex(bytes: &[u8], formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -179,5 +196,31 @@ mod tests {
         assert!(TraceId::from_short_hex("").is_err());
         assert!(TraceId::from_short_hex(&"a".repeat(33)).is_err());
         assert_eq!(SpanId::from_short_hex("0"), Err(IdError::AllZero));
+    }
+
+    /// Every byte, in the high and the low place, is read as `u8::from_str_radix` reads it: a
+    /// non-hex byte anywhere (also one past ASCII) is `NotHex`, never a wrong id.
+    #[test]
+    fn every_byte_is_a_hex_digit_exactly_when_the_standard_library_says_so() {
+        for byte in 0..=255u8 {
+            for place in [0, 1] {
+                let mut text = *b"1a";
+                text[place] = byte;
+                let expected = std::str::from_utf8(&text)
+                    .ok()
+                    .and_then(|text| u8::from_str_radix(text, 16).ok())
+                    .filter(|_| byte != b'+');
+                let mut id = [b'0'; 16];
+                id[14..].copy_from_slice(&text);
+                let parsed = SpanId::from_hex(std::str::from_utf8(&id).unwrap_or("not utf-8"));
+                match expected {
+                    Some(value) if value != 0 => {
+                        assert_eq!(parsed.map(|id| id.0[7]), Ok(value), "byte {byte:#x}")
+                    }
+                    Some(_) => assert_eq!(parsed, Err(IdError::AllZero)),
+                    None => assert!(parsed.is_err(), "byte {byte:#x} at {place}"),
+                }
+            }
+        }
     }
 }

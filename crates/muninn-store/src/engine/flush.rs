@@ -70,6 +70,9 @@ impl Store {
             shared
                 .unflushed_bytes
                 .fetch_sub(frozen.n_bytes, Ordering::Relaxed);
+            shared
+                .flushing_bytes
+                .fetch_sub(frozen.n_bytes, Ordering::Relaxed);
             shared.space_freed.notify_waiters();
             delete_segments_up_to(shared.fs.as_ref(), &shared.wal_dir, frozen.last_seq)?;
         }

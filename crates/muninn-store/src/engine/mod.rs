@@ -158,6 +158,11 @@ struct Shared {
     unflushed_spans: AtomicU64,
     /// The memory those spans hold (`Span::memory_bytes`).
     unflushed_bytes: AtomicU64,
+    /// The part of `unflushed_bytes` in frozen heads. Counted a second time against the
+    /// head's share: a flush builds the columns of its frozen head beside its spans, and under
+    /// full ingest the live head grows by the whole of a flush's time, so that the next frozen
+    /// head, and its flush's columns, grow with the backlog.
+    flushing_bytes: AtomicU64,
     /// What the opened blocks keep in memory (footers, bloom filters), as of the last change
     /// of the block list ([`Shared::count_index_bytes`]).
     index_bytes: AtomicU64,
@@ -318,6 +323,7 @@ impl Store {
             failed: AtomicBool::new(false),
             unflushed_spans: AtomicU64::new(head_spans_at_open),
             unflushed_bytes: AtomicU64::new(head_bytes_at_open),
+            flushing_bytes: AtomicU64::new(0),
             index_bytes: AtomicU64::new(0),
             space_freed: Notify::new(),
             spans_appended: AtomicU64::new(0),
@@ -392,8 +398,9 @@ impl Store {
             .map_err(|_| StoreError::new(StoreErrorKind::Closed, "the store is closed"))?
     }
 
-    /// Bounds memory: while the spans waiting to be written to blocks hold more than
-    /// `memory_limit_bytes` (or number more than `UNFLUSHED_FACTOR × flush_max_spans`),
+    /// Bounds memory: while the spans waiting to be written to blocks hold more than the
+    /// head's share of `memory_limit_bytes` (frozen heads counted twice, for the columns their
+    /// flush builds), or number more than `UNFLUSHED_FACTOR × flush_max_spans`,
     /// appends wait for a flush, and give up with `Overloaded` (HTTP 503 with `Retry-After`)
     /// after `max_append_wait`.
     async fn wait_for_memory(&self) -> Result<(), StoreError> {
@@ -401,7 +408,9 @@ impl Store {
         let limit = (shared.config.flush_max_spans as u64).saturating_mul(UNFLUSHED_FACTOR);
         let room = || {
             shared.unflushed_spans.load(Ordering::Relaxed) < limit
-                && shared.unflushed_bytes.load(Ordering::Relaxed) < shared.head_limit_bytes()
+                && shared.unflushed_bytes.load(Ordering::Relaxed)
+                    + shared.flushing_bytes.load(Ordering::Relaxed)
+                    < shared.head_limit_bytes()
         };
         if room() {
             return Ok(());

@@ -116,6 +116,9 @@ pub(crate) fn wal_thread(
                         if !frozen.is_empty()
                             && let Ok(mut flushing) = shared.flushing.write()
                         {
+                            shared
+                                .flushing_bytes
+                                .fetch_add(frozen.n_bytes, Ordering::Relaxed);
                             flushing.push(frozen.clone());
                         }
                         frozen

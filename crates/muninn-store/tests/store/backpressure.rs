@@ -123,6 +123,62 @@ async fn appends_wait_when_the_unflushed_spans_hold_the_memory_limit() {
         .expect("room again after the flush");
 }
 
+/// A head being flushed counts twice against the head's share: its spans, and the columns its
+/// flush builds beside them. While one trace is being flushed, two more fit where three did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_being_flushed_counts_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = at("2026-11-20T10:00:00Z");
+    let trace_bytes = trace_bytes(start).await;
+    let config = StoreConfig {
+        flush_max_spans: 1_000_000,
+        memory_limit_bytes: 5 * trace_bytes,
+        max_append_wait: Duration::from_millis(300),
+        ..config(dir.path())
+    };
+    let store = Store::open(config).await.unwrap();
+    // The flush waits in its filter until the gate opens.
+    let gate = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let held = gate.clone();
+    store.set_flush_filter(std::sync::Arc::new(move |_| {
+        let (open, opened) = &*held;
+        let mut open = open.lock().unwrap();
+        while !*open {
+            open = opened.wait(open).unwrap();
+        }
+        true
+    }));
+    store
+        .append(event_trace(0, start), Vec::new())
+        .await
+        .unwrap();
+    let flush = {
+        let store = store.clone();
+        tokio::spawn(async move { store.flush().await })
+    };
+    while store.stats().flushing_spans == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for trace_number in 1..3 {
+        store
+            .append(event_trace(trace_number, start), Vec::new())
+            .await
+            .unwrap();
+    }
+    // 3 traces' spans and the flush's columns of one: 4 against the share of 3.75.
+    let refused = store
+        .append(event_trace(3, start), Vec::new())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind, StoreErrorKind::Overloaded, "{refused}");
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    flush.await.unwrap().unwrap();
+    let stats = store.stats();
+    assert_eq!((stats.flushing_spans, stats.head_spans), (0, 6));
+    assert_eq!(stats.unflushed_bytes, 2 * trace_bytes);
+}
+
 /// What the opened blocks keep in memory (footers, bloom filters) counts against
 /// `memory_limit_bytes`: once blocks are written, the spans not yet in blocks get that much
 /// less room, and appends wait earlier than they did with no blocks.

@@ -12,6 +12,7 @@
 //! roll-up cell) per key and minute. A type's rate is log-uniform in 20–2,000 events a
 //! minute, with a daily swing of ±30% (its own phase) and Poisson-sized noise.
 
+use crate::feed::SDK_GZIP_LEVEL;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -291,7 +292,10 @@ fn build_request(
         write!(json, "{minute},\"count\":{count}}}")?;
     }
     json.push(b']');
-    let mut encoder = GzEncoder::new(Vec::with_capacity(json.len() / 6), Compression::fast());
+    let mut encoder = GzEncoder::new(
+        Vec::with_capacity(json.len() / 6),
+        Compression::new(SDK_GZIP_LEVEL),
+    );
     encoder.write_all(&json)?;
     let body = encoder.finish()?;
     Ok((Bytes::from(body), n_records, json.len() as u64))

@@ -79,8 +79,11 @@ impl Protocol {
     }
 }
 
+/// The gzip level the SDK sends its bodies at (`muninn_sdk`'s `GZIP_LEVEL`).
+pub(crate) const SDK_GZIP_LEVEL: u32 = 2;
+
 /// How request bodies are sent: gzip'd as the SDK sends them (`Content-Encoding: gzip`, flate2
-/// at `Compression::fast()`), or as they are.
+/// at the SDK's `GZIP_LEVEL`), or as they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum BodyEncoding {
     Gzip,
@@ -109,8 +112,10 @@ impl BodyEncoding {
         match self {
             BodyEncoding::Identity => Ok(body),
             BodyEncoding::Gzip => {
-                let mut encoder =
-                    GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());
+                let mut encoder = GzEncoder::new(
+                    Vec::with_capacity(body.len() / 4),
+                    Compression::new(SDK_GZIP_LEVEL),
+                );
                 encoder.write_all(&body)?;
                 Ok(Bytes::from(encoder.finish()?))
             }

@@ -53,7 +53,7 @@
 //!
 //! # Request bodies (`--body-encoding gzip|identity`)
 //!
-//! Gzip'd by default, as the SDK sends them (flate2 at `Compression::fast()`,
+//! Gzip'd by default, as the SDK sends them (flate2 at the SDK's `GZIP_LEVEL`,
 //! `Content-Encoding: gzip`): compressed before the clock starts, or by the background
 //! generator for template copies. The mean body and bytes per span as sent are printed.
 //!

@@ -9,6 +9,12 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// Gzip level of request bodies. With zlib-rs (flate2's backend here), level 1 is a quicker
+/// strategy that compresses a span batch about 25% worse than level 2; level 2 compresses it
+/// smaller than miniz_oxide's level 1 did, in about the same time (about 1.8 ms for 1,000
+/// spans of the benchmark's random workload).
+pub const GZIP_LEVEL: u32 = 2;
+
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use muninn_model::Broker;
@@ -163,12 +169,14 @@ impl Exporter {
         url
     }
 
-    /// The request body for `json`, gzipped when configured: made once per batch, and sent
+    /// The request body for `json`, gzipped at [`GZIP_LEVEL`] when configured: made once per batch, and sent
     /// as is by every retry.
     fn body(&self, json: Vec<u8>) -> Body {
         if self.inner.options.gzip {
-            let mut encoder =
-                GzEncoder::new(Vec::with_capacity(json.len() / 4), Compression::fast());
+            let mut encoder = GzEncoder::new(
+                Vec::with_capacity(json.len() / 4),
+                Compression::new(GZIP_LEVEL),
+            );
             if let Ok(compressed) = encoder.write_all(&json).and_then(|()| encoder.finish()) {
                 return Body {
                     bytes: compressed.into(),

@@ -42,6 +42,7 @@ mod record;
 mod route;
 mod tracer;
 
+pub use export::GZIP_LEVEL;
 pub use muninn_model::Broker;
 pub use muninn_model::sampling::{ServiceSamplingConfig, event_id_hash, is_sampled};
 pub use options::{ConfigError, Options};

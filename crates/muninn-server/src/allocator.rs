@@ -1,10 +1,10 @@
 //! Handing freed memory back to the system when the node needs it, for the binaries, whose
 //! allocator is jemalloc. A flush frees a whole frozen head (hundreds of megabytes of small
 //! allocations) at once; left to jemalloc's decay, those pages stayed resident for about a
-//! second, 350 to 600 MB of the benchmark's RSS at any moment. Purging them after every flush
-//! kept the node under its bound but cost the CPU of faulting the same pages in again (5% of the
-//! server's CPU at 3M spans): they are purged only when the node is near its bound. The store
-//! calls this after each flush and compaction (`StoreConfig::release_memory`).
+//! second, 350 to 600 MB of the benchmark's RSS at any moment. Purged pages are faulted in
+//! again by the next allocations (page faults were 16% of the server's CPU in a profile at 3M
+//! spans), so they are purged only when the node is near its bound. The store calls this after
+//! each flush and compaction (`StoreConfig::release_memory`).
 #![allow(unsafe_code)]
 
 /// Purges every jemalloc arena's unused dirty pages (`arena.<MALLCTL_ARENAS_ALL>.purge`) when

@@ -428,11 +428,13 @@ impl Store {
                 return Err(StoreError::new(
                     StoreErrorKind::Overloaded,
                     format!(
-                        "{} spans holding {} MiB are waiting to be written to blocks (limits \
-                         {limit} spans, {} MiB: what memory_limit {} MiB leaves them); retry \
-                         shortly",
+                        "{} spans holding {} MiB are waiting to be written to blocks, {} MiB \
+                         of them being written and counted twice for their flush's columns \
+                         (limits {limit} spans, {} MiB: what memory_limit {} MiB leaves them); \
+                         retry shortly",
                         shared.unflushed_spans.load(Ordering::Relaxed),
                         shared.unflushed_bytes.load(Ordering::Relaxed) >> 20,
+                        shared.flushing_bytes.load(Ordering::Relaxed) >> 20,
                         shared.head_limit_bytes() >> 20,
                         shared.config.memory_limit_bytes >> 20,
                     ),

@@ -67,8 +67,8 @@ const MIN_HEAD_DIVISOR: u64 = 8;
 /// eighth of `memory_limit_bytes`.
 fn head_limit_bytes(config: &StoreConfig, index_bytes: u64) -> u64 {
     let limit = config.memory_limit_bytes;
-    limit
-        .saturating_sub(limit / WORKING_MEMORY_DIVISOR)
+    config
+        .keep_resident_bytes()
         .saturating_sub(config.reserved_bytes)
         .saturating_sub(index_bytes)
         .max(limit / MIN_HEAD_DIVISOR)

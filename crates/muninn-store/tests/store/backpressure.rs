@@ -71,6 +71,17 @@ async fn trace_bytes(start: i64) -> u64 {
     counted
 }
 
+/// A memory limit of five test traces: room for four (three quarters of it, with no blocks and
+/// nothing reserved), and the number bound far away.
+fn room_for_four_traces(data_dir: &std::path::Path, trace_bytes: u64) -> StoreConfig {
+    StoreConfig {
+        flush_max_spans: 1_000_000,
+        memory_limit_bytes: 5 * trace_bytes,
+        max_append_wait: Duration::from_millis(300),
+        ..config(data_dir)
+    }
+}
+
 /// The bound is in bytes too: with room for many spans by number, appends wait once the spans
 /// not yet in blocks hold what `memory_limit_bytes` leaves them (three quarters of it, with
 /// no blocks and nothing reserved), the refusal says so, and a flush lets them through again.
@@ -79,14 +90,9 @@ async fn appends_wait_when_the_unflushed_spans_hold_the_memory_limit() {
     let dir = tempfile::tempdir().unwrap();
     let start = at("2026-11-20T10:00:00Z");
     let trace_bytes = trace_bytes(start).await;
-    // Room for 4 traces, and the number bound far away.
-    let config = StoreConfig {
-        flush_max_spans: 1_000_000,
-        memory_limit_bytes: 5 * trace_bytes,
-        max_append_wait: Duration::from_millis(300),
-        ..config(dir.path())
-    };
-    let store = Store::open(config).await.unwrap();
+    let store = Store::open(room_for_four_traces(dir.path(), trace_bytes))
+        .await
+        .unwrap();
     let head_limit = store.stats().head_limit_bytes;
     assert!(
         (3 * trace_bytes + 1..=4 * trace_bytes).contains(&head_limit),
@@ -130,13 +136,9 @@ async fn a_head_being_flushed_counts_twice() {
     let dir = tempfile::tempdir().unwrap();
     let start = at("2026-11-20T10:00:00Z");
     let trace_bytes = trace_bytes(start).await;
-    let config = StoreConfig {
-        flush_max_spans: 1_000_000,
-        memory_limit_bytes: 5 * trace_bytes,
-        max_append_wait: Duration::from_millis(300),
-        ..config(dir.path())
-    };
-    let store = Store::open(config).await.unwrap();
+    let store = Store::open(room_for_four_traces(dir.path(), trace_bytes))
+        .await
+        .unwrap();
     // The flush waits in its filter until the gate opens.
     let gate = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
     let held = gate.clone();

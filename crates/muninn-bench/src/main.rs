@@ -205,6 +205,10 @@ struct Args {
     /// Turn the store's compaction off (in the background and after the flush).
     #[arg(long)]
     no_compaction: bool,
+    /// Override the most rows a data page of a format 2 block holds (what a look-up
+    /// decompresses of each column for one row).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    page_rows: Option<u32>,
     /// HTTP client library for the senders and queries.
     #[arg(long, value_enum, default_value_t = ClientKind::Hyper)]
     client: ClientKind,
@@ -336,11 +340,15 @@ fn main() -> anyhow::Result<()> {
         config.store.memory_limit_bytes = mib << 20;
     }
     config.store.block.format_version = args.block_format;
+    if let Some(page_rows) = args.page_rows {
+        config.store.block.page_rows = page_rows as usize;
+    }
     config.store.compaction.enabled = !args.no_compaction;
     // Nothing reads a block while the bench compacts: replaced blocks go at once, so that the
     // at-rest figures count what stays.
     config.store.compaction.delete_grace = std::time::Duration::ZERO;
     let flush_max_spans = config.store.flush_max_spans;
+    let page_rows = config.store.block.page_rows;
     let config_memory_limit_bytes = config.store.memory_limit_bytes;
     let retention = config.store.retention;
     let restart_config = config.clone();
@@ -349,11 +357,12 @@ fn main() -> anyhow::Result<()> {
         .context("starting the server")?;
     let address = server.local_addr;
     println!(
-        "server: {} (store flush_max_spans {}, memory limit {}, block format {}, compaction {}, retention {})",
+        "server: {} (store flush_max_spans {}, memory limit {}, block format {}, {} rows a page, compaction {}, retention {})",
         server.base_url(),
         thousands(flush_max_spans as u64),
         bytes(config_memory_limit_bytes),
         args.block_format,
+        thousands(page_rows as u64),
         if args.no_compaction || args.block_format == 1 {
             "off"
         } else {

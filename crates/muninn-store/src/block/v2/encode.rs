@@ -17,8 +17,9 @@ use super::schema::SCHEMA;
 use crate::block::BlockWriteOptions;
 use crate::block::columnar::{
     self, COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_EVENT_ID_TEXT, COLUMN_KIND,
-    COLUMN_LINK_TRACE_IDS, COLUMN_NAME, COLUMN_PARENT_SPAN_ID, COLUMN_SERVICE, COLUMN_SPAN_ID,
-    COLUMN_START_TIME, COLUMN_TRACE_ID, EventIdLayout, canonical_uuid, link_trace_ids_leaf_path,
+    COLUMN_LINK_TRACE_IDS, COLUMN_LINKS, COLUMN_NAME, COLUMN_PARENT_SPAN_ID, COLUMN_SERVICE,
+    COLUMN_SPAN_ID, COLUMN_START_TIME, COLUMN_TRACE_ID, EventIdLayout, canonical_uuid,
+    link_trace_ids_leaf_path,
 };
 use crate::block::hll::DistinctEstimate;
 use crate::error::StoreError;
@@ -209,6 +210,7 @@ fn properties(
         ("message_id", None),
         ("status_message", None),
         ("offset", None),
+        (COLUMN_LINKS, None),
     ] {
         let path = ColumnPath::from(column);
         builder = builder.set_column_dictionary_enabled(path.clone(), false);

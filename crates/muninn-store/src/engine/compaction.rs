@@ -8,7 +8,10 @@
 //! in (trace id, start, span id) order, and each output is written a row group at a time, so
 //! memory holds one row group per input and the outputs' bytes, not the partition. Its CPU
 //! share is bounded (`CompactionConfig::cpu_share`): after each row group it sleeps in
-//! proportion to the time it worked, so ingest keeps its rate on a small machine.
+//! proportion to the time it worked, so ingest keeps its rate on a small machine. When
+//! compactions wait behind the one running (a sustained ingest outruns a quarter of a core),
+//! the share grows with them up to `CompactionConfig::max_cpu_share`, so the backlog stops
+//! growing instead of leaving ever more blocks for look-ups to read.
 //!
 //! Commit rules (the same as a flush's, `recovery.rs` applies them on open):
 //! - Only blocks whose flush is no longer in the WAL are compacted, so a block's flush siblings
@@ -55,8 +58,11 @@ pub struct CompactionConfig {
     pub max_inputs: usize,
     /// Outputs hold about this many spans at most; blocks this big are left alone.
     pub max_block_spans: u64,
-    /// The share of one core a compaction may use, in (0, 1].
+    /// The share of one core a compaction may use when it is the only one waiting, in (0, 1].
     pub cpu_share: f64,
+    /// The most of one core compaction may use when it is behind: with `n` compactions
+    /// planned and not yet run, the running one uses `cpu_share × n`, up to this.
+    pub max_cpu_share: f64,
     /// How long replaced blocks stay readable for queries that already hold them.
     pub delete_grace: Duration,
 }
@@ -70,6 +76,7 @@ impl Default for CompactionConfig {
             max_inputs: 16,
             max_block_spans: 4_000_000,
             cpu_share: 0.25,
+            max_cpu_share: 0.75,
             delete_grace: Duration::from_secs(30),
         }
     }
@@ -86,21 +93,52 @@ pub struct CompactionReport {
     pub bytes_out: u64,
 }
 
+impl CompactionConfig {
+    /// The share of a core a compaction uses while `waiting` compactions (itself included)
+    /// are planned and not yet run: `cpu_share` each, up to `max_cpu_share` (never below
+    /// `cpu_share`).
+    pub fn share_for_backlog(&self, waiting: usize) -> f64 {
+        (self.cpu_share * waiting.max(1) as f64).min(self.max_cpu_share.max(self.cpu_share))
+    }
+}
+
 impl Store {
     /// Compacts every partition that holds at least `min_blocks` blocks whose flush has left
     /// the WAL, `max_inputs` blocks at a time, and deletes what the compactions replaced once
-    /// `delete_grace` has passed (at once when it is zero).
+    /// `delete_grace` has passed (at once when it is zero). Each compaction uses the share of
+    /// a core that the backlog calls for (`CompactionConfig::share_for_backlog`).
     pub async fn compact(&self) -> Result<CompactionReport, StoreError> {
-        self.compact_with_cpu_share(self.shared.config.compaction.cpu_share)
-            .await
+        self.compact_round(Round {
+            all_settled: true,
+            cpu_share: None,
+        })
+        .await
     }
 
-    /// `compact`, using at most `cpu_share` of a core instead of the configured share (the
-    /// benchmark's rounds after ingest, when nothing else runs, use 1).
+    /// The background round: as `compact`, but a partition whose hour has not settled is
+    /// compacted only by full compactions of flushed blocks (`plan`).
+    pub(crate) async fn compact_in_background(&self) -> Result<CompactionReport, StoreError> {
+        self.compact_round(Round {
+            all_settled: false,
+            cpu_share: None,
+        })
+        .await
+    }
+
+    /// `compact`, using at most `cpu_share` of a core whatever the backlog (the benchmark's
+    /// rounds after ingest, when nothing else runs, use 1).
     pub async fn compact_with_cpu_share(
         &self,
         cpu_share: f64,
     ) -> Result<CompactionReport, StoreError> {
+        self.compact_round(Round {
+            all_settled: true,
+            cpu_share: Some(cpu_share),
+        })
+        .await
+    }
+
+    async fn compact_round(&self, round: Round) -> Result<CompactionReport, StoreError> {
         let shared = &self.shared;
         let config = &shared.config.compaction;
         let mut report = CompactionReport::default();
@@ -122,7 +160,15 @@ impl Store {
                 .read()
                 .map(|blocks| blocks.clone())
                 .unwrap_or_default();
-            for inputs in plan(&blocks, oldest_wal_seq, config) {
+            let now_unix_seconds = muninn_model::now_unix_nanos() / muninn_model::NANOS_PER_SECOND;
+            let jobs = plan(&blocks, oldest_wal_seq, config, |partition| {
+                round.all_settled || settled(partition, now_unix_seconds)
+            });
+            let n_jobs = jobs.len();
+            for (n_done, inputs) in jobs.into_iter().enumerate() {
+                let cpu_share = round
+                    .cpu_share
+                    .unwrap_or_else(|| config.share_for_backlog(n_jobs - n_done));
                 let Some(outputs) = compact_blocks(shared, version, &inputs, cpu_share).await?
                 else {
                     continue;
@@ -188,14 +234,41 @@ async fn delete_block(
     delete_prefix(object_store, &handle.dir).await
 }
 
+/// Which partitions a round compacts in full, and at what share of a core.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    /// Every partition is compacted as if settled (an explicit round); otherwise only those
+    /// whose hour ended `SETTLE_AFTER_SECONDS` ago are, and the others wait for full compactions.
+    all_settled: bool,
+    /// A fixed share of a core; `None`: the share the backlog calls for.
+    cpu_share: Option<f64>,
+}
+
+/// How long after its hour ends a partition counts as settled: spans that arrive late still
+/// land in it until then, so its small blocks are left to accumulate until it is.
+const SETTLE_AFTER_SECONDS: i64 = 10 * 60;
+
+/// Whether the partition that starts at `partition_unix_seconds` is settled at `now_unix_seconds`.
+fn settled(partition_unix_seconds: i64, now_unix_seconds: i64) -> bool {
+    partition_unix_seconds + 3600 + SETTLE_AFTER_SECONDS <= now_unix_seconds
+}
+
 /// The compactions to run: per partition, the blocks that can be compacted (their flush has
 /// left the WAL, they are smaller than an output), oldest first, as many at a time as make an
 /// output of at most `max_block_spans` from at most `max_inputs` blocks, when that is at least
 /// `min_blocks` of them.
+///
+/// A partition that is not `settled` still takes flushes, so it is compacted only by full
+/// compactions (`max_inputs` blocks, or as many as make an output of `max_block_spans`) of
+/// blocks written by flushes: a partial output would be merged again with the next flushes'
+/// blocks, and an output again with later ones, rewriting the same spans over and over (at
+/// 100M spans of a sustained ingest, outputs of about 2M spans were being rewritten while
+/// compaction fell ever further behind). Once settled, whatever is left is compacted.
 fn plan(
     blocks: &[Arc<BlockHandle>],
     oldest_wal_seq: u64,
     config: &CompactionConfig,
+    settled: impl Fn(i64) -> bool,
 ) -> Vec<Vec<Arc<BlockHandle>>> {
     let mut by_partition: BTreeMap<i64, Vec<Arc<BlockHandle>>> = BTreeMap::new();
     for handle in blocks {
@@ -207,17 +280,23 @@ fn plan(
                 .push(handle.clone());
         }
     }
+    let max_inputs = config.max_inputs.max(2);
+    let min_blocks = config.min_blocks.max(2);
     let mut jobs = Vec::new();
-    for (_, mut candidates) in by_partition {
+    for (partition, mut candidates) in by_partition {
+        let settled = settled(partition);
+        if !settled {
+            candidates.retain(|handle| handle.meta.compacted_from.is_empty());
+        }
         candidates.sort_by_key(|handle| (handle.meta.min_time_unix_nanos, handle.meta.flush_seq));
         let mut job: Vec<Arc<BlockHandle>> = Vec::new();
         let mut job_spans = 0;
         for handle in candidates {
-            let full = job.len() >= config.max_inputs.max(2)
-                || job_spans + handle.meta.n_spans > config.max_block_spans;
+            let full =
+                job.len() >= max_inputs || job_spans + handle.meta.n_spans > config.max_block_spans;
             if full {
                 let done = std::mem::take(&mut job);
-                if done.len() >= config.min_blocks.max(2) {
+                if done.len() >= min_blocks {
                     jobs.push(done);
                 }
                 job_spans = 0;
@@ -225,7 +304,8 @@ fn plan(
             job_spans += handle.meta.n_spans;
             job.push(handle);
         }
-        if job.len() >= config.min_blocks.max(2) {
+        // The last job is full only if no block more would fit; else it waits for settling.
+        if job.len() >= min_blocks && (settled || job.len() >= max_inputs) {
             jobs.push(job);
         }
     }
@@ -471,4 +551,98 @@ async fn compact_blocks(
         return Ok(None);
     }
     Ok(Some(outputs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::BlockMeta;
+
+    const PARTITION: i64 = 1_764_000_000 / 3600 * 3600;
+
+    /// A block of `PARTITION` with `n_spans` spans, the `number`th flushed (or, `compacted`,
+    /// written by a compaction).
+    fn block(number: u64, n_spans: u64, compacted: bool) -> Arc<BlockHandle> {
+        Arc::new(BlockHandle::new(BlockMeta {
+            format_version: 2,
+            block_id: format!("block-{number}"),
+            partition_unix_seconds: PARTITION,
+            min_time_unix_nanos: (PARTITION + number as i64) * 1_000_000_000,
+            max_time_unix_nanos: (PARTITION + number as i64) * 1_000_000_000,
+            n_spans,
+            spans_bytes: 1,
+            rollup_bytes: 1,
+            flush_seq: number,
+            flush_id: format!("flush-{number}"),
+            flush_n_blocks: 1,
+            compacted_from: if compacted {
+                vec!["an-input".into()]
+            } else {
+                Vec::new()
+            },
+        }))
+    }
+
+    /// The block numbers of each planned compaction.
+    fn planned(blocks: &[Arc<BlockHandle>], settled: bool) -> Vec<Vec<String>> {
+        plan(blocks, u64::MAX, &CompactionConfig::default(), |_| settled)
+            .iter()
+            .map(|job| {
+                job.iter()
+                    .map(|handle| handle.meta.block_id.clone())
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn names(numbers: std::ops::RangeInclusive<u64>) -> Vec<String> {
+        numbers.map(|number| format!("block-{number}")).collect()
+    }
+
+    #[test]
+    fn a_partition_still_taking_flushes_waits_for_a_full_compaction() {
+        let five: Vec<_> = (1..=5).map(|n| block(n, 200_000, false)).collect();
+        assert!(planned(&five, false).is_empty());
+        assert_eq!(planned(&five, true), vec![names(1..=5)]);
+        // Sixteen inputs make a full compaction; the seventeenth waits for the next.
+        let seventeen: Vec<_> = (1..=17).map(|n| block(n, 200_000, false)).collect();
+        assert_eq!(planned(&seventeen, false), vec![names(1..=16)]);
+        // So do as many as make an output of 4M spans.
+        let big: Vec<_> = (1..=3).map(|n| block(n, 1_500_000, false)).collect();
+        assert_eq!(planned(&big, false), vec![names(1..=2)]);
+        assert_eq!(planned(&big, true), vec![names(1..=2)]);
+    }
+
+    #[test]
+    fn an_output_is_merged_again_only_once_its_partition_has_settled() {
+        let mut blocks = vec![block(1, 2_000_000, true)];
+        blocks.extend((2..=17).map(|n| block(n, 100_000, false)));
+        assert_eq!(planned(&blocks, false), vec![names(2..=17)]);
+        // Settled, the output is an input again (the seventeenth block, alone, is no job).
+        assert_eq!(planned(&blocks, true), vec![names(1..=16)]);
+    }
+
+    #[test]
+    fn a_partition_settles_ten_minutes_after_its_hour() {
+        let end = PARTITION + 3600;
+        assert!(!settled(PARTITION, end));
+        assert!(!settled(PARTITION, end + 599));
+        assert!(settled(PARTITION, end + 600));
+    }
+
+    /// Alone, a compaction keeps to its quarter of a core; behind, each compaction waiting adds
+    /// a quarter, up to three quarters; a cap set below the base share does not lower it.
+    #[test]
+    fn the_share_grows_with_the_backlog_up_to_its_cap() {
+        let config = CompactionConfig::default();
+        let shares: Vec<f64> = (0..=5)
+            .map(|waiting| config.share_for_backlog(waiting))
+            .collect();
+        assert_eq!(shares, vec![0.25, 0.25, 0.5, 0.75, 0.75, 0.75]);
+        let capped_low = CompactionConfig {
+            max_cpu_share: 0.1,
+            ..CompactionConfig::default()
+        };
+        assert_eq!(capped_low.share_for_backlog(4), 0.25);
+    }
 }

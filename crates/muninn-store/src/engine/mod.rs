@@ -561,7 +561,7 @@ impl Store {
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
-                    if let Err(error) = store.compact().await {
+                    if let Err(error) = store.compact_in_background().await {
                         tracing::error!(%error, "compaction failed; the blocks it read stay as they were");
                     }
                 }

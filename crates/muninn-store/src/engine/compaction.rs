@@ -142,7 +142,6 @@ impl Store {
         let shared = &self.shared;
         let config = &shared.config.compaction;
         let mut report = CompactionReport::default();
-        let mut replaced: Vec<Arc<BlockHandle>> = Vec::new();
         {
             let _compacting = shared.compaction_lock.lock().await;
             let Ok(version) = FormatVersion::writable(shared.config.block.format_version) else {
@@ -185,7 +184,10 @@ impl Store {
                     .iter()
                     .map(|handle| block_bytes(handle))
                     .sum::<u64>();
-                replaced.extend(inputs);
+                // Each compaction's inputs go as soon as it is committed, not at the end of the
+                // round: a round of several compactions at a small share takes minutes, and a
+                // later one failing must not leave the earlier ones' inputs behind.
+                retire(shared, inputs).await?;
                 // The merge's row groups are freed; so are the inputs' filters and footers
                 // once no read holds them.
                 if let Some(release) = shared.config.release_memory {
@@ -193,27 +195,32 @@ impl Store {
                 }
             }
         }
-        // Out of the query path already; reads that hold them get `delete_grace` to finish,
-        // in the background. (A crash before they are deleted leaves them to recovery, which
-        // deletes the blocks a committed compaction replaced.)
-        if config.delete_grace.is_zero() {
-            for input in &replaced {
-                delete_block(&shared.object_store, input).await?;
-            }
-        } else if !replaced.is_empty() {
-            let object_store = shared.object_store.clone();
-            let grace = config.delete_grace;
-            tokio::spawn(async move {
-                tokio::time::sleep(grace).await;
-                for input in &replaced {
-                    if let Err(error) = delete_block(&object_store, input).await {
-                        tracing::warn!(%error, block = %input.dir, "could not delete a block compaction replaced; the next start deletes it");
-                    }
-                }
-            });
-        }
         Ok(report)
     }
+}
+
+/// Deletes the blocks a committed compaction replaced. They are out of the query path already;
+/// reads that hold them get `delete_grace` to finish, in the background. (A crash before they
+/// are deleted leaves them to recovery, which deletes the blocks a committed compaction
+/// replaced.)
+async fn retire(shared: &Shared, replaced: Vec<Arc<BlockHandle>>) -> Result<(), StoreError> {
+    let grace = shared.config.compaction.delete_grace;
+    if grace.is_zero() {
+        for input in &replaced {
+            delete_block(&shared.object_store, input).await?;
+        }
+        return Ok(());
+    }
+    let object_store = shared.object_store.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        for input in &replaced {
+            if let Err(error) = delete_block(&object_store, input).await {
+                tracing::warn!(%error, block = %input.dir, "could not delete a block compaction replaced; the next start deletes it");
+            }
+        }
+    });
+    Ok(())
 }
 
 fn block_bytes(handle: &BlockHandle) -> u64 {

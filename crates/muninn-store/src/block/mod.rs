@@ -90,9 +90,12 @@ pub(crate) struct StoredCell {
     pub first_span: Option<FirstSpan>,
 }
 
+/// The length of a partition: blocks are partitioned by hour.
+pub(crate) const PARTITION_SECONDS: i64 = 3600;
+
 /// Hour partition start (unix seconds) of a time in unix nanoseconds.
 pub(crate) fn partition_of(unix_nanos: i64) -> i64 {
-    unix_nanos.div_euclid(3600 * NANOS_PER_SECOND) * 3600
+    unix_nanos.div_euclid(PARTITION_SECONDS * NANOS_PER_SECOND) * PARTITION_SECONDS
 }
 
 /// `blocks/v1/dt=2026-11-22/hour=03`.

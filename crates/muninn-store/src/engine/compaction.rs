@@ -257,7 +257,7 @@ const SETTLE_AFTER_SECONDS: i64 = 10 * 60;
 
 /// Whether the partition that starts at `partition_unix_seconds` is settled at `now_unix_seconds`.
 fn settled(partition_unix_seconds: i64, now_unix_seconds: i64) -> bool {
-    partition_unix_seconds + 3600 + SETTLE_AFTER_SECONDS <= now_unix_seconds
+    partition_unix_seconds + block::PARTITION_SECONDS + SETTLE_AFTER_SECONDS <= now_unix_seconds
 }
 
 /// The compactions to run: per partition, the blocks that can be compacted (their flush has
@@ -574,8 +574,8 @@ mod tests {
             format_version: 2,
             block_id: format!("block-{number}"),
             partition_unix_seconds: PARTITION,
-            min_time_unix_nanos: (PARTITION + number as i64) * 1_000_000_000,
-            max_time_unix_nanos: (PARTITION + number as i64) * 1_000_000_000,
+            min_time_unix_nanos: (PARTITION + number as i64) * muninn_model::NANOS_PER_SECOND,
+            max_time_unix_nanos: (PARTITION + number as i64) * muninn_model::NANOS_PER_SECOND,
             n_spans,
             spans_bytes: 1,
             rollup_bytes: 1,
@@ -631,7 +631,7 @@ mod tests {
 
     #[test]
     fn a_partition_settles_ten_minutes_after_its_hour() {
-        let end = PARTITION + 3600;
+        let end = PARTITION + block::PARTITION_SECONDS;
         assert!(!settled(PARTITION, end));
         assert!(!settled(PARTITION, end + 599));
         assert!(settled(PARTITION, end + 600));

@@ -515,3 +515,94 @@ async fn a_power_loss_right_after_a_flush_loses_nothing() {
         60
     );
 }
+
+/// A round of two compactions (two partitions, two blocks each) loses power as the second one
+/// starts writing: the first one is whole on disk (its output committed, its inputs deleted,
+/// not left for a later start to find), the second one's inputs are untouched, and after a
+/// reboot every span is there once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_that_fails_leaves_the_earlier_ones_of_its_round_complete() {
+    let now = muninn_model::now_unix_nanos();
+    let first_hour = now.div_euclid(NANOS_PER_HOUR) * NANOS_PER_HOUR - 3 * NANOS_PER_HOUR;
+    let second_hour = first_hour + NANOS_PER_HOUR;
+    let hour_dir = |hour_start: i64| {
+        chrono::DateTime::from_timestamp_nanos(hour_start)
+            .format("hour=%H/")
+            .to_string()
+    };
+    // Two flushes, each writing a block into both partitions.
+    let write = |fs: SimulatedFs| async move {
+        let mut config = config();
+        config.compaction.max_block_spans = 1_000;
+        let store = Store::open_with_file_system(config, Arc::new(fs))
+            .await
+            .unwrap();
+        for flush in 0..2u64 {
+            let spans: Vec<Span> = (0..4u64)
+                .flat_map(|n| {
+                    let trace = flush * 4 + n;
+                    let hour = if n % 2 == 0 { first_hour } else { second_hour };
+                    event_trace(trace, hour + trace as i64 * NANOS_PER_MINUTE)
+                })
+                .collect();
+            store.append(spans, Vec::new()).await.unwrap();
+            store.flush().await.unwrap();
+        }
+        assert_eq!(store.blocks().len(), 4);
+        store
+    };
+
+    // A dry run finds the first operation of the second compaction.
+    let dry = SimulatedFs::new();
+    let store = write(dry.clone()).await;
+    let ops_before = dry.journal().len();
+    let report = store.compact().await.unwrap();
+    assert_eq!((report.n_compactions, report.n_blocks_in), (2, 4));
+    let second_starts = dry.journal()[ops_before..]
+        .iter()
+        .position(|op| op.contains(&hour_dir(second_hour)))
+        .expect("the second compaction writes into the second partition");
+    drop(store);
+
+    let fs = SimulatedFs::new();
+    let store = write(fs.clone()).await;
+    let inputs: Vec<(i64, String)> = store
+        .blocks()
+        .iter()
+        .map(|meta| (meta.partition_unix_seconds, meta.block_id.clone()))
+        .collect();
+    fs.cut_power_after(second_starts as u64 + 1);
+    assert!(
+        store.compact().await.is_err(),
+        "the second compaction loses power"
+    );
+    drop(store);
+    let rebooted = fs.after_power_loss();
+    let files = files_under(&rebooted, Path::new(DATA_DIR));
+    let first_partition = first_hour / 1_000_000_000;
+    for (partition, block_id) in &inputs {
+        let left = files.iter().any(|file| file.contains(block_id.as_str()));
+        if *partition == first_partition {
+            assert!(
+                !left,
+                "block {block_id}, replaced by the committed first compaction, is still on disk: {files:?}"
+            );
+        } else {
+            assert!(left, "block {block_id} of the failed compaction is intact");
+        }
+    }
+    let store = Store::open_with_file_system(config(), Arc::new(rebooted))
+        .await
+        .unwrap();
+    assert_eq!(store.blocks().len(), 3, "one output and two inputs");
+    assert_eq!(store.stats().block_spans, 24, "every span once");
+    let trace_ids: HashSet<TraceId> = (0..8).map(crate::support::trace_id).collect();
+    assert_eq!(
+        store
+            .spans_by_trace_ids(&trace_ids, SpanFields::All)
+            .await
+            .spans
+            .len(),
+        24
+    );
+}

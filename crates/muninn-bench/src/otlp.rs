@@ -362,7 +362,7 @@ mod tests {
                         .count();
                     assert_eq!(sampled, sample.n_spans);
                     assert_eq!(
-                        traces_of_event[&Some(sample.event_id.clone())].len(),
+                        traces_of_event[&Some(sample.event_id.as_str().into())].len(),
                         sample.n_traces
                     );
                 }

@@ -61,8 +61,8 @@ fn trace_spans(number: u64, rng: &mut rand::rngs::StdRng, out: &mut Vec<Span>) {
     let event_type_idx = (number % 20) as usize;
     let stream = STREAMS[event_type_idx % STREAMS.len()];
     let event = EventColumns {
-        event_id: Some(format!("{:032x}", rng.random::<u128>())),
-        event_type: Some(format!("event.type.{event_type_idx}")),
+        event_id: Some(format!("{:032x}", rng.random::<u128>()).into()),
+        event_type: Some(format!("event.type.{event_type_idx}").into()),
         schema: Some("v1".into()),
         stream: Some(stream.into()),
         broker: Some(Broker::Kafka),

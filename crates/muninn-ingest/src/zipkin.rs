@@ -30,7 +30,7 @@ use std::borrow::Cow;
 
 use muninn_model::{
     AttributeValue, Attributes, Broker, EventColumns, FieldError, Limits, Span, SpanId, SpanKind,
-    Status, StatusCode, TraceId,
+    Status, StatusCode, Text, TraceId,
 };
 use serde::Deserialize;
 
@@ -83,7 +83,7 @@ struct WireEndpoint {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum WireTag {
-    Text(String),
+    Text(Text),
     Integer(i64),
     Float(f64),
     Flag(bool),
@@ -130,7 +130,7 @@ struct WireZipkinSpan<'a> {
 }
 
 /// Tags as a list in document order.
-struct WireTags(Vec<(String, Option<WireTag>)>);
+struct WireTags(Vec<(Text, Option<WireTag>)>);
 
 impl<'de> Deserialize<'de> for WireTags {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -145,7 +145,7 @@ impl<'de> Deserialize<'de> for WireTags {
                 mut map: A,
             ) -> Result<WireTags, A::Error> {
                 let mut tags = Vec::new();
-                while let Some(key) = map.next_key::<String>()? {
+                while let Some(key) = map.next_key::<Text>()? {
                     let value = map.next_value::<Option<WireTag>>().map_err(|_| {
                         serde::de::Error::custom(format!(
                             "tag {key:?} must be a string (numbers and booleans are accepted)"
@@ -190,9 +190,9 @@ fn text_of<'a>(attributes: &'a Attributes, key: &str) -> Option<&'a str> {
 }
 
 /// The first of `keys` that a tag holds, with the key it came from.
-fn first_of(attributes: &Attributes, keys: &[&'static str]) -> Option<(String, &'static str)> {
+fn first_of(attributes: &Attributes, keys: &[&'static str]) -> Option<(Text, &'static str)> {
     keys.iter()
-        .find_map(|key| text_of(attributes, key).map(|text| (text.to_string(), *key)))
+        .find_map(|key| text_of(attributes, key).map(|text| (Text::from(text), *key)))
 }
 
 /// Where each event column came from, so that a validation error names the Zipkin input.
@@ -243,7 +243,7 @@ fn event_columns(
 
 fn push_absent(attributes: &mut Attributes, key: &str, value: AttributeValue) {
     if !attributes.iter().any(|(name, _)| name == key) {
-        attributes.push((key.to_string(), value));
+        attributes.push((Text::from(key), value));
     }
 }
 
@@ -258,7 +258,7 @@ fn address_attributes(endpoint: &WireEndpoint, prefix: &str, into: &mut Attribut
         push_absent(
             into,
             &format!("{prefix}.ip"),
-            AttributeValue::String(ip.clone()),
+            AttributeValue::String(Text::from(ip.as_str())),
         );
     }
     if let Some(port) = endpoint.port.filter(|port| *port > 0) {
@@ -341,7 +341,7 @@ impl WireZipkinSpan<'_> {
                 push_absent(
                     &mut attributes,
                     "peer.service",
-                    AttributeValue::String(name.clone()),
+                    AttributeValue::String(Text::from(name.as_str())),
                 );
             }
             address_attributes(remote, "net.peer", &mut attributes);
@@ -373,9 +373,9 @@ impl WireZipkinSpan<'_> {
             name: self
                 .name
                 .filter(|name| !name.is_empty())
-                .unwrap_or_else(|| ZIPKIN_UNKNOWN_NAME.to_string()),
+                .map_or_else(|| Text::from(ZIPKIN_UNKNOWN_NAME), Text::from),
             kind,
-            service,
+            service: Text::from(service),
             resource,
             start_unix_nanos: start,
             duration_nanos: duration,
@@ -515,10 +515,10 @@ mod tests {
             span.resource,
             vec![
                 (
-                    "net.host.ip".to_string(),
+                    "net.host.ip".into(),
                     AttributeValue::String("10.0.0.7".into())
                 ),
-                ("net.host.port".to_string(), AttributeValue::Int(8080)),
+                ("net.host.port".into(), AttributeValue::Int(8080)),
             ]
         );
     }

@@ -4,6 +4,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{SpanId, TraceId};
 
+/// A span's text: up to 24 bytes held inline, longer on the heap. Names, services, event
+/// types, schemas, streams, message ids and most attribute keys and values fit, so a decoded
+/// span allocates for its event id (a UUID is 36 bytes), its attribute list and long values
+/// only. Serialized as a plain string.
+pub type Text = compact_str::CompactString;
+
 /// What a span did. `Producer` means an event was produced, `Consumer` that one was consumed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum SpanKind {
@@ -122,14 +128,14 @@ impl Broker {
 /// A typed attribute value, as in OpenTelemetry (arrays are not kept as such).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AttributeValue {
-    String(String),
+    String(Text),
     Int(i64),
     Float(f64),
     Bool(bool),
 }
 
 /// Attributes in the order they were received; keys are unique.
-pub type Attributes = Vec<(String, AttributeValue)>;
+pub type Attributes = Vec<(Text, AttributeValue)>;
 
 /// Whether the span succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -151,7 +157,7 @@ impl StatusCode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     pub code: StatusCode,
-    pub message: Option<String>,
+    pub message: Option<Text>,
 }
 
 impl Default for Status {
@@ -174,17 +180,17 @@ pub struct Link {
 /// The event-streaming columns. All empty for a plain request span.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EventColumns {
-    pub event_id: Option<String>,
-    pub event_type: Option<String>,
+    pub event_id: Option<Text>,
+    pub event_type: Option<Text>,
     /// Schema version or fingerprint of the payload.
-    pub schema: Option<String>,
-    pub stream: Option<String>,
+    pub schema: Option<Text>,
+    pub stream: Option<Text>,
     pub broker: Option<Broker>,
     /// A consumer that changed (re-serialized) the payload.
     pub modified: bool,
     pub partition: Option<i32>,
     pub offset: Option<i64>,
-    pub message_id: Option<String>,
+    pub message_id: Option<Text>,
 }
 
 /// One record: a span, modelled after OpenTelemetry's.
@@ -193,9 +199,9 @@ pub struct Span {
     pub trace_id: TraceId,
     pub span_id: SpanId,
     pub parent_span_id: Option<SpanId>,
-    pub name: String,
+    pub name: Text,
     pub kind: SpanKind,
-    pub service: String,
+    pub service: Text,
     /// Resource attributes: instance, host, version and the like.
     pub resource: Attributes,
     pub start_unix_nanos: i64,
@@ -220,18 +226,25 @@ impl Span {
     /// vector capacities, each rounded up to the allocator's size class). What bounds on
     /// memory in bytes count.
     pub fn memory_bytes(&self) -> usize {
-        fn text(text: &Option<String>) -> usize {
-            text.as_ref()
-                .map_or(0, |text| allocated_size(text.capacity()))
+        fn text(text: &Option<Text>) -> usize {
+            text.as_ref().map_or(0, heap)
+        }
+        // What a text holds on the heap: nothing when it is inline.
+        fn heap(text: &Text) -> usize {
+            if text.is_heap_allocated() {
+                allocated_size(text.capacity())
+            } else {
+                0
+            }
         }
         fn attributes(attributes: &Attributes) -> usize {
-            allocated_size(attributes.capacity() * std::mem::size_of::<(String, AttributeValue)>())
+            allocated_size(attributes.capacity() * std::mem::size_of::<(Text, AttributeValue)>())
                 + attributes
                     .iter()
                     .map(|(key, value)| {
-                        allocated_size(key.capacity())
+                        heap(key)
                             + match value {
-                                AttributeValue::String(text) => allocated_size(text.capacity()),
+                                AttributeValue::String(text) => heap(text),
                                 _ => 0,
                             }
                     })
@@ -239,8 +252,8 @@ impl Span {
         }
         let event = &self.event;
         std::mem::size_of::<Span>()
-            + allocated_size(self.name.capacity())
-            + allocated_size(self.service.capacity())
+            + heap(&self.name)
+            + heap(&self.service)
             + attributes(&self.resource)
             + attributes(&self.attributes)
             + text(&self.status.message)
@@ -305,9 +318,9 @@ mod tests {
             trace_id: TraceId([1; 16]),
             span_id: SpanId([1; 8]),
             parent_span_id: None,
-            name: String::with_capacity(36),
+            name: Text::with_capacity(36),
             kind: SpanKind::Producer,
-            service: String::new(),
+            service: Text::default(),
             resource: Vec::new(),
             start_unix_nanos: 0,
             duration_nanos: 0,
@@ -318,7 +331,11 @@ mod tests {
         };
         let bare = std::mem::size_of::<Span>();
         assert_eq!(span.memory_bytes(), bare + 48);
-        span.event.event_id = Some("6f1c0a52-8a8e-4d3b-9f53-0f3c2b9f1a11".to_string());
+        span.event.event_id = Some("6f1c0a52-8a8e-4d3b-9f53-0f3c2b9f1a11".into());
+        assert_eq!(span.memory_bytes(), bare + 48 + 48);
+        // Texts of up to 24 bytes are inline: they take nothing more.
+        span.event.message_id = Some("1faeef7fd96beb13f5060ca5".into());
+        span.service = "inventory".into();
         assert_eq!(span.memory_bytes(), bare + 48 + 48);
     }
 }

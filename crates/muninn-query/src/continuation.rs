@@ -237,5 +237,5 @@ fn root_service(spans: &[Span]) -> Option<String> {
                 .is_none_or(|parent| parent == span.span_id || !ids.contains(&parent))
         })
         .min_by_key(|span| (span.start_unix_nanos, span.span_id))
-        .map(|span| span.service.clone())
+        .map(|span| span.service.to_string())
 }

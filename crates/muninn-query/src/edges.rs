@@ -439,10 +439,10 @@ mod tests {
             attributes: Vec::new(),
             links: Vec::new(),
             event: muninn_model::EventColumns {
-                event_id: Some(format!("{:x}", rng.random::<u64>())),
+                event_id: Some(format!("{:x}", rng.random::<u64>()).into()),
                 event_type: Some(types[rng.random_range(0..types.len())].into()),
                 schema: Some(["", "v1", "v2"][rng.random_range(0..3)].into())
-                    .filter(|schema: &String| !schema.is_empty()),
+                    .filter(|schema: &muninn_model::Text| !schema.is_empty()),
                 stream: Some("orders".into()),
                 broker: Some(Broker::Kafka),
                 modified: !producer && rng.random_bool(0.2),

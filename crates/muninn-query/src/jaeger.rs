@@ -78,7 +78,7 @@ pub struct JaegerTag {
 
 fn jaeger_tag(key: String, value: &AttributeValue) -> JaegerTag {
     let (value_type, value) = match value {
-        AttributeValue::String(text) => ("string", Value::String(text.clone())),
+        AttributeValue::String(text) => ("string", Value::String(text.to_string())),
         AttributeValue::Int(number) => ("int64", Value::from(*number)),
         AttributeValue::Float(number) => ("float64", Value::from(*number)),
         AttributeValue::Bool(flag) => ("bool", Value::Bool(*flag)),
@@ -93,7 +93,7 @@ fn jaeger_tag(key: String, value: &AttributeValue) -> JaegerTag {
 fn jaeger_tags(attributes: &Attributes) -> Vec<JaegerTag> {
     attributes
         .iter()
-        .map(|(key, value)| jaeger_tag(key.clone(), value))
+        .map(|(key, value)| jaeger_tag(key.to_string(), value))
         .collect()
 }
 
@@ -159,7 +159,7 @@ pub fn jaeger_trace(trace_id: TraceId, spans: &[Span]) -> JaegerTrace {
                     processes.insert(
                         format!("p{}", process_keys.len()),
                         JaegerProcess {
-                            service_name: span.service.clone(),
+                            service_name: span.service.to_string(),
                             tags: jaeger_tags(&span.resource),
                         },
                     );
@@ -183,13 +183,13 @@ pub fn jaeger_trace(trace_id: TraceId, spans: &[Span]) -> JaegerTrace {
             JaegerSpan {
                 trace_id: span.trace_id.to_short_hex(),
                 span_id: span.span_id.to_hex(),
-                operation_name: span.name.clone(),
+                operation_name: span.name.to_string(),
                 references,
                 start_time: span.start_unix_nanos.div_euclid(1000),
                 duration: span.duration_nanos / 1000,
                 tags: span_tags(span, TagStyle::Jaeger)
                     .into_iter()
-                    .map(|(key, value)| jaeger_tag(key, &value))
+                    .map(|(key, value)| jaeger_tag(key.to_string(), &value))
                     .collect(),
                 logs: Vec::new(),
                 process_id: format!("p{}", process_idx + 1),

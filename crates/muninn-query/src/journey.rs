@@ -121,10 +121,10 @@ pub async fn journey(store: &Store, event_id: &str) -> Option<Journey> {
                 .flatten();
             let attempt = attempts
                 .entry((
-                    span.service.clone(),
+                    span.service.to_string(),
                     span.action(),
-                    span.event.stream.clone(),
-                    span.name.clone(),
+                    span.event.stream.as_deref().map(str::to_string),
+                    span.name.to_string(),
                 ))
                 .or_insert(0);
             *attempt += 1;
@@ -143,7 +143,7 @@ pub async fn journey(store: &Store, event_id: &str) -> Option<Journey> {
         .collect();
     let event_types: BTreeSet<String> = joined
         .iter()
-        .filter_map(|(span, _)| span.event.event_type.clone())
+        .filter_map(|(span, _)| span.event.event_type.as_deref().map(str::to_string))
         .collect();
     let traces: BTreeSet<String> = joined
         .iter()
@@ -280,7 +280,7 @@ pub async fn trace(store: &Store, trace_id: TraceId) -> Option<TraceTree> {
         return None;
     }
     let spans = lookup.spans;
-    let services: BTreeSet<String> = spans.iter().map(|span| span.service.clone()).collect();
+    let services: BTreeSet<String> = spans.iter().map(|span| span.service.to_string()).collect();
     let continuations = continuation::continuations(store, trace_id, &spans).await;
     let mut unreadable: BTreeSet<String> = lookup.unreadable_blocks.into_iter().collect();
     unreadable.extend(continuations.unreadable_blocks);

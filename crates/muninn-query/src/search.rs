@@ -55,7 +55,7 @@ fn matches(query: &TraceSearchQuery, span: &Span) -> bool {
     let tags = span_tags(span, query.style);
     query.tags.iter().all(|predicate| {
         tags.iter().chain(span.resource.iter()).any(|(key, value)| {
-            key == &predicate.key
+            key == predicate.key
                 && predicate
                     .value
                     .as_ref()

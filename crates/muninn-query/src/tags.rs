@@ -4,7 +4,7 @@
 //! `messaging.destination.name`, `cloudevents.event_type`…). An attribute that already has
 //! one of those keys wins, so spans that arrived with these tags read back unchanged.
 
-use muninn_model::{Action, AttributeValue, Span, StatusCode};
+use muninn_model::{Action, AttributeValue, Attributes, Span, StatusCode};
 
 /// Whose conventions the tags follow: they differ only in the `error` tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,14 +24,14 @@ fn operation_type(action: Action) -> &'static str {
 }
 
 /// The span's tags: attributes in arrival order, then the derived ones not already present.
-pub(crate) fn span_tags(span: &Span, style: TagStyle) -> Vec<(String, AttributeValue)> {
-    let mut tags: Vec<(String, AttributeValue)> = span.attributes.clone();
-    fn push_absent(tags: &mut Vec<(String, AttributeValue)>, key: &str, value: AttributeValue) {
+pub(crate) fn span_tags(span: &Span, style: TagStyle) -> Attributes {
+    let mut tags: Attributes = span.attributes.clone();
+    fn push_absent(tags: &mut Attributes, key: &str, value: AttributeValue) {
         if !tags.iter().any(|(existing, _)| existing == key) {
-            tags.push((key.to_string(), value));
+            tags.push((key.into(), value));
         }
     }
-    let text = |value: &str| AttributeValue::String(value.to_string());
+    let text = |value: &str| AttributeValue::String(value.into());
     push_absent(&mut tags, "span.kind", text(span.kind.as_str()));
     if span.status.code == StatusCode::Error {
         let message = span.status.message.as_deref();
@@ -40,7 +40,7 @@ pub(crate) fn span_tags(span: &Span, style: TagStyle) -> Vec<(String, AttributeV
             // attribute (a Zipkin reporter's message, which is the status message too).
             TagStyle::Jaeger => {
                 tags.retain(|(key, _)| key != "error");
-                tags.push(("error".to_string(), AttributeValue::Bool(true)));
+                tags.push(("error".into(), AttributeValue::Bool(true)));
             }
             TagStyle::Zipkin => push_absent(&mut tags, "error", text(message.unwrap_or("true"))),
         }
@@ -104,7 +104,7 @@ pub(crate) fn span_tags(span: &Span, style: TagStyle) -> Vec<(String, AttributeV
 /// A tag value as text: what Zipkin shows and what tag searches compare with.
 pub(crate) fn tag_text(value: &AttributeValue) -> String {
     match value {
-        AttributeValue::String(text) => text.clone(),
+        AttributeValue::String(text) => text.to_string(),
         AttributeValue::Int(number) => number.to_string(),
         AttributeValue::Float(number) => number.to_string(),
         AttributeValue::Bool(flag) => flag.to_string(),
@@ -116,7 +116,7 @@ pub(crate) fn tag_text(value: &AttributeValue) -> String {
 pub(crate) fn remote_service(span: &Span) -> Option<String> {
     let peer = span.attributes.iter().find_map(|(key, value)| match value {
         AttributeValue::String(text) if key == "peer.service" && !text.is_empty() => {
-            Some(text.clone())
+            Some(text.to_string())
         }
         _ => None,
     });

@@ -50,12 +50,12 @@ pub(crate) fn attributes_map(attributes: &Attributes) -> Map<String, Value> {
         .iter()
         .map(|(key, value)| {
             let value = match value {
-                AttributeValue::String(text) => Value::String(text.clone()),
+                AttributeValue::String(text) => Value::String(text.to_string()),
                 AttributeValue::Int(number) => Value::from(*number),
                 AttributeValue::Float(number) => Value::from(*number),
                 AttributeValue::Bool(flag) => Value::Bool(*flag),
             };
-            (key.clone(), value)
+            (key.to_string(), value)
         })
         .collect()
 }
@@ -67,24 +67,24 @@ impl From<&Span> for SpanView {
             trace_id: span.trace_id.to_hex(),
             span_id: span.span_id.to_hex(),
             parent_span_id: span.parent_span_id.map(|parent| parent.to_hex()),
-            service: span.service.clone(),
-            name: span.name.clone(),
+            service: span.service.to_string(),
+            name: span.name.to_string(),
             kind: span.kind.as_str(),
             action: span.action().map(|action| action.as_str()),
             start_time: format_rfc3339_nanos(span.start_unix_nanos),
             start_time_unix_nano: span.start_unix_nanos,
             duration_ns: span.duration_nanos,
             status: span.status.code.as_str(),
-            status_message: span.status.message.clone(),
-            event_id: event.event_id.clone(),
-            event_type: event.event_type.clone(),
-            schema: event.schema.clone(),
-            stream: event.stream.clone(),
+            status_message: span.status.message.as_deref().map(str::to_string),
+            event_id: event.event_id.as_deref().map(str::to_string),
+            event_type: event.event_type.as_deref().map(str::to_string),
+            schema: event.schema.as_deref().map(str::to_string),
+            stream: event.stream.as_deref().map(str::to_string),
             broker: event.broker.map(|broker| broker.as_str()),
             modified: event.modified,
             partition: event.partition,
             offset: event.offset,
-            message_id: event.message_id.clone(),
+            message_id: event.message_id.as_deref().map(str::to_string),
             attributes: attributes_map(&span.attributes),
             resource: attributes_map(&span.resource),
             links: span

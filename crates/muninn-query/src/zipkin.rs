@@ -68,11 +68,11 @@ pub fn zipkin_span(span: &Span) -> ZipkinSpan {
         .resource
         .iter()
         .filter(|(key, _)| key != "service.name")
-        .map(|(key, value)| (key.clone(), tag_text(value)))
+        .map(|(key, value)| (key.to_string(), tag_text(value)))
         .collect();
     for (key, value) in span_tags(span, TagStyle::Zipkin) {
         if key != "span.kind" || span.attributes.iter().any(|(own, _)| own == "span.kind") {
-            tags.insert(key, tag_text(&value));
+            tags.insert(key.to_string(), tag_text(&value));
         }
     }
     let duration_micros = span.duration_nanos.max(0).saturating_add(999) / 1000;
@@ -81,11 +81,11 @@ pub fn zipkin_span(span: &Span) -> ZipkinSpan {
         parent_id: span.parent_span_id.map(|parent| parent.to_hex()),
         id: span.span_id.to_hex(),
         kind: zipkin_kind(span.kind),
-        name: span.name.clone(),
+        name: span.name.to_string(),
         timestamp: span.start_unix_nanos.div_euclid(1000),
         duration: (duration_micros > 0).then_some(duration_micros),
         local_endpoint: ZipkinEndpoint {
-            service_name: span.service.clone(),
+            service_name: span.service.to_string(),
         },
         remote_endpoint: remote_service(span).map(|service_name| ZipkinEndpoint { service_name }),
         tags,

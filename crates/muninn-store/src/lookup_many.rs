@@ -24,7 +24,7 @@ impl Store {
             span.event
                 .event_id
                 .as_ref()
-                .is_some_and(|event_id| event_ids.contains(event_id))
+                .is_some_and(|event_id| event_ids.contains(event_id.as_str()))
         })
         .await
     }

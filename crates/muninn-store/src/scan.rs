@@ -56,8 +56,8 @@ impl SpanQuery {
             && self
                 .service
                 .as_ref()
-                .is_none_or(|service| &span.service == service)
-            && self.name.as_ref().is_none_or(|name| &span.name == name)
+                .is_none_or(|service| span.service == service)
+            && self.name.as_ref().is_none_or(|name| span.name == name)
             && self
                 .min_duration_nanos
                 .is_none_or(|min| span.duration_nanos >= min)
@@ -301,8 +301,8 @@ impl Store {
                         && seen.insert((&span.service, &span.name, span.kind))
                     {
                         operations.insert(Operation {
-                            service: span.service.clone(),
-                            name: span.name.clone(),
+                            service: span.service.to_string(),
+                            name: span.name.to_string(),
                             kind: span.kind,
                         });
                     }
@@ -373,14 +373,17 @@ mod tests {
             trace_id: TraceId([trace; 16]),
             span_id: SpanId([span; 8]),
             parent_span_id: None,
-            name: name.to_string(),
+            name: name.into(),
             kind: SpanKind::Server,
-            service: service.to_string(),
+            service: service.into(),
             resource: Vec::new(),
             start_unix_nanos: start,
             duration_nanos: duration,
             status: Status::default(),
-            attributes: vec![("tier".into(), AttributeValue::String(format!("t{trace}")))],
+            attributes: vec![(
+                "tier".into(),
+                AttributeValue::String(format!("t{trace}").into()),
+            )],
             links: Vec::new(),
             event: EventColumns::default(),
         }

@@ -39,7 +39,7 @@
 
 use muninn_model::{
     AttributeValue, Attributes, Broker, EventColumns, FieldError, Limits, Link, Span, SpanId,
-    SpanKind, Status, StatusCode, TraceId,
+    SpanKind, Status, StatusCode, Text, TraceId,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
@@ -186,13 +186,13 @@ impl ValueRef<'_> {
     /// The value Muninn stores: non-finite numbers and bytes (hex) become text.
     fn into_owned(self) -> AttributeValue {
         match self {
-            ValueRef::Str(text) => AttributeValue::String(text.to_string()),
+            ValueRef::Str(text) => AttributeValue::String(Text::from(text)),
             ValueRef::Int(number) => AttributeValue::Int(number),
             ValueRef::Float(number) if number.is_finite() => AttributeValue::Float(number),
-            ValueRef::Float(number) => AttributeValue::String(number.to_string()),
+            ValueRef::Float(number) => AttributeValue::String(Text::from(number.to_string())),
             ValueRef::Bool(flag) => AttributeValue::Bool(flag),
-            ValueRef::Bytes(bytes) => AttributeValue::String(hex(bytes)),
-            ValueRef::Json(text) => AttributeValue::String(text),
+            ValueRef::Bytes(bytes) => AttributeValue::String(Text::from(hex(bytes))),
+            ValueRef::Json(text) => AttributeValue::String(Text::from(text)),
         }
     }
 }
@@ -297,7 +297,7 @@ struct Mapper<'m> {
     context: Context<'m>,
     decoded: Decoded<Span>,
     index: usize,
-    service: String,
+    service: Text,
     resource: Attributes,
 }
 
@@ -319,7 +319,7 @@ impl<'m> Mapper<'m> {
                 rejected: Vec::new(),
             },
             index: 0,
-            service: UNKNOWN_SERVICE.to_string(),
+            service: Text::from(UNKNOWN_SERVICE),
             resource: Vec::new(),
         }
     }
@@ -381,7 +381,7 @@ impl SpanError {
     }
 }
 
-fn service_and_resource(attributes: Vec<AttrRef<'_>>) -> (String, Attributes) {
+fn service_and_resource(attributes: Vec<AttrRef<'_>>) -> (Text, Attributes) {
     let mut service = None;
     let mut resource = Vec::with_capacity(attributes.len());
     for (key, value) in attributes {
@@ -389,14 +389,14 @@ fn service_and_resource(attributes: Vec<AttrRef<'_>>) -> (String, Attributes) {
             match scalar_text(&value) {
                 Some(text) if !text.is_empty() => service = Some(text),
                 Some(_) => {}
-                None => resource.push((key.to_string(), value.into_owned())),
+                None => resource.push((Text::from(key), value.into_owned())),
             }
         } else {
-            resource.push((key.to_string(), value.into_owned()));
+            resource.push((Text::from(key), value.into_owned()));
         }
     }
     (
-        service.unwrap_or_else(|| UNKNOWN_SERVICE.to_string()),
+        service.unwrap_or_else(|| Text::from(UNKNOWN_SERVICE)),
         resource,
     )
 }
@@ -412,10 +412,10 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// A scalar as text (ids sometimes arrive as numbers); `None` for anything else.
-fn scalar_text(value: &ValueRef<'_>) -> Option<String> {
+fn scalar_text(value: &ValueRef<'_>) -> Option<Text> {
     match value {
-        ValueRef::Str(text) => Some(text.to_string()),
-        ValueRef::Int(number) => Some(number.to_string()),
+        ValueRef::Str(text) => Some(Text::from(*text)),
+        ValueRef::Int(number) => Some(Text::from(number.to_string())),
         _ => None,
     }
 }
@@ -570,7 +570,7 @@ impl<'a> Columns<'a> {
         let mut kept = Vec::with_capacity(attributes.len());
         for (key, value) in attributes {
             match role_of(key, mapping) {
-                Role::Keep => kept.push((key.to_string(), value.into_owned())),
+                Role::Keep => kept.push((Text::from(key), value.into_owned())),
                 Role::System => {
                     let broker = match &value {
                         ValueRef::Str(system) => broker_of(system),
@@ -578,7 +578,7 @@ impl<'a> Columns<'a> {
                     };
                     columns.broker = Some(broker);
                     if broker == Broker::Other {
-                        kept.push((key.to_string(), value.into_owned()));
+                        kept.push((Text::from(key), value.into_owned()));
                     }
                 }
                 Role::Operation(precedence) => {
@@ -589,7 +589,7 @@ impl<'a> Columns<'a> {
                     {
                         columns.operation = Some((precedence, direction));
                     }
-                    kept.push((key.to_string(), value.into_owned()));
+                    kept.push((Text::from(key), value.into_owned()));
                 }
                 Role::Column(column, precedence, name) => {
                     let usable = match column {
@@ -608,7 +608,7 @@ impl<'a> Columns<'a> {
                             .as_ref()
                             .is_some_and(|slot| slot.precedence <= precedence)
                     {
-                        kept.push((key.to_string(), value.into_owned()));
+                        kept.push((Text::from(key), value.into_owned()));
                         continue;
                     }
                     let winner = Slot {
@@ -618,7 +618,7 @@ impl<'a> Columns<'a> {
                         value,
                     };
                     if let Some(loser) = slot.replace(winner) {
-                        kept.push((loser.key.to_string(), loser.value.into_owned()));
+                        kept.push((Text::from(loser.key), loser.value.into_owned()));
                     }
                 }
             }
@@ -646,7 +646,7 @@ impl<'a> Columns<'a> {
     /// The event columns, and where each came from (for error messages).
     fn into_event(self) -> (EventColumns, [Option<Origin>; N_COLUMNS]) {
         let mut origins = [None; N_COLUMNS];
-        let mut texts: [Option<String>; N_COLUMNS] = Default::default();
+        let mut texts: [Option<Text>; N_COLUMNS] = Default::default();
         let mut numbers: [Option<i64>; N_COLUMNS] = [None; N_COLUMNS];
         for (index, slot) in self.slots.iter().enumerate() {
             let Some(slot) = slot else { continue };
@@ -777,7 +777,7 @@ impl Context<'_> {
         let status = match input.status {
             Some((code, message)) if code == status::StatusCode::Error as i32 => Status {
                 code: StatusCode::Error,
-                message: (!message.is_empty()).then(|| message.to_string()),
+                message: (!message.is_empty()).then(|| Text::from(message)),
             },
             _ => Status::default(),
         };
@@ -819,16 +819,16 @@ impl Context<'_> {
                 span_id,
                 attributes: attributes
                     .into_iter()
-                    .map(|(key, value)| (key.to_string(), value.into_owned()))
+                    .map(|(key, value)| (Text::from(key), value.into_owned()))
                     .collect(),
             };
         let template = Span {
             trace_id: trace,
             span_id: id,
             parent_span_id,
-            name: input.name.to_string(),
+            name: Text::from(input.name),
             kind,
-            service: service.to_string(),
+            service: Text::from(service),
             resource: resource.clone(),
             start_unix_nanos: start,
             duration_nanos: end - start,
@@ -878,8 +878,8 @@ impl Context<'_> {
             if !drafts.is_empty() {
                 span.span_id = derived_span_id(id, link_idx);
                 span.attributes.push((
-                    BATCH_SPAN_ID_ATTRIBUTE.to_string(),
-                    AttributeValue::String(id.to_hex()),
+                    Text::from(BATCH_SPAN_ID_ATTRIBUTE),
+                    AttributeValue::String(Text::from(id.to_hex())),
                 ));
             }
             drafts.push(Draft {
@@ -1229,7 +1229,7 @@ mod tests {
         assert_eq!(
             records[1].attributes.last(),
             Some(&(
-                BATCH_SPAN_ID_ATTRIBUTE.to_string(),
+                BATCH_SPAN_ID_ATTRIBUTE.into(),
                 AttributeValue::String("0909090909090909".into())
             ))
         );

@@ -418,11 +418,11 @@ impl TailSampler {
         if span.status.code == StatusCode::Error {
             summary.flags |= FLAG_ERROR;
         }
-        if !self.services.is_empty() && self.services.contains(&span.service) {
+        if !self.services.is_empty() && self.services.contains(span.service.as_str()) {
             summary.flags |= FLAG_SERVICE;
         }
         if let Some(event_type) = &span.event.event_type
-            && self.event_types.contains(event_type)
+            && self.event_types.contains(event_type.as_str())
         {
             summary.flags |= FLAG_EVENT_TYPE;
         }
@@ -704,7 +704,7 @@ mod tests {
             attributes: Vec::new(),
             links: Vec::new(),
             event: EventColumns {
-                event_id: Some(format!("evt-{trace_number}")),
+                event_id: Some(format!("evt-{trace_number}").into()),
                 stream: Some("orders".into()),
                 ..EventColumns::default()
             },

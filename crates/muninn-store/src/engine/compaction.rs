@@ -484,7 +484,7 @@ async fn compact_blocks(
     for input in inputs {
         merge_delta(
             &mut delta,
-            &cells_to_delta(input.read_rollup(&shared.object_store).await?),
+            cells_to_delta(input.read_rollup(&shared.object_store).await?),
         );
     }
     let mut cells: Vec<StoredCell> = delta

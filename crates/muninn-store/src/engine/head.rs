@@ -122,7 +122,7 @@ pub(crate) struct Head {
 
 impl Head {
     /// Adds an acknowledged batch; `n_bytes` is the memory its spans and keys hold.
-    pub(crate) fn insert(&mut self, seq: u64, spans: HeadBatch, n_bytes: u64, delta: &RollupDelta) {
+    pub(crate) fn insert(&mut self, seq: u64, spans: HeadBatch, n_bytes: u64, delta: RollupDelta) {
         self.n_spans += spans.len();
         self.n_bytes += n_bytes;
         if !spans.is_empty() {
@@ -150,7 +150,7 @@ mod tests {
 
     fn span(trace_byte: u8, event_id: Option<&str>) -> Span {
         let mut span = crate::engine::testing::event_span(trace_byte, 0);
-        span.event.event_id = event_id.map(str::to_string);
+        span.event.event_id = event_id.map(Into::into);
         span
     }
 

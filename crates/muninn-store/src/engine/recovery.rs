@@ -168,7 +168,7 @@ fn replay_wal(
                 .map(|span| span.memory_bytes() as u64)
                 .sum::<u64>()
                 + spans.key_bytes();
-            head.insert(seq, spans, n_bytes, &delta);
+            head.insert(seq, spans, n_bytes, delta);
             Ok(())
         })?;
         if !replay.damage.is_empty() {

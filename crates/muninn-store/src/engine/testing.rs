@@ -34,7 +34,7 @@ pub(crate) fn event_span(trace: u8, hours_ago: i64) -> Span {
         attributes: Vec::new(),
         links: Vec::new(),
         event: EventColumns {
-            event_id: Some(format!("event-{trace}")),
+            event_id: Some(format!("event-{trace}").into()),
             event_type: Some("order.created".into()),
             stream: Some("orders".into()),
             broker: Some(Broker::Kafka),

@@ -164,7 +164,7 @@ fn commit(shared: &Shared, writer: &mut WalWriter, pending: &mut Vec<PendingAck>
                 ack.seq,
                 std::mem::take(&mut ack.spans),
                 ack.n_bytes,
-                &ack.delta,
+                std::mem::take(&mut ack.delta),
             );
         }
         shared

@@ -32,7 +32,7 @@ async fn assert_all_found(
         let expected_event = as_looked_up(
             appended
                 .iter()
-                .filter(|span| span.event.event_id.as_ref() == Some(&event_id))
+                .filter(|span| span.event.event_id.as_deref() == Some(event_id.as_str()))
                 .cloned(),
         );
         assert_eq!(

@@ -37,7 +37,7 @@ pub fn event_id(trace_number: u64) -> String {
 
 fn order_event(trace_number: u64) -> EventColumns {
     EventColumns {
-        event_id: Some(event_id(trace_number)),
+        event_id: Some(event_id(trace_number).into()),
         event_type: Some("order.placed".into()),
         schema: Some("v2".into()),
         stream: Some("orders".into()),
@@ -161,7 +161,7 @@ pub fn rich_span(trace_number: u64, start_unix_nanos: i64) -> Span {
             },
         ],
         event: EventColumns {
-            event_id: Some(event_id(trace_number)),
+            event_id: Some(event_id(trace_number).into()),
             event_type: Some("order.placed".into()),
             schema: Some("sha256:abcdef".into()),
             stream: Some("orders.retry".into()),

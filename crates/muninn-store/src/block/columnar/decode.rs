@@ -9,7 +9,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Int32Type};
 use muninn_model::{
-    Attributes, Broker, EventColumns, Span, SpanId, SpanKind, Status, StatusCode, TraceId,
+    Attributes, Broker, EventColumns, Span, SpanId, SpanKind, Status, StatusCode, Text, TraceId,
 };
 
 use super::json::{attributes_from_json, links_from_json};
@@ -45,8 +45,8 @@ fn typed_column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'
         })
 }
 
-fn optional_string(array: &StringArray, row: usize) -> Option<String> {
-    (!array.is_null(row)).then(|| array.value(row).to_string())
+fn optional_string(array: &StringArray, row: usize) -> Option<Text> {
+    (!array.is_null(row)).then(|| Text::from(array.value(row)))
 }
 
 /// A batch's event ids: v1's text column, or v2's 16-byte UUIDs and the text of other ids.
@@ -69,7 +69,7 @@ impl EventIdColumn {
         })
     }
 
-    fn value(&self, row: usize) -> Option<String> {
+    fn value(&self, row: usize) -> Option<Text> {
         match self {
             EventIdColumn::Text(texts) => optional_string(texts, row),
             EventIdColumn::UuidOrText { uuids, texts } => {
@@ -84,9 +84,9 @@ impl EventIdColumn {
 }
 
 /// The canonical text of a UUID's bytes (lowercase, hyphenated).
-fn uuid_text(bytes: &[u8]) -> String {
+fn uuid_text(bytes: &[u8]) -> Text {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(36);
+    let mut text = Text::with_capacity(36);
     for (index, byte) in bytes.iter().enumerate() {
         if matches!(index, 4 | 6 | 8 | 10) {
             text.push('-');
@@ -109,7 +109,7 @@ fn when_all<T>(
 }
 
 /// Text of an optional column that may be absent from the batch.
-fn optional_text(array: Option<&StringArray>, row: usize) -> Option<String> {
+fn optional_text(array: Option<&StringArray>, row: usize) -> Option<Text> {
     array.and_then(|array| optional_string(array, row))
 }
 
@@ -173,9 +173,9 @@ pub(super) fn spans(batch: &RecordBatch, fields: SpanFields) -> Result<Vec<Span>
             trace_id: TraceId(trace_bytes),
             span_id: SpanId(span_bytes),
             parent_span_id: parent,
-            name: name.value(row).to_string(),
+            name: Text::from(name.value(row)),
             kind: SpanKind::parse(kind.value(row)).unwrap_or(SpanKind::Internal),
-            service: service.value(row).to_string(),
+            service: Text::from(service.value(row)),
             resource: parse_json(resource.as_ref()),
             start_unix_nanos: start_time.value(row),
             duration_nanos: duration.map_or(0, |duration| duration.value(row)),

@@ -79,13 +79,13 @@ fn the_file_is_the_same_whatever_order_the_spans_arrived_in() {
             span.span_id = SpanId([trace_byte, span_byte, 0, 0, 0, 0, 0, 1]);
             span.start_unix_nanos = 1_000 + i64::from(span_byte % 3);
             span.attributes = vec![(
-                "tier".to_string(),
-                AttributeValue::String(format!("t{}", span_byte % 2)),
+                "tier".into(),
+                AttributeValue::String(format!("t{}", span_byte % 2).into()),
             )];
             span.event.event_id = Some(if trace_byte % 3 == 0 {
-                format!("order-{trace_byte}")
+                format!("order-{trace_byte}").into()
             } else {
-                format!("8c4d6f0e-1b2a-4c3d-9e8f-{trace_byte:06x}{span_byte:06x}")
+                format!("8c4d6f0e-1b2a-4c3d-9e8f-{trace_byte:06x}{span_byte:06x}").into()
             });
             sorted.push(span);
         }
@@ -176,7 +176,7 @@ async fn event_ids_of_every_kind_come_back_as_sent_and_are_found() {
         .enumerate()
         .map(|(index, event_id)| {
             let mut span = span(index as u8 + 1, Vec::new());
-            span.event.event_id = event_id.map(str::to_string);
+            span.event.event_id = event_id.map(Into::into);
             span
         })
         .collect();
@@ -218,14 +218,14 @@ async fn event_ids_of_every_kind_come_back_as_sent_and_are_found() {
             )
             .await
             .unwrap();
-        let mixed: Vec<Option<String>> =
+        let mixed: Vec<Option<muninn_model::Text>> =
             mixed.into_iter().map(|span| span.event.event_id).collect();
         assert_eq!(
             mixed,
             vec![
-                Some("0F8FAD5B-D9CB-469F-A165-70867728950E".to_string()),
-                Some("evt-0001".to_string()),
-                Some("7c9e6679-7425-40de-944b-e07fc1f90ae7".to_string()),
+                Some("0F8FAD5B-D9CB-469F-A165-70867728950E".into()),
+                Some("evt-0001".into()),
+                Some("7c9e6679-7425-40de-944b-e07fc1f90ae7".into()),
             ],
             "{version:?} mixed set"
         );
@@ -258,7 +258,7 @@ async fn an_outline_read_keeps_ids_times_service_kind_event_id_and_links_only() 
             span.attributes = vec![("retry".into(), AttributeValue::Bool(true))];
             span.resource = vec![("host".into(), AttributeValue::String("a".into()))];
             span.event = EventColumns {
-                event_id: Some(format!("7c9e6679-7425-40de-944b-e07fc1f90ae{trace_byte}")),
+                event_id: Some(format!("7c9e6679-7425-40de-944b-e07fc1f90ae{trace_byte}").into()),
                 event_type: Some("order.placed".into()),
                 schema: Some("v2".into()),
                 stream: Some("orders".into()),
@@ -311,7 +311,7 @@ async fn an_outline_read_keeps_ids_times_service_kind_event_id_and_links_only() 
         assert_eq!(linking, outline, "{version:?} outline by link");
         let event_ids = spans
             .iter()
-            .filter_map(|span| span.event.event_id.clone())
+            .filter_map(|span| span.event.event_id.as_deref().map(str::to_string))
             .collect();
         let by_event = read(
             SpanSelection::Events(Arc::new(event_ids)),

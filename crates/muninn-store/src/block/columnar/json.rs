@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use muninn_model::{AttributeValue, Attributes, Link, SpanId, TraceId};
+use muninn_model::{AttributeValue, Attributes, Link, SpanId, Text, TraceId};
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -51,7 +51,7 @@ struct StoredLink {
 }
 
 /// A JSON object's members in document order, their values not yet parsed.
-struct JsonObjectMembers(Vec<(String, Box<RawValue>)>);
+struct JsonObjectMembers(Vec<(Text, Box<RawValue>)>);
 
 impl<'de> Deserialize<'de> for JsonObjectMembers {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -63,7 +63,7 @@ impl<'de> Deserialize<'de> for JsonObjectMembers {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut members = Vec::new();
-                while let Some(member) = map.next_entry::<String, Box<RawValue>>()? {
+                while let Some(member) = map.next_entry::<Text, Box<RawValue>>()? {
                     members.push(member);
                 }
                 Ok(JsonObjectMembers(members))

@@ -568,6 +568,14 @@ fn main() -> anyhow::Result<()> {
             seconds(compacted.elapsed)
         );
     }
+    let totals = server.store.stats();
+    println!(
+        "compaction over the whole run (background and after the flush): {} compactions wrote {} spans, {:.2}× the spans ingested (each span is written once by its flush besides), {}",
+        thousands(totals.compactions),
+        thousands(totals.compaction_spans),
+        totals.compaction_spans as f64 / ingest.n_records_acked.max(1) as f64,
+        bytes(totals.compaction_bytes)
+    );
     let copy_share = prepared.n_template_copy_spans as f64 / args.spans.max(1) as f64;
     let at_rest = at_rest::measure(
         &data_dir,

@@ -42,6 +42,12 @@ pub(crate) struct Metrics {
     wal_damaged_regions: Gauge,
     wal_damaged_bytes: Gauge,
     wal_damaged_records: Gauge,
+    compactions: Counter,
+    compaction_spans: Counter,
+    compaction_bytes: Counter,
+    /// Held while the counters above catch up with the store's totals, so that two scrapes at
+    /// once do not both add the same difference.
+    catching_up: std::sync::Mutex<()>,
 }
 
 fn query_histogram() -> Histogram {
@@ -192,6 +198,24 @@ impl Metrics {
             "WAL records (acknowledged batches) lost in damaged regions when the store opened",
             wal_damaged_records.clone(),
         );
+        let (compactions, compaction_spans, compaction_bytes) =
+            (Counter::default(), Counter::default(), Counter::default());
+        registry.register(
+            "compactions",
+            "Compactions committed since the process started",
+            compactions.clone(),
+        );
+        registry.register(
+            "compaction_spans",
+            "Spans written by compactions since the process started (a span merged twice counts \
+             twice; over ingested_spans, how often compaction rewrites a span)",
+            compaction_spans.clone(),
+        );
+        registry.register(
+            "compaction_written_bytes",
+            "Bytes of the blocks compactions wrote since the process started",
+            compaction_bytes.clone(),
+        );
         Metrics {
             registry,
             ingested_spans,
@@ -217,6 +241,10 @@ impl Metrics {
             wal_damaged_regions,
             wal_damaged_bytes,
             wal_damaged_records,
+            compactions,
+            compaction_spans,
+            compaction_bytes,
+            catching_up: std::sync::Mutex::new(()),
         }
     }
 
@@ -285,6 +313,18 @@ impl Metrics {
         self.wal_damaged_bytes.set(as_i64(stats.wal_damaged_bytes));
         self.wal_damaged_records
             .set(as_i64(stats.wal_damaged_records));
+        // The store counts; the counters follow it (they only grow, as the store's totals do).
+        let _catching_up = self
+            .catching_up
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (counter, total) in [
+            (&self.compactions, stats.compactions),
+            (&self.compaction_spans, stats.compaction_spans),
+            (&self.compaction_bytes, stats.compaction_bytes),
+        ] {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
         let mut text = String::new();
         let encoded = encode_registry(&mut text, &self.registry)
             .and_then(|()| encode_registry(&mut text, &events::registry(store)))

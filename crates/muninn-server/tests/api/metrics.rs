@@ -300,6 +300,41 @@ async fn metrics_count_ingest_rejections_query_latency_and_store_state() {
         metrics.get("muninn_block_bytes", &[]),
         flushed["bytes_written"].as_f64().unwrap()
     );
+    assert_eq!(metrics.get("muninn_compactions_total", &[]), 0.0);
+
+    // A second flush into the first span's partition, then a compaction: the counters count
+    // what it merged and wrote.
+    server
+        .api
+        .ingest_ok(
+            "/api/v1/spans",
+            &[with(good, json!({"span_id": "00000000000000e2"}))],
+        )
+        .await;
+    server.flush().await;
+    let compacted = server.compact().await;
+    assert!(
+        compacted["compactions"].as_u64() >= Some(1),
+        "compaction answer: {compacted}"
+    );
+    let metrics = scrape(&server).await;
+    assert_eq!(
+        metrics.types.get("muninn_compactions").map(String::as_str),
+        Some("counter")
+    );
+    assert_eq!(
+        metrics.get("muninn_compactions_total", &[]),
+        compacted["compactions"].as_f64().unwrap()
+    );
+    assert_eq!(
+        metrics.get("muninn_compaction_spans_total", &[]),
+        compacted["spans"].as_f64().unwrap()
+    );
+    assert_eq!(
+        metrics.get("muninn_compaction_written_bytes_total", &[]),
+        compacted["bytes_out"].as_f64().unwrap()
+    );
+    assert_eq!(metrics.get("muninn_block_spans", &[]), n_spans + 1.0);
     server.stop().await;
 }
 

@@ -30,6 +30,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use muninn_model::Span;
@@ -80,6 +81,16 @@ impl Default for CompactionConfig {
             delete_grace: Duration::from_secs(30),
         }
     }
+}
+
+/// What compactions did since the store opened, for `StoreStats` (and `/metrics`).
+#[derive(Debug, Default)]
+pub(crate) struct CompactionTotals {
+    pub compactions: AtomicU64,
+    /// Spans written by compactions (a span merged twice counts twice).
+    pub spans: AtomicU64,
+    /// Bytes of the blocks compactions wrote.
+    pub bytes: AtomicU64,
 }
 
 /// What one compaction round did.
@@ -172,18 +183,24 @@ impl Store {
                 else {
                     continue;
                 };
-                report.n_compactions += 1;
-                report.n_blocks_in += inputs.len();
-                report.n_blocks_out += outputs.len();
-                report.n_spans += outputs
+                let n_spans = outputs
                     .iter()
                     .map(|handle| handle.meta.n_spans)
                     .sum::<u64>();
-                report.bytes_in += inputs.iter().map(|handle| block_bytes(handle)).sum::<u64>();
-                report.bytes_out += outputs
+                let bytes_out = outputs
                     .iter()
                     .map(|handle| block_bytes(handle))
                     .sum::<u64>();
+                report.n_compactions += 1;
+                report.n_blocks_in += inputs.len();
+                report.n_blocks_out += outputs.len();
+                report.n_spans += n_spans;
+                report.bytes_in += inputs.iter().map(|handle| block_bytes(handle)).sum::<u64>();
+                report.bytes_out += bytes_out;
+                let totals = &shared.compacted;
+                totals.compactions.fetch_add(1, Ordering::Relaxed);
+                totals.spans.fetch_add(n_spans, Ordering::Relaxed);
+                totals.bytes.fetch_add(bytes_out, Ordering::Relaxed);
                 // Each compaction's inputs go as soon as it is committed, not at the end of the
                 // round: a round of several compactions at a small share takes minutes, and a
                 // later one failing must not leave the earlier ones' inputs behind.

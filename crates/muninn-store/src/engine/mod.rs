@@ -37,6 +37,7 @@ use crate::error::{StoreError, StoreErrorKind};
 use crate::fs::{self, FileSystem, LocalDir, OsFileSystem};
 use crate::rollup::{self, Rollups};
 use crate::wal::WalWriter;
+use compaction::CompactionTotals;
 pub use compaction::{CompactionConfig, CompactionReport};
 use head::Head;
 pub use lookup::Lookup;
@@ -169,6 +170,8 @@ struct Shared {
     /// Fired when a flush has moved spans out of memory.
     space_freed: Notify,
     spans_appended: AtomicU64,
+    /// What compactions did since the store opened (`CompactionTotals`).
+    compacted: CompactionTotals,
     counts_appended: AtomicU64,
     /// The tail sampler's hooks (`hooks.rs`): an append observer and a flush filter.
     hooks: crate::hooks::Hooks,
@@ -243,6 +246,11 @@ pub struct StoreStats {
     pub rollup_cells: u64,
     pub spans_appended: u64,
     pub counts_appended: u64,
+    /// Compactions committed since the store opened, the spans they wrote and the bytes of
+    /// their outputs: divided by the spans appended, how many times compaction rewrites a span.
+    pub compactions: u64,
+    pub compaction_spans: u64,
+    pub compaction_bytes: u64,
     /// Damaged regions found in the middle of WAL segments when the store was opened, their
     /// bytes, and the WAL records (acknowledged batches) they held; the rest was replayed.
     pub wal_damaged_regions: u64,
@@ -327,6 +335,7 @@ impl Store {
             index_bytes: AtomicU64::new(0),
             space_freed: Notify::new(),
             spans_appended: AtomicU64::new(0),
+            compacted: CompactionTotals::default(),
             counts_appended: AtomicU64::new(0),
             hooks: crate::hooks::Hooks::default(),
             wal_damage: recovered.damage,
@@ -523,6 +532,9 @@ impl Store {
             wal_bytes: fs::dir_bytes(shared.fs.as_ref(), &shared.wal_dir),
             rollup_cells: self.with_rollups(|rollups| rollups.n_cells() as u64),
             spans_appended: shared.spans_appended.load(Ordering::Relaxed),
+            compactions: shared.compacted.compactions.load(Ordering::Relaxed),
+            compaction_spans: shared.compacted.spans.load(Ordering::Relaxed),
+            compaction_bytes: shared.compacted.bytes.load(Ordering::Relaxed),
             counts_appended: shared.counts_appended.load(Ordering::Relaxed),
             wal_damaged_regions: shared.wal_damage.regions,
             wal_damaged_bytes: shared.wal_damage.bytes,

@@ -29,11 +29,35 @@ pub struct Decoded<T> {
 }
 
 /// A number that may also arrive as a decimal string (JavaScript cannot hold 64-bit integers).
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum WireInteger {
     Number(i64),
     Text(String),
+}
+
+/// Read by its own visitor rather than as an untagged enum, which buffers every value to try
+/// each variant in turn (two fields of every span).
+impl<'de> Deserialize<'de> for WireInteger {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IntegerVisitor;
+        impl serde::de::Visitor<'_> for IntegerVisitor {
+            type Value = WireInteger;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("an integer, or an integer as a decimal string")
+            }
+            fn visit_i64<E>(self, number: i64) -> Result<WireInteger, E> {
+                Ok(WireInteger::Number(number))
+            }
+            fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<WireInteger, E> {
+                i64::try_from(number).map(WireInteger::Number).map_err(|_| {
+                    E::custom(format!("{number} does not fit a signed 64-bit integer"))
+                })
+            }
+            fn visit_str<E>(self, text: &str) -> Result<WireInteger, E> {
+                Ok(WireInteger::Text(text.to_string()))
+            }
+        }
+        deserializer.deserialize_any(IntegerVisitor)
+    }
 }
 
 impl WireInteger {
@@ -671,6 +695,42 @@ mod tests {
         let span = &decoded.records[0];
         assert_eq!(span.attributes.len(), 4);
         assert_eq!(span.event.broker, Some(Broker::Kafka));
+    }
+
+    #[test]
+    fn times_are_integers_or_decimal_strings() {
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let records = [
+            span_json(trace, "1795000000000000000"),
+            span_json(trace, "\"1795000000000000000\""),
+            span_json(trace, "1.795e18"),
+            span_json(trace, "18446744073709551615"),
+            span_json(trace, "\"18446744073709551615\""),
+            span_json(trace, "[1]"),
+        ];
+        let body = format!("[{}]", records.join(","));
+        let decoded = decode_spans(body.as_bytes(), &Limits::default(), NOW).unwrap();
+        let starts: Vec<i64> = decoded
+            .records
+            .iter()
+            .map(|span| span.start_unix_nanos)
+            .collect();
+        assert_eq!(starts, [1_795_000_000_000_000_000; 2]);
+        let rejected: Vec<(usize, &str)> = decoded
+            .rejected
+            .iter()
+            .map(|rejection| (rejection.index, rejection.field.as_str()))
+            .collect();
+        assert_eq!(
+            rejected,
+            [2, 3, 4, 5].map(|index| (index, "start_time_unix_nano")),
+            "a float, a number past i64 (as a number or as text) and an array are refused"
+        );
+        assert!(
+            decoded.rejected[0].reason.contains("an integer"),
+            "the reason says what is valid: {}",
+            decoded.rejected[0].reason
+        );
     }
 
     #[test]

@@ -41,11 +41,33 @@ use crate::native::{Decoded, decode_batch};
 pub const ZIPKIN_UNKNOWN_NAME: &str = "unknown";
 
 /// Microseconds, as an integer or (some reporters) a float.
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum WireMicros {
     Integer(i64),
     Float(f64),
+}
+
+/// Read by a visitor, not as an untagged enum (which buffers each value to try the variants).
+impl<'de> Deserialize<'de> for WireMicros {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MicrosVisitor;
+        impl serde::de::Visitor<'_> for MicrosVisitor {
+            type Value = WireMicros;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("microseconds as a number")
+            }
+            fn visit_i64<E>(self, micros: i64) -> Result<WireMicros, E> {
+                Ok(WireMicros::Integer(micros))
+            }
+            fn visit_u64<E>(self, micros: u64) -> Result<WireMicros, E> {
+                Ok(i64::try_from(micros)
+                    .map_or(WireMicros::Float(micros as f64), WireMicros::Integer))
+            }
+            fn visit_f64<E>(self, micros: f64) -> Result<WireMicros, E> {
+                Ok(WireMicros::Float(micros))
+            }
+        }
+        deserializer.deserialize_any(MicrosVisitor)
+    }
 }
 
 impl WireMicros {
@@ -80,13 +102,43 @@ struct WireEndpoint {
 }
 
 /// A tag value: Zipkin's are strings; numbers and booleans are taken as they are.
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum WireTag {
     Text(Text),
     Integer(i64),
     Float(f64),
     Flag(bool),
+}
+
+/// Read by a visitor, not as an untagged enum (which buffers each value to try the variants).
+impl<'de> Deserialize<'de> for WireTag {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TagVisitor;
+        impl serde::de::Visitor<'_> for TagVisitor {
+            type Value = WireTag;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a string, number or boolean")
+            }
+            fn visit_str<E>(self, text: &str) -> Result<WireTag, E> {
+                Ok(WireTag::Text(Text::from(text)))
+            }
+            fn visit_string<E>(self, text: String) -> Result<WireTag, E> {
+                Ok(WireTag::Text(Text::from(text)))
+            }
+            fn visit_i64<E>(self, number: i64) -> Result<WireTag, E> {
+                Ok(WireTag::Integer(number))
+            }
+            fn visit_u64<E>(self, number: u64) -> Result<WireTag, E> {
+                Ok(i64::try_from(number).map_or(WireTag::Float(number as f64), WireTag::Integer))
+            }
+            fn visit_f64<E>(self, number: f64) -> Result<WireTag, E> {
+                Ok(WireTag::Float(number))
+            }
+            fn visit_bool<E>(self, flag: bool) -> Result<WireTag, E> {
+                Ok(WireTag::Flag(flag))
+            }
+        }
+        deserializer.deserialize_any(TagVisitor)
+    }
 }
 
 impl WireTag {

@@ -154,8 +154,8 @@ enum WireValue {
 }
 
 /// Attributes as a JSON object, read straight into a list in arrival order (no intermediate
-/// map: this runs for every span at ingest).
-/// The first key whose value Muninn does not store is kept to name it in the rejection.
+/// map: this runs for every span at ingest). The first key whose value Muninn does not store
+/// is kept, to name it in the rejection.
 struct WireAttributes {
     entries: Attributes,
     unsupported: Option<Text>,

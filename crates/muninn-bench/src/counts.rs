@@ -297,7 +297,9 @@ fn build_request(
         Compression::new(SDK_GZIP_LEVEL),
     );
     encoder.write_all(&json)?;
-    let body = encoder.finish()?;
+    let mut body = encoder.finish()?;
+    // Without spare capacity, as the span bodies (`feed.rs`): bodies are counted by length.
+    body.shrink_to_fit();
     Ok((Bytes::from(body), n_records, json.len() as u64))
 }
 

@@ -117,7 +117,13 @@ impl BodyEncoding {
                     Compression::new(SDK_GZIP_LEVEL),
                 );
                 encoder.write_all(&body)?;
-                Ok(Bytes::from(encoder.finish()?))
+                // Without spare capacity: the pool's bodies are counted by their length
+                // (`held_bytes`), and the room reserved for compression was about twice that,
+                // gigabytes at 100M spans that the server-side memory estimate charged to the
+                // server.
+                let mut gzipped = encoder.finish()?;
+                gzipped.shrink_to_fit();
+                Ok(Bytes::from(gzipped))
             }
         }
     }

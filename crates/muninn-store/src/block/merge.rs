@@ -210,6 +210,7 @@ async fn load_next(
         };
         let batch = input.handle.row_group_rows(store, row_group, rows).await?;
         if let Some(batch) = batch {
+            let batch = v2::conform(batch)?;
             input.keys = keys_of(&batch)?;
             input.source = sources.len();
             sources.push(batch);

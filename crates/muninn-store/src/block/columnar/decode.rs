@@ -4,18 +4,20 @@
 use std::collections::HashSet;
 
 use arrow::array::{
-    Array, BooleanArray, DictionaryArray, FixedSizeBinaryArray, Int32Array, Int64Array,
+    Array, BooleanArray, DictionaryArray, FixedSizeBinaryArray, Int32Array, Int64Array, ListArray,
     RecordBatch, StringArray, TimestampNanosecondArray,
 };
 use arrow::datatypes::{DataType, Int32Type};
 use muninn_model::{
-    Attributes, Broker, EventColumns, Span, SpanId, SpanKind, Status, StatusCode, Text, TraceId,
+    Attributes, Broker, EventColumns, Link, Span, SpanId, SpanKind, Status, StatusCode, Text,
+    TraceId,
 };
 
 use super::json::{attributes_from_json, links_from_json};
 use super::{
-    COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_EVENT_ID_TEXT, COLUMN_KIND, COLUMN_LINKS, COLUMN_NAME,
-    COLUMN_PARENT_SPAN_ID, COLUMN_SERVICE, COLUMN_SPAN_ID, COLUMN_START_TIME, COLUMN_TRACE_ID,
+    COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_EVENT_ID_TEXT, COLUMN_KIND, COLUMN_LINK_SPAN_IDS,
+    COLUMN_LINK_TRACE_IDS, COLUMN_LINKS, COLUMN_NAME, COLUMN_PARENT_SPAN_ID, COLUMN_SERVICE,
+    COLUMN_SPAN_ID, COLUMN_START_TIME, COLUMN_TRACE_ID,
 };
 use crate::block::format::SpanFields;
 use crate::error::StoreError;
@@ -83,6 +85,55 @@ impl EventIdColumn {
     }
 }
 
+/// A batch's links held as ids (`link_trace_ids` and `link_span_ids`, v2 since December 2026):
+/// where a row's `link_span_ids` is not null, its links are the pairs of the two lists.
+struct LinkIdColumns {
+    trace_ids: ListArray,
+    span_ids: ListArray,
+}
+
+impl LinkIdColumns {
+    /// `None` for batches without `link_span_ids` (older blocks, v1): links are JSON there.
+    fn of(batch: &RecordBatch) -> Result<Option<Self>, StoreError> {
+        if batch.column_by_name(COLUMN_LINK_SPAN_IDS).is_none() {
+            return Ok(None);
+        }
+        Ok(Some(LinkIdColumns {
+            trace_ids: typed_column::<ListArray>(batch, COLUMN_LINK_TRACE_IDS)?.clone(),
+            span_ids: typed_column::<ListArray>(batch, COLUMN_LINK_SPAN_IDS)?.clone(),
+        }))
+    }
+
+    /// The links of `row` as ids; `None` where the row keeps them as JSON (or has none).
+    fn links(&self, row: usize) -> Result<Option<Vec<Link>>, StoreError> {
+        if self.span_ids.is_null(row) {
+            return Ok(None);
+        }
+        let corrupt = || StoreError::corrupt("link_trace_ids and link_span_ids do not pair up");
+        let trace_ids = self.trace_ids.value(row);
+        let span_ids = self.span_ids.value(row);
+        let (Some(trace_ids), Some(span_ids)) = (
+            trace_ids.as_any().downcast_ref::<FixedSizeBinaryArray>(),
+            span_ids.as_any().downcast_ref::<FixedSizeBinaryArray>(),
+        ) else {
+            return Err(corrupt());
+        };
+        if trace_ids.len() != span_ids.len() {
+            return Err(corrupt());
+        }
+        (0..trace_ids.len())
+            .map(|index| {
+                Ok(Link {
+                    trace_id: TraceId(trace_ids.value(index).try_into().map_err(|_| corrupt())?),
+                    span_id: SpanId(span_ids.value(index).try_into().map_err(|_| corrupt())?),
+                    attributes: Attributes::default(),
+                })
+            })
+            .collect::<Result<Vec<Link>, StoreError>>()
+            .map(Some)
+    }
+}
+
 /// The canonical text of a UUID's bytes (lowercase, hyphenated).
 fn uuid_text(bytes: &[u8]) -> Text {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -125,6 +176,7 @@ pub(super) fn spans(batch: &RecordBatch, fields: SpanFields) -> Result<Vec<Span>
     let kind = string_column(batch, COLUMN_KIND)?;
     let event_id = EventIdColumn::of(batch)?;
     let links = string_column(batch, COLUMN_LINKS)?;
+    let link_ids = LinkIdColumns::of(batch)?;
     let duration = when_all(fields, || {
         typed_column::<Int64Array>(batch, COLUMN_DURATION)
     })?;
@@ -191,10 +243,10 @@ pub(super) fn spans(batch: &RecordBatch, fields: SpanFields) -> Result<Vec<Span>
                 message: optional_text(status_message.as_ref(), row),
             },
             attributes: parse_json(attributes.as_ref()),
-            links: if links.is_null(row) {
-                Vec::new()
-            } else {
-                links_from_json(links.value(row))
+            links: match link_ids.as_ref().map(|ids| ids.links(row)).transpose()? {
+                Some(Some(links)) => links,
+                _ if links.is_null(row) => Vec::new(),
+                _ => links_from_json(links.value(row)),
             },
             event: EventColumns {
                 event_id: event_id.value(row),

@@ -10,7 +10,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{Field, Int32Type, SchemaRef};
 use arrow::error::ArrowError;
-use muninn_model::{Broker, Span, SpanKind, StatusCode};
+use muninn_model::{Broker, Link, Span, SpanKind, StatusCode};
 use parquet::schema::types::ColumnPath;
 
 use super::EventIdLayout;
@@ -34,6 +34,34 @@ pub(in crate::block) fn link_trace_ids_leaf_path() -> ColumnPath {
         "list".to_string(),
         "item".to_string(),
     ])
+}
+
+/// The item field of `link_span_ids`, a list of 8-byte ids.
+pub(in crate::block) fn link_span_id_item() -> Arc<Field> {
+    Arc::new(Field::new(
+        "item",
+        arrow::datatypes::DataType::FixedSizeBinary(8),
+        false,
+    ))
+}
+
+/// The Parquet leaf of `link_span_ids`, for the writers' settings.
+pub(in crate::block) fn link_span_ids_leaf_path() -> ColumnPath {
+    ColumnPath::new(vec![
+        super::COLUMN_LINK_SPAN_IDS.to_string(),
+        "list".to_string(),
+        "item".to_string(),
+    ])
+}
+
+/// Whether `link_trace_ids` and `link_span_ids` hold `links` whole: no link has attributes and
+/// the linked trace ids are distinct and ascending (so the distinct, sorted `link_trace_ids`
+/// are the links' own trace ids, in their order).
+fn links_as_columns(links: &[Link]) -> bool {
+    links.iter().all(|link| link.attributes.is_empty())
+        && links
+            .windows(2)
+            .all(|pair| pair[0].trace_id.0 < pair[1].trace_id.0)
 }
 
 /// A dictionary-encoded text column's type.
@@ -130,7 +158,8 @@ fn enum_dictionary<const N: usize>(
 }
 
 /// Builds one record batch of `schema` from spans, in the order given, with event ids as
-/// `layout` stores them.
+/// `layout` stores them. Where `schema` has `link_span_ids` (v2 since December 2026), links
+/// that those columns hold whole are stored there and not as JSON.
 pub(in crate::block) fn encode_batch<'a>(
     spans: &[&'a Span],
     arrow_schema: &SchemaRef,
@@ -163,6 +192,10 @@ pub(in crate::block) fn encode_batch<'a>(
     let mut links = StringBuilder::new();
     let mut link_trace_ids =
         ListBuilder::new(FixedSizeBinaryBuilder::new(16)).with_field(link_trace_id_item());
+    let mut link_span_ids = arrow_schema
+        .field_with_name(super::COLUMN_LINK_SPAN_IDS)
+        .is_ok()
+        .then(|| ListBuilder::new(FixedSizeBinaryBuilder::new(8)).with_field(link_span_id_item()));
     let arrow_error =
         |error: arrow::error::ArrowError| StoreError::corrupt(format!("building a block: {error}"));
     for span in spans {
@@ -195,10 +228,34 @@ pub(in crate::block) fn encode_batch<'a>(
         message_id.append_option(event.message_id.as_deref());
         attributes.append_value(attribute_texts.text(&span.attributes));
         resource.append_value(resource_texts.text(&span.resource));
-        links.append_option(links_to_json(&span.links));
         if span.links.is_empty() {
+            links.append_null();
             link_trace_ids.append_null();
+            if let Some(link_span_ids) = link_span_ids.as_mut() {
+                link_span_ids.append_null();
+            }
+        } else if let Some(link_span_ids) = link_span_ids
+            .as_mut()
+            .filter(|_| links_as_columns(&span.links))
+        {
+            links.append_null();
+            for link in &span.links {
+                link_trace_ids
+                    .values()
+                    .append_value(link.trace_id.0)
+                    .map_err(arrow_error)?;
+                link_span_ids
+                    .values()
+                    .append_value(link.span_id.0)
+                    .map_err(arrow_error)?;
+            }
+            link_trace_ids.append(true);
+            link_span_ids.append(true);
         } else {
+            links.append_option(links_to_json(&span.links));
+            if let Some(link_span_ids) = link_span_ids.as_mut() {
+                link_span_ids.append_null();
+            }
             let mut distinct: Vec<[u8; 16]> =
                 span.links.iter().map(|link| link.trace_id.0).collect();
             distinct.sort_unstable();
@@ -240,5 +297,8 @@ pub(in crate::block) fn encode_batch<'a>(
         Arc::new(links.finish()),
         Arc::new(link_trace_ids.finish()),
     ]);
+    if let Some(mut link_span_ids) = link_span_ids {
+        columns.push(Arc::new(link_span_ids.finish()));
+    }
     RecordBatch::try_new(arrow_schema.clone(), columns).map_err(arrow_error)
 }

@@ -10,15 +10,16 @@ use arrow::array::{FixedSizeBinaryArray, RecordBatch, StringArray};
 use muninn_model::{Span, TraceId};
 use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use parquet::bloom_filter::Sbbf;
+use parquet::schema::types::ColumnDescPtr;
 use tokio::sync::OnceCell;
 
 use super::filter::{self, Filter};
 use super::predicate::{self, Leaves, Predicate};
 use super::read::{ParquetFile, Read, candidates};
 use super::{
-    COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_EVENT_ID_TEXT, COLUMN_KIND, COLUMN_LINK_TRACE_IDS,
-    COLUMN_LINKS, COLUMN_NAME, COLUMN_PARENT_SPAN_ID, COLUMN_SERVICE, COLUMN_SPAN_ID,
-    COLUMN_START_TIME, COLUMN_TRACE_ID, decode,
+    COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_EVENT_ID_TEXT, COLUMN_KIND, COLUMN_LINK_SPAN_IDS,
+    COLUMN_LINK_TRACE_IDS, COLUMN_LINKS, COLUMN_NAME, COLUMN_PARENT_SPAN_ID, COLUMN_SERVICE,
+    COLUMN_SPAN_ID, COLUMN_START_TIME, COLUMN_TRACE_ID, decode,
 };
 use crate::block::format::{SpanFields, SpanSelection};
 use crate::block::reader::ObjectReader;
@@ -67,7 +68,8 @@ pub(crate) fn canonical_uuid(event_id: &str) -> Option<[u8; 16]> {
     Some(bytes)
 }
 
-/// The columns `SpanFields::Outline` reads (those a file has: `event_id_text` is v2's).
+/// The columns `SpanFields::Outline` reads (those a file has: `event_id_text` is v2's), and
+/// `link_trace_ids` with `link_span_ids` in files that have the latter (links are held there).
 const OUTLINE_COLUMNS: [&str; 10] = [
     COLUMN_TRACE_ID,
     COLUMN_SPAN_ID,
@@ -154,12 +156,23 @@ impl SpansFile {
                 }
             }
         };
+        let top_name = |column: &ColumnDescPtr| column.path().parts().first().cloned();
+        let has_link_span_ids = file
+            .schema()
+            .columns()
+            .iter()
+            .any(|column| top_name(column).as_deref() == Some(COLUMN_LINK_SPAN_IDS));
         let outline = file
             .schema()
             .columns()
             .iter()
             .enumerate()
-            .filter(|(_, column)| OUTLINE_COLUMNS.contains(&column.name()))
+            .filter(|(_, column)| {
+                let name = top_name(column).unwrap_or_default();
+                OUTLINE_COLUMNS.contains(&name.as_str())
+                    || (has_link_span_ids
+                        && [COLUMN_LINK_TRACE_IDS, COLUMN_LINK_SPAN_IDS].contains(&name.as_str()))
+            })
             .map(|(leaf, _)| leaf)
             .collect();
         Ok(SpansFile {

@@ -157,6 +157,89 @@ async fn spans_linking_to_a_trace_are_found_and_others_are_not() {
     }
 }
 
+/// v2 keeps links without attributes whose trace ids are distinct and ascending as ids
+/// (`link_trace_ids` and `link_span_ids`, `links` null) and every other list of links as
+/// JSON; either way they come back as sent, in whole and outline reads, and are found by
+/// the traces they link to. v1 keeps them all as JSON.
+#[tokio::test]
+async fn links_come_back_as_sent_whether_kept_as_ids_or_as_json() {
+    use arrow::array::{Array, ListArray, StringArray};
+    use muninn_model::AttributeValue;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let link = |trace_byte: u8, span_byte: u8| Link {
+        trace_id: TraceId([trace_byte; 16]),
+        span_id: SpanId([span_byte; 8]),
+        attributes: Vec::new(),
+    };
+    let mut with_attributes = link(8, 3);
+    with_attributes.attributes =
+        vec![("link.reason".into(), AttributeValue::String("batch".into()))];
+    let spans = [
+        span(1, vec![link(7, 1), link(8, 2)]),
+        span(2, vec![link(8, 1), link(7, 2)]),
+        span(3, vec![link(7, 1), link(7, 2)]),
+        span(4, vec![with_attributes]),
+        span(5, Vec::new()),
+    ];
+    // Per span: whether v2 keeps its links as ids (and not as JSON).
+    let as_ids = [true, false, false, false, false];
+    let traces: Arc<HashSet<TraceId>> = Arc::new(spans.iter().map(|span| span.trace_id).collect());
+    for (version, layout) in versions() {
+        let file = file_of(&spans, version, layout).await;
+        for fields in [SpanFields::All, SpanFields::Outline] {
+            let read = file
+                .spans(SpanSelection::Traces(traces.clone()), fields)
+                .await
+                .unwrap();
+            let links: Vec<Vec<Link>> = read.into_iter().map(|span| span.links).collect();
+            let sent: Vec<Vec<Link>> = spans.iter().map(|span| span.links.clone()).collect();
+            assert_eq!(links, sent, "{version:?} {fields:?}");
+        }
+        let linking = file
+            .spans(SpanSelection::LinkingTo(linking_to(8)), SpanFields::Outline)
+            .await
+            .unwrap();
+        let linking: Vec<TraceId> = linking.iter().map(|span| span.trace_id).collect();
+        assert_eq!(
+            linking,
+            vec![TraceId([1; 16]), TraceId([2; 16]), TraceId([4; 16])],
+            "{version:?}"
+        );
+    }
+    let refs: Vec<&Span> = spans.iter().collect();
+    let bytes = FormatVersion::V2
+        .encode(&refs, &Default::default())
+        .unwrap();
+    let batch = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .unwrap()
+        .build()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let json = batch
+        .column_by_name(COLUMN_LINKS)
+        .and_then(|column| column.as_any().downcast_ref::<StringArray>())
+        .unwrap();
+    let span_ids = batch
+        .column_by_name(super::COLUMN_LINK_SPAN_IDS)
+        .and_then(|column| column.as_any().downcast_ref::<ListArray>())
+        .unwrap();
+    for (row, kept_as_ids) in as_ids.into_iter().enumerate() {
+        let has_links = !spans[row].links.is_empty();
+        assert_eq!(
+            span_ids.is_valid(row),
+            kept_as_ids,
+            "row {row}: link_span_ids"
+        );
+        assert_eq!(
+            json.is_valid(row),
+            has_links && !kept_as_ids,
+            "row {row}: links JSON"
+        );
+    }
+}
+
 /// Event ids come back exactly as sent in every version, whether v2 keeps them as 16 bytes
 /// (a UUID in canonical text) or as text (anything else, including a UUID in capitals or
 /// without hyphens), and are found alone and in sets that mix both kinds.

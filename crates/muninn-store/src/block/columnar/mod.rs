@@ -16,7 +16,8 @@ mod predicate;
 mod read;
 
 pub(super) use encode::{
-    dictionary_utf8, encode_batch, link_trace_id_item, link_trace_ids_leaf_path, row_order,
+    dictionary_utf8, encode_batch, link_span_id_item, link_span_ids_leaf_path, link_trace_id_item,
+    link_trace_ids_leaf_path, row_order,
 };
 pub(super) use file::{EventIdLayout, SpansFile, canonical_uuid};
 pub use memory::IndexBytes;
@@ -37,3 +38,9 @@ pub(super) const COLUMN_LINKS: &str = "links";
 /// The distinct trace ids a span links to, with a bloom filter: what look-ups of the spans
 /// linking to a trace read. Added to v1 in place: older v1 blocks lack it.
 pub(super) const COLUMN_LINK_TRACE_IDS: &str = "link_trace_ids";
+/// v2 blocks written since December 2026: the span ids of a span's links, one per id of
+/// `link_trace_ids` in the same order, where those two lists are the links whole (no link has
+/// attributes, and the linked trace ids are distinct and ascending); `links` is null then.
+/// Null where `links` holds the links, and absent from older blocks, which hold links in
+/// `links` alone.
+pub(super) const COLUMN_LINK_SPAN_IDS: &str = "link_span_ids";

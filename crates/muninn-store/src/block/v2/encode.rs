@@ -19,7 +19,7 @@ use crate::block::columnar::{
     self, COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_EVENT_ID_TEXT, COLUMN_KIND,
     COLUMN_LINK_TRACE_IDS, COLUMN_LINKS, COLUMN_NAME, COLUMN_PARENT_SPAN_ID, COLUMN_SERVICE,
     COLUMN_SPAN_ID, COLUMN_START_TIME, COLUMN_TRACE_ID, EventIdLayout, canonical_uuid,
-    link_trace_ids_leaf_path,
+    link_span_ids_leaf_path, link_trace_ids_leaf_path,
 };
 use crate::block::hll::DistinctEstimate;
 use crate::error::StoreError;
@@ -169,6 +169,25 @@ fn properties(
             "muninn {} (block format v2)",
             env!("CARGO_PKG_VERSION")
         ));
+    // No statistics at all where a row group's smallest and largest value prune nothing: random
+    // ids (found through bloom filters), JSON and free text. Computing them compared every
+    // value with the row group's extremes (about 2% of the server's CPU at 3M spans of the
+    // random workload) for footers nothing read.
+    for path in [
+        ColumnPath::from(COLUMN_SPAN_ID),
+        ColumnPath::from(COLUMN_PARENT_SPAN_ID),
+        ColumnPath::from(COLUMN_EVENT_ID),
+        ColumnPath::from(COLUMN_EVENT_ID_TEXT),
+        ColumnPath::from("status_message"),
+        ColumnPath::from("message_id"),
+        ColumnPath::from("attributes"),
+        ColumnPath::from("resource"),
+        ColumnPath::from(COLUMN_LINKS),
+        link_trace_ids_leaf_path(),
+        link_span_ids_leaf_path(),
+    ] {
+        builder = builder.set_column_statistics_enabled(path, EnabledStatistics::None);
+    }
     let scattered = options.scattered_id_bloom_filter_fpp;
     for (path, n_distinct, fpp) in [
         (
@@ -238,7 +257,11 @@ fn properties(
         builder =
             builder.set_column_compression(ColumnPath::from(column), Compression::UNCOMPRESSED);
     }
-    builder = builder.set_column_compression(link_trace_ids_leaf_path(), Compression::UNCOMPRESSED);
+    // Linked span ids: random, as span ids (a dictionary of random values only grows).
+    builder = builder
+        .set_column_dictionary_enabled(link_span_ids_leaf_path(), false)
+        .set_column_compression(link_span_ids_leaf_path(), Compression::UNCOMPRESSED)
+        .set_column_compression(link_trace_ids_leaf_path(), Compression::UNCOMPRESSED);
     Ok(builder.build())
 }
 

@@ -7,7 +7,9 @@
 //! are byte-stream-split (their high bytes compress away), parent span ids are delta byte
 //! arrays (a trace's consumers share their parent). Rows stay sorted by trace id, then start:
 //! against service-then-time or event-type-then-time order it was the smallest and it is what
-//! trace look-ups need. Its golden data directory is `tests/golden/v2/`.
+//! trace look-ups need. Since December 2026 links without attributes are held as ids
+//! (`link_trace_ids` and `link_span_ids`) rather than JSON. Its golden data directories are
+//! `tests/golden/v2*/`.
 //!
 //! `schema.rs` (columns), `encode.rs` (spans to a file, the writer's settings); the read path
 //! is shared with v1 in `block/columnar/`.
@@ -17,6 +19,8 @@ mod schema;
 
 pub(crate) use encode::{SpansWriter, encode_file};
 
+use arrow::array::{ArrayRef, RecordBatch, new_null_array};
+
 use crate::block::columnar::{self, EventIdLayout};
 use crate::block::reader::ObjectReader;
 use crate::error::StoreError;
@@ -24,4 +28,27 @@ use crate::error::StoreError;
 /// Opens a v2 `spans.parquet`: its footer and the bloom filters of trace and event ids.
 pub(crate) async fn open(reader: ObjectReader) -> Result<columnar::SpansFile, StoreError> {
     columnar::SpansFile::open(reader, EventIdLayout::UuidOrText).await
+}
+
+/// A batch read from a v2 file in the current schema: columns an older v2 file lacks
+/// (`link_span_ids`) are added as nulls, which is what they mean there (links are in `links`).
+/// Compaction merges old and new blocks into one file this way.
+pub(crate) fn conform(batch: RecordBatch) -> Result<RecordBatch, StoreError> {
+    if batch.num_columns() == schema::SCHEMA.fields().len() {
+        return Ok(batch);
+    }
+    let columns = schema::SCHEMA
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(column) => Ok(column.clone()),
+            None if field.is_nullable() => Ok(new_null_array(field.data_type(), batch.num_rows())),
+            None => Err(StoreError::corrupt(format!(
+                "a v2 block has no column {:?}",
+                field.name()
+            ))),
+        })
+        .collect::<Result<Vec<ArrayRef>, StoreError>>()?;
+    RecordBatch::try_new(schema::SCHEMA.clone(), columns)
+        .map_err(|error| StoreError::corrupt(format!("a v2 block's columns: {error}")))
 }

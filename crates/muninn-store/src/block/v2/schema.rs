@@ -1,16 +1,18 @@
 //! The Arrow schema of a v2 `spans.parquet`. As v1 (ids fixed-size binary, times UTC nanosecond
 //! timestamps, attributes, resource and links JSON text, so that DuckDB, Spark or Trino read
 //! the files without a Muninn-specific reader), but event ids that are UUIDs in canonical text
-//! are 16 bytes in `event_id` and every other event id is text in `event_id_text`.
+//! are 16 bytes in `event_id` and every other event id is text in `event_id_text`; links without
+//! attributes are the ids of `link_trace_ids` and `link_span_ids`, `links` JSON only otherwise.
 
 use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use crate::block::columnar::{
-    COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_EVENT_ID_TEXT, COLUMN_KIND, COLUMN_LINK_TRACE_IDS,
-    COLUMN_LINKS, COLUMN_NAME, COLUMN_PARENT_SPAN_ID, COLUMN_SERVICE, COLUMN_SPAN_ID,
-    COLUMN_START_TIME, COLUMN_TRACE_ID, dictionary_utf8, link_trace_id_item,
+    COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_EVENT_ID_TEXT, COLUMN_KIND, COLUMN_LINK_SPAN_IDS,
+    COLUMN_LINK_TRACE_IDS, COLUMN_LINKS, COLUMN_NAME, COLUMN_PARENT_SPAN_ID, COLUMN_SERVICE,
+    COLUMN_SPAN_ID, COLUMN_START_TIME, COLUMN_TRACE_ID, dictionary_utf8, link_span_id_item,
+    link_trace_id_item,
 };
 
 /// The schema of `spans.parquet`, version 2.
@@ -46,6 +48,11 @@ pub(super) static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new(
             COLUMN_LINK_TRACE_IDS,
             DataType::List(link_trace_id_item()),
+            true,
+        ),
+        Field::new(
+            COLUMN_LINK_SPAN_IDS,
+            DataType::List(link_span_id_item()),
             true,
         ),
     ]))

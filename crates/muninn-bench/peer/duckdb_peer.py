@@ -1,6 +1,6 @@
 """The DuckDB peer of Muninn's bytes at rest: the same spans written by DuckDB as one Parquet
 file, zstd, sorted by trace id, with every column as a naive dump keeps it (event ids as the
-UUID text they were sent as). Run on a data directory the benchmark kept:
+UUID text they were sent as, links as JSON). Run on a data directory the benchmark kept:
 
     cargo run --release -p muninn-bench -- --spans 10000000 --keep-data --data-dir /tmp/bench-data
     python3 -m venv /tmp/duckdb && /tmp/duckdb/bin/pip install duckdb
@@ -40,10 +40,18 @@ def main() -> None:
         if "event_id_text" in columns
         else "event_id"
     )
+    # Links back to JSON text where format 2 keeps them as ids (`link_span_ids`).
+    links = (
+        "coalesce(links, to_json(list_transform(link_span_ids, lambda s, i: "
+        "{'trace_id': lower(hex(link_trace_ids[i])), 'span_id': lower(hex(s)), 'attributes': {}})))"
+        if "link_span_ids" in columns
+        else "links"
+    )
+    rewritten = {"event_id": f"{event_id} as event_id", "links": f"{links} as links"}
     select = ", ".join(
-        f"{event_id} as event_id" if column == "event_id" else f'"{column}"'
+        rewritten.get(column, f'"{column}"')
         for column in columns
-        if column != "event_id_text"
+        if column not in ("event_id_text", "link_span_ids")
     )
     connection.sql(
         f"copy (select {select} from read_parquet({files!r}, union_by_name = true) "

@@ -18,40 +18,42 @@ use super::file::canonical_uuid;
 use super::json::{JsonCache, links_to_json};
 use crate::error::StoreError;
 
-/// The item field of `link_trace_ids`, a list of 16-byte ids.
-pub(in crate::block) fn link_trace_id_item() -> Arc<Field> {
+/// The item field of a list of ids `width` bytes long.
+fn id_list_item(width: i32) -> Arc<Field> {
     Arc::new(Field::new(
         "item",
-        arrow::datatypes::DataType::FixedSizeBinary(16),
+        arrow::datatypes::DataType::FixedSizeBinary(width),
         false,
     ))
 }
 
-/// The Parquet leaf of `link_trace_ids`, for the writers' settings.
-pub(in crate::block) fn link_trace_ids_leaf_path() -> ColumnPath {
+/// The Parquet leaf of a list column, for the writers' settings.
+fn list_leaf_path(column: &str) -> ColumnPath {
     ColumnPath::new(vec![
-        super::COLUMN_LINK_TRACE_IDS.to_string(),
+        column.to_string(),
         "list".to_string(),
         "item".to_string(),
     ])
+}
+
+/// The item field of `link_trace_ids`, a list of 16-byte ids.
+pub(in crate::block) fn link_trace_id_item() -> Arc<Field> {
+    id_list_item(16)
+}
+
+/// The Parquet leaf of `link_trace_ids`.
+pub(in crate::block) fn link_trace_ids_leaf_path() -> ColumnPath {
+    list_leaf_path(super::COLUMN_LINK_TRACE_IDS)
 }
 
 /// The item field of `link_span_ids`, a list of 8-byte ids.
 pub(in crate::block) fn link_span_id_item() -> Arc<Field> {
-    Arc::new(Field::new(
-        "item",
-        arrow::datatypes::DataType::FixedSizeBinary(8),
-        false,
-    ))
+    id_list_item(8)
 }
 
-/// The Parquet leaf of `link_span_ids`, for the writers' settings.
+/// The Parquet leaf of `link_span_ids`.
 pub(in crate::block) fn link_span_ids_leaf_path() -> ColumnPath {
-    ColumnPath::new(vec![
-        super::COLUMN_LINK_SPAN_IDS.to_string(),
-        "list".to_string(),
-        "item".to_string(),
-    ])
+    list_leaf_path(super::COLUMN_LINK_SPAN_IDS)
 }
 
 /// Whether `link_trace_ids` and `link_span_ids` hold `links` whole: no link has attributes and

@@ -168,14 +168,32 @@ impl Ledger {
     }
 }
 
+/// Where the power goes out: at the `ops`-th mutating operation counted from the start of
+/// step `step`. Counting from the step rather than from the start keeps the cut in the step
+/// it was aimed at, although the WAL's group commits make the number of operations before
+/// that step vary from run to run.
+#[derive(Clone, Copy, Debug)]
+struct Cut {
+    step: usize,
+    ops: u64,
+}
+
 /// Runs the workload on `fs` until it ends or the power goes out.
 async fn run(fs: &SimulatedFs, workload: &Workload) -> Ledger {
+    run_with_cut(fs, workload, None).await
+}
+
+/// Runs the workload on `fs`, cutting the power at `cut` if it is given.
+async fn run_with_cut(fs: &SimulatedFs, workload: &Workload, cut: Option<Cut>) -> Ledger {
     let mut ledger = Ledger::default();
     let Ok(mut store) = Store::open_with_file_system(config(), Arc::new(fs.clone())).await else {
         ledger.cut_during = Some(StepKind::Reopen);
         return ledger;
     };
-    for step in &workload.steps {
+    for (step_idx, step) in workload.steps.iter().enumerate() {
+        if let Some(cut) = cut.filter(|cut| cut.step == step_idx) {
+            fs.cut_power_after(cut.ops);
+        }
         let ops_before = fs.mutating_ops();
         match step {
             Step::Append(appends) => {
@@ -395,7 +413,7 @@ async fn later_ops(fs: &SimulatedFs, later: &Workload) -> u64 {
 
 /// Picks the cut: a step kind in rotation (so every kind is hit), then an operation inside a
 /// step of that kind in the dry run.
-fn pick_cut(rng: &mut StdRng, trial_idx: usize, dry_run: &Ledger) -> u64 {
+fn pick_cut(rng: &mut StdRng, trial_idx: usize, dry_run: &Ledger) -> Cut {
     let kinds = [
         StepKind::Append,
         StepKind::Flush,
@@ -404,16 +422,23 @@ fn pick_cut(rng: &mut StdRng, trial_idx: usize, dry_run: &Ledger) -> u64 {
         StepKind::Reopen,
     ];
     let wanted = kinds[trial_idx % kinds.len()];
-    let ranges: Vec<(u64, u64)> = dry_run
+    let steps: Vec<(usize, u64)> = dry_run
         .op_ranges
         .iter()
-        .filter(|(kind, before, after)| *kind == wanted && after > before)
-        .map(|(_, before, after)| (*before, *after))
+        .enumerate()
+        .filter(|(_, (kind, before, after))| *kind == wanted && after > before)
+        .map(|(step, (_, before, after))| (step, after - before))
         .collect();
     let total_ops = dry_run.op_ranges.last().map_or(1, |(_, _, after)| *after);
-    match ranges.get(rng.random_range(0..ranges.len().max(1))) {
-        Some((before, after)) => rng.random_range(before + 1..=*after),
-        None => rng.random_range(1..=total_ops.max(1)),
+    match steps.get(rng.random_range(0..steps.len().max(1))) {
+        Some(&(step, ops)) => Cut {
+            step,
+            ops: rng.random_range(1..=ops),
+        },
+        None => Cut {
+            step: 0,
+            ops: rng.random_range(1..=total_ops.max(1)),
+        },
     }
 }
 
@@ -435,11 +460,13 @@ async fn every_acknowledged_span_survives_a_power_loss_at_a_random_point() {
         assert!(dry_run.cut_during.is_none(), "the dry run has power");
         blocks_compacted += dry_run.blocks_compacted;
         let cut = pick_cut(&mut rng, trial_idx, &dry_run);
-        let trial = format!("seed {seed}, trial {trial_idx}, power cut at operation {cut}");
+        let trial = format!(
+            "seed {seed}, trial {trial_idx}, power cut at operation {} of step {}",
+            cut.ops, cut.step
+        );
 
         let fs = SimulatedFs::new();
-        fs.cut_power_after(cut);
-        let ledger = run(&fs, &workload).await;
+        let ledger = run_with_cut(&fs, &workload, Some(cut)).await;
         // Let the dead store's WAL thread notice its channel closed.
         tokio::time::sleep(Duration::from_millis(1)).await;
         *cuts

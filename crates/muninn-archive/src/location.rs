@@ -1,71 +1,18 @@
 //! Where an archive lives, as text: a local path, `file://PATH` or `s3://BUCKET[/PREFIX]`, and
-//! the S3 store behind the last (any service speaking the S3 API, set up the way the AWS tools
-//! are: `AWS_*` variables or the same keys given explicitly).
+//! the S3 store behind the last, as `muninn_store::location` parses and opens them for blocks
+//! too; here, the errors an archive's callers see.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::path::Path;
-use object_store::prefix::PrefixStore;
-use object_store::{BackoffConfig, ObjectStore, RetryConfig};
+use muninn_store::location::{self as store_location, Location, S3Settings, VALID_LOCATIONS};
 
 use crate::archive::Archive;
 use crate::error::{ArchiveError, ArchiveErrorKind, Result};
 
-const VALID_FORMS: &str = "a directory path, file://PATH or s3://BUCKET[/PREFIX]";
-
-/// Retries inside one S3 request. Short on purpose: a recorder retries every failed write
-/// forever with its own backoff and reports the failure on `/healthz` meanwhile, which
-/// object_store's default (up to 10 retries over 3 minutes) would hide.
-fn request_retries() -> RetryConfig {
-    RetryConfig {
-        backoff: BackoffConfig::default(),
-        max_retries: 3,
-        retry_timeout: Duration::from_secs(15),
-    }
-}
-
-/// A location, parsed.
-#[derive(Debug, PartialEq, Eq)]
-enum Location<'a> {
-    Local(&'a str),
-    S3 {
-        bucket: &'a str,
-        prefix: Option<&'a str>,
-    },
-}
-
-fn parse(location: &str) -> Result<Location<'_>> {
-    let invalid = || {
+fn parse(location: &str) -> Result<Location> {
+    Location::parse(location).map_err(|_| {
         ArchiveError::invalid(format!(
-            "archive location {location:?} is not {VALID_FORMS}"
+            "archive location {location:?} is not {VALID_LOCATIONS}"
         ))
-    };
-    if let Some(path) = location.strip_prefix("file://") {
-        return if path.is_empty() {
-            Err(invalid())
-        } else {
-            Ok(Location::Local(path))
-        };
-    }
-    if let Some(rest) = location.strip_prefix("s3://") {
-        let (bucket, prefix) = match rest.split_once('/') {
-            Some((bucket, prefix)) => (bucket, prefix.trim_matches('/')),
-            None => (rest, ""),
-        };
-        if bucket.is_empty() {
-            return Err(invalid());
-        }
-        return Ok(Location::S3 {
-            bucket,
-            prefix: (!prefix.is_empty()).then_some(prefix),
-        });
-    }
-    if location.is_empty() || location.contains("://") {
-        return Err(invalid());
-    }
-    Ok(Location::Local(location))
+    })
 }
 
 impl Archive {
@@ -83,7 +30,9 @@ impl Archive {
     pub async fn open(location: &str) -> Result<Archive> {
         match parse(location)? {
             Location::Local(path) => Archive::open_local(path).await,
-            Location::S3 { bucket, prefix } => s3(AmazonS3Builder::from_env(), bucket, prefix, &[]),
+            Location::S3 { bucket, prefix } => {
+                s3(&bucket, prefix.as_deref(), S3Settings::from_environment())
+            }
         }
     }
 
@@ -103,110 +52,51 @@ impl Archive {
         prefix: Option<&str>,
         options: &[(&str, &str)],
     ) -> Result<Archive> {
-        s3(AmazonS3Builder::new(), bucket, prefix, options)
+        s3(bucket, prefix, S3Settings::explicit(options))
     }
 }
 
-fn s3(
-    mut builder: AmazonS3Builder,
-    bucket: &str,
-    prefix: Option<&str>,
-    options: &[(&str, &str)],
-) -> Result<Archive> {
-    let prefix = prefix
-        .map(|prefix| prefix.trim_matches('/'))
-        .filter(|p| !p.is_empty());
-    let description = match prefix {
-        Some(prefix) => format!("s3://{bucket}/{prefix}"),
-        None => format!("s3://{bucket}"),
-    };
-    if bucket.is_empty() {
-        return Err(ArchiveError::invalid(format!(
-            "archive location {description:?}: the bucket name is empty"
-        )));
+fn s3(bucket: &str, prefix: Option<&str>, settings: S3Settings) -> Result<Archive> {
+    let store = store_location::open_s3(bucket, prefix, &settings).map_err(|error| {
+        ArchiveError::with_source(
+            ArchiveErrorKind::Invalid,
+            format!("archive location {}", error.message),
+            error,
+        )
+    })?;
+    let description = Location::S3 {
+        bucket: bucket.to_string(),
+        prefix: prefix
+            .map(|prefix| prefix.trim_matches('/').to_string())
+            .filter(|prefix| !prefix.is_empty()),
     }
-    for (key, value) in options {
-        let config_key: AmazonS3ConfigKey = key.to_ascii_lowercase().parse().map_err(|_| {
-            ArchiveError::invalid(format!(
-                "archive location {description}: unknown S3 setting {key:?} (use the names of \
-                 the AWS variables, e.g. AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID)"
-            ))
-        })?;
-        builder = builder.with_config(config_key, *value);
-    }
-    let store = builder
-        .with_bucket_name(bucket)
-        .with_retry(request_retries())
-        .build()
-        .map_err(|error| {
-            ArchiveError::with_source(
-                ArchiveErrorKind::Invalid,
-                format!("archive location {description}"),
-                error,
-            )
-        })?;
-    let store: Arc<dyn ObjectStore> = match prefix {
-        Some(prefix) => {
-            let prefix = Path::parse(prefix).map_err(|error| {
-                ArchiveError::with_source(
-                    ArchiveErrorKind::Invalid,
-                    format!("archive location {description}: prefix {prefix:?}"),
-                    error,
-                )
-            })?;
-            Arc::new(PrefixStore::new(store, prefix))
-        }
-        None => Arc::new(store),
-    };
+    .description();
     Ok(Archive::with_object_store(store, description))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     #[test]
-    fn locations_parse_into_paths_and_buckets() {
-        assert_eq!(
-            parse("/var/archive").unwrap(),
-            Location::Local("/var/archive")
-        );
-        assert_eq!(parse("archive").unwrap(), Location::Local("archive"));
+    fn locations_parse_into_paths_and_buckets_or_name_the_valid_forms() {
         assert_eq!(
             parse("file:///var/archive").unwrap(),
-            Location::Local("/var/archive")
-        );
-        assert_eq!(
-            parse("s3://events").unwrap(),
-            Location::S3 {
-                bucket: "events",
-                prefix: None
-            }
-        );
-        assert_eq!(
-            parse("s3://events/").unwrap(),
-            Location::S3 {
-                bucket: "events",
-                prefix: None
-            }
+            Location::Local(PathBuf::from("/var/archive"))
         );
         assert_eq!(
             parse("s3://events/muninn/archive/").unwrap(),
             Location::S3 {
-                bucket: "events",
-                prefix: Some("muninn/archive")
+                bucket: "events".to_string(),
+                prefix: Some("muninn/archive".to_string())
             }
         );
-        for refused in [
-            "",
-            "s3://",
-            "s3:///prefix",
-            "file://",
-            "gs://bucket",
-            "http://host/x",
-        ] {
+        for refused in ["", "s3://", "gs://bucket"] {
             let error = parse(refused).unwrap_err();
             assert_eq!(error.kind, ArchiveErrorKind::Invalid);
+            assert!(error.message.starts_with("archive location"), "{error}");
             assert!(error.message.contains("s3://BUCKET[/PREFIX]"), "{error}");
         }
     }

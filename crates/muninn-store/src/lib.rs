@@ -7,6 +7,7 @@ mod engine;
 mod error;
 mod fs;
 mod hooks;
+pub mod location;
 mod lookup_many;
 mod rollup;
 mod scan;

@@ -35,6 +35,7 @@ use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use crate::block::{BlockHandle, BlockMeta, BlockWriteOptions, IndexBytes};
 use crate::error::{StoreError, StoreErrorKind};
 use crate::fs::{self, FileSystem, LocalDir, OsFileSystem};
+use crate::location::BlockStorage;
 use crate::rollup::{self, Rollups};
 use crate::wal::WalWriter;
 use compaction::CompactionTotals;
@@ -113,6 +114,9 @@ pub struct StoreConfig {
     pub block: BlockWriteOptions,
     /// Background compaction of each partition's small blocks.
     pub compaction: CompactionConfig,
+    /// Where the blocks (and their roll-ups and commit points) live: `None` under `data_dir`,
+    /// else another directory or an S3 bucket. The WAL is always under `data_dir`.
+    pub blocks: Option<BlockStorage>,
 }
 
 impl StoreConfig {
@@ -135,6 +139,7 @@ impl StoreConfig {
             release_memory: None,
             block: BlockWriteOptions::default(),
             compaction: CompactionConfig::default(),
+            blocks: None,
         }
     }
 }
@@ -259,13 +264,20 @@ pub struct StoreStats {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `config.data_dir`, blocks included, on the local file
-    /// system.
+    /// Opens (or creates) the store in `config.data_dir` on the local file system, with its
+    /// blocks there too or where `config.blocks` says.
     pub async fn open(config: StoreConfig) -> Result<Store, StoreError> {
-        Store::open_with_file_system(config, Arc::new(OsFileSystem)).await
+        match config.blocks.clone() {
+            None => Store::open_with_file_system(config, Arc::new(OsFileSystem)).await,
+            Some(storage) => {
+                let object_store = storage.open().await?;
+                Store::open_with(config, Arc::new(OsFileSystem), object_store).await
+            }
+        }
     }
 
-    /// Opens the store on the given file system, blocks included (under `data_dir`).
+    /// Opens the store on the given file system, blocks included (under `data_dir`;
+    /// `config.blocks` is not read).
     pub async fn open_with_file_system(
         config: StoreConfig,
         fs: Arc<dyn FileSystem>,

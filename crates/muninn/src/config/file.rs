@@ -1,6 +1,6 @@
 //! The configuration file of `muninn serve`: TOML whose keys are `version`, the settings of
-//! `SETTINGS` (a string or a number each, read as text) and the `[tail_sampling]` and
-//! `[archive]` tables. An unknown key or a value of the wrong type is refused with TOML's line
+//! `SETTINGS` (a string or a number each, read as text) and the `[tail_sampling]`, `[archive]`
+//! and `[storage]` tables. An unknown key or a value of the wrong type is refused with TOML's line
 //! and column.
 
 use std::fmt;
@@ -16,12 +16,13 @@ use super::settings::{SETTINGS, Setting};
 const FILE_FORMAT_VERSION: u32 = 1;
 
 /// The configuration file as written: `version`, the settings as text, `[tail_sampling]`,
-/// `[archive]`.
+/// `[archive]`, `[storage]`.
 #[derive(Default)]
 pub(super) struct FileContents {
     pub settings: Vec<(&'static Setting, String)>,
     pub tail_sampling: Option<toml::Table>,
     pub archive: Option<toml::Table>,
+    pub storage: Option<toml::Table>,
     version: Option<u32>,
 }
 
@@ -54,6 +55,7 @@ enum FileKey {
     Setting(&'static Setting),
     TailSampling,
     Archive,
+    Storage,
 }
 
 impl<'de> Deserialize<'de> for FileKey {
@@ -63,12 +65,13 @@ impl<'de> Deserialize<'de> for FileKey {
             "version" => Ok(FileKey::Version),
             "tail_sampling" => Ok(FileKey::TailSampling),
             "archive" => Ok(FileKey::Archive),
+            "storage" => Ok(FileKey::Storage),
             _ => match SETTINGS.iter().find(|setting| setting.key == key) {
                 Some(setting) => Ok(FileKey::Setting(setting)),
                 None => {
                     let known: Vec<String> = std::iter::once("version")
                         .chain(SETTINGS.iter().map(|setting| setting.key))
-                        .chain(["tail_sampling", "archive"])
+                        .chain(["tail_sampling", "archive", "storage"])
                         .map(|key| format!("`{key}`"))
                         .collect();
                     Err(de::Error::custom(format!(
@@ -96,6 +99,7 @@ impl<'de> Deserialize<'de> for FileContents {
                         FileKey::Version => file.version = Some(map.next_value()?),
                         FileKey::TailSampling => file.tail_sampling = Some(map.next_value()?),
                         FileKey::Archive => file.archive = Some(map.next_value()?),
+                        FileKey::Storage => file.storage = Some(map.next_value()?),
                         FileKey::Setting(setting) => {
                             let Scalar(text) = map.next_value()?;
                             file.settings.push((setting, text));

@@ -6,11 +6,13 @@
 //! Each setting is declared once, in `settings.rs`'s `SETTINGS`: its file key, flag, environment
 //! variable, help, default and parser; the flags (here), the file's keys (`file.rs`) and the
 //! validation (here) are all read from there. The file-only tables are read beside them:
-//! `[tail_sampling]` (`tail_sampling_config.rs`) and `[archive]` (`archive.rs`).
+//! `[tail_sampling]` (`tail_sampling_config.rs`), `[archive]` (`archive.rs`) and `[storage]`
+//! (`storage.rs`).
 
 mod archive;
 mod file;
 mod settings;
+mod storage;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,6 +27,7 @@ use self::archive::ArchiveSection;
 use self::file::FileContents;
 pub use self::settings::{DEFAULT_LISTEN, parse_body_bytes, parse_listen};
 use self::settings::{SETTINGS, Setting};
+use self::storage::StorageSection;
 use crate::tail_sampling_config::TailSamplingSection;
 
 /// `muninn serve`'s flags: `--config` and one per setting, each also read from its `MUNINN_*`
@@ -136,6 +139,8 @@ pub struct RawConfig {
     tail_sampling: Option<TailSamplingSection>,
     /// The `[archive]` table (file only; see `archive.rs`).
     archive: Option<ArchiveSection>,
+    /// The `[storage]` table (file only; see `storage.rs`).
+    storage: Option<StorageSection>,
 }
 
 impl RawConfig {
@@ -153,6 +158,7 @@ impl RawConfig {
                 .tail_sampling
                 .map(|table| TailSamplingSection::new(table, path)),
             archive: file.archive.map(|table| ArchiveSection::new(table, path)),
+            storage: file.storage.map(|table| StorageSection::new(table, path)),
         };
         for (setting, text) in file.settings {
             let origin = Origin::File {
@@ -171,6 +177,7 @@ impl RawConfig {
             settings: self.settings,
             tail_sampling: upper.tail_sampling.or(self.tail_sampling),
             archive: upper.archive.or(self.archive),
+            storage: upper.storage.or(self.storage),
         }
     }
 
@@ -191,6 +198,9 @@ impl RawConfig {
         }
         if let Some(section) = &self.archive {
             config.archive = section.validate()?;
+        }
+        if let Some(section) = &self.storage {
+            config.store.blocks = Some(section.validate()?);
         }
         Ok(config)
     }

@@ -45,6 +45,7 @@ pub(crate) struct Metrics {
     compactions: Counter,
     compaction_spans: Counter,
     compaction_bytes: Counter,
+    flush_failures: Counter,
     /// Held while the counters above catch up with the store's totals, so that two scrapes at
     /// once do not both add the same difference.
     catching_up: std::sync::Mutex<()>,
@@ -216,6 +217,14 @@ impl Metrics {
             "Bytes of the blocks compactions wrote since the process started",
             compaction_bytes.clone(),
         );
+        let flush_failures = Counter::default();
+        registry.register(
+            "flush_failures",
+            "Flushes that failed since the process started (the object store or the disk refused \
+             a write); their spans stay in the WAL and in memory, and the next flush, a second \
+             later, retries them",
+            flush_failures.clone(),
+        );
         Metrics {
             registry,
             ingested_spans,
@@ -244,6 +253,7 @@ impl Metrics {
             compactions,
             compaction_spans,
             compaction_bytes,
+            flush_failures,
             catching_up: std::sync::Mutex::new(()),
         }
     }
@@ -322,6 +332,7 @@ impl Metrics {
             (&self.compactions, stats.compactions),
             (&self.compaction_spans, stats.compaction_spans),
             (&self.compaction_bytes, stats.compaction_bytes),
+            (&self.flush_failures, stats.flush_failures),
         ] {
             counter.inc_by(total.saturating_sub(counter.get()));
         }

@@ -458,14 +458,31 @@ async fn time_queries(
 /// the server answers: a recorder whose broker or object store is away makes the status
 /// `degraded` (with its last error) but restarting the server would not help it, so a liveness
 /// probe must not fail; alert on `muninn_archive_healthy` instead.
+/// `ok`, or `degraded` while the last flush failed (the spans wait in the WAL) or an archive
+/// recorder is failing; each part says why.
 async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    match &state.archive {
-        None => axum::Json(serde_json::json!({"status": "ok"})),
-        Some(archive) => axum::Json(serde_json::json!({
-            "status": if archive.healthy() { "ok" } else { "degraded" },
-            "archive": archive.health(),
-        })),
-    }
+    let stats = state.store.stats();
+    let store_healthy = stats.flush_error.is_none();
+    let mut health = serde_json::json!({
+        "store": {
+            "flushing": if store_healthy { "ok" } else { "failing" },
+            "flush_failures": stats.flush_failures,
+            "last_flush_error": stats.flush_error,
+        },
+    });
+    let archive_healthy = match &state.archive {
+        None => true,
+        Some(archive) => {
+            health["archive"] = archive.health();
+            archive.healthy()
+        }
+    };
+    health["status"] = if store_healthy && archive_healthy {
+        "ok".into()
+    } else {
+        "degraded".into()
+    };
+    axum::Json(health)
 }
 
 async fn openapi() -> impl IntoResponse {

@@ -864,7 +864,13 @@ async fn the_server_serves_this_document() {
     assert_eq!(answer.content_type, "application/yaml");
     assert_eq!(answer.text, DOCUMENT);
     let health = server.api.get_json("/healthz", &[]).await;
-    assert_eq!(health, json!({"status": "ok"}));
+    assert_eq!(
+        health,
+        json!({
+            "status": "ok",
+            "store": {"flushing": "ok", "flush_failures": 0, "last_flush_error": null}
+        })
+    );
     // An unknown route answers the documented error body (checked by the client).
     let answer = server.api.get("/api/v2/nothing", &[]).await;
     assert_eq!(answer.status, 404);

@@ -25,8 +25,22 @@ use crate::scan::Operation;
 use crate::wal;
 
 impl Store {
-    /// Writes everything in the head (and any earlier unfinished flush) to blocks.
+    /// Writes everything in the head (and any earlier unfinished flush) to blocks. A failure
+    /// is counted in `StoreStats::flush_failures` and kept as `flush_error` until a flush
+    /// succeeds.
     pub async fn flush(&self) -> Result<FlushReport, StoreError> {
+        let result = self.flush_heads().await;
+        let shared = &self.shared;
+        if result.is_err() {
+            shared.flush_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Ok(mut last) = shared.flush_error.lock() {
+            *last = result.as_ref().err().map(ToString::to_string);
+        }
+        result
+    }
+
+    async fn flush_heads(&self) -> Result<FlushReport, StoreError> {
         let shared = &self.shared;
         let _flushing = shared.flush_lock.lock().await;
         let (reply, answer) = oneshot::channel();

@@ -177,6 +177,10 @@ struct Shared {
     spans_appended: AtomicU64,
     /// What compactions did since the store opened (`CompactionTotals`).
     compacted: CompactionTotals,
+    /// Flushes that failed since the store opened, and the error of the last flush when it
+    /// failed (cleared by the next that succeeds).
+    flush_failures: AtomicU64,
+    flush_error: std::sync::Mutex<Option<String>>,
     counts_appended: AtomicU64,
     /// The tail sampler's hooks (`hooks.rs`): an append observer and a flush filter.
     hooks: crate::hooks::Hooks,
@@ -256,6 +260,10 @@ pub struct StoreStats {
     pub compactions: u64,
     pub compaction_spans: u64,
     pub compaction_bytes: u64,
+    /// Flushes that failed since the store opened (their data stays in the WAL and in memory,
+    /// and the next flush retries them), and the error of the last flush if it failed.
+    pub flush_failures: u64,
+    pub flush_error: Option<String>,
     /// Damaged regions found in the middle of WAL segments when the store was opened, their
     /// bytes, and the WAL records (acknowledged batches) they held; the rest was replayed.
     pub wal_damaged_regions: u64,
@@ -348,6 +356,8 @@ impl Store {
             space_freed: Notify::new(),
             spans_appended: AtomicU64::new(0),
             compacted: CompactionTotals::default(),
+            flush_failures: AtomicU64::new(0),
+            flush_error: std::sync::Mutex::new(None),
             counts_appended: AtomicU64::new(0),
             hooks: crate::hooks::Hooks::default(),
             wal_damage: recovered.damage,
@@ -547,6 +557,12 @@ impl Store {
             compactions: shared.compacted.compactions.load(Ordering::Relaxed),
             compaction_spans: shared.compacted.spans.load(Ordering::Relaxed),
             compaction_bytes: shared.compacted.bytes.load(Ordering::Relaxed),
+            flush_failures: shared.flush_failures.load(Ordering::Relaxed),
+            flush_error: shared
+                .flush_error
+                .lock()
+                .map(|error| error.clone())
+                .unwrap_or_default(),
             counts_appended: shared.counts_appended.load(Ordering::Relaxed),
             wal_damaged_regions: shared.wal_damage.regions,
             wal_damaged_bytes: shared.wal_damage.bytes,

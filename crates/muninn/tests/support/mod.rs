@@ -1,8 +1,10 @@
 //! The real servers of the binary's tests, shared by path: the SDK's Kafka-API broker (tansu)
-//! and the archive's S3 API (moto), each on a free loopback port and killed when dropped.
+//! and the archive's S3 API (moto), each on a free loopback port and killed when dropped; and a
+//! fault injector to put in front of one (`fault_proxy.rs`).
 
 #![allow(dead_code, unused_imports)]
 
+pub mod fault_proxy;
 #[path = "../../../muninn-sdk/tests/support/kafka.rs"]
 mod kafka;
 #[path = "../../../muninn-archive/tests/support/moto.rs"]

@@ -46,6 +46,14 @@ pub(crate) struct Metrics {
     compaction_spans: Counter,
     compaction_bytes: Counter,
     flush_failures: Counter,
+    /// Blocks in a remote store with local copies of the newest (`[storage]`).
+    storage_cache_hits: Counter,
+    storage_remote_reads: Counter,
+    storage_remote_read_bytes: Counter,
+    storage_cache_evictions: Counter,
+    storage_cache_errors: Counter,
+    storage_cache_bytes: Gauge,
+    storage_cache_max_bytes: Gauge,
     /// Held while the counters above catch up with the store's totals, so that two scrapes at
     /// once do not both add the same difference.
     catching_up: std::sync::Mutex<()>,
@@ -225,6 +233,55 @@ impl Metrics {
              later, retries them",
             flush_failures.clone(),
         );
+        let storage_counters: [(Counter, &str, &str); 5] = [
+            (
+                Counter::default(),
+                "storage_cache_hits",
+                "Reads of blocks served from their local copies (blocks in a remote store)",
+            ),
+            (
+                Counter::default(),
+                "storage_remote_reads",
+                "Reads of blocks sent to the remote object store (row groups and columns a query \
+                 needs, not whole files)",
+            ),
+            (
+                Counter::default(),
+                "storage_remote_read_bytes",
+                "Bytes read from the remote object store",
+            ),
+            (
+                Counter::default(),
+                "storage_cache_evictions",
+                "Local copies of blocks removed to keep the cache under its bound, oldest first",
+            ),
+            (
+                Counter::default(),
+                "storage_cache_errors",
+                "Local copies that could not be written or read (read from the object store instead)",
+            ),
+        ];
+        for (counter, name, help) in &storage_counters {
+            registry.register(*name, *help, counter.clone());
+        }
+        let [
+            (storage_cache_hits, ..),
+            (storage_remote_reads, ..),
+            (storage_remote_read_bytes, ..),
+            (storage_cache_evictions, ..),
+            (storage_cache_errors, ..),
+        ] = storage_counters;
+        let (storage_cache_bytes, storage_cache_max_bytes) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "storage_cache_bytes",
+            "Bytes of the local copies of blocks kept from a remote object store",
+            storage_cache_bytes.clone(),
+        );
+        registry.register(
+            "storage_cache_max_bytes",
+            "The bound on storage_cache_bytes ([storage] cache)",
+            storage_cache_max_bytes.clone(),
+        );
         Metrics {
             registry,
             ingested_spans,
@@ -254,6 +311,13 @@ impl Metrics {
             compaction_spans,
             compaction_bytes,
             flush_failures,
+            storage_cache_hits,
+            storage_remote_reads,
+            storage_remote_read_bytes,
+            storage_cache_evictions,
+            storage_cache_errors,
+            storage_cache_bytes,
+            storage_cache_max_bytes,
             catching_up: std::sync::Mutex::new(()),
         }
     }
@@ -323,6 +387,10 @@ impl Metrics {
         self.wal_damaged_bytes.set(as_i64(stats.wal_damaged_bytes));
         self.wal_damaged_records
             .set(as_i64(stats.wal_damaged_records));
+        let tiers = stats.tiers.unwrap_or_default();
+        self.storage_cache_bytes.set(as_i64(tiers.cache_bytes));
+        self.storage_cache_max_bytes
+            .set(as_i64(tiers.cache_max_bytes));
         // The store counts; the counters follow it (they only grow, as the store's totals do).
         let _catching_up = self
             .catching_up
@@ -333,6 +401,11 @@ impl Metrics {
             (&self.compaction_spans, stats.compaction_spans),
             (&self.compaction_bytes, stats.compaction_bytes),
             (&self.flush_failures, stats.flush_failures),
+            (&self.storage_cache_hits, tiers.cache_hits),
+            (&self.storage_remote_reads, tiers.remote_reads),
+            (&self.storage_remote_read_bytes, tiers.remote_read_bytes),
+            (&self.storage_cache_evictions, tiers.evicted_objects),
+            (&self.storage_cache_errors, tiers.cache_errors),
         ] {
             counter.inc_by(total.saturating_sub(counter.get()));
         }

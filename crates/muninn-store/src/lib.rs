@@ -22,7 +22,7 @@ pub use error::{StoreError, StoreErrorKind};
 #[cfg(feature = "fault-injection")]
 pub use fs::SimulatedFs;
 pub use fs::{
-    DirEntry, FileSystem, LocalDir, OsFileSystem, WriteFile,
+    DirEntry, FileSystem, LocalDir, OsFileSystem, TierStats, WriteFile,
     create_dir_all as create_dir_all_durably, remove_temporary_files,
     write_atomically as write_file_atomically,
 };

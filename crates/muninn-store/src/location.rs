@@ -13,7 +13,7 @@ use object_store::prefix::PrefixStore;
 use object_store::{BackoffConfig, ObjectStore, RetryConfig};
 
 use crate::error::{StoreError, StoreErrorKind};
-use crate::fs::{LocalDir, OsFileSystem};
+use crate::fs::{LocalDir, OsFileSystem, TierCounters, TieredStore};
 
 /// The forms a location may take, for error messages.
 pub const VALID_LOCATIONS: &str = "a directory path, file://PATH or s3://BUCKET[/PREFIX]";
@@ -125,21 +125,52 @@ pub struct BlockStorage {
     pub location: Location,
     /// How the S3 store is set up, for an `s3://` location.
     pub s3: S3Settings,
+    /// For an `s3://` location: the bytes of the newest blocks also kept on local disk (under
+    /// the data directory's `cache/`), from which reads of them are served; 0 keeps none.
+    pub cache_max_bytes: u64,
 }
 
+/// The default of `BlockStorage::cache_max_bytes`: 8 GiB.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 8 << 30;
+
 impl BlockStorage {
-    /// The object store of the blocks; for a local directory, also removes the temporary files
-    /// of puts that a crash interrupted.
-    pub(crate) async fn open(&self) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    /// An `s3://` location's settings with the default cache, or a directory.
+    pub fn new(location: Location, s3: S3Settings) -> BlockStorage {
+        BlockStorage {
+            location,
+            s3,
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
+        }
+    }
+
+    /// The object store of the blocks and, for a remote one with a local cache, the cache's
+    /// counters. A local directory's temporary files of puts that a crash interrupted are
+    /// removed.
+    pub(crate) async fn open(
+        &self,
+        data_dir: &std::path::Path,
+    ) -> Result<(Arc<dyn ObjectStore>, Option<Arc<TierCounters>>), StoreError> {
         match &self.location {
             Location::Local(path) => {
                 let dir = LocalDir::new(path.clone(), Arc::new(OsFileSystem));
                 dir.remove_temporary_files()
                     .await
                     .map_err(|error| StoreError::object_store(path.display(), error))?;
-                Ok(Arc::new(dir))
+                Ok((Arc::new(dir), None))
             }
-            Location::S3 { bucket, prefix } => open_s3(bucket, prefix.as_deref(), &self.s3),
+            Location::S3 { bucket, prefix } => {
+                let remote = open_s3(bucket, prefix.as_deref(), &self.s3)?;
+                if self.cache_max_bytes == 0 {
+                    return Ok((remote, None));
+                }
+                let cache_dir = data_dir.join("cache");
+                let local = LocalDir::new(cache_dir.clone(), Arc::new(OsFileSystem));
+                let tiered = TieredStore::open(remote, local, self.cache_max_bytes)
+                    .await
+                    .map_err(|error| StoreError::object_store(cache_dir.display(), error))?;
+                let counters = tiered.counters();
+                Ok((Arc::new(tiered), Some(counters)))
+            }
         }
     }
 }

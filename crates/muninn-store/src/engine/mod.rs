@@ -35,6 +35,7 @@ use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use crate::block::{BlockHandle, BlockMeta, BlockWriteOptions, IndexBytes};
 use crate::error::{StoreError, StoreErrorKind};
 use crate::fs::{self, FileSystem, LocalDir, OsFileSystem};
+use crate::fs::{TierCounters, TierStats};
 use crate::location::BlockStorage;
 use crate::rollup::{self, Rollups};
 use crate::wal::WalWriter;
@@ -186,6 +187,8 @@ struct Shared {
     hooks: crate::hooks::Hooks,
     /// Damage found in the middle of WAL segments when the store was opened.
     wal_damage: WalDamage,
+    /// What the local copies of blocks in a remote store did, when there are some.
+    tiers: std::sync::Mutex<Option<Arc<TierCounters>>>,
 }
 
 impl Shared {
@@ -264,6 +267,9 @@ pub struct StoreStats {
     /// and the next flush retries them), and the error of the last flush if it failed.
     pub flush_failures: u64,
     pub flush_error: Option<String>,
+    /// With blocks in a remote store and local copies of the newest (`[storage] cache`), what
+    /// the copies did.
+    pub tiers: Option<TierStats>,
     /// Damaged regions found in the middle of WAL segments when the store was opened, their
     /// bytes, and the WAL records (acknowledged batches) they held; the rest was replayed.
     pub wal_damaged_regions: u64,
@@ -278,8 +284,12 @@ impl Store {
         match config.blocks.clone() {
             None => Store::open_with_file_system(config, Arc::new(OsFileSystem)).await,
             Some(storage) => {
-                let object_store = storage.open().await?;
-                Store::open_with(config, Arc::new(OsFileSystem), object_store).await
+                let (object_store, tiers) = storage.open(&config.data_dir).await?;
+                let store = Store::open_with(config, Arc::new(OsFileSystem), object_store).await?;
+                if let Ok(mut slot) = store.shared.tiers.lock() {
+                    *slot = tiers;
+                }
+                Ok(store)
             }
         }
     }
@@ -361,6 +371,7 @@ impl Store {
             counts_appended: AtomicU64::new(0),
             hooks: crate::hooks::Hooks::default(),
             wal_damage: recovered.damage,
+            tiers: std::sync::Mutex::new(None),
         });
         let thread_shared = shared.clone();
         std::thread::Builder::new()
@@ -558,6 +569,11 @@ impl Store {
             compaction_spans: shared.compacted.spans.load(Ordering::Relaxed),
             compaction_bytes: shared.compacted.bytes.load(Ordering::Relaxed),
             flush_failures: shared.flush_failures.load(Ordering::Relaxed),
+            tiers: shared
+                .tiers
+                .lock()
+                .ok()
+                .and_then(|tiers| tiers.as_deref().map(TierStats::of)),
             flush_error: shared
                 .flush_error
                 .lock()

@@ -334,7 +334,7 @@ pub fn parse_body_bytes(text: &str) -> Result<usize, &'static str> {
 }
 
 /// A size: a number of bytes, or one with K/KiB, M/MiB or G/GiB.
-fn parse_size(text: &str) -> Option<u64> {
+pub(super) fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
     let split = text
         .find(|char: char| !char.is_ascii_digit())

@@ -1,6 +1,7 @@
 //! The `[storage]` table of `muninn serve`'s configuration file: where the blocks live when not
 //! under the data directory — another directory, or an S3 bucket (any service speaking the S3
-//! API) — read into the store's `BlockStorage`. File only. Credentials come from the standard
+//! API) with a bounded local copy of the newest blocks (`cache`) — read into the store's
+//! `BlockStorage`. File only. Credentials come from the standard
 //! AWS variables or the shared credentials file unless the table gives keys. Errors name the
 //! key as `storage.<key>` with the file, and say what would be valid.
 
@@ -10,11 +11,12 @@ use anyhow::{Result, anyhow};
 use muninn_store::location::{self, BlockStorage, Location, S3Settings};
 
 /// The keys of `[storage]`, in the order the example file documents them.
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 8] = [
     "url",
     "endpoint",
     "region",
     "path_style",
+    "cache",
     "access_key_id",
     "secret_access_key",
     "session_token",
@@ -63,6 +65,7 @@ impl StorageSection {
     /// a setting it refuses stops the start here).
     pub fn validate(&self) -> Result<BlockStorage> {
         let mut url = None;
+        let mut cache_max_bytes = location::DEFAULT_CACHE_MAX_BYTES;
         // AWS variable names, as `S3Settings::options` takes them.
         let mut options: Vec<(String, String)> = Vec::new();
         for (key, value) in &self.table {
@@ -101,6 +104,21 @@ impl StorageSection {
                         "AWS_VIRTUAL_HOSTED_STYLE_REQUEST".into(),
                         (!path_style).to_string(),
                     ));
+                }
+                "cache" => {
+                    let text = match value {
+                        toml::Value::Integer(number) => number.to_string(),
+                        toml::Value::String(text) => text.clone(),
+                        _ => String::new(),
+                    };
+                    cache_max_bytes = super::settings::parse_size(&text).ok_or_else(|| {
+                        self.error(
+                            key,
+                            value,
+                            "use a number of bytes, or one with KiB, MiB or GiB, like \"8GiB\", \
+                             or 0 for no local copies",
+                        )
+                    })?;
                 }
                 "access_key_id" | "secret_access_key" | "session_token" => {
                     let variable = match key.as_str() {
@@ -146,7 +164,10 @@ impl StorageSection {
                 })?;
             }
         }
-        Ok(BlockStorage { location, s3 })
+        Ok(BlockStorage {
+            cache_max_bytes,
+            ..BlockStorage::new(location, s3)
+        })
     }
 }
 

@@ -19,21 +19,33 @@ pub(crate) struct AtRest {
     pub floor: EntropyFloor,
 }
 
-/// Measures `data_dir` holding `n_spans` spans in `n_blocks` blocks, and prints the figures.
+/// Measures `data_dir` holding `n_spans` spans in `n_blocks` blocks of `stored_bytes` (the
+/// blocks' metas) whose files are in `blocks_dir` (`blocks/`, or the local copies of blocks in an
+/// object store), and prints the figures. Without local files (an object store, no copies),
+/// the metas' bytes stand for the files and the columns are not broken down.
 pub(crate) fn measure(
     data_dir: &Path,
+    blocks_dir: &Path,
     n_spans: u64,
-    n_blocks: u64,
+    (n_blocks, stored_bytes): (u64, u64),
     floor: EntropyFloor,
 ) -> anyhow::Result<AtRest> {
-    let blocks = disk::dir_sizes(&data_dir.join("blocks"))?;
+    let mut blocks = disk::dir_sizes(blocks_dir)?;
+    if blocks.total == 0 && stored_bytes > 0 {
+        println!(
+            "(the blocks are in the object store without local copies: their metas' bytes below, \
+             no breakdown by column)"
+        );
+        blocks.total = stored_bytes;
+    }
     let wal = disk::dir_sizes(&data_dir.join("wal"))?;
     let whole = disk::dir_sizes(data_dir)?;
     let n_stored = n_spans.max(1);
     let bytes_per_span = blocks.total as f64 / n_stored as f64;
     println!(
-        "bytes on disk per span: {bytes_per_span:.1} B/span ({} under blocks/ for {} spans)",
+        "bytes on disk per span: {bytes_per_span:.1} B/span ({} under {} for {} spans)",
         bytes(blocks.total),
+        blocks_dir.display(),
         thousands(n_spans)
     );
     println!(
@@ -47,7 +59,7 @@ pub(crate) fn measure(
     );
     println!("WAL remaining after flush: {}", bytes(wal.total));
     println!("data dir total: {}", bytes(whole.total));
-    for line in SpansFiles::read(&data_dir.join("blocks"))?.table(n_spans) {
+    for line in SpansFiles::read(blocks_dir)?.table(n_spans) {
         println!("{line}");
     }
     for line in floor.describe(bytes_per_span) {

@@ -202,6 +202,15 @@ struct Args {
     /// compaction, for figures side by side).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=2))]
     block_format: u32,
+    /// Where the blocks go: `s3://BUCKET[/PREFIX]` (any S3 API, set up by the `AWS_*`
+    /// variables, e.g. `AWS_ENDPOINT_URL=http://127.0.0.1:5000 AWS_ALLOW_HTTP=true` for a
+    /// `moto_server`) or a directory; under the data directory by default.
+    #[arg(long)]
+    storage: Option<String>,
+    /// With `--storage s3://…`: the MiB of the newest blocks also kept on local disk (0: every
+    /// read goes to the object store).
+    #[arg(long, default_value_t = 8192)]
+    storage_cache_mib: u64,
     /// Turn the store's compaction off (in the background and after the flush).
     #[arg(long)]
     no_compaction: bool,
@@ -340,6 +349,18 @@ fn main() -> anyhow::Result<()> {
         config.store.memory_limit_bytes = mib << 20;
     }
     config.store.block.format_version = args.block_format;
+    if let Some(url) = &args.storage {
+        let location = muninn_store::location::Location::parse(url)
+            .map_err(|error| anyhow::anyhow!("--storage: {}", error.message))?;
+        config.store.blocks = Some(muninn_store::location::BlockStorage {
+            cache_max_bytes: args.storage_cache_mib << 20,
+            ..muninn_store::location::BlockStorage::new(
+                location,
+                muninn_store::location::S3Settings::from_environment(),
+            )
+        });
+    }
+    let config_blocks = config.store.blocks.clone();
     if let Some(page_rows) = args.page_rows {
         config.store.block.page_rows = page_rows as usize;
     }
@@ -577,10 +598,18 @@ fn main() -> anyhow::Result<()> {
         bytes(totals.compaction_bytes)
     );
     let copy_share = prepared.n_template_copy_spans as f64 / args.spans.max(1) as f64;
+    let stats = server.store.stats();
+    let blocks_dir = match config_blocks.as_ref().map(|storage| &storage.location) {
+        None => data_dir.join("blocks"),
+        Some(muninn_store::location::Location::Local(dir)) => dir.join("blocks"),
+        // Blocks in S3 are measured by their local copies (or their metas without any).
+        Some(muninn_store::location::Location::S3 { .. }) => data_dir.join("cache").join("blocks"),
+    };
     let at_rest = at_rest::measure(
         &data_dir,
+        &blocks_dir,
         ingest.n_records_acked,
-        server.store.stats().n_blocks,
+        (stats.n_blocks, stats.block_bytes),
         EntropyFloor::of(args.workload, copy_share, ingest.n_records_acked),
     )?;
     let bytes_per_span = at_rest.bytes_per_span;
@@ -612,6 +641,7 @@ fn main() -> anyhow::Result<()> {
         thousands(samples.len() as u64)
     );
     let queries_started = Instant::now();
+    let tiers_before_queries = server.store.stats().tiers;
     let cpu_before_queries = CpuSnapshot::take();
     let query_kinds = if args.query_kinds.is_empty() {
         QueryKind::ALL.to_vec()
@@ -655,6 +685,21 @@ fn main() -> anyhow::Result<()> {
     }
     println!("query time: {}", seconds(queries_elapsed));
     println!("query CPU: {}", query_cpu.describe(queries_elapsed));
+    if let (Some(before), Some(after)) = (tiers_before_queries, server.store.stats().tiers) {
+        let n_queries = (query_kinds.len() * args.queries).max(1) as u64;
+        let remote_bytes = after.remote_read_bytes - before.remote_read_bytes;
+        println!(
+            "object store during the queries: {} reads of {} ({:.1} reads, {} a query), {} \
+             reads from the local copies (cache {} of {})",
+            thousands(after.remote_reads - before.remote_reads),
+            bytes(remote_bytes),
+            (after.remote_reads - before.remote_reads) as f64 / n_queries as f64,
+            bytes(remote_bytes / n_queries),
+            thousands(after.cache_hits - before.cache_hits),
+            bytes(after.cache_bytes),
+            bytes(after.cache_max_bytes)
+        );
+    }
 
     // Phase 6: the browser UI.
     let ui_times = if args.ui_visits > 0 {

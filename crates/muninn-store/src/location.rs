@@ -160,9 +160,6 @@ impl BlockStorage {
             }
             Location::S3 { bucket, prefix } => {
                 let remote = open_s3(bucket, prefix.as_deref(), &self.s3)?;
-                if self.cache_max_bytes == 0 {
-                    return Ok((remote, None));
-                }
                 let cache_dir = data_dir.join("cache");
                 let local = LocalDir::new(cache_dir.clone(), Arc::new(OsFileSystem));
                 let tiered = TieredStore::open(remote, local, self.cache_max_bytes)

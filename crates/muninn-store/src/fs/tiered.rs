@@ -130,6 +130,11 @@ impl TieredStore {
         self.counters.clone()
     }
 
+    /// False with a bound of 0: every read goes to the remote store (and is counted).
+    fn keeps_copies(&self) -> bool {
+        self.counters.cache_max_bytes.load(Ordering::Relaxed) > 0
+    }
+
     fn has_copy(&self, location: &Path) -> bool {
         self.copies
             .lock()
@@ -183,10 +188,13 @@ impl TieredStore {
         }
     }
 
-    /// A read the local copy could not serve: counted, and the copy forgotten.
+    /// A read the local copy could not serve: the copy is forgotten, and the failure counted
+    /// unless the copy was simply gone (evicted, or its block deleted, while the read began).
     async fn copy_failed(&self, location: &Path, error: &object_store::Error) {
-        tracing::warn!(%error, "reading a cached block file; reading it from the object store");
-        self.counters.cache_errors.fetch_add(1, Ordering::Relaxed);
+        if !matches!(error, object_store::Error::NotFound { .. }) {
+            tracing::warn!(%error, "reading a cached block file; reading it from the object store");
+            self.counters.cache_errors.fetch_add(1, Ordering::Relaxed);
+        }
         let removed = self
             .copies
             .lock()
@@ -219,6 +227,9 @@ impl ObjectStore for TieredStore {
             .put_opts(location, payload.clone(), options)
             .await?;
         let size = payload.content_length() as u64;
+        if !self.keeps_copies() {
+            return Ok(result);
+        }
         match self.local.put(location, payload).await {
             Ok(_) => self.copied(location, size).await,
             Err(error) => {
@@ -235,13 +246,17 @@ impl ObjectStore for TieredStore {
         options: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
         let remote = self.remote.put_multipart_opts(location, options).await?;
-        let local = match self.local.put_multipart(location).await {
-            Ok(local) => Some(local),
-            Err(error) => {
-                self.counters.cache_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%error, "caching a block file being written to the object store");
-                None
+        let local = if self.keeps_copies() {
+            match self.local.put_multipart(location).await {
+                Ok(local) => Some(local),
+                Err(error) => {
+                    self.counters.cache_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%error, "caching a block file being written to the object store");
+                    None
+                }
             }
+        } else {
+            None
         };
         Ok(Box::new(TeeUpload {
             remote,

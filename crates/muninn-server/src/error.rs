@@ -155,6 +155,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         let status = match error.kind {
             StoreErrorKind::Closed | StoreErrorKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            StoreErrorKind::ReadOnly => StatusCode::FORBIDDEN,
             StoreErrorKind::Io
             | StoreErrorKind::ObjectStore
             | StoreErrorKind::Corrupt

@@ -18,6 +18,8 @@ pub enum StoreErrorKind {
     Overloaded,
     /// The configuration is not usable.
     Config,
+    /// This store only reads (a query node): writes go to the ingest nodes.
+    ReadOnly,
 }
 
 /// An error from the store, with a message naming the file or object involved, and the

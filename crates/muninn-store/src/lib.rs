@@ -16,7 +16,7 @@ mod wal;
 pub use block::{BLOCK_FORMAT_VERSION, BlockMeta, BlockWriteOptions, IndexBytes, SpanFields};
 pub use engine::{
     CompactionConfig, CompactionReport, DATA_FORMAT_VERSION, DEFAULT_MEMORY_LIMIT_BYTES,
-    FlushReport, Lookup, RetentionReport, Store, StoreConfig, StoreStats,
+    FlushReport, Lookup, RetentionReport, Store, StoreConfig, StoreRole, StoreStats,
 };
 pub use error::{StoreError, StoreErrorKind};
 #[cfg(feature = "fault-injection")]

@@ -128,6 +128,9 @@ pub struct BlockStorage {
     /// For an `s3://` location: the bytes of the newest blocks also kept on local disk (under
     /// the data directory's `cache/`), from which reads of them are served; 0 keeps none.
     pub cache_max_bytes: u64,
+    /// This node's name in a cluster sharing the location: its blocks go under
+    /// `nodes/<node>/`, where query nodes find them. `None`: the location is the node's own.
+    pub node: Option<String>,
 }
 
 /// The default of `BlockStorage::cache_max_bytes`: 8 GiB.
@@ -140,6 +143,7 @@ impl BlockStorage {
             location,
             s3,
             cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
+            node: None,
         }
     }
 
@@ -152,6 +156,10 @@ impl BlockStorage {
     ) -> Result<(Arc<dyn ObjectStore>, Option<Arc<TierCounters>>), StoreError> {
         match &self.location {
             Location::Local(path) => {
+                let path = match &self.node {
+                    Some(node) => path.join(crate::block::NODES_PREFIX).join(node),
+                    None => path.clone(),
+                };
                 let dir = LocalDir::new(path.clone(), Arc::new(OsFileSystem));
                 dir.remove_temporary_files()
                     .await
@@ -159,7 +167,15 @@ impl BlockStorage {
                 Ok((Arc::new(dir), None))
             }
             Location::S3 { bucket, prefix } => {
-                let remote = open_s3(bucket, prefix.as_deref(), &self.s3)?;
+                let node_prefix = self.node.as_ref().map(|node| {
+                    let nodes = format!("{}/{node}", crate::block::NODES_PREFIX);
+                    match prefix {
+                        Some(prefix) => format!("{prefix}/{nodes}"),
+                        None => nodes,
+                    }
+                });
+                let prefix = node_prefix.as_deref().or(prefix.as_deref());
+                let remote = open_s3(bucket, prefix, &self.s3)?;
                 let cache_dir = data_dir.join("cache");
                 let local = LocalDir::new(cache_dir.clone(), Arc::new(OsFileSystem));
                 let tiered = TieredStore::open(remote, local, self.cache_max_bytes)

@@ -7,9 +7,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -17,59 +15,22 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
+use support::Server;
 use support::fault_proxy::FaultProxy;
 use tokio::sync::Mutex;
 
 const SPANS_PER_BATCH: usize = 40;
 const N_KILLS: usize = 12;
 
-struct Server {
-    child: Child,
-    base_url: String,
-}
-
 /// Starts `muninn serve` on a free loopback port and waits for its "listening" line.
 fn start_server(data_dir: &Path) -> Server {
     start_server_with(data_dir, None)
 }
 
-/// Starts `muninn serve`, with the configuration file `config` if given.
+/// Starts `muninn serve`, with the configuration file `config` if given, flushing every 3,000
+/// spans.
 fn start_server_with(data_dir: &Path, config: Option<&Path>) -> Server {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_muninn"));
-    command.arg("serve");
-    if let Some(config) = config {
-        command.arg("--config").arg(config);
-    }
-    let mut child = command
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--otlp-grpc-listen",
-            "127.0.0.1:0",
-            "--flush-max-spans",
-            "3000",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the muninn binary starts");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(url) = line.strip_prefix("muninn listening on ") {
-                let _ = sender.send(url.trim().to_string());
-            }
-        }
-    });
-    let base_url = receiver
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server printed its address within 60 s");
-    Server { child, base_url }
+    Server::start(data_dir, config, &["--flush-max-spans", "3000"])
 }
 
 fn hex(bytes: &[u8]) -> String {

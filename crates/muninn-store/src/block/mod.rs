@@ -50,6 +50,10 @@ use crate::scan::Operation;
 pub const BLOCK_FORMAT_VERSION: u32 = FormatVersion::WRITTEN.number();
 pub(crate) const BLOCKS_PREFIX: &str = "blocks/v1";
 
+/// Where the nodes of a cluster keep their blocks in a shared bucket: `nodes/<node>/blocks/…`
+/// (`[storage] node`).
+pub(crate) const NODES_PREFIX: &str = "nodes";
+
 /// A block's `meta.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockMeta {
@@ -325,6 +329,16 @@ pub(crate) struct BlockHandle {
 impl BlockHandle {
     pub(crate) fn new(meta: BlockMeta) -> Self {
         let dir = block_path(meta.partition_unix_seconds, &meta.block_id);
+        BlockHandle {
+            meta,
+            dir,
+            spans_file: OnceCell::new(),
+            operations: OnceCell::new(),
+        }
+    }
+
+    /// A block another node wrote, in `dir` (under that node's prefix).
+    pub(crate) fn at(dir: Path, meta: BlockMeta) -> Self {
         BlockHandle {
             meta,
             dir,

@@ -12,6 +12,7 @@
 //! is deleted only when the blocks holding it are durable, so that at every instant each
 //! acknowledged record is on stable storage in at least one of them (see `flush.rs`).
 
+mod cluster;
 mod compaction;
 mod flush;
 mod head;
@@ -118,6 +119,20 @@ pub struct StoreConfig {
     /// Where the blocks (and their roll-ups and commit points) live: `None` under `data_dir`,
     /// else another directory or an S3 bucket. The WAL is always under `data_dir`.
     pub blocks: Option<BlockStorage>,
+    /// Whether this store takes writes, or only reads what the nodes of a cluster committed.
+    pub role: StoreRole,
+}
+
+/// What a store does with its blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StoreRole {
+    /// Takes writes (WAL, head, flushes, compaction, retention) and answers queries.
+    #[default]
+    ReadWrite,
+    /// A query node: reads the committed blocks of every node under `nodes/` of its storage
+    /// (`[storage] node` on the ingest nodes), lists them again every `refresh_every`, and
+    /// refuses writes. Compaction and retention are the ingest nodes' own.
+    ReadOnly { refresh_every: Duration },
 }
 
 impl StoreConfig {
@@ -141,6 +156,7 @@ impl StoreConfig {
             block: BlockWriteOptions::default(),
             compaction: CompactionConfig::default(),
             blocks: None,
+            role: StoreRole::ReadWrite,
         }
     }
 }
@@ -341,7 +357,9 @@ impl Store {
         fs::create_dir_all(fs.as_ref(), &wal_dir)
             .map_err(|error| StoreError::io(format!("creating {}", wal_dir.display()), error))?;
         recovery::check_or_write_marker(fs.as_ref(), &data_dir)?;
-        let recovered = recovery::recover(&fs, &object_store, &data_dir, &wal_dir).await?;
+        let read_only = matches!(config.role, StoreRole::ReadOnly { .. });
+        let recovered =
+            recovery::recover(&fs, &object_store, &data_dir, &wal_dir, read_only).await?;
         let head_spans_at_open = recovered.head.n_spans as u64;
         let head_bytes_at_open = recovered.head.n_bytes;
         let writer = WalWriter::create(fs.clone(), &wal_dir, recovered.next_seq)?;
@@ -397,6 +415,12 @@ impl Store {
             return Err(StoreError::new(
                 StoreErrorKind::Closed,
                 "the store stopped taking writes after a WAL failure",
+            ));
+        }
+        if self.is_read_only() {
+            return Err(StoreError::new(
+                StoreErrorKind::ReadOnly,
+                "this node is a query node (role query): send spans and counts to an ingest node",
             ));
         }
         self.wait_for_memory().await?;
@@ -609,6 +633,20 @@ impl Store {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_retention = Instant::now();
+        if let StoreRole::ReadOnly { refresh_every } = shared.config.role {
+            let mut refresh = tokio::time::interval(refresh_every);
+            refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tokio::pin!(shutdown);
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = refresh.tick() => {}
+                }
+                if let Err(error) = self.refresh_cluster().await {
+                    tracing::error!(%error, "listing the nodes' blocks failed; the answers hold the blocks listed before");
+                }
+            }
+        }
         // Compaction runs beside flushes, never holding them up.
         let _compactor = shared.config.compaction.enabled.then(|| {
             let store = self.clone();

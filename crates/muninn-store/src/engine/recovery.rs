@@ -88,16 +88,22 @@ pub(crate) fn check_or_write_marker(
     }
 }
 
-/// Loads blocks and roll-ups, then replays the WAL segments in `wal_dir` on top of them.
+/// Loads blocks and roll-ups, then replays the WAL segments in `wal_dir` on top of them. A
+/// read-only store (a query node) loads the committed blocks of every node instead.
 pub(crate) async fn recover(
     fs: &Arc<dyn FileSystem>,
     object_store: &Arc<dyn ObjectStore>,
     data_dir: &FsPath,
     wal_dir: &FsPath,
+    read_only: bool,
 ) -> Result<Recovered, StoreError> {
     let segments = wal::list_segments(fs.as_ref(), wal_dir)?;
     let oldest_wal_seq = segments.first().map(|segment| segment.first_seq);
-    let (blocks, committed_seq) = load_blocks(object_store, oldest_wal_seq).await?;
+    let (blocks, committed_seq) = if read_only {
+        (load_cluster_blocks(object_store).await?, 0)
+    } else {
+        load_blocks(object_store, oldest_wal_seq).await?
+    };
     let mut rollups = Rollups::default();
     for handle in &blocks {
         let cells = handle.read_rollup(object_store).await?;
@@ -233,7 +239,40 @@ pub(crate) async fn load_blocks(
     object_store: &Arc<dyn ObjectStore>,
     oldest_wal_seq: Option<u64>,
 ) -> Result<(Vec<Arc<BlockHandle>>, u64), StoreError> {
-    let prefix = Path::from(block::BLOCKS_PREFIX);
+    load_blocks_under(object_store, None, oldest_wal_seq).await
+}
+
+/// The committed blocks of every node under `nodes/` (`[storage] node`), for a query node:
+/// read only, so the blocks of a flush or compaction still in progress are left out, not
+/// deleted, and nothing is written.
+pub(crate) async fn load_cluster_blocks(
+    object_store: &Arc<dyn ObjectStore>,
+) -> Result<Vec<Arc<BlockHandle>>, StoreError> {
+    let nodes_prefix = Path::from(block::NODES_PREFIX);
+    let listed = object_store
+        .list_with_delimiter(Some(&nodes_prefix))
+        .await
+        .map_err(|error| StoreError::object_store(&nodes_prefix, error))?;
+    let mut blocks = Vec::new();
+    for node in listed.common_prefixes {
+        // Every flush counts as one still in progress unless all its blocks are there.
+        let (found, _) = load_blocks_under(object_store, Some(&node), Some(0)).await?;
+        blocks.extend(found);
+    }
+    Ok(blocks)
+}
+
+/// `load_blocks` under `root` (a node's prefix); with a root, read only: nothing is deleted
+/// and the handles name their blocks under it.
+async fn load_blocks_under(
+    object_store: &Arc<dyn ObjectStore>,
+    root: Option<&Path>,
+    oldest_wal_seq: Option<u64>,
+) -> Result<(Vec<Arc<BlockHandle>>, u64), StoreError> {
+    let prefix = match root {
+        Some(root) => Path::from(format!("{root}/{}", block::BLOCKS_PREFIX)),
+        None => Path::from(block::BLOCKS_PREFIX),
+    };
     let objects: Vec<object_store::ObjectMeta> = object_store
         .list(Some(&prefix))
         .try_collect()
@@ -303,14 +342,19 @@ pub(crate) async fn load_blocks(
         let wal_holds_flush = oldest_wal_seq.is_some_and(|first_seq| first_seq <= meta.flush_seq);
         if all_blocks_present || !wal_holds_flush {
             committed_seq = committed_seq.max(meta.flush_seq);
-            blocks.push(Arc::new(BlockHandle::new(meta)));
+            blocks.push(Arc::new(match root {
+                Some(_) => BlockHandle::at(Path::from(dir.as_str()), meta),
+                None => BlockHandle::new(meta),
+            }));
         } else {
             tracing::warn!(block = %dir, "dropping a block of an unfinished flush; its data is replayed from the WAL");
             orphans.push(dir);
         }
     }
-    for dir in orphans {
-        delete_prefix(object_store, &Path::from(dir)).await?;
+    if root.is_none() {
+        for dir in orphans {
+            delete_prefix(object_store, &Path::from(dir)).await?;
+        }
     }
     Ok((blocks, committed_seq))
 }

@@ -202,7 +202,45 @@ impl RawConfig {
         if let Some(section) = &self.storage {
             config.store.blocks = Some(section.validate()?);
         }
+        self.check_role(&mut config)?;
         Ok(config)
+    }
+
+    /// A query node reads the blocks every node committed to a shared `[storage] url`, so it
+    /// needs one, without a `node` of its own; `[storage] refresh` applies to it alone.
+    fn check_role(&self, config: &mut ServerConfig) -> Result<()> {
+        let role = self
+            .settings
+            .get("role")
+            .map(|given| (given.text.trim().to_string(), given.origin.to_string()))
+            .unwrap_or_else(|| ("all".into(), "the default of `role`".into()));
+        let (role_text, origin) = role;
+        let refresh = match &self.storage {
+            Some(section) => section.refresh()?,
+            None => None,
+        };
+        match (&mut config.store.role, &config.store.blocks) {
+            (muninn_store::StoreRole::ReadOnly { refresh_every }, Some(storage)) => {
+                if storage.node.is_some() {
+                    return Err(anyhow!(
+                        "{origin}: role query reads every node's blocks; remove `storage.node`, \
+                         which names an ingest node's own prefix"
+                    ));
+                }
+                if let Some(refresh) = refresh {
+                    *refresh_every = refresh;
+                }
+                Ok(())
+            }
+            (muninn_store::StoreRole::ReadOnly { .. }, None) => Err(anyhow!(
+                "{origin}: role query answers from the blocks the ingest nodes write to a shared \
+                 bucket; give it in the configuration file as [storage] url = \"s3://BUCKET/PREFIX\""
+            )),
+            (muninn_store::StoreRole::ReadWrite, _) if refresh.is_some() => Err(anyhow!(
+                "`storage.refresh` applies to role query only (this node's role is {role_text})"
+            )),
+            (muninn_store::StoreRole::ReadWrite, _) => Ok(()),
+        }
     }
 }
 
@@ -233,6 +271,48 @@ mod tests {
 
     fn file(text: &str) -> Result<RawConfig> {
         RawConfig::from_toml(text, Path::new("muninn.toml"))
+    }
+
+    /// A query node needs the shared bucket and no node name of its own; `refresh` is for it.
+    #[test]
+    fn the_role_and_the_storage_table_must_agree() {
+        let load = |text: &str| file(text).and_then(RawConfig::validate);
+        let query =
+            load("role = \"query\"\n[storage]\nurl = \"s3://blocks/cluster\"\nrefresh = \"2s\"\n")
+                .unwrap();
+        assert_eq!(
+            query.store.role,
+            muninn_store::StoreRole::ReadOnly {
+                refresh_every: std::time::Duration::from_secs(2)
+            }
+        );
+        let ingest =
+            load("role = \"ingest\"\n[storage]\nurl = \"s3://b/c\"\nnode = \"ingest-a\"\n")
+                .unwrap();
+        assert_eq!(ingest.store.role, muninn_store::StoreRole::ReadWrite);
+        assert_eq!(
+            ingest.store.blocks.unwrap().node.as_deref(),
+            Some("ingest-a")
+        );
+        for (text, expected) in [
+            ("role = \"query\"\n", "[storage] url"),
+            (
+                "role = \"query\"\n[storage]\nurl = \"s3://b/c\"\nnode = \"q\"\n",
+                "remove `storage.node`",
+            ),
+            (
+                "[storage]\nurl = \"s3://b/c\"\nrefresh = \"2s\"\n",
+                "applies to role query only",
+            ),
+            ("role = \"reader\"\n", "use all, ingest or query"),
+            (
+                "[storage]\nurl = \"s3://b/c\"\nnode = \"Ingest A\"\n",
+                "`storage.node`",
+            ),
+        ] {
+            let error = format!("{:#}", load(text).unwrap_err());
+            assert!(error.contains(expected), "{text:?}: {error}");
+        }
     }
 
     fn setting(key: &str) -> &'static Setting {

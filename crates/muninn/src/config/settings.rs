@@ -271,7 +271,31 @@ pub(super) const SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    Setting {
+        key: "role",
+        flag: "--role",
+        env: "MUNINN_ROLE",
+        value_name: "ROLE",
+        help: "all: take spans and answer queries on this node's data; ingest: the same, \
+               writing to its own prefix of a shared bucket ([storage] node); query: answer \
+               from the blocks every node committed to the bucket ([storage] url), taking no \
+               spans",
+        default: Some("all"),
+        apply: |text, config| {
+            config.store.role = match text.trim() {
+                "all" | "ingest" => muninn_store::StoreRole::ReadWrite,
+                "query" => muninn_store::StoreRole::ReadOnly {
+                    refresh_every: DEFAULT_REFRESH,
+                },
+                _ => return Err(not_valid(text, "role", "use all, ingest or query")),
+            };
+            Ok(())
+        },
+    },
 ];
+
+/// How often a query node lists the nodes' blocks again unless `[storage] refresh` says.
+pub const DEFAULT_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `"TEXT" is not a valid WHAT; HINT`, the message of a value its parser refused.
 fn not_valid(text: &str, what: &str, hint: &str) -> String {

@@ -11,8 +11,10 @@ use anyhow::{Result, anyhow};
 use muninn_store::location::{self, BlockStorage, Location, S3Settings};
 
 /// The keys of `[storage]`, in the order the example file documents them.
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 10] = [
     "url",
+    "node",
+    "refresh",
     "endpoint",
     "region",
     "path_style",
@@ -66,6 +68,7 @@ impl StorageSection {
     pub fn validate(&self) -> Result<BlockStorage> {
         let mut url = None;
         let mut cache_max_bytes = location::DEFAULT_CACHE_MAX_BYTES;
+        let mut node = None;
         // AWS variable names, as `S3Settings::options` takes them.
         let mut options: Vec<(String, String)> = Vec::new();
         for (key, value) in &self.table {
@@ -105,6 +108,23 @@ impl StorageSection {
                         (!path_style).to_string(),
                     ));
                 }
+                "node" => {
+                    let name = self.text(key, value, "\"ingest-a\"")?;
+                    let valid = name.len() <= 64
+                        && name.chars().all(|char| {
+                            char.is_ascii_lowercase() || char.is_ascii_digit() || char == '-'
+                        });
+                    if !valid {
+                        return Err(self.error(
+                            key,
+                            value,
+                            "use up to 64 lowercase letters, digits and -, like \"ingest-a\"",
+                        ));
+                    }
+                    node = Some(name);
+                }
+                // Read by `validate_refresh`, with the role.
+                "refresh" => {}
                 "cache" => {
                     let text = match value {
                         toml::Value::Integer(number) => number.to_string(),
@@ -151,7 +171,12 @@ impl StorageSection {
         };
         match &location {
             Location::Local(_) => {
-                if let Some((key, _)) = self.table.iter().find(|(key, _)| *key != "url") {
+                let local_keys = ["url", "node", "refresh"];
+                if let Some((key, _)) = self
+                    .table
+                    .iter()
+                    .find(|(key, _)| !local_keys.contains(&key.as_str()))
+                {
                     return Err(anyhow!(
                         "key `storage.{key}` in {}: S3 settings apply only to an s3:// url",
                         self.path.display()
@@ -166,8 +191,28 @@ impl StorageSection {
         }
         Ok(BlockStorage {
             cache_max_bytes,
+            node,
             ..BlockStorage::new(location, s3)
         })
+    }
+
+    /// `refresh`: how often a query node lists the nodes' blocks again.
+    pub fn refresh(&self) -> Result<Option<std::time::Duration>> {
+        let Some(value) = self.table.get("refresh") else {
+            return Ok(None);
+        };
+        value
+            .as_str()
+            .and_then(|text| muninn_model::parse_duration(text).ok())
+            .filter(|duration| !duration.is_zero())
+            .map(Some)
+            .ok_or_else(|| {
+                self.error(
+                    "refresh",
+                    value,
+                    "use a duration above zero as text, like \"10s\"",
+                )
+            })
     }
 }
 

@@ -26,3 +26,62 @@ impl Drop for Recorder {
         let _ = self.0.wait();
     }
 }
+
+/// A `muninn serve` process on a free loopback port; SIGKILLed when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    pub base_url: String,
+}
+
+impl Server {
+    /// Starts `muninn serve` with `data_dir`, the configuration file `config` if given, and
+    /// `args`, and waits for its "listening" line.
+    pub fn start(
+        data_dir: &std::path::Path,
+        config: Option<&std::path::Path>,
+        args: &[&str],
+    ) -> Server {
+        use std::io::BufRead;
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_muninn"));
+        command.arg("serve");
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--otlp-grpc-listen",
+                "127.0.0.1:0",
+            ])
+            .args(args)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("the muninn binary starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("muninn listening on ") {
+                    let _ = sender.send(url.trim().to_string());
+                }
+            }
+        });
+        let base_url = receiver
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("server printed its address within 60 s");
+        Server { child, base_url }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

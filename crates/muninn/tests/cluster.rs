@@ -1,0 +1,253 @@
+//! Several nodes on one bucket, as separate `muninn serve` processes on a real S3 API
+//! (`moto_server`): two ingest nodes (`role = "ingest"`, each with its `[storage] node`) take a
+//! fleet-like workload between them, a query node (`role = "query"`) reads every block they
+//! committed, and a single node (blocks on its local disk) takes the same workload whole. Every
+//! query through the query node answers as the single node does; the query node refuses spans.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use support::Server;
+use support::moto::Moto;
+
+const BUCKET: &str = "muninn-cluster";
+const EVENT_TYPES: [&str; 3] = ["order.created", "payment.settled", "parcel.shipped"];
+const CONSUMERS: [&str; 4] = ["billing", "fraud", "warehouse", "email"];
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn span_id(rng: &mut StdRng) -> String {
+    let mut id = rng.random::<[u8; 8]>();
+    id[0] |= 1;
+    hex(&id)
+}
+
+/// A batch of events: a producer span and 1–3 consumer spans each, some consumers in a trace of
+/// their own linked to the producer; the event ids of the batch.
+fn batch(rng: &mut StdRng, now: i64, n_events: usize) -> (Value, Vec<String>) {
+    let mut spans = Vec::new();
+    let mut event_ids = Vec::new();
+    for _ in 0..n_events {
+        let trace_id = hex(&rng.random::<[u8; 16]>());
+        let producer = span_id(rng);
+        let event_id = uuid::Uuid::from_bytes(rng.random()).to_string();
+        let event_type = EVENT_TYPES[rng.random_range(0..EVENT_TYPES.len())];
+        let stream = event_type.split('.').next().unwrap_or("events");
+        let start = now - rng.random_range(0..600_000_000_000i64);
+        let common = json!({
+            "event_id": event_id, "event_type": event_type, "stream": stream, "broker": "kafka",
+        });
+        let mut span = |fields: Value| {
+            let mut span = common.clone();
+            span.as_object_mut()
+                .unwrap()
+                .extend(fields.as_object().unwrap().clone());
+            spans.push(span);
+        };
+        span(json!({
+            "trace_id": trace_id, "span_id": producer, "name": format!("publish {stream}"),
+            "kind": "producer", "service": "orders", "start_time_unix_nano": start,
+            "duration_nano": 400_000, "attributes": {"region": "eu-west-1"},
+        }));
+        for consumer in 0..rng.random_range(1..=3usize) {
+            let service = CONSUMERS[(consumer + rng.random_range(0..2usize)) % CONSUMERS.len()];
+            let linked = rng.random_bool(0.25);
+            let mut consume = json!({
+                "trace_id": if linked { hex(&rng.random::<[u8; 16]>()) } else { trace_id.clone() },
+                "span_id": span_id(rng), "name": format!("consume {stream}"), "kind": "consumer",
+                "service": service, "start_time_unix_nano": start + 2_000_000,
+                "duration_nano": 1_500_000,
+            });
+            if linked {
+                consume["links"] = json!([{"trace_id": trace_id, "span_id": producer}]);
+            } else {
+                consume["parent_span_id"] = json!(producer);
+            }
+            span(consume);
+        }
+        event_ids.push(event_id);
+    }
+    (Value::Array(spans), event_ids)
+}
+
+fn config(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn storage(port: u16, extra: &str) -> String {
+    format!(
+        "[storage]\nurl = \"s3://{BUCKET}/prod\"\nendpoint = \"http://127.0.0.1:{port}\"\n\
+         region = \"us-east-1\"\npath_style = true\naccess_key_id = \"muninn-test\"\n\
+         secret_access_key = \"muninn-test-secret\"\n{extra}"
+    )
+}
+
+async fn post(client: &reqwest::Client, url: String, body: &Value) -> (u16, Value) {
+    let response = client.post(url).json(body).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+async fn get(client: &reqwest::Client, server: &Server, path: &str) -> Value {
+    let response = client
+        .get(format!("{}{path}", server.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_node_over_two_ingest_nodes_answers_as_one_node_does() {
+    let moto = Moto::start().await;
+    moto.create_bucket(BUCKET).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ingest = |name: &str| {
+        let text = format!(
+            "role = \"ingest\"\n{}",
+            storage(moto.port, &format!("node = \"{name}\"\n"))
+        );
+        Server::start(
+            &dir.path().join(name),
+            Some(&config(dir.path(), name, &text)),
+            &[],
+        )
+    };
+    let (node_a, node_b) = (ingest("ingest-a"), ingest("ingest-b"));
+    let query_config = format!(
+        "role = \"query\"\n{}",
+        storage(moto.port, "refresh = \"1s\"\n")
+    );
+    let query = Server::start(
+        &dir.path().join("query"),
+        Some(&config(dir.path(), "query", &query_config)),
+        &[],
+    );
+    let single = Server::start(&dir.path().join("single"), None, &[]);
+    let client = reqwest::Client::new();
+
+    let mut rng = StdRng::seed_from_u64(19);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let mut event_ids = Vec::new();
+    let mut trace_ids = Vec::new();
+    for batch_idx in 0..40 {
+        let (spans, events) = batch(&mut rng, now, 25);
+        trace_ids.extend(
+            spans
+                .as_array()
+                .unwrap()
+                .iter()
+                .step_by(7)
+                .map(|span| span["trace_id"].as_str().unwrap().to_string()),
+        );
+        event_ids.extend(events);
+        let ingest_node = if batch_idx % 2 == 0 { &node_a } else { &node_b };
+        for server in [ingest_node, &single] {
+            let (status, answer) =
+                post(&client, format!("{}/api/v1/spans", server.base_url), &spans).await;
+            assert_eq!(status, 200, "{answer}");
+        }
+    }
+    let (status, answer) = post(
+        &client,
+        format!("{}/api/v1/spans", query.base_url),
+        &batch(&mut rng, now, 1).0,
+    )
+    .await;
+    assert_eq!(status, 403, "a query node takes no spans: {answer}");
+    assert!(
+        answer.to_string().contains("ingest node"),
+        "the refusal says where spans go: {answer}"
+    );
+    for server in [&node_a, &node_b, &single] {
+        let (status, answer) = post(
+            &client,
+            format!("{}/api/v1/admin/flush", server.base_url),
+            &json!({}),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+
+    // The query node sees the flushes at its next refresh.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Fixed time ranges: an answer names its range, which "-1h" would move between requests.
+    let now_s = now / 1_000_000_000;
+    let range = format!("from={}&to={}", now_s - 7_200, now_s + 3_600);
+    let jaeger_range = format!(
+        "start={}&end={}",
+        (now_s - 7_200) * 1_000_000,
+        (now_s + 3_600) * 1_000_000
+    );
+    let lineage_path = format!("/api/v1/lineage?{range}");
+    let expected_lineage = get(&client, &single, &lineage_path).await;
+    loop {
+        let lineage = get(&client, &query, &lineage_path).await;
+        if lineage == expected_lineage {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the query node's lineage never matched the single node's:\n{lineage}\nexpected\n{expected_lineage}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut paths: Vec<String> = vec![
+        format!("/api/v1/event-types?{range}"),
+        format!("/api/v1/services?{range}"),
+        format!("/api/v1/streams?{range}"),
+        "/api/services".into(),
+        format!("/api/traces?service=orders&limit=20&{jaeger_range}"),
+        format!("/api/traces?service=billing&operation=consume%20order&limit=5&{jaeger_range}"),
+    ];
+    for event_type in EVENT_TYPES {
+        paths.push(format!(
+            "/api/v1/throughput?{range}&step=60s&event_type={event_type}"
+        ));
+        paths.push(format!(
+            "/api/v1/event-types/{event_type}/producers?{range}"
+        ));
+    }
+    paths.extend(
+        event_ids
+            .iter()
+            .step_by(37)
+            .map(|id| format!("/api/v1/events/{id}")),
+    );
+    paths.extend(
+        trace_ids
+            .iter()
+            .step_by(11)
+            .map(|id| format!("/api/v1/traces/{id}")),
+    );
+    for path in &paths {
+        let expected = get(&client, &single, path).await;
+        let answered = get(&client, &query, path).await;
+        assert!(
+            expected.to_string().len() > 20,
+            "{path}: the single node knows something: {expected}"
+        );
+        assert_eq!(answered, expected, "{path}");
+    }
+    eprintln!(
+        "{} queries answered alike by the query node over 2 ingest nodes and by one node",
+        paths.len() + 1
+    );
+}

@@ -84,6 +84,7 @@ pub(crate) fn grpc_code(status: StatusCode) -> Code {
     match status {
         StatusCode::PAYLOAD_TOO_LARGE => Code::ResourceExhausted,
         StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
+        StatusCode::FORBIDDEN => Code::PermissionDenied,
         status if status.is_server_error() => Code::Internal,
         _ => Code::InvalidArgument,
     }

@@ -2,6 +2,7 @@
 //! and fetches the sampling config, with retries, backoff and jitter; nothing here ever
 //! waits on the caller, and the caller never waits on it.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
@@ -33,6 +34,13 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 const COUNTS_PER_REQUEST: usize = 5_000;
 /// How often counters are read into per-minute cells.
 const COUNT_TICK: Duration = Duration::from_secs(1);
+
+/// Which of `n` collectors a trace's spans go to (before any failover): the trace id's high
+/// bits, uniform for random ids.
+fn collector_of(trace_id: &muninn_model::TraceId, n: usize) -> usize {
+    let high = u64::from_be_bytes(trace_id.0[..8].try_into().unwrap_or([0; 8]));
+    (high % n as u64) as usize
+}
 
 pub(crate) fn spawn(inner: Arc<Inner>, done: mpsc::Sender<()>) -> std::io::Result<()> {
     std::thread::Builder::new()
@@ -162,11 +170,30 @@ impl Exporter {
         }
     }
 
-    fn url(&self, path: &str) -> reqwest::Url {
-        let mut url = self.inner.collector.clone();
+    /// `path` on collector `index` (modulo their number).
+    fn url(&self, index: usize, path: &str) -> reqwest::Url {
+        let collectors = &self.inner.collectors;
+        let mut url = collectors[index % collectors.len()].clone();
         let base = url.path().trim_end_matches('/').to_string();
         url.set_path(&format!("{base}{path}"));
         url
+    }
+
+    /// The collector counts and the sampling config go to now.
+    fn preferred(&self) -> usize {
+        self.inner.preferred.load(Ordering::Relaxed)
+    }
+
+    /// Collector `failed` did not answer: the next one is preferred (unless another request
+    /// moved on already).
+    fn fail_over(&self, failed: usize) {
+        let next = (failed + 1) % self.inner.collectors.len();
+        let _ = self.inner.preferred.compare_exchange(
+            failed,
+            next,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
     }
 
     /// The request body for `json`, gzipped at [`GZIP_LEVEL`] when configured: made once per
@@ -195,6 +222,7 @@ impl Exporter {
     /// response body.
     async fn post(
         &self,
+        collector: usize,
         path: &str,
         body: &Body,
         key: &str,
@@ -202,7 +230,7 @@ impl Exporter {
     ) -> Result<bytes::Bytes, Failure> {
         let mut request = self
             .client
-            .post(self.url(path))
+            .post(self.url(collector, path))
             .header(CONTENT_TYPE, "application/json")
             .header("idempotency-key", key)
             .body(body.bytes.clone());
@@ -298,11 +326,12 @@ impl Exporter {
         }
     }
 
-    fn encode_spans(&self, batch: &[Record]) -> Vec<u8> {
+    fn encode_spans<R: Borrow<Record>>(&self, batch: &[R]) -> Vec<u8> {
         let mut json = Vec::with_capacity(batch.len() * 600);
         json.push(b'[');
         let routes = self.inner.routes();
         for record in batch {
+            let record = record.borrow();
             // Every route a span names is in the registry, which only grows.
             let Some(route) = routes.get(record.route as usize) else {
                 continue;
@@ -323,14 +352,43 @@ impl Exporter {
         json
     }
 
+    /// Sends `batch`: to the one collector, or split among several by trace id, a part after
+    /// the other.
     async fn send_spans(&self, batch: &[Record], deadline: Option<Instant>) {
+        let n_collectors = self.inner.collectors.len();
+        if n_collectors == 1 {
+            return self.send_spans_to(0, batch, deadline).await;
+        }
+        let mut parts: Vec<Vec<&Record>> = (0..n_collectors).map(|_| Vec::new()).collect();
+        for record in batch {
+            parts[collector_of(&record.trace_id, n_collectors)].push(record);
+        }
+        for (collector, part) in parts.iter().enumerate() {
+            if !part.is_empty() {
+                self.send_spans_to(collector, part, deadline).await;
+            }
+        }
+    }
+
+    /// Sends `batch` to collector `collector`, and on a failure worth retrying, to the next
+    /// one at the next attempt (with one collector, the same one again).
+    async fn send_spans_to<R: Borrow<Record>>(
+        &self,
+        collector: usize,
+        batch: &[R],
+        deadline: Option<Instant>,
+    ) {
         let counters = &self.inner.counters;
         let body = self.body(self.encode_spans(batch));
         let count = batch.len() as u64;
         let key = uuid::Uuid::new_v4().to_string();
         let mut attempt = 1;
         loop {
-            match self.post("/api/v1/spans", &body, &key, deadline).await {
+            let target = collector + attempt as usize - 1;
+            match self
+                .post(target, "/api/v1/spans", &body, &key, deadline)
+                .await
+            {
                 Ok(answer) => {
                     let rejected = serde_json::from_slice::<IngestAnswer>(&answer)
                         .map_or(0, |answer| answer.rejected_count)
@@ -456,8 +514,9 @@ impl Exporter {
                 .collect();
             let body = self.body(serde_json::to_vec(&wire).unwrap_or_default());
             let total = chunk.total();
+            let collector = self.preferred();
             match self
-                .post("/api/v1/counts", &body, &chunk.key, deadline)
+                .post(collector, "/api/v1/counts", &body, &chunk.key, deadline)
                 .await
             {
                 Ok(_) => {
@@ -475,7 +534,10 @@ impl Exporter {
                         .counts_dropped
                         .fetch_add(total, Ordering::Relaxed);
                 }
-                Err(failure) => return Err(failure),
+                Err(failure) => {
+                    self.fail_over(collector);
+                    return Err(failure);
+                }
             }
         }
     }
@@ -535,14 +597,21 @@ impl Exporter {
             Ok(registry) => registry.etag.clone(),
             Err(_) => None,
         };
-        let mut url = self.url("/api/v1/sampling/config");
+        let collector = self.preferred();
+        let mut url = self.url(collector, "/api/v1/sampling/config");
         url.query_pairs_mut()
             .append_pair("service", &self.inner.service);
         let mut request = self.client.get(url);
         if let Some(etag) = &etag {
             request = request.header(IF_NONE_MATCH, etag);
         }
-        let response = request.send().await.map_err(|error| error.to_string())?;
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                self.fail_over(collector);
+                return Err(error.to_string());
+            }
+        };
         match response.status() {
             StatusCode::NOT_MODIFIED => Ok(()),
             StatusCode::OK => {

@@ -71,7 +71,10 @@ pub(crate) struct Counters {
 
 pub(crate) struct Inner {
     pub service: String,
-    pub collector: reqwest::Url,
+    /// The collectors' base URLs (one, or several behind no load balancer), and the one
+    /// counts and the sampling config go to, which moves on when it fails.
+    pub collectors: Vec<reqwest::Url>,
+    pub preferred: std::sync::atomic::AtomicUsize,
     pub resource: Vec<(String, Value)>,
     pub options: Options,
     pub inject_mask: u8,
@@ -242,7 +245,16 @@ impl std::fmt::Debug for Tracer {
         formatter
             .debug_struct("Tracer")
             .field("service", &self.handle.inner.service)
-            .field("collector", &self.handle.inner.collector.as_str())
+            .field(
+                "collectors",
+                &self
+                    .handle
+                    .inner
+                    .collectors
+                    .iter()
+                    .map(reqwest::Url::as_str)
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -386,7 +398,10 @@ pub struct TracerBuilder {
 }
 
 impl TracerBuilder {
-    /// The collector's base URL (default `http://127.0.0.1:4320`).
+    /// The collector's base URL (default `http://127.0.0.1:4320`), or several separated by
+    /// commas (`http://ingest-a:4320,http://ingest-b:4320`): each trace's spans go to one of
+    /// them, chosen by its trace id, so that tail sampling sees whole traces, and to the next
+    /// one while that one fails; counts and the sampling config go to one of them at a time.
     pub fn collector(mut self, url: impl Into<String>) -> Self {
         self.collector = url.into();
         self
@@ -439,25 +454,29 @@ impl TracerBuilder {
             ));
         }
         self.options.validate()?;
-        let collector = reqwest::Url::parse(&self.collector).map_err(|error| {
-            field_error(
-                "collector",
-                format!(
-                    "{:?} is not a URL ({error}); expected http://HOST:PORT",
-                    self.collector
-                ),
-            )
-        })?;
-        if collector.scheme() != "http" || collector.host().is_none() {
-            return Err(field_error(
-                "collector",
-                format!(
-                    "{:?} must be an http:// URL with a host (TLS is not built in; \
-                     use a local collector or a TLS-terminating proxy)",
-                    self.collector
-                ),
-            ));
-        }
+        let collectors = self
+            .collector
+            .split(',')
+            .map(|url| {
+                let url = url.trim();
+                let parsed = reqwest::Url::parse(url).map_err(|error| {
+                    field_error(
+                        "collector",
+                        format!("{url:?} is not a URL ({error}); expected http://HOST:PORT"),
+                    )
+                })?;
+                if parsed.scheme() != "http" || parsed.host().is_none() {
+                    return Err(field_error(
+                        "collector",
+                        format!(
+                            "{url:?} must be an http:// URL with a host (TLS is not built in; \
+                             use a local collector or a TLS-terminating proxy)"
+                        ),
+                    ));
+                }
+                Ok(parsed)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut resource: Vec<(String, Value)> = Vec::new();
         let host = self.host.or_else(|| {
             std::env::var("HOSTNAME")
@@ -489,7 +508,8 @@ impl TracerBuilder {
         let (shutdown, _) = tokio::sync::watch::channel(false);
         let inner = Arc::new(Inner {
             service: self.service,
-            collector,
+            collectors,
+            preferred: std::sync::atomic::AtomicUsize::new(0),
             resource,
             inject_mask: formats_mask(&self.options.inject),
             queue: SpanQueue::new(self.options.max_queue_spans, self.options.max_queue_bytes),

@@ -818,7 +818,7 @@ async fn spans_are_spread_over_several_collectors_by_trace_and_fail_over() {
         .build()
         .expect("tracer");
     let route = producer.route("order.created", "orders", Broker::Kafka);
-    let mut send = |events: std::ops::Range<u32>| {
+    let send = |events: std::ops::Range<u32>| {
         for n in events {
             let mut headers: Vec<(String, String)> = Vec::new();
             route

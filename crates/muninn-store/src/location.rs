@@ -13,7 +13,7 @@ use object_store::prefix::PrefixStore;
 use object_store::{BackoffConfig, ObjectStore, RetryConfig};
 
 use crate::error::{StoreError, StoreErrorKind};
-use crate::fs::{LocalDir, OsFileSystem, TierCounters, TieredStore};
+use crate::fs::{LocalDir, OsFileSystem, TieredStore};
 
 /// The forms a location may take, for error messages.
 pub const VALID_LOCATIONS: &str = "a directory path, file://PATH or s3://BUCKET[/PREFIX]";
@@ -147,13 +147,12 @@ impl BlockStorage {
         }
     }
 
-    /// The object store of the blocks and, for a remote one with a local cache, the cache's
-    /// counters. A local directory's temporary files of puts that a crash interrupted are
+    /// The object store of the blocks and, for a remote one, the same as its tiers. A local directory's temporary files of puts that a crash interrupted are
     /// removed.
     pub(crate) async fn open(
         &self,
         data_dir: &std::path::Path,
-    ) -> Result<(Arc<dyn ObjectStore>, Option<Arc<TierCounters>>), StoreError> {
+    ) -> Result<(Arc<dyn ObjectStore>, Option<Arc<TieredStore>>), StoreError> {
         match &self.location {
             Location::Local(path) => {
                 let path = match &self.node {
@@ -181,8 +180,8 @@ impl BlockStorage {
                 let tiered = TieredStore::open(remote, local, self.cache_max_bytes)
                     .await
                     .map_err(|error| StoreError::object_store(cache_dir.display(), error))?;
-                let counters = tiered.counters();
-                Ok((Arc::new(tiered), Some(counters)))
+                let tiered = Arc::new(tiered);
+                Ok((tiered.clone(), Some(tiered)))
             }
         }
     }

@@ -250,4 +250,35 @@ async fn a_query_node_over_two_ingest_nodes_answers_as_one_node_does() {
         "{} queries answered alike by the query node over 2 ingest nodes and by one node",
         paths.len() + 1
     );
+    // The query node copies the blocks it finds to its local disk, and reads them there.
+    let metric = |name: &'static str| {
+        let (client, url) = (client.clone(), format!("{}/metrics", query.base_url));
+        async move {
+            let metrics = client.get(url).send().await.unwrap().text().await.unwrap();
+            metrics
+                .lines()
+                .find_map(|line| {
+                    line.strip_prefix(name)?
+                        .strip_prefix(' ')?
+                        .parse::<f64>()
+                        .ok()
+                })
+                .unwrap_or_else(|| panic!("{name} in /metrics:\n{metrics}"))
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric("muninn_storage_cache_bytes").await == 0.0 {
+        assert!(Instant::now() < deadline, "the query node copied no block");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let hits_before = metric("muninn_storage_cache_hits_total").await;
+    let path = format!("/api/v1/traces/{}", trace_ids[0]);
+    assert_eq!(
+        get(&client, &query, &path).await,
+        get(&client, &single, &path).await
+    );
+    assert!(
+        metric("muninn_storage_cache_hits_total").await > hits_before,
+        "a look-up read the local copies"
+    );
 }

@@ -42,6 +42,7 @@ impl Store {
         let unchanged = found.len() == current.len()
             && found.iter().all(|handle| current.contains_key(&handle.dir));
         if unchanged {
+            self.copy_newest_blocks().await;
             return Ok(false);
         }
         let mut blocks = Vec::with_capacity(found.len());
@@ -65,6 +66,51 @@ impl Store {
             *slot = rollups;
         }
         shared.count_index_bytes();
+        self.copy_newest_blocks().await;
         Ok(true)
     }
+
+    /// Copies the newest blocks into the local tier, newest partition first, up to its bound
+    /// and at most `COPY_PER_REFRESH` bytes a refresh (so that listing stays prompt).
+    async fn copy_newest_blocks(&self) {
+        let Some(tiered) = self
+            .shared
+            .tiers
+            .lock()
+            .ok()
+            .and_then(|tiers| tiers.clone())
+        else {
+            return;
+        };
+        let mut dirs: Vec<(i64, Path)> = self
+            .shared
+            .blocks
+            .read()
+            .map(|blocks| {
+                blocks
+                    .iter()
+                    .map(|handle| (handle.meta.partition_unix_seconds, handle.dir.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        dirs.sort_by(|left, right| right.cmp(left));
+        let mut copied = 0;
+        for (_, dir) in dirs {
+            for file in ["meta.json", "rollup.json", "spans.parquet"] {
+                match tiered.prefetch(&dir.clone().join(file)).await {
+                    Ok(bytes) => copied += bytes,
+                    Err(error) => {
+                        tracing::warn!(%error, "copying a block to local disk; it is read from the object store");
+                        return;
+                    }
+                }
+            }
+            if copied >= COPY_PER_REFRESH {
+                return;
+            }
+        }
+    }
 }
+
+/// The most a refresh copies of the newest blocks to local disk.
+const COPY_PER_REFRESH: u64 = 512 << 20;

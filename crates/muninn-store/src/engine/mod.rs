@@ -36,7 +36,7 @@ use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use crate::block::{BlockHandle, BlockMeta, BlockWriteOptions, IndexBytes};
 use crate::error::{StoreError, StoreErrorKind};
 use crate::fs::{self, FileSystem, LocalDir, OsFileSystem};
-use crate::fs::{TierCounters, TierStats};
+use crate::fs::{TierStats, TieredStore};
 use crate::location::BlockStorage;
 use crate::rollup::{self, Rollups};
 use crate::wal::WalWriter;
@@ -204,7 +204,7 @@ struct Shared {
     /// Damage found in the middle of WAL segments when the store was opened.
     wal_damage: WalDamage,
     /// What the local copies of blocks in a remote store did, when there are some.
-    tiers: std::sync::Mutex<Option<Arc<TierCounters>>>,
+    tiers: std::sync::Mutex<Option<Arc<TieredStore>>>,
 }
 
 impl Shared {
@@ -593,11 +593,11 @@ impl Store {
             compaction_spans: shared.compacted.spans.load(Ordering::Relaxed),
             compaction_bytes: shared.compacted.bytes.load(Ordering::Relaxed),
             flush_failures: shared.flush_failures.load(Ordering::Relaxed),
-            tiers: shared
-                .tiers
-                .lock()
-                .ok()
-                .and_then(|tiers| tiers.as_deref().map(TierStats::of)),
+            tiers: shared.tiers.lock().ok().and_then(|tiers| {
+                tiers
+                    .as_ref()
+                    .map(|tiered| TierStats::of(&tiered.counters()))
+            }),
             flush_error: shared
                 .flush_error
                 .lock()

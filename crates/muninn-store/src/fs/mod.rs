@@ -27,7 +27,7 @@ pub use local_dir::LocalDir;
 pub use os::OsFileSystem;
 #[cfg(any(test, feature = "fault-injection"))]
 pub use simulated::SimulatedFs;
-pub use tiered::{TierCounters, TierStats, TieredStore};
+pub use tiered::{TierStats, TieredStore};
 
 /// A file open for writing from its start (the store only ever appends to a new file).
 pub trait WriteFile: io::Write + Send {

@@ -130,6 +130,33 @@ impl TieredStore {
         self.counters.clone()
     }
 
+    /// Copies `location` from the remote store into the local tier, unless it has a copy or
+    /// the copy would not fit without evicting others (a query node keeps the newest blocks it
+    /// finds this way, newest first). Returns the bytes copied; a missing object copies none.
+    pub async fn prefetch(&self, location: &Path) -> Result<u64> {
+        if !self.keeps_copies() || self.has_copy(location) {
+            return Ok(0);
+        }
+        let object = match self.remote.get(location).await {
+            Ok(object) => object,
+            Err(object_store::Error::NotFound { .. }) => return Ok(0),
+            Err(error) => return Err(error),
+        };
+        let size = object.meta.size;
+        let (held, max) = (
+            self.counters.cache_bytes.load(Ordering::Relaxed),
+            self.counters.cache_max_bytes.load(Ordering::Relaxed),
+        );
+        if held + size > max {
+            return Ok(0);
+        }
+        let bytes = object.bytes().await?;
+        self.remote_read(size);
+        self.local.put(location, bytes.into()).await?;
+        self.copied(location, size).await;
+        Ok(size)
+    }
+
     /// False with a bound of 0: every read goes to the remote store (and is counted).
     fn keeps_copies(&self) -> bool {
         self.counters.cache_max_bytes.load(Ordering::Relaxed) > 0
@@ -570,5 +597,63 @@ mod tests {
         assert_eq!(TierStats::of(&reopened.counters()).cache_bytes, 500);
         assert_eq!(read(&reopened, &location).await, expected);
         assert_eq!(TierStats::of(&reopened.counters()).cache_hits, 1);
+    }
+
+    /// A query node's copies: fetched whole from the remote store while they fit, never by
+    /// evicting others; a missing object copies nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn prefetch_copies_what_fits_and_evicts_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = Arc::new(dir_store(&dir.path().join("remote")));
+        for (hour, size) in [(1, 600), (2, 600), (3, 600)] {
+            remote
+                .put(
+                    &block_file(hour, "spans.parquet"),
+                    Bytes::from(vec![hour as u8; size]).into(),
+                )
+                .await
+                .unwrap();
+        }
+        let tiered = TieredStore::open(remote.clone(), dir_store(&dir.path().join("cache")), 1_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            tiered
+                .prefetch(&block_file(3, "spans.parquet"))
+                .await
+                .unwrap(),
+            600
+        );
+        assert_eq!(
+            tiered
+                .prefetch(&block_file(3, "spans.parquet"))
+                .await
+                .unwrap(),
+            0,
+            "already copied"
+        );
+        assert_eq!(
+            tiered
+                .prefetch(&block_file(2, "spans.parquet"))
+                .await
+                .unwrap(),
+            0,
+            "does not fit beside the newer copy"
+        );
+        assert_eq!(
+            tiered.prefetch(&block_file(9, "meta.json")).await.unwrap(),
+            0
+        );
+        let stats = TierStats::of(&tiered.counters());
+        assert_eq!(
+            (stats.cache_bytes, stats.evicted_objects),
+            (600, 0),
+            "{stats:?}"
+        );
+        assert_eq!(
+            read(&tiered, &block_file(3, "spans.parquet")).await,
+            Bytes::from(vec![3u8; 600])
+        );
+        assert_eq!(TierStats::of(&tiered.counters()).cache_hits, 1);
     }
 }

@@ -4,6 +4,7 @@
 pub mod allocator;
 mod archive;
 mod body_budget;
+mod cluster;
 mod compare;
 mod compat;
 mod error;

@@ -174,6 +174,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let local_addr = listener
         .local_addr()
         .map_err(|error| StartError::Bind(config.listen, error))?;
+    crate::cluster::start(&store, &config, local_addr).await;
     let otlp_grpc = match config.otlp_grpc_listen {
         None => None,
         Some(address) => Some(
@@ -328,6 +329,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/traces", post(otlp::http::post_traces))
         .route("/api/v1/counts", post(ingest::post_counts))
         .route("/api/v1/admin/flush", post(ingest::post_flush))
+        .route("/api/v1/internal/head", get(crate::cluster::head))
         .route("/api/v1/admin/compact", post(ingest::post_compact))
         .route("/api/v1/event-types", get(query::event_types))
         .route(

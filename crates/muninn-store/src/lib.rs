@@ -14,6 +14,7 @@ mod scan;
 mod wal;
 
 pub use block::{BLOCK_FORMAT_VERSION, BlockMeta, BlockWriteOptions, IndexBytes, SpanFields};
+pub use engine::cluster::{HeadFetcher, HeadRecord, HeadRecords};
 pub use engine::{
     CompactionConfig, CompactionReport, DATA_FORMAT_VERSION, DEFAULT_MEMORY_LIMIT_BYTES,
     FlushReport, Lookup, RetentionReport, Store, StoreConfig, StoreRole, StoreStats,

@@ -281,6 +281,7 @@ impl Store {
             }
         }
         search.traces = hits.into_sorted(query.max_traces);
+        search.unreadable_blocks.extend(self.missing_nodes());
         search.unreadable_blocks.sort();
         search
     }

@@ -119,6 +119,7 @@ impl Store {
     /// `delete_grace` has passed (at once when it is zero). Each compaction uses the share of
     /// a core that the backlog calls for (`CompactionConfig::share_for_backlog`).
     pub async fn compact(&self) -> Result<CompactionReport, StoreError> {
+        self.refuse_if_read_only("compaction")?;
         self.compact_round(Round {
             all_settled: true,
             cpu_share: None,

@@ -29,6 +29,7 @@ impl Store {
     /// is counted in `StoreStats::flush_failures` and kept as `flush_error` until a flush
     /// succeeds.
     pub async fn flush(&self) -> Result<FlushReport, StoreError> {
+        self.refuse_if_read_only("flushing")?;
         let result = self.flush_heads().await;
         let shared = &self.shared;
         if result.is_err() {

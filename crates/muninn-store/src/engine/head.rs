@@ -6,7 +6,7 @@ use std::ops::Deref;
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
-use muninn_model::{Span, TraceId};
+use muninn_model::{EventCount, Span, TraceId};
 
 use crate::block::SpanSelection;
 use crate::rollup::{self, RollupDelta};
@@ -30,10 +30,21 @@ pub(crate) struct HeadBatch {
     spans: Vec<Span>,
     trace_keys: Vec<u64>,
     event_keys: Vec<u64>,
+    /// The WAL record it came with (set when it enters the head), and the record's counts:
+    /// what a query node mirroring this head asks for (`Store::head_since`).
+    pub seq: u64,
+    pub counts: Vec<EventCount>,
 }
 
 impl HeadBatch {
+    /// A batch of spans alone.
+    #[cfg(test)]
     pub(crate) fn new(spans: Vec<Span>) -> Self {
+        HeadBatch::with_counts(spans, Vec::new())
+    }
+
+    /// A WAL record's spans and counts.
+    pub(crate) fn with_counts(spans: Vec<Span>, counts: Vec<EventCount>) -> Self {
         let mut trace_keys: Vec<u64> = spans.iter().map(|span| trace_key(&span.trace_id)).collect();
         trace_keys.sort_unstable();
         trace_keys.dedup();
@@ -50,6 +61,8 @@ impl HeadBatch {
             spans,
             trace_keys,
             event_keys,
+            seq: 0,
+            counts,
         }
     }
 
@@ -122,10 +135,17 @@ pub(crate) struct Head {
 
 impl Head {
     /// Adds an acknowledged batch; `n_bytes` is the memory its spans and keys hold.
-    pub(crate) fn insert(&mut self, seq: u64, spans: HeadBatch, n_bytes: u64, delta: RollupDelta) {
+    pub(crate) fn insert(
+        &mut self,
+        seq: u64,
+        mut spans: HeadBatch,
+        n_bytes: u64,
+        delta: RollupDelta,
+    ) {
         self.n_spans += spans.len();
         self.n_bytes += n_bytes;
-        if !spans.is_empty() {
+        if !spans.is_empty() || !spans.counts.is_empty() {
+            spans.seq = seq;
             self.batches.push(Arc::new(spans));
         }
         rollup::merge_delta(&mut self.delta, delta);

@@ -131,6 +131,8 @@ impl Store {
         })
         .await;
         spans.extend(found.into_iter().flatten().filter(|span| matches(span)));
+        let mut unreadable_blocks = unreadable_blocks;
+        unreadable_blocks.extend(self.missing_nodes());
         Lookup::of(spans, unreadable_blocks)
     }
 }

@@ -12,7 +12,7 @@
 //! is deleted only when the blocks holding it are durable, so that at every instant each
 //! acknowledged record is on stable storage in at least one of them (see `flush.rs`).
 
-mod cluster;
+pub mod cluster;
 mod compaction;
 mod flush;
 mod head;
@@ -205,6 +205,11 @@ struct Shared {
     wal_damage: WalDamage,
     /// What the local copies of blocks in a remote store did, when there are some.
     tiers: std::sync::Mutex<Option<Arc<TieredStore>>>,
+    /// A query node's view of the cluster beyond its blocks (`cluster.rs`), how it asks the
+    /// ingest nodes for their heads, and those that did not answer at the last refresh.
+    cluster: Mutex<cluster::ClusterState>,
+    head_fetcher: RwLock<Option<cluster::HeadFetcher>>,
+    missing_nodes: RwLock<Vec<String>>,
 }
 
 impl Shared {
@@ -390,6 +395,9 @@ impl Store {
             hooks: crate::hooks::Hooks::default(),
             wal_damage: recovered.damage,
             tiers: std::sync::Mutex::new(None),
+            cluster: Mutex::new(cluster::ClusterState::default()),
+            head_fetcher: RwLock::new(None),
+            missing_nodes: RwLock::new(Vec::new()),
         });
         let thread_shared = shared.clone();
         std::thread::Builder::new()
@@ -423,6 +431,7 @@ impl Store {
                 "this node is a query node (role query): send spans and counts to an ingest node",
             ));
         }
+
         self.wait_for_memory().await?;
         self.shared.hooks.observe(&spans);
         // Sized up front (about 300 bytes per span is typical) so the record is not regrown.
@@ -436,7 +445,8 @@ impl Store {
         )
         .map_err(|error| StoreError::corrupt(format!("encoding a WAL record: {error}")))?;
         let delta = rollup::batch_delta(&spans, &counts);
-        let spans = HeadBatch::new(spans);
+        let n_counts = counts.len() as u64;
+        let spans = HeadBatch::with_counts(spans, counts);
         let n_bytes = spans
             .iter()
             .map(|span| span.memory_bytes() as u64)
@@ -447,7 +457,7 @@ impl Store {
             .fetch_add(spans.len() as u64, Ordering::Relaxed);
         self.shared
             .counts_appended
-            .fetch_add(counts.len() as u64, Ordering::Relaxed);
+            .fetch_add(n_counts, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         self.wal_tx
             .send(WalCommand::Append {

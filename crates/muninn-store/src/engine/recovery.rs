@@ -168,7 +168,7 @@ fn replay_wal(
             })?;
             let delta = rollup::batch_delta(&batch.spans, &batch.counts);
             rollups.apply(&delta);
-            let spans = HeadBatch::new(batch.spans);
+            let spans = HeadBatch::with_counts(batch.spans, batch.counts);
             let n_bytes = spans
                 .iter()
                 .map(|span| span.memory_bytes() as u64)

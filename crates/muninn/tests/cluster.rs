@@ -274,9 +274,9 @@ async fn compare_all(
         (now_s + 3_600) * 1_000_000
     );
     let lineage_path = format!("/api/v1/lineage?{range}");
-    let expected_lineage = get(client, &single, &lineage_path).await;
+    let expected_lineage = get(client, single, &lineage_path).await;
     loop {
-        let lineage = get(client, &query, &lineage_path).await;
+        let lineage = get(client, query, &lineage_path).await;
         if lineage == expected_lineage {
             break;
         }
@@ -315,8 +315,8 @@ async fn compare_all(
             .map(|id| format!("/api/v1/traces/{id}")),
     );
     for path in &paths {
-        let expected = get(client, &single, path).await;
-        let answered = get(client, &query, path).await;
+        let expected = get(client, single, path).await;
+        let answered = get(client, query, path).await;
         assert!(
             expected.to_string().len() > 20,
             "{path}: the single node knows something: {expected}"

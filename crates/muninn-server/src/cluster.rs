@@ -27,15 +27,16 @@ pub(crate) async fn start(store: &Store, config: &ServerConfig, local_addr: Sock
         install_head_fetcher(store);
         return;
     }
-    let Some(node) = config
-        .store
-        .blocks
-        .as_ref()
-        .and_then(|blocks| blocks.node.clone())
-    else {
+    let Some(blocks) = &config.store.blocks else {
         return;
     };
-    let url = format!("http://{local_addr}");
+    let Some(node) = blocks.node.clone() else {
+        return;
+    };
+    let url = blocks
+        .advertise_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{local_addr}"));
     if let Err(error) = store.register_node(&node, &url).await {
         tracing::warn!(%error, node, "registering this ingest node for the query nodes failed; they answer from its flushed blocks alone");
     }

@@ -131,6 +131,8 @@ pub struct BlockStorage {
     /// This node's name in a cluster sharing the location: its blocks go under
     /// `nodes/<node>/`, where query nodes find them. `None`: the location is the node's own.
     pub node: Option<String>,
+    /// Where query nodes reach this ingest node (`node.json`); its bound address by default.
+    pub advertise_url: Option<String>,
 }
 
 /// The default of `BlockStorage::cache_max_bytes`: 8 GiB.
@@ -144,6 +146,7 @@ impl BlockStorage {
             s3,
             cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
             node: None,
+            advertise_url: None,
         }
     }
 

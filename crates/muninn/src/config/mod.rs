@@ -290,9 +290,11 @@ mod tests {
             load("role = \"ingest\"\n[storage]\nurl = \"s3://b/c\"\nnode = \"ingest-a\"\n")
                 .unwrap();
         assert_eq!(ingest.store.role, muninn_store::StoreRole::ReadWrite);
+        let blocks = ingest.store.blocks.unwrap();
+        assert_eq!(blocks.node.as_deref(), Some("ingest-a"));
         assert_eq!(
-            ingest.store.blocks.unwrap().node.as_deref(),
-            Some("ingest-a")
+            blocks.advertise_url.as_deref(),
+            Some("http://ingest-a.internal:4320")
         );
         for (text, expected) in [
             ("role = \"query\"\n", "[storage] url"),
@@ -305,6 +307,10 @@ mod tests {
                 "applies to role query only",
             ),
             ("role = \"reader\"\n", "use all, ingest or query"),
+            (
+                "[storage]\nurl = \"s3://b/c\"\nadvertise_url = \"ingest-a:4320\"\n",
+                "`storage.advertise_url`",
+            ),
             (
                 "[storage]\nurl = \"s3://b/c\"\nnode = \"Ingest A\"\n",
                 "`storage.node`",

@@ -11,9 +11,10 @@ use anyhow::{Result, anyhow};
 use muninn_store::location::{self, BlockStorage, Location, S3Settings};
 
 /// The keys of `[storage]`, in the order the example file documents them.
-const KEYS: [&str; 10] = [
+const KEYS: [&str; 11] = [
     "url",
     "node",
+    "advertise_url",
     "refresh",
     "endpoint",
     "region",
@@ -69,6 +70,7 @@ impl StorageSection {
         let mut url = None;
         let mut cache_max_bytes = location::DEFAULT_CACHE_MAX_BYTES;
         let mut node = None;
+        let mut advertise_url = None;
         // AWS variable names, as `S3Settings::options` takes them.
         let mut options: Vec<(String, String)> = Vec::new();
         for (key, value) in &self.table {
@@ -123,7 +125,21 @@ impl StorageSection {
                     }
                     node = Some(name);
                 }
-                // Read by `validate_refresh`, with the role.
+                "advertise_url" => {
+                    let url = self.text(key, value, "\"http://ingest-a.internal:4320\"")?;
+                    let valid = (url.starts_with("http://") || url.starts_with("https://"))
+                        && url.len() > "https://".len();
+                    if !valid {
+                        return Err(self.error(
+                            key,
+                            value,
+                            "use the http:// URL query nodes reach this node at, like \
+                             \"http://ingest-a.internal:4320\"",
+                        ));
+                    }
+                    advertise_url = Some(url.trim_end_matches('/').to_string());
+                }
+                // Read by `refresh`, with the role.
                 "refresh" => {}
                 "cache" => {
                     let text = match value {
@@ -171,7 +187,7 @@ impl StorageSection {
         };
         match &location {
             Location::Local(_) => {
-                let local_keys = ["url", "node", "refresh"];
+                let local_keys = ["url", "node", "refresh", "advertise_url"];
                 if let Some((key, _)) = self
                     .table
                     .iter()
@@ -192,6 +208,7 @@ impl StorageSection {
         Ok(BlockStorage {
             cache_max_bytes,
             node,
+            advertise_url,
             ..BlockStorage::new(location, s3)
         })
     }

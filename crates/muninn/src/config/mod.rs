@@ -286,9 +286,11 @@ mod tests {
                 refresh_every: std::time::Duration::from_secs(2)
             }
         );
-        let ingest =
-            load("role = \"ingest\"\n[storage]\nurl = \"s3://b/c\"\nnode = \"ingest-a\"\n")
-                .unwrap();
+        let ingest = load(
+            "role = \"ingest\"\n[storage]\nurl = \"s3://b/c\"\nnode = \"ingest-a\"\n\
+             advertise_url = \"http://ingest-a.internal:4320/\"\n",
+        )
+        .unwrap();
         assert_eq!(ingest.store.role, muninn_store::StoreRole::ReadWrite);
         let blocks = ingest.store.blocks.unwrap();
         assert_eq!(blocks.node.as_deref(), Some("ingest-a"));

@@ -10,6 +10,7 @@ mod compat;
 mod error;
 mod idempotency;
 mod ingest;
+mod kafka_ingest;
 mod metrics;
 mod otlp;
 mod query;
@@ -19,6 +20,7 @@ mod server;
 mod tail;
 
 pub use archive::{ArchiveConfig, ArchiveConfigError, MaintenanceConfig};
+pub use kafka_ingest::{DEFAULT_GROUP as DEFAULT_KAFKA_INGEST_GROUP, KafkaIngestConfig};
 pub use server::{DEFAULT_MAX_BODY_MEMORY_BYTES, RunningServer, ServerConfig, StartError, start};
 pub use tail::{
     Clock, MAX_KEPT_NAMES, SystemClock, TailSampler, TailSamplingConfig, TailSamplingConfigError,

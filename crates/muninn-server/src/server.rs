@@ -55,6 +55,9 @@ pub struct ServerConfig {
     /// The event archive (`archive/`): its routes, journey links, and recorders run inside the
     /// server; `None` (the default) answers its routes with 404.
     pub archive: Option<crate::archive::ArchiveConfig>,
+    /// Span batches consumed from Kafka topics (`kafka_ingest.rs`), besides HTTP; `None` (the
+    /// default) consumes none. Refused on a query node.
+    pub kafka_ingest: Option<crate::kafka_ingest::KafkaIngestConfig>,
 }
 
 impl ServerConfig {
@@ -72,6 +75,7 @@ impl ServerConfig {
             otlp_event_id_attribute: None,
             tail_sampling: None,
             archive: None,
+            kafka_ingest: None,
         }
     }
 }
@@ -224,6 +228,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         first_senders: Default::default(),
     });
     let recorders = archive.as_deref().map(crate::archive::start_recorders);
+    let (kafka_stop_tx, kafka_stop_rx) = oneshot::channel::<()>();
+    let kafka_ingest = config.kafka_ingest.clone().map(|kafka| {
+        tokio::spawn(crate::kafka_ingest::run(state.clone(), kafka, async {
+            let _ = kafka_stop_rx.await;
+        }))
+    });
     let grpc_state = state.clone();
     let app = router(state);
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
@@ -257,6 +267,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         let _ = shutdown_rx.await;
         let _ = http_stop_tx.send(());
         let _ = grpc_stop_tx.send(());
+        // A message being stored is left uncommitted: the group delivers it again.
+        let _ = kafka_stop_tx.send(());
+        if let Some(kafka_ingest) = kafka_ingest {
+            let _ = kafka_ingest.await;
+        }
         // The recorders write what they buffered, then commit it to their brokers.
         let recorders_stopped = async {
             if let Some(recorders) = recorders {

@@ -325,3 +325,123 @@ async fn compare_all(
     }
     paths.len() + 1
 }
+
+/// The Kafka ingest bus against a real Kafka-API broker (tansu): two ingest nodes consume span
+/// batches (gzip'd or not) from one topic as a consumer group, and the query node over them
+/// answers as a single node that took the same batches over HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_nodes_consuming_a_kafka_topic_answer_as_one_node_does() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use std::io::Write as _;
+
+    const TOPIC: &str = "muninn-spans";
+    let kafka = support::Kafka::start();
+    kafka.create_topic(TOPIC, 4).await;
+    let moto = Moto::start().await;
+    moto.create_bucket(BUCKET).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ingest = |name: &str| {
+        let text = format!(
+            "role = \"ingest\"\n{}[kafka_ingest]\nbootstrap = \"{}\"\ntopics = [\"{TOPIC}\"]\n",
+            storage(moto.port, &format!("node = \"{name}\"\n")),
+            kafka.bootstrap
+        );
+        Server::start(
+            &dir.path().join(name),
+            Some(&config(dir.path(), name, &text)),
+            &[],
+        )
+    };
+    let (node_a, node_b) = (ingest("ingest-a"), ingest("ingest-b"));
+    let query_config = format!(
+        "role = \"query\"\n{}",
+        storage(moto.port, "refresh = \"1s\"\n")
+    );
+    let query = Server::start(
+        &dir.path().join("query"),
+        Some(&config(dir.path(), "query", &query_config)),
+        &[],
+    );
+    let single = Server::start(&dir.path().join("single"), None, &[]);
+    let client = reqwest::Client::new();
+    let producer: FutureProducer = kafka
+        .config()
+        .set("message.timeout.ms", "30000")
+        .create()
+        .unwrap();
+
+    let mut rng = StdRng::seed_from_u64(23);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let ingested = |node: &Server| {
+        let (client, url) = (client.clone(), format!("{}/metrics", node.base_url));
+        async move {
+            let metrics = client.get(url).send().await.unwrap().text().await.unwrap();
+            metrics
+                .lines()
+                .find_map(|line| {
+                    line.strip_prefix("muninn_ingested_spans_total ")?
+                        .parse::<f64>()
+                        .ok()
+                })
+                .unwrap_or(0.0)
+        }
+    };
+    // Batches until both nodes have consumed some (the group spreads the partitions once both
+    // have joined), at least 24, at most 400.
+    let (mut event_ids, mut trace_ids) = (Vec::new(), Vec::new());
+    for batch_idx in 0..400 {
+        if batch_idx >= 24 && ingested(&node_a).await > 0.0 && ingested(&node_b).await > 0.0 {
+            break;
+        }
+        assert!(
+            batch_idx < 399,
+            "the consumer group never gave both nodes a partition"
+        );
+        if batch_idx >= 24 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (spans, events) = batch(&mut rng, now, 20);
+        trace_ids.extend(
+            spans
+                .as_array()
+                .unwrap()
+                .iter()
+                .step_by(5)
+                .map(|span| span["trace_id"].as_str().unwrap().to_string()),
+        );
+        event_ids.extend(events);
+        let json = spans.to_string().into_bytes();
+        let (payload, headers) = if batch_idx % 2 == 0 {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder.write_all(&json).unwrap();
+            let headers = OwnedHeaders::new().insert(Header {
+                key: "content-encoding",
+                value: Some("gzip"),
+            });
+            (encoder.finish().unwrap(), headers)
+        } else {
+            (json, OwnedHeaders::new())
+        };
+        producer
+            .send(
+                FutureRecord::<[u8], [u8]>::to(TOPIC)
+                    .payload(&payload)
+                    .headers(headers)
+                    .partition(batch_idx % 4),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(error, _)| error)
+            .unwrap();
+        let (status, answer) =
+            post(&client, format!("{}/api/v1/spans", single.base_url), &spans).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let n_compared = compare_all(&client, &query, &single, now, &event_ids, &trace_ids).await;
+    eprintln!("{n_compared} answers alike through the Kafka bus");
+}

@@ -1,6 +1,6 @@
 //! The configuration file of `muninn serve`: TOML whose keys are `version`, the settings of
-//! `SETTINGS` (a string or a number each, read as text) and the `[tail_sampling]`, `[archive]`
-//! and `[storage]` tables. An unknown key or a value of the wrong type is refused with TOML's line
+//! `SETTINGS` (a string or a number each, read as text) and the `[tail_sampling]`, `[archive]`,
+//! `[storage]` and `[kafka_ingest]` tables. An unknown key or a value of the wrong type is refused with TOML's line
 //! and column.
 
 use std::fmt;
@@ -23,6 +23,7 @@ pub(super) struct FileContents {
     pub tail_sampling: Option<toml::Table>,
     pub archive: Option<toml::Table>,
     pub storage: Option<toml::Table>,
+    pub kafka_ingest: Option<toml::Table>,
     version: Option<u32>,
 }
 
@@ -56,6 +57,7 @@ enum FileKey {
     TailSampling,
     Archive,
     Storage,
+    KafkaIngest,
 }
 
 impl<'de> Deserialize<'de> for FileKey {
@@ -66,12 +68,13 @@ impl<'de> Deserialize<'de> for FileKey {
             "tail_sampling" => Ok(FileKey::TailSampling),
             "archive" => Ok(FileKey::Archive),
             "storage" => Ok(FileKey::Storage),
+            "kafka_ingest" => Ok(FileKey::KafkaIngest),
             _ => match SETTINGS.iter().find(|setting| setting.key == key) {
                 Some(setting) => Ok(FileKey::Setting(setting)),
                 None => {
                     let known: Vec<String> = std::iter::once("version")
                         .chain(SETTINGS.iter().map(|setting| setting.key))
-                        .chain(["tail_sampling", "archive", "storage"])
+                        .chain(["tail_sampling", "archive", "storage", "kafka_ingest"])
                         .map(|key| format!("`{key}`"))
                         .collect();
                     Err(de::Error::custom(format!(
@@ -100,6 +103,7 @@ impl<'de> Deserialize<'de> for FileContents {
                         FileKey::TailSampling => file.tail_sampling = Some(map.next_value()?),
                         FileKey::Archive => file.archive = Some(map.next_value()?),
                         FileKey::Storage => file.storage = Some(map.next_value()?),
+                        FileKey::KafkaIngest => file.kafka_ingest = Some(map.next_value()?),
                         FileKey::Setting(setting) => {
                             let Scalar(text) = map.next_value()?;
                             file.settings.push((setting, text));

@@ -6,11 +6,12 @@
 //! Each setting is declared once, in `settings.rs`'s `SETTINGS`: its file key, flag, environment
 //! variable, help, default and parser; the flags (here), the file's keys (`file.rs`) and the
 //! validation (here) are all read from there. The file-only tables are read beside them:
-//! `[tail_sampling]` (`tail_sampling_config.rs`), `[archive]` (`archive.rs`) and `[storage]`
-//! (`storage.rs`).
+//! `[tail_sampling]` (`tail_sampling_config.rs`), `[archive]` (`archive.rs`), `[storage]`
+//! (`storage.rs`) and `[kafka_ingest]` (`kafka_ingest.rs`).
 
 mod archive;
 mod file;
+mod kafka_ingest;
 mod settings;
 mod storage;
 
@@ -25,6 +26,7 @@ use muninn_server::ServerConfig;
 
 use self::archive::ArchiveSection;
 use self::file::FileContents;
+use self::kafka_ingest::KafkaIngestSection;
 pub use self::settings::{DEFAULT_LISTEN, parse_body_bytes, parse_listen};
 use self::settings::{SETTINGS, Setting};
 use self::storage::StorageSection;
@@ -141,6 +143,8 @@ pub struct RawConfig {
     archive: Option<ArchiveSection>,
     /// The `[storage]` table (file only; see `storage.rs`).
     storage: Option<StorageSection>,
+    /// The `[kafka_ingest]` table (file only; see `kafka_ingest.rs`).
+    kafka_ingest: Option<KafkaIngestSection>,
 }
 
 impl RawConfig {
@@ -159,6 +163,9 @@ impl RawConfig {
                 .map(|table| TailSamplingSection::new(table, path)),
             archive: file.archive.map(|table| ArchiveSection::new(table, path)),
             storage: file.storage.map(|table| StorageSection::new(table, path)),
+            kafka_ingest: file
+                .kafka_ingest
+                .map(|table| KafkaIngestSection::new(table, path)),
         };
         for (setting, text) in file.settings {
             let origin = Origin::File {
@@ -178,6 +185,7 @@ impl RawConfig {
             tail_sampling: upper.tail_sampling.or(self.tail_sampling),
             archive: upper.archive.or(self.archive),
             storage: upper.storage.or(self.storage),
+            kafka_ingest: upper.kafka_ingest.or(self.kafka_ingest),
         }
     }
 
@@ -202,6 +210,9 @@ impl RawConfig {
         if let Some(section) = &self.storage {
             config.store.blocks = Some(section.validate()?);
         }
+        if let Some(section) = &self.kafka_ingest {
+            config.kafka_ingest = Some(section.validate()?);
+        }
         self.check_role(&mut config)?;
         Ok(config)
     }
@@ -220,6 +231,12 @@ impl RawConfig {
             None => None,
         };
         match (&mut config.store.role, &config.store.blocks) {
+            (muninn_store::StoreRole::ReadOnly { .. }, _) if config.kafka_ingest.is_some() => {
+                Err(anyhow!(
+                    "{origin}: role query takes no spans; [kafka_ingest] belongs in the ingest \
+                     nodes' configuration"
+                ))
+            }
             (muninn_store::StoreRole::ReadOnly { refresh_every }, Some(storage)) => {
                 if storage.node.is_some() {
                     return Err(anyhow!(

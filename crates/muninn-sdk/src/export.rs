@@ -35,6 +35,13 @@ const COUNTS_PER_REQUEST: usize = 5_000;
 /// How often counters are read into per-minute cells.
 const COUNT_TICK: Duration = Duration::from_secs(1);
 
+/// A Kafka topic span batches go to instead of the collectors.
+#[cfg(feature = "kafka")]
+pub(crate) struct KafkaSpans {
+    pub producer: rdkafka::producer::FutureProducer,
+    pub topic: String,
+}
+
 /// Which of `n` collectors a trace's spans go to (before any failover): the trace id's high
 /// bits, uniform for random ids.
 fn collector_of(trace_id: &muninn_model::TraceId, n: usize) -> usize {
@@ -355,6 +362,10 @@ impl Exporter {
     /// Sends `batch`: to the one collector, or split among several by trace id, a part after
     /// the other.
     async fn send_spans(&self, batch: &[Record], deadline: Option<Instant>) {
+        #[cfg(feature = "kafka")]
+        if let Some(kafka) = &self.inner.kafka_spans {
+            return self.produce_spans(kafka, batch, deadline).await;
+        }
         let n_collectors = self.inner.collectors.len();
         if n_collectors == 1 {
             return self.send_spans_to(0, batch, deadline).await;
@@ -427,6 +438,50 @@ impl Exporter {
                         }
                         None => self.pause(wait).await,
                     }
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Produces `batch` as one message to the span topic, retried as `send_spans_to` retries.
+    #[cfg(feature = "kafka")]
+    async fn produce_spans(&self, kafka: &KafkaSpans, batch: &[Record], deadline: Option<Instant>) {
+        use rdkafka::message::{Header, OwnedHeaders};
+        use rdkafka::producer::FutureRecord;
+        let counters = &self.inner.counters;
+        let body = self.body(self.encode_spans(batch));
+        let count = batch.len() as u64;
+        let mut attempt = 1;
+        loop {
+            let mut record = FutureRecord::<[u8], [u8]>::to(&kafka.topic).payload(&body.bytes);
+            if body.gzipped {
+                record = record.headers(OwnedHeaders::new().insert(Header {
+                    key: "content-encoding",
+                    value: Some("gzip"),
+                }));
+            }
+            let timeout = deadline.map_or(self.inner.options.request_timeout, |deadline| {
+                deadline.saturating_duration_since(Instant::now())
+            });
+            match kafka.producer.send(record, timeout).await {
+                Ok(_) => {
+                    counters.exported.fetch_add(count, Ordering::Relaxed);
+                    return;
+                }
+                Err((error, _)) => {
+                    tracing::debug!(%error, "muninn: producing a span batch to kafka failed");
+                    counters
+                        .export_attempts_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                    let past_deadline = deadline.is_some_and(|deadline| Instant::now() >= deadline);
+                    if attempt >= self.inner.options.max_attempts || past_deadline {
+                        counters
+                            .dropped_export_failed
+                            .fetch_add(count, Ordering::Relaxed);
+                        return;
+                    }
+                    self.pause(self.backoff(attempt)).await;
                     attempt += 1;
                 }
             }

@@ -75,6 +75,10 @@ pub(crate) struct Inner {
     /// counts and the sampling config go to, which moves on when it fails.
     pub collectors: Vec<reqwest::Url>,
     pub preferred: std::sync::atomic::AtomicUsize,
+    /// Where span batches go instead of `POST /api/v1/spans`: a Kafka topic the ingest nodes
+    /// consume (`[kafka_ingest]`). Counts and the sampling config still use the collectors.
+    #[cfg(feature = "kafka")]
+    pub kafka_spans: Option<crate::export::KafkaSpans>,
     pub resource: Vec<(String, Value)>,
     pub options: Options,
     pub inject_mask: u8,
@@ -270,6 +274,8 @@ impl Tracer {
             host: None,
             tags: Vec::new(),
             options: Options::default(),
+            #[cfg(feature = "kafka")]
+            kafka_spans: None,
         }
     }
 
@@ -395,9 +401,25 @@ pub struct TracerBuilder {
     host: Option<String>,
     tags: Vec<(String, String)>,
     options: Options,
+    #[cfg(feature = "kafka")]
+    kafka_spans: Option<(rdkafka::ClientConfig, String)>,
 }
 
 impl TracerBuilder {
+    /// Sends span batches to Kafka topic `topic` (the ingest nodes' `[kafka_ingest]` bus)
+    /// instead of `POST /api/v1/spans`, one message a batch (gzip'd with a
+    /// `content-encoding: gzip` header when `gzip` is on), retried as HTTP sends are; counts
+    /// and the sampling config still go to the collector.
+    #[cfg(feature = "kafka")]
+    pub fn export_spans_to_kafka(
+        mut self,
+        config: rdkafka::ClientConfig,
+        topic: impl Into<String>,
+    ) -> Self {
+        self.kafka_spans = Some((config, topic.into()));
+        self
+    }
+
     /// The collector's base URL (default `http://127.0.0.1:4320`), or several separated by
     /// commas (`http://ingest-a:4320,http://ingest-b:4320`): each trace's spans go to one of
     /// them, chosen by its trace id, so that tail sampling sees whole traces, and to the next
@@ -505,11 +527,32 @@ impl TracerBuilder {
             event_types: Default::default(),
             live_debug: false,
         };
+        #[cfg(feature = "kafka")]
+        let kafka_spans = match self.kafka_spans {
+            None => None,
+            Some((config, topic)) => {
+                if topic.trim().is_empty() {
+                    return Err(field_error(
+                        "export_spans_to_kafka",
+                        "the topic name is empty".to_string(),
+                    ));
+                }
+                let producer = config.create().map_err(|error| {
+                    field_error(
+                        "export_spans_to_kafka",
+                        format!("the Kafka producer could not be made: {error}"),
+                    )
+                })?;
+                Some(crate::export::KafkaSpans { producer, topic })
+            }
+        };
         let (shutdown, _) = tokio::sync::watch::channel(false);
         let inner = Arc::new(Inner {
             service: self.service,
             collectors,
             preferred: std::sync::atomic::AtomicUsize::new(0),
+            #[cfg(feature = "kafka")]
+            kafka_spans,
             resource,
             inject_mask: formats_mask(&self.options.inject),
             queue: SpanQueue::new(self.options.max_queue_spans, self.options.max_queue_bytes),

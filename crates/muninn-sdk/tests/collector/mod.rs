@@ -16,10 +16,15 @@ pub struct Collector {
 
 impl Collector {
     pub async fn start() -> Collector {
+        Collector::start_with(|_| {}).await
+    }
+
+    /// With the settings `configure` changes.
+    pub async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> Collector {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let server = start(ServerConfig::new(dir.path(), 0))
-            .await
-            .expect("the collector starts");
+        let mut config = ServerConfig::new(dir.path(), 0);
+        configure(&mut config);
+        let server = start(config).await.expect("the collector starts");
         Collector {
             url: server.base_url(),
             server: Some(server),

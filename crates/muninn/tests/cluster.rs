@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -444,4 +445,122 @@ async fn ingest_nodes_consuming_a_kafka_topic_answer_as_one_node_does() {
     }
     let n_compared = compare_all(&client, &query, &single, now, &event_ids, &trace_ids).await;
     eprintln!("{n_compared} answers alike through the Kafka bus");
+}
+
+/// An ingest node SIGKILLed twice while it consumes the Kafka bus loses no batch: what it had
+/// not committed is delivered again (to it or to the other node), and every trace produced is
+/// found whole through the query node (at least once: a batch stored twice shows its spans
+/// once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingest_node_killed_while_consuming_kafka_loses_no_batch() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    const TOPIC: &str = "muninn-spans";
+    let kafka = support::Kafka::start();
+    kafka.create_topic(TOPIC, 4).await;
+    let moto = Moto::start().await;
+    moto.create_bucket(BUCKET).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ingest = |name: &str| {
+        // A short session: the group gives a killed node's partitions to the others soon.
+        let text = format!(
+            "role = \"ingest\"\n{}[kafka_ingest]\nbootstrap = \"{}\"\ntopics = [\"{TOPIC}\"]\n\
+             options = {{ \"session.timeout.ms\" = \"6000\", \"heartbeat.interval.ms\" = \"500\" }}\n",
+            storage(moto.port, &format!("node = \"{name}\"\n")),
+            kafka.bootstrap
+        );
+        Server::start(
+            &dir.path().join(name),
+            Some(&config(dir.path(), name, &text)),
+            &["--flush-max-spans", "2000"],
+        )
+    };
+    let mut node_a = ingest("ingest-a");
+    let _node_b = ingest("ingest-b");
+    let query_config = format!(
+        "role = \"query\"\n{}",
+        storage(moto.port, "refresh = \"1s\"\n")
+    );
+    let query = Server::start(
+        &dir.path().join("query"),
+        Some(&config(dir.path(), "query", &query_config)),
+        &[],
+    );
+    let producer: FutureProducer = kafka
+        .config()
+        .set("message.timeout.ms", "30000")
+        .create()
+        .unwrap();
+    let producing = tokio::spawn(async move {
+        let mut rng = StdRng::seed_from_u64(29);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i64;
+        let mut traces: HashMap<String, usize> = HashMap::new();
+        for batch_idx in 0..150 {
+            let (spans, _) = batch(&mut rng, now, 8);
+            for span in spans.as_array().unwrap() {
+                *traces
+                    .entry(span["trace_id"].as_str().unwrap().to_string())
+                    .or_default() += 1;
+            }
+            let payload = spans.to_string().into_bytes();
+            producer
+                .send(
+                    FutureRecord::<[u8], [u8]>::to(TOPIC)
+                        .payload(&payload)
+                        .partition(batch_idx % 4),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(|(error, _)| error)
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        traces
+    });
+    for pause in [700, 900] {
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        drop(node_a);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        node_a = ingest("ingest-a");
+    }
+    let traces = producing.await.unwrap();
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut missing: Vec<String> = traces.keys().cloned().collect();
+    while !missing.is_empty() {
+        let mut still = Vec::new();
+        for trace_id in &missing {
+            // A trace not found yet answers 404.
+            let answer: Value = client
+                .get(format!("{}/api/v1/traces/{trace_id}", query.base_url))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap_or_default();
+            if answer["n_spans"].as_u64() != Some(traces[trace_id] as u64) {
+                still.push(trace_id.clone());
+            }
+        }
+        missing = still;
+        assert!(
+            Instant::now() < deadline || missing.is_empty(),
+            "{} of {} traces not found whole: {:?}",
+            missing.len(),
+            traces.len(),
+            &missing[..missing.len().min(5)]
+        );
+        if !missing.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    eprintln!(
+        "{} traces found whole after two SIGKILLs of a consuming ingest node",
+        traces.len()
+    );
+    drop(node_a);
 }

@@ -1,17 +1,24 @@
 //! The HTTP client of the query, lineage and demo commands: builds API URLs (path segments are
 //! percent-encoded), drops empty query parameters, and turns the server's error body
-//! `{"error": {"message": ...}}` into an error carrying just that message.
+//! `{"error": {"message": ...}}` into an error carrying just that message. `--server` may name
+//! several servers, comma-separated (query nodes, or nodes behind no load balancer): a request
+//! that cannot reach one goes to the next (a POST only when the connection was never made, so
+//! that nothing is sent twice), and the one that answered is asked first from then on.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use reqwest::{StatusCode, Url};
 use serde_json::Value;
 
-/// A client for one Muninn server.
+/// A client for a Muninn server, or several that answer alike.
 #[derive(Debug, Clone)]
 pub struct ApiClient {
-    base: Url,
+    bases: Vec<Url>,
+    /// The server asked first: the last one that answered.
+    current: Arc<AtomicUsize>,
     http: reqwest::Client,
 }
 
@@ -19,27 +26,48 @@ pub struct ApiClient {
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl ApiClient {
-    /// `server` is the base URL, like `http://127.0.0.1:4320`.
+    /// `server` is the base URL, like `http://127.0.0.1:4320`, or several separated by commas.
     pub fn new(server: &str) -> Result<Self> {
-        let base = Url::parse(server)
-            .ok()
-            .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
-            .ok_or_else(|| anyhow!("--server: {server:?} is not a server URL; use http://HOST:PORT, like http://127.0.0.1:4320"))?;
+        let bases = server
+            .split(',')
+            .map(|one| {
+                let one = one.trim();
+                Url::parse(one)
+                    .ok()
+                    .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+                    .ok_or_else(|| anyhow!("--server: {one:?} is not a server URL; use http://HOST:PORT, like http://127.0.0.1:4320, or several separated by commas"))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .build()
             .context("building the HTTP client")?;
-        Ok(ApiClient { base, http })
+        Ok(ApiClient {
+            bases,
+            current: Arc::new(AtomicUsize::new(0)),
+            http,
+        })
     }
 
-    /// The base URL without a trailing slash, for messages and `curl` lines.
+    /// The base URL asked first, without a trailing slash, for messages and `curl` lines.
     pub fn base_url(&self) -> String {
-        self.base.as_str().trim_end_matches('/').to_string()
+        self.base_at(self.current.load(Ordering::Relaxed))
+            .as_str()
+            .trim_end_matches('/')
+            .to_string()
     }
 
-    /// The URL of `segments` under the base URL; each segment is percent-encoded.
+    fn base_at(&self, index: usize) -> &Url {
+        &self.bases[index % self.bases.len()]
+    }
+
+    /// The URL of `segments` under the base URL asked first; each segment is percent-encoded.
     pub fn url(&self, segments: &[&str]) -> Url {
-        let mut url = self.base.clone();
+        self.url_at(self.current.load(Ordering::Relaxed), segments)
+    }
+
+    fn url_at(&self, index: usize, segments: &[&str]) -> Url {
+        let mut url = self.base_at(index).clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(segments);
         }
@@ -63,7 +91,6 @@ impl ApiClient {
         segments: &[&str],
         query: &[(&str, Option<&str>)],
     ) -> Result<String> {
-        let url = self.url(segments);
         let query: Vec<(&str, &str)> = query
             .iter()
             .filter_map(|(name, value)| {
@@ -72,8 +99,8 @@ impl ApiClient {
                     .map(|value| (*name, value))
             })
             .collect();
-        let request = self.http.get(url.clone()).query(&query);
-        self.answer(&url, request).await
+        self.answer(segments, false, |url| self.http.get(url).query(&query))
+            .await
     }
 
     /// POST of a prepared body; `content_encoding` is e.g. `gzip`.
@@ -83,27 +110,64 @@ impl ApiClient {
         body: Vec<u8>,
         content_encoding: Option<&str>,
     ) -> Result<Value> {
-        let url = self.url(segments);
-        let mut request = self
-            .http
-            .post(url.clone())
-            .header("content-type", "application/json")
-            .body(body);
-        if let Some(encoding) = content_encoding {
-            request = request.header("content-encoding", encoding);
-        }
-        let text = self.answer(&url, request).await?;
-        serde_json::from_str(&text).with_context(|| format!("the answer of {url} is not JSON"))
+        let text = self
+            .answer(segments, true, |url| {
+                let request = self
+                    .http
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body.clone());
+                match content_encoding {
+                    Some(encoding) => request.header("content-encoding", encoding),
+                    None => request,
+                }
+            })
+            .await?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("the answer of {} is not JSON", self.url(segments)))
     }
 
-    async fn answer(&self, url: &Url, request: reqwest::RequestBuilder) -> Result<String> {
-        let response = request.send().await.map_err(|error| {
-            anyhow!(
-                "cannot reach muninn at {}: {}; is `muninn serve` running there? (set --server or MUNINN_SERVER)",
-                self.base_url(),
-                error_chain(&error)
-            )
-        })?;
+    /// Sends the request `make` builds for each server in turn, from the one asked first,
+    /// until one is reached (with `only_unconnected`, only past servers it could not connect
+    /// to); its answer's text, or an error naming every server tried.
+    async fn answer(
+        &self,
+        segments: &[&str],
+        only_unconnected: bool,
+        make: impl Fn(Url) -> reqwest::RequestBuilder,
+    ) -> Result<String> {
+        let first = self.current.load(Ordering::Relaxed);
+        let mut unreachable = Vec::new();
+        let mut reached = None;
+        for step in 0..self.bases.len() {
+            let index = (first + step) % self.bases.len();
+            let url = self.url_at(index, segments);
+            match make(url.clone()).send().await {
+                Ok(response) => {
+                    self.current.store(index, Ordering::Relaxed);
+                    reached = Some((url, response));
+                    break;
+                }
+                Err(error) => {
+                    let base = self
+                        .base_at(index)
+                        .as_str()
+                        .trim_end_matches('/')
+                        .to_string();
+                    unreachable.push(format!("{base}: {}", error_chain(&error)));
+                    if only_unconnected && !error.is_connect() {
+                        break;
+                    }
+                }
+            }
+        }
+        let Some((url, response)) = reached else {
+            bail!(
+                "cannot reach muninn at {}; is `muninn serve` running there? (set --server or \
+                 MUNINN_SERVER)",
+                unreachable.join("; ")
+            );
+        };
         let status = response.status();
         let text = response
             .text()

@@ -5,7 +5,8 @@
 /// `--server`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArg {
-    /// Base URL of the Muninn server.
+    /// Base URL of the Muninn server, or several separated by commas (tried in turn while one
+    /// cannot be reached).
     #[arg(
         long,
         env = "MUNINN_SERVER",

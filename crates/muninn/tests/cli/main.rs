@@ -296,6 +296,43 @@ fn query_prints_tables_json_and_server_errors() {
         "{missing:?}"
     );
 
+    // Several servers: one that is down is passed over; none up names each.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let servers = format!("{closed},{url}");
+    let failed_over = run(
+        muninn(&[
+            "query",
+            "--server",
+            &servers,
+            "journey",
+            "e-query-1",
+            "--json",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert!(failed_over.status.success(), "{failed_over:?}");
+    let none_up = run(
+        muninn(&[
+            "query",
+            "--server",
+            &format!("{closed},{closed}"),
+            "journey",
+            "e-query-1",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(none_up.status.code(), Some(1), "{none_up:?}");
+    assert!(
+        none_up
+            .stderr
+            .contains(&format!("cannot reach muninn at {closed}:"))
+            && none_up.stderr.matches(&closed).count() >= 2,
+        "{none_up:?}"
+    );
+
     let bad_step = run(
         muninn(&["query", "--server", url, "throughput", "--step", "30s"]),
         Duration::from_secs(60),

@@ -128,6 +128,7 @@ mod otlp;
 mod queries;
 mod report;
 mod restart;
+mod storage;
 mod system;
 mod tail;
 mod targets;
@@ -349,17 +350,7 @@ fn main() -> anyhow::Result<()> {
         config.store.memory_limit_bytes = mib << 20;
     }
     config.store.block.format_version = args.block_format;
-    if let Some(url) = &args.storage {
-        let location = muninn_store::location::Location::parse(url)
-            .map_err(|error| anyhow::anyhow!("--storage: {}", error.message))?;
-        config.store.blocks = Some(muninn_store::location::BlockStorage {
-            cache_max_bytes: args.storage_cache_mib << 20,
-            ..muninn_store::location::BlockStorage::new(
-                location,
-                muninn_store::location::S3Settings::from_environment(),
-            )
-        });
-    }
+    config.store.blocks = storage::blocks(args.storage.as_deref(), args.storage_cache_mib)?;
     let config_blocks = config.store.blocks.clone();
     if let Some(page_rows) = args.page_rows {
         config.store.block.page_rows = page_rows as usize;
@@ -599,12 +590,7 @@ fn main() -> anyhow::Result<()> {
     );
     let copy_share = prepared.n_template_copy_spans as f64 / args.spans.max(1) as f64;
     let stats = server.store.stats();
-    let blocks_dir = match config_blocks.as_ref().map(|storage| &storage.location) {
-        None => data_dir.join("blocks"),
-        Some(muninn_store::location::Location::Local(dir)) => dir.join("blocks"),
-        // Blocks in S3 are measured by their local copies (or their metas without any).
-        Some(muninn_store::location::Location::S3 { .. }) => data_dir.join("cache").join("blocks"),
-    };
+    let blocks_dir = storage::blocks_dir(config_blocks.as_ref(), &data_dir);
     let at_rest = at_rest::measure(
         &data_dir,
         &blocks_dir,
@@ -686,19 +672,7 @@ fn main() -> anyhow::Result<()> {
     println!("query time: {}", seconds(queries_elapsed));
     println!("query CPU: {}", query_cpu.describe(queries_elapsed));
     if let (Some(before), Some(after)) = (tiers_before_queries, server.store.stats().tiers) {
-        let n_queries = (query_kinds.len() * args.queries).max(1) as u64;
-        let remote_bytes = after.remote_read_bytes - before.remote_read_bytes;
-        println!(
-            "object store during the queries: {} reads of {} ({:.1} reads, {} a query), {} \
-             reads from the local copies (cache {} of {})",
-            thousands(after.remote_reads - before.remote_reads),
-            bytes(remote_bytes),
-            (after.remote_reads - before.remote_reads) as f64 / n_queries as f64,
-            bytes(remote_bytes / n_queries),
-            thousands(after.cache_hits - before.cache_hits),
-            bytes(after.cache_bytes),
-            bytes(after.cache_max_bytes)
-        );
+        storage::print_query_reads(&before, &after, (query_kinds.len() * args.queries) as u64);
     }
 
     // Phase 6: the browser UI.

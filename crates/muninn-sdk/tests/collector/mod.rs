@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use muninn_sdk::{Tracer, TracerBuilder};
 use muninn_server::{RunningServer, ServerConfig, start};
 use serde_json::Value;
 
@@ -147,4 +148,23 @@ pub fn example(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Short batch, count and refresh intervals and backoffs, so tests run quickly.
+pub fn quick(builder: TracerBuilder) -> TracerBuilder {
+    builder.configure(|options| {
+        options.batch_timeout = Duration::from_millis(100);
+        options.counts_interval = Duration::from_millis(200);
+        options.sampling_refresh = Duration::from_millis(200);
+        options.initial_backoff = Duration::from_millis(20);
+        options.max_backoff = Duration::from_millis(200);
+    })
+}
+
+pub async fn shutdown(tracer: &Tracer) {
+    let tracer = tracer.clone();
+    let finished = tokio::task::spawn_blocking(move || tracer.shutdown(Duration::from_secs(10)))
+        .await
+        .expect("shutdown runs");
+    assert!(finished, "the export thread stops within its deadline");
 }

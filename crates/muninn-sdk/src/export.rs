@@ -40,10 +40,39 @@ const COUNT_TICK: Duration = Duration::from_secs(1);
 pub(crate) struct KafkaSpans {
     pub producer: rdkafka::producer::FutureProducer,
     pub topic: String,
+    /// The topic's partitions, read from the broker on the export thread (0 until known).
+    pub partitions: std::sync::atomic::AtomicUsize,
 }
 
-/// Which of `n` collectors a trace's spans go to (before any failover): the trace id's high
-/// bits, uniform for random ids.
+#[cfg(feature = "kafka")]
+impl KafkaSpans {
+    /// The topic's partition count, asked of the broker once (on the export thread, which
+    /// nothing waits on); `None` while the broker cannot say.
+    fn partitions(&self) -> Option<usize> {
+        use rdkafka::producer::Producer as _;
+        let known = self.partitions.load(Ordering::Relaxed);
+        if known > 0 {
+            return Some(known);
+        }
+        let metadata = self
+            .producer
+            .client()
+            .fetch_metadata(Some(&self.topic), Duration::from_secs(5))
+            .ok()?;
+        let count = metadata
+            .topics()
+            .iter()
+            .find(|topic| topic.name() == self.topic)
+            .map_or(0, |topic| topic.partitions().len());
+        (count > 0).then(|| {
+            self.partitions.store(count, Ordering::Relaxed);
+            count
+        })
+    }
+}
+
+/// Which of `n` collectors (or Kafka partitions) a trace's spans go to (before any
+/// failover): the trace id's high bits, uniform for random ids.
 fn collector_of(trace_id: &muninn_model::TraceId, n: usize) -> usize {
     let high = u64::from_be_bytes(trace_id.0[..8].try_into().unwrap_or([0; 8]));
     (high % n as u64) as usize
@@ -444,9 +473,36 @@ impl Exporter {
         }
     }
 
-    /// Produces `batch` as one message to the span topic, retried as `send_spans_to` retries.
+    /// Produces `batch` to the span topic: split by trace id into one message per partition, so
+    /// that a trace's spans reach one ingest node (or whole, to any partition, while the
+    /// partitions are unknown).
     #[cfg(feature = "kafka")]
     async fn produce_spans(&self, kafka: &KafkaSpans, batch: &[Record], deadline: Option<Instant>) {
+        let Some(n_partitions) = kafka.partitions() else {
+            return self.produce_part(kafka, None, batch, deadline).await;
+        };
+        let mut parts: Vec<Vec<&Record>> = (0..n_partitions).map(|_| Vec::new()).collect();
+        for record in batch {
+            parts[collector_of(&record.trace_id, n_partitions)].push(record);
+        }
+        for (partition, part) in parts.iter().enumerate() {
+            if !part.is_empty() {
+                self.produce_part(kafka, Some(partition as i32), part, deadline)
+                    .await;
+            }
+        }
+    }
+
+    /// Produces `batch` as one message, to `partition` if given, retried as `send_spans_to`
+    /// retries.
+    #[cfg(feature = "kafka")]
+    async fn produce_part<R: Borrow<Record>>(
+        &self,
+        kafka: &KafkaSpans,
+        partition: Option<i32>,
+        batch: &[R],
+        deadline: Option<Instant>,
+    ) {
         use rdkafka::message::{Header, OwnedHeaders};
         use rdkafka::producer::FutureRecord;
         let counters = &self.inner.counters;
@@ -455,6 +511,9 @@ impl Exporter {
         let mut attempt = 1;
         loop {
             let mut record = FutureRecord::<[u8], [u8]>::to(&kafka.topic).payload(&body.bytes);
+            if let Some(partition) = partition {
+                record = record.partition(partition);
+            }
             if body.gzipped {
                 record = record.headers(OwnedHeaders::new().insert(Header {
                     key: "content-encoding",

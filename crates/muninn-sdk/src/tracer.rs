@@ -543,7 +543,11 @@ impl TracerBuilder {
                         format!("the Kafka producer could not be made: {error}"),
                     )
                 })?;
-                Some(crate::export::KafkaSpans { producer, topic })
+                Some(crate::export::KafkaSpans {
+                    producer,
+                    topic,
+                    partitions: std::sync::atomic::AtomicUsize::new(0),
+                })
             }
         };
         let (shutdown, _) = tokio::sync::watch::channel(false);

@@ -12,9 +12,11 @@ use std::time::Duration;
 
 use muninn_ingest::{decode_spans, decompress};
 use muninn_store::StoreErrorKind;
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
 
 use crate::server::AppState;
 
@@ -28,6 +30,33 @@ pub struct KafkaIngestConfig {
     pub group: String,
     /// More librdkafka consumer settings.
     pub settings: Vec<(String, String)>,
+}
+
+/// Logs each rebalance: which partitions this node was given or lost (what to read first when
+/// a partition seems not to be consumed).
+struct RebalanceLog;
+
+impl ClientContext for RebalanceLog {}
+
+impl ConsumerContext for RebalanceLog {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let names = |partitions: &TopicPartitionList| -> Vec<String> {
+            partitions
+                .elements()
+                .iter()
+                .map(|element| format!("{}/{}", element.topic(), element.partition()))
+                .collect()
+        };
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                tracing::info!(partitions = ?names(partitions), "kafka ingest: partitions assigned")
+            }
+            Rebalance::Revoke(partitions) => {
+                tracing::info!(partitions = ?names(partitions), "kafka ingest: partitions revoked")
+            }
+            Rebalance::Error(error) => tracing::warn!(%error, "kafka ingest: rebalance failed"),
+        }
+    }
 }
 
 /// The consumer group unless the configuration names one.
@@ -51,7 +80,7 @@ pub(crate) async fn run(
     for (name, value) in &config.settings {
         client.set(name, value);
     }
-    let consumer: StreamConsumer = match client.create() {
+    let consumer: StreamConsumer<RebalanceLog> = match client.create_with_context(RebalanceLog) {
         Ok(consumer) => consumer,
         Err(error) => {
             tracing::error!(%error, "kafka ingest: creating the consumer failed; nothing is consumed");

@@ -91,6 +91,33 @@ fn storage(port: u16, extra: &str) -> String {
     )
 }
 
+/// Two ingest nodes (`ingest-a`, `ingest-b`, each with `ingest_extra` in its file), a query
+/// node refreshing every second, all on the bucket behind `moto_port`, and a single node with
+/// its blocks on local disk.
+fn start_nodes(dir: &Path, moto_port: u16, ingest_extra: &str) -> [Server; 4] {
+    let ingest = |name: &str| {
+        let text = format!(
+            "role = \"ingest\"\n{}{ingest_extra}",
+            storage(moto_port, &format!("node = \"{name}\"\n"))
+        );
+        Server::start(&dir.join(name), Some(&config(dir, name, &text)), &[])
+    };
+    let query_text = format!(
+        "role = \"query\"\n{}",
+        storage(moto_port, "refresh = \"1s\"\n")
+    );
+    [
+        ingest("ingest-a"),
+        ingest("ingest-b"),
+        Server::start(
+            &dir.join("query"),
+            Some(&config(dir, "query", &query_text)),
+            &[],
+        ),
+        Server::start(&dir.join("single"), None, &[]),
+    ]
+}
+
 async fn post(client: &reqwest::Client, url: String, body: &Value) -> (u16, Value) {
     let response = client.post(url).json(body).send().await.unwrap();
     let status = response.status().as_u16();
@@ -116,28 +143,7 @@ async fn a_query_node_over_two_ingest_nodes_answers_as_one_node_does() {
     let moto = Moto::start().await;
     moto.create_bucket(BUCKET).await;
     let dir = tempfile::tempdir().unwrap();
-    let ingest = |name: &str| {
-        let text = format!(
-            "role = \"ingest\"\n{}",
-            storage(moto.port, &format!("node = \"{name}\"\n"))
-        );
-        Server::start(
-            &dir.path().join(name),
-            Some(&config(dir.path(), name, &text)),
-            &[],
-        )
-    };
-    let (node_a, node_b) = (ingest("ingest-a"), ingest("ingest-b"));
-    let query_config = format!(
-        "role = \"query\"\n{}",
-        storage(moto.port, "refresh = \"1s\"\n")
-    );
-    let query = Server::start(
-        &dir.path().join("query"),
-        Some(&config(dir.path(), "query", &query_config)),
-        &[],
-    );
-    let single = Server::start(&dir.path().join("single"), None, &[]);
+    let [node_a, node_b, query, single] = start_nodes(dir.path(), moto.port, "");
     let client = reqwest::Client::new();
 
     let mut rng = StdRng::seed_from_u64(19);
@@ -341,29 +347,11 @@ async fn ingest_nodes_consuming_a_kafka_topic_answer_as_one_node_does() {
     let moto = Moto::start().await;
     moto.create_bucket(BUCKET).await;
     let dir = tempfile::tempdir().unwrap();
-    let ingest = |name: &str| {
-        let text = format!(
-            "role = \"ingest\"\n{}[kafka_ingest]\nbootstrap = \"{}\"\ntopics = [\"{TOPIC}\"]\n",
-            storage(moto.port, &format!("node = \"{name}\"\n")),
-            kafka.bootstrap
-        );
-        Server::start(
-            &dir.path().join(name),
-            Some(&config(dir.path(), name, &text)),
-            &[],
-        )
-    };
-    let (node_a, node_b) = (ingest("ingest-a"), ingest("ingest-b"));
-    let query_config = format!(
-        "role = \"query\"\n{}",
-        storage(moto.port, "refresh = \"1s\"\n")
+    let kafka_table = format!(
+        "[kafka_ingest]\nbootstrap = \"{}\"\ntopics = [\"{TOPIC}\"]\n",
+        kafka.bootstrap
     );
-    let query = Server::start(
-        &dir.path().join("query"),
-        Some(&config(dir.path(), "query", &query_config)),
-        &[],
-    );
-    let single = Server::start(&dir.path().join("single"), None, &[]);
+    let [node_a, node_b, query, single] = start_nodes(dir.path(), moto.port, &kafka_table);
     let client = reqwest::Client::new();
     let producer: FutureProducer = kafka
         .config()

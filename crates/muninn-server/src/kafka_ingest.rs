@@ -76,7 +76,13 @@ pub(crate) async fn run(
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("topic.metadata.refresh.interval.ms", "5000")
-        .set("fetch.wait.max.ms", "10");
+        .set("fetch.wait.max.ms", "10")
+        // The sticky assignor puts each member's generation in its join metadata, so every
+        // rejoin after a member's session expired starts a new generation, and the expired
+        // member's partitions are given to the live ones. With the range assignor a rejoin's
+        // metadata is unchanged, and tansu 0.6 then keeps the old assignment: a killed node's
+        // partitions stayed with nobody (docs/scaling.md).
+        .set("partition.assignment.strategy", "cooperative-sticky");
     for (name, value) in &config.settings {
         client.set(name, value);
     }

@@ -6,7 +6,10 @@
 
 mod support;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -432,4 +435,196 @@ async fn ingest_nodes_consuming_a_kafka_topic_answer_as_one_node_does() {
     }
     let n_compared = compare_all(&client, &query, &single, now, &event_ids, &trace_ids).await;
     eprintln!("{n_compared} answers alike through the Kafka bus");
+}
+
+/// An ingest node SIGKILLed while it consumes the Kafka bus, and restarted, loses no batch: what
+/// it had not committed is delivered again (to it or to the other node). Then the other node is
+/// SIGKILLed for good, and the group gives its partitions to the one left once its session
+/// expires. Every trace produced is found whole through the query node (at least once: a batch
+/// stored twice shows its spans once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingest_node_killed_while_consuming_kafka_loses_no_batch() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    const TOPIC: &str = "muninn-spans";
+    let kafka = support::Kafka::start();
+    kafka.create_topic(TOPIC, 4).await;
+    let moto = Moto::start().await;
+    moto.create_bucket(BUCKET).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ingest = |name: &str| {
+        // A short session: the group gives a killed node's partitions to the others soon.
+        let text = format!(
+            "role = \"ingest\"\n{}[kafka_ingest]\nbootstrap = \"{}\"\ntopics = [\"{TOPIC}\"]\n\
+             options = {{ \"session.timeout.ms\" = \"6000\", \"heartbeat.interval.ms\" = \"500\" }}\n",
+            storage(moto.port, &format!("node = \"{name}\"\n")),
+            kafka.bootstrap
+        );
+        Server::start(
+            &dir.path().join(name),
+            Some(&config(dir.path(), name, &text)),
+            &["--flush-max-spans", "2000"],
+        )
+    };
+    let mut node_a = ingest("ingest-a");
+    let node_b = ingest("ingest-b");
+    let query_config = format!(
+        "role = \"query\"\n{}",
+        storage(moto.port, "refresh = \"1s\"\n")
+    );
+    let query = Server::start(
+        &dir.path().join("query"),
+        Some(&config(dir.path(), "query", &query_config)),
+        &[],
+    );
+    let producer: FutureProducer = kafka
+        .config()
+        .set("message.timeout.ms", "30000")
+        .create()
+        .unwrap();
+    // Which traces were produced after ingest-b died: only ingest-a can have consumed them.
+    let b_dead = Arc::new(AtomicBool::new(false));
+    let producing = tokio::spawn({
+        let b_dead = b_dead.clone();
+        async move {
+            let mut rng = StdRng::seed_from_u64(29);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as i64;
+            let mut traces: HashMap<String, usize> = HashMap::new();
+            let mut after_b: Vec<String> = Vec::new();
+            for batch_idx in 0..300 {
+                let (spans, _) = batch(&mut rng, now, 8);
+                let late = b_dead.load(Ordering::SeqCst);
+                for span in spans.as_array().unwrap() {
+                    let trace_id = span["trace_id"].as_str().unwrap().to_string();
+                    if late && !traces.contains_key(&trace_id) {
+                        after_b.push(trace_id.clone());
+                    }
+                    *traces.entry(trace_id).or_default() += 1;
+                }
+                let payload = spans.to_string().into_bytes();
+                producer
+                    .send(
+                        FutureRecord::<[u8], [u8]>::to(TOPIC)
+                            .payload(&payload)
+                            .partition(batch_idx % 4),
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .map_err(|(error, _)| error)
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (traces, after_b)
+        }
+    });
+    // Killed mid-production, back a second later (its old member is still in the group).
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    drop(node_a);
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    node_a = ingest("ingest-a");
+    // The other node dies while batches still come, and stays down.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    drop(node_b);
+    b_dead.store(true, Ordering::SeqCst);
+    let (traces, after_b) = producing.await.unwrap();
+    assert!(
+        after_b.len() > 100,
+        "only {} traces were produced after ingest-b died",
+        after_b.len()
+    );
+    // What ingest-b's head held is out of sight while it is down, but every batch produced
+    // after it died, half of them to its partitions, reaches ingest-a once b's session expires.
+    let client = reqwest::Client::new();
+    let late: HashMap<String, usize> = after_b
+        .iter()
+        .map(|trace_id| (trace_id.clone(), traces[trace_id]))
+        .collect();
+    wait_whole(&client, &query, &[("ingest-a", &node_a)], &late, &kafka).await;
+    // Back up, ingest-b replays its WAL: now every trace is whole.
+    let node_b = ingest("ingest-b");
+    wait_whole(
+        &client,
+        &query,
+        &[("ingest-a", &node_a), ("ingest-b", &node_b)],
+        &traces,
+        &kafka,
+    )
+    .await;
+    eprintln!(
+        "{} traces found whole ({} produced while ingest-b was down) after one consuming ingest \
+         node was SIGKILLed and restarted and the other SIGKILLed for a while",
+        traces.len(),
+        after_b.len()
+    );
+    drop(node_b);
+    drop(node_a);
+}
+
+/// Waits (up to three minutes) until the query node finds each trace with its number of spans;
+/// fails naming what each node holds.
+async fn wait_whole(
+    client: &reqwest::Client,
+    query: &Server,
+    ingest: &[(&str, &Server)],
+    traces: &HashMap<String, usize>,
+    kafka: &support::Kafka,
+) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut missing: Vec<String> = traces.keys().cloned().collect();
+    loop {
+        let mut still = Vec::new();
+        for trace_id in &missing {
+            // A trace not found yet answers 404.
+            let answer: Value = client
+                .get(format!("{}/api/v1/traces/{trace_id}", query.base_url))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap_or_default();
+            if answer["n_spans"].as_u64() != Some(traces[trace_id] as u64) {
+                still.push(trace_id.clone());
+            }
+        }
+        missing = still;
+        if missing.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let mut states = Vec::new();
+            for (name, node) in ingest.iter().copied().chain([("query", query)]) {
+                let metrics = client
+                    .get(format!("{}/metrics", node.base_url))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap_or_default();
+                let wanted = [
+                    "muninn_ingested_spans_total ",
+                    "muninn_head_spans ",
+                    "muninn_blocks ",
+                ];
+                let lines: Vec<&str> = metrics
+                    .lines()
+                    .filter(|line| wanted.iter().any(|prefix| line.starts_with(prefix)))
+                    .collect();
+                states.push(format!("{name}: {lines:?}"));
+            }
+            panic!(
+                "{} of {} traces not found whole: {:?}; {}; tansu's log ends:\n{}",
+                missing.len(),
+                traces.len(),
+                &missing[..missing.len().min(5)],
+                states.join("; "),
+                kafka.process().log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

@@ -106,9 +106,14 @@ async fn run(inner: Arc<Inner>) {
     // Spans are timed with the CPU's counter once it is calibrated; until then with the wall
     // clock.
     crate::clock::calibrate_in_background();
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(authorization) = &inner.authorization {
+        headers.insert(reqwest::header::AUTHORIZATION, authorization.clone());
+    }
     let client = match reqwest::Client::builder()
         .timeout(inner.options.request_timeout)
         .connect_timeout(inner.options.request_timeout)
+        .default_headers(headers)
         .build()
     {
         Ok(client) => client,

@@ -74,6 +74,8 @@ pub(crate) struct Inner {
     /// The collectors' base URLs (one, or several behind no load balancer), and the one
     /// counts and the sampling config go to, which moves on when it fails.
     pub collectors: Vec<reqwest::Url>,
+    /// `Bearer TOKEN`, sent with every request to the collectors when a token is set.
+    pub authorization: Option<reqwest::header::HeaderValue>,
     pub preferred: std::sync::atomic::AtomicUsize,
     /// Where span batches go instead of `POST /api/v1/spans`: a Kafka topic the ingest nodes
     /// consume (`[kafka_ingest]`). Counts and the sampling config still use the collectors.
@@ -269,6 +271,7 @@ impl Tracer {
         TracerBuilder {
             service: service.into(),
             collector: "http://127.0.0.1:4320".to_string(),
+            token: None,
             version: None,
             instance: None,
             host: None,
@@ -396,6 +399,7 @@ impl Tracer {
 pub struct TracerBuilder {
     service: String,
     collector: String,
+    token: Option<String>,
     version: Option<String>,
     instance: Option<String>,
     host: Option<String>,
@@ -426,6 +430,13 @@ impl TracerBuilder {
     /// one while that one fails; counts and the sampling config go to one of them at a time.
     pub fn collector(mut self, url: impl Into<String>) -> Self {
         self.collector = url.into();
+        self
+    }
+
+    /// The API token (`muninn token new --scope ingest`) sent to a collector that asks for
+    /// one (default: `$MUNINN_TOKEN`, else none).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
         self
     }
 
@@ -499,6 +510,21 @@ impl TracerBuilder {
                 Ok(parsed)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let token = self.token.or_else(|| std::env::var("MUNINN_TOKEN").ok());
+        let authorization = match token.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(token) => {
+                let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| {
+                        field_error(
+                            "token",
+                            "must be printable ASCII, as `muninn token new` prints it".to_string(),
+                        )
+                    })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+        };
         let mut resource: Vec<(String, Value)> = Vec::new();
         let host = self.host.or_else(|| {
             std::env::var("HOSTNAME")
@@ -554,6 +580,7 @@ impl TracerBuilder {
         let inner = Arc::new(Inner {
             service: self.service,
             collectors,
+            authorization,
             preferred: std::sync::atomic::AtomicUsize::new(0),
             #[cfg(feature = "kafka")]
             kafka_spans,

@@ -94,3 +94,70 @@ async fn spans_are_spread_over_several_collectors_by_trace_and_fail_over() {
         );
     }
 }
+
+/// A collector with `[auth]`: the SDK given an ingest token (`.token`) delivers every span; one
+/// without a token is refused (401), counts the spans as rejected and does not retry them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_sends_its_token_and_a_refused_batch_is_counted() {
+    use muninn_server::auth::{ApiToken, AuthConfig, Scope, TokenHash, new_token};
+
+    let (ingest, read) = (new_token(), new_token());
+    let token = |name: &str, token: &str, scope: Scope| ApiToken {
+        name: name.into(),
+        hash: TokenHash::of(token),
+        scopes: vec![scope],
+    };
+    let auth = AuthConfig::new(vec![
+        token("orders", &ingest, Scope::Ingest),
+        token("test", &read, Scope::Read),
+    ]);
+    let mut collector = Collector::start_with(|config| config.auth = Some(auth)).await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {read}").parse().unwrap(),
+    );
+    collector.http = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
+
+    let with_token = quick(
+        Tracer::builder("orders")
+            .collector(&collector.url)
+            .token(&ingest),
+    )
+    .build()
+    .expect("tracer");
+    let without = quick(Tracer::builder("strangers").collector(&collector.url))
+        .build()
+        .expect("tracer");
+    for n in 0..10 {
+        with_token
+            .produce(
+                "order.created",
+                "orders",
+                Broker::Kafka,
+                &format!("tok-{n}"),
+            )
+            .end();
+        without
+            .produce(
+                "order.created",
+                "orders",
+                Broker::Kafka,
+                &format!("anon-{n}"),
+            )
+            .end();
+    }
+    shutdown(&with_token).await;
+    shutdown(&without).await;
+    assert_eq!(with_token.stats().spans_exported, 10);
+    assert_eq!(without.stats().spans_exported, 0);
+    assert_eq!(without.stats().spans_dropped_rejected, 10);
+    for n in 0..10 {
+        assert_eq!(hops_at(&collector, &format!("tok-{n}")).await, 1);
+        assert_eq!(hops_at(&collector, &format!("anon-{n}")).await, 0);
+    }
+    collector.stop().await;
+}

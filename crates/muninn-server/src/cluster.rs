@@ -24,7 +24,7 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 /// node gets its way of asking for heads.
 pub(crate) async fn start(store: &Store, config: &ServerConfig, local_addr: SocketAddr) {
     if store.is_read_only() {
-        install_head_fetcher(store);
+        install_head_fetcher(store, config.peer_token.clone());
         return;
     }
     let Some(blocks) = &config.store.blocks else {
@@ -42,7 +42,7 @@ pub(crate) async fn start(store: &Store, config: &ServerConfig, local_addr: Sock
     }
 }
 
-fn install_head_fetcher(store: &Store) {
+fn install_head_fetcher(store: &Store, peer_token: Option<String>) {
     let client = match reqwest::Client::builder()
         .timeout(HEAD_TIMEOUT)
         .connect_timeout(HEAD_TIMEOUT)
@@ -56,13 +56,15 @@ fn install_head_fetcher(store: &Store) {
     };
     store.set_head_fetcher(Arc::new(move |url: String, after: u64| {
         let client = client.clone();
+        let peer_token = peer_token.clone();
         Box::pin(async move {
-            let response = client
+            let mut request = client
                 .get(format!("{url}/api/v1/internal/head"))
-                .query(&[("after", after)])
-                .send()
-                .await
-                .map_err(|error| error.to_string())?;
+                .query(&[("after", after)]);
+            if let Some(token) = &peer_token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.map_err(|error| error.to_string())?;
             let status = response.status();
             if !status.is_success() {
                 return Err(format!("answered {status}"));

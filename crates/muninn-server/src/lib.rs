@@ -3,6 +3,7 @@
 
 pub mod allocator;
 mod archive;
+pub mod auth;
 mod body_budget;
 mod cluster;
 mod compare;

@@ -26,6 +26,8 @@ pub(crate) struct Metrics {
     pub idempotent_replays: Counter,
     pub query_seconds: Family<Labels, Histogram>,
     pub sampling_config_requests: Family<Labels, Counter>,
+    /// Requests refused by authentication (`auth.rs`), by reason.
+    auth_refusals: Family<Labels, Counter>,
     sampling_rules: Gauge,
     head_spans: Gauge,
     head_bytes: Gauge,
@@ -64,6 +66,20 @@ fn query_histogram() -> Histogram {
 }
 
 impl Metrics {
+    /// Counts one request refused by authentication.
+    pub fn count_auth_refusal(&self, refusal: &crate::auth::Refusal) {
+        use crate::auth::Refusal;
+        let reason = match refusal {
+            Refusal::Missing => "missing",
+            Refusal::NotBearer => "malformed",
+            Refusal::Unknown => "unknown",
+            Refusal::Scope { .. } => "scope",
+        };
+        self.auth_refusals
+            .get_or_create(&vec![("reason".into(), reason.into())])
+            .inc();
+    }
+
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("muninn");
         let ingested_spans = Counter::default();
@@ -79,6 +95,13 @@ impl Metrics {
         for result in ["200", "304"] {
             let _ = sampling_config_requests.get_or_create(&vec![("result".into(), result.into())]);
         }
+        let auth_refusals = Family::<Labels, Counter>::default();
+        registry.register(
+            "auth_refusals",
+            "Requests refused by authentication, by reason: missing (no token), malformed (not \
+             Bearer), unknown (no such token), scope (the token lacks the route's scope)",
+            auth_refusals.clone(),
+        );
         let sampling_rules = Gauge::default();
         let (head_bytes, memory_limit_bytes) = (Gauge::default(), Gauge::default());
         let (head_limit_bytes, block_index_bytes) = (Gauge::default(), Gauge::default());
@@ -291,6 +314,7 @@ impl Metrics {
             idempotent_replays,
             query_seconds,
             sampling_config_requests,
+            auth_refusals,
             sampling_rules,
             head_spans,
             head_bytes,

@@ -58,6 +58,14 @@ pub struct ServerConfig {
     /// Span batches consumed from Kafka topics (`kafka_ingest.rs`), besides HTTP; `None` (the
     /// default) consumes none. Refused on a query node.
     pub kafka_ingest: Option<crate::kafka_ingest::KafkaIngestConfig>,
+    /// Bearer tokens and their scopes (`auth.rs`); `None` (the default) lets anyone who
+    /// reaches the port do anything, which `start` allows on loopback only.
+    pub auth: Option<crate::auth::AuthConfig>,
+    /// Listen on a non-loopback address without tokens all the same (`--insecure`).
+    pub insecure: bool,
+    /// The token this node sends when it asks other nodes (a query node asking ingest nodes
+    /// for their heads).
+    pub peer_token: Option<String>,
 }
 
 impl ServerConfig {
@@ -76,6 +84,9 @@ impl ServerConfig {
             tail_sampling: None,
             archive: None,
             kafka_ingest: None,
+            auth: None,
+            insecure: false,
+            peer_token: None,
         }
     }
 }
@@ -99,6 +110,8 @@ pub(crate) struct AppState {
     pub retention: Option<std::time::Duration>,
     /// Who first sent each schema, remembered once read back from the store.
     pub first_senders: muninn_query::FirstSenders,
+    /// The accepted tokens, when authentication is on.
+    pub auth: Option<crate::auth::AuthConfig>,
 }
 
 /// A running server.
@@ -149,6 +162,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     if let Some(archive) = &config.archive {
         archive.validate().map_err(StartError::ArchiveConfig)?;
     }
+    check_exposure(&config)?;
     if config.max_body_memory_bytes > config.store.memory_limit_bytes / 2 {
         return Err(StartError::BodyMemory {
             max_body_memory: config.max_body_memory_bytes,
@@ -226,6 +240,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         archive: archive.clone(),
         retention: config.store.retention,
         first_senders: Default::default(),
+        auth: config.auth.clone(),
     });
     let recorders = archive.as_deref().map(crate::archive::start_recorders);
     let (kafka_stop_tx, kafka_stop_rx) = oneshot::channel::<()>();
@@ -336,6 +351,34 @@ pub enum StartError {
     /// The archive's location could not be opened; the message names it.
     #[error("{0}")]
     Archive(String),
+    #[error(
+        "{0} is reachable from other machines, and no [auth] tokens are configured: anyone who \
+         reaches it could write spans, read every trace and change sampling rules. Add tokens \
+         (muninn token new --scope …; docs/security.md), listen on 127.0.0.1, or pass --insecure \
+         to serve without them all the same"
+    )]
+    Exposed(SocketAddr),
+    #[error(
+        "[auth] has no tokens: with authentication on, every request would be refused; add \
+         [[auth.tokens]] entries (muninn token new --scope …), or remove [auth]"
+    )]
+    NoTokens,
+}
+
+/// Without tokens, only loopback addresses, unless `insecure`.
+fn check_exposure(config: &ServerConfig) -> Result<(), StartError> {
+    match &config.auth {
+        Some(auth) if auth.tokens.is_empty() => return Err(StartError::NoTokens),
+        Some(_) => return Ok(()),
+        None if config.insecure => return Ok(()),
+        None => {}
+    }
+    for address in std::iter::once(config.listen).chain(config.otlp_grpc_listen) {
+        if !address.ip().is_loopback() {
+            return Err(StartError::Exposed(address));
+        }
+    }
+    Ok(())
 }
 
 fn router(state: Arc<AppState>) -> Router {
@@ -418,6 +461,10 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/openapi.yaml", get(openapi))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_token,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), time_queries));
     // The browser UI's pages and files, outside the query timing (they read no data).
     api.merge(muninn_ui::router())

@@ -58,3 +58,6 @@ mod browser;
 
 #[path = "api/ui.rs"]
 mod ui;
+
+#[path = "api/auth.rs"]
+mod auth;

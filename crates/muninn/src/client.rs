@@ -26,8 +26,18 @@ pub struct ApiClient {
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl ApiClient {
+    /// The servers of `--server`, sending `--token` when given.
+    pub fn connect(server: &crate::server_args::ServerArg) -> Result<Self> {
+        Self::with_token(&server.server, server.token.as_deref())
+    }
+
     /// `server` is the base URL, like `http://127.0.0.1:4320`, or several separated by commas.
     pub fn new(server: &str) -> Result<Self> {
+        Self::with_token(server, None)
+    }
+
+    /// As `new`, sending `Authorization: Bearer TOKEN` with every request.
+    pub fn with_token(server: &str, token: Option<&str>) -> Result<Self> {
         let bases = server
             .split(',')
             .map(|one| {
@@ -38,8 +48,21 @@ impl ApiClient {
                     .ok_or_else(|| anyhow!("--server: {one:?} is not a server URL; use http://HOST:PORT, like http://127.0.0.1:4320, or several separated by commas"))
             })
             .collect::<Result<Vec<_>>>()?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token {
+            let mut value =
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+                    .map_err(|_| {
+                        anyhow!(
+                            "--token: a token is printable ASCII, as `muninn token new` prints it"
+                        )
+                    })?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
+            .default_headers(headers)
             .build()
             .context("building the HTTP client")?;
         Ok(ApiClient {

@@ -116,7 +116,7 @@ struct Comparison {
 }
 
 pub async fn run(args: CompareArgs) -> Result<ExitCode> {
-    let client = ApiClient::new(&args.server.server)?;
+    let client = ApiClient::connect(&args.server)?;
     let mut query = vec![
         ("from", args.from.as_deref()),
         ("to", args.to.as_deref()),

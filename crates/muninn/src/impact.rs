@@ -109,7 +109,7 @@ struct Schemas {
 }
 
 pub async fn run_impact(args: ImpactArgs) -> Result<ExitCode> {
-    let client = ApiClient::new(&args.server.server)?;
+    let client = ApiClient::connect(&args.server)?;
     let answer = client
         .get_json(
             &["api", "v1", "event-types", &args.event_type, "impact"],
@@ -127,7 +127,7 @@ pub async fn run_impact(args: ImpactArgs) -> Result<ExitCode> {
 }
 
 pub async fn run_schemas(args: SchemasArgs) -> Result<ExitCode> {
-    let client = ApiClient::new(&args.server.server)?;
+    let client = ApiClient::connect(&args.server)?;
     let answer = client
         .get_json(
             &["api", "v1", "event-types", &args.event_type, "schemas"],

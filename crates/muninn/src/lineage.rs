@@ -99,7 +99,7 @@ pub async fn run(args: LineageArgs) -> Result<ExitCode> {
             "--check compares text that only changes when the lineage does; JSON carries counts and times that change with every event, so use --format mermaid or dot"
         );
     }
-    let client = ApiClient::new(&args.server.server)?;
+    let client = ApiClient::connect(&args.server)?;
     let text = fetch(&client, format, &args.range, &args.filter).await?;
 
     if let Some(path) = &args.check {

@@ -15,6 +15,7 @@ mod server_args;
 mod signals;
 mod table;
 mod tail_sampling_config;
+mod token;
 
 use std::process::ExitCode;
 
@@ -63,6 +64,8 @@ enum Command {
     Impact(impact::ImpactArgs),
     /// An event type's schemas per producer, with who sent each first (instance, version).
     Schemas(impact::SchemasArgs),
+    /// Create API tokens (`token new --scope ingest,read`) for a server with [auth].
+    Token(token::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,7 +82,8 @@ fn main() -> ExitCode {
         | Command::Impact(_)
         | Command::Schemas(_)
         | Command::Archive(_)
-        | Command::Replay(_) => "warn",
+        | Command::Replay(_)
+        | Command::Token(_) => "warn",
     };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
@@ -111,6 +115,7 @@ fn main() -> ExitCode {
             Command::Compare(args) => compare::run(args).await,
             Command::Impact(args) => impact::run_impact(args).await,
             Command::Schemas(args) => impact::run_schemas(args).await,
+            Command::Token(args) => token::run(args),
         }
     });
     match result {

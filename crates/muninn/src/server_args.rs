@@ -15,6 +15,15 @@ pub struct ServerArg {
         global = true
     )]
     pub server: String,
+    /// The API token to send (`muninn token new`), when the server asks for one.
+    #[arg(
+        long,
+        env = "MUNINN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub token: Option<String>,
 }
 
 /// `--from` and `--to`: RFC 3339, unix seconds, `now`, or relative like `-1h`, `now-15m`.

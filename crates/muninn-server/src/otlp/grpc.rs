@@ -174,6 +174,19 @@ impl UnaryService<Bytes> for Export {
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         self.reached.store(true, Ordering::Relaxed);
         let state = self.state.clone();
+        if let Some(auth) = &state.auth {
+            let authorization = request
+                .metadata()
+                .get("authorization")
+                .and_then(|value| value.to_str().ok());
+            let needs = crate::auth::Needs::One(crate::auth::Scope::Ingest);
+            if let Err(refusal) = auth.check(authorization, needs) {
+                state.metrics.count_auth_refusal(&refusal);
+                count_request(&state, GRPC_ENDPOINT, refusal.status().as_u16());
+                let status = refusal.grpc_status("TraceService/Export");
+                return Box::pin(async move { Err(status) });
+            }
+        }
         Box::pin(async move {
             let (status, result) = export(&state, request.into_inner()).await;
             count_request(&state, GRPC_ENDPOINT, status);

@@ -953,7 +953,7 @@ fn trace_with_the_rust_sdk(
 }
 
 /// What a producer, a consumer and a batch consumer of `destination` leave in Muninn.
-async fn assert_messaging_flow(
+pub(crate) async fn assert_messaging_flow(
     server: &TestServer,
     prefix: &str,
     destination: &str,
@@ -1061,6 +1061,17 @@ fn python() -> PathBuf {
 
 /// Runs `tests/python/otel_messaging.py` against `endpoint`; returns the message ids it sent.
 async fn run_python_client(protocol: &str, endpoint: &str, destination: &str) -> Vec<String> {
+    run_python_client_with(protocol, endpoint, destination, &[]).await
+}
+
+/// As `run_python_client`, with more environment variables for the Python process (the SDK
+/// reads `OTEL_EXPORTER_OTLP_HEADERS` there).
+pub(crate) async fn run_python_client_with(
+    protocol: &str,
+    endpoint: &str,
+    destination: &str,
+    environment: &[(&str, &str)],
+) -> Vec<String> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/otel_messaging.py");
     let output = tokio::time::timeout(
         Duration::from_secs(120),
@@ -1068,6 +1079,7 @@ async fn run_python_client(protocol: &str, endpoint: &str, destination: &str) ->
             .arg(&script)
             .args(["--protocol", protocol, "--endpoint", endpoint])
             .args(["--destination", destination, "--messages", "3"])
+            .envs(environment.iter().copied())
             .kill_on_drop(true)
             .output(),
     )

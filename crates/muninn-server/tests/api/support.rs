@@ -217,6 +217,24 @@ impl Api {
         Api { base_url, client }
     }
 
+    /// The same server, every request carrying `Authorization: Bearer token`.
+    pub fn with_token(&self, token: &str) -> Api {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().expect("a header value"),
+        );
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .default_headers(headers)
+            .build()
+            .expect("building the client");
+        Api {
+            base_url: self.base_url.clone(),
+            client,
+        }
+    }
+
     async fn read(path: &str, method: &str, response: reqwest::Response) -> Answer {
         let status = response.status().as_u16();
         let content_type = response

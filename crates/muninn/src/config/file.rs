@@ -1,6 +1,6 @@
 //! The configuration file of `muninn serve`: TOML whose keys are `version`, the settings of
 //! `SETTINGS` (a string or a number each, read as text) and the `[tail_sampling]`, `[archive]`,
-//! `[storage]` and `[kafka_ingest]` tables. An unknown key or a value of the wrong type is refused with TOML's line
+//! `[storage]`, `[kafka_ingest]` and `[auth]` tables. An unknown key or a value of the wrong type is refused with TOML's line
 //! and column.
 
 use std::fmt;
@@ -24,6 +24,7 @@ pub(super) struct FileContents {
     pub archive: Option<toml::Table>,
     pub storage: Option<toml::Table>,
     pub kafka_ingest: Option<toml::Table>,
+    pub auth: Option<toml::Table>,
     version: Option<u32>,
 }
 
@@ -58,6 +59,7 @@ enum FileKey {
     Archive,
     Storage,
     KafkaIngest,
+    Auth,
 }
 
 impl<'de> Deserialize<'de> for FileKey {
@@ -69,12 +71,19 @@ impl<'de> Deserialize<'de> for FileKey {
             "archive" => Ok(FileKey::Archive),
             "storage" => Ok(FileKey::Storage),
             "kafka_ingest" => Ok(FileKey::KafkaIngest),
+            "auth" => Ok(FileKey::Auth),
             _ => match SETTINGS.iter().find(|setting| setting.key == key) {
                 Some(setting) => Ok(FileKey::Setting(setting)),
                 None => {
                     let known: Vec<String> = std::iter::once("version")
                         .chain(SETTINGS.iter().map(|setting| setting.key))
-                        .chain(["tail_sampling", "archive", "storage", "kafka_ingest"])
+                        .chain([
+                            "tail_sampling",
+                            "archive",
+                            "storage",
+                            "kafka_ingest",
+                            "auth",
+                        ])
                         .map(|key| format!("`{key}`"))
                         .collect();
                     Err(de::Error::custom(format!(
@@ -104,6 +113,7 @@ impl<'de> Deserialize<'de> for FileContents {
                         FileKey::Archive => file.archive = Some(map.next_value()?),
                         FileKey::Storage => file.storage = Some(map.next_value()?),
                         FileKey::KafkaIngest => file.kafka_ingest = Some(map.next_value()?),
+                        FileKey::Auth => file.auth = Some(map.next_value()?),
                         FileKey::Setting(setting) => {
                             let Scalar(text) = map.next_value()?;
                             file.settings.push((setting, text));

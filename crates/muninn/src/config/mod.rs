@@ -7,9 +7,10 @@
 //! variable, help, default and parser; the flags (here), the file's keys (`file.rs`) and the
 //! validation (here) are all read from there. The file-only tables are read beside them:
 //! `[tail_sampling]` (`tail_sampling_config.rs`), `[archive]` (`archive.rs`), `[storage]`
-//! (`storage.rs`) and `[kafka_ingest]` (`kafka_ingest.rs`).
+//! (`storage.rs`), `[kafka_ingest]` (`kafka_ingest.rs`) and `[auth]` (`auth.rs`).
 
 mod archive;
+mod auth;
 mod file;
 mod kafka_ingest;
 mod settings;
@@ -25,6 +26,7 @@ use clap::{Arg, ArgAction, ArgMatches};
 use muninn_server::ServerConfig;
 
 use self::archive::ArchiveSection;
+use self::auth::AuthSection;
 use self::file::FileContents;
 use self::kafka_ingest::KafkaIngestSection;
 pub use self::settings::{DEFAULT_LISTEN, parse_body_bytes, parse_listen};
@@ -40,6 +42,8 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
     /// The settings given as flags or environment variables.
     flags_and_environment: RawConfig,
+    /// `--insecure`: listen beyond loopback without tokens all the same.
+    pub insecure: bool,
 }
 
 impl clap::Args for ServeArgs {
@@ -54,9 +58,17 @@ impl clap::Args for ServeArgs {
                 "TOML configuration file (see muninn.example.toml); flags and environment \
                  override it",
             );
+        let insecure = Arg::new("insecure")
+            .long("insecure")
+            .env("MUNINN_INSECURE")
+            .action(ArgAction::SetTrue)
+            .help(
+                "Serve on a non-loopback address without [auth] tokens: anyone who reaches the \
+                 port may write, read and change sampling rules",
+            );
         SETTINGS
             .iter()
-            .fold(command.arg(config), |command, setting| {
+            .fold(command.arg(config).arg(insecure), |command, setting| {
                 let help = match setting.default {
                     Some(default) => format!("{} [default: {default}]", setting.help),
                     None => setting.help.to_string(),
@@ -93,6 +105,7 @@ impl clap::FromArgMatches for ServeArgs {
         Ok(ServeArgs {
             config: matches.get_one::<PathBuf>("config").cloned(),
             flags_and_environment,
+            insecure: matches.get_flag("insecure"),
         })
     }
 
@@ -145,6 +158,8 @@ pub struct RawConfig {
     storage: Option<StorageSection>,
     /// The `[kafka_ingest]` table (file only; see `kafka_ingest.rs`).
     kafka_ingest: Option<KafkaIngestSection>,
+    /// The `[auth]` table (file only; see `auth.rs`).
+    auth: Option<AuthSection>,
 }
 
 impl RawConfig {
@@ -166,6 +181,7 @@ impl RawConfig {
             kafka_ingest: file
                 .kafka_ingest
                 .map(|table| KafkaIngestSection::new(table, path)),
+            auth: file.auth.map(|table| AuthSection::new(table, path)),
         };
         for (setting, text) in file.settings {
             let origin = Origin::File {
@@ -186,6 +202,7 @@ impl RawConfig {
             archive: upper.archive.or(self.archive),
             storage: upper.storage.or(self.storage),
             kafka_ingest: upper.kafka_ingest.or(self.kafka_ingest),
+            auth: upper.auth.or(self.auth),
         }
     }
 
@@ -212,6 +229,11 @@ impl RawConfig {
         }
         if let Some(section) = &self.kafka_ingest {
             config.kafka_ingest = Some(section.validate()?);
+        }
+        if let Some(section) = &self.auth {
+            let (auth, peer_token) = section.validate()?;
+            config.auth = Some(auth);
+            config.peer_token = peer_token;
         }
         self.check_role(&mut config)?;
         Ok(config)
@@ -275,9 +297,11 @@ pub fn load(args: &ServeArgs) -> Result<ServerConfig> {
             RawConfig::from_toml(&text, path)?
         }
     };
-    file_layer
+    let mut config = file_layer
         .overlaid_by(args.flags_and_environment.clone())
-        .validate()
+        .validate()?;
+    config.insecure = args.insecure;
+    Ok(config)
 }
 
 #[cfg(test)]

@@ -90,7 +90,7 @@ async fn compare(server: &ServerArg, range: &RangeArgs, args: &DiffArgs) -> Resu
         None => BTreeSet::new(),
     };
 
-    let client = ApiClient::new(&server.server)?;
+    let client = ApiClient::connect(server)?;
     let current_text = fetch(&client, format, range, &args.filter).await?;
     let current = parse(&current_text).map_err(|error| {
         anyhow!(
@@ -319,6 +319,7 @@ mod tests {
         };
         let server = ServerArg {
             server: "http://127.0.0.1:4320".to_string(),
+            token: None,
         };
         let range = RangeArgs {
             from: Some("-7d".to_string()),

@@ -73,7 +73,7 @@ pub enum Question {
 }
 
 pub async fn run(args: QueryArgs) -> Result<ExitCode> {
-    let client = ApiClient::new(&args.server.server)?;
+    let client = ApiClient::connect(&args.server)?;
     let range = args.range.query();
     let answer = match &args.question {
         Question::EventTypes => {

@@ -3,6 +3,7 @@
 //! loopback (`process.rs`). Every wait has a deadline, so a hung process fails the test instead
 //! of hanging it.
 
+mod auth;
 mod impact;
 mod lineage;
 mod process;

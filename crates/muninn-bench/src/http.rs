@@ -9,9 +9,20 @@ use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE, HOST, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
+
+/// `Bearer TOKEN`, sent with every request once `--auth` set it.
+static BEARER: std::sync::OnceLock<HeaderValue> = std::sync::OnceLock::new();
+
+/// Makes every request of the run carry `token` (`--auth`).
+pub(crate) fn send_token(token: &str) -> anyhow::Result<()> {
+    let value = HeaderValue::from_str(&format!("Bearer {token}"))?;
+    BEARER
+        .set(value)
+        .map_err(|_| anyhow::anyhow!("the bench's token is set once"))
+}
 
 /// Which client library the senders use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -130,6 +141,9 @@ impl Connection {
                 if let Some(content_encoding) = content_encoding {
                     request = request.header(CONTENT_ENCODING, content_encoding);
                 }
+                if let Some(bearer) = BEARER.get() {
+                    request = request.header(AUTHORIZATION, bearer.clone());
+                }
                 let request = request
                     .body(Full::new(body))
                     .with_context(|| format!("building {method} {path}"))?;
@@ -159,6 +173,9 @@ impl Connection {
                 };
                 if let Some(content_encoding) = content_encoding {
                     request = request.header(CONTENT_ENCODING, content_encoding);
+                }
+                if let Some(bearer) = BEARER.get() {
+                    request = request.header(AUTHORIZATION, bearer.clone());
                 }
                 let response = request
                     .send()

@@ -212,6 +212,10 @@ struct Args {
     /// read goes to the object store).
     #[arg(long, default_value_t = 8192)]
     storage_cache_mib: u64,
+    /// Turn authentication on: the server accepts one token with every scope and each request
+    /// of the run sends it (for the figure beside a run without).
+    #[arg(long)]
+    auth: bool,
     /// Turn the store's compaction off (in the background and after the flush).
     #[arg(long)]
     no_compaction: bool,
@@ -356,6 +360,16 @@ fn main() -> anyhow::Result<()> {
         config.store.block.page_rows = page_rows as usize;
     }
     config.store.compaction.enabled = !args.no_compaction;
+    if args.auth {
+        use muninn_server::auth::{ApiToken, AuthConfig, Scope, TokenHash, new_token};
+        let token = new_token();
+        config.auth = Some(AuthConfig::new(vec![ApiToken {
+            name: "bench".into(),
+            hash: TokenHash::of(&token),
+            scopes: Scope::ALL.to_vec(),
+        }]));
+        http::send_token(&token)?;
+    }
     // Nothing reads a block while the bench compacts: replaced blocks go at once, so that the
     // at-rest figures count what stays.
     config.store.compaction.delete_grace = std::time::Duration::ZERO;
@@ -369,7 +383,7 @@ fn main() -> anyhow::Result<()> {
         .context("starting the server")?;
     let address = server.local_addr;
     println!(
-        "server: {} (store flush_max_spans {}, memory limit {}, block format {}, {} rows a page, compaction {}, retention {})",
+        "server: {} (store flush_max_spans {}, memory limit {}, block format {}, {} rows a page, compaction {}, retention {}, auth {})",
         server.base_url(),
         thousands(flush_max_spans as u64),
         bytes(config_memory_limit_bytes),
@@ -383,7 +397,12 @@ fn main() -> anyhow::Result<()> {
         retention.map_or("none".to_string(), |retention| format!(
             "{:.1} days",
             retention.as_secs_f64() / 86_400.0
-        ))
+        )),
+        if args.auth {
+            "on: a bearer token checked on every request"
+        } else {
+            "off"
+        }
     );
 
     // Phase 1: generation (not timed as part of ingest).

@@ -46,9 +46,23 @@ export class ApiError extends Error {
   }
 }
 
+/** Where the API token is kept in this browser (a server with [auth] asks for one). */
+const TOKEN_KEY = "muninn.token";
+
+/** The API token this browser was given, or "". */
+function storedToken() {
+  try {
+    return localStorage.getItem(TOKEN_KEY) || "";
+  } catch {
+    return "";
+  }
+}
+
 /** GETs (or sends) JSON from the API; a non-2xx answer throws an ApiError with its message. */
 export async function api(path, options = {}) {
   const init = { method: options.method || "GET", headers: { accept: "application/json" } };
+  const token = storedToken();
+  if (token) init.headers.authorization = `Bearer ${token}`;
   if (options.body !== undefined) {
     init.body = JSON.stringify(options.body);
     init.headers["content-type"] = "application/json";
@@ -124,13 +138,44 @@ export function render(main, ...children) {
 /** A box saying what is happening while a page loads. */
 export const loading = (what) => h("p", { class: "loading", role: "status" }, `Loading ${what}…`);
 
-/** An error box: what was asked, and what the server said. */
+/** An error box: what was asked, and what the server said. A server that wants a token (401),
+ * or a better one (403), gets a form that keeps one in this browser. */
 export function errorBox(what, error) {
+  if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+    return h("div", { class: "error", role: "alert" },
+      h("h2", {}, error.status === 401 ? "This server asks for a token" : "This token may not see this"),
+      h("p", {}, what),
+      h("p", { class: "detail" }, error.message),
+      tokenForm());
+  }
   const notFound = error instanceof ApiError && error.status === 404;
   return h("div", { class: "error", role: "alert" },
     h("h2", {}, notFound ? "Not found" : "Something went wrong"),
     h("p", {}, what),
     h("p", { class: "detail" }, error.message || String(error)));
+}
+
+/** The API token form: kept in this browser's storage, sent with every call of the UI. */
+function tokenForm() {
+  const input = h("input", {
+    type: "password", id: "api-token", name: "token", autocomplete: "off",
+    spellcheck: "false", placeholder: "mnn_…", required: true,
+  });
+  const forget = storedToken()
+    ? h("button", { type: "button", class: "secondary", onclick: () => {
+      localStorage.removeItem(TOKEN_KEY);
+      location.reload();
+    } }, "Forget the token")
+    : null;
+  return h("form", { class: "token-form", onsubmit: (event) => {
+    event.preventDefault();
+    localStorage.setItem(TOKEN_KEY, input.value.trim());
+    location.reload();
+  } },
+  h("label", { for: "api-token" }, "API token with the read scope (muninn token new --scope read)"),
+  input,
+  h("button", { type: "submit" }, "Use this token"),
+  forget);
 }
 
 /** An empty state: what was looked for, and what to try. */

@@ -354,3 +354,59 @@ async fn every_pages_text_has_readable_contrast() {
     }
     browser.close().await;
 }
+
+/// A server with `[auth]` tokens: the UI's calls get 401, and the page asks for a token; a
+/// token without the read scope gets 403 and the form again; a read token, kept in the browser,
+/// shows the lineage, and is sent on every page after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_tokens_asks_the_ui_for_one() {
+    use muninn_server::auth::{ApiToken, AuthConfig, Scope, TokenHash, new_token};
+
+    let (ingest, read) = (new_token(), new_token());
+    let token = |name: &str, token: &str, scope: Scope| ApiToken {
+        name: name.into(),
+        hash: TokenHash::of(token),
+        scopes: vec![scope],
+    };
+    let auth = AuthConfig::new(vec![
+        token("fleet", &ingest, Scope::Ingest),
+        token("on-call", &read, Scope::Read),
+    ]);
+    let mut server = TestServer::start_with(|config| config.auth = Some(auth)).await;
+    server.api = server.api.with_token(&ingest);
+    server.ingest_fleet(&Fleet::new()).await;
+    let browser = Browser::open(&server.base_url(), 1280, 800).await;
+
+    browser.visit("/", "error").await;
+    let text = browser.main_text().await;
+    assert!(
+        text.contains("This server asks for a token") && text.contains("muninn token new"),
+        "{text}"
+    );
+    browser
+        .find("#api-token")
+        .await
+        .send_keys(&ingest)
+        .await
+        .unwrap();
+    browser.click("form.token-form button[type=submit]").await;
+    browser.wait_for_text("This token may not see this").await;
+    assert!(
+        browser.main_text().await.contains("the read scope"),
+        "the 403 names the scope"
+    );
+    browser
+        .find("#api-token")
+        .await
+        .send_keys(&read)
+        .await
+        .unwrap();
+    browser.click("form.token-form button[type=submit]").await;
+    browser.wait_ready("lineage").await;
+    browser.find(r#"a[data-node="service:checkout"]"#).await;
+    // The token stays: another page loads with it.
+    browser.visit("/services/checkout", "service").await;
+    assert!(!browser.main_text().await.contains("token"));
+    browser.close().await;
+    server.stop().await;
+}

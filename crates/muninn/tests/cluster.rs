@@ -628,3 +628,112 @@ async fn wait_whole(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// Nodes with `[auth]`: the query node sends its `peer_token` when it asks the ingest node for
+/// its head, so a trace acknowledged but not flushed is found through it; a query node without
+/// the token is refused (401) and names the ingest node as not answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_node_asks_ingest_nodes_with_its_peer_token() {
+    use muninn_server::auth::{TokenHash, new_token};
+
+    let moto = Moto::start().await;
+    moto.create_bucket(BUCKET).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ingest_token, read_token, peer_token) = (new_token(), new_token(), new_token());
+    let tokens = format!(
+        "[auth]\n\
+         [[auth.tokens]]\nname = \"fleet\"\nhash = \"{}\"\nscopes = [\"ingest\"]\n\
+         [[auth.tokens]]\nname = \"dashboards\"\nhash = \"{}\"\nscopes = [\"read\"]\n\
+         [[auth.tokens]]\nname = \"query-nodes\"\nhash = \"{}\"\nscopes = [\"read\"]\n",
+        TokenHash::of(&ingest_token),
+        TokenHash::of(&read_token),
+        TokenHash::of(&peer_token)
+    );
+    let ingest_text = format!(
+        "role = \"ingest\"\n{}{tokens}",
+        storage(moto.port, "node = \"ingest-a\"\n")
+    );
+    let ingest = Server::start(
+        &dir.path().join("ingest-a"),
+        Some(&config(dir.path(), "ingest-a", &ingest_text)),
+        &[],
+    );
+    let query_node = |name: &str, peer: Option<&str>| {
+        let mut text = format!(
+            "role = \"query\"\n{}{tokens}",
+            storage(moto.port, "refresh = \"1s\"\n")
+        );
+        if let Some(peer) = peer {
+            text = text.replace("[auth]\n", &format!("[auth]\npeer_token = \"{peer}\"\n"));
+        }
+        Server::start(
+            &dir.path().join(name),
+            Some(&config(dir.path(), name, &text)),
+            &[],
+        )
+    };
+    let with_peer = query_node("query", Some(&peer_token));
+    let without = query_node("query-stranger", None);
+
+    let mut rng = StdRng::seed_from_u64(41);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let (spans, event_ids) = batch(&mut rng, now, 4);
+    let client = reqwest::Client::new();
+    let answer = client
+        .post(format!("{}/api/v1/spans", ingest.base_url))
+        .bearer_auth(&ingest_token)
+        .json(&spans)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let path = format!("/api/v1/events/{}", event_ids[0]);
+    let journey = |server: &Server| {
+        let request = client
+            .get(format!("{}{path}", server.base_url))
+            .bearer_auth(&read_token);
+        async move {
+            let response = request.send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    // Not flushed: only the ingest node's head holds it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, answer) = journey(&with_peer).await;
+        if status == 200
+            && answer["hops"]
+                .as_array()
+                .is_some_and(|hops| !hops.is_empty())
+        {
+            assert_eq!(answer["unreadable_blocks"], json!([]), "{answer}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the query node with the peer token never found the event: {status} {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, answer) = journey(&without).await;
+        let notes = answer["unreadable_blocks"].to_string();
+        if notes.contains("nodes/ingest-a") {
+            assert!(notes.contains("401"), "{notes}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the query node without the token never named the ingest node: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop((ingest, with_peer, without));
+}

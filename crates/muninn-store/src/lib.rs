@@ -13,6 +13,29 @@ mod rollup;
 mod scan;
 mod wal;
 
+/// Entry points of the fuzz targets in `fuzz/` (docs/security.md#fuzzing); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::path::Path;
+
+    use crate::engine::fuzzing::decode_wal_record;
+
+    /// Replays `bytes` as a WAL segment as recovery does: intact records decoded, damaged
+    /// regions skipped, a torn tail dropped. Errors are fine; a panic is a bug.
+    pub fn wal_segment(bytes: &[u8]) {
+        let _ = crate::wal::replay_bytes(bytes, 1, Path::new("fuzz.wal"), |_, payload| {
+            decode_wal_record(payload);
+            Ok(())
+        });
+    }
+
+    /// Decodes `payload` as one WAL record's batch and builds the head batch and roll-up delta
+    /// from it, as recovery does with an intact record.
+    pub fn wal_record(payload: &[u8]) {
+        decode_wal_record(payload);
+    }
+}
+
 pub use block::{BLOCK_FORMAT_VERSION, BlockMeta, BlockWriteOptions, IndexBytes, SpanFields};
 pub use engine::cluster::{HeadFetcher, HeadRecord, HeadRecords};
 pub use engine::{

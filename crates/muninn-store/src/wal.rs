@@ -141,12 +141,22 @@ fn resynchronise(bytes: &[u8], damaged: usize, expected_seq: u64) -> Option<usiz
 pub(crate) fn replay_segment(
     fs: &dyn FileSystem,
     segment: &Segment,
-    mut visit: impl FnMut(u64, &[u8]) -> Result<(), StoreError>,
+    visit: impl FnMut(u64, &[u8]) -> Result<(), StoreError>,
 ) -> Result<Replay, StoreError> {
     let path = &segment.path;
     let bytes = fs
         .read(path)
         .map_err(|error| StoreError::io(format!("reading {}", path.display()), error))?;
+    replay_bytes(&bytes, segment.first_seq, path, visit)
+}
+
+/// `replay_segment` over a segment's bytes; `path` names it in errors.
+pub(crate) fn replay_bytes(
+    bytes: &[u8],
+    first_seq: u64,
+    path: &Path,
+    mut visit: impl FnMut(u64, &[u8]) -> Result<(), StoreError>,
+) -> Result<Replay, StoreError> {
     let mut replay = Replay::default();
     if bytes.len() < MAGIC.len() {
         return Ok(replay);
@@ -158,19 +168,19 @@ pub(crate) fn replay_segment(
         )));
     }
     let mut position = MAGIC.len();
-    let mut expected_seq = segment.first_seq;
+    let mut expected_seq = first_seq;
     while bytes.len() - position >= RECORD_HEADER_BYTES {
-        match intact_record(&bytes, position) {
+        match intact_record(bytes, position) {
             Some((seq, payload, length)) => {
                 visit(seq, payload)?;
                 expected_seq = seq.saturating_add(1);
                 position += length;
             }
             None => {
-                let Some(next) = resynchronise(&bytes, position, expected_seq) else {
+                let Some(next) = resynchronise(bytes, position, expected_seq) else {
                     break;
                 };
-                let next_seq = intact_record(&bytes, next).map_or(expected_seq, |(seq, ..)| seq);
+                let next_seq = intact_record(bytes, next).map_or(expected_seq, |(seq, ..)| seq);
                 replay.damage.push(Damage {
                     offset: position as u64,
                     bytes: (next - position) as u64,

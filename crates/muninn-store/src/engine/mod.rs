@@ -24,6 +24,21 @@ mod retention;
 mod testing;
 mod wal_thread;
 
+/// What the fuzz targets reach of the engine (`crate::fuzzing`).
+pub(crate) mod fuzzing {
+    use super::head::HeadBatch;
+    use super::wal_thread::WalBatch;
+
+    /// A WAL record's payload → the head batch and roll-up delta recovery would make of it.
+    pub(crate) fn decode_wal_record(payload: &[u8]) {
+        if let Ok(batch) = postcard::from_bytes::<WalBatch>(payload) {
+            let delta = crate::rollup::batch_delta(&batch.spans, &batch.counts);
+            let head = HeadBatch::with_counts(batch.spans, batch.counts);
+            std::hint::black_box((delta, head.key_bytes()));
+        }
+    }
+}
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};

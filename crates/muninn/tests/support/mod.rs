@@ -57,7 +57,11 @@ impl Server {
             .args(args)
             .arg("--data-dir")
             .arg(data_dir)
-            .env("RUST_LOG", "warn")
+            // MUNINN_TEST_RUST_LOG shows more of what the nodes do when a test fails.
+            .env(
+                "RUST_LOG",
+                std::env::var("MUNINN_TEST_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .spawn()

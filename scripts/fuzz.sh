@@ -32,10 +32,13 @@ if [[ ! -x "$fuzz" ]]; then
     }
 fi
 
+export PATH="$MUNINN_TOOLS_DIR/bin:$PATH"
 cd "$root/fuzz"
+# Instrumented builds of their own: never the main build's target directory.
+export CARGO_TARGET_DIR="$MUNINN_TOOLS_DIR/fuzz-target"
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
-    mapfile -t targets < <("$fuzz" list)
+    mapfile -t targets < <(cargo fuzz list)
 fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -44,13 +47,19 @@ for target in "${targets[@]}"; do
     log="$work/$target.log"
     started=$SECONDS
     # New inputs go to the scratch corpus; the committed seeds are only read.
-    if "$fuzz" +nightly run --release "$target" "$work/$target" "seeds/$target" -- \
+    # No sanitizer: the code is safe Rust, whose faults are panics and aborts that libFuzzer
+    # catches as it is; without ASan's shadow memory it runs about twice as many inputs.
+    if cargo +nightly fuzz run --release --sanitizer none "$target" "$work/$target" "seeds/$target" -- \
         -runs="$RUNS" -max_len=65536 -rss_limit_mb=4096 -timeout=10 >"$log" 2>&1; then
         done_line="$(grep -E '^Done [0-9]+ runs' "$log" | tail -n 1)"
         echo "$target: ${done_line:-finished} ($((SECONDS - started)) s with the build), no crash"
     else
         tail -n 40 "$log" >&2
-        echo "$target: CRASHED; the input is in fuzz/artifacts/$target/" >&2
+        if compgen -G "artifacts/$target/*" >/dev/null; then
+            echo "$target: CRASHED; the input is in fuzz/artifacts/$target/" >&2
+        else
+            echo "$target: did not run (see the output above)" >&2
+        fi
         exit 1
     fi
 done

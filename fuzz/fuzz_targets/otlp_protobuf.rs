@@ -9,5 +9,6 @@ use muninn_model::Limits;
 const NOW: i64 = 1_796_083_200_000_000_000;
 
 fuzz_target!(|body: &[u8]| {
-    let _ = muninn_ingest::decode_otlp_protobuf(body, &OtlpMapping::default(), &Limits::default(), NOW);
+    let _ =
+        muninn_ingest::decode_otlp_protobuf(body, &OtlpMapping::default(), &Limits::default(), NOW);
 });

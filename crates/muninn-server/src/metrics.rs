@@ -96,6 +96,11 @@ impl Metrics {
             let _ = sampling_config_requests.get_or_create(&vec![("result".into(), result.into())]);
         }
         let auth_refusals = Family::<Labels, Counter>::default();
+        // Every reason from the start (as 0), so that rates and alerts over them need no
+        // special case.
+        for reason in ["missing", "malformed", "unknown", "scope"] {
+            let _ = auth_refusals.get_or_create(&vec![("reason".into(), reason.into())]);
+        }
         registry.register(
             "auth_refusals",
             "Requests refused by authentication, by reason: missing (no token), malformed (not \

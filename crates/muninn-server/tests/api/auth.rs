@@ -278,10 +278,10 @@ async fn the_opentelemetry_sdk_sends_its_token_from_the_standard_variable() {
     server.api = server.api.with_token(&tokens.read);
     assert_messaging_flow(&server, "py", "orders-py-auth", &ids).await;
     let metrics = server.api.get("/metrics", &[]).await.text;
-    assert!(
-        !metrics.contains("muninn_auth_refusals_total{"),
-        "{metrics}"
-    );
+    for reason in ["missing", "malformed", "unknown", "scope"] {
+        let line = format!("muninn_auth_refusals_total{{reason=\"{reason}\"}} 0");
+        assert!(metrics.contains(&line), "{line} not in {metrics}");
+    }
     server.stop().await;
 }
 

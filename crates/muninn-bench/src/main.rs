@@ -361,13 +361,13 @@ fn main() -> anyhow::Result<()> {
     }
     config.store.compaction.enabled = !args.no_compaction;
     if args.auth {
-        use muninn_server::auth::{ApiToken, AuthConfig, Scope, TokenHash, new_token};
+        use muninn_server::auth::{ApiToken, AuthConfig, Scope, new_token};
         let token = new_token();
-        config.auth = Some(AuthConfig::new(vec![ApiToken {
-            name: "bench".into(),
-            hash: TokenHash::of(&token),
-            scopes: Scope::ALL.to_vec(),
-        }]));
+        config.auth = Some(AuthConfig::new(vec![ApiToken::for_token(
+            "bench",
+            &token,
+            &Scope::ALL,
+        )]));
         http::send_token(&token)?;
     }
     // Nothing reads a block while the bench compacts: replaced blocks go at once, so that the

@@ -99,17 +99,12 @@ async fn spans_are_spread_over_several_collectors_by_trace_and_fail_over() {
 /// without a token is refused (401), counts the spans as rejected and does not retry them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sdk_sends_its_token_and_a_refused_batch_is_counted() {
-    use muninn_server::auth::{ApiToken, AuthConfig, Scope, TokenHash, new_token};
+    use muninn_server::auth::{ApiToken, AuthConfig, Scope, new_token};
 
     let (ingest, read) = (new_token(), new_token());
-    let token = |name: &str, token: &str, scope: Scope| ApiToken {
-        name: name.into(),
-        hash: TokenHash::of(token),
-        scopes: vec![scope],
-    };
     let auth = AuthConfig::new(vec![
-        token("orders", &ingest, Scope::Ingest),
-        token("test", &read, Scope::Read),
+        ApiToken::for_token("orders", &ingest, &[Scope::Ingest]),
+        ApiToken::for_token("test", &read, &[Scope::Read]),
     ]);
     let mut collector = Collector::start_with(|config| config.auth = Some(auth)).await;
     let mut headers = reqwest::header::HeaderMap::new();

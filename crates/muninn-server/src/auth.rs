@@ -113,6 +113,17 @@ pub struct ApiToken {
     pub scopes: Vec<Scope>,
 }
 
+impl ApiToken {
+    /// The entry accepting `token` (what `muninn token new` prints for it, as a value).
+    pub fn for_token(name: &str, token: &str, scopes: &[Scope]) -> ApiToken {
+        ApiToken {
+            name: name.to_string(),
+            hash: TokenHash::of(token),
+            scopes: scopes.to_vec(),
+        }
+    }
+}
+
 /// `[auth]`: the tokens accepted, and which monitoring routes stay open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthConfig {

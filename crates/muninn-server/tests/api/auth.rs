@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 
-use muninn_server::auth::{ApiToken, AuthConfig, Scope, TokenHash, new_token};
+use muninn_server::auth::{ApiToken, AuthConfig, Scope, new_token};
 use serde_json::{Value, json};
 
 use crate::otlp::{
@@ -32,15 +32,10 @@ impl Tokens {
     }
 
     fn config(&self) -> AuthConfig {
-        let token = |name: &str, token: &str, scope: Scope| ApiToken {
-            name: name.to_string(),
-            hash: TokenHash::of(token),
-            scopes: vec![scope],
-        };
         AuthConfig::new(vec![
-            token("checkout", &self.ingest, Scope::Ingest),
-            token("dashboards", &self.read, Scope::Read),
-            token("ops", &self.admin, Scope::Admin),
+            ApiToken::for_token("checkout", &self.ingest, &[Scope::Ingest]),
+            ApiToken::for_token("dashboards", &self.read, &[Scope::Read]),
+            ApiToken::for_token("ops", &self.admin, &[Scope::Admin]),
         ])
     }
 }

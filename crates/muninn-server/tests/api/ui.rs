@@ -360,17 +360,12 @@ async fn every_pages_text_has_readable_contrast() {
 /// shows the lineage, and is sent on every page after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_with_tokens_asks_the_ui_for_one() {
-    use muninn_server::auth::{ApiToken, AuthConfig, Scope, TokenHash, new_token};
+    use muninn_server::auth::{ApiToken, AuthConfig, Scope, new_token};
 
     let (ingest, read) = (new_token(), new_token());
-    let token = |name: &str, token: &str, scope: Scope| ApiToken {
-        name: name.into(),
-        hash: TokenHash::of(token),
-        scopes: vec![scope],
-    };
     let auth = AuthConfig::new(vec![
-        token("fleet", &ingest, Scope::Ingest),
-        token("on-call", &read, Scope::Read),
+        ApiToken::for_token("fleet", &ingest, &[Scope::Ingest]),
+        ApiToken::for_token("on-call", &read, &[Scope::Read]),
     ]);
     let mut server = TestServer::start_with(|config| config.auth = Some(auth)).await;
     server.api = server.api.with_token(&ingest);

@@ -111,6 +111,8 @@ pub struct ApiToken {
     pub name: String,
     pub hash: TokenHash,
     pub scopes: Vec<Scope>,
+    /// Its ingest rate limit (`rate_limit.rs`); `None`: unlimited.
+    pub ingest_rate: Option<crate::rate_limit::RateLimit>,
 }
 
 impl ApiToken {
@@ -120,6 +122,7 @@ impl ApiToken {
             name: name.to_string(),
             hash: TokenHash::of(token),
             scopes: scopes.to_vec(),
+            ingest_rate: None,
         }
     }
 }
@@ -156,8 +159,9 @@ impl AuthConfig {
         found
     }
 
-    /// Checks a request's `authorization` value against the scope its route needs.
-    pub fn check(&self, authorization: Option<&str>, needs: Needs) -> Result<(), Refusal> {
+    /// Checks a request's `authorization` value against the scope its route needs; the token
+    /// that was presented.
+    pub fn check(&self, authorization: Option<&str>, needs: Needs) -> Result<&ApiToken, Refusal> {
         let Some(authorization) = authorization else {
             return Err(Refusal::Missing);
         };
@@ -170,7 +174,7 @@ impl AuthConfig {
             .iter()
             .any(|scope| token.scopes.contains(scope))
         {
-            Ok(())
+            Ok(token)
         } else {
             Err(Refusal::Scope {
                 token: token.name.clone(),
@@ -320,13 +324,54 @@ pub(crate) async fn require_token(
         return next.run(request).await;
     };
     match auth.check(authorization(request.headers()), needed) {
-        Ok(()) => next.run(request).await,
+        Ok(token) if needed == Needs::One(Scope::Ingest) => {
+            match limit_rate(&state, &token.name, request) {
+                Ok(request) => next.run(request).await,
+                Err(refused) => refused,
+            }
+        }
+        Ok(_) => next.run(request).await,
         Err(refusal) => {
             state.metrics.count_auth_refusal(&refusal);
             let what = format!("{} {}", request.method(), request.uri().path());
             refuse(&refusal, &what)
         }
     }
+}
+
+/// Admits an ingest request under its token's rate limit (`rate_limit.rs`): a body of known
+/// length is charged now, one of unknown length as it arrives; or the `429` refusing it.
+#[allow(clippy::result_large_err)]
+fn limit_rate(state: &Arc<AppState>, token: &str, request: Request) -> Result<Request, Response> {
+    if state.rate_limits.limit(token).is_none() {
+        return Ok(request);
+    }
+    let length = axum::body::HttpBody::size_hint(request.body()).exact();
+    if let Err(refused) = crate::rate_limit::admit(state, token, length) {
+        let mut response =
+            ApiError::new(axum::http::StatusCode::TOO_MANY_REQUESTS, refused.message)
+                .into_response();
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(refused.retry_after_seconds),
+        );
+        return Err(response);
+    }
+    if length.is_some() {
+        return Ok(request);
+    }
+    let (parts, body) = request.into_parts();
+    let charged = state.clone();
+    let token = token.to_string();
+    let body = http_body_util::BodyExt::map_frame(body, move |frame| {
+        if let Some(data) = frame.data_ref() {
+            charged
+                .rate_limits
+                .charge(&token, data.len() as u64, std::time::Instant::now());
+        }
+        frame
+    });
+    Ok(Request::from_parts(parts, axum::body::Body::new(body)))
 }
 
 fn refuse(refusal: &Refusal, what: &str) -> Response {
@@ -372,30 +417,30 @@ mod tests {
         let writer = new_token();
         let admin = new_token();
         let config = AuthConfig::new(vec![
-            ApiToken {
-                name: "writer".into(),
-                hash: TokenHash::of(&writer),
-                scopes: vec![Scope::Ingest],
-            },
-            ApiToken {
-                name: "ops".into(),
-                hash: TokenHash::of(&admin),
-                scopes: vec![Scope::Admin, Scope::Read],
-            },
+            ApiToken::for_token("writer", &writer, &[Scope::Ingest]),
+            ApiToken::for_token("ops", &admin, &[Scope::Admin, Scope::Read]),
         ]);
         let post_spans = needs(&config, &Method::POST, "/api/v1/spans").unwrap();
         let flush = needs(&config, &Method::POST, "/api/v1/admin/flush").unwrap();
         let lineage = needs(&config, &Method::GET, "/api/v1/lineage").unwrap();
         let rules = needs(&config, &Method::GET, "/api/v1/sampling/config").unwrap();
         let bearer = |token: &str| format!("Bearer {token}");
-        assert_eq!(config.check(Some(&bearer(&writer)), post_spans), Ok(()));
-        assert_eq!(config.check(Some(&bearer(&writer)), rules), Ok(()));
-        assert_eq!(config.check(Some(&bearer(&admin)), rules), Ok(()));
+        let name = |result: Result<&ApiToken, Refusal>| result.map(|token| token.name.clone());
+        let (writer_name, ops) = (Ok("writer".to_string()), Ok("ops".to_string()));
         assert_eq!(
-            config.check(Some(&format!("bearer  {admin} ")), flush),
-            Ok(())
+            name(config.check(Some(&bearer(&writer)), post_spans)),
+            writer_name
         );
-        assert_eq!(config.check(Some(&bearer(&admin)), lineage), Ok(()));
+        assert_eq!(
+            name(config.check(Some(&bearer(&writer)), rules)),
+            writer_name
+        );
+        assert_eq!(name(config.check(Some(&bearer(&admin)), rules)), ops);
+        assert_eq!(
+            name(config.check(Some(&format!("bearer  {admin} ")), flush)),
+            ops
+        );
+        assert_eq!(name(config.check(Some(&bearer(&admin)), lineage)), ops);
         assert_eq!(
             config.check(Some(&bearer(&writer)), lineage),
             Err(Refusal::Scope {

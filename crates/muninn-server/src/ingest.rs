@@ -57,12 +57,26 @@ pub(crate) async fn read_body(
         .body_budget
         .reserve(&mut reservation, announced)
         .await?;
-    let bytes = to_bytes(body, limit).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("body is larger than the limit of {limit} bytes; send smaller batches"),
-        )
-    })?;
+    let timeout = state.body_read_timeout;
+    let bytes = match tokio::time::timeout(timeout, to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body is larger than the limit of {limit} bytes; send smaller batches"),
+            ));
+        }
+        Err(_) => {
+            state.metrics.limits.body_timeouts.inc();
+            return Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body did not arrive within body_read_timeout ({timeout:?}); nothing of \
+                     it was stored, send it again"
+                ),
+            ));
+        }
+    };
     let encoding = headers
         .get("content-encoding")
         .and_then(|value| value.to_str().ok());

@@ -3,6 +3,9 @@
 //! `events.rs` adds the per-edge event metrics from the roll-ups.
 
 mod events;
+mod limits;
+
+pub(crate) use limits::{ConnectionMetrics, LimitMetrics};
 
 use muninn_store::Store;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
@@ -28,6 +31,8 @@ pub(crate) struct Metrics {
     pub sampling_config_requests: Family<Labels, Counter>,
     /// Requests refused by authentication (`auth.rs`), by reason.
     auth_refusals: Family<Labels, Counter>,
+    /// Connections, TLS, rate limits, body timeouts and query slots.
+    pub limits: LimitMetrics,
     sampling_rules: Gauge,
     head_spans: Gauge,
     head_bytes: Gauge,
@@ -107,6 +112,7 @@ impl Metrics {
              Bearer), unknown (no such token), scope (the token lacks the route's scope)",
             auth_refusals.clone(),
         );
+        let limits = LimitMetrics::register(&mut registry);
         let sampling_rules = Gauge::default();
         let (head_bytes, memory_limit_bytes) = (Gauge::default(), Gauge::default());
         let (head_limit_bytes, block_index_bytes) = (Gauge::default(), Gauge::default());
@@ -320,6 +326,7 @@ impl Metrics {
             query_seconds,
             sampling_config_requests,
             auth_refusals,
+            limits,
             sampling_rules,
             head_spans,
             head_bytes,

@@ -66,6 +66,10 @@ pub struct ServerConfig {
     /// The token this node sends when it asks other nodes (a query node asking ingest nodes
     /// for their heads).
     pub peer_token: Option<String>,
+    /// TLS on the HTTP and OTLP/gRPC listeners (`tls.rs`); `None` (the default): plain.
+    pub tls: Option<crate::tls::TlsConfig>,
+    /// Connections at once, and how long clients have to send headers and bodies (`listen.rs`).
+    pub connections: crate::listen::ConnectionLimits,
 }
 
 impl ServerConfig {
@@ -87,6 +91,8 @@ impl ServerConfig {
             auth: None,
             insecure: false,
             peer_token: None,
+            tls: None,
+            connections: Default::default(),
         }
     }
 }
@@ -112,6 +118,10 @@ pub(crate) struct AppState {
     pub first_senders: muninn_query::FirstSenders,
     /// The accepted tokens, when authentication is on.
     pub auth: Option<crate::auth::AuthConfig>,
+    /// How long an ingest body may take to arrive.
+    pub body_read_timeout: std::time::Duration,
+    /// The ingest rate limits of tokens that have one.
+    pub rate_limits: crate::rate_limit::RateLimits,
 }
 
 /// A running server.
@@ -163,6 +173,20 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         archive.validate().map_err(StartError::ArchiveConfig)?;
     }
     check_exposure(&config)?;
+    let mut metrics = Metrics::new();
+    let certificate = match &config.tls {
+        None => None,
+        Some(tls) => Some(
+            crate::tls::Certificate::open(
+                tls,
+                (
+                    metrics.limits.tls_reloads("ok"),
+                    metrics.limits.tls_reloads("failed"),
+                ),
+            )
+            .map_err(StartError::Tls)?,
+        ),
+    };
     if config.max_body_memory_bytes > config.store.memory_limit_bytes / 2 {
         return Err(StartError::BodyMemory {
             max_body_memory: config.max_body_memory_bytes,
@@ -202,7 +226,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         ),
     };
     let otlp_grpc_addr = otlp_grpc.as_ref().map(|(_, address)| *address);
-    let mut metrics = Metrics::new();
     if let Some(archive) = &archive {
         crate::archive::register_metrics(&mut metrics, archive);
     }
@@ -241,6 +264,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         retention: config.store.retention,
         first_senders: Default::default(),
         auth: config.auth.clone(),
+        body_read_timeout: config.connections.body_read_timeout,
+        rate_limits: crate::rate_limit::RateLimits::new(
+            config.auth.as_ref(),
+            std::time::Instant::now(),
+        ),
     });
     let recorders = archive.as_deref().map(crate::archive::start_recorders);
     let (kafka_stop_tx, kafka_stop_rx) = oneshot::channel::<()>();
@@ -250,6 +278,21 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         }))
     });
     let grpc_state = state.clone();
+    let connections = config.connections;
+    let http_connection_metrics = state.metrics.limits.connections("http");
+    let (http_tls, grpc_tls) = match &certificate {
+        None => (None, None),
+        Some(certificate) => (
+            Some(tokio_rustls::TlsAcceptor::from(
+                certificate.server_config(&[b"http/1.1"]),
+            )),
+            Some(tokio_rustls::TlsAcceptor::from(
+                certificate.server_config(&[b"h2"]),
+            )),
+        ),
+    };
+    let certificate_watcher = certificate
+        .map(|certificate| tokio::spawn(certificate.watch(crate::tls::RELOAD_CHECK_INTERVAL)));
     let app = router(state);
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let maintenance_store = store.clone();
@@ -263,23 +306,34 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
                 })
                 .await;
         });
-        let http = tokio::spawn(async move {
-            let result = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = http_stop_rx.await;
-                })
-                .await;
-            if let Err(error) = result {
-                tracing::error!(%error, "http server failed");
-            }
-        });
+        let http = tokio::spawn(crate::listen::serve_http(
+            listener,
+            http_tls,
+            connections,
+            http_connection_metrics,
+            app,
+            async {
+                let _ = http_stop_rx.await;
+            },
+            HTTP_STOP_GRACE,
+        ));
         let (grpc_stop_tx, grpc_stop_rx) = oneshot::channel::<()>();
         let grpc = otlp_grpc.map(|(grpc_listener, _)| {
-            tokio::spawn(otlp::grpc::serve(grpc_listener, grpc_state, async {
-                let _ = grpc_stop_rx.await;
-            }))
+            tokio::spawn(otlp::grpc::serve(
+                grpc_listener,
+                grpc_tls,
+                connections.max_connections,
+                grpc_state,
+                async {
+                    let _ = grpc_stop_rx.await;
+                },
+            ))
         });
+
         let _ = shutdown_rx.await;
+        if let Some(watcher) = certificate_watcher {
+            watcher.abort();
+        }
         let _ = http_stop_tx.send(());
         let _ = grpc_stop_tx.send(());
         // A message being stored is left uncommitted: the group delivers it again.
@@ -313,9 +367,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     })
 }
 
+/// How long `stop` waits for HTTP requests in flight before it stops waiting for them.
+const HTTP_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error("{0}")]
+    Tls(crate::tls::TlsError),
     #[error("opening the store: {0}")]
     Store(StoreError),
     #[error("listening on {0}: {1}; choose another address with --listen")]

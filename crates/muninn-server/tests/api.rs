@@ -61,3 +61,9 @@ mod ui;
 
 #[path = "api/auth.rs"]
 mod auth;
+
+#[path = "api/tls.rs"]
+mod tls;
+
+#[path = "api/limits.rs"]
+mod limits;

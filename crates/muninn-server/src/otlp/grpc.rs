@@ -32,19 +32,47 @@ const SERVICE_NAME: &str = "opentelemetry.proto.collector.trace.v1.TraceService"
 /// How long `stop` waits for gRPC connections to finish before closing them.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// Serves OTLP/gRPC on `listener` until `stop` resolves.
+/// Serves OTLP/gRPC on `listener` until `stop` resolves: at most `max_connections` at once, over
+/// TLS when `tls` is given (`listen.rs` accepts; tonic serves what it accepted).
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    max_connections: usize,
     state: Arc<AppState>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) {
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let places = Arc::new(tokio::sync::Semaphore::new(
+        max_connections.clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+    ));
+    let (accepted_tx, accepted_rx) = tokio::sync::mpsc::channel::<crate::listen::Connection>(16);
+    let (accept_stop_tx, accept_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let metrics = state.metrics.limits.connections("otlp_grpc");
+    let accepting = tokio::spawn(crate::listen::accept_loop(
+        listener,
+        tls,
+        places,
+        metrics,
+        move |connection| {
+            let accepted_tx = accepted_tx.clone();
+            async move {
+                let _ = accepted_tx.send(connection).await;
+            }
+        },
+        async {
+            let _ = accept_stop_rx.await;
+        },
+    ));
+    let incoming = futures::stream::unfold(accepted_rx, |mut accepted| async move {
+        let connection = accepted.recv().await?;
+        Some((Ok::<_, std::io::Error>(connection), accepted))
+    });
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder().serve_with_incoming_shutdown(
         TraceService { state },
         incoming,
         async move {
             stop.await;
+            let _ = accept_stop_tx.send(());
             let _ = stopped_tx.send(());
         },
     );
@@ -64,6 +92,7 @@ pub(crate) async fn serve(
             tracing::warn!("otlp grpc connections still open {STOP_GRACE:?} after stop; closing them");
         }
     }
+    accepting.abort();
 }
 
 /// Binds the gRPC listener (so `start` fails early and reports the bound port).
@@ -180,11 +209,19 @@ impl UnaryService<Bytes> for Export {
                 .get("authorization")
                 .and_then(|value| value.to_str().ok());
             let needs = crate::auth::Needs::One(crate::auth::Scope::Ingest);
-            if let Err(refusal) = auth.check(authorization, needs) {
-                state.metrics.count_auth_refusal(&refusal);
-                count_request(&state, GRPC_ENDPOINT, refusal.status().as_u16());
-                let status = refusal.grpc_status("TraceService/Export");
-                return Box::pin(async move { Err(status) });
+            match auth.check(authorization, needs) {
+                Err(refusal) => {
+                    state.metrics.count_auth_refusal(&refusal);
+                    count_request(&state, GRPC_ENDPOINT, refusal.status().as_u16());
+                    let status = refusal.grpc_status("TraceService/Export");
+                    return Box::pin(async move { Err(status) });
+                }
+                Ok(token) => {
+                    let length = request.get_ref().len() as u64;
+                    if let Err(status) = limit_rate(&state, &token.name, length) {
+                        return Box::pin(async move { Err(status) });
+                    }
+                }
             }
         }
         Box::pin(async move {
@@ -193,6 +230,21 @@ impl UnaryService<Bytes> for Export {
             result.map(Response::new)
         })
     }
+}
+
+/// Admits an Export of `length` bytes under its token's rate limit (`rate_limit.rs`), or the
+/// `RESOURCE_EXHAUSTED` with a `RetryInfo` that OTLP exporters wait for before they retry.
+fn limit_rate(state: &AppState, token: &str, length: u64) -> Result<(), Status> {
+    crate::rate_limit::admit(state, token, Some(length)).map_err(|refused| {
+        count_request(state, GRPC_ENDPOINT, StatusCode::TOO_MANY_REQUESTS.as_u16());
+        <Status as tonic_types::StatusExt>::with_error_details(
+            Code::ResourceExhausted,
+            refused.message,
+            tonic_types::ErrorDetails::with_retry_info(Some(Duration::from_secs(
+                refused.retry_after_seconds,
+            ))),
+        )
+    })
 }
 
 /// The outcome of one Export and the HTTP status of the same outcome (for the metrics).

@@ -1080,6 +1080,10 @@ pub(crate) async fn run_python_client_with(
             .args(["--protocol", protocol, "--endpoint", endpoint])
             .args(["--destination", destination, "--messages", "3"])
             .envs(environment.iter().copied())
+            // requests lets these override the CA an exporter was given
+            // (OTEL_EXPORTER_OTLP_CERTIFICATE); this machine's environment sets them.
+            .env_remove("REQUESTS_CA_BUNDLE")
+            .env_remove("CURL_CA_BUNDLE")
             .kill_on_drop(true)
             .output(),
     )

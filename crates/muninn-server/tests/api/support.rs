@@ -7,6 +7,25 @@ use std::time::Duration;
 use muninn_server::{RunningServer, ServerConfig};
 use serde_json::{Value, json};
 
+/// A rustls client configuration (ring) that trusts only the PEM certificate `ca_pem`.
+pub fn tls_client_config(ca_pem: &str) -> rustls::ClientConfig {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots
+            .add(certificate.expect("a PEM certificate"))
+            .expect("a certificate rustls accepts");
+    }
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("the default TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth()
+}
+
 /// A server started with `muninn_server::start` on port 0 of loopback. Restarting keeps the
 /// data directory; dropping the value deletes it.
 pub struct TestServer {
@@ -43,6 +62,13 @@ impl TestServer {
     /// Stops the server (which flushes the head) and starts a new one on the same data directory.
     pub async fn restart(&mut self) {
         self.restart_after(|_| {}).await;
+    }
+
+    /// Stops the server and starts it again on the same data directory with `change` made to
+    /// its configuration.
+    pub async fn restart_with(&mut self, change: impl FnOnce(&mut ServerConfig)) {
+        change(&mut self.config);
+        self.restart().await;
     }
 
     /// Stops the server, lets `change` edit the data directory, and starts it again.

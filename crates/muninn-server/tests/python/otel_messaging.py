@@ -61,7 +61,10 @@ def otlp_exporter(protocol, endpoint):
         return OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces", timeout=10)
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter(endpoint=endpoint, insecure=True, timeout=10)
+    # TLS for an https endpoint, trusting OTEL_EXPORTER_OTLP_CERTIFICATE as any service would.
+    return OTLPSpanExporter(
+        endpoint=endpoint, insecure=not endpoint.startswith("https://"), timeout=10
+    )
 
 
 def tracer_provider(service, exporter):

@@ -8,12 +8,13 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
+use muninn_server::RateLimit;
 use muninn_server::auth::{ApiToken, AuthConfig, Scope, TokenHash};
 
 /// The keys of `[auth]`, in the order the example file documents them.
 const KEYS: [&str; 3] = ["tokens", "open", "peer_token"];
 /// The keys of each `[[auth.tokens]]` entry.
-const TOKEN_KEYS: [&str; 3] = ["name", "hash", "scopes"];
+const TOKEN_KEYS: [&str; 5] = ["name", "hash", "scopes", "ingest_rate", "ingest_burst"];
 /// The routes `open` may name.
 const OPEN_ROUTES: [&str; 2] = ["healthz", "metrics"];
 
@@ -118,6 +119,7 @@ impl AuthSection {
             )
         })?;
         let (mut name, mut hash, mut scopes) = (None, None, None);
+        let (mut rate, mut burst) = (None, None);
         for (field, value) in table {
             match field.as_str() {
                 "name" => {
@@ -155,6 +157,25 @@ impl AuthSection {
                         .collect::<Result<BTreeSet<_>>>()?;
                     scopes = Some(list.into_iter().collect());
                 }
+                "ingest_rate" | "ingest_burst" => {
+                    let hint = if field == "ingest_rate" {
+                        "use bytes of request body per second, or with KiB/MiB/GiB, like \"10MiB\""
+                    } else {
+                        "use bytes, or with KiB/MiB/GiB, like \"32MiB\", at least the ingest_rate"
+                    };
+                    let bytes = match value {
+                        toml::Value::Integer(number) => u64::try_from(*number).ok(),
+                        toml::Value::String(text) => super::settings::parse_size(text),
+                        _ => None,
+                    }
+                    .filter(|bytes| *bytes > 0)
+                    .ok_or_else(|| self.error(&key(field), value, hint))?;
+                    if field == "ingest_rate" {
+                        rate = Some(bytes);
+                    } else {
+                        burst = Some((bytes, value));
+                    }
+                }
                 unknown => {
                     return Err(anyhow!(
                         "configuration file {}: unknown key `auth.tokens[{index}].{unknown}`; each \
@@ -171,7 +192,35 @@ impl AuthSection {
                 self.path.display()
             )
         };
+        let ingest_rate = match (rate, burst) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(missing(
+                    "ingest_rate",
+                    "ingest_burst needs a rate, like ingest_rate = \"10MiB\"",
+                ));
+            }
+            (Some(rate), burst) => {
+                // A second of the rate unless said: a steady sender never waits.
+                let burst_bytes = match burst {
+                    None => rate,
+                    Some((bytes, _)) if bytes >= rate => bytes,
+                    Some((_, value)) => {
+                        return Err(self.error(
+                            &key("ingest_burst"),
+                            value,
+                            "use at least the ingest_rate, so that a second's worth fits",
+                        ));
+                    }
+                };
+                Some(RateLimit {
+                    bytes_per_second: rate,
+                    burst_bytes,
+                })
+            }
+        };
         Ok(ApiToken {
+            ingest_rate,
             name: name.ok_or_else(|| missing("name", "name who holds the token"))?,
             hash: hash.ok_or_else(|| {
                 missing(
@@ -251,6 +300,48 @@ mod tests {
             let error = section(&text).validate().unwrap_err().to_string();
             assert!(error.contains(expected), "{text:?}: {error}");
             assert!(error.contains("/etc/muninn.toml"), "{error}");
+        }
+    }
+
+    #[test]
+    fn an_ingest_rate_is_bytes_per_second_with_a_burst_of_at_least_a_second() {
+        let hash = TokenHash::of("mnn_secret").to_string();
+        let token = |extra: &str| {
+            section(&format!(
+                "[[tokens]]\nname = \"fleet\"\nhash = \"{hash}\"\nscopes = [\"ingest\"]\n{extra}\n"
+            ))
+            .validate()
+            .map(|(config, _)| config.tokens[0].ingest_rate)
+        };
+        assert_eq!(token("").unwrap(), None);
+        assert_eq!(
+            token("ingest_rate = \"2MiB\"").unwrap(),
+            Some(RateLimit {
+                bytes_per_second: 2 << 20,
+                burst_bytes: 2 << 20,
+            })
+        );
+        assert_eq!(
+            token("ingest_rate = 1000\ningest_burst = \"8KiB\"").unwrap(),
+            Some(RateLimit {
+                bytes_per_second: 1000,
+                burst_bytes: 8 << 10,
+            })
+        );
+        for (extra, expected) in [
+            ("ingest_rate = \"fast\"", "`auth.tokens[0].ingest_rate`"),
+            ("ingest_rate = 0", "`auth.tokens[0].ingest_rate`"),
+            (
+                "ingest_rate = \"1MiB\"\ningest_burst = \"1KiB\"",
+                "at least the ingest_rate",
+            ),
+            (
+                "ingest_burst = \"1MiB\"",
+                "`auth.tokens[0].ingest_rate` is missing",
+            ),
+        ] {
+            let error = token(extra).unwrap_err().to_string();
+            assert!(error.contains(expected), "{extra:?}: {error}");
         }
     }
 

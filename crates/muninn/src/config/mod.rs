@@ -236,7 +236,32 @@ impl RawConfig {
             config.peer_token = peer_token;
         }
         self.check_role(&mut config)?;
+        self.check_tls(&config)?;
         Ok(config)
+    }
+
+    /// `tls_cert` and `tls_key` come together.
+    fn check_tls(&self, config: &ServerConfig) -> Result<()> {
+        let Some(tls) = &config.tls else {
+            return Ok(());
+        };
+        // (the one that is empty, the one that was given)
+        let (missing, given) = if tls.cert_path.as_os_str().is_empty() {
+            ("tls_cert", "tls_key")
+        } else if tls.key_path.as_os_str().is_empty() {
+            ("tls_key", "tls_cert")
+        } else {
+            return Ok(());
+        };
+        let origin = self
+            .settings
+            .get(given)
+            .map_or_else(|| given.to_string(), |sourced| sourced.origin.to_string());
+        Err(anyhow!(
+            "{origin}: TLS needs {missing} too (--{}, or {missing} in the file): the certificate \
+             and its private key",
+            missing.replace('_', "-")
+        ))
     }
 
     /// A query node reads the blocks every node committed to a shared `[storage] url`, so it
@@ -312,6 +337,49 @@ mod tests {
 
     fn file(text: &str) -> Result<RawConfig> {
         RawConfig::from_toml(text, Path::new("muninn.toml"))
+    }
+
+    /// TLS takes a certificate and its key, both or neither; the limits are checked.
+    #[test]
+    fn tls_needs_both_files_and_the_limits_their_ranges() {
+        let load = |text: &str| file(text).and_then(RawConfig::validate);
+        assert_eq!(load("").unwrap().tls, None);
+        let both = load("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n").unwrap();
+        let tls = both.tls.unwrap();
+        assert_eq!(
+            (tls.cert_path.to_str(), tls.key_path.to_str()),
+            (Some("c.pem"), Some("k.pem"))
+        );
+        let error = load("tls_cert = \"c.pem\"\n").unwrap_err().to_string();
+        assert!(
+            error.contains("`tls_cert`") && error.contains("TLS needs tls_key too"),
+            "{error}"
+        );
+        let error = load("tls_key = \"k.pem\"\n").unwrap_err().to_string();
+        assert!(error.contains("TLS needs tls_cert too"), "{error}");
+        let limits = load(
+            "max_connections = 10\nheader_read_timeout = \"5s\"\nbody_read_timeout = \"2m\"\n",
+        )
+        .unwrap()
+        .connections;
+        assert_eq!(limits.max_connections, 10);
+        assert_eq!(
+            limits.header_read_timeout,
+            std::time::Duration::from_secs(5)
+        );
+        assert_eq!(
+            limits.body_read_timeout,
+            std::time::Duration::from_secs(120)
+        );
+        for (text, expected) in [
+            ("max_connections = 0\n", "use a number from 1 to 1000000"),
+            ("header_read_timeout = \"0s\"\n", "from 1s to 1h"),
+            ("body_read_timeout = \"2h\"\n", "from 1s to 1h"),
+            ("tls_key = \"\"\n", "must not be empty"),
+        ] {
+            let error = load(text).unwrap_err().to_string();
+            assert!(error.contains(expected), "{text:?}: {error}");
+        }
     }
 
     /// A query node needs the shared bucket and no node name of its own; `refresh` is for it.

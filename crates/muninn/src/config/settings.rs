@@ -292,7 +292,112 @@ pub(super) const SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    Setting {
+        key: "tls_cert",
+        flag: "--tls-cert",
+        env: "MUNINN_TLS_CERT",
+        value_name: "FILE",
+        help: "Serve HTTP and OTLP/gRPC over TLS with this PEM certificate chain (leaf first); \
+               needs --tls-key; read again when it changes",
+        default: None,
+        apply: |text, config| {
+            let path = parse_path(text, "./tls/cert.pem")?;
+            tls_of(config).cert_path = path;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "tls_key",
+        flag: "--tls-key",
+        env: "MUNINN_TLS_KEY",
+        value_name: "FILE",
+        help: "The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1)",
+        default: None,
+        apply: |text, config| {
+            let path = parse_path(text, "./tls/key.pem")?;
+            tls_of(config).key_path = path;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "max_connections",
+        flag: "--max-connections",
+        env: "MUNINN_MAX_CONNECTIONS",
+        value_name: "N",
+        help: "Connections open at once on each listener; past it the listener stops accepting \
+               until one closes",
+        default: Some("1024"),
+        apply: |text, config| {
+            config.connections.max_connections = text
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|count| (1..=1_000_000).contains(count))
+                .ok_or_else(|| {
+                    not_valid(text, "connection count", "use a number from 1 to 1000000")
+                })?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "header_read_timeout",
+        flag: "--header-read-timeout",
+        env: "MUNINN_HEADER_READ_TIMEOUT",
+        value_name: "DURATION",
+        help: "How long a client has to send a request's headers (also how long an idle \
+               keep-alive connection stays open); then the connection is closed",
+        default: Some("30s"),
+        apply: |text, config| {
+            config.connections.header_read_timeout = parse_timeout(text)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "body_read_timeout",
+        flag: "--body-read-timeout",
+        env: "MUNINN_BODY_READ_TIMEOUT",
+        value_name: "DURATION",
+        help: "How long a client has to send a whole ingest request body; then it gets 408 and \
+               nothing of it is stored",
+        default: Some("60s"),
+        apply: |text, config| {
+            config.connections.body_read_timeout = parse_timeout(text)?;
+            Ok(())
+        },
+    },
 ];
+
+/// The TLS files set so far (`tls_cert` and `tls_key` fill one each; `mod.rs` checks both are).
+fn tls_of(config: &mut ServerConfig) -> &mut muninn_server::TlsConfig {
+    config.tls.get_or_insert_with(|| muninn_server::TlsConfig {
+        cert_path: PathBuf::new(),
+        key_path: PathBuf::new(),
+    })
+}
+
+/// A file path: not empty.
+fn parse_path(text: &str, example: &str) -> Result<PathBuf, String> {
+    if text.trim().is_empty() {
+        return Err(format!(
+            "must not be empty; give a file path like {example}"
+        ));
+    }
+    Ok(PathBuf::from(text))
+}
+
+/// A timeout: a duration from one second to one hour.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    muninn_model::parse_duration(text)
+        .ok()
+        .filter(|duration| (Duration::from_secs(1)..=Duration::from_secs(3600)).contains(duration))
+        .ok_or_else(|| {
+            not_valid(
+                text,
+                "timeout",
+                "use a duration from 1s to 1h, like 10s, 30s or 2m",
+            )
+        })
+}
 
 /// How often a query node lists the nodes' blocks again unless `[storage] refresh` says.
 pub const DEFAULT_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);

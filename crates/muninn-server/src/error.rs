@@ -155,7 +155,9 @@ impl From<IngestError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         let status = match error.kind {
-            StoreErrorKind::Closed | StoreErrorKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            StoreErrorKind::Closed | StoreErrorKind::Overloaded | StoreErrorKind::Unavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             StoreErrorKind::ReadOnly => StatusCode::FORBIDDEN,
             StoreErrorKind::Io
             | StoreErrorKind::ObjectStore
@@ -231,6 +233,7 @@ mod tests {
             (ingest(UnsupportedEncoding), 415, Code::InvalidArgument),
             (store(Overloaded), 503, Code::Unavailable),
             (store(Closed), 503, Code::Unavailable),
+            (store(Unavailable), 503, Code::Unavailable),
             (store(Io), 500, Code::Internal),
             (store(ObjectStore), 500, Code::Internal),
             (store(Corrupt), 500, Code::Internal),

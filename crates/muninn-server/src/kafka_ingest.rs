@@ -167,7 +167,13 @@ async fn store_message(state: &AppState, payload: &[u8], encoding: Option<&str>)
                 state.metrics.ingested_spans.inc_by(n_spans);
                 return true;
             }
-            Err(error) if error.kind == StoreErrorKind::Overloaded => {
+            // Memory full, or the WAL not writable (a full disk): both pass by themselves.
+            Err(error)
+                if matches!(
+                    error.kind,
+                    StoreErrorKind::Overloaded | StoreErrorKind::Unavailable
+                ) =>
+            {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }

@@ -53,6 +53,7 @@ pub(crate) struct Metrics {
     compaction_spans: Counter,
     compaction_bytes: Counter,
     flush_failures: Counter,
+    wal_failures: Counter,
     /// Blocks in a remote store with local copies of the newest (`[storage]`).
     storage_cache_hits: Counter,
     storage_remote_reads: Counter,
@@ -259,6 +260,14 @@ impl Metrics {
             "Bytes of the blocks compactions wrote since the process started",
             compaction_bytes.clone(),
         );
+        let wal_failures = Counter::default();
+        registry.register(
+            "wal_failures",
+            "WAL writes and syncs that failed since the process started (a full or failing \
+             disk); meanwhile ingest answers 503 and acknowledges nothing, and the WAL is tried \
+             again every second (/healthz: store.wal)",
+            wal_failures.clone(),
+        );
         let flush_failures = Counter::default();
         registry.register(
             "flush_failures",
@@ -347,6 +356,7 @@ impl Metrics {
             compaction_spans,
             compaction_bytes,
             flush_failures,
+            wal_failures,
             storage_cache_hits,
             storage_remote_reads,
             storage_remote_read_bytes,
@@ -437,6 +447,7 @@ impl Metrics {
             (&self.compaction_spans, stats.compaction_spans),
             (&self.compaction_bytes, stats.compaction_bytes),
             (&self.flush_failures, stats.flush_failures),
+            (&self.wal_failures, stats.wal_failures),
             (&self.storage_cache_hits, tiers.cache_hits),
             (&self.storage_remote_reads, tiers.remote_reads),
             (&self.storage_remote_read_bytes, tiers.remote_read_bytes),

@@ -581,14 +581,19 @@ async fn time_queries(
 /// the server answers: a recorder whose broker or object store is away makes the status
 /// `degraded` (with its last error) but restarting the server would not help it, so a liveness
 /// probe must not fail; alert on `muninn_archive_healthy` instead.
-/// `ok`, or `degraded` while the last flush failed (the spans wait in the WAL) or an archive
-/// recorder is failing; each part says why.
+/// `ok`, or `degraded` while the WAL cannot be written (ingest answers 503), the last flush
+/// failed (the spans wait in the WAL) or an archive recorder is failing; each part says why.
 async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let stats = state.store.stats();
-    let store_healthy = stats.flush_error.is_none();
+    let flushing = stats.flush_error.is_none();
+    let wal = stats.wal_error.is_none();
+    let store_healthy = flushing && wal;
     let mut health = serde_json::json!({
         "store": {
-            "flushing": if store_healthy { "ok" } else { "failing" },
+            "wal": if wal { "ok" } else { "failing" },
+            "wal_failures": stats.wal_failures,
+            "last_wal_error": stats.wal_error,
+            "flushing": if flushing { "ok" } else { "failing" },
             "flush_failures": stats.flush_failures,
             "last_flush_error": stats.flush_error,
         },

@@ -67,3 +67,6 @@ mod tls;
 
 #[path = "api/limits.rs"]
 mod limits;
+
+#[path = "api/faults.rs"]
+mod faults;

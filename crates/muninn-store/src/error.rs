@@ -20,6 +20,9 @@ pub enum StoreErrorKind {
     Config,
     /// This store only reads (a query node): writes go to the ingest nodes.
     ReadOnly,
+    /// The WAL cannot be written now (a full disk, a failing one): nothing of the batch was
+    /// acknowledged; the store tries the WAL again by itself, so retry shortly.
+    Unavailable,
 }
 
 /// An error from the store, with a message naming the file or object involved, and the
@@ -51,17 +54,6 @@ impl StoreError {
         StoreError {
             source: Some(Box::new(error)),
             ..StoreError::new(StoreErrorKind::ObjectStore, message)
-        }
-    }
-
-    /// The same error for another waiter: kind, message and I/O error kind.
-    pub(crate) fn duplicate(&self) -> StoreError {
-        StoreError {
-            source: self.io_error_kind().map(|kind| {
-                Box::new(std::io::Error::new(kind, self.message.clone()))
-                    as Box<dyn std::error::Error + Send + Sync>
-            }),
-            ..StoreError::new(self.kind, self.message.clone())
         }
     }
 

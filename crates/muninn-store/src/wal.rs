@@ -263,6 +263,17 @@ impl WalWriter {
             })
     }
 
+    /// After a failed write or sync: leaves the current segment as it is (what it holds past
+    /// its last sync was never acknowledged, and its buffer is dropped unwritten) and starts a
+    /// new segment at the next seq. Fails, and keeps the current writer, while the disk still
+    /// refuses.
+    pub(crate) fn reopen(&mut self) -> Result<(), StoreError> {
+        let fresh = WalWriter::create(self.fs.clone(), &self.dir.clone(), self.next_seq)?;
+        let failed = std::mem::replace(self, fresh);
+        let (_file, _unwritten) = failed.file.into_parts();
+        Ok(())
+    }
+
     /// Closes the current segment and starts the next; returns the last seq of the closed one.
     /// A segment without records is kept as the current one.
     pub(crate) fn rotate(&mut self) -> Result<u64, StoreError> {

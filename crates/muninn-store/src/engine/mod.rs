@@ -40,7 +40,7 @@ pub(crate) mod fuzzing {
 }
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -191,7 +191,8 @@ struct Shared {
     /// Held by a compaction round (background or asked for), so that rounds do not overlap.
     compaction_lock: Mutex<()>,
     flush_wanted: Notify,
-    failed: AtomicBool,
+    /// Whether the WAL can be written (`wal_thread.rs`).
+    wal: wal_thread::WalHealth,
     /// Spans in the head and in frozen heads: what memory holds that blocks do not yet.
     unflushed_spans: AtomicU64,
     /// The memory those spans hold (`Span::memory_bytes`).
@@ -303,6 +304,10 @@ pub struct StoreStats {
     /// and the next flush retries them), and the error of the last flush if it failed.
     pub flush_failures: u64,
     pub flush_error: Option<String>,
+    /// Failed WAL writes and syncs since the store opened, and the last one's error while
+    /// the WAL is failing (appends are refused with `Unavailable` meanwhile).
+    pub wal_failures: u64,
+    pub wal_error: Option<String>,
     /// With blocks in a remote store and local copies of the newest (`[storage] cache`), what
     /// the copies did.
     pub tiers: Option<TierStats>,
@@ -396,7 +401,7 @@ impl Store {
             flush_lock: Mutex::new(()),
             compaction_lock: Mutex::new(()),
             flush_wanted: Notify::new(),
-            failed: AtomicBool::new(false),
+            wal: Default::default(),
             unflushed_spans: AtomicU64::new(head_spans_at_open),
             unflushed_bytes: AtomicU64::new(head_bytes_at_open),
             flushing_bytes: AtomicU64::new(0),
@@ -434,11 +439,9 @@ impl Store {
         spans: Vec<Span>,
         counts: Vec<EventCount>,
     ) -> Result<u64, StoreError> {
-        if self.shared.failed.load(Ordering::Relaxed) {
-            return Err(StoreError::new(
-                StoreErrorKind::Closed,
-                "the store stopped taking writes after a WAL failure",
-            ));
+        // While the WAL is failing, only an append due to try it again goes to its thread.
+        if self.shared.wal.failed() && !self.shared.wal.retry_due() {
+            return Err(self.shared.wal.refusal());
         }
         if self.is_read_only() {
             return Err(StoreError::new(
@@ -618,6 +621,8 @@ impl Store {
             compaction_spans: shared.compacted.spans.load(Ordering::Relaxed),
             compaction_bytes: shared.compacted.bytes.load(Ordering::Relaxed),
             flush_failures: shared.flush_failures.load(Ordering::Relaxed),
+            wal_failures: shared.wal.failures(),
+            wal_error: shared.wal.error(),
             tiers: shared.tiers.lock().ok().and_then(|tiers| {
                 tiers
                     .as_ref()

@@ -5,10 +5,13 @@
 //! rotates to a new segment, and the head is handed over whole.
 //!
 //! Invariant: an append is answered `Ok` only after its record is synced, and becomes visible
-//! to queries at the same moment; after a failed write or sync the store takes no more writes.
+//! to queries at the same moment. After a failed write or sync (a full disk), every append is
+//! refused (`Unavailable`) until a new segment can be started: the thread tries at most once a
+//! second, when an append or a flush asks, and the store then takes writes again by itself.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use muninn_model::{EventCount, Span};
 use serde::{Deserialize, Serialize};
@@ -60,6 +63,94 @@ struct PendingAck {
     reply: oneshot::Sender<Result<u64, StoreError>>,
 }
 
+/// How long after a failed attempt the WAL is tried again.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+/// Whether the WAL can be written, and what went wrong when it could not.
+#[derive(Default)]
+pub(crate) struct WalHealth {
+    failed: AtomicBool,
+    failures: AtomicU64,
+    error: Mutex<Option<String>>,
+    last_attempt: Mutex<Option<Instant>>,
+}
+
+impl WalHealth {
+    pub(crate) fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Failed writes and syncs (and failed attempts to start a new segment) since the store
+    /// opened.
+    pub(crate) fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// The last failure's error while the WAL is failing.
+    pub(crate) fn error(&self) -> Option<String> {
+        self.error
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn fail(&self, error: &StoreError) {
+        if !self.failed.swap(true, Ordering::Relaxed) {
+            tracing::error!(%error, "the WAL cannot be written; appends are refused until it can");
+        }
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.to_string());
+        *self.last_attempt.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    fn recovered(&self) {
+        self.failed.store(false, Ordering::Relaxed);
+        *self.error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        tracing::info!("the WAL can be written again (a new segment); appends are taken");
+    }
+
+    /// Whether the WAL may be tried again: a second since the last attempt.
+    pub(crate) fn retry_due(&self) -> bool {
+        self.last_attempt
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none_or(|attempt| attempt.elapsed() >= RETRY_AFTER_FAILURE)
+    }
+
+    /// The refusal of an append while the WAL is failing.
+    pub(crate) fn refusal(&self) -> StoreError {
+        StoreError::new(
+            StoreErrorKind::Unavailable,
+            format!(
+                "the write-ahead log cannot be written ({}); nothing of this batch was \
+                 acknowledged: retry shortly",
+                self.error().unwrap_or_else(|| "it failed".into())
+            ),
+        )
+    }
+
+    /// Tries a new segment if the WAL is failing and an attempt is due; whether it can be
+    /// written now.
+    fn ensure_writable(&self, writer: &mut WalWriter) -> bool {
+        if !self.failed() {
+            return true;
+        }
+        if !self.retry_due() {
+            return false;
+        }
+        match writer.reopen() {
+            Ok(()) => {
+                self.recovered();
+                true
+            }
+            Err(error) => {
+                self.fail(&error);
+                false
+            }
+        }
+    }
+}
+
 /// The WAL thread: drains commands, writes appends, syncs once per group, then makes the
 /// group visible (head and roll-ups) and acknowledges it. Freezes are barriers.
 pub(crate) fn wal_thread(
@@ -85,11 +176,8 @@ pub(crate) fn wal_thread(
                     delta,
                     reply,
                 } => {
-                    if shared.failed.load(Ordering::Relaxed) {
-                        let _ = reply.send(Err(StoreError::new(
-                            StoreErrorKind::Closed,
-                            "the WAL failed earlier",
-                        )));
+                    if !shared.wal.ensure_writable(&mut writer) {
+                        let _ = reply.send(Err(shared.wal.refusal()));
                         continue;
                     }
                     match writer.append(&payload) {
@@ -101,14 +189,22 @@ pub(crate) fn wal_thread(
                             reply,
                         }),
                         Err(error) => {
-                            shared.failed.store(true, Ordering::Relaxed);
-                            let _ = reply.send(Err(error));
+                            shared.wal.fail(&error);
+                            let _ = reply.send(Err(shared.wal.refusal()));
                         }
                     }
                 }
                 WalCommand::Freeze { reply } => {
                     commit(&shared, &mut writer, &mut pending);
-                    let result = writer.rotate().map(|_| {
+                    if !shared.wal.ensure_writable(&mut writer) {
+                        let _ = reply.send(Err(shared.wal.refusal()));
+                        continue;
+                    }
+                    let rotated = writer.rotate();
+                    if let Err(error) = &rotated {
+                        shared.wal.fail(error);
+                    }
+                    let result = rotated.map(|_| {
                         let frozen = match shared.head.write() {
                             Ok(mut head) => Arc::new(std::mem::take(&mut *head)),
                             Err(_) => Arc::new(Head::default()),
@@ -137,10 +233,9 @@ fn commit(shared: &Shared, writer: &mut WalWriter, pending: &mut Vec<PendingAck>
         return;
     }
     if let Err(error) = writer.sync() {
-        shared.failed.store(true, Ordering::Relaxed);
-        tracing::error!(%error, "WAL sync failed; the store stops taking writes");
+        shared.wal.fail(&error);
         for ack in pending.drain(..) {
-            let _ = ack.reply.send(Err(error.duplicate()));
+            let _ = ack.reply.send(Err(shared.wal.refusal()));
         }
         return;
     }

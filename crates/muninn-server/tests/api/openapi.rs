@@ -868,7 +868,10 @@ async fn the_server_serves_this_document() {
         health,
         json!({
             "status": "ok",
-            "store": {"flushing": "ok", "flush_failures": 0, "last_flush_error": null}
+            "store": {
+                "wal": "ok", "wal_failures": 0, "last_wal_error": null,
+                "flushing": "ok", "flush_failures": 0, "last_flush_error": null
+            }
         })
     );
     // An unknown route answers the documented error body (checked by the client).

@@ -544,7 +544,10 @@ async fn without_an_archive_its_routes_say_how_to_configure_one() {
         server.api.get_json("/healthz", &[]).await,
         json!({
             "status": "ok",
-            "store": {"flushing": "ok", "flush_failures": 0, "last_flush_error": null}
+            "store": {
+                "wal": "ok", "wal_failures": 0, "last_wal_error": null,
+                "flushing": "ok", "flush_failures": 0, "last_flush_error": null
+            }
         })
     );
     server.stop().await;

@@ -162,6 +162,7 @@ impl From<StoreError> for ApiError {
             StoreErrorKind::Io
             | StoreErrorKind::ObjectStore
             | StoreErrorKind::Corrupt
+            | StoreErrorKind::Quarantined
             | StoreErrorKind::Config => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, format!("store: {}", error.message))
@@ -237,6 +238,7 @@ mod tests {
             (store(Io), 500, Code::Internal),
             (store(ObjectStore), 500, Code::Internal),
             (store(Corrupt), 500, Code::Internal),
+            (store(Quarantined), 500, Code::Internal),
             (store(Config), 500, Code::Internal),
             (
                 archive(ArchiveErrorKind::Invalid),

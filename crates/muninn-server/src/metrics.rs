@@ -49,6 +49,9 @@ pub(crate) struct Metrics {
     wal_damaged_regions: Gauge,
     wal_damaged_bytes: Gauge,
     wal_damaged_records: Gauge,
+    blocks_quarantined: Gauge,
+    scrubbed_blocks: Counter,
+    scrubbed_bytes: Counter,
     compactions: Counter,
     compaction_spans: Counter,
     compaction_bytes: Counter,
@@ -242,6 +245,25 @@ impl Metrics {
             "WAL records (acknowledged batches) lost in damaged regions when the store opened",
             wal_damaged_records.clone(),
         );
+        let blocks_quarantined = Gauge::default();
+        registry.register(
+            "blocks_quarantined",
+            "Blocks out of the read path because a file failed its checksum or did not parse \
+             (answers that need them say they are partial; /healthz: store.quarantined_blocks \
+             names them; the log says why)",
+            blocks_quarantined.clone(),
+        );
+        let (scrubbed_blocks, scrubbed_bytes) = (Counter::default(), Counter::default());
+        registry.register(
+            "block_scrubs",
+            "Block files read and checked against their checksums since the process started",
+            scrubbed_blocks.clone(),
+        );
+        registry.register(
+            "block_scrub_read_bytes",
+            "Bytes the checks of block files read since the process started",
+            scrubbed_bytes.clone(),
+        );
         let (compactions, compaction_spans, compaction_bytes) =
             (Counter::default(), Counter::default(), Counter::default());
         registry.register(
@@ -352,6 +374,9 @@ impl Metrics {
             wal_damaged_regions,
             wal_damaged_bytes,
             wal_damaged_records,
+            blocks_quarantined,
+            scrubbed_blocks,
+            scrubbed_bytes,
             compactions,
             compaction_spans,
             compaction_bytes,
@@ -433,6 +458,8 @@ impl Metrics {
         self.wal_damaged_bytes.set(as_i64(stats.wal_damaged_bytes));
         self.wal_damaged_records
             .set(as_i64(stats.wal_damaged_records));
+        self.blocks_quarantined
+            .set(as_i64(stats.quarantined_blocks));
         let tiers = stats.tiers.unwrap_or_default();
         self.storage_cache_bytes.set(as_i64(tiers.cache_bytes));
         self.storage_cache_max_bytes
@@ -448,6 +475,8 @@ impl Metrics {
             (&self.compaction_bytes, stats.compaction_bytes),
             (&self.flush_failures, stats.flush_failures),
             (&self.wal_failures, stats.wal_failures),
+            (&self.scrubbed_blocks, stats.scrubbed_blocks),
+            (&self.scrubbed_bytes, stats.scrubbed_bytes),
             (&self.storage_cache_hits, tiers.cache_hits),
             (&self.storage_remote_reads, tiers.remote_reads),
             (&self.storage_remote_read_bytes, tiers.remote_read_bytes),

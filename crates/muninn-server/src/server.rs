@@ -596,6 +596,7 @@ async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             "flushing": if flushing { "ok" } else { "failing" },
             "flush_failures": stats.flush_failures,
             "last_flush_error": stats.flush_error,
+            "quarantined_blocks": state.store.quarantined_blocks(),
         },
     });
     let archive_healthy = match &state.archive {

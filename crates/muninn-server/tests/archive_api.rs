@@ -546,7 +546,8 @@ async fn without_an_archive_its_routes_say_how_to_configure_one() {
             "status": "ok",
             "store": {
                 "wal": "ok", "wal_failures": 0, "last_wal_error": null,
-                "flushing": "ok", "flush_failures": 0, "last_flush_error": null
+                "flushing": "ok", "flush_failures": 0, "last_flush_error": null,
+                "quarantined_blocks": []
             }
         })
     );

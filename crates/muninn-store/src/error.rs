@@ -23,6 +23,9 @@ pub enum StoreErrorKind {
     /// The WAL cannot be written now (a full disk, a failing one): nothing of the batch was
     /// acknowledged; the store tries the WAL again by itself, so retry shortly.
     Unavailable,
+    /// A block failed its checksum (or its files could not be decoded) and was taken out of
+    /// the read path (`engine/integrity.rs`): answers that needed it are partial.
+    Quarantined,
 }
 
 /// An error from the store, with a message naming the file or object involved, and the

@@ -40,7 +40,7 @@ pub use block::{BLOCK_FORMAT_VERSION, BlockMeta, BlockWriteOptions, IndexBytes, 
 pub use engine::cluster::{HeadFetcher, HeadRecord, HeadRecords};
 pub use engine::{
     CompactionConfig, CompactionReport, DATA_FORMAT_VERSION, DEFAULT_MEMORY_LIMIT_BYTES,
-    FlushReport, Lookup, RetentionReport, Store, StoreConfig, StoreRole, StoreStats,
+    FlushReport, Lookup, RetentionReport, ScrubConfig, Store, StoreConfig, StoreRole, StoreStats,
 };
 pub use error::{StoreError, StoreErrorKind};
 #[cfg(feature = "fault-injection")]

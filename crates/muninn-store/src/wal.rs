@@ -162,10 +162,13 @@ pub(crate) fn replay_bytes(
         return Ok(replay);
     }
     if &bytes[..MAGIC.len()] != MAGIC {
-        return Err(StoreError::corrupt(format!(
-            "{} is not a Muninn WAL segment (bad magic)",
-            path.display()
-        )));
+        // A damaged magic is damage like any other: the records after it are still read.
+        tracing::error!(segment = %path.display(), "WAL segment does not start with the magic MUNWAL01; reading the records after it");
+        replay.damage.push(Damage {
+            offset: 0,
+            bytes: MAGIC.len() as u64,
+            lost_seqs: first_seq..first_seq,
+        });
     }
     let mut position = MAGIC.len();
     let mut expected_seq = first_seq;
@@ -345,6 +348,26 @@ mod tests {
         let (seen, replay) = replayed(&segment);
         assert!(seen.is_empty());
         assert!(replay.damage.is_empty());
+    }
+
+    #[test]
+    fn a_damaged_magic_is_reported_and_every_record_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = segment_of(dir.path(), 7, &[b"first", b"second"]);
+        let mut bytes = fs::read(&segment.path).unwrap();
+        bytes[2] ^= 0xff;
+        fs::write(&segment.path, bytes).unwrap();
+        let (seen, replay) = replayed(&segment);
+        assert_eq!(seen, vec![(7, b"first".to_vec()), (8, b"second".to_vec())]);
+        assert_eq!(
+            replay.damage,
+            vec![Damage {
+                offset: 0,
+                bytes: MAGIC.len() as u64,
+                lost_seqs: 7..7,
+            }],
+            "reported, and no record lost"
+        );
     }
 
     /// Offsets of each record of a segment of records of the given payload lengths.

@@ -186,3 +186,112 @@ async fn a_full_disk_gets_503_keeps_reads_and_ingest_resumes_when_space_returns(
     server.flush().await;
     server.stop().await;
 }
+
+/// The block directories under `data_dir`, oldest flush first.
+fn block_dirs(data_dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<(u64, PathBuf)> = Vec::new();
+    let mut pending = vec![data_dir.join("blocks")];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.file_name() == Some("meta.json".as_ref()) {
+                let meta: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                let dir = path.parent().unwrap().to_path_buf();
+                found.push((meta["flush_seq"].as_u64().unwrap(), dir));
+            }
+        }
+    }
+    found.sort();
+    found.into_iter().map(|(_, dir)| dir).collect()
+}
+
+/// A byte flipped in a block on disk while the server is down: the scrub at start finds it by
+/// its checksum, the block is quarantined (out of the read path, its files left with a
+/// `quarantine.json`), `/metrics`, `/healthz` and the answers that needed it say so, and the
+/// rest is served as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_damaged_on_disk_is_found_by_its_checksum_and_quarantined() {
+    let mut server = TestServer::start().await;
+    for trace in [1, 2] {
+        server
+            .api
+            .ingest_ok("/api/v1/spans", &batch(&trace_id(trace), 20))
+            .await;
+        server.flush().await;
+    }
+    let blocks = block_dirs(server.data_dir());
+    assert_eq!(blocks.len(), 2, "{blocks:?}");
+    server
+        .restart_after(|_| {
+            let path = blocks[0].join("spans.parquet");
+            let mut bytes = std::fs::read(&path).unwrap();
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x10;
+            std::fs::write(&path, bytes).unwrap();
+        })
+        .await;
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let metric = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /metrics"))
+    };
+    loop {
+        let metrics = server.api.get("/metrics", &[]).await.text;
+        if metric(&metrics, "muninn_blocks_quarantined") == 1.0 {
+            assert!(metric(&metrics, "muninn_block_scrubs_total") >= 1.0);
+            assert!(metric(&metrics, "muninn_block_scrub_read_bytes_total") > 0.0);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no block quarantined 15 s after the start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let health = server.api.get_json("/healthz", &[]).await;
+    let quarantined = health["store"]["quarantined_blocks"].as_array().unwrap();
+    assert_eq!(quarantined.len(), 1, "{health}");
+    let reason = quarantined[0].as_str().unwrap();
+    assert!(
+        reason.contains("spans.parquet fails its checksum"),
+        "{reason}"
+    );
+    assert!(
+        blocks[0].join("quarantine.json").exists(),
+        "the block stays for inspection, marked"
+    );
+    assert!(blocks[0].join("spans.parquet").exists());
+
+    // The intact block answers as before; the answer that needed the damaged one says so.
+    let intact = server
+        .api
+        .get_json(&format!("/api/v1/traces/{}", trace_id(2)), &[])
+        .await;
+    assert_eq!(intact["n_spans"], serde_json::json!(20), "{intact}");
+    let partial = server
+        .api
+        .get(&format!("/api/traces/{}", trace_id(1)), &[])
+        .await;
+    assert!(
+        partial.text.contains("quarantined"),
+        "{} {}",
+        partial.status,
+        partial.text
+    );
+    // Still out after another restart, from its marker.
+    server.restart().await;
+    let health = server.api.get_json("/healthz", &[]).await;
+    assert_eq!(
+        health["store"]["quarantined_blocks"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "{health}"
+    );
+    server.stop().await;
+}

@@ -870,7 +870,8 @@ async fn the_server_serves_this_document() {
             "status": "ok",
             "store": {
                 "wal": "ok", "wal_failures": 0, "last_wal_error": null,
-                "flushing": "ok", "flush_failures": 0, "last_flush_error": null
+                "flushing": "ok", "flush_failures": 0, "last_flush_error": null,
+                "quarantined_blocks": []
             }
         })
     );

@@ -186,9 +186,9 @@ pub(crate) async fn merge_v2(
         return Ok(None);
     };
     let sink = tokio::task::block_in_place(|| writer.finish())?;
-    let size = sink.finish().await?;
+    let (size, crc32) = sink.finish().await?;
     Ok(Some(EncodedSpans {
-        bytes: SpansBytes::Uploaded { size },
+        bytes: SpansBytes::Uploaded { size, crc32 },
         n_spans,
         min_time: Some(min_time),
         max_time: Some(max_time),

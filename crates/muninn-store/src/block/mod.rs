@@ -27,6 +27,7 @@ mod v1;
 mod v2;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use muninn_model::{NANOS_PER_SECOND, RollupKey, Span, TraceId};
 use object_store::path::Path;
@@ -41,7 +42,7 @@ pub(crate) use merge::{RowChunks, merge_v2, throttle};
 pub(crate) use upload::UploadSink;
 pub(crate) use v2::SpansWriter;
 
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreErrorKind};
 use crate::rollup::{FirstSpan, RollupCell};
 use crate::scan::Operation;
 
@@ -78,6 +79,13 @@ pub struct BlockMeta {
     /// then the compaction's, shared by all its outputs). Absent from flushed blocks' metas.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub compacted_from: Vec<String>,
+    /// CRC-32 (IEEE) of `spans.parquet`, checked by the scrubber (`engine/integrity.rs`).
+    /// Absent from blocks written before it was kept, which are then not verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spans_crc32: Option<u32>,
+    /// CRC-32 (IEEE) of `rollup.json`, checked whenever it is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollup_crc32: Option<u32>,
 }
 
 /// One roll-up cell as stored in `rollup.json`.
@@ -203,7 +211,7 @@ pub(crate) async fn write_block(
 /// (compaction streams its output, `UploadSink`).
 pub(crate) enum SpansBytes {
     ToPut(Vec<u8>),
-    Uploaded { size: u64 },
+    Uploaded { size: u64, crc32: u32 },
 }
 
 /// A new block's id.
@@ -258,26 +266,31 @@ pub(crate) async fn put_block(
         .map(|cell| cell.minute * NANOS_PER_SECOND)
         .max();
     let (mut n_spans, mut spans_bytes, mut min_time, mut max_time) = (0, 0, None, None);
+    let mut spans_crc32 = None;
     if let Some(spans) = block.spans {
         n_spans = spans.n_spans;
         min_time = spans.min_time;
         max_time = spans.max_time;
-        spans_bytes = match spans.bytes {
+        let (size, crc32) = match spans.bytes {
             SpansBytes::ToPut(bytes) => {
                 let size = bytes.len() as u64;
+                let crc32 = crc32fast::hash(&bytes);
                 let path = dir.clone().join("spans.parquet");
                 store
                     .put(&path, PutPayload::from(bytes))
                     .await
                     .map_err(|error| StoreError::object_store(&path, error))?;
-                size
+                (size, crc32)
             }
-            SpansBytes::Uploaded { size } => size,
+            SpansBytes::Uploaded { size, crc32 } => (size, crc32),
         };
+        spans_bytes = size;
+        spans_crc32 = Some(crc32);
     }
     let rollup = serde_json::to_vec(&block.cells)
         .map_err(|error| StoreError::corrupt(format!("rollup json: {error}")))?;
     let rollup_bytes = rollup.len() as u64;
+    let rollup_crc32 = Some(crc32fast::hash(&rollup));
     let rollup_path = dir.clone().join("rollup.json");
     store
         .put(&rollup_path, PutPayload::from(rollup))
@@ -304,6 +317,8 @@ pub(crate) async fn put_block(
         flush_id: block.flush_id,
         flush_n_blocks: block.flush_n_blocks,
         compacted_from: block.compacted_from,
+        spans_crc32,
+        rollup_crc32,
     };
     let meta_path = dir.clone().join("meta.json");
     let meta_bytes = serde_json::to_vec_pretty(&meta)
@@ -324,6 +339,11 @@ pub(crate) struct BlockHandle {
     spans_file: OnceCell<Arc<SpansFile>>,
     /// The block's distinct (service, name, kind), read on first use and then kept.
     operations: OnceCell<Arc<Vec<Operation>>>,
+    /// Why the block is out of the read path, once it is (`engine/integrity.rs`).
+    quarantine: std::sync::OnceLock<String>,
+    /// Set when a read found the file not as its format says: the scrubber verifies the
+    /// block's checksum next.
+    suspect: AtomicBool,
 }
 
 impl BlockHandle {
@@ -334,6 +354,8 @@ impl BlockHandle {
             dir,
             spans_file: OnceCell::new(),
             operations: OnceCell::new(),
+            quarantine: std::sync::OnceLock::new(),
+            suspect: AtomicBool::new(false),
         }
     }
 
@@ -344,6 +366,8 @@ impl BlockHandle {
             dir,
             spans_file: OnceCell::new(),
             operations: OnceCell::new(),
+            quarantine: std::sync::OnceLock::new(),
+            suspect: AtomicBool::new(false),
         }
     }
 
@@ -358,15 +382,49 @@ impl BlockHandle {
         self.dir.clone().join("spans.parquet")
     }
 
+    /// Why the block is quarantined, when it is: its spans are no longer read.
+    pub(crate) fn quarantined(&self) -> Option<&str> {
+        self.quarantine.get().map(String::as_str)
+    }
+
+    /// Takes the block out of the read path; false when it already was.
+    pub(crate) fn set_quarantined(&self, reason: String) -> bool {
+        self.quarantine.set(reason).is_ok()
+    }
+
+    /// Whether a read found the file damaged since the last `take_suspect`.
+    pub(crate) fn take_suspect(&self) -> bool {
+        self.suspect.swap(false, Ordering::Relaxed)
+    }
+
+    /// Notes a failed read: one that found the file not as its format says makes the block
+    /// suspect (an object store that did not answer does not).
+    fn note<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(error) = &result
+            && error.kind == StoreErrorKind::Corrupt
+        {
+            self.suspect.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+
     /// The block's spans file, opened on first use; `None` when the block holds only counts.
+    /// A quarantined block's is an error that says so.
     async fn spans_file(
         &self,
         store: &Arc<dyn ObjectStore>,
     ) -> Result<Option<Arc<SpansFile>>, StoreError> {
+        if let Some(reason) = self.quarantined() {
+            return Err(StoreError::new(
+                StoreErrorKind::Quarantined,
+                format!("quarantined: {reason}"),
+            ));
+        }
         if self.meta.n_spans == 0 {
             return Ok(None);
         }
-        self.spans_file
+        let opened = self
+            .spans_file
             .get_or_try_init(|| async {
                 let reader = reader::ObjectReader::new(
                     store.clone(),
@@ -377,7 +435,8 @@ impl BlockHandle {
             })
             .await
             .cloned()
-            .map(Some)
+            .map(Some);
+        self.note(opened)
     }
 
     /// What the opened spans file keeps in memory (nothing before it is opened).
@@ -404,7 +463,7 @@ impl BlockHandle {
             return Ok(Vec::new());
         }
         match self.spans_file(store).await? {
-            Some(file) => file.spans(selection, fields).await,
+            Some(file) => self.note(file.spans(selection, fields).await),
             None => Ok(Vec::new()),
         }
     }
@@ -440,7 +499,7 @@ impl BlockHandle {
         rows: std::ops::Range<usize>,
     ) -> Result<Option<arrow::array::RecordBatch>, StoreError> {
         match self.spans_file(store).await? {
-            Some(file) => file.row_group_rows(row_group, rows).await.map(Some),
+            Some(file) => self.note(file.row_group_rows(row_group, rows).await.map(Some)),
             None => Ok(None),
         }
     }
@@ -453,7 +512,7 @@ impl BlockHandle {
         rows: std::ops::Range<usize>,
     ) -> Result<Vec<Span>, StoreError> {
         match self.spans_file(store).await? {
-            Some(file) => file.row_group_spans(row_group, rows).await,
+            Some(file) => self.note(file.row_group_spans(row_group, rows).await),
             None => Ok(Vec::new()),
         }
     }
@@ -465,7 +524,7 @@ impl BlockHandle {
         query: &crate::scan::SpanQuery,
     ) -> Result<Vec<(TraceId, i64)>, StoreError> {
         match self.spans_file(store).await? {
-            Some(file) => file.trace_starts(query).await,
+            Some(file) => self.note(file.trace_starts(query).await),
             None => Ok(Vec::new()),
         }
     }
@@ -479,7 +538,7 @@ impl BlockHandle {
         self.operations
             .get_or_try_init(|| async {
                 Ok(Arc::new(match self.spans_file(store).await? {
-                    Some(file) => file.operations().await?,
+                    Some(file) => self.note(file.operations().await)?,
                     None => Vec::new(),
                 }))
             })
@@ -500,6 +559,14 @@ impl BlockHandle {
             .bytes()
             .await
             .map_err(|error| StoreError::object_store(&path, error))?;
+        if let Some(expected) = self.meta.rollup_crc32 {
+            let found = crc32fast::hash(&bytes);
+            if found != expected {
+                return Err(StoreError::corrupt(format!(
+                    "{path}: checksum mismatch (CRC-32 {found:08x}, its meta says {expected:08x})"
+                )));
+            }
+        }
         serde_json::from_slice(&bytes)
             .map_err(|error| StoreError::corrupt(format!("{path}: {error}")))
     }

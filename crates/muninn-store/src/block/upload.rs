@@ -25,6 +25,7 @@ pub(crate) struct UploadSink {
     upload: WriteMultipart,
     handle: Handle,
     written: u64,
+    crc32: crc32fast::Hasher,
 }
 
 impl UploadSink {
@@ -42,16 +43,18 @@ impl UploadSink {
             upload: WriteMultipart::new_with_chunk_size(upload, PART_BYTES),
             handle: Handle::current(),
             written: 0,
+            crc32: crc32fast::Hasher::new(),
         })
     }
 
-    /// Uploads what is left and completes the upload; the object's size in bytes.
-    pub(crate) async fn finish(self) -> Result<u64, StoreError> {
+    /// Uploads what is left and completes the upload; the object's size in bytes and its
+    /// CRC-32.
+    pub(crate) async fn finish(self) -> Result<(u64, u32), StoreError> {
         self.upload
             .finish()
             .await
             .map_err(|error| StoreError::object_store(&self.path, error))?;
-        Ok(self.written)
+        Ok((self.written, self.crc32.finalize()))
     }
 }
 
@@ -59,6 +62,7 @@ impl io::Write for UploadSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.upload.write(buf);
         self.written += buf.len() as u64;
+        self.crc32.update(buf);
         self.handle
             .block_on(self.upload.wait_for_capacity(MAX_PARTS_IN_FLIGHT))
             .map_err(io::Error::other)?;
@@ -99,7 +103,10 @@ mod tests {
             store.head(&path).await.is_err(),
             "the object appears only when the upload is finished"
         );
-        assert_eq!(sink.finish().await.unwrap(), content.len() as u64);
+        assert_eq!(
+            sink.finish().await.unwrap(),
+            (content.len() as u64, crc32fast::hash(&content))
+        );
         let stored = store.get(&path).await.unwrap().bytes().await.unwrap();
         assert!(
             stored.as_ref() == content.as_slice(),

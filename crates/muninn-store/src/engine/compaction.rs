@@ -298,7 +298,11 @@ fn plan(
     let mut by_partition: BTreeMap<i64, Vec<Arc<BlockHandle>>> = BTreeMap::new();
     for handle in blocks {
         let meta = &handle.meta;
-        if meta.flush_seq < oldest_wal_seq && meta.n_spans < config.max_block_spans {
+        // A quarantined block is not read again, and stays as it was found.
+        if meta.flush_seq < oldest_wal_seq
+            && meta.n_spans < config.max_block_spans
+            && handle.quarantined().is_none()
+        {
             by_partition
                 .entry(meta.partition_unix_seconds)
                 .or_default()
@@ -605,6 +609,8 @@ mod tests {
             } else {
                 Vec::new()
             },
+            spans_crc32: None,
+            rollup_crc32: None,
         }))
     }
 
@@ -645,6 +651,16 @@ mod tests {
         assert_eq!(planned(&blocks, false), vec![names(2..=17)]);
         // Settled, the output is an input again (the seventeenth block, alone, is no job).
         assert_eq!(planned(&blocks, true), vec![names(1..=16)]);
+    }
+
+    #[test]
+    fn a_quarantined_block_is_never_an_input() {
+        let blocks: Vec<_> = (1..=3).map(|n| block(n, 100_000, false)).collect();
+        blocks[1].set_quarantined("spans.parquet fails its checksum".into());
+        assert_eq!(
+            planned(&blocks, true),
+            vec![vec!["block-1".to_string(), "block-3".to_string()]]
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod cluster;
 mod compaction;
 mod flush;
 mod head;
+mod integrity;
 pub(crate) use head::HeadBatch;
 mod lookup;
 mod recovery;
@@ -58,6 +59,7 @@ use crate::wal::WalWriter;
 use compaction::CompactionTotals;
 pub use compaction::{CompactionConfig, CompactionReport};
 use head::Head;
+pub use integrity::ScrubConfig;
 pub use lookup::Lookup;
 pub(crate) use lookup::{joined, read_blocks};
 pub use recovery::DATA_FORMAT_VERSION;
@@ -131,6 +133,8 @@ pub struct StoreConfig {
     pub block: BlockWriteOptions,
     /// Background compaction of each partition's small blocks.
     pub compaction: CompactionConfig,
+    /// Background checks of the blocks' checksums (`integrity.rs`).
+    pub scrub: ScrubConfig,
     /// Where the blocks (and their roll-ups and commit points) live: `None` under `data_dir`,
     /// else another directory or an S3 bucket. The WAL is always under `data_dir`.
     pub blocks: Option<BlockStorage>,
@@ -170,6 +174,7 @@ impl StoreConfig {
             release_memory: None,
             block: BlockWriteOptions::default(),
             compaction: CompactionConfig::default(),
+            scrub: ScrubConfig::default(),
             blocks: None,
             role: StoreRole::ReadWrite,
         }
@@ -219,6 +224,10 @@ struct Shared {
     hooks: crate::hooks::Hooks,
     /// Damage found in the middle of WAL segments when the store was opened.
     wal_damage: WalDamage,
+    /// Block directories whose `meta.json` did not parse at open (`integrity.rs`).
+    unloadable_blocks: Vec<String>,
+    /// What the scrubber checked since the store opened.
+    scrubbed: integrity::ScrubTotals,
     /// What the local copies of blocks in a remote store did, when there are some.
     tiers: std::sync::Mutex<Option<Arc<TieredStore>>>,
     /// A query node's view of the cluster beyond its blocks (`cluster.rs`), how it asks the
@@ -316,6 +325,12 @@ pub struct StoreStats {
     pub wal_damaged_regions: u64,
     pub wal_damaged_bytes: u64,
     pub wal_damaged_records: u64,
+    /// Blocks out of the read path because they failed a checksum or did not parse
+    /// (`quarantined_blocks()` names them), and what the scrubber checked since the store
+    /// opened.
+    pub quarantined_blocks: u64,
+    pub scrubbed_blocks: u64,
+    pub scrubbed_bytes: u64,
 }
 
 impl Store {
@@ -414,6 +429,8 @@ impl Store {
             counts_appended: AtomicU64::new(0),
             hooks: crate::hooks::Hooks::default(),
             wal_damage: recovered.damage,
+            unloadable_blocks: recovered.unloadable,
+            scrubbed: Default::default(),
             tiers: std::sync::Mutex::new(None),
             cluster: Mutex::new(cluster::ClusterState::default()),
             head_fetcher: RwLock::new(None),
@@ -637,6 +654,9 @@ impl Store {
             wal_damaged_regions: shared.wal_damage.regions,
             wal_damaged_bytes: shared.wal_damage.bytes,
             wal_damaged_records: shared.wal_damage.records,
+            quarantined_blocks: self.quarantined_blocks().len() as u64,
+            scrubbed_blocks: shared.scrubbed.blocks.load(Ordering::Relaxed),
+            scrubbed_bytes: shared.scrubbed.bytes.load(Ordering::Relaxed),
         }
     }
 
@@ -677,6 +697,11 @@ impl Store {
                 }
             }
         }
+        // The scrubber checks the blocks' checksums beside everything else.
+        let _scrubber = {
+            let store = self.clone();
+            AbortOnDrop(tokio::spawn(async move { store.scrub_forever().await }))
+        };
         // Compaction runs beside flushes, never holding them up.
         let _compactor = shared.config.compaction.enabled.then(|| {
             let store = self.clone();
@@ -727,6 +752,7 @@ impl Store {
             }
         }
         drop(_compactor);
+        drop(_scrubber);
         if let Err(error) = self.flush().await {
             tracing::error!(%error, "final flush failed; the data stays in the WAL");
         }

@@ -19,10 +19,11 @@ use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::head::{Head, HeadBatch};
+use super::integrity;
 use super::retention::delete_prefix;
 use super::wal_thread::WalBatch;
 use crate::block::{self, BlockHandle, BlockMeta, StoredCell};
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreErrorKind};
 use crate::fs::{self, FileSystem};
 use crate::rollup::{self, DeltaCell, RollupDelta, Rollups};
 use crate::wal::{self, Segment};
@@ -46,6 +47,9 @@ pub(crate) struct Recovered {
     /// The sequence number of the next WAL record.
     pub next_seq: u64,
     pub damage: WalDamage,
+    /// Block directories whose `meta.json` does not parse, each as `<directory>: <error>`:
+    /// left in place for inspection (retention deletes them with their partition).
+    pub unloadable: Vec<String>,
 }
 
 /// Damage found in the middle of WAL segments on open.
@@ -99,15 +103,22 @@ pub(crate) async fn recover(
 ) -> Result<Recovered, StoreError> {
     let segments = wal::list_segments(fs.as_ref(), wal_dir)?;
     let oldest_wal_seq = segments.first().map(|segment| segment.first_seq);
+    let mut unloadable = Vec::new();
     let (blocks, committed_seq) = if read_only {
         (load_cluster_blocks(object_store).await?, 0)
     } else {
-        load_blocks(object_store, oldest_wal_seq).await?
+        load_blocks(object_store, oldest_wal_seq, &mut unloadable).await?
     };
     let mut rollups = Rollups::default();
     for handle in &blocks {
-        let cells = handle.read_rollup(object_store).await?;
-        rollups.apply(&cells_to_delta(cells));
+        match handle.read_rollup(object_store).await {
+            Ok(cells) => rollups.apply(&cells_to_delta(cells)),
+            // A damaged roll-up file takes its block out: its cells cannot be trusted.
+            Err(error) if error.kind == StoreErrorKind::Corrupt => {
+                integrity::quarantine(object_store, handle, error.message, !read_only).await;
+            }
+            Err(error) => return Err(error),
+        }
     }
     // Replay reads whole segments and decodes every record: keep it off the async workers.
     let fs = fs.clone();
@@ -132,6 +143,7 @@ pub(crate) async fn recover(
         head,
         next_seq: max_seq + 1,
         damage,
+        unloadable,
     })
 }
 
@@ -235,11 +247,14 @@ pub(super) fn cells_to_delta(cells: Vec<StoredCell>) -> RollupDelta {
 /// A flush with blocks missing is unfinished only while the WAL still holds its records (the
 /// WAL is trimmed only after every block of a flush is written); once the WAL no longer holds
 /// them, retention dropped the flush's older partitions and its remaining blocks stay.
+/// Blocks whose `meta.json` does not parse are left where they are and named in
+/// `unloadable`.
 pub(crate) async fn load_blocks(
     object_store: &Arc<dyn ObjectStore>,
     oldest_wal_seq: Option<u64>,
+    unloadable: &mut Vec<String>,
 ) -> Result<(Vec<Arc<BlockHandle>>, u64), StoreError> {
-    load_blocks_under(object_store, None, oldest_wal_seq).await
+    load_blocks_under(object_store, None, oldest_wal_seq, unloadable).await
 }
 
 /// The committed blocks of every node under `nodes/` (`[storage] node`), for a query node:
@@ -256,7 +271,8 @@ pub(crate) async fn load_cluster_blocks(
     let mut blocks = Vec::new();
     for node in listed.common_prefixes {
         // Every flush counts as one still in progress unless all its blocks are there.
-        let (found, _) = load_blocks_under(object_store, Some(&node), Some(0)).await?;
+        let (found, _) =
+            load_blocks_under(object_store, Some(&node), Some(0), &mut Vec::new()).await?;
         blocks.extend(found);
     }
     Ok(blocks)
@@ -268,6 +284,7 @@ async fn load_blocks_under(
     object_store: &Arc<dyn ObjectStore>,
     root: Option<&Path>,
     oldest_wal_seq: Option<u64>,
+    unloadable: &mut Vec<String>,
 ) -> Result<(Vec<Arc<BlockHandle>>, u64), StoreError> {
     let prefix = match root {
         Some(root) => Path::from(format!("{root}/{}", block::BLOCKS_PREFIX)),
@@ -305,8 +322,14 @@ async fn load_blocks_under(
             .bytes()
             .await
             .map_err(|error| StoreError::object_store(meta_path, error))?;
-        let meta: BlockMeta = serde_json::from_slice(&bytes)
-            .map_err(|error| StoreError::corrupt(format!("{meta_path}: {error}")))?;
+        let meta: BlockMeta = match serde_json::from_slice(&bytes) {
+            Ok(meta) => meta,
+            Err(error) => {
+                tracing::error!(block = %dir, %error, "a block's meta.json does not parse: the block is left out and left in place for inspection");
+                unloadable.push(format!("{dir}: meta.json does not parse: {error}"));
+                continue;
+            }
+        };
         block::FormatVersion::of(&meta, meta_path)?;
         let flush_id = meta.flush_id.clone();
         metas.push((dir.clone(), meta, flush_id));
@@ -342,10 +365,19 @@ async fn load_blocks_under(
         let wal_holds_flush = oldest_wal_seq.is_some_and(|first_seq| first_seq <= meta.flush_seq);
         if all_blocks_present || !wal_holds_flush {
             committed_seq = committed_seq.max(meta.flush_seq);
-            blocks.push(Arc::new(match root {
+            let handle = match root {
                 Some(_) => BlockHandle::at(Path::from(dir.as_str()), meta),
                 None => BlockHandle::new(meta),
-            }));
+            };
+            let marker = files_by_dir.get(&dir).and_then(|files| {
+                files
+                    .iter()
+                    .find(|path| path.filename() == Some(integrity::QUARANTINE_FILE))
+            });
+            if let Some(marker) = marker {
+                handle.set_quarantined(integrity::read_marker(object_store, marker).await);
+            }
+            blocks.push(Arc::new(handle));
         } else {
             tracing::warn!(block = %dir, "dropping a block of an unfinished flush; its data is replayed from the WAL");
             orphans.push(dir);
@@ -429,6 +461,8 @@ mod tests {
             flush_id: flush_id.into(),
             flush_n_blocks: 2,
             compacted_from: Vec::new(),
+            spans_crc32: None,
+            rollup_crc32: None,
         }
     }
 
@@ -460,7 +494,9 @@ mod tests {
             put_block(&store, &meta("complete-a", "earlier", 4, 1)).await;
             put_block(&store, &meta("complete-b", "earlier", 4, 2)).await;
             put_block(&store, &meta("lonely", "later", 9, 3)).await;
-            let (blocks, committed_seq) = load_blocks(&store, oldest_wal_seq).await.unwrap();
+            let (blocks, committed_seq) = load_blocks(&store, oldest_wal_seq, &mut Vec::new())
+                .await
+                .unwrap();
             let mut ids: Vec<&str> = blocks
                 .iter()
                 .map(|handle| handle.meta.block_id.as_str())

@@ -371,7 +371,19 @@ mod tests {
             limits.body_read_timeout,
             std::time::Duration::from_secs(120)
         );
+        let scrub = |text: &str| load(text).unwrap().store.scrub.interval;
+        assert_eq!(
+            scrub(""),
+            Some(std::time::Duration::from_secs(86_400)),
+            "on by default"
+        );
+        assert_eq!(
+            scrub("scrub_interval = \"6h\"\n"),
+            Some(std::time::Duration::from_secs(6 * 3600))
+        );
+        assert_eq!(scrub("scrub_interval = \"off\"\n"), None);
         for (text, expected) in [
+            ("scrub_interval = \"0s\"\n", "at least 1s"),
             ("max_connections = 0\n", "use a number from 1 to 1000000"),
             ("header_read_timeout = \"0s\"\n", "from 1s to 1h"),
             ("body_read_timeout = \"2h\"\n", "from 1s to 1h"),

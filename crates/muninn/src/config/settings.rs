@@ -200,6 +200,35 @@ pub(super) const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        key: "scrub_interval",
+        flag: "--scrub-interval",
+        env: "MUNINN_SCRUB_INTERVAL",
+        value_name: "DURATION",
+        help: "How often every block is read and checked against its checksum (once at start, \
+               then at this interval, at most 32 MiB/s), like 24h, or \"off\"; a block a read \
+               finds damaged is checked at once either way",
+        default: Some("24h"),
+        apply: |text, config| {
+            config.store.scrub.interval = if text.trim().eq_ignore_ascii_case("off") {
+                None
+            } else {
+                Some(
+                    muninn_model::parse_duration(text)
+                        .ok()
+                        .filter(|duration| *duration >= std::time::Duration::from_secs(1))
+                        .ok_or_else(|| {
+                            not_valid(
+                                text,
+                                "duration",
+                                "use a duration of at least 1s, like 1h or 24h, or \"off\"",
+                            )
+                        })?,
+                )
+            };
+            Ok(())
+        },
+    },
+    Setting {
         key: "default_sample_rate",
         flag: "--default-sample-rate",
         env: "MUNINN_DEFAULT_SAMPLE_RATE",

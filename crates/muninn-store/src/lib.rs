@@ -34,6 +34,24 @@ pub mod fuzzing {
     pub fn wal_record(payload: &[u8]) {
         decode_wal_record(payload);
     }
+
+    /// Reads `bytes` as a block's `spans.parquet` through every read the store makes of a block
+    /// (searches, look-ups by id, row groups, operations), from an in-memory object store. The
+    /// first byte picks the format version its meta claims (odd: 1, even: 2). Returns the
+    /// spans a search of everything found. Errors are fine; a panic is a bug.
+    pub fn block(bytes: &[u8]) -> usize {
+        let Some((&version, file)) = bytes.split_first() else {
+            return 0;
+        };
+        let format_version = if version & 1 == 1 { 1 } else { 2 };
+        static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+        let runtime = RUNTIME.get_or_init(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("a current-thread runtime")
+        });
+        runtime.block_on(crate::block::fuzzing::read_block(format_version, file))
+    }
 }
 
 pub use block::{BLOCK_FORMAT_VERSION, BlockMeta, BlockWriteOptions, IndexBytes, SpanFields};

@@ -29,6 +29,7 @@ mod v2;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use futures::FutureExt;
 use muninn_model::{NANOS_PER_SECOND, RollupKey, Span, TraceId};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -397,9 +398,30 @@ impl BlockHandle {
         self.suspect.swap(false, Ordering::Relaxed)
     }
 
-    /// Notes a failed read: one that found the file not as its format says makes the block
-    /// suspect (an object store that did not answer does not).
-    fn note<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+    /// Runs a read of the block's file. A panic in the Parquet decoder becomes a `Corrupt`
+    /// error: parquet 59 indexes out of bounds on some damaged files (a page header claiming
+    /// more bytes than its column chunk holds; `tests/block_reader.rs`), and a damaged block
+    /// must cost one partial answer, not a compaction task or a reader thread. A read that
+    /// found the file not as its format says makes the block suspect (an object store that did
+    /// not answer does not), so that the scrubber checks it.
+    async fn guarded<T>(
+        &self,
+        read: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let result = std::panic::AssertUnwindSafe(read)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("a panic");
+                Err(StoreError::corrupt(format!(
+                    "{}: the Parquet decoder failed: {message}",
+                    self.spans_path()
+                )))
+            });
         if let Err(error) = &result
             && error.kind == StoreErrorKind::Corrupt
         {
@@ -423,20 +445,14 @@ impl BlockHandle {
         if self.meta.n_spans == 0 {
             return Ok(None);
         }
-        let opened = self
-            .spans_file
-            .get_or_try_init(|| async {
-                let reader = reader::ObjectReader::new(
-                    store.clone(),
-                    self.spans_path(),
-                    self.meta.spans_bytes,
-                );
-                Ok(Arc::new(open_spans_file(&self.meta, reader).await?))
-            })
-            .await
-            .cloned()
-            .map(Some);
-        self.note(opened)
+        let opened = self.spans_file.get_or_try_init(|| async {
+            let reader =
+                reader::ObjectReader::new(store.clone(), self.spans_path(), self.meta.spans_bytes);
+            Ok(Arc::new(
+                self.guarded(open_spans_file(&self.meta, reader)).await?,
+            ))
+        });
+        opened.await.cloned().map(Some)
     }
 
     /// What the opened spans file keeps in memory (nothing before it is opened).
@@ -463,7 +479,7 @@ impl BlockHandle {
             return Ok(Vec::new());
         }
         match self.spans_file(store).await? {
-            Some(file) => self.note(file.spans(selection, fields).await),
+            Some(file) => self.guarded(file.spans(selection, fields)).await,
             None => Ok(Vec::new()),
         }
     }
@@ -499,7 +515,10 @@ impl BlockHandle {
         rows: std::ops::Range<usize>,
     ) -> Result<Option<arrow::array::RecordBatch>, StoreError> {
         match self.spans_file(store).await? {
-            Some(file) => self.note(file.row_group_rows(row_group, rows).await.map(Some)),
+            Some(file) => self
+                .guarded(file.row_group_rows(row_group, rows))
+                .await
+                .map(Some),
             None => Ok(None),
         }
     }
@@ -512,7 +531,7 @@ impl BlockHandle {
         rows: std::ops::Range<usize>,
     ) -> Result<Vec<Span>, StoreError> {
         match self.spans_file(store).await? {
-            Some(file) => self.note(file.row_group_spans(row_group, rows).await),
+            Some(file) => self.guarded(file.row_group_spans(row_group, rows)).await,
             None => Ok(Vec::new()),
         }
     }
@@ -524,7 +543,7 @@ impl BlockHandle {
         query: &crate::scan::SpanQuery,
     ) -> Result<Vec<(TraceId, i64)>, StoreError> {
         match self.spans_file(store).await? {
-            Some(file) => self.note(file.trace_starts(query).await),
+            Some(file) => self.guarded(file.trace_starts(query)).await,
             None => Ok(Vec::new()),
         }
     }
@@ -538,7 +557,7 @@ impl BlockHandle {
         self.operations
             .get_or_try_init(|| async {
                 Ok(Arc::new(match self.spans_file(store).await? {
-                    Some(file) => self.note(file.operations().await)?,
+                    Some(file) => self.guarded(file.operations()).await?,
                     None => Vec::new(),
                 }))
             })
@@ -569,5 +588,93 @@ impl BlockHandle {
         }
         serde_json::from_slice(&bytes)
             .map_err(|error| StoreError::corrupt(format!("{path}: {error}")))
+    }
+}
+
+/// What the block-reader fuzz target reaches (`crate::fuzzing::block`).
+pub(crate) mod fuzzing {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    use muninn_model::TraceId;
+    use object_store::memory::InMemory;
+    use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+    use super::{BlockHandle, BlockMeta, SpanFields, SpanSelection};
+    use crate::scan::SpanQuery;
+
+    /// Reads `file` as the `spans.parquet` of a block of `format_version` through every read
+    /// the store makes of a block: a search of everything, look-ups by the trace, event and
+    /// link ids found (or made-up ones), the trace starts, the operations, and each row group
+    /// (at most 16). Returns the spans the search found; errors are fine, a panic is a bug.
+    pub(crate) async fn read_block(format_version: u32, file: &[u8]) -> usize {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let handle = BlockHandle::new(BlockMeta {
+            format_version,
+            block_id: "fuzz".into(),
+            partition_unix_seconds: 0,
+            min_time_unix_nanos: 0,
+            max_time_unix_nanos: 0,
+            n_spans: 1,
+            spans_bytes: file.len() as u64,
+            rollup_bytes: 0,
+            flush_seq: 1,
+            flush_id: "fuzz".into(),
+            flush_n_blocks: 1,
+            compacted_from: Vec::new(),
+            spans_crc32: None,
+            rollup_crc32: None,
+        });
+        if store
+            .put(&handle.spans_path(), PutPayload::from(file.to_vec()))
+            .await
+            .is_err()
+        {
+            return 0;
+        }
+        let everything = Arc::new(SpanQuery::new(i64::MIN, i64::MAX, 1000));
+        let found = handle
+            .spans(
+                &store,
+                SpanSelection::Matching(everything.clone()),
+                SpanFields::All,
+            )
+            .await
+            .unwrap_or_default();
+        let mut traces: HashSet<TraceId> = found.iter().map(|span| span.trace_id).collect();
+        traces.insert(TraceId([7; 16]));
+        let mut events: HashSet<String> = found
+            .iter()
+            .filter_map(|span| span.event.event_id.as_deref().map(str::to_string))
+            .collect();
+        events.insert("0191e8c4-7d5e-7b1c-9a55-3c2f0e4d8a11".into());
+        events.insert("order-1".into());
+        let traces = Arc::new(traces);
+        let mut selections = vec![
+            SpanSelection::Traces(traces.clone()),
+            SpanSelection::LinkingTo(traces.clone()),
+            SpanSelection::Events(Arc::new(events.clone())),
+        ];
+        selections.extend(traces.iter().take(4).map(|id| SpanSelection::Trace(*id)));
+        selections.extend(
+            events
+                .iter()
+                .take(4)
+                .map(|id| SpanSelection::Event(Arc::from(id.as_str()))),
+        );
+        for selection in selections {
+            for fields in [SpanFields::All, SpanFields::Outline] {
+                let _ = handle.spans(&store, selection.clone(), fields).await;
+            }
+        }
+        let _ = handle.trace_starts(&store, &everything).await;
+        let _ = handle.operations(&store).await;
+        let row_groups = handle.n_row_groups(&store).await.unwrap_or(0);
+        for row_group in 0..row_groups.min(16) {
+            let rows = handle.row_group_len(&store, row_group).await.unwrap_or(0);
+            let _ = handle.row_group_spans(&store, row_group, 0..rows).await;
+            let _ = handle.row_group_rows(&store, row_group, 0..rows).await;
+        }
+        found.len()
     }
 }

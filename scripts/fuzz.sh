@@ -47,10 +47,12 @@ for target in "${targets[@]}"; do
     log="$work/$target.log"
     started=$SECONDS
     # New inputs go to the scratch corpus; the committed seeds are only read.
+    # A timeout of 30 s: parquet's thrift decoder skips a list of up to 2^31 booleans one by one,
+    # about 9 s (fuzz/regressions/block-slow/), a bounded cost the block target reaches.
     # No sanitizer: the code is safe Rust, whose faults are panics and aborts that libFuzzer
     # catches as it is; without ASan's shadow memory it runs about twice as many inputs.
     if cargo +nightly fuzz run --release --sanitizer none "$target" "$work/$target" "seeds/$target" -- \
-        -runs="$RUNS" -max_len=65536 -rss_limit_mb=4096 -timeout=10 >"$log" 2>&1; then
+        -runs="$RUNS" -max_len=65536 -rss_limit_mb=4096 -timeout=30 >"$log" 2>&1; then
         done_line="$(grep -E '^Done [0-9]+ runs' "$log" | tail -n 1)"
         echo "$target: ${done_line:-finished} ($((SECONDS - started)) s with the build), no crash"
     else

@@ -155,9 +155,10 @@ impl From<IngestError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         let status = match error.kind {
-            StoreErrorKind::Closed | StoreErrorKind::Overloaded | StoreErrorKind::Unavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            StoreErrorKind::Closed
+            | StoreErrorKind::Overloaded
+            | StoreErrorKind::Unavailable
+            | StoreErrorKind::TimedOut => StatusCode::SERVICE_UNAVAILABLE,
             StoreErrorKind::ReadOnly => StatusCode::FORBIDDEN,
             StoreErrorKind::Io
             | StoreErrorKind::ObjectStore
@@ -235,6 +236,7 @@ mod tests {
             (store(Overloaded), 503, Code::Unavailable),
             (store(Closed), 503, Code::Unavailable),
             (store(Unavailable), 503, Code::Unavailable),
+            (store(TimedOut), 503, Code::Unavailable),
             (store(Io), 500, Code::Internal),
             (store(ObjectStore), 500, Code::Internal),
             (store(Corrupt), 500, Code::Internal),

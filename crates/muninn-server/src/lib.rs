@@ -16,6 +16,7 @@ mod listen;
 mod metrics;
 mod otlp;
 mod query;
+mod query_limit;
 mod rate_limit;
 mod sampling;
 mod schemas;
@@ -26,6 +27,7 @@ mod tls;
 pub use archive::{ArchiveConfig, ArchiveConfigError, MaintenanceConfig};
 pub use kafka_ingest::{DEFAULT_GROUP as DEFAULT_KAFKA_INGEST_GROUP, KafkaIngestConfig};
 pub use listen::ConnectionLimits;
+pub use query_limit::QueryLimits;
 pub use rate_limit::RateLimit;
 pub use server::{DEFAULT_MAX_BODY_MEMORY_BYTES, RunningServer, ServerConfig, StartError, start};
 pub use tail::{

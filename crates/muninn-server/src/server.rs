@@ -70,6 +70,8 @@ pub struct ServerConfig {
     pub tls: Option<crate::tls::TlsConfig>,
     /// Connections at once, and how long clients have to send headers and bodies (`listen.rs`).
     pub connections: crate::listen::ConnectionLimits,
+    /// Queries at once and each query's time limit (`query_limit.rs`).
+    pub queries: crate::query_limit::QueryLimits,
 }
 
 impl ServerConfig {
@@ -93,6 +95,7 @@ impl ServerConfig {
             peer_token: None,
             tls: None,
             connections: Default::default(),
+            queries: Default::default(),
         }
     }
 }
@@ -122,6 +125,8 @@ pub(crate) struct AppState {
     pub body_read_timeout: std::time::Duration,
     /// The ingest rate limits of tokens that have one.
     pub rate_limits: crate::rate_limit::RateLimits,
+    /// The places queries run in (`query_limit.rs`).
+    pub queries: crate::query_limit::QueryLimiter,
 }
 
 /// A running server.
@@ -269,6 +274,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             config.auth.as_ref(),
             std::time::Instant::now(),
         ),
+        queries: crate::query_limit::QueryLimiter::new(config.queries),
     });
     let recorders = archive.as_deref().map(crate::archive::start_recorders);
     let (kafka_stop_tx, kafka_stop_rx) = oneshot::channel::<()>();
@@ -520,6 +526,10 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/openapi.yaml", get(openapi))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::query_limit::limit_queries,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require_token,

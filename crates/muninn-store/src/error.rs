@@ -26,6 +26,8 @@ pub enum StoreErrorKind {
     /// A block failed its checksum (or its files could not be decoded) and was taken out of
     /// the read path (`engine/integrity.rs`): answers that needed it are partial.
     Quarantined,
+    /// Not done within the query's time limit (`time_limit.rs`): the answer is partial.
+    TimedOut,
 }
 
 /// An error from the store, with a message naming the file or object involved, and the

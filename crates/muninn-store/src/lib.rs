@@ -11,6 +11,7 @@ pub mod location;
 mod lookup_many;
 mod rollup;
 mod scan;
+mod time_limit;
 mod wal;
 
 /// Entry points of the fuzz targets in `fuzz/` (docs/security.md#fuzzing); not an API.
@@ -71,3 +72,4 @@ pub use fs::{
 pub use hooks::{AppendObserver, FlushFilter};
 pub use rollup::{FirstSpan, RollupCell, RollupEdge, Rollups};
 pub use scan::{Operation, OperationCatalog, SpanFilter, SpanQuery, TraceHit, TraceSearch};
+pub use time_limit::TimeLimit;

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use muninn_model::{Span, SpanKind, TraceId};
 
 use crate::block::{SpanFields, SpanSelection};
-use crate::engine::{Lookup, Store, joined, read_blocks};
+use crate::engine::{Lookup, Store, read_blocks};
 
 /// What a trace search looks for. A span matches when it starts in
 /// `[from_unix_nanos, to_unix_nanos)` and every predicate that is set holds.
@@ -222,6 +222,8 @@ impl Store {
         let floor = AtomicI64::new(hits.nth_latest(query.max_traces).unwrap_or(i64::MIN));
         let floor = &floor;
         let whole_spans = filter.is_some();
+        let limit = crate::time_limit::TimeLimit::current();
+        let limit = limit.as_ref();
         let mut results = futures::stream::iter(blocks)
             .map(|handle| {
                 let mut query = query.clone();
@@ -231,7 +233,7 @@ impl Store {
                 // Each block is read by a task of its own, so decoding runs on every core.
                 // With a filter on whole spans, the rows are decoded into spans for it;
                 // otherwise only their trace ids and start times are read.
-                let reading = tokio::spawn(async move {
+                let reading = crate::time_limit::spawn_within_limit(limit, || async move {
                     if whole_spans {
                         block
                             .spans(
@@ -248,7 +250,7 @@ impl Store {
                             .map(ScannedRows::Starts)
                     }
                 });
-                async move { (handle, joined(reading.await)) }
+                async move { (handle, reading.await) }
             })
             .buffered(2);
         while let Some((handle, result)) = results.next().await {
@@ -270,7 +272,9 @@ impl Store {
                 }
                 Ok(ScannedRows::Starts(starts)) => hits.add_block(starts, query.max_traces),
                 Err(error) => {
-                    tracing::warn!(block = %handle.dir, %error, "block could not be searched");
+                    if error.kind != crate::error::StoreErrorKind::TimedOut {
+                        tracing::warn!(block = %handle.dir, %error, "block could not be searched");
+                    }
                     search
                         .unreadable_blocks
                         .push(format!("{}: {error}", handle.dir));

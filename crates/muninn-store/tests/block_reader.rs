@@ -73,3 +73,14 @@ fn each_decoder_panic_found_is_an_error() {
         muninn_store::fuzzing::block(&std::fs::read(&crash).unwrap());
     }
 }
+
+/// A damaged footer whose thrift holds a list of 2^31 booleans: parquet 59 skips them one by
+/// one, about 9 s of a core, the one slow input the fuzzer found. The read ends, with an error,
+/// and the block is then checked against its checksum and quarantined, so it costs once.
+#[test]
+fn a_footer_that_costs_seconds_still_ends_in_an_error() {
+    let slow = files("fuzz/regressions/block-slow");
+    assert_eq!(slow.len(), 1, "{slow:?}");
+    let found = muninn_store::fuzzing::block(&std::fs::read(&slow[0]).unwrap());
+    assert_eq!(found, 0);
+}

@@ -1,6 +1,6 @@
 //! Metrics of the server's limits and defences: open connections and failed TLS handshakes by
-//! listener, TLS certificate reloads, ingest refused by a token's rate limit, and ingest bodies
-//! that came too slowly.
+//! listener, TLS certificate reloads, ingest refused by a token's rate limit, ingest bodies
+//! that came too slowly, and queries held back or cut short.
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -24,6 +24,12 @@ pub(crate) struct LimitMetrics {
     /// Ingest requests whose body did not arrive within `body_read_timeout` (`408`).
     pub body_timeouts: Counter,
     pub tls_reloads: Family<Labels, Counter>,
+    /// Queries running now (`query_limit.rs`).
+    pub queries_running: Gauge,
+    /// Queries answered `503` before they ran, by reason (`busy`, `waited`).
+    pub queries_refused: Family<Labels, Counter>,
+    /// Queries whose time limit cut their answer short (or stopped them).
+    pub query_time_limits: Counter,
 }
 
 impl LimitMetrics {
@@ -34,7 +40,15 @@ impl LimitMetrics {
             rate_limited: Family::default(),
             body_timeouts: Counter::default(),
             tls_reloads: Family::default(),
+            queries_running: Gauge::default(),
+            queries_refused: Family::default(),
+            query_time_limits: Counter::default(),
         };
+        for reason in ["busy", "waited"] {
+            let _ = metrics
+                .queries_refused
+                .get_or_create(&vec![("reason".into(), reason.into())]);
+        }
         // The HTTP listener's series from the start (as 0); gRPC's once it listens.
         let _ = metrics.connections("http");
         for result in ["ok", "failed"] {
@@ -69,6 +83,23 @@ impl LimitMetrics {
             "Times the TLS certificate files changed and were read again, by result (a failed \
              reload keeps the previous certificate)",
             metrics.tls_reloads.clone(),
+        );
+        registry.register(
+            "queries_running",
+            "Queries running now (at most max_concurrent_queries)",
+            metrics.queries_running.clone(),
+        );
+        registry.register(
+            "queries_refused",
+            "Queries answered 503 before they ran, by reason: busy (the line of waiting queries \
+             was full) or waited (no place came free within query_timeout)",
+            metrics.queries_refused.clone(),
+        );
+        registry.register(
+            "query_time_limits_reached",
+            "Queries whose answer query_timeout cut short (partial, with the blocks not read \
+             named) or stopped",
+            metrics.query_time_limits.clone(),
         );
         metrics
     }

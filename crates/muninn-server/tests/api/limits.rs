@@ -231,3 +231,75 @@ async fn slow_clients_are_cut_off_and_connections_are_bounded() {
     assert_eq!(spans.json()["services"], json!([]), "{}", spans.text);
     server.stop().await;
 }
+
+/// A query past its time limit answers what it read, marked partial: the blocks not read are
+/// named in Jaeger's `errors`, the `Muninn-Partial` header says why, and what memory holds is
+/// always there. With time enough, the same query is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_past_its_time_limit_answers_what_it_read_marked_partial() {
+    let mut server = TestServer::start_with(|config| {
+        config.queries.query_timeout = Duration::from_millis(1);
+    })
+    .await;
+    // Forty blocks of one trace each, and one trace in memory.
+    for trace in 1..=40 {
+        server
+            .api
+            .ingest_ok(
+                "/api/v1/spans",
+                &[span(
+                    &format!("{trace:032x}"),
+                    &format!("evt-limit-{trace}"),
+                )],
+            )
+            .await;
+        server.flush().await;
+    }
+    let in_memory = format!("{:032x}", 41);
+    server
+        .api
+        .ingest_ok("/api/v1/spans", &[span(&in_memory, "evt-limit-41")])
+        .await;
+    let search = [("service", "checkout"), ("limit", "100")];
+
+    let partial = server.api.get("/api/traces", &search).await;
+    assert_eq!(partial.status, 200, "{}", partial.text);
+    assert_eq!(partial.header("muninn-partial"), Some("time-limit"));
+    let answer = partial.json();
+    let traces: Vec<&str> = answer["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|trace| trace["traceID"].as_str().unwrap())
+        .collect();
+    // Jaeger names a trace whose upper half is zero by its lower 64 bits.
+    let jaeger_id = format!("{:016x}", 41);
+    assert!(traces.contains(&jaeger_id.as_str()), "{traces:?}");
+    assert!(traces.len() < 41, "some blocks were not read: {traces:?}");
+    let errors = answer["errors"].as_array().expect("errors name the blocks");
+    assert!(
+        errors.len() >= 41 - traces.len(),
+        "each block not read is named: {errors:?}"
+    );
+    assert!(
+        errors.iter().all(|error| error["msg"]
+            .as_str()
+            .unwrap()
+            .contains("not read: the query's time limit (1ms) was reached")),
+        "{errors:?}"
+    );
+    let metrics = server.api.get("/metrics", &[]).await.text;
+    assert!(metric(&metrics, "muninn_query_time_limits_reached_total") >= 1.0);
+    assert_eq!(metric(&metrics, "muninn_queries_running"), 0.0);
+
+    server
+        .restart_with(|config| config.queries = Default::default())
+        .await;
+    let whole = server.api.get("/api/traces", &search).await;
+    assert_eq!(whole.status, 200, "{}", whole.text);
+    assert_eq!(whole.header("muninn-partial"), None);
+    let answer = whole.json();
+    assert_eq!(answer["data"].as_array().unwrap().len(), 41, "{answer}");
+    assert!(answer["errors"].is_null(), "{answer}");
+    server.stop().await;
+}

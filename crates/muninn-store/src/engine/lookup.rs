@@ -14,7 +14,8 @@ use object_store::path::Path;
 use super::Store;
 use super::head::SelectionKeys;
 use crate::block::{BlockHandle, SpanFields, SpanSelection};
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreErrorKind};
+use crate::time_limit::{TimeLimit, spawn_within_limit};
 
 /// The result of a look-up across head and blocks: what could be read, and which blocks could
 /// not (partial failure is data, not an error).
@@ -27,7 +28,8 @@ pub struct Lookup {
 /// Reads every block with `read`, `concurrency` at a time, each read a task of its own so
 /// that decoding runs on every core. Returns what the readable blocks gave and the unreadable
 /// ones, named with their error and sorted: a block that cannot be read makes a partial
-/// answer, not a failure.
+/// answer, not a failure. So does a block not read within the query's time limit
+/// (`time_limit.rs`).
 pub(crate) async fn read_blocks<T, Fut>(
     blocks: Vec<Arc<BlockHandle>>,
     concurrency: usize,
@@ -37,11 +39,14 @@ where
     Fut: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
     T: Send + 'static,
 {
+    let limit = TimeLimit::current();
+    let limit = limit.as_ref();
     let results: Vec<(Path, Result<T, StoreError>)> = futures::stream::iter(blocks)
         .map(|handle| {
             let dir = handle.dir.clone();
-            let reading = tokio::spawn(read(handle));
-            async move { (dir, joined(reading.await)) }
+            // Started only when its turn comes, and only before the query's time limit.
+            let reading = spawn_within_limit(limit, || read(handle));
+            async move { (dir, reading.await) }
         })
         .buffer_unordered(concurrency)
         .collect()
@@ -52,7 +57,9 @@ where
         match result {
             Ok(value) => found.push(value),
             Err(error) => {
-                tracing::warn!(block = %dir, %error, "block could not be read");
+                if error.kind != StoreErrorKind::TimedOut {
+                    tracing::warn!(block = %dir, %error, "block could not be read");
+                }
                 unreadable_blocks.push(format!("{dir}: {error}"));
             }
         }

@@ -371,6 +371,15 @@ mod tests {
             limits.body_read_timeout,
             std::time::Duration::from_secs(120)
         );
+        let queries = load("max_concurrent_queries = 4\nquery_timeout = \"5s\"\n")
+            .unwrap()
+            .queries;
+        assert_eq!(queries.max_concurrent_queries, 4);
+        assert_eq!(queries.query_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(
+            load("").unwrap().queries,
+            muninn_server::QueryLimits::default()
+        );
         let scrub = |text: &str| load(text).unwrap().store.scrub.interval;
         assert_eq!(
             scrub(""),
@@ -384,6 +393,11 @@ mod tests {
         assert_eq!(scrub("scrub_interval = \"off\"\n"), None);
         for (text, expected) in [
             ("scrub_interval = \"0s\"\n", "at least 1s"),
+            (
+                "max_concurrent_queries = 0\n",
+                "use a number from 1 to 10000",
+            ),
+            ("query_timeout = \"2h\"\n", "from 1s to 1h"),
             ("max_connections = 0\n", "use a number from 1 to 1000000"),
             ("header_read_timeout = \"0s\"\n", "from 1s to 1h"),
             ("body_read_timeout = \"2h\"\n", "from 1s to 1h"),

@@ -394,6 +394,37 @@ pub(super) const SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    Setting {
+        key: "max_concurrent_queries",
+        flag: "--max-concurrent-queries",
+        env: "MUNINN_MAX_CONCURRENT_QUERIES",
+        value_name: "COUNT",
+        help: "Queries that run at once; four times as many wait in line for a place, and more \
+               are answered 503 with Retry-After",
+        default: Some("16"),
+        apply: |text, config| {
+            config.queries.max_concurrent_queries = text
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|count| (1..=10_000).contains(count))
+                .ok_or_else(|| not_valid(text, "query count", "use a number from 1 to 10000"))?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "query_timeout",
+        flag: "--query-timeout",
+        env: "MUNINN_QUERY_TIMEOUT",
+        value_name: "DURATION",
+        help: "A query's time limit from its arrival, waiting included: past it no further \
+               block is read and the answer says it is partial (Muninn-Partial: time-limit)",
+        default: Some("30s"),
+        apply: |text, config| {
+            config.queries.query_timeout = parse_timeout(text)?;
+            Ok(())
+        },
+    },
 ];
 
 /// The TLS files set so far (`tls_cert` and `tls_key` fill one each; `mod.rs` checks both are).

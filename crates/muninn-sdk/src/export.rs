@@ -110,12 +110,14 @@ async fn run(inner: Arc<Inner>) {
     if let Some(authorization) = &inner.authorization {
         headers.insert(reqwest::header::AUTHORIZATION, authorization.clone());
     }
-    let client = match reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .timeout(inner.options.request_timeout)
         .connect_timeout(inner.options.request_timeout)
-        .default_headers(headers)
-        .build()
-    {
+        .default_headers(headers);
+    for certificate in &inner.ca_certificates {
+        builder = builder.add_root_certificate(certificate.clone());
+    }
+    let client = match builder.build() {
         Ok(client) => client,
         Err(error) => {
             tracing::warn!(%error, "muninn: HTTP client did not start");

@@ -76,6 +76,8 @@ pub(crate) struct Inner {
     pub collectors: Vec<reqwest::Url>,
     /// `Bearer TOKEN`, sent with every request to the collectors when a token is set.
     pub authorization: Option<reqwest::header::HeaderValue>,
+    /// Certificates trusted for `https://` collectors besides the system's.
+    pub ca_certificates: Vec<reqwest::Certificate>,
     pub preferred: std::sync::atomic::AtomicUsize,
     /// Where span batches go instead of `POST /api/v1/spans`: a Kafka topic the ingest nodes
     /// consume (`[kafka_ingest]`). Counts and the sampling config still use the collectors.
@@ -272,6 +274,7 @@ impl Tracer {
             service: service.into(),
             collector: "http://127.0.0.1:4320".to_string(),
             token: None,
+            ca_certificate: None,
             version: None,
             instance: None,
             host: None,
@@ -400,6 +403,7 @@ pub struct TracerBuilder {
     service: String,
     collector: String,
     token: Option<String>,
+    ca_certificate: Option<Vec<u8>>,
     version: Option<String>,
     instance: Option<String>,
     host: Option<String>,
@@ -437,6 +441,14 @@ impl TracerBuilder {
     /// one (default: `$MUNINN_TOKEN`, else none).
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
+        self
+    }
+
+    /// PEM certificates (a private CA, or the collector's own) to trust for an `https://`
+    /// collector, besides the system's roots (default: the file `$MUNINN_CA_CERT` names, if
+    /// set; `SSL_CERT_FILE` replaces the system's roots as usual).
+    pub fn ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_certificate = Some(pem.into());
         self
     }
 
@@ -498,18 +510,42 @@ impl TracerBuilder {
                         format!("{url:?} is not a URL ({error}); expected http://HOST:PORT"),
                     )
                 })?;
-                if parsed.scheme() != "http" || parsed.host().is_none() {
+                if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
                     return Err(field_error(
                         "collector",
-                        format!(
-                            "{url:?} must be an http:// URL with a host (TLS is not built in; \
-                             use a local collector or a TLS-terminating proxy)"
-                        ),
+                        format!("{url:?} must be an http:// or https:// URL with a host"),
                     ));
                 }
                 Ok(parsed)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let ca_pem = match self.ca_certificate {
+            Some(pem) => Some(pem),
+            None => match std::env::var_os("MUNINN_CA_CERT") {
+                None => None,
+                Some(path) => Some(std::fs::read(&path).map_err(|error| {
+                    field_error(
+                        "ca_certificate",
+                        format!(
+                            "$MUNINN_CA_CERT names {}, which cannot be read: {error}",
+                            std::path::Path::new(&path).display()
+                        ),
+                    )
+                })?),
+            },
+        };
+        let ca_certificates = match ca_pem {
+            None => Vec::new(),
+            Some(pem) => reqwest::Certificate::from_pem_bundle(&pem)
+                .ok()
+                .filter(|certificates| !certificates.is_empty())
+                .ok_or_else(|| {
+                    field_error(
+                        "ca_certificate",
+                        "holds no PEM certificate (-----BEGIN CERTIFICATE-----)".to_string(),
+                    )
+                })?,
+        };
         let token = self.token.or_else(|| std::env::var("MUNINN_TOKEN").ok());
         let authorization = match token.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -581,6 +617,7 @@ impl TracerBuilder {
             service: self.service,
             collectors,
             authorization,
+            ca_certificates,
             preferred: std::sync::atomic::AtomicUsize::new(0),
             #[cfg(feature = "kafka")]
             kafka_spans,

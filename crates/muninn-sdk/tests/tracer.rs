@@ -740,10 +740,17 @@ fn bad_settings_are_refused_with_the_setting_named() {
         .expect_err("bad URL");
     assert_eq!(error.field, "collector");
     let error = Tracer::builder("a")
-        .collector("https://collector:4320")
+        .collector("ftp://collector:4320")
         .build()
-        .expect_err("TLS");
+        .expect_err("not HTTP");
     assert_eq!(error.field, "collector");
+    assert!(error.to_string().contains("http:// or https://"), "{error}");
+    let error = Tracer::builder("a")
+        .collector("https://collector:4320")
+        .ca_certificate("not a certificate")
+        .build()
+        .expect_err("no certificate");
+    assert_eq!(error.field, "ca_certificate");
     let error = Tracer::builder("a")
         .collector("http://ingest-a:4320, ingest-b:4320")
         .build()

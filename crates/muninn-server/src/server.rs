@@ -135,14 +135,17 @@ pub struct RunningServer {
     /// The bound OTLP/gRPC address, when `otlp_grpc_listen` was set.
     pub otlp_grpc_addr: Option<SocketAddr>,
     pub store: Store,
+    /// Whether the listeners serve TLS (`https://`).
+    tls: bool,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
 
 impl RunningServer {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://` with TLS.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.local_addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
     }
 
     /// Stops accepting requests, finishes those in flight, flushes the head to blocks.
@@ -368,6 +371,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         local_addr,
         otlp_grpc_addr,
         store,
+        tls: config.tls.is_some(),
         shutdown: Some(shutdown_tx),
         task,
     })

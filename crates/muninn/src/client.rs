@@ -22,22 +22,47 @@ pub struct ApiClient {
     http: reqwest::Client,
 }
 
+/// The certificates of a PEM file, or an error naming `--ca-cert` and the file.
+fn read_certificates(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>> {
+    let pem =
+        std::fs::read(path).with_context(|| format!("--ca-cert: reading {}", path.display()))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .ok()
+        .filter(|certificates| !certificates.is_empty())
+        .ok_or_else(|| {
+            anyhow!(
+                "--ca-cert: {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            )
+        })?;
+    Ok(certificates)
+}
+
 /// How long one request may take before the command gives up.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl ApiClient {
-    /// The servers of `--server`, sending `--token` when given.
+    /// The servers of `--server`, sending `--token` when given and trusting `--ca-cert`.
     pub fn connect(server: &crate::server_args::ServerArg) -> Result<Self> {
-        Self::with_token(&server.server, server.token.as_deref())
+        Self::with_options(
+            &server.server,
+            server.token.as_deref(),
+            server.ca_cert.as_deref(),
+        )
     }
 
     /// `server` is the base URL, like `http://127.0.0.1:4320`, or several separated by commas.
     pub fn new(server: &str) -> Result<Self> {
-        Self::with_token(server, None)
+        Self::with_options(server, None, None)
     }
 
-    /// As `new`, sending `Authorization: Bearer TOKEN` with every request.
-    pub fn with_token(server: &str, token: Option<&str>) -> Result<Self> {
+    /// As `new`, sending `Authorization: Bearer TOKEN` with every request, and trusting the
+    /// certificates of the PEM file `ca_cert` for `https://` servers besides the system's.
+    pub fn with_options(
+        server: &str,
+        token: Option<&str>,
+        ca_cert: Option<&std::path::Path>,
+    ) -> Result<Self> {
         let bases = server
             .split(',')
             .map(|one| {
@@ -45,7 +70,7 @@ impl ApiClient {
                 Url::parse(one)
                     .ok()
                     .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
-                    .ok_or_else(|| anyhow!("--server: {one:?} is not a server URL; use http://HOST:PORT, like http://127.0.0.1:4320, or several separated by commas"))
+                    .ok_or_else(|| anyhow!("--server: {one:?} is not a server URL; use http://HOST:PORT or https://HOST:PORT, like http://127.0.0.1:4320, or several separated by commas"))
             })
             .collect::<Result<Vec<_>>>()?;
         let mut headers = reqwest::header::HeaderMap::new();
@@ -60,11 +85,15 @@ impl ApiClient {
             value.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, value);
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
-            .default_headers(headers)
-            .build()
-            .context("building the HTTP client")?;
+            .default_headers(headers);
+        if let Some(path) = ca_cert {
+            for certificate in read_certificates(path)? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder.build().context("building the HTTP client")?;
         Ok(ApiClient {
             bases,
             current: Arc::new(AtomicUsize::new(0)),

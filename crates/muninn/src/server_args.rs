@@ -24,6 +24,10 @@ pub struct ServerArg {
         global = true
     )]
     pub token: Option<String>,
+    /// A PEM file of the CA (or certificate) to trust for an `https://` server, besides the
+    /// system's (which `SSL_CERT_FILE` can also name).
+    #[arg(long, env = "MUNINN_CA_CERT", value_name = "FILE", global = true)]
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 /// `--from` and `--to`: RFC 3339, unix seconds, `now`, or relative like `-1h`, `now-15m`.

@@ -106,7 +106,7 @@ async fn https(
 fn http_address(server: &TestServer) -> SocketAddr {
     server
         .base_url()
-        .trim_start_matches("http://")
+        .trim_start_matches("https://")
         .parse()
         .expect("a socket address")
 }
@@ -118,7 +118,7 @@ async fn https_and_grpc_over_tls_take_and_answer_spans_and_refuse_untrusting_cli
     let mut server = tls_server(tls).await;
     let address = http_address(&server);
     let plain = tokio::time::timeout(Duration::from_secs(20), async {
-        reqwest::get(format!("{}/healthz", server.base_url())).await
+        reqwest::get(format!("http://{address}/healthz")).await
     })
     .await
     .expect("a plain HTTP request to the TLS port ends");
@@ -208,7 +208,8 @@ async fn opentelemetry_for_python_exports_over_tls_to_both_listeners() {
     std::fs::write(&ca_path, ca).unwrap();
     let ca_path = ca_path.to_str().unwrap().to_string();
     let mut server = tls_server(tls).await;
-    let https = server.base_url().replace("http://", "https://");
+    let https = server.base_url();
+    assert!(https.starts_with("https://"), "{https}");
     let grpc = format!("https://{}", server.otlp_grpc_addr().unwrap());
     let trust = [("OTEL_EXPORTER_OTLP_CERTIFICATE", ca_path.as_str())];
     let over_http = run_python_client_with("http", &https, "orders-py-tls-http", &trust).await;

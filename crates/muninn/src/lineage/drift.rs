@@ -320,6 +320,7 @@ mod tests {
         let server = ServerArg {
             server: "http://127.0.0.1:4320".to_string(),
             token: None,
+            ca_cert: None,
         };
         let range = RangeArgs {
             from: Some("-7d".to_string()),

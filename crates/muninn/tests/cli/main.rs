@@ -7,6 +7,7 @@ mod auth;
 mod impact;
 mod lineage;
 mod process;
+mod tls;
 
 // The UI's browser driver, shared with the server's API tests.
 #[allow(dead_code)]

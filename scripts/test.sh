@@ -76,6 +76,20 @@ if [[ " $needed " == *" browser "* ]]; then
     source scripts/browser.sh
 fi
 
+# A build cache kept outside the clone (CI's CARGO_TARGET_DIR) grows with every change: the
+# incremental files and the test executables of older builds. Past 40 GiB, those a build makes
+# again are removed (incremental files, and executables not written for a day), so that the
+# cache does not fill the disk.
+if [[ -n "${CARGO_TARGET_DIR:-}" && -d "$CARGO_TARGET_DIR/debug/deps" ]]; then
+    cache_kib=$(du -sk "$CARGO_TARGET_DIR" 2>/dev/null | cut -f1)
+    if (( ${cache_kib:-0} > 40 * 1024 * 1024 )); then
+        echo "test.sh: the build cache $CARGO_TARGET_DIR holds $((cache_kib >> 20)) GiB; removing its incremental files and executables not written for a day" >&2
+        rm -rf "$CARGO_TARGET_DIR/debug/incremental"
+        find "$CARGO_TARGET_DIR/debug/deps" -maxdepth 1 -type f -mmin +1440 -size +10M \
+            -perm -u+x ! -name '*.*' -delete
+    fi
+fi
+
 # The whole workspace unless a package is named (cargo ignores -p next to --workspace).
 scope=()
 if [[ ${#packages[@]} -eq 0 ]]; then

@@ -74,6 +74,14 @@ fn forget_first_spans(data_dir: &std::path::Path) {
                         usize::from(cell.as_object_mut().unwrap().remove("first_span").is_some());
                 }
                 std::fs::write(&path, serde_json::to_vec(&cells).unwrap()).unwrap();
+                // Blocks written before `first_span` was kept had no checksums either.
+                let meta_path = path.with_file_name("meta.json");
+                let mut meta: Value =
+                    serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+                let meta = meta.as_object_mut().unwrap();
+                meta.remove("rollup_crc32");
+                meta.remove("spans_crc32");
+                std::fs::write(&meta_path, serde_json::to_vec(meta).unwrap()).unwrap();
             }
         }
     }

@@ -177,6 +177,8 @@ async fn verify(
 /// Checks `handle` and quarantines it when it fails; true when it did.
 async fn check(shared: &Shared, handle: &BlockHandle, pacer: &mut Pacer) -> bool {
     match verify(&shared.object_store, handle, pacer, &shared.scrubbed).await {
+        // A block that compaction or retention took out meanwhile is gone, not damaged.
+        Ok(Some(_)) if !listed(shared, handle) => false,
         Ok(Some(reason)) => {
             let write_marker = shared.config.role == StoreRole::ReadWrite;
             quarantine(&shared.object_store, handle, reason, write_marker).await;
@@ -188,6 +190,18 @@ async fn check(shared: &Shared, handle: &BlockHandle, pacer: &mut Pacer) -> bool
             false
         }
     }
+}
+
+/// Whether `handle` is still among the store's blocks.
+fn listed(shared: &Shared, handle: &BlockHandle) -> bool {
+    shared
+        .blocks
+        .read()
+        .map(|list| {
+            list.iter()
+                .any(|other| std::ptr::eq(other.as_ref(), handle))
+        })
+        .unwrap_or(false)
 }
 
 impl Store {
@@ -227,13 +241,7 @@ impl Store {
         let mut quarantined = 0;
         for handle in blocks {
             // A block compaction or retention removed meanwhile is not checked.
-            let listed = self
-                .shared
-                .blocks
-                .read()
-                .map(|list| list.iter().any(|other| Arc::ptr_eq(other, &handle)))
-                .unwrap_or(false);
-            if listed && check(&self.shared, &handle, pacer).await {
+            if listed(&self.shared, &handle) && check(&self.shared, &handle, pacer).await {
                 quarantined += 1;
             }
         }
@@ -444,6 +452,29 @@ mod tests {
             "only the suspect was read"
         );
         scrubber.abort();
+    }
+
+    /// A block that compaction or retention took out while it was being checked is gone, not
+    /// damaged: it is not quarantined.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_block_deleted_while_it_is_checked_is_not_quarantined() {
+        let fs = SimulatedFs::new();
+        let (store, blocks) = two_blocks(&fs).await;
+        store
+            .shared
+            .blocks
+            .write()
+            .unwrap()
+            .retain(|handle| !Arc::ptr_eq(handle, &blocks[0]));
+        let path = blocks[0].spans_path();
+        store.shared.object_store.delete(&path).await.unwrap();
+        let mut pacer = Pacer::new(u64::MAX);
+        assert!(!check(&store.shared, &blocks[0], &mut pacer).await);
+        assert!(blocks[0].quarantined().is_none());
+        // Still listed, the same missing file is damage.
+        store.shared.blocks.write().unwrap().push(blocks[0].clone());
+        assert!(check(&store.shared, &blocks[0], &mut pacer).await);
+        assert_eq!(blocks[0].quarantined(), Some("spans.parquet is missing"));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

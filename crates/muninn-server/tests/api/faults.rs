@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::TestServer;
+use crate::support::{TestServer, metric};
 
 /// A tmpfs of `size` mounted on a temporary directory; unmounted when dropped.
 struct Tmpfs {
@@ -137,11 +137,7 @@ async fn a_full_disk_gets_503_keeps_reads_and_ingest_resumes_when_space_returns(
         .unwrap_or_default();
     assert!(error.contains("No space left"), "{health}");
     let metrics = server.api.get("/metrics", &[]).await.text;
-    let failures: f64 = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("muninn_wal_failures_total "))
-        .and_then(|value| value.trim().parse().ok())
-        .expect("muninn_wal_failures_total");
+    let failures = metric(&metrics, "muninn_wal_failures_total");
     assert!(failures >= 1.0, "{failures}");
 
     // Space returns: ingest resumes by itself, within seconds.
@@ -234,12 +230,6 @@ async fn a_block_damaged_on_disk_is_found_by_its_checksum_and_quarantined() {
         .await;
 
     let deadline = Instant::now() + Duration::from_secs(15);
-    let metric = |text: &str, name: &str| -> f64 {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-            .and_then(|value| value.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} in /metrics"))
-    };
     loop {
         let metrics = server.api.get("/metrics", &[]).await.text;
         if metric(&metrics, "muninn_blocks_quarantined") == 1.0 {

@@ -11,7 +11,7 @@ use prost::Message;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::TestServer;
+use crate::support::{TestServer, metric};
 
 fn span(trace: &str, event: &str) -> Value {
     let start = muninn_model::now_unix_nanos() - 60_000_000_000;
@@ -27,13 +27,6 @@ fn span(trace: &str, event: &str) -> Value {
         ),
         crate::support::event(event, "order.created", "", "orders", "kafka"),
     )
-}
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} is not in /metrics:\n{text}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

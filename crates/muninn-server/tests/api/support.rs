@@ -724,3 +724,17 @@ pub fn line_diff(expected: &str, actual: &str) -> String {
     }
     out
 }
+
+/// The value of the sample `name` (with its labels, if any) in a `/metrics` text; panics
+/// naming it when it is not there.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("{name} is not in /metrics:\n{text}"))
+}

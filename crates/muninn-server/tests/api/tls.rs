@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 use muninn_server::TlsConfig;
 
 use crate::otlp::{assert_messaging_flow, assert_the_shop_is_stored, run_python_client_with, shop};
-use crate::support::{TestServer, tls_client_config};
+use crate::support::{TestServer, metric, tls_client_config};
 
 /// A certificate for 127.0.0.1 and localhost, signed by a private CA of its own, written as
 /// PEM files into `dir` (the key first: a watcher that sees the certificate change reads a
@@ -50,13 +50,6 @@ fn write_certificate(dir: &Path) -> (TlsConfig, String) {
 
 async fn tls_server(tls: TlsConfig) -> TestServer {
     crate::otlp::server_with_grpc(|config| config.tls = Some(tls)).await
-}
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} is not in /metrics:\n{text}"))
 }
 
 /// One HTTPS request on a new connection to `address`, trusting only `ca_pem` for the name

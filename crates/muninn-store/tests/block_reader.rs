@@ -74,9 +74,10 @@ fn each_decoder_panic_found_is_an_error() {
     }
 }
 
-/// A damaged footer whose thrift holds a list of 2^31 booleans: parquet 59 skips them one by
-/// one, about 9 s of a core, the one slow input the fuzzer found. The read ends, with an error,
-/// and the block is then checked against its checksum and quarantined, so it costs once.
+/// A damaged footer whose thrift holds a list of 2^31 booleans, the kind of slow input the
+/// fuzzer found: parquet 59 skips them one by one, about 9 s of a core. The footer guard
+/// (`block/footer_guard.rs`) refuses it before the decoder sees it: the read ends at once,
+/// with an error.
 #[test]
 fn a_footer_that_costs_seconds_still_ends_in_an_error() {
     let slow = files("fuzz/regressions/block-slow");

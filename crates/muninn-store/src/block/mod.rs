@@ -18,6 +18,7 @@
 
 mod columnar;
 pub use columnar::IndexBytes;
+mod footer_guard;
 mod format;
 mod hll;
 mod merge;

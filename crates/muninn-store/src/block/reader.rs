@@ -71,8 +71,33 @@ impl AsyncFileReader for ObjectReader {
     ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
         async move {
             let file_size = self.file_size;
+            // The footer's thrift is checked before the parquet crate decodes it
+            // (`footer_guard.rs`); then it is read again, in one range, to be decoded.
+            if file_size < 12 {
+                return Err(ParquetError::General(format!(
+                    "{} bytes are not a Parquet file",
+                    file_size
+                )));
+            }
+            let tail = self.get_bytes(file_size - 8..file_size).await?;
+            if &tail[4..8] != b"PAR1" {
+                return Err(ParquetError::General(
+                    "the file does not end with Parquet's magic PAR1".into(),
+                ));
+            }
+            let length = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+            if length + 8 > file_size {
+                return Err(ParquetError::General(format!(
+                    "the footer claims {length} bytes of a {file_size}-byte file"
+                )));
+            }
+            let footer = self
+                .get_bytes(file_size - 8 - length..file_size - 8)
+                .await?;
+            super::footer_guard::check(&footer).map_err(ParquetError::General)?;
             let metadata = ParquetMetaDataReader::new()
                 .with_arrow_reader_options(options)
+                .with_prefetch_hint(Some((length + 8) as usize))
                 .load_and_finish(self, file_size)
                 .await?;
             Ok(Arc::new(metadata))

@@ -113,6 +113,9 @@ pub struct ApiToken {
     pub scopes: Vec<Scope>,
     /// Its ingest rate limit (`rate_limit.rs`); `None`: unlimited.
     pub ingest_rate: Option<crate::rate_limit::RateLimit>,
+    /// The tenant whose data it writes and reads (`tenant.rs`); `None`: the default tenant, or
+    /// the one a trusted proxy names in `X-Scope-OrgID`.
+    pub tenant: Option<crate::tenant::TenantId>,
 }
 
 impl ApiToken {
@@ -123,6 +126,7 @@ impl ApiToken {
             hash: TokenHash::of(token),
             scopes: scopes.to_vec(),
             ingest_rate: None,
+            tenant: None,
         }
     }
 }
@@ -324,13 +328,18 @@ pub(crate) async fn require_token(
         return next.run(request).await;
     };
     match auth.check(authorization(request.headers()), needed) {
-        Ok(token) if needed == Needs::One(Scope::Ingest) => {
+        Ok(token) => {
+            let mut request = request;
+            // For the tenant's state (`tenant::TenantState`).
+            request.extensions_mut().insert(token.clone());
+            if needed != Needs::One(Scope::Ingest) {
+                return next.run(request).await;
+            }
             match limit_rate(&state, &token.name, request) {
                 Ok(request) => next.run(request).await,
                 Err(refused) => refused,
             }
         }
-        Ok(_) => next.run(request).await,
         Err(refusal) => {
             state.metrics.count_auth_refusal(&refusal);
             let what = format!("{} {}", request.method(), request.uri().path());

@@ -5,18 +5,17 @@
 //! gives a baseline as long as the window), and the `event_type`, `service`, `stream` filters.
 //! Both ranges are then taken as the whole minutes they cover (`whole_minutes`).
 
+use crate::tenant::TenantState;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::response::{IntoResponse, Response};
 use muninn_model::{NANOS_PER_SECOND, format_rfc3339_nanos, now_unix_nanos, parse_time};
 use muninn_query::TimeRange;
 
 use crate::error::ApiError;
 use crate::query::{filter, param};
-use crate::server::AppState;
 
 const DEFAULT_WINDOW: i64 = 15 * 60 * NANOS_PER_SECOND;
 const DAY: i64 = 86_400 * NANOS_PER_SECOND;
@@ -107,7 +106,7 @@ fn whole_minutes(name: &str, from: i64, to: i64, now: i64) -> Result<TimeRange, 
 }
 
 pub(crate) async fn compare(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let now = now_unix_nanos();

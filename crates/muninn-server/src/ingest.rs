@@ -4,11 +4,11 @@
 //! with an `Idempotency-Key` already answered gets that answer again, stored once
 //! (`idempotency.rs`).
 
+use crate::tenant::TenantState;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::{Body, to_bytes};
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use muninn_ingest::{Decoded, IngestError, Rejection, decode_counts, decode_spans, decompress};
@@ -294,7 +294,7 @@ async fn process<R: RecordKind>(
 }
 
 pub(crate) async fn post_spans(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -302,7 +302,7 @@ pub(crate) async fn post_spans(
 }
 
 pub(crate) async fn post_counts(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -312,7 +312,7 @@ pub(crate) async fn post_counts(
 /// Writes the in-memory head to Parquet blocks now (operators, benchmarks, tests).
 /// `POST /api/v1/admin/compact`: one compaction round now (what the background one does every
 /// few seconds): each partition's small blocks merged into one.
-pub(crate) async fn post_compact(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+pub(crate) async fn post_compact(TenantState(state): TenantState) -> Result<Response, ApiError> {
     let report = state.store.compact().await?;
     Ok(Json(serde_json::json!({
         "compactions": report.n_compactions,
@@ -325,7 +325,7 @@ pub(crate) async fn post_compact(State(state): State<Arc<AppState>>) -> Result<R
     .into_response())
 }
 
-pub(crate) async fn post_flush(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+pub(crate) async fn post_flush(TenantState(state): TenantState) -> Result<Response, ApiError> {
     let report = state.store.flush().await?;
     Ok(Json(serde_json::json!({
         "blocks_written": report.n_blocks,

@@ -22,6 +22,7 @@ mod sampling;
 mod schemas;
 mod server;
 mod tail;
+mod tenant;
 mod tls;
 
 pub use archive::{ArchiveConfig, ArchiveConfigError, MaintenanceConfig};
@@ -33,6 +34,7 @@ pub use server::{DEFAULT_MAX_BODY_MEMORY_BYTES, RunningServer, ServerConfig, Sta
 pub use tail::{
     Clock, MAX_KEPT_NAMES, SystemClock, TailSampler, TailSamplingConfig, TailSamplingConfigError,
 };
+pub use tenant::{DEFAULT_MAX_TENANTS, TENANT_HEADER, TenancyConfig, TenantId};
 pub use tls::{TlsConfig, TlsError};
 
 /// The OpenAPI document of every route, as served at `/api/v1/openapi.yaml`.

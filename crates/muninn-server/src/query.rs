@@ -1,12 +1,12 @@
 //! Query routes. Parameters are validated here (times, ids, formats) with errors that name the
 //! parameter; the answers come from `muninn-query` and are returned as JSON (or Mermaid/DOT).
 
+use crate::tenant::TenantState;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use muninn_model::{Action, TraceId, now_unix_nanos, parse_duration, parse_time};
@@ -96,7 +96,7 @@ fn name_pattern(
 }
 
 pub(crate) async fn event_types(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let range = range(&params, ALL_FROM, ALL_TO)?;
@@ -120,7 +120,7 @@ async fn participants(
 }
 
 pub(crate) async fn producers(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     event_type: Result<Path<String>, PathRejection>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
@@ -129,7 +129,7 @@ pub(crate) async fn producers(
 }
 
 pub(crate) async fn consumers(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     event_type: Result<Path<String>, PathRejection>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
@@ -138,7 +138,7 @@ pub(crate) async fn consumers(
 }
 
 pub(crate) async fn streams(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let range = range(&params, ALL_FROM, ALL_TO)?;
@@ -149,7 +149,7 @@ pub(crate) async fn streams(
 }
 
 pub(crate) async fn services(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let range = range(&params, ALL_FROM, ALL_TO)?;
@@ -160,7 +160,7 @@ pub(crate) async fn services(
 }
 
 pub(crate) async fn throughput(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let range = range(&params, "-1h", "now")?;
@@ -186,7 +186,7 @@ pub(crate) async fn throughput(
 }
 
 pub(crate) async fn lineage(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let range = range(&params, ALL_FROM, ALL_TO)?;
@@ -212,7 +212,7 @@ pub(crate) async fn lineage(
 }
 
 pub(crate) async fn journey(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     event_id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let event_id = path_segment(event_id, "event_id")?;
@@ -239,7 +239,7 @@ pub(crate) async fn journey(
 }
 
 pub(crate) async fn trace(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     trace_id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let trace_id = path_segment(trace_id, "trace_id")?;

@@ -4,16 +4,15 @@
 //! type the roll-ups do not know is a 400 naming `event_type`, so a misspelt type never reads
 //! as "nobody is affected".
 
-use std::sync::Arc;
+use crate::tenant::TenantState;
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 use crate::query::{Params, param, path_segment};
-use crate::server::AppState;
 
 fn unknown(event_type: &str) -> ApiError {
     ApiError::bad_field(
@@ -25,7 +24,7 @@ fn unknown(event_type: &str) -> ApiError {
 }
 
 pub(crate) async fn schemas(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     event_type: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let event_type = path_segment(event_type, "event_type")?;
@@ -36,7 +35,7 @@ pub(crate) async fn schemas(
 }
 
 pub(crate) async fn impact(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     event_type: Result<Path<String>, PathRejection>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {

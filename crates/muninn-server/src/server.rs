@@ -72,6 +72,8 @@ pub struct ServerConfig {
     pub connections: crate::listen::ConnectionLimits,
     /// Queries at once and each query's time limit (`query_limit.rs`).
     pub queries: crate::query_limit::QueryLimits,
+    /// How requests name their tenant, and how many one server holds (`tenant.rs`).
+    pub tenancy: crate::tenant::TenancyConfig,
 }
 
 impl ServerConfig {
@@ -96,37 +98,45 @@ impl ServerConfig {
             tls: None,
             connections: Default::default(),
             queries: Default::default(),
+            tenancy: Default::default(),
         }
     }
 }
 
+/// What the handlers share: a tenant's state (`tenant.rs`) is the default tenant's with its own
+/// store, rules, tail sampler, idempotency keys and first senders, and no archive.
+#[derive(Clone)]
 pub(crate) struct AppState {
     pub store: Store,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub limits: Limits,
     pub max_body_bytes: usize,
-    pub body_budget: BodyBudget,
+    pub body_budget: Arc<BodyBudget>,
     pub sampling: Arc<RuleSet>,
     pub default_sample_rate_ppm: u32,
     pub otlp_mapping: OtlpMapping,
     /// The tail sampler, when tail sampling is on.
     pub tail_sampler: Option<Arc<crate::tail::TailSampler>>,
     /// Recent `Idempotency-Key`s of ingest requests and their answers.
-    pub idempotency: crate::idempotency::IdempotencyKeys,
+    pub idempotency: Arc<crate::idempotency::IdempotencyKeys>,
     /// The event archive and its recorders, when configured.
     pub archive: Option<Arc<crate::archive::ArchiveState>>,
     /// How long the store keeps data (`None`: forever).
     pub retention: Option<std::time::Duration>,
     /// Who first sent each schema, remembered once read back from the store.
-    pub first_senders: muninn_query::FirstSenders,
+    pub first_senders: Arc<muninn_query::FirstSenders>,
     /// The accepted tokens, when authentication is on.
     pub auth: Option<crate::auth::AuthConfig>,
     /// How long an ingest body may take to arrive.
     pub body_read_timeout: std::time::Duration,
     /// The ingest rate limits of tokens that have one.
-    pub rate_limits: crate::rate_limit::RateLimits,
+    pub rate_limits: Arc<crate::rate_limit::RateLimits>,
     /// The places queries run in (`query_limit.rs`).
-    pub queries: crate::query_limit::QueryLimiter,
+    pub queries: Arc<crate::query_limit::QueryLimiter>,
+    /// The tenant this state serves; `None`: the default tenant.
+    pub tenant: Option<crate::tenant::TenantId>,
+    /// Every tenant's state (`tenant.rs`).
+    pub tenants: Arc<crate::tenant::Tenants>,
 }
 
 /// A running server.
@@ -181,6 +191,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         archive.validate().map_err(StartError::ArchiveConfig)?;
     }
     check_exposure(&config)?;
+    check_tenancy(&config)?;
     let mut metrics = Metrics::new();
     let certificate = match &config.tls {
         None => None,
@@ -217,7 +228,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         reserved_bytes: config.max_body_memory_bytes,
         ..config.store.clone()
     };
-    let store = Store::open(store_config).await.map_err(StartError::Store)?;
+    let store = Store::open(store_config.clone())
+        .await
+        .map_err(StartError::Store)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|error| StartError::Bind(config.listen, error))?;
@@ -254,12 +267,20 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let tail_ticker = tail_sampler
         .clone()
         .map(|sampler| tokio::spawn(crate::tail::run_ticker(sampler)));
+    let tenants = Arc::new(crate::tenant::Tenants::new(
+        config.tenancy,
+        store_config.clone(),
+        config.tail_sampling.clone(),
+    ));
     let state = Arc::new(AppState {
         store: store.clone(),
-        metrics,
+        metrics: Arc::new(metrics),
         limits: config.limits.clone(),
         max_body_bytes: config.max_body_bytes,
-        body_budget: BodyBudget::new(config.max_body_memory_bytes, config.store.max_append_wait),
+        body_budget: Arc::new(BodyBudget::new(
+            config.max_body_memory_bytes,
+            config.store.max_append_wait,
+        )),
         sampling: Arc::new(sampling),
         default_sample_rate_ppm: config.default_sample_rate_ppm,
         otlp_mapping: OtlpMapping {
@@ -273,12 +294,21 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         first_senders: Default::default(),
         auth: config.auth.clone(),
         body_read_timeout: config.connections.body_read_timeout,
-        rate_limits: crate::rate_limit::RateLimits::new(
+        rate_limits: Arc::new(crate::rate_limit::RateLimits::new(
             config.auth.as_ref(),
             std::time::Instant::now(),
-        ),
-        queries: crate::query_limit::QueryLimiter::new(config.queries),
+        )),
+        queries: Arc::new(crate::query_limit::QueryLimiter::new(config.queries)),
+        tenant: None,
+        tenants: tenants.clone(),
     });
+    // Tenants with data on disk open now: their WAL is replayed and their maintenance runs
+    // before any request of theirs.
+    for id in tenants.found_on_disk() {
+        if let Err(error) = tenants.state(&state, &id).await {
+            tracing::error!(tenant = %id, "{}", error.message);
+        }
+    }
     let recorders = archive.as_deref().map(crate::archive::start_recorders);
     let (kafka_stop_tx, kafka_stop_rx) = oneshot::channel::<()>();
     let kafka_ingest = config.kafka_ingest.clone().map(|kafka| {
@@ -360,7 +390,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         if let Some(grpc) = grpc {
             let _ = grpc.await;
         }
-        // The maintenance loop flushes the head before it returns.
+        // The maintenance loops flush the heads before they return.
+        tenants.stop().await;
         let _ = maintenance_stop_tx.send(());
         let _ = maintenance.await;
         if let Some(ticker) = tail_ticker {
@@ -428,10 +459,43 @@ pub enum StartError {
     )]
     Exposed(SocketAddr),
     #[error(
+        "tenants (a token's tenant, or tenant_header) are served by a single node; a cluster's \
+         roles ([storage] node, --role query) cannot hold them yet: run a node per tenant group"
+    )]
+    TenantsInCluster,
+    #[error("max_tenants is 0 while tokens name tenants or tenant_header is on; use 1 or more")]
+    NoTenants,
+    #[error(
         "[auth] has no tokens: with authentication on, every request would be refused; add \
          [[auth.tokens]] entries (muninn token new --scope …), or remove [auth]"
     )]
     NoTokens,
+}
+
+/// Tenants live in one node's stores: a cluster's roles (`[storage] node`, a query node) are
+/// refused with them, as is a token naming a tenant on a server that cannot hold one.
+fn check_tenancy(config: &ServerConfig) -> Result<(), StartError> {
+    let token_tenants = config
+        .auth
+        .iter()
+        .flat_map(|auth| &auth.tokens)
+        .any(|token| token.tenant.is_some());
+    if !token_tenants && !config.tenancy.header {
+        return Ok(());
+    }
+    let clustered = config.store.role != muninn_store::StoreRole::ReadWrite
+        || config
+            .store
+            .blocks
+            .as_ref()
+            .is_some_and(|blocks| blocks.node.is_some());
+    if clustered {
+        return Err(StartError::TenantsInCluster);
+    }
+    if config.tenancy.max_tenants == 0 {
+        return Err(StartError::NoTenants);
+    }
+    Ok(())
 }
 
 /// Without tokens, only loopback addresses, unless `insecure`.

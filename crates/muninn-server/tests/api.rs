@@ -70,3 +70,6 @@ mod limits;
 
 #[path = "api/faults.rs"]
 mod faults;
+
+#[path = "api/tenants.rs"]
+mod tenants;

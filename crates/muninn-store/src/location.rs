@@ -64,6 +64,21 @@ impl Location {
         Ok(Location::Local(PathBuf::from(text)))
     }
 
+    /// The location `name` under this one (a directory, or a longer prefix): where a tenant's
+    /// blocks live under the server's storage. `name` is one path segment.
+    pub fn child(&self, name: &str) -> Location {
+        match self {
+            Location::Local(path) => Location::Local(path.join(name)),
+            Location::S3 { bucket, prefix } => Location::S3 {
+                bucket: bucket.clone(),
+                prefix: Some(match prefix {
+                    Some(prefix) => format!("{prefix}/{name}"),
+                    None => name.to_string(),
+                }),
+            },
+        }
+    }
+
     /// `s3://BUCKET[/PREFIX]`, or the local path.
     pub fn description(&self) -> String {
         match self {
@@ -340,6 +355,13 @@ mod tests {
             s3("events", Some("muninn/blocks")).description(),
             "s3://events/muninn/blocks"
         );
+        let tenant = |location: &Location| location.child("tenants").child("a").description();
+        assert_eq!(tenant(&s3("events", None)), "s3://events/tenants/a");
+        assert_eq!(
+            tenant(&s3("events", Some("muninn"))),
+            "s3://events/muninn/tenants/a"
+        );
+        assert_eq!(tenant(&local("/var/blocks")), "/var/blocks/tenants/a");
         for refused in [
             "",
             "s3://",

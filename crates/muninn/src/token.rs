@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow};
+use muninn_server::TenantId;
 use muninn_server::auth::{Scope, TokenHash, new_token};
 
 #[derive(Debug, clap::Args)]
@@ -22,12 +23,24 @@ enum TokenCommand {
         /// Who holds it, as errors and logs name it [default: the scopes, like `ingest-read`].
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
+        /// The tenant whose data the token writes and reads (docs/security.md#tenants)
+        /// [default: none, the default tenant].
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
     },
 }
 
 pub fn run(args: TokenArgs) -> Result<ExitCode> {
-    let TokenCommand::New { scope, name } = args.command;
+    let TokenCommand::New {
+        scope,
+        name,
+        tenant,
+    } = args.command;
     let scopes = parse_scopes(&scope)?;
+    let tenant = tenant
+        .map(|tenant| TenantId::parse(tenant.trim()))
+        .transpose()
+        .map_err(|problem| anyhow!("--tenant: {problem}"))?;
     let names: Vec<&str> = scopes.iter().map(|scope| scope.name()).collect();
     let name = match name {
         Some(name) if name.trim().is_empty() || name.contains(['"', '\\', '\n']) => {
@@ -50,6 +63,9 @@ pub fn run(args: TokenArgs) -> Result<ExitCode> {
     println!("hash = \"{}\"", TokenHash::of(&token));
     let quoted: Vec<String> = names.iter().map(|name| format!("\"{name}\"")).collect();
     println!("scopes = [{}]", quoted.join(", "));
+    if let Some(tenant) = tenant {
+        println!("tenant = \"{tenant}\"");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -18,6 +18,7 @@ use muninn_archive::{Archive, RecorderOptions};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
+use crate::server::AppState;
 
 pub use config::{ArchiveConfig, ArchiveConfigError};
 pub(crate) use journey::add_archive_links;
@@ -87,8 +88,15 @@ impl ArchiveState {
 }
 
 /// The archive, or the 404 that every archive route answers when none is configured.
-pub(crate) fn configured(archive: &Option<Arc<ArchiveState>>) -> Result<&ArchiveState, ApiError> {
-    archive.as_deref().ok_or_else(|| {
+pub(crate) fn configured(state: &AppState) -> Result<&ArchiveState, ApiError> {
+    if let Some(tenant) = &state.tenant {
+        // The archive's recorders are the operator's, of the default tenant.
+        return Err(ApiError::not_found(format!(
+            "tenant `{tenant}` has no event archive: the archive belongs to the default tenant \
+             (docs/security.md#tenants)"
+        )));
+    }
+    state.archive.as_deref().ok_or_else(|| {
         ApiError::not_found(
             "the event archive is not configured on this server; add an [archive] table with \
              `location = \"DIR\"` to muninn serve's configuration file (see docs/archive.md)",

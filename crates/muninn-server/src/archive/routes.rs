@@ -3,11 +3,11 @@
 //! `…/events/{event_id}` (every archived message with that event id). Parameters are checked
 //! here with errors naming them; answers are the server's own JSON shapes.
 
-use std::sync::Arc;
+use crate::tenant::TenantState;
 
 use axum::Json;
+use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use muninn_archive::{
@@ -19,7 +19,6 @@ use serde_json::{Map, Value, json};
 use super::configured;
 use crate::compat::{ParamError, Params, RawParams};
 use crate::error::ApiError;
-use crate::server::AppState;
 
 /// The payload bytes rendered in one message's answer unless `max_bytes` says otherwise…
 const DEFAULT_MESSAGE_PAYLOAD_BYTES: usize = 64 << 10;
@@ -38,8 +37,8 @@ const LIST_PARAMETERS: [&str; 4] = ["from", "to", "filter", "limit"];
 
 /// `GET /api/v1/archive/streams`: every archived stream, its partitions, offsets, hours,
 /// counts, bytes, files and gaps.
-pub(crate) async fn streams(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let archive = &configured(&state.archive)?.archive;
+pub(crate) async fn streams(TenantState(state): TenantState) -> Result<Response, ApiError> {
+    let archive = &configured(&state)?.archive;
     let streams: Vec<Value> = archive.streams().await?.iter().map(stream_view).collect();
     Ok(Json(json!({ "streams": streams })).into_response())
 }
@@ -79,10 +78,10 @@ fn stream_view(stream: &StreamSummary) -> Value {
 /// without, the stream's messages in `[from, to)` matching every `filter`, by partition then
 /// offset, at most `limit`.
 pub(crate) async fn messages(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     raw: RawParams,
 ) -> Result<Response, ApiError> {
-    let archive = &configured(&state.archive)?.archive;
+    let archive = &configured(&state)?.archive;
     let params = Params::read(raw)?;
     if params.get("offset").is_some() {
         if let Some(name) = LIST_PARAMETERS
@@ -123,10 +122,10 @@ pub(crate) async fn messages(
 /// `GET /api/v1/archive/messages/raw`: the payload of the message at (stream, partition,
 /// offset), byte for byte.
 pub(crate) async fn raw_message(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     raw: RawParams,
 ) -> Result<Response, ApiError> {
-    let archive = &configured(&state.archive)?.archive;
+    let archive = &configured(&state)?.archive;
     let params = Params::read(raw)?;
     let position = Position::read(&params)?;
     let message = position.find(archive).await?;
@@ -148,7 +147,7 @@ pub(crate) async fn raw_message(
 /// `stream` or every stream, with a broker timestamp in `[from, to)` (the whole archive by
 /// default: every file of the range is read).
 pub(crate) async fn event_messages(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     event_id: Result<Path<String>, PathRejection>,
     raw: RawParams,
 ) -> Result<Response, ApiError> {
@@ -162,7 +161,7 @@ pub(crate) async fn event_messages(
             ),
         ));
     }
-    let archive = &configured(&state.archive)?.archive;
+    let archive = &configured(&state)?.archive;
     let params = Params::read(raw)?;
     let streams = match params.get("stream") {
         Some(_) => vec![stream(&params)?],

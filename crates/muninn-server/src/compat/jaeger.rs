@@ -3,11 +3,11 @@
 //! graph. Answers and errors use Jaeger's envelope `{data, total, limit, offset, errors}`;
 //! an error's entry has Jaeger's `code` and `msg` plus `field`, the offending parameter.
 
-use std::sync::Arc;
+use crate::tenant::TenantState;
 
 use axum::Json;
+use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use muninn_model::{SpanKind, TraceId, now_unix_nanos};
@@ -18,7 +18,6 @@ use super::{
     DEFAULT_LOOKBACK_NANOS, NANOS_PER_MICRO, ParamError, Params, RawParams, dependency_range,
     parse_go_duration, streams_flag, whole_retention,
 };
-use crate::server::AppState;
 
 /// Traces a search returns when `limit` is absent (Jaeger's own default).
 const DEFAULT_LIMIT: usize = 100;
@@ -79,13 +78,13 @@ fn trace_id(text: &str, name: &str) -> Result<TraceId, JaegerApiError> {
 }
 
 /// `GET /api/services`.
-pub(crate) async fn services(State(state): State<Arc<AppState>>) -> Response {
+pub(crate) async fn services(TenantState(state): TenantState) -> Response {
     Json(muninn_query::jaeger_services(&state.store, whole_retention()).await).into_response()
 }
 
 /// `GET /api/services/{service}/operations`.
 pub(crate) async fn service_operations(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     service: Result<Path<String>, PathRejection>,
 ) -> Answer {
     let service = path_text(service, "service")?;
@@ -96,7 +95,7 @@ pub(crate) async fn service_operations(
 }
 
 /// `GET /api/operations?service=&spanKind=`.
-pub(crate) async fn operations(State(state): State<Arc<AppState>>, raw: RawParams) -> Answer {
+pub(crate) async fn operations(TenantState(state): TenantState, raw: RawParams) -> Answer {
     let params = Params::read(raw)?;
     let service = params
         .get("service")
@@ -220,7 +219,7 @@ fn search_query(params: &Params) -> Result<TraceSearchQuery, ParamError> {
 }
 
 /// `GET /api/traces`: a search, or with `traceID` (repeated) those traces.
-pub(crate) async fn traces(State(state): State<Arc<AppState>>, raw: RawParams) -> Answer {
+pub(crate) async fn traces(TenantState(state): TenantState, raw: RawParams) -> Answer {
     let params = Params::read(raw)?;
     let trace_ids = params.all("traceID");
     if !trace_ids.is_empty() {
@@ -249,7 +248,7 @@ pub(crate) async fn traces(State(state): State<Arc<AppState>>, raw: RawParams) -
 
 /// `GET /api/traces/{traceID}`.
 pub(crate) async fn trace(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     trace_id_text: Result<Path<String>, PathRejection>,
 ) -> Answer {
     let text = path_text(trace_id_text, "traceID")?;
@@ -264,7 +263,7 @@ pub(crate) async fn trace(
 }
 
 /// `GET /api/dependencies?endTs=&lookback=&streams=`.
-pub(crate) async fn dependencies(State(state): State<Arc<AppState>>, raw: RawParams) -> Answer {
+pub(crate) async fn dependencies(TenantState(state): TenantState, raw: RawParams) -> Answer {
     let params = Params::read(raw)?;
     let range = dependency_range(&params)?;
     let streams = streams_flag(&params)?;

@@ -3,12 +3,12 @@
 //! answer Zipkin's shapes in Zipkin's units (microseconds, `endTs`/`lookback` in
 //! milliseconds). Errors use Muninn's error body, naming the parameter or span member.
 
-use std::sync::Arc;
+use crate::tenant::TenantState;
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use muninn_ingest::decode_zipkin_spans;
@@ -59,7 +59,7 @@ fn count_request(state: &AppState, status: StatusCode) {
 /// `POST /api/v2/spans`: 202 without a body when every span was stored; 400 with the
 /// `IngestResponse` body when any was rejected (the valid ones are stored all the same).
 pub(crate) async fn post_spans(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -130,13 +130,13 @@ fn answer<T: Serialize>(answer: ZipkinAnswer<T>) -> Response {
 }
 
 /// `GET /api/v2/services`.
-pub(crate) async fn services(State(state): State<Arc<AppState>>) -> Response {
+pub(crate) async fn services(TenantState(state): TenantState) -> Response {
     answer(muninn_query::zipkin_names(&state.store, whole_retention(), None).await)
 }
 
 /// `GET /api/v2/spans?serviceName=`.
 pub(crate) async fn span_names(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     raw: RawParams,
 ) -> Result<Response, ApiError> {
     let params = Params::read(raw)?;
@@ -219,7 +219,7 @@ fn search_query(params: &Params) -> Result<TraceSearchQuery, ParamError> {
 
 /// `GET /api/v2/traces`.
 pub(crate) async fn traces(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     raw: RawParams,
 ) -> Result<Response, ApiError> {
     let params = Params::read(raw)?;
@@ -231,7 +231,7 @@ pub(crate) async fn traces(
 
 /// `GET /api/v2/trace/{traceId}`.
 pub(crate) async fn trace(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     trace_id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let text = crate::query::path_segment(trace_id, "traceId")?;
@@ -252,7 +252,7 @@ pub(crate) async fn trace(
 
 /// `GET /api/v2/dependencies?endTs=&lookback=&streams=`.
 pub(crate) async fn dependencies(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     raw: RawParams,
 ) -> Result<Response, ApiError> {
     let params = Params::read(raw)?;

@@ -203,6 +203,7 @@ impl UnaryService<Bytes> for Export {
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         self.reached.store(true, Ordering::Relaxed);
         let state = self.state.clone();
+        let mut token = None;
         if let Some(auth) = &state.auth {
             let authorization = request
                 .metadata()
@@ -216,15 +217,35 @@ impl UnaryService<Bytes> for Export {
                     let status = refusal.grpc_status("TraceService/Export");
                     return Box::pin(async move { Err(status) });
                 }
-                Ok(token) => {
+                Ok(accepted) => {
                     let length = request.get_ref().len() as u64;
-                    if let Err(status) = limit_rate(&state, &token.name, length) {
+                    if let Err(status) = limit_rate(&state, &accepted.name, length) {
                         return Box::pin(async move { Err(status) });
                     }
+                    token = Some(accepted.clone());
                 }
             }
         }
+        let header = match request.metadata().get(TENANT_METADATA) {
+            None => Ok(None),
+            Some(value) => value.to_str().map(Some).map_err(|_| ()),
+        };
+        let tenant = crate::tenant::resolve(state.tenants.config(), header, token.as_ref());
         Box::pin(async move {
+            let state = match tenant {
+                Ok(None) => state,
+                Ok(Some(id)) => match state.tenants.state(&state, &id).await {
+                    Ok(tenant_state) => tenant_state,
+                    Err(error) => {
+                        count_request(&state, GRPC_ENDPOINT, error.status.as_u16());
+                        return Err(error.into_grpc_status());
+                    }
+                },
+                Err(error) => {
+                    count_request(&state, GRPC_ENDPOINT, error.status.as_u16());
+                    return Err(error.into_grpc_status());
+                }
+            };
             let (status, result) = export(&state, request.into_inner()).await;
             count_request(&state, GRPC_ENDPOINT, status);
             result.map(Response::new)
@@ -267,6 +288,9 @@ async fn export(state: &AppState, message: Bytes) -> (u16, Result<Bytes, Status>
         Err(error) => (error.status.as_u16(), Err(error.into_grpc_status())),
     }
 }
+
+/// `X-Scope-OrgID` as gRPC metadata keys are written (lower case).
+const TENANT_METADATA: &str = "x-scope-orgid";
 
 /// Hands the message bytes through; `Export` decodes them itself.
 #[derive(Debug, Clone, Copy, Default)]

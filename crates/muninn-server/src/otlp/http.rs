@@ -4,10 +4,9 @@
 //! `google.rpc.Status` for a refused request — 400 undecodable, 413 too large, 415 another
 //! content type or encoding, 503 with `Retry-After` while the store is overloaded.
 
-use std::sync::Arc;
+use crate::tenant::TenantState;
 
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use muninn_ingest::{decode_otlp_json, decode_otlp_protobuf};
@@ -16,7 +15,6 @@ use serde_json::json;
 
 use super::{HTTP_ENDPOINT, count_request};
 use crate::error::{ApiError, add_retry_after};
-use crate::server::AppState;
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
@@ -49,7 +47,7 @@ impl Encoding {
 }
 
 pub(crate) async fn post_traces(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     headers: HeaderMap,
     body: Body,
 ) -> Response {

@@ -4,13 +4,13 @@
 mod rules;
 mod validate;
 
+use crate::tenant::TenantState;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::body::{Body, to_bytes};
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -66,14 +66,14 @@ fn rule_answer(status: StatusCode, rule: &SamplingRule) -> Response {
 }
 
 /// `GET /api/v1/sampling/rules`: every rule, sorted by id.
-pub(crate) async fn list_rules(State(state): State<Arc<AppState>>) -> Response {
+pub(crate) async fn list_rules(TenantState(state): TenantState) -> Response {
     let rules = state.sampling.snapshot();
     Json(serde_json::json!({ "rules": rules.as_slice() })).into_response()
 }
 
 /// `POST /api/v1/sampling/rules`: a new rule, 201 with its `Location`.
 pub(crate) async fn create_rule(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     body: Body,
 ) -> Result<Response, ApiError> {
     let body = read_rule(body).await?;
@@ -83,7 +83,7 @@ pub(crate) async fn create_rule(
 
 /// `GET /api/v1/sampling/rules/{id}`.
 pub(crate) async fn get_rule(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let id = rule_id(id)?;
@@ -95,7 +95,7 @@ pub(crate) async fn get_rule(
 
 /// `PUT /api/v1/sampling/rules/{id}`: creates (201) or replaces (200) the rule.
 pub(crate) async fn put_rule(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     id: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -123,7 +123,7 @@ pub(crate) async fn put_rule(
 
 /// `DELETE /api/v1/sampling/rules/{id}`: 204, or 404 when no rule has the id.
 pub(crate) async fn delete_rule(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let id = rule_id(id)?;
@@ -134,7 +134,7 @@ pub(crate) async fn delete_rule(
 /// `GET /api/v1/sampling/config?service=NAME`: the rules resolved for one service. The strong
 /// `ETag` is a hash of the body; `If-None-Match` with it (or `*`) answers 304 without a body.
 pub(crate) async fn config(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {

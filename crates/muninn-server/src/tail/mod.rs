@@ -11,19 +11,17 @@
 mod config;
 mod sampler;
 
+use crate::tenant::TenantState;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use muninn_model::{Span, TraceId};
 use muninn_store::Store;
 
 pub use config::{MAX_KEPT_NAMES, TailSamplingConfig, TailSamplingConfigError};
 pub use sampler::{Clock, SystemClock, TailSampler};
-
-use crate::server::AppState;
 
 /// Connects a sampler to the store: it sees every append and filters every flush.
 pub(crate) fn install(store: &Store, sampler: &Arc<TailSampler>) {
@@ -48,7 +46,7 @@ pub(crate) async fn run_ticker(sampler: Arc<TailSampler>) {
 }
 
 /// `GET /api/v1/sampling/tail`: whether tail sampling is on, its configuration and live stats.
-pub(crate) async fn get_tail(State(state): State<Arc<AppState>>) -> Response {
+pub(crate) async fn get_tail(TenantState(state): TenantState) -> Response {
     match &state.tail_sampler {
         None => Json(serde_json::json!({"enabled": false})).into_response(),
         Some(sampler) => Json(serde_json::json!({

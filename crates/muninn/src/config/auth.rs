@@ -8,13 +8,20 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
-use muninn_server::RateLimit;
 use muninn_server::auth::{ApiToken, AuthConfig, Scope, TokenHash};
+use muninn_server::{RateLimit, TenantId};
 
 /// The keys of `[auth]`, in the order the example file documents them.
 const KEYS: [&str; 3] = ["tokens", "open", "peer_token"];
 /// The keys of each `[[auth.tokens]]` entry.
-const TOKEN_KEYS: [&str; 5] = ["name", "hash", "scopes", "ingest_rate", "ingest_burst"];
+const TOKEN_KEYS: [&str; 6] = [
+    "name",
+    "hash",
+    "scopes",
+    "ingest_rate",
+    "ingest_burst",
+    "tenant",
+];
 /// The routes `open` may name.
 const OPEN_ROUTES: [&str; 2] = ["healthz", "metrics"];
 
@@ -120,6 +127,7 @@ impl AuthSection {
         })?;
         let (mut name, mut hash, mut scopes) = (None, None, None);
         let (mut rate, mut burst) = (None, None);
+        let mut tenant = None;
         for (field, value) in table {
             match field.as_str() {
                 "name" => {
@@ -176,6 +184,12 @@ impl AuthSection {
                         burst = Some((bytes, value));
                     }
                 }
+                "tenant" => {
+                    let text = value.as_str().unwrap_or_default();
+                    let parsed = TenantId::parse(text)
+                        .map_err(|hint| self.error(&key("tenant"), value, &hint))?;
+                    tenant = Some(parsed);
+                }
                 unknown => {
                     return Err(anyhow!(
                         "configuration file {}: unknown key `auth.tokens[{index}].{unknown}`; each \
@@ -221,6 +235,7 @@ impl AuthSection {
         };
         Ok(ApiToken {
             ingest_rate,
+            tenant,
             name: name.ok_or_else(|| missing("name", "name who holds the token"))?,
             hash: hash.ok_or_else(|| {
                 missing(
@@ -260,7 +275,17 @@ mod tests {
         let token = config.find("mnn_secret").unwrap();
         assert_eq!(token.name, "checkout");
         assert_eq!(token.scopes, [Scope::Ingest, Scope::Read]);
+        assert_eq!(token.tenant, None);
         assert!(config.find("mnn_other").is_none());
+        let (with_tenant, _) = section(&format!(
+            "[[tokens]]\nname = \"a\"\nhash = \"{hash}\"\nscopes = [\"read\"]\ntenant = \"team-a\"\n"
+        ))
+        .validate()
+        .unwrap();
+        assert_eq!(
+            with_tenant.tokens[0].tenant.as_ref().map(TenantId::as_str),
+            Some("team-a")
+        );
         let entry = |fields: &str| format!("[[tokens]]\n{fields}\n");
         for (text, expected) in [
             (
@@ -292,6 +317,12 @@ mod tests {
                     ))
                 ),
                 "two [[auth.tokens]] are named `a`",
+            ),
+            (
+                entry(&format!(
+                    "name = \"a\"\nhash = \"{hash}\"\nscopes = [\"read\"]\ntenant = \"../b\""
+                )),
+                "`auth.tokens[0].tenant`",
             ),
             ("open = [\"openapi\"]\n".to_string(), "`auth.open`"),
             ("peer_token = \"\"\n".to_string(), "`auth.peer_token`"),

@@ -138,7 +138,7 @@ impl<'de> Deserialize<'de> for Scalar {
         impl de::Visitor<'_> for Visitor {
             type Value = Scalar;
             fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-                formatter.write_str("a string or a number")
+                formatter.write_str("a string, a number or a boolean")
             }
             fn visit_str<E: de::Error>(self, text: &str) -> Result<Scalar, E> {
                 Ok(Scalar(text.to_string()))
@@ -151,6 +151,9 @@ impl<'de> Deserialize<'de> for Scalar {
             }
             fn visit_f64<E: de::Error>(self, number: f64) -> Result<Scalar, E> {
                 Ok(Scalar(number.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, value: bool) -> Result<Scalar, E> {
+                Ok(Scalar(value.to_string()))
             }
         }
         deserializer.deserialize_any(Visitor)

@@ -710,8 +710,23 @@ mod tests {
         );
         let error = file("version = 2\n").unwrap_err().to_string();
         assert!(error.contains("version 1"), "{error}");
-        let error = file("listen = true\n").unwrap_err().to_string();
-        assert!(error.contains("a string or a number"), "{error}");
+        let error = file("listen = [1]\n").unwrap_err().to_string();
+        assert!(error.contains("a string, a number or a boolean"), "{error}");
+        let error = file("tenant_header = 1\n")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("tenant_header") && error.contains("use true or false"),
+            "{error}"
+        );
+        let tenants = file("tenant_header = true\nmax_tenants = 3\n")
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert!(tenants.tenancy.header);
+        assert_eq!(tenants.tenancy.max_tenants, 3);
         let error = file("[tail_sampling]\n[tail_sampling]\n")
             .unwrap_err()
             .to_string();

@@ -425,6 +425,42 @@ pub(super) const SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    Setting {
+        key: "tenant_header",
+        flag: "--tenant-header",
+        env: "MUNINN_TENANT_HEADER",
+        value_name: "BOOL",
+        help: "Take a request's tenant from X-Scope-OrgID when its token names none (set it only \
+               behind a proxy that authenticates callers and sets the header); then a request \
+               naming no tenant is refused",
+        default: Some("false"),
+        apply: |text, config| {
+            config.tenancy.header = match text.trim().to_ascii_lowercase().as_str() {
+                "true" | "on" => true,
+                "false" | "off" => false,
+                _ => return Err(not_valid(text, "switch", "use true or false")),
+            };
+            Ok(())
+        },
+    },
+    Setting {
+        key: "max_tenants",
+        flag: "--max-tenants",
+        env: "MUNINN_MAX_TENANTS",
+        value_name: "COUNT",
+        help: "Tenants with a store open at once, besides the default tenant; a new tenant past \
+               it is answered 503. Each tenant's store has memory_limit of its own",
+        default: Some("64"),
+        apply: |text, config| {
+            config.tenancy.max_tenants = text
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|count| (1..=10_000).contains(count))
+                .ok_or_else(|| not_valid(text, "tenant count", "use a number from 1 to 10000"))?;
+            Ok(())
+        },
+    },
 ];
 
 /// The TLS files set so far (`tls_cert` and `tls_key` fill one each; `mod.rs` checks both are).

@@ -320,6 +320,11 @@ impl Tenants {
                 task.abort();
             }
         }
+        // Each tenant's state holds these `Tenants`: dropping the states ends the cycle, so
+        // their stores close (a request still in flight keeps its own `Arc`).
+        if let Ok(mut open) = self.open.write() {
+            open.clear();
+        }
     }
 }
 

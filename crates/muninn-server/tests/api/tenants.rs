@@ -252,6 +252,8 @@ async fn behind_a_trusted_proxy_the_header_names_the_tenant_over_http_and_grpc()
     assert!(answer.text.contains("max_tenants"), "{}", answer.text);
     // The monitoring routes are the server's, not a tenant's.
     assert_eq!(api.get("/healthz", &[]).await.status, 200);
+    let metrics = api.get("/metrics", &[]).await.text;
+    assert_eq!(crate::support::metric(&metrics, "muninn_tenants_open"), 2.0);
     server.stop().await;
 }
 
@@ -271,4 +273,16 @@ async fn without_a_trusted_proxy_the_header_is_refused() {
     assert_eq!(answer.status, 400, "{}", answer.text);
     assert!(answer.text.contains("tenant_header"), "{}", answer.text);
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_node_refuses_tenants_at_start() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = muninn_server::ServerConfig::new(data_dir.path(), 0);
+    config.tenancy.header = true;
+    config.store.role = muninn_store::StoreRole::ReadOnly {
+        refresh_every: std::time::Duration::from_secs(1),
+    };
+    let error = muninn_server::start(config).await.err().expect("refused");
+    assert!(error.to_string().contains("a cluster's roles"), "{error}");
 }

@@ -1,7 +1,8 @@
 //! Tokens end to end through the binary: `muninn token new` prints a token and the
 //! `[[auth.tokens]]` entry; a server configured with that entry refuses `muninn query` without
 //! the token and answers it with `--token` or `MUNINN_TOKEN`; without tokens, `muninn serve`
-//! refuses a non-loopback address unless `--insecure`.
+//! refuses a non-loopback address unless `--insecure`; `--tenant` gives a token a store of its
+//! own.
 
 use std::time::Duration;
 
@@ -97,4 +98,61 @@ fn serve_without_tokens_stays_on_loopback_unless_insecure() {
             .contains("\"write\" is not a scope; use ingest, read, admin"),
         "{bad:?}"
     );
+    let bad = run(
+        muninn(&["token", "new", "--scope", "read", "--tenant", "../a"]),
+        Duration::from_secs(60),
+    );
+    assert!(!bad.status.success());
+    assert!(bad.stderr.contains("--tenant"), "{bad:?}");
+}
+
+/// A token of a tenant, from `muninn token new --tenant`: the server takes the entry and opens
+/// the tenant's own store for it (under the data directory's `tenants/`); the default tenant's
+/// token is served beside it. (Isolation itself: the server's `tests/api/tenants.rs`.)
+#[test]
+fn a_tenants_token_gets_a_store_of_its_own() {
+    let tenant = run(
+        muninn(&[
+            "token",
+            "new",
+            "--scope",
+            "read,admin",
+            "--name",
+            "team-a",
+            "--tenant",
+            "team-a",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert!(tenant.status.success(), "{tenant:?}");
+    assert!(tenant.stdout.contains("tenant = \"team-a\""), "{tenant:?}");
+    let tenant_token = tenant
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("token: "))
+        .unwrap()
+        .to_string();
+    let tenant_entry: Vec<&str> = tenant
+        .stdout
+        .lines()
+        .skip_while(|line| *line != "[[auth.tokens]]")
+        .collect();
+    let (token, entry) = new_token("read");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("muninn.toml");
+    std::fs::write(&config, format!("{entry}\n{}\n", tenant_entry.join("\n"))).unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &["--config", config.to_str().unwrap()], &[]);
+    let url = server.base_url.as_str();
+    for token in [&tenant_token, &token] {
+        let answered = run(
+            muninn(&[
+                "query", "--server", url, "--token", token, "services", "--json",
+            ]),
+            Duration::from_secs(60),
+        );
+        assert!(answered.status.success(), "{answered:?}");
+    }
+    assert!(data.join("tenants").join("team-a").join("wal").is_dir());
+    server.stop();
 }

@@ -662,21 +662,19 @@ async fn time_queries(
 /// `ok`, or `degraded` while the WAL cannot be written (ingest answers 503), the last flush
 /// failed (the spans wait in the WAL) or an archive recorder is failing; each part says why.
 async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let stats = state.store.stats();
-    let flushing = stats.flush_error.is_none();
-    let wal = stats.wal_error.is_none();
-    let store_healthy = flushing && wal;
-    let mut health = serde_json::json!({
-        "store": {
-            "wal": if wal { "ok" } else { "failing" },
-            "wal_failures": stats.wal_failures,
-            "last_wal_error": stats.wal_error,
-            "flushing": if flushing { "ok" } else { "failing" },
-            "flush_failures": stats.flush_failures,
-            "last_flush_error": stats.flush_error,
-            "quarantined_blocks": state.store.quarantined_blocks(),
-        },
-    });
+    let (store, mut store_healthy) = store_health(&state.store);
+    let mut health = serde_json::json!({ "store": store });
+    // Each open tenant's store, by tenant: a tenant whose WAL or flush fails degrades the server.
+    let tenants = state.tenants.open_states();
+    if !tenants.is_empty() {
+        let mut by_tenant = serde_json::Map::new();
+        for (id, tenant) in tenants {
+            let (store, healthy) = store_health(&tenant.store);
+            store_healthy &= healthy;
+            by_tenant.insert(id.to_string(), store);
+        }
+        health["tenants"] = by_tenant.into();
+    }
     let archive_healthy = match &state.archive {
         None => true,
         Some(archive) => {
@@ -690,6 +688,23 @@ async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         "degraded".into()
     };
     axum::Json(health)
+}
+
+/// A store's part of `/healthz`, and whether its WAL and its flushes work.
+fn store_health(store: &Store) -> (serde_json::Value, bool) {
+    let stats = store.stats();
+    let flushing = stats.flush_error.is_none();
+    let wal = stats.wal_error.is_none();
+    let health = serde_json::json!({
+        "wal": if wal { "ok" } else { "failing" },
+        "wal_failures": stats.wal_failures,
+        "last_wal_error": stats.wal_error,
+        "flushing": if flushing { "ok" } else { "failing" },
+        "flush_failures": stats.flush_failures,
+        "last_flush_error": stats.flush_error,
+        "quarantined_blocks": store.quarantined_blocks(),
+    });
+    (health, flushing && wal)
 }
 
 async fn openapi() -> impl IntoResponse {

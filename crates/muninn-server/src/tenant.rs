@@ -237,6 +237,18 @@ impl Tenants {
         Ok(state)
     }
 
+    /// The open tenants' states, by name.
+    pub fn open_states(&self) -> Vec<(TenantId, Arc<AppState>)> {
+        self.open
+            .read()
+            .map(|open| {
+                open.iter()
+                    .map(|(id, state)| (id.clone(), state.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn get(&self, id: &TenantId) -> Option<Arc<AppState>> {
         self.open.read().ok()?.get(id).cloned()
     }

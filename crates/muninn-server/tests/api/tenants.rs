@@ -250,8 +250,12 @@ async fn behind_a_trusted_proxy_the_header_names_the_tenant_over_http_and_grpc()
     let answer = post_spans(api, &[produced(TRACE_A, "c", "evt-c")], &[tenant("c")]).await;
     assert_eq!(answer.status, 503, "{}", answer.text);
     assert!(answer.text.contains("max_tenants"), "{}", answer.text);
-    // The monitoring routes are the server's, not a tenant's.
-    assert_eq!(api.get("/healthz", &[]).await.status, 200);
+    // The monitoring routes are the server's, not a tenant's; /healthz names each tenant's store.
+    let health = api.get_json("/healthz", &[]).await;
+    assert_eq!(health["status"], "ok", "{health}");
+    for tenant in ["a", "b"] {
+        assert_eq!(health["tenants"][tenant]["wal"], "ok", "{health}");
+    }
     let metrics = api.get("/metrics", &[]).await.text;
     assert_eq!(crate::support::metric(&metrics, "muninn_tenants_open"), 2.0);
     server.stop().await;

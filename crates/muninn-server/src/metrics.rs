@@ -4,8 +4,10 @@
 
 mod events;
 mod limits;
+mod tenants;
 
 pub(crate) use limits::{ConnectionMetrics, LimitMetrics};
+pub(crate) use tenants::TenantMetrics;
 
 use muninn_store::Store;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
@@ -33,6 +35,8 @@ pub(crate) struct Metrics {
     auth_refusals: Family<Labels, Counter>,
     /// Connections, TLS, rate limits, body timeouts and query slots.
     pub limits: LimitMetrics,
+    /// The open tenants and their stores.
+    pub tenants: TenantMetrics,
     sampling_rules: Gauge,
     head_spans: Gauge,
     head_bytes: Gauge,
@@ -117,6 +121,7 @@ impl Metrics {
             auth_refusals.clone(),
         );
         let limits = LimitMetrics::register(&mut registry);
+        let tenants = TenantMetrics::register(&mut registry);
         let sampling_rules = Gauge::default();
         let (head_bytes, memory_limit_bytes) = (Gauge::default(), Gauge::default());
         let (head_limit_bytes, block_index_bytes) = (Gauge::default(), Gauge::default());
@@ -358,6 +363,7 @@ impl Metrics {
             sampling_config_requests,
             auth_refusals,
             limits,
+            tenants,
             sampling_rules,
             head_spans,
             head_bytes,

@@ -718,8 +718,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     if let Some(sampler) = &state.tail_sampler {
         sampler.before_scrape();
     }
-    let tenants_open = i64::try_from(state.tenants.open_count()).unwrap_or(i64::MAX);
-    state.metrics.limits.tenants_open.set(tenants_open);
+    state.metrics.tenants.set(&state.tenants.open_states());
     let text = state
         .metrics
         .render(&state.store, state.sampling.len(), &state.body_budget);

@@ -1,6 +1,6 @@
 //! Metrics of the server's limits and defences: open connections and failed TLS handshakes by
 //! listener, TLS certificate reloads, ingest refused by a token's rate limit, ingest bodies
-//! that came too slowly, queries held back or cut short, and the tenants open.
+//! that came too slowly, and queries held back or cut short.
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -30,8 +30,6 @@ pub(crate) struct LimitMetrics {
     pub queries_refused: Family<Labels, Counter>,
     /// Queries whose time limit cut their answer short (or stopped them).
     pub query_time_limits: Counter,
-    /// Tenants with a store open now, besides the default (`tenant.rs`).
-    pub tenants_open: Gauge,
 }
 
 impl LimitMetrics {
@@ -45,7 +43,6 @@ impl LimitMetrics {
             queries_running: Gauge::default(),
             queries_refused: Family::default(),
             query_time_limits: Counter::default(),
-            tenants_open: Gauge::default(),
         };
         for reason in ["busy", "waited"] {
             let _ = metrics
@@ -103,11 +100,6 @@ impl LimitMetrics {
             "Queries whose answer query_timeout cut short (partial, with the blocks not read \
              named) or stopped",
             metrics.query_time_limits.clone(),
-        );
-        registry.register(
-            "tenants_open",
-            "Tenants with a store open now, besides the default tenant (at most max_tenants)",
-            metrics.tenants_open.clone(),
         );
         metrics
     }

@@ -258,6 +258,10 @@ async fn behind_a_trusted_proxy_the_header_names_the_tenant_over_http_and_grpc()
     }
     let metrics = api.get("/metrics", &[]).await.text;
     assert_eq!(crate::support::metric(&metrics, "muninn_tenants_open"), 2.0);
+    assert_eq!(
+        crate::support::metric(&metrics, "muninn_tenant_head_spans{tenant=\"a\"}"),
+        1.0
+    );
     server.stop().await;
 }
 

@@ -295,6 +295,15 @@ mod tests {
     /// A store with two blocks: trace 1's, then trace 2's.
     async fn two_blocks(fs: &SimulatedFs) -> (Store, Vec<Arc<BlockHandle>>) {
         let store = open(fs).await;
+        flush_two_blocks(&store).await;
+        let mut blocks = store.shared.blocks.read().unwrap().clone();
+        blocks.sort_by_key(|handle| handle.meta.flush_seq);
+        assert_eq!(blocks.len(), 2);
+        (store, blocks)
+    }
+
+    /// Trace 1's span flushed into a block, then trace 2's into another.
+    async fn flush_two_blocks(store: &Store) {
         for trace in [1, 2] {
             store
                 .append(vec![event_span(trace, 0)], Vec::new())
@@ -302,10 +311,6 @@ mod tests {
                 .unwrap();
             store.flush().await.unwrap();
         }
-        let mut blocks = store.shared.blocks.read().unwrap().clone();
-        blocks.sort_by_key(|handle| handle.meta.flush_seq);
-        assert_eq!(blocks.len(), 2);
-        (store, blocks)
     }
 
     /// Replaces `name` in `handle`'s directory with what `damage` makes of it.
@@ -418,13 +423,7 @@ mod tests {
         let store = Store::open_with_file_system(config, Arc::new(fs.clone()))
             .await
             .unwrap();
-        for trace in [1, 2] {
-            store
-                .append(vec![event_span(trace, 0)], Vec::new())
-                .await
-                .unwrap();
-            store.flush().await.unwrap();
-        }
+        flush_two_blocks(&store).await;
         let scrubber = {
             let store = store.clone();
             tokio::spawn(async move { store.scrub_forever().await })

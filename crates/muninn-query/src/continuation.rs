@@ -194,7 +194,7 @@ pub(crate) async fn continuations(
     Continuations {
         continued_in,
         continued_from,
-        unreadable_blocks: unreadable.into_iter().collect(),
+        unreadable_blocks: crate::one_per_block(unreadable),
     }
 }
 

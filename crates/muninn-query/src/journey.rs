@@ -154,7 +154,7 @@ pub async fn journey(store: &Store, event_id: &str) -> Option<Journey> {
         event_types: event_types.into_iter().collect(),
         traces: traces.into_iter().collect(),
         hops,
-        unreadable_blocks: unreadable.into_iter().collect(),
+        unreadable_blocks: crate::one_per_block(unreadable),
     })
 }
 
@@ -291,7 +291,7 @@ pub async fn trace(store: &Store, trace_id: TraceId) -> Option<TraceTree> {
         roots: build_tree(&spans),
         continued_in: continuations.continued_in,
         continued_from: continuations.continued_from,
-        unreadable_blocks: unreadable.into_iter().collect(),
+        unreadable_blocks: crate::one_per_block(unreadable),
     })
 }
 

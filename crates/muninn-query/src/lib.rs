@@ -56,3 +56,40 @@ pub use zipkin::{
     ZipkinAnswer, ZipkinDependencyLink, ZipkinEndpoint, ZipkinSpan, zipkin_dependencies,
     zipkin_names, zipkin_search, zipkin_span, zipkin_trace,
 };
+
+/// The unreadable blocks of an answer made of several reads, one entry per block: each entry is
+/// `<block>: <why>`, and one block may fail two reads of one answer for different reasons (found
+/// damaged by the first, quarantined by the second), which is still one block not read. Sorted;
+/// the first reason of each block (in sort order) is kept.
+pub(crate) fn one_per_block(entries: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut entries: Vec<String> = entries.into_iter().collect();
+    entries.sort();
+    entries.dedup_by(|later, earlier| block_of(later) == block_of(earlier));
+    entries
+}
+
+/// The block an unreadable-block entry names: what precedes its first `": "`.
+fn block_of(entry: &str) -> &str {
+    entry.split_once(": ").map_or(entry, |(block, _)| block)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_block_that_failed_two_reads_is_one_unreadable_block() {
+        let entries = [
+            "blocks/v2/b: quarantined: checksum mismatch",
+            "blocks/v2/a: spans.parquet is damaged",
+            "blocks/v2/b: spans.parquet is damaged",
+            "blocks/v2/a: spans.parquet is damaged",
+        ]
+        .map(str::to_string);
+        assert_eq!(
+            super::one_per_block(entries),
+            [
+                "blocks/v2/a: spans.parquet is damaged",
+                "blocks/v2/b: quarantined: checksum mismatch"
+            ]
+        );
+    }
+}

@@ -90,11 +90,9 @@ pub async fn search_traces(store: &Store, query: &TraceSearchQuery) -> FoundTrac
             spans: by_trace.remove(&hit.trace_id).unwrap_or_default(),
         })
         .collect();
-    unreadable_blocks.sort();
-    unreadable_blocks.dedup();
     FoundTraces {
         traces,
-        unreadable_blocks,
+        unreadable_blocks: crate::one_per_block(unreadable_blocks),
     }
 }
 

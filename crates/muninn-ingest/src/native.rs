@@ -153,6 +153,26 @@ enum WireValue {
     Unsupported,
 }
 
+/// An attribute key or tag name, read without a copy of its own when it is one of the long
+/// keys of the conventions (`muninn_model::attribute_key`).
+pub(crate) struct WireKey(pub(crate) Text);
+
+impl<'de> Deserialize<'de> for WireKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<WireKey, D::Error> {
+        struct KeyVisitor;
+        impl serde::de::Visitor<'_> for KeyVisitor {
+            type Value = WireKey;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<WireKey, E> {
+                Ok(WireKey(muninn_model::attribute_key(key)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
 /// Attributes as a JSON object, read straight into a list in arrival order (no intermediate
 /// map: this runs for every span at ingest). The first key whose value Muninn does not store
 /// is kept, to name it in the rejection.
@@ -232,7 +252,7 @@ impl<'de> serde::Deserialize<'de> for WireAttributes {
             ) -> Result<WireAttributes, A::Error> {
                 let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(8).min(128));
                 let mut unsupported = None;
-                while let Some((key, value)) = map.next_entry::<Text, WireValue>()? {
+                while let Some((WireKey(key), value)) = map.next_entry::<WireKey, WireValue>()? {
                     match value {
                         WireValue::Scalar(value) => entries.push((key, value)),
                         WireValue::Unsupported => {

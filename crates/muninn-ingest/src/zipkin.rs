@@ -197,7 +197,9 @@ impl<'de> Deserialize<'de> for WireTags {
                 mut map: A,
             ) -> Result<WireTags, A::Error> {
                 let mut tags = Vec::new();
-                while let Some(key) = map.next_key::<Text>()? {
+                while let Some(crate::native::WireKey(key)) =
+                    map.next_key::<crate::native::WireKey>()?
+                {
                     let value = map.next_value::<Option<WireTag>>().map_err(|_| {
                         serde::de::Error::custom(format!(
                             "tag {key:?} must be a string (numbers and booleans are accepted)"

@@ -15,7 +15,7 @@ pub use ids::{IdError, SpanId, TraceId};
 pub use limits::{FieldError, Limits};
 pub use span::{
     Action, AttributeValue, Attributes, Broker, EventColumns, Link, Span, SpanKind, Status,
-    StatusCode, Text, allocated_size,
+    StatusCode, Text, allocated_size, attribute_key,
 };
 pub use time::{
     NANOS_PER_MINUTE, NANOS_PER_SECOND, TimeError, format_rfc3339_nanos, now_unix_nanos,

@@ -137,6 +137,55 @@ pub enum AttributeValue {
 /// Attributes in the order they were received; keys are unique.
 pub type Attributes = Vec<(Text, AttributeValue)>;
 
+/// Keys of OpenTelemetry's semantic conventions longer than the 24 bytes a [`Text`] holds
+/// inline, which the messaging spans Muninn takes carry on most spans.
+const LONG_KNOWN_KEYS: &[&str] = &[
+    "messaging.destination.partition.id",
+    "messaging.destination.name",
+    "messaging.destination.template",
+    "messaging.destination.temporary",
+    "messaging.destination.anonymous",
+    "messaging.destination.subscription.name",
+    "messaging.destination_publish.name",
+    "messaging.consumer.group.name",
+    "messaging.message.conversation_id",
+    "messaging.message.body.size",
+    "messaging.message.envelope.size",
+    "messaging.batch.message_count",
+    "messaging.kafka.message.key",
+    "messaging.kafka.message.tombstone",
+    "messaging.kafka.message.offset",
+    "messaging.kafka.consumer.group",
+    "messaging.kafka.destination.partition",
+    "messaging.rabbitmq.destination.routing_key",
+    "messaging.rabbitmq.message.delivery_tag",
+    "messaging.rocketmq.message.keys",
+    "messaging.rocketmq.message.tag",
+    "messaging.rocketmq.client_group",
+    "messaging.gcp_pubsub.message.ordering_key",
+    "messaging.gcp_pubsub.message.ack_id",
+    "messaging.servicebus.message.delivery_count",
+    "messaging.servicebus.message.enqueued_time",
+    "messaging.eventhubs.message.enqueued_time",
+    "messaging.eventhubs.consumer.group",
+    "deployment.environment.name",
+    "process.runtime.description",
+    "http.response.status_code",
+    "http.request.method_original",
+];
+
+/// An attribute key as a [`Text`]: the long keys of the semantic conventions point at one
+/// static copy instead of allocating for every span; any other key is copied (inline up to
+/// 24 bytes).
+pub fn attribute_key(key: &str) -> Text {
+    if key.len() > 24
+        && let Some(known) = LONG_KNOWN_KEYS.iter().find(|known| **known == key)
+    {
+        return Text::const_new(known);
+    }
+    Text::from(key)
+}
+
 /// Whether the span succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum StatusCode {
@@ -337,5 +386,36 @@ mod tests {
         span.event.message_id = Some("1faeef7fd96beb13f5060ca5".into());
         span.service = "inventory".into();
         assert_eq!(span.memory_bytes(), bare + 48 + 48);
+        // A long key of the conventions points at its static copy; another long key is counted.
+        span.attributes = Vec::with_capacity(2);
+        let attributes = allocated_size(2 * std::mem::size_of::<(Text, AttributeValue)>());
+        span.attributes.push((
+            attribute_key("messaging.destination.partition.id"),
+            AttributeValue::Int(3),
+        ));
+        assert_eq!(span.memory_bytes(), bare + 48 + 48 + attributes);
+        span.attributes.push((
+            attribute_key("messaging.destination.partition.ids"),
+            AttributeValue::Int(3),
+        ));
+        assert_eq!(span.memory_bytes(), bare + 48 + 48 + attributes + 48);
+    }
+
+    #[test]
+    fn known_long_keys_are_shared_and_every_key_reads_back_as_sent() {
+        for key in LONG_KNOWN_KEYS {
+            assert!(key.len() > 24, "{key} would be inline anyway");
+            let text = attribute_key(key);
+            assert_eq!(text, *key);
+            assert!(!text.is_heap_allocated(), "{key}");
+        }
+        for key in [
+            "",
+            "a",
+            "messaging.system",
+            "messaging.destination.partition.idx",
+        ] {
+            assert_eq!(attribute_key(key), key);
+        }
     }
 }

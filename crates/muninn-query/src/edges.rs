@@ -107,11 +107,11 @@ fn scan_edges(
                     current_minute = Some(minute);
                 }
                 let edge = EdgeKey {
-                    service: key.service.clone(),
+                    service: key.service.to_string(),
                     action: key.action,
-                    stream: key.stream.clone(),
+                    stream: key.stream.to_string(),
                     broker: key.broker,
-                    event_type: key.event_type.clone(),
+                    event_type: key.event_type.to_string(),
                 };
                 per_cell(&edge, key, cell);
                 let entry = minute_cells.entry(edge).or_default();
@@ -137,11 +137,11 @@ pub(crate) fn edge_totals(store: &Store, range: TimeRange) -> BTreeMap<EdgeKey, 
 impl From<&RollupEdge> for EdgeKey {
     fn from(edge: &RollupEdge) -> EdgeKey {
         EdgeKey {
-            service: edge.service.clone(),
+            service: edge.service.to_string(),
             action: edge.action,
-            stream: edge.stream.clone(),
+            stream: edge.stream.to_string(),
             broker: edge.broker,
-            event_type: edge.event_type.clone(),
+            event_type: edge.event_type.to_string(),
         }
     }
 }
@@ -179,7 +179,7 @@ fn retained_edge_totals(
         if let Some(entry) = totals.get_mut(&edge) {
             entry.modifies |= key.modified;
             if !key.schema.is_empty() {
-                entry.schemas.insert(key.schema.clone());
+                entry.schemas.insert(key.schema.to_string());
             }
             entry.first_unix_nanos = entry.first_unix_nanos.min(total.first_unix_nanos);
             entry.last_unix_nanos = entry.last_unix_nanos.max(total.last_unix_nanos);
@@ -206,7 +206,7 @@ fn scanned_edge_totals(store: &Store, range: TimeRange) -> BTreeMap<EdgeKey, Edg
             });
             entry.modifies |= key.modified;
             if !key.schema.is_empty() {
-                entry.schemas.insert(key.schema.clone());
+                entry.schemas.insert(key.schema.to_string());
             }
             entry.first_unix_nanos = entry.first_unix_nanos.min(cell.first_unix_nanos);
             entry.last_unix_nanos = entry.last_unix_nanos.max(cell.last_unix_nanos);
@@ -256,7 +256,13 @@ pub fn lineage(store: &Store, range: TimeRange, filter: &Filter) -> Lineage {
             totals
                 .keys()
                 .filter(|edge| filter.matches(edge))
-                .map(|edge| (edge.broker, edge.stream.clone(), edge.event_type.clone()))
+                .map(|edge| {
+                    (
+                        edge.broker,
+                        edge.stream.to_string(),
+                        edge.event_type.to_string(),
+                    )
+                })
                 .collect()
         });
     let edges = totals
@@ -267,18 +273,18 @@ pub fn lineage(store: &Store, range: TimeRange, filter: &Filter) -> Lineage {
                 service.matches(&edge.service)
                     || streams.contains(&(
                         edge.broker,
-                        edge.stream.clone(),
-                        edge.event_type.clone(),
+                        edge.stream.to_string(),
+                        edge.event_type.to_string(),
                     ))
             }
             _ => true,
         })
         .map(|(edge, total)| LineageEdge {
-            service: edge.service.clone(),
+            service: edge.service.to_string(),
             action: edge.action.as_str(),
-            stream: edge.stream.clone(),
+            stream: edge.stream.to_string(),
             broker: edge.broker.as_str(),
-            event_type: edge.event_type.clone(),
+            event_type: edge.event_type.to_string(),
             count: total.count,
             modifies: total.modifies,
             first_seen: format_rfc3339_nanos(total.first_unix_nanos),

@@ -86,8 +86,8 @@ pub fn impact(store: &Store, event_type: &str, schema: Option<&str>) -> Option<I
     let mut consumers: BTreeMap<String, Side> = BTreeMap::new();
     for (key, total) in retained_keys(store, |key| key.event_type == event_type) {
         let side = match key.action {
-            Action::Produced => producers.entry(key.service.clone()).or_default(),
-            Action::Consumed => consumers.entry(key.service.clone()).or_default(),
+            Action::Produced => producers.entry(key.service.to_string()).or_default(),
+            Action::Consumed => consumers.entry(key.service.to_string()).or_default(),
         };
         side.streams
             .insert(format!("{}/{}", key.broker.as_str(), key.stream));
@@ -96,8 +96,8 @@ pub fn impact(store: &Store, event_type: &str, schema: Option<&str>) -> Option<I
         side.seen += total.seen;
         side.last_seen = side.last_seen.max(total.last_unix_nanos);
         if !key.schema.is_empty() && total.spans > 0 {
-            side.schemas.insert(key.schema.clone());
-            let candidate = (total.last_unix_nanos, key.schema.clone());
+            side.schemas.insert(key.schema.to_string());
+            let candidate = (total.last_unix_nanos, key.schema.to_string());
             if side.last.as_ref().is_none_or(|last| candidate > *last) {
                 side.last = Some(candidate);
             }

@@ -262,19 +262,20 @@ pub async fn schemas(
             continue;
         }
         let (seen, streams) = per_producer
-            .entry((key.service.clone(), key.schema.clone()))
+            .entry((key.service.to_string(), key.schema.to_string()))
             .or_insert_with(|| (Seen::new(), BTreeSet::new()));
         seen.add(total);
         streams.insert(format!("{}/{}", key.broker.as_str(), key.stream));
-        let (seen, producers, first) = per_schema.entry(key.schema.clone()).or_insert_with(|| {
-            let nobody = (i64::MAX, String::new(), None);
-            (Seen::new(), BTreeSet::new(), nobody)
-        });
+        let (seen, producers, first) =
+            per_schema.entry(key.schema.to_string()).or_insert_with(|| {
+                let nobody = (i64::MAX, String::new(), None);
+                (Seen::new(), BTreeSet::new(), nobody)
+            });
         seen.add(total);
-        producers.insert(key.service.clone());
+        producers.insert(key.service.to_string());
         let (at, first_span) = first_span.unwrap_or((total.first_unix_nanos, None));
-        if (at, &key.service) < (first.0, &first.1) {
-            *first = (at, key.service.clone(), first_span);
+        if (at, key.service.as_str()) < (first.0, first.1.as_str()) {
+            *first = (at, key.service.to_string(), first_span);
         }
     }
 

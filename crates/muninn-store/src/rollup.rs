@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 type HashMap<K, V> = ahash::AHashMap<K, V>;
 
 use muninn_model::{
-    Action, AttributeValue, Broker, EventCount, NANOS_PER_SECOND, RollupKey, Span, SpanId, TraceId,
+    Action, AttributeValue, Broker, EventCount, NANOS_PER_SECOND, RollupKey, Span, SpanId, Text,
+    TraceId,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -144,11 +145,11 @@ fn keeps_first_span(key: &RollupKey) -> bool {
 /// throughput (muninn-query's `edges.rs`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RollupEdge {
-    pub service: String,
+    pub service: Text,
     pub action: Action,
-    pub stream: String,
+    pub stream: Text,
     pub broker: Broker,
-    pub event_type: String,
+    pub event_type: Text,
 }
 
 impl From<&RollupKey> for RollupEdge {
@@ -234,18 +235,26 @@ pub fn batch_delta(spans: &[Span], counts: &[EventCount]) -> RollupDelta {
             .or_insert((cell, first));
     }
     let mut delta = RollupDelta::with_capacity(borrowed.len() + counts.len());
+    // A batch spread over many minutes has a cell per minute of each key: each key is built
+    // once, and its copies share nothing on the heap (texts of up to 24 bytes are inline).
+    let mut keys: HashMap<_, RollupKey> = HashMap::new();
     for ((minute, service, stream, broker, event_type, schema, action, modified), (cell, first)) in
         borrowed
     {
-        let key = RollupKey {
-            service: service.to_string(),
-            stream: stream.to_string(),
-            broker,
-            event_type: event_type.to_string(),
-            schema: schema.to_string(),
-            action,
-            modified,
-        };
+        let key = keys
+            .entry((
+                service, stream, broker, event_type, schema, action, modified,
+            ))
+            .or_insert_with(|| RollupKey {
+                service: service.into(),
+                stream: stream.into(),
+                broker,
+                event_type: event_type.into(),
+                schema: schema.into(),
+                action,
+                modified,
+            })
+            .clone();
         let cell = DeltaCell {
             cell,
             first_span: first.map(|span| Box::new(FirstSpan::of(span))),
@@ -255,11 +264,11 @@ pub fn batch_delta(spans: &[Span], counts: &[EventCount]) -> RollupDelta {
     for count in counts {
         let minute = count.minute_unix_seconds.div_euclid(60) * 60;
         let key = RollupKey {
-            service: count.service.clone(),
-            stream: count.stream.clone(),
+            service: count.service.as_str().into(),
+            stream: count.stream.as_str().into(),
             broker: count.broker,
-            event_type: count.event_type.clone(),
-            schema: String::new(),
+            event_type: count.event_type.as_str().into(),
+            schema: Text::default(),
             action: count.action,
             modified: false,
         };
@@ -551,7 +560,7 @@ mod tests {
         );
         assert_eq!(visited, 14);
         let mut totals = Vec::new();
-        rollups.keys(|key, total| totals.push((key.service.clone(), total.seen)));
+        rollups.keys(|key, total| totals.push((key.service.to_string(), total.seen)));
         assert_eq!(totals, vec![("billing".to_owned(), 14)]);
         rollups.drop_before(1_795_000_020);
         assert_eq!(rollups.n_cells(), 0);
@@ -592,7 +601,7 @@ mod tests {
     fn counters(rollups: &Rollups) -> Vec<(String, Action, u64)> {
         let mut counters = Vec::new();
         rollups.edge_counters(|edge, counted| {
-            counters.push((edge.service.clone(), edge.action, counted))
+            counters.push((edge.service.to_string(), edge.action, counted))
         });
         counters.sort();
         counters
@@ -626,7 +635,9 @@ mod tests {
         // The same as lineage's count: the sum of each minute's max(spans, seen) per edge.
         let mut per_minute: BTreeMap<(i64, String), (u64, u64)> = BTreeMap::new();
         rollups.scan(0, i64::MAX, |minute, key, cell| {
-            let sums = per_minute.entry((minute, key.service.clone())).or_default();
+            let sums = per_minute
+                .entry((minute, key.service.to_string()))
+                .or_default();
             sums.0 += cell.spans;
             sums.1 += cell.seen;
         });

@@ -39,7 +39,7 @@
 
 use muninn_model::{
     AttributeValue, Attributes, Broker, EventColumns, FieldError, Limits, Link, Span, SpanId,
-    SpanKind, Status, StatusCode, Text, TraceId,
+    SpanKind, Status, StatusCode, Text, TraceId, attribute_key,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
@@ -389,10 +389,10 @@ fn service_and_resource(attributes: Vec<AttrRef<'_>>) -> (Text, Attributes) {
             match scalar_text(&value) {
                 Some(text) if !text.is_empty() => service = Some(text),
                 Some(_) => {}
-                None => resource.push((Text::from(key), value.into_owned())),
+                None => resource.push((attribute_key(key), value.into_owned())),
             }
         } else {
-            resource.push((Text::from(key), value.into_owned()));
+            resource.push((attribute_key(key), value.into_owned()));
         }
     }
     (
@@ -570,7 +570,7 @@ impl<'a> Columns<'a> {
         let mut kept = Vec::with_capacity(attributes.len());
         for (key, value) in attributes {
             match role_of(key, mapping) {
-                Role::Keep => kept.push((Text::from(key), value.into_owned())),
+                Role::Keep => kept.push((attribute_key(key), value.into_owned())),
                 Role::System => {
                     let broker = match &value {
                         ValueRef::Str(system) => broker_of(system),
@@ -578,7 +578,7 @@ impl<'a> Columns<'a> {
                     };
                     columns.broker = Some(broker);
                     if broker == Broker::Other {
-                        kept.push((Text::from(key), value.into_owned()));
+                        kept.push((attribute_key(key), value.into_owned()));
                     }
                 }
                 Role::Operation(precedence) => {
@@ -589,7 +589,7 @@ impl<'a> Columns<'a> {
                     {
                         columns.operation = Some((precedence, direction));
                     }
-                    kept.push((Text::from(key), value.into_owned()));
+                    kept.push((attribute_key(key), value.into_owned()));
                 }
                 Role::Column(column, precedence, name) => {
                     let usable = match column {
@@ -608,7 +608,7 @@ impl<'a> Columns<'a> {
                             .as_ref()
                             .is_some_and(|slot| slot.precedence <= precedence)
                     {
-                        kept.push((Text::from(key), value.into_owned()));
+                        kept.push((attribute_key(key), value.into_owned()));
                         continue;
                     }
                     let winner = Slot {
@@ -618,7 +618,7 @@ impl<'a> Columns<'a> {
                         value,
                     };
                     if let Some(loser) = slot.replace(winner) {
-                        kept.push((Text::from(loser.key), loser.value.into_owned()));
+                        kept.push((attribute_key(loser.key), loser.value.into_owned()));
                     }
                 }
             }
@@ -819,7 +819,7 @@ impl Context<'_> {
                 span_id,
                 attributes: attributes
                     .into_iter()
-                    .map(|(key, value)| (Text::from(key), value.into_owned()))
+                    .map(|(key, value)| (attribute_key(key), value.into_owned()))
                     .collect(),
             };
         let template = Span {

@@ -33,9 +33,9 @@ pub(super) fn registry(store: &Store) -> Registry {
             *first = (*first).min(total.first_unix_nanos);
             if !key.schema.is_empty() {
                 let schema_use = (
-                    key.event_type.clone(),
-                    key.schema.clone(),
-                    key.service.clone(),
+                    key.event_type.to_string(),
+                    key.schema.to_string(),
+                    key.service.to_string(),
                     key.action,
                 );
                 let first = schema_first_seen.entry(schema_use).or_insert(i64::MAX);
@@ -91,11 +91,11 @@ pub(super) fn registry(store: &Store) -> Registry {
 
 fn edge_labels(edge: &RollupEdge) -> Labels {
     vec![
-        ("event_type".into(), edge.event_type.clone()),
+        ("event_type".into(), edge.event_type.to_string()),
         ("action".into(), edge.action.as_str().into()),
-        ("stream".into(), edge.stream.clone()),
+        ("stream".into(), edge.stream.to_string()),
         ("broker".into(), edge.broker.as_str().into()),
-        ("service".into(), edge.service.clone()),
+        ("service".into(), edge.service.to_string()),
     ]
 }
 

@@ -196,7 +196,7 @@ fn edge_counters(store: &Store) -> Vec<(String, Action, u64)> {
     let mut counters = Vec::new();
     store.with_rollups(|rollups| {
         rollups.edge_counters(|edge, counted| {
-            counters.push((edge.service.clone(), edge.action, counted))
+            counters.push((edge.service.to_string(), edge.action, counted))
         })
     });
     counters.sort();

@@ -5,7 +5,9 @@ span and its largest columns:
 - `trace`: by trace id, then start (how Muninn's format 2 orders a block's rows);
 - `origin`: a trace whose root span links to one other trace (a consumer in a new trace) is
   put beside the trace it links to, then by trace id and start, so that the event id, message
-  id and linked ids its spans repeat from the producer's lie next to them.
+  id and linked ids its spans repeat from the producer's lie next to them;
+- `origin+column`: the same with that trace id stored as an `origin_trace_id` column, which
+  a reader would need to find a trace's row group by statistics.
 
 Both files are written by the same writer, so the difference between them is the order's.
 
@@ -42,13 +44,20 @@ def main() -> None:
     )
     print(f"{n_spans:,} spans in {len(files)} files")
     with tempfile.TemporaryDirectory() as out:
-        for name, order in [
-            ("trace", "s.trace_id, s.start_time"),
-            ("origin", "origin.origin, s.trace_id, s.start_time"),
+        for name, columns, order in [
+            ("trace", "s.*", "s.trace_id, s.start_time"),
+            ("origin", "s.*", "origin.origin, s.trace_id, s.start_time"),
+            # What a reader would need to find a trace's row group by its origin: the origin
+            # stored beside each row (sorted, so nearly free).
+            (
+                "origin+column",
+                "s.*, origin.origin as origin_trace_id",
+                "origin.origin, s.trace_id, s.start_time",
+            ),
         ]:
             path = os.path.join(out, f"{name}.parquet")
             con.execute(
-                f"""copy (select s.* from s join origin using (trace_id) order by {order})
+                f"""copy (select {columns} from s join origin using (trace_id) order by {order})
                     to '{path}' (format parquet, compression zstd, row_group_size 65536)"""
             )
             columns = con.execute(

@@ -24,6 +24,8 @@ type Labels = Vec<(String, String)>;
 pub(crate) struct Metrics {
     registry: Registry,
     pub ingested_spans: Counter,
+    /// Times the Kafka ingest bus left and rejoined its consumer group (`kafka_ingest.rs`).
+    pub kafka_rejoins: Counter,
     pub ingested_counts: Counter,
     pub rejected: Family<Labels, Counter>,
     pub ingest_requests: Family<Labels, Counter>,
@@ -96,6 +98,14 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("muninn");
         let ingested_spans = Counter::default();
+        let kafka_rejoins = Counter::default();
+        registry.register(
+            "kafka_rejoins",
+            "Times this node left and joined its Kafka consumer group again because partitions \
+             of other members had messages waiting and no committed progress for three group \
+             sessions ([kafka_ingest])",
+            kafka_rejoins.clone(),
+        );
         let ingested_counts = Counter::default();
         let rejected = Family::<Labels, Counter>::default();
         let ingest_requests = Family::<Labels, Counter>::default();
@@ -355,6 +365,7 @@ impl Metrics {
         Metrics {
             registry,
             ingested_spans,
+            kafka_rejoins,
             ingested_counts,
             rejected,
             ingest_requests,

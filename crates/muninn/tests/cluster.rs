@@ -444,20 +444,35 @@ async fn ingest_nodes_consuming_a_kafka_topic_answer_as_one_node_does() {
 /// stored twice shows its spans once).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ingest_node_killed_while_consuming_kafka_loses_no_batch() {
+    kafka_kill_scenario(false).await;
+}
+
+/// The same, but the object store refuses every request (503 SlowDown) from the first node's
+/// return until after the second kill, and the second node dies sooner, while the group is
+/// still settling the first node's return: flushes wait, consuming waits for room, and the node
+/// left still takes the dead node's partitions once its session expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_consumers_take_a_dead_nodes_partitions_through_an_object_store_outage() {
+    kafka_kill_scenario(true).await;
+}
+
+async fn kafka_kill_scenario(outage: bool) {
     use rdkafka::producer::{FutureProducer, FutureRecord};
+    use support::fault_proxy::FaultProxy;
 
     const TOPIC: &str = "muninn-spans";
     let kafka = support::Kafka::start();
     kafka.create_topic(TOPIC, 4).await;
     let moto = Moto::start().await;
     moto.create_bucket(BUCKET).await;
+    let proxy = FaultProxy::start(moto.port).await;
     let dir = tempfile::tempdir().unwrap();
     let ingest = |name: &str| {
         // A short session: the group gives a killed node's partitions to the others soon.
         let text = format!(
             "role = \"ingest\"\n{}[kafka_ingest]\nbootstrap = \"{}\"\ntopics = [\"{TOPIC}\"]\n\
              options = {{ \"session.timeout.ms\" = \"6000\", \"heartbeat.interval.ms\" = \"500\" }}\n",
-            storage(moto.port, &format!("node = \"{name}\"\n")),
+            storage(proxy.port, &format!("node = \"{name}\"\n")),
             kafka.bootstrap
         );
         Server::start(
@@ -494,7 +509,7 @@ async fn an_ingest_node_killed_while_consuming_kafka_loses_no_batch() {
                 .as_nanos() as i64;
             let mut traces: HashMap<String, usize> = HashMap::new();
             let mut after_b: Vec<String> = Vec::new();
-            for batch_idx in 0..300 {
+            for batch_idx in 0..if outage { 600 } else { 300 } {
                 let (spans, _) = batch(&mut rng, now, 8);
                 let late = b_dead.load(Ordering::SeqCst);
                 for span in spans.as_array().unwrap() {
@@ -525,19 +540,66 @@ async fn an_ingest_node_killed_while_consuming_kafka_loses_no_batch() {
     drop(node_a);
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     node_a = ingest("ingest-a");
+    if outage {
+        proxy.set_failing(true);
+    }
     // The other node dies while batches still come, and stays down.
-    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    // With the outage, five seconds: while the group drops ingest-a's old member (its session
+    // is six), which is when tansu 0.6.0 left partitions with nobody.
+    tokio::time::sleep(Duration::from_millis(if outage { 5_000 } else { 2_000 })).await;
     drop(node_b);
     b_dead.store(true, Ordering::SeqCst);
+    if outage {
+        // At least four seconds, and until a flush has met the outage.
+        tokio::time::sleep(Duration::from_millis(4_000)).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while proxy.refused() == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the object store's outage refused nothing"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        proxy.set_failing(false);
+    }
     let (traces, after_b) = producing.await.unwrap();
     assert!(
         after_b.len() > 100,
         "only {} traces were produced after ingest-b died",
         after_b.len()
     );
+    // While ingest-b is down, answers name it as the node that did not answer.
+    let client = reqwest::Client::new();
+    let early: Vec<&String> = traces.keys().filter(|id| !after_b.contains(id)).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    'named: loop {
+        for trace_id in &early {
+            // A trace not consumed yet answers 404.
+            let answer: Value = client
+                .get(format!("{}/api/v1/traces/{trace_id}", query.base_url))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap_or_default();
+            let notes = answer["unreadable_blocks"].to_string();
+            if notes.contains("nodes/ingest-b") {
+                assert!(notes.contains("did not answer"), "{notes}");
+                break 'named;
+            }
+            if answer["n_spans"].is_u64() {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "with ingest-b down, no answer of the query node named it"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // What ingest-b's head held is out of sight while it is down, but every batch produced
     // after it died, half of them to its partitions, reaches ingest-a once b's session expires.
-    let client = reqwest::Client::new();
     let late: HashMap<String, usize> = after_b
         .iter()
         .map(|trace_id| (trace_id.clone(), traces[trace_id]))

@@ -79,7 +79,7 @@ fn trace_spans(number: u64, rng: &mut rand::rngs::StdRng, out: &mut Vec<Span>) {
         name: "publish".into(),
         kind: SpanKind::Producer,
         service: SERVICES[event_type_idx % SERVICES.len()].into(),
-        resource: Vec::new(),
+        resource: muninn_model::empty_resource(),
         start_unix_nanos: start,
         duration_nanos: 1_000_000,
         status: Status::default(),

@@ -4,10 +4,12 @@
 
 use muninn_model::{
     Action, AttributeValue, Attributes, Broker, EventColumns, EventCount, FieldError, Limits, Link,
-    Span, SpanId, SpanKind, Status, StatusCode, Text, TraceId,
+    Resource, Span, SpanId, SpanKind, Status, StatusCode, Text, TraceId, empty_resource,
+    new_resource,
 };
 use serde::Deserialize;
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use serde_json::value::RawValue;
 
@@ -305,7 +307,9 @@ fn non_empty(text: Option<Text>) -> Option<Text> {
 }
 
 impl WireSpan<'_> {
-    fn into_span(self) -> Result<Span, FieldError> {
+    /// `last` is the resource of the span decoded before: a run of spans with the same resource
+    /// shares one list.
+    fn into_span(self, last: &RefCell<Resource>) -> Result<Span, FieldError> {
         let trace_id = TraceId::from_hex(&self.trace_id)
             .map_err(|error| FieldError::new("trace_id", error.to_string()))?;
         let span_id = SpanId::from_hex(&self.span_id)
@@ -385,7 +389,7 @@ impl WireSpan<'_> {
             name: self.name,
             kind,
             service: self.service,
-            resource: attributes("resource", self.resource)?,
+            resource: share_resource(attributes("resource", self.resource)?, last),
             start_unix_nanos: start,
             duration_nanos: duration,
             status,
@@ -652,14 +656,24 @@ impl<'de, W: Deserialize<'de>> Deserialize<'de> for ObjectOnly<W> {
     }
 }
 
+/// The resource of a span: the one before it when equal (a service's spans repeat theirs).
+fn share_resource(list: Attributes, last: &RefCell<Resource>) -> Resource {
+    let mut last = last.borrow_mut();
+    if **last != list {
+        *last = new_resource(list);
+    }
+    last.clone()
+}
+
 /// Decodes and validates a batch of spans.
 pub fn decode_spans(
     body: &[u8],
     limits: &Limits,
     now_unix_nanos: i64,
 ) -> Result<Decoded<Span>, IngestError> {
+    let last = RefCell::new(empty_resource());
     decode_batch::<WireSpan, Span>(body, |wire| {
-        let span = wire.into_span()?;
+        let span = wire.into_span(&last)?;
         limits.check_span(&span, now_unix_nanos)?;
         Ok(span)
     })
@@ -715,6 +729,51 @@ mod tests {
         let span = &decoded.records[0];
         assert_eq!(span.attributes.len(), 4);
         assert_eq!(span.event.broker, Some(Broker::Kafka));
+    }
+
+    /// Spans in a row with the same resource share one list; each list is the one its span
+    /// was sent with, in the order received.
+    #[test]
+    fn a_run_of_spans_with_one_resource_shares_it() {
+        let with = |resource: &str| {
+            span_json("4bf92f3577b34da6a3ce929d0e0e4736", "1795000000000000000").replace(
+                "\"surprise\"",
+                &format!("\"resource\":{resource},\"surprise\""),
+            )
+        };
+        let (a, b) = (r#"{"host":"a","pid":7}"#, r#"{"host":"b"}"#);
+        let body = format!(
+            "[{},{},{},{},{}]",
+            with(a),
+            with(a),
+            with(b),
+            span_json("4bf92f3577b34da6a3ce929d0e0e4736", "1795000000000000000"),
+            with(a)
+        );
+        let spans = decode_spans(body.as_bytes(), &Limits::default(), NOW)
+            .unwrap()
+            .records;
+        let hosts: Vec<String> = spans
+            .iter()
+            .map(|span| format!("{:?}", *span.resource))
+            .collect();
+        assert_eq!(hosts[0], hosts[1]);
+        assert_eq!(hosts[0], hosts[4]);
+        assert_eq!(
+            *spans[0].resource,
+            vec![
+                ("host".into(), AttributeValue::String("a".into())),
+                ("pid".into(), AttributeValue::Int(7))
+            ]
+        );
+        assert_eq!(
+            *spans[2].resource,
+            vec![("host".into(), AttributeValue::String("b".into()))]
+        );
+        assert!(spans[3].resource.is_empty());
+        assert!(Resource::ptr_eq(&spans[0].resource, &spans[1].resource));
+        assert!(!Resource::ptr_eq(&spans[1].resource, &spans[2].resource));
+        assert!(Resource::ptr_eq(&spans[3].resource, &empty_resource()));
     }
 
     #[test]

@@ -430,7 +430,7 @@ impl WireZipkinSpan<'_> {
                 .map_or_else(|| Text::from(ZIPKIN_UNKNOWN_NAME), Text::from),
             kind,
             service: Text::from(service),
-            resource,
+            resource: muninn_model::new_resource(resource),
             start_unix_nanos: start,
             duration_nanos: duration,
             status,
@@ -566,7 +566,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            span.resource,
+            *span.resource,
             vec![
                 (
                     "net.host.ip".into(),

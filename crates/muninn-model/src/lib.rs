@@ -14,8 +14,8 @@ pub use count::{EventCount, RollupKey};
 pub use ids::{IdError, SpanId, TraceId};
 pub use limits::{FieldError, Limits};
 pub use span::{
-    Action, AttributeValue, Attributes, Broker, EventColumns, Link, Span, SpanKind, Status,
-    StatusCode, Text, allocated_size, attribute_key,
+    Action, AttributeValue, Attributes, Broker, EventColumns, Link, Resource, Span, SpanKind,
+    Status, StatusCode, Text, allocated_size, attribute_key, empty_resource, new_resource,
 };
 pub use time::{
     NANOS_PER_MINUTE, NANOS_PER_SECOND, TimeError, format_rfc3339_nanos, now_unix_nanos,

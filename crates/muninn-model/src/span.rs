@@ -137,6 +137,26 @@ pub enum AttributeValue {
 /// Attributes in the order they were received; keys are unique.
 pub type Attributes = Vec<(Text, AttributeValue)>;
 
+/// A span's resource attributes, shared by the spans of one resource: an OTLP request's
+/// `resource_spans` entry gives the same list to each of its spans, and a block's row group to
+/// each of its rows with the same resource. Serialized as the list itself.
+pub type Resource = std::sync::Arc<Attributes>;
+
+/// The empty resource, shared (no allocation for each span without one).
+pub fn empty_resource() -> Resource {
+    static EMPTY: std::sync::LazyLock<Resource> = std::sync::LazyLock::new(Resource::default);
+    EMPTY.clone()
+}
+
+/// A resource of its own for `list`, or the shared empty one.
+pub fn new_resource(list: Attributes) -> Resource {
+    if list.is_empty() {
+        empty_resource()
+    } else {
+        Resource::new(list)
+    }
+}
+
 /// Keys of OpenTelemetry's semantic conventions longer than the 24 bytes a [`Text`] holds
 /// inline, which the messaging spans Muninn takes carry on most spans.
 const LONG_KNOWN_KEYS: &[&str] = &[
@@ -252,7 +272,7 @@ pub struct Span {
     pub kind: SpanKind,
     pub service: Text,
     /// Resource attributes: instance, host, version and the like.
-    pub resource: Attributes,
+    pub resource: Resource,
     pub start_unix_nanos: i64,
     pub duration_nanos: i64,
     pub status: Status,
@@ -303,6 +323,7 @@ impl Span {
         std::mem::size_of::<Span>()
             + heap(&self.name)
             + heap(&self.service)
+            // Counted in full for each span that shares it: an upper bound.
             + attributes(&self.resource)
             + attributes(&self.attributes)
             + text(&self.status.message)
@@ -370,7 +391,7 @@ mod tests {
             name: Text::with_capacity(36),
             kind: SpanKind::Producer,
             service: Text::default(),
-            resource: Vec::new(),
+            resource: empty_resource(),
             start_unix_nanos: 0,
             duration_nanos: 0,
             status: Status::default(),

@@ -438,7 +438,7 @@ mod tests {
                 SpanKind::Consumer
             },
             service: services[rng.random_range(0..services.len())].into(),
-            resource: Vec::new(),
+            resource: muninn_model::empty_resource(),
             start_unix_nanos: at,
             duration_nanos: 1_000,
             status: muninn_model::Status::default(),

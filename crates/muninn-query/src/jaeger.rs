@@ -151,7 +151,7 @@ pub fn jaeger_trace(trace_id: TraceId, spans: &[Span]) -> JaegerTrace {
     let jaeger_spans = spans
         .iter()
         .map(|span| {
-            let key = (span.service.as_str(), &span.resource);
+            let key = (span.service.as_str(), &*span.resource);
             let process_idx = match process_keys.iter().position(|known| *known == key) {
                 Some(index) => index,
                 None => {

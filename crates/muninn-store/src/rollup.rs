@@ -692,7 +692,8 @@ mod tests {
                     AttributeValue::String(instance.into()),
                 ),
                 ("service.version".into(), AttributeValue::Int(7)),
-            ],
+            ]
+            .into(),
             start_unix_nanos: at,
             duration_nanos: 1_000,
             status: muninn_model::Status::default(),

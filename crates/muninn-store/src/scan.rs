@@ -381,7 +381,7 @@ mod tests {
             name: name.into(),
             kind: SpanKind::Server,
             service: service.into(),
-            resource: Vec::new(),
+            resource: muninn_model::empty_resource(),
             start_unix_nanos: start,
             duration_nanos: duration,
             status: Status::default(),

@@ -38,8 +38,9 @@
 //! (`SpanInput`), so they map alike.
 
 use muninn_model::{
-    AttributeValue, Attributes, Broker, EventColumns, FieldError, Limits, Link, Span, SpanId,
-    SpanKind, Status, StatusCode, Text, TraceId, attribute_key,
+    AttributeValue, Attributes, Broker, EventColumns, FieldError, Limits, Link, Resource, Span,
+    SpanId, SpanKind, Status, StatusCode, Text, TraceId, attribute_key, empty_resource,
+    new_resource,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
@@ -298,7 +299,7 @@ struct Mapper<'m> {
     decoded: Decoded<Span>,
     index: usize,
     service: Text,
-    resource: Attributes,
+    resource: Resource,
 }
 
 impl<'m> Mapper<'m> {
@@ -320,14 +321,16 @@ impl<'m> Mapper<'m> {
             },
             index: 0,
             service: Text::from(UNKNOWN_SERVICE),
-            resource: Vec::new(),
+            resource: empty_resource(),
         }
     }
 }
 
 impl wire::Visitor for Mapper<'_> {
     fn resource(&mut self, attributes: Vec<AttrRef<'_>>) {
-        (self.service, self.resource) = service_and_resource(attributes);
+        let (service, resource) = service_and_resource(attributes);
+        self.service = service;
+        self.resource = new_resource(resource);
     }
 
     fn span(
@@ -756,7 +759,7 @@ impl Context<'_> {
         &self,
         input: SpanInput<'_>,
         service: &str,
-        resource: &Attributes,
+        resource: &Resource,
         records: &mut Vec<Span>,
     ) -> Result<(), SpanError> {
         let trace = trace_id(input.trace_id, "trace_id")?;

@@ -697,7 +697,7 @@ mod tests {
             name: "consume order.created".into(),
             kind,
             service: "billing".into(),
-            resource: Vec::new(),
+            resource: muninn_model::empty_resource(),
             start_unix_nanos: 1_000_000_000,
             duration_nanos: 1_000_000,
             status: Status::default(),

@@ -27,7 +27,7 @@ pub(crate) fn event_span(trace: u8, hours_ago: i64) -> Span {
         name: "publish".into(),
         kind: SpanKind::Producer,
         service: "checkout".into(),
-        resource: Vec::new(),
+        resource: muninn_model::empty_resource(),
         start_unix_nanos: muninn_model::now_unix_nanos() - hours_ago * HOUR,
         duration_nanos: 1_000,
         status: Status::default(),

@@ -62,7 +62,8 @@ pub fn event_trace(trace_number: u64, start_unix_nanos: i64) -> Vec<Span> {
         resource: vec![(
             "service.instance.id".into(),
             AttributeValue::String("checkout-0".into()),
-        )],
+        )]
+        .into(),
         start_unix_nanos,
         duration_nanos: NANOS_PER_MILLISECOND,
         status: Status::default(),
@@ -82,7 +83,8 @@ pub fn event_trace(trace_number: u64, start_unix_nanos: i64) -> Vec<Span> {
         resource: vec![(
             "service.instance.id".into(),
             AttributeValue::String("billing-1".into()),
-        )],
+        )]
+        .into(),
         start_unix_nanos: start_unix_nanos + 2 * NANOS_PER_MILLISECOND,
         attributes: Vec::new(),
         ..producer.clone()
@@ -121,7 +123,8 @@ pub fn rich_span(trace_number: u64, start_unix_nanos: i64) -> Span {
             ),
             ("host.name".into(), AttributeValue::String("node-7".into())),
             ("process.pid".into(), AttributeValue::Int(4242)),
-        ],
+        ]
+        .into(),
         start_unix_nanos,
         duration_nanos: 1_234_567,
         status: Status {

@@ -9,8 +9,8 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Int32Type};
 use muninn_model::{
-    Attributes, Broker, EventColumns, Link, Span, SpanId, SpanKind, Status, StatusCode, Text,
-    TraceId,
+    Attributes, Broker, EventColumns, Link, Resource, Span, SpanId, SpanKind, Status, StatusCode,
+    Text, TraceId, empty_resource, new_resource,
 };
 
 use super::json::{attributes_from_json, links_from_json};
@@ -193,6 +193,8 @@ pub(super) fn spans(batch: &RecordBatch, fields: SpanFields) -> Result<Vec<Span>
     let attributes = when_all(fields, || string_column(batch, "attributes"))?;
     let resource = when_all(fields, || string_column(batch, "resource"))?;
     let mut spans = Vec::with_capacity(batch.num_rows());
+    // Rows sharing a resource (a service's, often on adjacent rows) share one list.
+    let mut last_resource: Option<(&str, Resource)> = None;
     let fixed = |array: &FixedSizeBinaryArray, row: usize| -> Result<Vec<u8>, StoreError> {
         if array.is_null(row) {
             return Err(StoreError::corrupt("a required id column holds a null"));
@@ -228,7 +230,20 @@ pub(super) fn spans(batch: &RecordBatch, fields: SpanFields) -> Result<Vec<Span>
             name: Text::from(name.value(row)),
             kind: SpanKind::parse(kind.value(row)).unwrap_or(SpanKind::Internal),
             service: Text::from(service.value(row)),
-            resource: parse_json(resource.as_ref()),
+            resource: match resource.as_ref() {
+                None => empty_resource(),
+                Some(array) => {
+                    let text = array.value(row);
+                    match &last_resource {
+                        Some((last_text, shared)) if *last_text == text => shared.clone(),
+                        _ => {
+                            let shared = new_resource(attributes_from_json(text));
+                            last_resource = Some((text, shared.clone()));
+                            shared
+                        }
+                    }
+                }
+            },
             start_unix_nanos: start_time.value(row),
             duration_nanos: duration.map_or(0, |duration| duration.value(row)),
             status: Status {

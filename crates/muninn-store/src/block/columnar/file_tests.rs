@@ -20,7 +20,7 @@ fn span(trace_byte: u8, links: Vec<Link>) -> Span {
         name: "work".into(),
         kind: SpanKind::Consumer,
         service: "joiner".into(),
-        resource: Vec::new(),
+        resource: muninn_model::empty_resource(),
         start_unix_nanos: 1_000,
         duration_nanos: 10,
         status: Status::default(),
@@ -339,7 +339,7 @@ async fn an_outline_read_keeps_ids_times_service_kind_event_id_and_links_only() 
                 message: Some("timed out".into()),
             };
             span.attributes = vec![("retry".into(), AttributeValue::Bool(true))];
-            span.resource = vec![("host".into(), AttributeValue::String("a".into()))];
+            span.resource = vec![("host".into(), AttributeValue::String("a".into()))].into();
             span.event = EventColumns {
                 event_id: Some(format!("7c9e6679-7425-40de-944b-e07fc1f90ae{trace_byte}").into()),
                 event_type: Some("order.placed".into()),
@@ -363,7 +363,7 @@ async fn an_outline_read_keeps_ids_times_service_kind_event_id_and_links_only() 
             name: whole.name.clone(),
             kind: whole.kind,
             service: whole.service.clone(),
-            resource: Vec::new(),
+            resource: muninn_model::empty_resource(),
             start_unix_nanos: whole.start_unix_nanos,
             duration_nanos: 0,
             status: Status::default(),

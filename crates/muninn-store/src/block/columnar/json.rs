@@ -79,6 +79,9 @@ impl<'de> Deserialize<'de> for JsonObjectMembers {
 pub(in crate::block) struct JsonCache<'a> {
     index: ahash::AHashMap<u64, Vec<(&'a Attributes, usize)>>,
     texts: Vec<String>,
+    /// The list asked for last and its text: spans that share one resource (`Arc`) are
+    /// found by address, without hashing.
+    last: Option<(&'a Attributes, usize)>,
 }
 
 impl<'a> JsonCache<'a> {
@@ -87,6 +90,11 @@ impl<'a> JsonCache<'a> {
 
     pub(super) fn text(&mut self, attributes: &'a Attributes) -> &str {
         use std::hash::{Hash, Hasher};
+        if let Some((last, text_idx)) = self.last
+            && std::ptr::eq(last, attributes)
+        {
+            return &self.texts[text_idx];
+        }
         let mut hasher = ahash::AHasher::default();
         for (key, value) in attributes {
             key.hash(&mut hasher);
@@ -101,6 +109,7 @@ impl<'a> JsonCache<'a> {
         if self.texts.len() >= Self::MAX_ENTRIES {
             self.index.clear();
             self.texts.clear();
+            self.last = None;
         }
         let bucket = self.index.entry(hash).or_default();
         let text_idx = match bucket.iter().find(|(cached, _)| *cached == attributes) {
@@ -111,6 +120,7 @@ impl<'a> JsonCache<'a> {
                 self.texts.len() - 1
             }
         };
+        self.last = Some((attributes, text_idx));
         &self.texts[text_idx]
     }
 }

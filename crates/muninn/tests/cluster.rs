@@ -574,15 +574,7 @@ async fn kafka_kill_scenario(outage: bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     'named: loop {
         for trace_id in &early {
-            // A trace not consumed yet answers 404.
-            let answer: Value = client
-                .get(format!("{}/api/v1/traces/{trace_id}", query.base_url))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap_or_default();
+            let answer = trace_answer(&client, &query, trace_id).await;
             let notes = answer["unreadable_blocks"].to_string();
             if notes.contains("nodes/ingest-b") {
                 assert!(notes.contains("did not answer"), "{notes}");
@@ -625,6 +617,18 @@ async fn kafka_kill_scenario(outage: bool) {
     drop(node_a);
 }
 
+/// The query node's answer for a trace: without `n_spans` while it answers 404 (not consumed yet).
+async fn trace_answer(client: &reqwest::Client, query: &Server, trace_id: &str) -> Value {
+    client
+        .get(format!("{}/api/v1/traces/{trace_id}", query.base_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap_or_default()
+}
+
 /// Waits (up to three minutes) until the query node finds each trace with its number of spans;
 /// fails naming what each node holds.
 async fn wait_whole(
@@ -639,15 +643,7 @@ async fn wait_whole(
     loop {
         let mut still = Vec::new();
         for trace_id in &missing {
-            // A trace not found yet answers 404.
-            let answer: Value = client
-                .get(format!("{}/api/v1/traces/{trace_id}", query.base_url))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap_or_default();
+            let answer = trace_answer(client, query, trace_id).await;
             if answer["n_spans"].as_u64() != Some(traces[trace_id] as u64) {
                 still.push(trace_id.clone());
             }

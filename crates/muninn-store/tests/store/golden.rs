@@ -211,9 +211,14 @@ fn layout(spans_file: &Path) -> Vec<String> {
             row_group.num_rows()
         ));
         for column in row_group.columns() {
+            // The values' encodings, which the writer's settings decide. `RLE` alone is left
+            // out: it names the encoding of definition and repetition levels, which parquet
+            // 59 listed for every column and parquet 60 lists only where levels are written
+            // (the pages are the same).
             let encodings: Vec<String> = column
                 .encodings()
                 .map(|encoding| encoding.to_string())
+                .filter(|encoding| encoding != "RLE")
                 .collect();
             lines.push(format!(
                 "  {}: {} {:?}{}{}{}{}{}",

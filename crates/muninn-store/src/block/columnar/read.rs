@@ -144,13 +144,13 @@ impl ParquetFile {
         may_hold: impl Fn(&[u8], &[u8]) -> bool,
     ) -> Option<RowSelection> {
         let metadata = self.metadata.metadata();
-        let (column_index, offset_index) = (metadata.column_index()?, metadata.offset_index()?);
+        let page_index = metadata.page_index()?;
         let mut selectors = Vec::new();
         for &row_group in row_groups {
             let n_rows = usize::try_from(metadata.row_group(row_group).num_rows()).ok()?;
-            let pages = offset_index.get(row_group)?.get(leaf)?.page_locations();
+            let pages = page_index.offset_index(row_group, leaf)?.page_locations();
             let ColumnIndexMetaData::FIXED_LEN_BYTE_ARRAY(index) =
-                column_index.get(row_group)?.get(leaf)?
+                page_index.column_index(row_group, leaf)?
             else {
                 return None;
             };

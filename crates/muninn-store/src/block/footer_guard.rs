@@ -171,7 +171,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 12);
+        assert_eq!(checked, 14);
     }
 
     #[test]

@@ -12,16 +12,19 @@
 //!   on. Never regenerated.
 //! - `v2-plain-links/`: blocks of format v2 with `links` plain instead of dictionary-encoded,
 //!   otherwise as `v2-paged/`. Same schema; readers read all three. Never regenerated.
-//! - `v2-link-ids/`: blocks of format v2 as the default writer writes them: as `v2-plain-links/`
-//!   with a `link_span_ids` column (links without attributes are held as ids, `links` JSON
-//!   otherwise) and statistics only on the columns whose range prunes anything.
+//! - `v2-link-ids/`: blocks of format v2 as `v2-plain-links/` with a `link_span_ids` column
+//!   (links without attributes are held as ids, `links` JSON otherwise) and statistics only on
+//!   the columns whose range prunes anything. Never regenerated.
+//! - `v2-dictionary-attributes/`: blocks of format v2 as the default writer writes them: as
+//!   `v2-link-ids/`, with `attributes` a dictionary in the file's Arrow schema too (the Parquet
+//!   column was dictionary-encoded already; the writer now hands it the distinct texts once).
 //!
 //! All hold the same data: two blocks of one flush in two hourly partitions (2026-11-20 10:00
 //! and 11:00 UTC), roll-up cells from spans and counts, and a WAL segment with data that was
 //! never flushed. Every later Muninn must open each of them, find exactly this data, and answer
 //! every question of `golden_queries.rs` alike, before and after the WAL is flushed.
 //!
-//! `v1-with-link-trace-ids/` and `v2-link-ids/` are rewritten only by
+//! `v1-with-link-trace-ids/` and `v2-dictionary-attributes/` are rewritten only by
 //! `MUNINN_WRITE_GOLDEN_BLOCKS=1 cargo test -p muninn-store --test store write_golden`
 //! (not by `UPDATE_GOLDEN`, which refreshes the server's API documents). Rewrite it only to
 //! repair it: a change to what the writer puts on disk is a new variant or format version with a
@@ -84,9 +87,17 @@ const V2_PLAIN_LINKS: Variant = Variant {
     has_link_trace_ids: true,
 };
 
-/// Format 2 as written since: links without attributes as ids, lean statistics.
+/// Format 2 as written from then until mid-December 2026: links without attributes as ids,
+/// lean statistics.
 const V2_LINK_IDS: Variant = Variant {
     dir_name: "v2-link-ids",
+    format_version: 2,
+    has_link_trace_ids: true,
+};
+
+/// Format 2 as written since: `attributes` a dictionary in the Arrow schema as well.
+const V2_DICTIONARY_ATTRIBUTES: Variant = Variant {
+    dir_name: "v2-dictionary-attributes",
     format_version: 2,
     has_link_trace_ids: true,
 };
@@ -402,6 +413,11 @@ async fn golden_v2_link_ids_opens_and_answers_every_query() {
     check(&V2_LINK_IDS.dir(), &V2_LINK_IDS).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_v2_dictionary_attributes_opens_and_answers_every_query() {
+    check(&V2_DICTIONARY_ATTRIBUTES.dir(), &V2_DICTIONARY_ATTRIBUTES).await;
+}
+
 /// Writes the data set with the writer of `variant`'s format version and checks it like the
 /// committed directory, whose layout it must match; rewrites that directory with
 /// `MUNINN_WRITE_GOLDEN_BLOCKS=1`.
@@ -453,11 +469,14 @@ async fn write_golden_v1_with_link_trace_ids() {
     write_golden(&WITH_LINK_TRACE_IDS).await;
 }
 
-/// The default writer writes what `v2-link-ids/` holds.
+/// The default writer writes what `v2-dictionary-attributes/` holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn write_golden_v2_link_ids() {
-    assert_eq!(BLOCK_FORMAT_VERSION, V2_LINK_IDS.format_version);
-    write_golden(&V2_LINK_IDS).await;
+async fn write_golden_v2_dictionary_attributes() {
+    assert_eq!(
+        BLOCK_FORMAT_VERSION,
+        V2_DICTIONARY_ATTRIBUTES.format_version
+    );
+    write_golden(&V2_DICTIONARY_ATTRIBUTES).await;
 }
 
 /// A block of a format version this build does not read stops `Store::open` with an error that

@@ -159,6 +159,28 @@ fn enum_dictionary<const N: usize>(
         .map_err(|error| StoreError::corrupt(format!("building a block: {error}")))
 }
 
+/// A JSON text column of `field`'s type from the keys `texts` gave: a dictionary of the
+/// distinct texts, or (for plain text) each row's text.
+fn text_column(
+    keys: Int32Array,
+    texts: JsonCache<'_>,
+    field: &Field,
+) -> Result<ArrayRef, StoreError> {
+    if matches!(
+        field.data_type(),
+        arrow::datatypes::DataType::Dictionary(..)
+    ) {
+        let dictionary = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(texts.finish()))
+            .map_err(|error| StoreError::corrupt(format!("building a block: {error}")))?;
+        return Ok(Arc::new(dictionary));
+    }
+    let mut column = StringBuilder::with_capacity(keys.len(), keys.len() * 64);
+    for key in keys.values() {
+        column.append_value(texts.text(*key));
+    }
+    Ok(Arc::new(column.finish()))
+}
+
 /// Builds one record batch of `schema` from spans, in the order given, with event ids as
 /// `layout` stores them. Where `schema` has `link_span_ids` (v2 since December 2026), links
 /// that those columns hold whole are stored there and not as JSON.
@@ -189,8 +211,10 @@ pub(in crate::block) fn encode_batch<'a>(
     let mut partition = Int32Builder::with_capacity(n_rows);
     let mut offset = Int64Builder::with_capacity(n_rows);
     let mut message_id = StringBuilder::new();
-    let mut attributes = StringBuilder::new();
-    let mut resource = StringDictionaryBuilder::<Int32Type>::new();
+    // Keys into each column's distinct texts: `attributes` is a dictionary column in v2 and
+    // plain text in v1, `resource` a dictionary column in both.
+    let mut attribute_keys = Int32Builder::with_capacity(n_rows);
+    let mut resource_keys = Int32Builder::with_capacity(n_rows);
     let mut links = StringBuilder::new();
     let mut link_trace_ids =
         ListBuilder::new(FixedSizeBinaryBuilder::new(16)).with_field(link_trace_id_item());
@@ -228,8 +252,8 @@ pub(in crate::block) fn encode_batch<'a>(
         partition.append_option(event.partition);
         offset.append_option(event.offset);
         message_id.append_option(event.message_id.as_deref());
-        attributes.append_value(attribute_texts.text(&span.attributes));
-        resource.append_value(resource_texts.text(&span.resource));
+        attribute_keys.append_value(attribute_texts.key(&span.attributes));
+        resource_keys.append_value(resource_texts.key(&span.resource));
         if span.links.is_empty() {
             links.append_null();
             link_trace_ids.append_null();
@@ -294,8 +318,20 @@ pub(in crate::block) fn encode_batch<'a>(
         Arc::new(partition.finish()),
         Arc::new(offset.finish()),
         Arc::new(message_id.finish()),
-        Arc::new(attributes.finish()),
-        Arc::new(resource.finish()),
+        text_column(
+            attribute_keys.finish(),
+            attribute_texts,
+            arrow_schema
+                .field_with_name("attributes")
+                .map_err(arrow_error)?,
+        )?,
+        text_column(
+            resource_keys.finish(),
+            resource_texts,
+            arrow_schema
+                .field_with_name("resource")
+                .map_err(arrow_error)?,
+        )?,
         Arc::new(links.finish()),
         Arc::new(link_trace_ids.finish()),
     ]);

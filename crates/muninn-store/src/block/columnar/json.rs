@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use arrow::array::{ArrayBuilder, StringArray, StringBuilder};
 use muninn_model::{AttributeValue, Attributes, Link, SpanId, Text, TraceId};
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -74,26 +75,31 @@ impl<'de> Deserialize<'de> for JsonObjectMembers {
 }
 
 /// Encodes each distinct attribute list once per block: a service's spans share their
-/// resource, and low-cardinality attributes repeat across many spans.
+/// resource, and low-cardinality attributes repeat across many spans. Each distinct list gets a
+/// key, its place in one array of texts: the key of a dictionary-encoded column, so that
+/// neither arrow's dictionary builder nor Parquet's writer hashes the text of every row.
 #[derive(Default)]
 pub(in crate::block) struct JsonCache<'a> {
-    index: ahash::AHashMap<u64, Vec<(&'a Attributes, usize)>>,
-    texts: Vec<String>,
-    /// The list asked for last and its text: spans that share one resource (`Arc`) are
-    /// found by address, without hashing.
-    last: Option<(&'a Attributes, usize)>,
+    index: ahash::AHashMap<u64, Vec<(&'a Attributes, i32)>>,
+    /// Every distinct text, in the order of their keys.
+    texts: StringBuilder,
+    /// The list asked for last and its key: spans that share one resource (`Arc`) are found
+    /// by address, without hashing.
+    last: Option<(&'a Attributes, i32)>,
 }
 
 impl<'a> JsonCache<'a> {
-    /// Distinct lists kept before the cache starts over (bounds memory on unique attributes).
+    /// Distinct lists the index holds before it starts over (bounds its memory on unique
+    /// attributes; the texts are kept, each list then being encoded again when it recurs).
     const MAX_ENTRIES: usize = 65_536;
 
-    pub(super) fn text(&mut self, attributes: &'a Attributes) -> &str {
+    /// The key of `attributes`' text, encoding it when it is new.
+    pub(super) fn key(&mut self, attributes: &'a Attributes) -> i32 {
         use std::hash::{Hash, Hasher};
-        if let Some((last, text_idx)) = self.last
+        if let Some((last, key)) = self.last
             && std::ptr::eq(last, attributes)
         {
-            return &self.texts[text_idx];
+            return key;
         }
         let mut hasher = ahash::AHasher::default();
         for (key, value) in attributes {
@@ -106,22 +112,41 @@ impl<'a> JsonCache<'a> {
             }
         }
         let hash = hasher.finish();
-        if self.texts.len() >= Self::MAX_ENTRIES {
+        if self.index.len() >= Self::MAX_ENTRIES {
             self.index.clear();
-            self.texts.clear();
-            self.last = None;
         }
         let bucket = self.index.entry(hash).or_default();
-        let text_idx = match bucket.iter().find(|(cached, _)| *cached == attributes) {
-            Some((_, text_idx)) => *text_idx,
+        let key = match bucket.iter().find(|(cached, _)| *cached == attributes) {
+            Some((_, key)) => *key,
             None => {
-                self.texts.push(attributes_to_json(attributes));
-                bucket.push((attributes, self.texts.len() - 1));
-                self.texts.len() - 1
+                // A block holds fewer than 2^31 rows, so fewer distinct texts.
+                let key = i32::try_from(self.texts.len()).unwrap_or(i32::MAX);
+                self.texts.append_value(attributes_to_json(attributes));
+                bucket.push((attributes, key));
+                key
             }
         };
-        self.last = Some((attributes, text_idx));
-        &self.texts[text_idx]
+        self.last = Some((attributes, key));
+        key
+    }
+
+    /// The text of a key given by [`Self::key`].
+    pub(super) fn text(&self, key: i32) -> &str {
+        let offsets = self.texts.offsets_slice();
+        let key = usize::try_from(key).unwrap_or(usize::MAX);
+        match (offsets.get(key), offsets.get(key.wrapping_add(1))) {
+            (Some(&start), Some(&end)) => {
+                std::str::from_utf8(&self.texts.values_slice()[start as usize..end as usize])
+                    .unwrap_or("{}")
+            }
+            _ => "{}",
+        }
+    }
+
+    /// The texts, in the order of their keys: the values of a dictionary column whose keys
+    /// [`Self::key`] gave.
+    pub(super) fn finish(mut self) -> StringArray {
+        self.texts.finish()
     }
 }
 

@@ -31,17 +31,29 @@ pub(crate) async fn open(reader: ObjectReader) -> Result<columnar::SpansFile, St
 }
 
 /// A batch read from a v2 file in the current schema: columns an older v2 file lacks
-/// (`link_span_ids`) are added as nulls, which is what they mean there (links are in `links`).
-/// Compaction merges old and new blocks into one file this way.
+/// (`link_span_ids`) are added as nulls, which is what they mean there (links are in `links`),
+/// and columns an older file typed otherwise (`attributes` as plain text before it was
+/// dictionary-encoded in Arrow too) are cast. Compaction merges old and new blocks into one
+/// file this way.
 pub(crate) fn conform(batch: RecordBatch) -> Result<RecordBatch, StoreError> {
-    if batch.num_columns() == schema::SCHEMA.fields().len() {
+    let matches = batch.num_columns() == schema::SCHEMA.fields().len()
+        && batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(schema::SCHEMA.fields())
+            .all(|(field, wanted)| field.data_type() == wanted.data_type());
+    if matches {
         return Ok(batch);
     }
     let columns = schema::SCHEMA
         .fields()
         .iter()
         .map(|field| match batch.column_by_name(field.name()) {
-            Some(column) => Ok(column.clone()),
+            Some(column) if column.data_type() == field.data_type() => Ok(column.clone()),
+            Some(column) => arrow::compute::cast(column, field.data_type()).map_err(|error| {
+                StoreError::corrupt(format!("a v2 block's column {:?}: {error}", field.name()))
+            }),
             None if field.is_nullable() => Ok(new_null_array(field.data_type(), batch.num_rows())),
             None => Err(StoreError::corrupt(format!(
                 "a v2 block has no column {:?}",

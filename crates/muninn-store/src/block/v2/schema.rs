@@ -42,7 +42,7 @@ pub(super) static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("partition", DataType::Int32, true),
         Field::new("offset", DataType::Int64, true),
         Field::new("message_id", DataType::Utf8, true),
-        Field::new("attributes", DataType::Utf8, false),
+        Field::new("attributes", dictionary_utf8(), false),
         Field::new("resource", dictionary_utf8(), false),
         Field::new(COLUMN_LINKS, DataType::Utf8, true),
         Field::new(

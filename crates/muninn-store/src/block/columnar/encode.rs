@@ -160,25 +160,20 @@ fn enum_dictionary<const N: usize>(
 }
 
 /// A JSON text column of `field`'s type from the keys `texts` gave: a dictionary of the
-/// distinct texts, or (for plain text) each row's text.
+/// distinct texts, cast to plain text where the schema says so (v1's `attributes`).
 fn text_column(
     keys: Int32Array,
     texts: JsonCache<'_>,
     field: &Field,
 ) -> Result<ArrayRef, StoreError> {
-    if matches!(
-        field.data_type(),
-        arrow::datatypes::DataType::Dictionary(..)
-    ) {
-        let dictionary = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(texts.finish()))
-            .map_err(|error| StoreError::corrupt(format!("building a block: {error}")))?;
-        return Ok(Arc::new(dictionary));
+    let error = |error: ArrowError| StoreError::corrupt(format!("building a block: {error}"));
+    let dictionary: ArrayRef = Arc::new(
+        DictionaryArray::<Int32Type>::try_new(keys, Arc::new(texts.finish())).map_err(error)?,
+    );
+    if dictionary.data_type() == field.data_type() {
+        return Ok(dictionary);
     }
-    let mut column = StringBuilder::with_capacity(keys.len(), keys.len() * 64);
-    for key in keys.values() {
-        column.append_value(texts.text(*key));
-    }
-    Ok(Arc::new(column.finish()))
+    arrow::compute::cast(&dictionary, field.data_type()).map_err(error)
 }
 
 /// Builds one record batch of `schema` from spans, in the order given, with event ids as

@@ -130,19 +130,6 @@ impl<'a> JsonCache<'a> {
         key
     }
 
-    /// The text of a key given by [`Self::key`].
-    pub(super) fn text(&self, key: i32) -> &str {
-        let offsets = self.texts.offsets_slice();
-        let key = usize::try_from(key).unwrap_or(usize::MAX);
-        match (offsets.get(key), offsets.get(key.wrapping_add(1))) {
-            (Some(&start), Some(&end)) => {
-                std::str::from_utf8(&self.texts.values_slice()[start as usize..end as usize])
-                    .unwrap_or("{}")
-            }
-            _ => "{}",
-        }
-    }
-
     /// The texts, in the order of their keys: the values of a dictionary column whose keys
     /// [`Self::key`] gave.
     pub(super) fn finish(mut self) -> StringArray {

@@ -95,7 +95,12 @@ pub(crate) async fn head(
             )
         })?,
     };
-    let records = state.store.head_since(after);
+    let records = state.store.head_since(after).map_err(|error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reading the head: {error}"),
+        )
+    })?;
     let bytes = postcard::to_allocvec(&records).map_err(|error| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

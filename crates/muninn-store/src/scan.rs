@@ -50,7 +50,7 @@ impl SpanQuery {
         }
     }
 
-    fn matches_columns(&self, span: &Span) -> bool {
+    pub(crate) fn matches_columns(&self, span: &Span) -> bool {
         span.start_unix_nanos >= self.from_unix_nanos
             && span.start_unix_nanos < self.to_unix_nanos
             && self
@@ -190,13 +190,13 @@ impl Store {
         }
         let snapshot = self.snapshot();
         let mut hits = Hits::default();
-        let in_memory: Vec<(TraceId, i64)> = snapshot
-            .batches
-            .iter()
-            .flat_map(|batch| batch.iter())
-            .filter(|span| query.matches_columns(span) && filter.is_none_or(|filter| filter(span)))
-            .map(|span| (span.trace_id, span.start_unix_nanos))
-            .collect();
+        let mut in_memory: Vec<(TraceId, i64)> = Vec::new();
+        for batch in &snapshot.batches {
+            match batch.trace_starts(query, filter) {
+                Ok(found) => in_memory.extend(found),
+                Err(error) => search.unreadable_blocks.push(format!("memory: {error}")),
+            }
+        }
         hits.add_block(in_memory, query.max_traces);
         let mut blocks: Vec<_> = snapshot
             .blocks
@@ -296,22 +296,11 @@ impl Store {
     pub async fn operations(&self, from_unix_nanos: i64, to_unix_nanos: i64) -> OperationCatalog {
         let snapshot = self.snapshot();
         let mut operations: BTreeSet<Operation> = BTreeSet::new();
-        {
-            // Borrowed first: memory holds many spans and few distinct operations.
-            let mut seen: HashSet<(&str, &str, SpanKind)> = HashSet::new();
-            for batch in &snapshot.batches {
-                for span in batch.iter() {
-                    if span.start_unix_nanos >= from_unix_nanos
-                        && span.start_unix_nanos < to_unix_nanos
-                        && seen.insert((&span.service, &span.name, span.kind))
-                    {
-                        operations.insert(Operation {
-                            service: span.service.to_string(),
-                            name: span.name.to_string(),
-                            kind: span.kind,
-                        });
-                    }
-                }
+        let mut unreadable_memory = Vec::new();
+        for batch in &snapshot.batches {
+            match batch.operations(from_unix_nanos, to_unix_nanos) {
+                Ok(found) => operations.extend(found),
+                Err(error) => unreadable_memory.push(format!("memory: {error}")),
             }
         }
         let blocks: Vec<_> = snapshot
@@ -332,6 +321,8 @@ impl Store {
         for block_operations in found {
             operations.extend(block_operations.iter().cloned());
         }
+        let mut unreadable_blocks = unreadable_blocks;
+        unreadable_blocks.extend(unreadable_memory);
         OperationCatalog {
             operations: operations.into_iter().collect(),
             unreadable_blocks,

@@ -104,6 +104,23 @@ impl FormatVersion {
             FormatVersion::V2 => v2::encode_file(spans, options),
         }
     }
+
+    /// Encodes batches of the head's columns (`v2::head_columns`), rows in any order, as a
+    /// `spans.parquet` of this version: v2 writes the columns as they are, v1 from their spans.
+    pub(crate) fn encode_columns(
+        self,
+        batches: &[arrow::array::RecordBatch],
+        options: &BlockWriteOptions,
+    ) -> Result<Vec<u8>, StoreError> {
+        match self {
+            FormatVersion::V1 => {
+                let spans = columnar::spans_of(batches)?;
+                let refs: Vec<&Span> = spans.iter().collect();
+                self.encode(&refs, options)
+            }
+            FormatVersion::V2 => v2::encode_columns(batches, options),
+        }
+    }
 }
 
 /// Which of a span's fields a look-up reads from blocks.

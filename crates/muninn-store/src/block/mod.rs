@@ -17,6 +17,7 @@
 //! settings, over the read path and record batches they share (`columnar/`).
 
 mod columnar;
+pub(crate) use columnar::HeadColumns;
 pub use columnar::IndexBytes;
 mod footer_guard;
 mod format;
@@ -161,35 +162,49 @@ impl Default for BlockWriteOptions {
     }
 }
 
-/// What one block gets: its spans (in any order; the format sorts them) and its roll-up cells.
-pub(crate) struct BlockContents<'a> {
+/// What one block gets: its spans as the head's columns (rows in any order; the format sorts
+/// them) and its roll-up cells.
+pub(crate) struct BlockContents {
     pub partition_unix_seconds: i64,
-    pub spans: Vec<&'a Span>,
+    pub spans: Vec<arrow::array::RecordBatch>,
     pub cells: Vec<StoredCell>,
+}
+
+/// The head's columns of `spans`, in the format the flush writes them from.
+pub(crate) fn head_columns(spans: &[Span]) -> Result<HeadColumns, StoreError> {
+    v2::head_columns(spans)
+}
+
+/// The distinct (service, name, kind) of batches of the head's columns, sorted.
+pub(crate) fn operations_of(
+    batches: &[arrow::array::RecordBatch],
+) -> Result<Vec<Operation>, StoreError> {
+    columnar::operations_of(batches)
 }
 
 /// Writes a block's files and then its `meta.json`. Returns the committed meta.
 pub(crate) async fn write_block(
     store: &Arc<dyn ObjectStore>,
-    mut contents: BlockContents<'_>,
+    contents: BlockContents,
     flush_seq: u64,
     flush_id: &str,
     flush_n_blocks: u32,
     options: &BlockWriteOptions,
 ) -> Result<BlockMeta, StoreError> {
     let version = FormatVersion::writable(options.format_version)?;
-    let spans = if contents.spans.is_empty() {
+    let (n_spans, min_time, max_time) = columnar::time_range(&contents.spans)?;
+    let spans = if n_spans == 0 {
         None
     } else {
-        let spans = std::mem::take(&mut contents.spans);
         let options = options.clone();
         // Encoding is CPU work: keep it off the async workers.
-        let bytes = tokio::task::block_in_place(|| version.encode(&spans, &options))?;
+        let bytes =
+            tokio::task::block_in_place(|| version.encode_columns(&contents.spans, &options))?;
         Some(EncodedSpans {
             bytes: SpansBytes::ToPut(bytes),
-            n_spans: spans.len() as u64,
-            min_time: spans.iter().map(|span| span.start_unix_nanos).min(),
-            max_time: spans.iter().map(|span| span.end_unix_nanos()).max(),
+            n_spans,
+            min_time,
+            max_time,
         })
     };
     put_block(

@@ -98,34 +98,36 @@ impl Store {
     }
 
     /// An ingest node's head past WAL record `after`, for a query node: the heads being
-    /// flushed, then the live one.
-    pub fn head_since(&self, after: u64) -> HeadRecords {
+    /// flushed, then the live one. The batches are decoded after the locks are let go.
+    pub fn head_since(&self, after: u64) -> Result<HeadRecords, StoreError> {
         let shared = &self.shared;
-        let mut heads: Vec<Arc<Head>> = shared
-            .flushing
-            .read()
-            .map(|flushing| flushing.clone())
-            .unwrap_or_default();
-        let mut records = Vec::new();
+        let mut batches: Vec<Arc<HeadBatch>> = Vec::new();
         let mut collect = |head: &Head| {
-            for batch in &head.batches {
-                if batch.seq > after {
-                    records.push(HeadRecord {
-                        seq: batch.seq,
-                        spans: batch.to_vec(),
-                        counts: batch.counts.clone(),
-                    });
-                }
-            }
+            batches.extend(
+                head.batches
+                    .iter()
+                    .filter(|batch| batch.seq > after)
+                    .cloned(),
+            );
         };
-        for head in heads.drain(..) {
-            collect(&head);
+        if let Ok(flushing) = shared.flushing.read() {
+            for head in flushing.iter() {
+                collect(head);
+            }
         }
         if let Ok(head) = shared.head.read() {
             collect(&head);
         }
+        let mut records = Vec::with_capacity(batches.len());
+        for batch in batches {
+            records.push(HeadRecord {
+                seq: batch.seq,
+                spans: batch.spans()?,
+                counts: batch.counts.clone(),
+            });
+        }
         records.sort_by_key(|record| record.seq);
-        HeadRecords { records }
+        Ok(HeadRecords { records })
     }
 
     /// Writes `node.json` for a node with `[storage] node`: where query nodes ask for its head.
@@ -219,7 +221,7 @@ impl Store {
             for mirror in state.mirrors.values() {
                 for (batch, delta) in mirror.records.values() {
                     rollups.apply(delta);
-                    head.n_spans += batch.len();
+                    head.n_spans += batch.n_spans();
                     head.batches.push(batch.clone());
                 }
             }
@@ -299,7 +301,17 @@ impl Store {
                             continue;
                         }
                         let delta = rollup::batch_delta(&record.spans, &record.counts);
-                        let mut batch = HeadBatch::with_counts(record.spans, record.counts);
+                        let mut batch = match HeadBatch::with_counts(record.spans, record.counts) {
+                            Ok(batch) => batch,
+                            Err(error) => {
+                                missing.push(format!(
+                                    "ingest node {name}: record {} of its head could not be \
+                                     kept in memory ({error})",
+                                    record.seq
+                                ));
+                                break;
+                            }
+                        };
                         batch.seq = record.seq;
                         mirror.last_seq = mirror.last_seq.max(record.seq);
                         mirror.records.insert(record.seq, (Arc::new(batch), delta));

@@ -11,7 +11,8 @@ use std::path::Path as FsPath;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use muninn_model::{NANOS_PER_SECOND, Span, SpanKind};
+use arrow::array::RecordBatch;
+use muninn_model::{NANOS_PER_SECOND, TraceId};
 use tokio::sync::oneshot;
 
 use super::head::Head;
@@ -21,7 +22,6 @@ use super::{FlushReport, Shared, Store};
 use crate::block::{self, BlockContents, BlockHandle, StoredCell};
 use crate::error::{StoreError, StoreErrorKind};
 use crate::fs::FileSystem;
-use crate::scan::Operation;
 use crate::wal;
 
 impl Store {
@@ -104,19 +104,17 @@ impl Store {
 /// Writes one frozen head as one block per hourly partition. On failure the blocks already
 /// written are deleted again so that a retry does not duplicate them.
 async fn write_head(shared: &Shared, frozen: &Head) -> Result<Vec<Arc<BlockHandle>>, StoreError> {
-    let mut partitions: BTreeMap<i64, (Vec<&Span>, Vec<StoredCell>)> = BTreeMap::new();
+    let mut partitions: BTreeMap<i64, (Vec<RecordBatch>, Vec<StoredCell>)> = BTreeMap::new();
     // Spans of traces the flush filter drops (tail sampling) stay out of the blocks; their
     // roll-up cells below are written all the same.
     let keep = shared.hooks.flush_filter();
-    let kept = frozen
-        .spans()
-        .filter(|span| keep.as_ref().is_none_or(|keep| keep(&span.trace_id)));
-    for span in kept {
-        partitions
-            .entry(block::partition_of(span.start_unix_nanos))
-            .or_default()
-            .0
-            .push(span);
+    let keep = keep
+        .as_deref()
+        .map(|keep| keep as &dyn Fn(&TraceId) -> bool);
+    for batch in &frozen.batches {
+        for (partition, rows) in batch.by_partition(keep)? {
+            partitions.entry(partition).or_default().0.push(rows);
+        }
     }
     for ((minute, key), cell) in &frozen.delta {
         partitions
@@ -137,7 +135,7 @@ async fn write_head(shared: &Shared, frozen: &Head) -> Result<Vec<Arc<BlockHandl
         cells.sort_by(|left, right| (left.minute, &left.key).cmp(&(right.minute, &right.key)));
         // Known now from memory, so the first trace search or service list after this flush
         // does not read them back from the file.
-        let operations = distinct_operations(&spans);
+        let operations = block::operations_of(&spans)?;
         let contents = BlockContents {
             partition_unix_seconds,
             spans,
@@ -187,24 +185,6 @@ pub(crate) fn delete_segments_up_to(
             .map_err(|error| StoreError::io(format!("syncing {}", wal_dir.display()), error))?;
     }
     Ok(())
-}
-
-/// The distinct (service, name, kind) of `spans`, sorted as a block's operations are.
-fn distinct_operations(spans: &[&Span]) -> Vec<Operation> {
-    let distinct: ahash::AHashSet<(&str, &str, SpanKind)> = spans
-        .iter()
-        .map(|span| (span.service.as_str(), span.name.as_str(), span.kind))
-        .collect();
-    let mut operations: Vec<Operation> = distinct
-        .into_iter()
-        .map(|(service, name, kind)| Operation {
-            service: service.to_owned(),
-            name: name.to_owned(),
-            kind,
-        })
-        .collect();
-    operations.sort_unstable();
-    operations
 }
 
 #[cfg(test)]

@@ -122,14 +122,18 @@ impl Store {
     ) -> Lookup {
         let snapshot = self.snapshot();
         let keys = SelectionKeys::of(&selection);
-        let mut spans: Vec<Span> = snapshot
+        let mut spans: Vec<Span> = Vec::new();
+        let mut unreadable_memory = Vec::new();
+        for batch in snapshot
             .batches
             .iter()
             .filter(|batch| batch.may_hold(&keys))
-            .flat_map(|batch| batch.iter())
-            .filter(|span| matches(span))
-            .cloned()
-            .collect();
+        {
+            match batch.select(&selection, &matches) {
+                Ok(found) => spans.extend(found),
+                Err(error) => unreadable_memory.push(format!("memory: {error}")),
+            }
+        }
         let object_store = &snapshot.object_store;
         let (found, unreadable_blocks) = read_blocks(snapshot.blocks, 8, |handle| {
             let object_store = object_store.clone();
@@ -139,6 +143,7 @@ impl Store {
         .await;
         spans.extend(found.into_iter().flatten().filter(|span| matches(span)));
         let mut unreadable_blocks = unreadable_blocks;
+        unreadable_blocks.extend(unreadable_memory);
         unreadable_blocks.extend(self.missing_nodes());
         Lookup::of(spans, unreadable_blocks)
     }

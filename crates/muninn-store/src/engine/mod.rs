@@ -35,7 +35,7 @@ pub(crate) mod fuzzing {
         if let Ok(batch) = postcard::from_bytes::<WalBatch>(payload) {
             let delta = crate::rollup::batch_delta(&batch.spans, &batch.counts);
             let head = HeadBatch::with_counts(batch.spans, batch.counts);
-            std::hint::black_box((delta, head.key_bytes()));
+            std::hint::black_box((delta, head.map(|head| head.memory_bytes()).ok()));
         }
     }
 }
@@ -481,15 +481,11 @@ impl Store {
         .map_err(|error| StoreError::corrupt(format!("encoding a WAL record: {error}")))?;
         let delta = rollup::batch_delta(&spans, &counts);
         let n_counts = counts.len() as u64;
-        let spans = HeadBatch::with_counts(spans, counts);
-        let n_bytes = spans
-            .iter()
-            .map(|span| span.memory_bytes() as u64)
-            .sum::<u64>()
-            + spans.key_bytes();
+        let spans = HeadBatch::with_counts(spans, counts)?;
+        let n_bytes = spans.memory_bytes();
         self.shared
             .spans_appended
-            .fetch_add(spans.len() as u64, Ordering::Relaxed);
+            .fetch_add(spans.n_spans() as u64, Ordering::Relaxed);
         self.shared
             .counts_appended
             .fetch_add(n_counts, Ordering::Relaxed);
@@ -497,7 +493,7 @@ impl Store {
         self.wal_tx
             .send(WalCommand::Append {
                 payload,
-                spans,
+                spans: Box::new(spans),
                 n_bytes,
                 delta,
                 reply,

@@ -180,12 +180,10 @@ fn replay_wal(
             })?;
             let delta = rollup::batch_delta(&batch.spans, &batch.counts);
             rollups.apply(&delta);
-            let spans = HeadBatch::with_counts(batch.spans, batch.counts);
-            let n_bytes = spans
-                .iter()
-                .map(|span| span.memory_bytes() as u64)
-                .sum::<u64>()
-                + spans.key_bytes();
+            let spans = HeadBatch::with_counts(batch.spans, batch.counts).map_err(|error| {
+                StoreError::corrupt(format!("{}: record {seq}: {error}", segment.path.display()))
+            })?;
+            let n_bytes = spans.memory_bytes();
             head.insert(seq, spans, n_bytes, delta);
             Ok(())
         })?;

@@ -43,8 +43,8 @@ pub(crate) struct WalBatch {
 pub(crate) enum WalCommand {
     Append {
         payload: Vec<u8>,
-        spans: HeadBatch,
-        /// The memory `spans` hold (`Span::memory_bytes` and the batch's keys), counted by the
+        spans: Box<HeadBatch>,
+        /// The memory `spans` hold (`HeadBatch::memory_bytes`), counted by the
         /// appender.
         n_bytes: u64,
         delta: RollupDelta,
@@ -57,7 +57,7 @@ pub(crate) enum WalCommand {
 
 struct PendingAck {
     seq: u64,
-    spans: HeadBatch,
+    spans: Box<HeadBatch>,
     n_bytes: u64,
     delta: RollupDelta,
     reply: oneshot::Sender<Result<u64, StoreError>>,
@@ -240,6 +240,7 @@ fn commit(shared: &Shared, writer: &mut WalWriter, pending: &mut Vec<PendingAck>
         return;
     }
     let mut head_full = false;
+    let mut replies = Vec::with_capacity(pending.len());
     {
         let mut rollups = shared
             .rollups
@@ -251,16 +252,12 @@ fn commit(shared: &Shared, writer: &mut WalWriter, pending: &mut Vec<PendingAck>
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut n_inserted = 0;
         let mut bytes_inserted = 0;
-        for ack in pending.iter_mut() {
+        for ack in pending.drain(..) {
             rollups.apply(&ack.delta);
-            n_inserted += ack.spans.len() as u64;
+            n_inserted += ack.spans.n_spans() as u64;
             bytes_inserted += ack.n_bytes;
-            head.insert(
-                ack.seq,
-                std::mem::take(&mut ack.spans),
-                ack.n_bytes,
-                std::mem::take(&mut ack.delta),
-            );
+            head.insert(ack.seq, *ack.spans, ack.n_bytes, ack.delta);
+            replies.push((ack.reply, ack.seq));
         }
         shared
             .unflushed_spans
@@ -271,8 +268,8 @@ fn commit(shared: &Shared, writer: &mut WalWriter, pending: &mut Vec<PendingAck>
         head_full |= head.n_spans >= shared.config.flush_max_spans
             || head.n_bytes >= super::flush_max_bytes(shared);
     }
-    for ack in pending.drain(..) {
-        let _ = ack.reply.send(Ok(ack.seq));
+    for (reply, seq) in replies {
+        let _ = reply.send(Ok(seq));
     }
     if head_full {
         shared.flush_wanted.notify_one();

@@ -85,10 +85,10 @@ enum EventIdBuilder {
 impl EventIdBuilder {
     fn new(layout: EventIdLayout, n_rows: usize) -> Self {
         match layout {
-            EventIdLayout::Text => EventIdBuilder::Text(StringBuilder::new()),
+            EventIdLayout::Text => EventIdBuilder::Text(text_builder(n_rows, 36)),
             EventIdLayout::UuidOrText => EventIdBuilder::UuidOrText {
                 uuids: FixedSizeBinaryBuilder::with_capacity(n_rows, 16),
-                texts: StringBuilder::new(),
+                texts: text_builder(n_rows, 0),
             },
         }
     }
@@ -125,6 +125,18 @@ impl EventIdBuilder {
             } => vec![Arc::new(uuids.finish()), Arc::new(texts.finish())],
         }
     }
+}
+
+/// A text builder for `n_rows` rows of about `bytes_a_row` bytes. Sized by the batch rather than
+/// arrow's default (1,024 rows and bytes): the head keeps each request's columns as they were
+/// built, and a small request's columns would otherwise hold kilobytes they never use.
+fn text_builder(n_rows: usize, bytes_a_row: usize) -> StringBuilder {
+    StringBuilder::with_capacity(n_rows, n_rows * bytes_a_row)
+}
+
+/// A dictionary builder for `n_rows` rows of few distinct texts, sized as `text_builder` is.
+fn dictionary_builder(n_rows: usize) -> StringDictionaryBuilder<Int32Type> {
+    StringDictionaryBuilder::with_capacity(n_rows, n_rows.min(16), n_rows.min(16) * 16)
 }
 
 /// Where a span's row goes in a block: by trace id, then start time, then span id. Integer keys
@@ -192,31 +204,36 @@ pub(in crate::block) fn encode_batch<'a>(
     let mut parent_span_id = FixedSizeBinaryBuilder::with_capacity(n_rows, 8);
     let mut start_time = TimestampNanosecondBuilder::with_capacity(n_rows).with_timezone("UTC");
     let mut duration = Int64Builder::with_capacity(n_rows);
-    let mut service = StringDictionaryBuilder::<Int32Type>::new();
-    let mut name = StringDictionaryBuilder::<Int32Type>::new();
+    let mut service = dictionary_builder(n_rows);
+    let mut name = dictionary_builder(n_rows);
     let mut kind = Int32Builder::with_capacity(n_rows);
     let mut status_code = Int32Builder::with_capacity(n_rows);
-    let mut status_message = StringBuilder::new();
+    let mut status_message = text_builder(n_rows, 0);
     let mut event_id = EventIdBuilder::new(layout, n_rows);
-    let mut event_type = StringDictionaryBuilder::<Int32Type>::new();
-    let mut schema = StringDictionaryBuilder::<Int32Type>::new();
-    let mut stream = StringDictionaryBuilder::<Int32Type>::new();
+    let mut event_type = dictionary_builder(n_rows);
+    let mut schema = dictionary_builder(n_rows);
+    let mut stream = dictionary_builder(n_rows);
     let mut broker = Int32Builder::with_capacity(n_rows);
     let mut modified = BooleanBuilder::with_capacity(n_rows);
     let mut partition = Int32Builder::with_capacity(n_rows);
     let mut offset = Int64Builder::with_capacity(n_rows);
-    let mut message_id = StringBuilder::new();
+    let mut message_id = text_builder(n_rows, 36);
     // Keys into each column's distinct texts: `attributes` is a dictionary column in v2 and
     // plain text in v1, `resource` a dictionary column in both.
     let mut attribute_keys = Int32Builder::with_capacity(n_rows);
     let mut resource_keys = Int32Builder::with_capacity(n_rows);
-    let mut links = StringBuilder::new();
+    let mut links = text_builder(n_rows, 0);
+    // Few spans have links: their ids' room grows as they come.
     let mut link_trace_ids =
-        ListBuilder::new(FixedSizeBinaryBuilder::new(16)).with_field(link_trace_id_item());
+        ListBuilder::with_capacity(FixedSizeBinaryBuilder::with_capacity(0, 16), n_rows)
+            .with_field(link_trace_id_item());
     let mut link_span_ids = arrow_schema
         .field_with_name(super::COLUMN_LINK_SPAN_IDS)
         .is_ok()
-        .then(|| ListBuilder::new(FixedSizeBinaryBuilder::new(8)).with_field(link_span_id_item()));
+        .then(|| {
+            ListBuilder::with_capacity(FixedSizeBinaryBuilder::with_capacity(0, 8), n_rows)
+                .with_field(link_span_id_item())
+        });
     let arrow_error =
         |error: arrow::error::ArrowError| StoreError::corrupt(format!("building a block: {error}"));
     for span in spans {

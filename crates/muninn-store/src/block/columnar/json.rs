@@ -78,7 +78,6 @@ impl<'de> Deserialize<'de> for JsonObjectMembers {
 /// resource, and low-cardinality attributes repeat across many spans. Each distinct list gets a
 /// key, its place in one array of texts: the key of a dictionary-encoded column, so that
 /// neither arrow's dictionary builder nor Parquet's writer hashes the text of every row.
-#[derive(Default)]
 pub(in crate::block) struct JsonCache<'a> {
     index: ahash::AHashMap<u64, Vec<(&'a Attributes, i32)>>,
     /// Every distinct text, in the order of their keys.
@@ -86,6 +85,18 @@ pub(in crate::block) struct JsonCache<'a> {
     /// The list asked for last and its key: spans that share one resource (`Arc`) are found
     /// by address, without hashing.
     last: Option<(&'a Attributes, i32)>,
+}
+
+impl Default for JsonCache<'_> {
+    /// Empty, with no room taken ahead (arrow's default is 1,024 texts): a small batch of the
+    /// head keeps its texts as built.
+    fn default() -> Self {
+        JsonCache {
+            index: ahash::AHashMap::new(),
+            texts: StringBuilder::with_capacity(0, 0),
+            last: None,
+        }
+    }
 }
 
 impl<'a> JsonCache<'a> {

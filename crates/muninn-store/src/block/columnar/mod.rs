@@ -1,15 +1,17 @@
 //! What block formats v1 and v2 share: both are one `spans.parquet` of a row per span with the
 //! same column names, read through the same path. `read.rs` (row groups, a row filter, a
 //! projection), `predicate.rs` (the row filters), `json.rs` (attributes and links as JSON
-//! text), `decode.rs` (batches back to spans, search hits and operations) and `file.rs` (an
-//! opened file and the reads every version answers) are written once; what differs between
-//! the versions — the Arrow schema, the writer's encodings and how event ids are stored — lives
-//! in `v1/` and `v2/`, and reaches this code as an [`EventIdLayout`].
+//! text), `decode.rs` (batches back to spans, search hits and operations), `file.rs` (an
+//! opened file and the reads every version answers) and `head.rs` (the head's batches, held as
+//! the same columns and searched with the same row filters) are written once; what differs
+//! between the versions — the Arrow schema, the writer's encodings and how event ids are
+//! stored — lives in `v1/` and `v2/`, and reaches this code as an [`EventIdLayout`].
 
 mod decode;
 mod encode;
 mod file;
 mod filter;
+mod head;
 pub(super) mod json;
 mod memory;
 mod predicate;
@@ -20,6 +22,8 @@ pub(super) use encode::{
     link_trace_ids_leaf_path, row_order,
 };
 pub(super) use file::{EventIdLayout, SpansFile, canonical_uuid};
+pub(crate) use head::HeadColumns;
+pub(super) use head::{operations_of, spans_of, time_range};
 pub use memory::IndexBytes;
 
 pub(super) const COLUMN_TRACE_ID: &str = "trace_id";

@@ -5,8 +5,11 @@
 
 use std::io::Write;
 
-use arrow::array::{Array, FixedSizeBinaryArray, ListArray, RecordBatch, StringArray, UInt32Array};
-use arrow::compute::take_record_batch;
+use arrow::array::{
+    Array, FixedSizeBinaryArray, ListArray, RecordBatch, StringArray, TimestampNanosecondArray,
+    UInt32Array,
+};
+use arrow::compute::{concat_batches, take_record_batch};
 use muninn_model::Span;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -350,20 +353,58 @@ impl<W: Write + Send> SpansWriter<W> {
 
 /// Encodes spans, in the order they arrived, as one Parquet file whose rows are sorted by trace
 /// id, then start time, then span id.
-///
-/// The spans are turned into columns in the order given, which is the order their memory was
-/// allocated in, and only the columns are put in order (a sort of small keys, then a gather
-/// per row group): sorting the spans first and reading them in trace order chased about fifteen
-/// pointers a span across the whole head, a cache miss each, and cost more than the encoding.
 pub(crate) fn encode_file(
     spans: &[&Span],
     options: &BlockWriteOptions,
 ) -> Result<Vec<u8>, StoreError> {
-    let mut keys: Vec<((u128, i64, u64), u32)> = Vec::with_capacity(spans.len());
-    for (row, span) in spans.iter().enumerate() {
+    let arrived = columnar::encode_batch(spans, &SCHEMA, EventIdLayout::UuidOrText)?;
+    write_sorted(&arrived, options)
+}
+
+/// Encodes batches of this format's columns (the head's, as appended), rows in any order, as
+/// one Parquet file whose rows are sorted by trace id, then start time, then span id.
+pub(crate) fn encode_columns(
+    batches: &[RecordBatch],
+    options: &BlockWriteOptions,
+) -> Result<Vec<u8>, StoreError> {
+    let arrived = match batches {
+        [only] => only.clone(),
+        _ => concat_batches(&SCHEMA, batches)
+            .map_err(|error| StoreError::corrupt(format!("joining the head's columns: {error}")))?,
+    };
+    write_sorted(&arrived, options)
+}
+
+/// Writes the rows of `arrived` sorted by trace id, then start time, then span id.
+///
+/// The columns stay in the order the spans arrived, which is the order their memory was
+/// allocated in, and only they are put in order (a sort of small keys, then a gather per row
+/// group): sorting the spans first and reading them in trace order chased about fifteen
+/// pointers a span across the whole head, a cache miss each, and cost more than the encoding.
+fn write_sorted(arrived: &RecordBatch, options: &BlockWriteOptions) -> Result<Vec<u8>, StoreError> {
+    let n_rows = arrived.num_rows();
+    let trace_ids = fixed_column(arrived, COLUMN_TRACE_ID)?;
+    let span_ids = fixed_column(arrived, COLUMN_SPAN_ID)?;
+    let starts = arrived
+        .column_by_name(COLUMN_START_TIME)
+        .and_then(|column| column.as_any().downcast_ref::<TimestampNanosecondArray>())
+        .ok_or_else(|| StoreError::corrupt("column \"start_time\" is not a timestamp"))?;
+    let mut keys: Vec<((u128, i64, u64), u32)> = Vec::with_capacity(n_rows);
+    for row in 0..n_rows {
+        let trace_id = <[u8; 16]>::try_from(trace_ids.value(row))
+            .map_err(|_| StoreError::corrupt("a trace id is not 16 bytes"))?;
+        let span_id = <[u8; 8]>::try_from(span_ids.value(row))
+            .map_err(|_| StoreError::corrupt("a span id is not 8 bytes"))?;
         let row = u32::try_from(row)
             .map_err(|_| StoreError::corrupt("more than 2^32 spans in one block"))?;
-        keys.push((columnar::row_order(span), row));
+        // Integer keys compare without a call to memcmp (ids are big-endian, so the order is
+        // their bytes' order).
+        let key = (
+            u128::from_be_bytes(trace_id),
+            starts.value(row as usize),
+            u64::from_be_bytes(span_id),
+        );
+        keys.push((key, row));
     }
     keys.sort_unstable();
     let traces = keys
@@ -373,13 +414,12 @@ pub(crate) fn encode_file(
         + 1;
     let order = UInt32Array::from_iter_values(keys.iter().map(|(_, row)| *row));
     drop(keys);
-    let arrived = columnar::encode_batch(spans, &SCHEMA, EventIdLayout::UuidOrText)?;
-    let per_row_group = DistinctIds::with_traces(&arrived, traces)?.per_row_group(
-        spans.len(),
+    let per_row_group = DistinctIds::with_traces(arrived, traces)?.per_row_group(
+        n_rows,
         options.row_group_rows,
         false,
     );
-    let mut buffer = Vec::with_capacity(spans.len() * 32);
+    let mut buffer = Vec::with_capacity(n_rows * 32);
     let mut writer = ArrowWriter::try_new(
         &mut buffer,
         SCHEMA.clone(),
@@ -390,7 +430,7 @@ pub(crate) fn encode_file(
     while offset < order.len() {
         let n_rows = options.row_group_rows.min(order.len() - offset);
         let rows = order.slice(offset, n_rows);
-        let batch = take_record_batch(&arrived, &rows)
+        let batch = take_record_batch(arrived, &rows)
             .map_err(|error| StoreError::corrupt(format!("ordering a block's rows: {error}")))?;
         writer.write(&batch).map_err(parquet_error)?;
         offset += n_rows;

@@ -11,19 +11,26 @@
 //! (`link_trace_ids` and `link_span_ids`) rather than JSON. Its golden data directories are
 //! `tests/golden/v2*/`.
 //!
-//! `schema.rs` (columns), `encode.rs` (spans to a file, the writer's settings); the read path
-//! is shared with v1 in `block/columnar/`.
+//! `schema.rs` (columns), `encode.rs` (spans or the head's columns to a file, the writer's
+//! settings); the read path is shared with v1 in `block/columnar/`. The head holds appended
+//! spans in this format's columns (`head_columns`), so a flush of them only sorts and writes.
 
 mod encode;
 mod schema;
 
-pub(crate) use encode::{SpansWriter, encode_file};
+pub(crate) use encode::{SpansWriter, encode_columns, encode_file};
 
 use arrow::array::{ArrayRef, RecordBatch, new_null_array};
+use muninn_model::Span;
 
 use crate::block::columnar::{self, EventIdLayout};
 use crate::block::reader::ObjectReader;
 use crate::error::StoreError;
+
+/// The head's columns of `spans`: this format's schema, which the flush writes as it is.
+pub(crate) fn head_columns(spans: &[Span]) -> Result<columnar::HeadColumns, StoreError> {
+    columnar::HeadColumns::new(spans, &schema::SCHEMA)
+}
 
 /// Opens a v2 `spans.parquet`: its footer and the bloom filters of trace and event ids.
 pub(crate) async fn open(reader: ObjectReader) -> Result<columnar::SpansFile, StoreError> {

@@ -442,14 +442,15 @@ fn main() -> anyhow::Result<()> {
     if args.protocol == Protocol::Native {
         let bodies = prepared.feed.first_bodies(100);
         let gzip = args.body_encoding == BodyEncoding::Gzip;
-        let (counted, allocated, n_spans) = system::decoded_span_memory(&bodies, gzip)?;
+        let memory = system::decoded_span_memory(&bodies, gzip)?;
         anyhow::ensure!(!bodies.is_empty(), "no body in the pool");
-        let n_spans = n_spans.max(1);
+        let n_spans = memory.n_spans.max(1) as f64;
         println!(
-            "decoded spans in memory ({} spans of the first bodies): {:.0} B/span counted by the store's memory bound (Span::memory_bytes), {:.0} B/span allocated",
-            thousands(n_spans),
-            counted as f64 / n_spans as f64,
-            allocated as f64 / n_spans as f64,
+            "decoded spans in memory ({} spans of the first bodies): {:.0} B/span as spans (Span::memory_bytes), {:.0} B/span allocated; {:.0} B/span in the head, as its columns, counted by the store's memory bound",
+            thousands(memory.n_spans),
+            memory.counted as f64 / n_spans,
+            memory.allocated as f64 / n_spans,
+            memory.in_head as f64 / n_spans,
         );
     }
     let sampler = RssSampler::start(prepared.feed.held_bytes.clone())?;

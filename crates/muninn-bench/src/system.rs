@@ -52,12 +52,22 @@ pub(crate) fn allocator_pages() -> (u64, u64, u64) {
 }
 
 /// What decoded spans hold in memory, measured on native JSON bodies (gzip'd or not) decoded
-/// as the server decodes them: the bytes `Span::memory_bytes` counts (what the store's memory
-/// bound adds up), the bytes jemalloc handed out for them, and the number of spans.
+/// as the server decodes them.
+pub(crate) struct DecodedMemory {
+    /// What `Span::memory_bytes` counts of the decoded spans.
+    pub counted: u64,
+    /// What jemalloc handed out for them.
+    pub allocated: u64,
+    /// What the head holds for them, one batch a body (`muninn_store::head_memory_bytes`): what
+    /// the store's memory bound adds up.
+    pub in_head: u64,
+    pub n_spans: u64,
+}
+
 pub(crate) fn decoded_span_memory(
     bodies: &[bytes::Bytes],
     gzip: bool,
-) -> anyhow::Result<(u64, u64, u64)> {
+) -> anyhow::Result<DecodedMemory> {
     let limits = muninn_model::Limits::default();
     let mut kept: Vec<Vec<muninn_model::Span>> = Vec::with_capacity(bodies.len());
     let (before, _) = allocator_bytes();
@@ -77,7 +87,17 @@ pub(crate) fn decoded_span_memory(
         .map(|span| span.memory_bytes() as u64)
         .sum();
     let n_spans = kept.iter().map(Vec::len).sum::<usize>() as u64;
-    Ok((counted, after.saturating_sub(before), n_spans))
+    let allocated = after.saturating_sub(before);
+    let mut in_head = 0;
+    for spans in kept {
+        in_head += muninn_store::head_memory_bytes(spans)?;
+    }
+    Ok(DecodedMemory {
+        counted,
+        allocated,
+        in_head,
+        n_spans,
+    })
 }
 
 /// Current resident set size (`VmRSS`), in bytes.

@@ -60,6 +60,7 @@ pub use engine::cluster::{HeadFetcher, HeadRecord, HeadRecords};
 pub use engine::{
     CompactionConfig, CompactionReport, DATA_FORMAT_VERSION, DEFAULT_MEMORY_LIMIT_BYTES,
     FlushReport, Lookup, RetentionReport, ScrubConfig, Store, StoreConfig, StoreRole, StoreStats,
+    head_memory_bytes,
 };
 pub use error::{StoreError, StoreErrorKind};
 #[cfg(feature = "fault-injection")]

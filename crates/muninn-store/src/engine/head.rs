@@ -33,8 +33,9 @@ fn event_key(event_id: &str) -> u64 {
 }
 
 /// How many spans a batch must hold to be kept as columns. Below it the columns' fixed cost
-/// (some 5 KB for the arrays of one batch: `small_batches_stay_spans_and_large_ones_take_less_as_columns`) is more than
-/// the spans' own memory, so a small batch stays as its spans and the flush builds its columns.
+/// (some 5 KB for the arrays of one batch, whatever its size: the test
+/// `small_batches_stay_spans_and_large_ones_take_less_as_columns`) is more than the spans' own
+/// memory, so a small batch stays as its spans and the flush builds its columns.
 const COLUMNS_FROM_SPANS: usize = 8;
 
 /// An appended batch's spans: as the columns the flush writes, or (small batches) as spans.

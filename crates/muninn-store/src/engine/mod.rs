@@ -101,6 +101,12 @@ fn flush_max_bytes(shared: &Shared) -> u64 {
     shared.head_limit_bytes() / 4
 }
 
+/// The memory one appended batch of `spans` holds in the head, as the memory bound counts it:
+/// its columns (or, under 8 spans, the spans themselves) and its look-up keys.
+pub fn head_memory_bytes(spans: Vec<Span>) -> Result<u64, StoreError> {
+    HeadBatch::with_counts(spans, Vec::new()).map(|batch| batch.memory_bytes())
+}
+
 /// How the store is set up. Built by the server from its validated configuration.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -116,10 +122,10 @@ pub struct StoreConfig {
     /// 3 × `flush_max_spans` spans not yet in blocks) before it is refused as overloaded.
     pub max_append_wait: Duration,
     /// The memory the node keeps itself under. The spans not yet in blocks (the live head and
-    /// the heads being flushed, counted with `Span::memory_bytes` and their look-up keys) may
-    /// hold what is left of it after a quarter for working memory, `reserved_bytes`, and the
-    /// footers and bloom filters of the opened blocks ([`head_limit_bytes`]); the head is
-    /// flushed once it holds a quarter of that.
+    /// the heads being flushed, counted with `HeadBatch::memory_bytes`: columns and look-up
+    /// keys) may hold what is left of it after a quarter for working memory, `reserved_bytes`,
+    /// and the footers and bloom filters of the opened blocks ([`head_limit_bytes`]); the head
+    /// is flushed once it holds a quarter of that.
     pub memory_limit_bytes: u64,
     /// Memory within `memory_limit_bytes` that the store's caller bounds and holds apart: the
     /// server's request bodies in flight (`max_body_memory`).
@@ -200,10 +206,11 @@ struct Shared {
     wal: wal_thread::WalHealth,
     /// Spans in the head and in frozen heads: what memory holds that blocks do not yet.
     unflushed_spans: AtomicU64,
-    /// The memory those spans hold (`Span::memory_bytes`).
+    /// The memory those spans hold (`HeadBatch::memory_bytes`).
     unflushed_bytes: AtomicU64,
     /// The part of `unflushed_bytes` in frozen heads. Counted a second time against the
-    /// head's share: a flush builds the columns of its frozen head beside its spans, and under
+    /// head's share: a flush joins the columns of its frozen head into one copy per partition
+    /// (and builds those of the batches held as spans), and under
     /// full ingest the live head grows by the whole of a flush's time, so that the next frozen
     /// head, and its flush's columns, grow with the backlog.
     flushing_bytes: AtomicU64,

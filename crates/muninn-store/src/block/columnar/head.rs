@@ -27,10 +27,12 @@ use crate::scan::{Operation, SpanQuery};
 #[derive(Debug, Clone)]
 pub(crate) struct HeadColumns {
     batch: RecordBatch,
+    leaves: HeadLeaves,
 }
 
 /// Where a head batch's row filters find their columns: a column's place in the schema (the
 /// written format's columns are flat, so a column is one Parquet leaf, at the same place).
+#[derive(Debug, Clone, Copy)]
 struct HeadLeaves {
     leaves: Leaves,
     event_id_text: usize,
@@ -105,8 +107,9 @@ impl HeadColumns {
         for column in &mut columns {
             column.shrink_to_fit();
         }
+        let leaves = HeadLeaves::of(&schema)?;
         let batch = RecordBatch::try_new(schema, columns).map_err(column_error)?;
-        Ok(HeadColumns { batch })
+        Ok(HeadColumns { batch, leaves })
     }
 
     /// The record batch, for a flush.
@@ -148,7 +151,7 @@ impl HeadColumns {
 
     /// The spans `selection` selects, whole (memory holds every field), in arrival order.
     pub(crate) fn select(&self, selection: &SpanSelection) -> Result<Vec<Span>, StoreError> {
-        let predicate = HeadLeaves::of(self.batch.schema_ref())?.predicate(selection);
+        let predicate = self.leaves.predicate(selection);
         match self.rows(predicate)? {
             Some(rows) => decode::spans(&rows, SpanFields::All),
             None => Ok(Vec::new()),
@@ -160,7 +163,7 @@ impl HeadColumns {
         &self,
         query: &SpanQuery,
     ) -> Result<Vec<(TraceId, i64)>, StoreError> {
-        let predicate = predicate::search(&HeadLeaves::of(self.batch.schema_ref())?.leaves, query);
+        let predicate = predicate::search(&self.leaves.leaves, query);
         match self.rows(predicate)? {
             Some(rows) => decode::trace_starts(&rows),
             None => Ok(Vec::new()),
@@ -174,7 +177,7 @@ impl HeadColumns {
         to_unix_nanos: i64,
     ) -> Result<Vec<Operation>, StoreError> {
         let query = SpanQuery::new(from_unix_nanos, to_unix_nanos, 0);
-        let predicate = predicate::search(&HeadLeaves::of(self.batch.schema_ref())?.leaves, &query);
+        let predicate = predicate::search(&self.leaves.leaves, &query);
         match self.rows(predicate)? {
             Some(rows) => decode::operations(&[rows]),
             None => Ok(Vec::new()),

@@ -132,7 +132,9 @@ impl<'a> JsonCache<'a> {
             None => {
                 // A block holds fewer than 2^31 rows, so fewer distinct texts.
                 let key = i32::try_from(self.texts.len()).unwrap_or(i32::MAX);
-                self.texts.append_value(attributes_to_json(attributes));
+                RECENT_TEXTS.with_borrow_mut(|recent| {
+                    self.texts.append_value(recent.text(hash, attributes));
+                });
                 bucket.push((attributes, key));
                 key
             }
@@ -146,6 +148,39 @@ impl<'a> JsonCache<'a> {
     pub(super) fn finish(mut self) -> StringArray {
         self.texts.finish()
     }
+}
+
+/// The texts of the attribute lists a thread encoded lately, by the hash `JsonCache` computes.
+/// The head builds the columns of each request apart (a request of 1,000 spans of the
+/// benchmark's fleet holds some 600 distinct lists, of under a thousand in all), so without
+/// it each list would be written as JSON again in every request.
+#[derive(Default)]
+struct RecentTexts {
+    index: ahash::AHashMap<u64, Vec<(Attributes, String)>>,
+}
+
+impl RecentTexts {
+    /// Lists kept before the cache starts over: a few megabytes a thread at most.
+    const MAX_ENTRIES: usize = 8_192;
+
+    fn text(&mut self, hash: u64, attributes: &Attributes) -> &str {
+        if self.index.len() >= Self::MAX_ENTRIES {
+            self.index.clear();
+        }
+        let bucket = self.index.entry(hash).or_default();
+        let at = match bucket.iter().position(|(cached, _)| cached == attributes) {
+            Some(at) => at,
+            None => {
+                bucket.push((attributes.clone(), attributes_to_json(attributes)));
+                bucket.len() - 1
+            }
+        };
+        &bucket[at].1
+    }
+}
+
+thread_local! {
+    static RECENT_TEXTS: std::cell::RefCell<RecentTexts> = std::cell::RefCell::default();
 }
 
 fn attributes_to_json(attributes: &Attributes) -> String {

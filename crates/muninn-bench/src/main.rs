@@ -112,6 +112,7 @@
 //! Client and server share the machine's cores; the client is a bare hyper connection per
 //! sender and its CPU time is printed next to the server's.
 
+mod args;
 mod at_rest;
 mod columns;
 mod compact;
@@ -126,6 +127,7 @@ mod ingest;
 mod native;
 mod otlp;
 mod queries;
+mod replay;
 mod report;
 mod restart;
 mod storage;
@@ -135,7 +137,6 @@ mod targets;
 mod ui;
 mod workload;
 
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -149,109 +150,13 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use anyhow::{Context, bail};
 use clap::Parser;
 
+use crate::args::Args;
+
 use crate::entropy::EntropyFloor;
 use crate::feed::{BodyEncoding, FeedSpec, Protocol};
-use crate::http::ClientKind;
 use crate::queries::QueryKind;
 use crate::report::{bytes, millis, seconds, thousands};
 use crate::system::{CpuSnapshot, CpuSplit, RssSampler};
-use crate::workload::Workload;
-
-/// End-to-end benchmark of a Muninn server started in this process.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Args {
-    /// Spans to ingest.
-    #[arg(long, default_value_t = 10_000_000)]
-    spans: usize,
-    /// Concurrent ingest connections.
-    #[arg(long, default_value_t = 4)]
-    connections: usize,
-    /// Spans per request.
-    #[arg(long, default_value_t = 1000)]
-    batch: usize,
-    /// Requests per kind of query.
-    #[arg(long, default_value_t = 200)]
-    queries: usize,
-    /// Only these kinds of query (comma-separated), e.g. `--query-kinds compare,schemas,impact`
-    /// when iterating; every kind by default.
-    #[arg(long, value_enum, value_delimiter = ',')]
-    query_kinds: Vec<QueryKind>,
-    /// Days of per-minute counts of a fleet of 100 services × 50 event types sent before the
-    /// queries (`POST /api/v1/counts`, about 430,000 counts a day); 0 skips the counts phase.
-    /// At most 7, the store's retention and the oldest minute the server accepts.
-    #[arg(long, default_value_t = 7)]
-    count_days: u32,
-    /// Data directory (must be empty or absent); a fresh temporary directory by default.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Keep the temporary data directory instead of deleting it.
-    #[arg(long)]
-    keep_data: bool,
-    /// Memory for pre-built request bodies, in MiB; beyond it, a background thread makes the
-    /// rest by patching templates.
-    #[arg(long, default_value_t = 3072)]
-    pool_mib: u64,
-    /// Override the store's `flush_max_spans` (spans in the head before a flush).
-    #[arg(long)]
-    flush_max_spans: Option<usize>,
-    /// Override the store's `memory_limit`, in MiB (what the server's memory bound is
-    /// measured against; 1536 by default).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(64..))]
-    memory_limit_mib: Option<u64>,
-    /// Block format the store writes (2, the default, or 1: the path before format 2 and
-    /// compaction, for figures side by side).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=2))]
-    block_format: u32,
-    /// Where the blocks go: `s3://BUCKET[/PREFIX]` (any S3 API, set up by the `AWS_*`
-    /// variables, e.g. `AWS_ENDPOINT_URL=http://127.0.0.1:5000 AWS_ALLOW_HTTP=true` for a
-    /// `moto_server`) or a directory; under the data directory by default.
-    #[arg(long)]
-    storage: Option<String>,
-    /// With `--storage s3://…`: the MiB of the newest blocks also kept on local disk (0: every
-    /// read goes to the object store).
-    #[arg(long, default_value_t = 8192)]
-    storage_cache_mib: u64,
-    /// Turn authentication on: the server accepts one token with every scope and each request
-    /// of the run sends it (for the figure beside a run without).
-    #[arg(long)]
-    auth: bool,
-    /// Turn the store's compaction off (in the background and after the flush).
-    #[arg(long)]
-    no_compaction: bool,
-    /// Override the most rows a data page of a format 2 block holds (what a look-up
-    /// decompresses of each column for one row).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    page_rows: Option<u32>,
-    /// HTTP client library for the senders and queries.
-    #[arg(long, value_enum, default_value_t = ClientKind::Hyper)]
-    client: ClientKind,
-    /// Ingest as native JSON (`POST /api/v1/spans`) or as OTLP/HTTP protobuf (`POST
-    /// /v1/traces`, spans with the messaging semantic conventions).
-    #[arg(long, value_enum, default_value_t = Protocol::Native)]
-    protocol: Protocol,
-    /// The reference workload (1–3 consumers in the producer's trace), or fully random ids
-    /// with 0–5 consumers, a quarter of them in new traces linked to the producer.
-    #[arg(long, value_enum, default_value_t = Workload::Reference)]
-    workload: Workload,
-    /// Request bodies gzip'd as the SDK sends them, or as they are.
-    #[arg(long, value_enum, default_value_t = BodyEncoding::Gzip)]
-    body_encoding: BodyEncoding,
-    /// Seed of the workload generator; random by default.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Instead of the HTTP benchmark, measure the tail sampler's memory per buffered trace and
-    /// per remembered decision, and its CPU per span, on `--tail-traces` traces.
-    #[arg(long)]
-    tail_sampling: bool,
-    /// Traces for `--tail-sampling`.
-    #[arg(long, default_value_t = 1_000_000)]
-    tail_traces: usize,
-    /// Loads of each page of the browser UI in a headless chromium after the queries (Debian's
-    /// chromium and chromium-driver: `bash scripts/browser.sh`); 0 skips the UI phase.
-    #[arg(long, default_value_t = 20)]
-    ui_visits: usize,
-}
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -452,6 +357,9 @@ fn main() -> anyhow::Result<()> {
             memory.allocated as f64 / n_spans,
             memory.in_head as f64 / n_spans,
         );
+        if let Some(n_spans) = args.replay_spans {
+            replay::run(&bodies, gzip, n_spans)?;
+        }
     }
     let sampler = RssSampler::start(prepared.feed.held_bytes.clone())?;
 

@@ -152,8 +152,8 @@ impl<'a> JsonCache<'a> {
 
 /// The texts of the attribute lists a thread encoded lately, by the hash `JsonCache` computes.
 /// The head builds the columns of each request apart (a request of 1,000 spans of the
-/// benchmark's fleet holds some 600 distinct lists, of under a thousand in all), so without
-/// it each list would be written as JSON again in every request.
+/// benchmark's fleet draws several hundred of its at most 960 distinct lists), so without it
+/// each list would be written as JSON again in every request.
 #[derive(Default)]
 struct RecentTexts {
     index: ahash::AHashMap<u64, Vec<(Attributes, String)>>,

@@ -24,7 +24,7 @@ pub mod fuzzing {
     /// Replays `bytes` as a WAL segment as recovery does: intact records decoded, damaged
     /// regions skipped, a torn tail dropped. Errors are fine; a panic is a bug.
     pub fn wal_segment(bytes: &[u8]) {
-        let _ = crate::wal::replay_bytes(bytes, 1, Path::new("fuzz.wal"), |_, payload| {
+        let _ = crate::wal::replay_bytes(bytes, 1, Path::new("fuzz.wal"), |_, _, payload| {
             decode_wal_record(payload);
             Ok(())
         });

@@ -57,8 +57,23 @@ pub struct FirstSpan {
 impl FirstSpan {
     /// Who sent `span`: its ids, time, and the instance and version of its resource.
     pub fn of(span: &Span) -> FirstSpan {
+        FirstSpan::sent(
+            span.start_unix_nanos,
+            span.trace_id,
+            span.span_id,
+            &span.resource,
+        )
+    }
+
+    /// Who sent the span that started at `at` with these ids, from its resource's attributes.
+    pub fn sent(
+        at: i64,
+        trace_id: TraceId,
+        span_id: SpanId,
+        resource: &[(Text, AttributeValue)],
+    ) -> FirstSpan {
         let resource = |name: &str| {
-            span.resource
+            resource
                 .iter()
                 .find(|(key, _)| key == name)
                 .map(|(_, value)| match value {
@@ -69,9 +84,9 @@ impl FirstSpan {
                 })
         };
         FirstSpan {
-            at_unix_nanos: span.start_unix_nanos,
-            trace_id: span.trace_id,
-            span_id: span.span_id,
+            at_unix_nanos: at,
+            trace_id,
+            span_id,
             instance: resource("service.instance.id").or_else(|| resource("host.name")),
             version: resource("service.version"),
         }
@@ -180,7 +195,7 @@ impl EdgeMinute {
 /// Roll-up cells of one batch or one flush, keyed by (minute in unix seconds, key).
 pub type RollupDelta = HashMap<(i64, RollupKey), DeltaCell>;
 
-fn minute_of(unix_nanos: i64) -> i64 {
+pub(crate) fn minute_of(unix_nanos: i64) -> i64 {
     unix_nanos.div_euclid(60 * NANOS_PER_SECOND) * 60
 }
 
@@ -287,7 +302,7 @@ pub fn batch_delta(spans: &[Span], counts: &[EventCount]) -> RollupDelta {
     delta
 }
 
-fn merge_into(delta: &mut RollupDelta, minute: i64, key: RollupKey, cell: &DeltaCell) {
+pub(crate) fn merge_into(delta: &mut RollupDelta, minute: i64, key: RollupKey, cell: &DeltaCell) {
     delta
         .entry((minute, key))
         .and_modify(|existing| existing.merge(cell))

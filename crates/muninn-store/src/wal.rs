@@ -2,9 +2,11 @@
 //! `<data_dir>/wal/`. A record is acknowledged only after `fdatasync`; many concurrent
 //! appends share one sync (group commit). All file access goes through `FileSystem`.
 //!
-//! Segment file: the 8-byte magic `MUNWAL01`, then records of
+//! Segment file: an 8-byte magic, then records of
 //! `[payload length: u32 LE][crc32 of seq and payload: u32 LE][seq: u64 LE][payload]`.
 //! Within a segment, sequence numbers follow each other by one, from the number in its name.
+//! The magic names the format of the payloads (`WalFormat`): `MUNWAL02` is written, and
+//! `MUNWAL01` segments, which older builds wrote, are still replayed.
 //!
 //! Damage on replay is handled in two ways. A record that does not check out with no intact
 //! record after it is a torn tail (a crash mid-write): it was never acknowledged, and replay of
@@ -20,7 +22,21 @@ use std::sync::Arc;
 use crate::error::StoreError;
 use crate::fs::{FileSystem, WriteFile};
 
-const MAGIC: &[u8; 8] = b"MUNWAL01";
+/// The magic of the segments this build writes.
+const MAGIC: &[u8; 8] = b"MUNWAL02";
+/// The magic of segments written before records could hold columns.
+const MAGIC_V1: &[u8; 8] = b"MUNWAL01";
+
+/// The format of a segment's payloads, from its magic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WalFormat {
+    /// `MUNWAL01`: every payload is a batch's spans and counts (postcard).
+    V1,
+    /// `MUNWAL02`: every payload starts with a byte naming its kind (`engine::wal_record`).
+    V2,
+    /// The magic is damaged: either.
+    Unknown,
+}
 const RECORD_HEADER_BYTES: usize = 16;
 /// A record larger than this is treated as corruption on replay.
 const MAX_RECORD_BYTES: usize = 1 << 30;
@@ -136,12 +152,12 @@ fn resynchronise(bytes: &[u8], damaged: usize, expected_seq: u64) -> Option<usiz
     (damaged + 1..bytes.len().saturating_sub(RECORD_HEADER_BYTES - 1)).find(|&at| plausible(at))
 }
 
-/// Reads every intact record of a segment, in order, calling `visit(seq, payload)`; skips
+/// Reads every intact record of a segment, in order, calling `visit(format, seq, payload)`; skips
 /// damaged regions that intact records follow, and stops at a torn tail.
 pub(crate) fn replay_segment(
     fs: &dyn FileSystem,
     segment: &Segment,
-    visit: impl FnMut(u64, &[u8]) -> Result<(), StoreError>,
+    visit: impl FnMut(WalFormat, u64, &[u8]) -> Result<(), StoreError>,
 ) -> Result<Replay, StoreError> {
     let path = &segment.path;
     let bytes = fs
@@ -155,15 +171,20 @@ pub(crate) fn replay_bytes(
     bytes: &[u8],
     first_seq: u64,
     path: &Path,
-    mut visit: impl FnMut(u64, &[u8]) -> Result<(), StoreError>,
+    mut visit: impl FnMut(WalFormat, u64, &[u8]) -> Result<(), StoreError>,
 ) -> Result<Replay, StoreError> {
     let mut replay = Replay::default();
     if bytes.len() < MAGIC.len() {
         return Ok(replay);
     }
-    if &bytes[..MAGIC.len()] != MAGIC {
+    let format = match &bytes[..MAGIC.len()] {
+        magic if magic == MAGIC => WalFormat::V2,
+        magic if magic == MAGIC_V1 => WalFormat::V1,
+        _ => WalFormat::Unknown,
+    };
+    if format == WalFormat::Unknown {
         // A damaged magic is damage like any other: the records after it are still read.
-        tracing::error!(segment = %path.display(), "WAL segment does not start with the magic MUNWAL01; reading the records after it");
+        tracing::error!(segment = %path.display(), "WAL segment does not start with the magic MUNWAL02 (or MUNWAL01); reading the records after it");
         replay.damage.push(Damage {
             offset: 0,
             bytes: MAGIC.len() as u64,
@@ -175,7 +196,7 @@ pub(crate) fn replay_bytes(
     while bytes.len() - position >= RECORD_HEADER_BYTES {
         match intact_record(bytes, position) {
             Some((seq, payload, length)) => {
-                visit(seq, payload)?;
+                visit(format, seq, payload)?;
                 expected_seq = seq.saturating_add(1);
                 position += length;
             }
@@ -315,7 +336,7 @@ mod tests {
 
     fn replayed(segment: &Segment) -> (Vec<(u64, Vec<u8>)>, Replay) {
         let mut seen = Vec::new();
-        let replay = replay_segment(&OsFileSystem, segment, |seq, payload| {
+        let replay = replay_segment(&OsFileSystem, segment, |_, seq, payload| {
             seen.push((seq, payload.to_vec()));
             Ok(())
         })
@@ -368,6 +389,31 @@ mod tests {
             }],
             "reported, and no record lost"
         );
+    }
+
+    #[test]
+    fn the_magic_names_the_format_of_the_payloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = segment_of(dir.path(), 3, &[b"record"]);
+        let written = fs::read(&segment.path).unwrap();
+        let mut older = written.clone();
+        older[..8].copy_from_slice(MAGIC_V1);
+        let mut damaged = written.clone();
+        damaged[0] ^= 0xff;
+        for (bytes, expected) in [
+            (written, WalFormat::V2),
+            (older, WalFormat::V1),
+            (damaged, WalFormat::Unknown),
+        ] {
+            fs::write(&segment.path, bytes).unwrap();
+            let mut formats = Vec::new();
+            replay_segment(&OsFileSystem, &segment, |format, seq, payload| {
+                formats.push((format, seq, payload.to_vec()));
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(formats, [(expected, 3, b"record".to_vec())]);
+        }
     }
 
     /// Offsets of each record of a segment of records of the given payload lengths.

@@ -175,6 +175,11 @@ pub(crate) fn head_columns(spans: &[Span]) -> Result<HeadColumns, StoreError> {
     v2::head_columns(spans)
 }
 
+/// The head's columns a WAL record holds as an Arrow IPC stream.
+pub(crate) fn head_columns_from_ipc(bytes: &[u8]) -> Result<HeadColumns, StoreError> {
+    v2::head_columns_from_ipc(bytes)
+}
+
 /// The distinct (service, name, kind) of batches of the head's columns, sorted.
 pub(crate) fn operations_of(
     batches: &[arrow::array::RecordBatch],

@@ -112,6 +112,45 @@ impl HeadBatch {
         })
     }
 
+    /// A WAL record's columns and counts, as recovery reads them back: the keys come from
+    /// the columns' ids, so no span is decoded.
+    pub(crate) fn from_columns(
+        columns: HeadColumns,
+        counts: Vec<EventCount>,
+    ) -> Result<Self, StoreError> {
+        let mut trace_keys = Vec::with_capacity(columns.len());
+        columns.for_each_trace_id(|trace_id| trace_keys.push(trace_key(trace_id)))?;
+        trace_keys.sort_unstable();
+        trace_keys.dedup();
+        let mut event_keys = Vec::with_capacity(columns.len());
+        columns.for_each_event_id(|event_id| event_keys.push(event_key(event_id)))?;
+        event_keys.sort_unstable();
+        event_keys.dedup();
+        Ok(HeadBatch {
+            held: HeldSpans::Columns(columns),
+            trace_keys,
+            event_keys,
+            seq: 0,
+            counts,
+        })
+    }
+
+    /// The columns the batch is held as, unless it is held as spans.
+    pub(crate) fn columns(&self) -> Option<&HeadColumns> {
+        match &self.held {
+            HeldSpans::Columns(columns) => Some(columns),
+            HeldSpans::Rows { .. } => None,
+        }
+    }
+
+    /// The spans the batch is held as, unless it is held as columns.
+    pub(crate) fn rows(&self) -> Option<&[Span]> {
+        match &self.held {
+            HeldSpans::Columns(_) => None,
+            HeldSpans::Rows { spans, .. } => Some(spans),
+        }
+    }
+
     /// How many spans the batch holds.
     pub(crate) fn n_spans(&self) -> usize {
         match &self.held {
@@ -317,7 +356,7 @@ impl Head {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::HashSet;
 
     use super::*;
@@ -377,7 +416,7 @@ mod tests {
 
     /// Spans like the benchmark's random workload: UUID event and message ids, five
     /// attributes, a resource, some links and errors, and parents.
-    fn fleet_spans(n: usize, hour: i64) -> Vec<Span> {
+    pub(crate) fn fleet_spans(n: usize, hour: i64) -> Vec<Span> {
         use muninn_model::{AttributeValue, Link, SpanId, StatusCode};
         let resource = muninn_model::new_resource(vec![(
             "host.name".into(),

@@ -23,19 +23,20 @@ mod recovery;
 mod retention;
 #[cfg(test)]
 mod testing;
+mod wal_record;
 mod wal_thread;
 
 /// What the fuzz targets reach of the engine (`crate::fuzzing`).
 pub(crate) mod fuzzing {
-    use super::head::HeadBatch;
-    use super::wal_thread::WalBatch;
+    use crate::wal::WalFormat;
 
-    /// A WAL record's payload → the head batch and roll-up delta recovery would make of it.
+    /// A WAL record's payload → the head batch and roll-up delta recovery would make of it,
+    /// read as each format's segment would hold it.
     pub(crate) fn decode_wal_record(payload: &[u8]) {
-        if let Ok(batch) = postcard::from_bytes::<WalBatch>(payload) {
-            let delta = crate::rollup::batch_delta(&batch.spans, &batch.counts);
-            let head = HeadBatch::with_counts(batch.spans, batch.counts);
-            std::hint::black_box((delta, head.map(|head| head.memory_bytes()).ok()));
+        for format in [WalFormat::V1, WalFormat::V2, WalFormat::Unknown] {
+            if let Ok((head, delta)) = super::wal_record::decode(format, payload) {
+                std::hint::black_box((delta, head.memory_bytes()));
+            }
         }
     }
 }
@@ -64,7 +65,7 @@ pub use lookup::Lookup;
 pub(crate) use lookup::{joined, read_blocks};
 pub use recovery::DATA_FORMAT_VERSION;
 use recovery::WalDamage;
-use wal_thread::{WalBatchRef, WalCommand};
+use wal_thread::WalCommand;
 
 /// Appends wait while more than this many times `flush_max_spans` spans are not yet in blocks.
 const UNFLUSHED_FACTOR: u64 = 3;
@@ -476,19 +477,10 @@ impl Store {
 
         self.wait_for_memory().await?;
         self.shared.hooks.observe(&spans);
-        // Sized up front (about 300 bytes per span is typical) so the record is not regrown.
-        let capacity = spans.len() * 384 + counts.len() * 96 + 64;
-        let payload = postcard::to_extend(
-            &WalBatchRef {
-                spans: &spans,
-                counts: &counts,
-            },
-            Vec::with_capacity(capacity),
-        )
-        .map_err(|error| StoreError::corrupt(format!("encoding a WAL record: {error}")))?;
         let delta = rollup::batch_delta(&spans, &counts);
         let n_counts = counts.len() as u64;
         let spans = HeadBatch::with_counts(spans, counts)?;
+        let payload = wal_record::encode(&spans)?;
         let n_bytes = spans.memory_bytes();
         self.shared
             .spans_appended

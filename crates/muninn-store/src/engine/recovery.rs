@@ -18,14 +18,14 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
-use super::head::{Head, HeadBatch};
+use super::head::Head;
 use super::integrity;
 use super::retention::delete_prefix;
-use super::wal_thread::WalBatch;
+use super::wal_record;
 use crate::block::{self, BlockHandle, BlockMeta, StoredCell};
 use crate::error::{StoreError, StoreErrorKind};
 use crate::fs::{self, FileSystem};
-use crate::rollup::{self, DeltaCell, RollupDelta, Rollups};
+use crate::rollup::{DeltaCell, RollupDelta, Rollups};
 use crate::wal::{self, Segment};
 
 /// The data directory's format marker, `muninn.json`.
@@ -170,19 +170,15 @@ fn replay_wal(
             let _ = fs.remove_file(&segment.path);
             continue;
         }
-        let replay = wal::replay_segment(fs, segment, |seq, payload| {
+        let replay = wal::replay_segment(fs, segment, |format, seq, payload| {
             max_seq = max_seq.max(seq);
             if seq <= committed_seq {
                 return Ok(());
             }
-            let batch: WalBatch = postcard::from_bytes(payload).map_err(|error| {
+            let (spans, delta) = wal_record::decode(format, payload).map_err(|error| {
                 StoreError::corrupt(format!("{}: record {seq}: {error}", segment.path.display()))
             })?;
-            let delta = rollup::batch_delta(&batch.spans, &batch.counts);
             rollups.apply(&delta);
-            let spans = HeadBatch::with_counts(batch.spans, batch.counts).map_err(|error| {
-                StoreError::corrupt(format!("{}: record {seq}: {error}", segment.path.display()))
-            })?;
             let n_bytes = spans.memory_bytes();
             head.insert(seq, spans, n_bytes, delta);
             Ok(())

@@ -13,8 +13,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use muninn_model::{EventCount, Span};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Shared;
@@ -25,20 +23,6 @@ use crate::wal::WalWriter;
 
 /// Commands a group takes at most before it syncs.
 const MAX_GROUP: usize = 4096;
-
-/// The payload of one WAL record, as written (postcard).
-#[derive(Serialize)]
-pub(crate) struct WalBatchRef<'a> {
-    pub spans: &'a [Span],
-    pub counts: &'a [EventCount],
-}
-
-/// The payload of one WAL record, as read back on recovery.
-#[derive(Deserialize)]
-pub(crate) struct WalBatch {
-    pub spans: Vec<Span>,
-    pub counts: Vec<EventCount>,
-}
 
 pub(crate) enum WalCommand {
     Append {

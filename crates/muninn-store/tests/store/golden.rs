@@ -18,20 +18,24 @@
 //! - `v2-dictionary-attributes/`: blocks of format v2 as the default writer writes them: as
 //!   `v2-link-ids/`, with `attributes` a dictionary in the file's Arrow schema too (the Parquet
 //!   column was dictionary-encoded already; the writer now hands it the distinct texts once).
+//! - `v2-wal-columns/`: as `v2-dictionary-attributes/`, with a WAL segment of format 2
+//!   (`MUNWAL02`), whose record holds the batch as the head's columns (Arrow IPC). The WALs of
+//!   every other directory are of format 1 (`MUNWAL01`: spans and counts).
 //!
 //! All hold the same data: two blocks of one flush in two hourly partitions (2026-11-20 10:00
 //! and 11:00 UTC), roll-up cells from spans and counts, and a WAL segment with data that was
 //! never flushed. Every later Muninn must open each of them, find exactly this data, and answer
 //! every question of `golden_queries.rs` alike, before and after the WAL is flushed.
 //!
-//! `v1-with-link-trace-ids/` and `v2-dictionary-attributes/` are rewritten only by
+//! `v1-with-link-trace-ids/` and `v2-wal-columns/` are rewritten only by
 //! `MUNINN_WRITE_GOLDEN_BLOCKS=1 cargo test -p muninn-store --test store write_golden`
 //! (not by `UPDATE_GOLDEN`, which refreshes the server's API documents). Rewrite it only to
 //! repair it: a change to what the writer puts on disk is a new variant or format version with a
 //! directory of its own, and the committed directories stay. Without the variable the generator
 //! test still runs: it writes the data set to a temporary directory, checks it like the
 //! committed ones, and checks that its Parquet files are laid out like the committed ones
-//! (schema, column order, compression, encodings, dictionaries, bloom filters, statistics).
+//! (schema, column order, compression, encodings, dictionaries, bloom filters, statistics),
+//! and that its WAL segment has the committed one's format and kinds of record.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -95,9 +99,17 @@ const V2_LINK_IDS: Variant = Variant {
     has_link_trace_ids: true,
 };
 
-/// Format 2 as written since: `attributes` a dictionary in the Arrow schema as well.
+/// Format 2 as written from then until December 7, 2026: `attributes` a dictionary in the
+/// Arrow schema as well.
 const V2_DICTIONARY_ATTRIBUTES: Variant = Variant {
     dir_name: "v2-dictionary-attributes",
+    format_version: 2,
+    has_link_trace_ids: true,
+};
+
+/// Format 2 as written since, with the WAL's records holding columns.
+const V2_WAL_COLUMNS: Variant = Variant {
+    dir_name: "v2-wal-columns",
     format_version: 2,
     has_link_trace_ids: true,
 };
@@ -267,6 +279,23 @@ fn layout(spans_file: &Path) -> Vec<String> {
     lines
 }
 
+/// How a data directory's WAL segment is laid out, as text: its magic, and the first byte of
+/// each record's payload (its kind, in format 2).
+fn wal_layout(data_dir: &Path) -> Vec<String> {
+    let segments = wal_segments(data_dir);
+    assert_eq!(segments.len(), 1, "{}", data_dir.display());
+    let bytes = std::fs::read(&segments[0]).unwrap();
+    let mut lines = vec![format!("magic {}", String::from_utf8_lossy(&bytes[..8]))];
+    let mut position = 8;
+    while position + 16 <= bytes.len() {
+        let length = u32::from_le_bytes(bytes[position..position + 4].try_into().unwrap());
+        let payload = position + 16;
+        lines.push(format!("record of kind {}", bytes[payload]));
+        position = payload + length as usize;
+    }
+    lines
+}
+
 fn has_link_trace_ids(spans_file: &Path) -> bool {
     layout(spans_file)
         .iter()
@@ -418,6 +447,11 @@ async fn golden_v2_dictionary_attributes_opens_and_answers_every_query() {
     check(&V2_DICTIONARY_ATTRIBUTES.dir(), &V2_DICTIONARY_ATTRIBUTES).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_v2_wal_columns_opens_and_answers_every_query() {
+    check(&V2_WAL_COLUMNS.dir(), &V2_WAL_COLUMNS).await;
+}
+
 /// Writes the data set with the writer of `variant`'s format version and checks it like the
 /// committed directory, whose layout it must match; rewrites that directory with
 /// `MUNINN_WRITE_GOLDEN_BLOCKS=1`.
@@ -460,6 +494,18 @@ async fn write_golden(variant: &Variant) {
          new variant or format version with a golden directory of its own",
         golden.display()
     );
+    // The WAL does not depend on the block format: it is compared for the default's directory,
+    // the one written last.
+    if variant.dir_name != V2_WAL_COLUMNS.dir_name {
+        return;
+    }
+    assert_eq!(
+        wal_layout(dir.path()),
+        wal_layout(&golden),
+        "the WAL is written differently from {}'s; if that is intended, it is a new variant \
+         with a golden directory of its own",
+        golden.display()
+    );
 }
 
 /// The v1 writer (still selectable, `format_version = 1`) writes what
@@ -469,14 +515,11 @@ async fn write_golden_v1_with_link_trace_ids() {
     write_golden(&WITH_LINK_TRACE_IDS).await;
 }
 
-/// The default writer writes what `v2-dictionary-attributes/` holds.
+/// The default writer writes what `v2-wal-columns/` holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn write_golden_v2_dictionary_attributes() {
-    assert_eq!(
-        BLOCK_FORMAT_VERSION,
-        V2_DICTIONARY_ATTRIBUTES.format_version
-    );
-    write_golden(&V2_DICTIONARY_ATTRIBUTES).await;
+async fn write_golden_v2_wal_columns() {
+    assert_eq!(BLOCK_FORMAT_VERSION, V2_WAL_COLUMNS.format_version);
+    write_golden(&V2_WAL_COLUMNS).await;
 }
 
 /// A block of a format version this build does not read stops `Store::open` with an error that

@@ -23,11 +23,16 @@ use crate::block::format::{SpanFields, SpanSelection};
 use crate::error::StoreError;
 use crate::scan::{Operation, SpanQuery};
 
+mod record;
+
 /// One appended batch's spans as columns, in the order they arrived.
 #[derive(Debug, Clone)]
 pub(crate) struct HeadColumns {
     batch: RecordBatch,
     leaves: HeadLeaves,
+    /// The memory the columns hold: their buffers' capacities when built here, the IPC
+    /// messages' bodies their arrays share when read from a WAL record.
+    memory: u64,
 }
 
 /// Where a head batch's row filters find their columns: a column's place in the schema (the
@@ -109,7 +114,12 @@ impl HeadColumns {
         }
         let leaves = HeadLeaves::of(&schema)?;
         let batch = RecordBatch::try_new(schema, columns).map_err(column_error)?;
-        Ok(HeadColumns { batch, leaves })
+        let memory = batch.get_array_memory_size() as u64;
+        Ok(HeadColumns {
+            batch,
+            leaves,
+            memory,
+        })
     }
 
     /// The record batch, for a flush.
@@ -121,9 +131,9 @@ impl HeadColumns {
         self.batch.num_rows()
     }
 
-    /// The memory the columns hold: their buffers' capacities.
+    /// The memory the columns hold.
     pub(crate) fn memory_bytes(&self) -> u64 {
-        self.batch.get_array_memory_size() as u64
+        self.memory
     }
 
     /// Every span, in the order they arrived.

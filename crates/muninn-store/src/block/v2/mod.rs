@@ -32,6 +32,13 @@ pub(crate) fn head_columns(spans: &[Span]) -> Result<columnar::HeadColumns, Stor
     columnar::HeadColumns::new(spans, &schema::SCHEMA)
 }
 
+/// The head's columns from a WAL record's IPC stream (`HeadColumns::write_ipc`), in this
+/// format's schema (`conform`: a record an older build wrote may lack newer columns).
+pub(crate) fn head_columns_from_ipc(bytes: &[u8]) -> Result<columnar::HeadColumns, StoreError> {
+    let batch = conform(columnar::HeadColumns::read_ipc(bytes)?)?;
+    columnar::HeadColumns::read(batch, bytes.len())
+}
+
 /// Opens a v2 `spans.parquet`: its footer and the bloom filters of trace and event ids.
 pub(crate) async fn open(reader: ObjectReader) -> Result<columnar::SpansFile, StoreError> {
     columnar::SpansFile::open(reader, EventIdLayout::UuidOrText).await

@@ -53,6 +53,8 @@ pub(crate) struct WalWriter {
     /// The seq the segment's first record has (or will have).
     first_seq: u64,
     next_seq: u64,
+    /// The segment's length so far, written or buffered.
+    bytes: u64,
 }
 
 /// One segment on disk: its path and the first sequence number it may hold.
@@ -241,6 +243,7 @@ impl WalWriter {
             segment_path,
             first_seq: next_seq,
             next_seq,
+            bytes: MAGIC.len() as u64,
         };
         writer.sync()?;
         writer
@@ -274,7 +277,13 @@ impl WalWriter {
             StoreError::io(format!("writing {}", self.segment_path.display()), error)
         })?;
         self.next_seq += 1;
+        self.bytes += (RECORD_HEADER_BYTES + payload.len()) as u64;
         Ok(seq)
+    }
+
+    /// The current segment's length, written or buffered.
+    pub(crate) fn segment_bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// Flushes buffered records and waits until they are on stable storage.

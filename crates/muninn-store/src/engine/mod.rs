@@ -147,6 +147,10 @@ pub struct StoreConfig {
     pub blocks: Option<BlockStorage>,
     /// Whether this store takes writes, or only reads what the nodes of a cluster committed.
     pub role: StoreRole,
+    /// A WAL segment is closed and the next one started once it holds this many bytes (64 MiB),
+    /// besides at each flush: a restart reads one segment into memory at a time, so this
+    /// bounds what its replay holds beyond the head it rebuilds.
+    pub wal_segment_bytes: u64,
 }
 
 /// What a store does with its blocks.
@@ -184,6 +188,7 @@ impl StoreConfig {
             scrub: ScrubConfig::default(),
             blocks: None,
             role: StoreRole::ReadWrite,
+            wal_segment_bytes: 64 << 20,
         }
     }
 }

@@ -388,6 +388,7 @@ async fn load_blocks_under(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Store;
     use crate::engine::testing::{DATA_DIR, event_span, open};
     use crate::fs::SimulatedFs;
     use object_store::memory::InMemory;
@@ -438,6 +439,42 @@ mod tests {
                 .len(),
             1,
             "the covered segment is deleted, durably"
+        );
+    }
+
+    /// A segment that reaches `wal_segment_bytes` is closed and the next started: a head
+    /// spans several segments, a restart replays them all, and a flush deletes those it
+    /// covers, keeping the one records go to.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_segment_is_closed_and_a_head_spans_several() {
+        let fs = SimulatedFs::new();
+        let mut config = super::super::StoreConfig::new(DATA_DIR);
+        config.wal_segment_bytes = 4 << 10;
+        let wal_dir = FsPath::new(DATA_DIR).join("wal");
+        let store = Store::open_with_file_system(config.clone(), Arc::new(fs.clone()))
+            .await
+            .unwrap();
+        let batch = crate::engine::head::tests::fleet_spans(40, 0);
+        for _ in 0..5 {
+            store.append(batch.clone(), Vec::new()).await.unwrap();
+        }
+        let segments = wal::list_segments(&fs, &wal_dir).unwrap();
+        assert_eq!(segments.len(), 6, "each record of 40 spans fills a segment");
+        drop(store);
+
+        let rebooted = fs.after_power_loss();
+        let store = Store::open_with_file_system(config, Arc::new(rebooted.clone()))
+            .await
+            .unwrap();
+        assert_eq!(store.stats().head_spans, 200, "every segment is replayed");
+        store.flush().await.unwrap();
+        assert_eq!(store.stats().block_spans, 200);
+        assert_eq!(
+            wal::list_segments(&rebooted.after_power_loss(), &wal_dir)
+                .unwrap()
+                .len(),
+            1,
+            "the flush deleted every segment it covered, durably"
         );
     }
 

@@ -2,7 +2,8 @@
 //! record, syncs once per group (group commit: many concurrent appends share one
 //! `fdatasync`), then makes the group visible (head and roll-ups) and acknowledges it. A
 //! freeze (the start of a flush) is a barrier: everything before it is committed, the WAL
-//! rotates to a new segment, and the head is handed over whole.
+//! rotates to a new segment, and the head is handed over whole. A segment that reaches
+//! `wal_segment_bytes` is closed and the next started too, so a head may span several.
 //!
 //! Invariant: an append is answered `Ok` only after its record is synced, and becomes visible
 //! to queries at the same moment. After a failed write or sync (a full disk), every append is
@@ -257,5 +258,11 @@ fn commit(shared: &Shared, writer: &mut WalWriter, pending: &mut Vec<PendingAck>
     }
     if head_full {
         shared.flush_wanted.notify_one();
+    }
+    // Replay reads a segment whole: a long-lived head spans several segments of bounded size.
+    if writer.segment_bytes() >= shared.config.wal_segment_bytes
+        && let Err(error) = writer.rotate()
+    {
+        tracing::warn!(%error, "could not start the next WAL segment; the current one grows on");
     }
 }

@@ -111,9 +111,10 @@ fn workload(rng: &mut StdRng, first_trace: u64, n_steps: usize) -> Workload {
 
 /// Compaction as configured in production but for its sizes: outputs of at most 12 spans (so
 /// compactions chain: outputs become inputs), row groups of 8, no grace before deleting what
-/// it replaced, no throttling.
+/// it replaced, no throttling; WAL segments of 16 KiB, so that a head spans several.
 fn config() -> StoreConfig {
     let mut config = StoreConfig::new(DATA_DIR);
+    config.wal_segment_bytes = 16 << 10;
     config.block.row_group_rows = 8;
     config.compaction.max_block_spans = 12;
     config.compaction.delete_grace = Duration::ZERO;

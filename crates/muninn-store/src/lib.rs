@@ -22,18 +22,22 @@ pub mod fuzzing {
     use crate::engine::fuzzing::decode_wal_record;
 
     /// Replays `bytes` as a WAL segment as recovery does: intact records decoded, damaged
-    /// regions skipped, a torn tail dropped. Errors are fine; a panic is a bug.
-    pub fn wal_segment(bytes: &[u8]) {
+    /// regions skipped, a torn tail dropped; the spans its records held. Errors are fine; a
+    /// panic is a bug.
+    pub fn wal_segment(bytes: &[u8]) -> usize {
+        let mut spans = 0;
         let _ = crate::wal::replay_bytes(bytes, 1, Path::new("fuzz.wal"), |_, _, payload| {
-            decode_wal_record(payload);
+            spans += decode_wal_record(payload);
             Ok(())
         });
+        spans
     }
 
     /// Decodes `payload` as one WAL record's batch and builds the head batch and roll-up delta
-    /// from it, as recovery does with an intact record.
-    pub fn wal_record(payload: &[u8]) {
-        decode_wal_record(payload);
+    /// from it, as recovery does with an intact record; the spans it held (0 when it does not
+    /// decode).
+    pub fn wal_record(payload: &[u8]) -> usize {
+        decode_wal_record(payload)
     }
 
     /// Reads `bytes` as a block's `spans.parquet` through every read the store makes of a block

@@ -31,13 +31,16 @@ pub(crate) mod fuzzing {
     use crate::wal::WalFormat;
 
     /// A WAL record's payload → the head batch and roll-up delta recovery would make of it,
-    /// read as each format's segment would hold it.
-    pub(crate) fn decode_wal_record(payload: &[u8]) {
+    /// read as each format's segment would hold it; the most spans a format found.
+    pub(crate) fn decode_wal_record(payload: &[u8]) -> usize {
+        let mut most = 0;
         for format in [WalFormat::V1, WalFormat::V2, WalFormat::Unknown] {
             if let Ok((head, delta)) = super::wal_record::decode(format, payload) {
+                most = most.max(head.n_spans());
                 std::hint::black_box((delta, head.memory_bytes()));
             }
         }
+        most
     }
 }
 

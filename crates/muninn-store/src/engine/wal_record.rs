@@ -107,8 +107,24 @@ fn columns(payload: &[u8]) -> Result<(HeadBatch, RollupDelta), StoreError> {
     let (counts, ipc) = rest.split_at_checked(length).ok_or_else(truncated)?;
     let counts: Vec<EventCount> = postcard::from_bytes(counts)
         .map_err(|error| StoreError::corrupt(format!("counts: {error}")))?;
-    let columns = block::head_columns_from_ipc(ipc)?;
-    let mut delta = columns.rollup_delta()?;
+    // The record checked out against its CRC, so the bytes are the ones written; still, a
+    // panic in the Arrow IPC reader (a record of a build with another schema, a CRC collision)
+    // must cost this record, not the start.
+    let read = std::panic::catch_unwind(|| {
+        let columns = block::head_columns_from_ipc(ipc)?;
+        let delta = columns.rollup_delta()?;
+        Ok::<_, StoreError>((columns, delta))
+    });
+    let (columns, mut delta) = read.unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic");
+        Err(StoreError::corrupt(format!(
+            "the Arrow IPC reader failed on the columns: {message}"
+        )))
+    })?;
     if !counts.is_empty() {
         rollup::merge_delta(&mut delta, rollup::batch_delta(&[], &counts));
     }

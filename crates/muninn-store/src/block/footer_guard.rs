@@ -172,7 +172,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 14);
+        assert_eq!(checked, 16);
     }
 
     #[test]

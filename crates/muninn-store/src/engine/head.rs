@@ -135,6 +135,21 @@ impl HeadBatch {
         })
     }
 
+    /// The batch's roll-up cells: its spans' (read from the columns when it is held as
+    /// columns) and its counts'.
+    pub(crate) fn rollup_delta(&self) -> Result<RollupDelta, StoreError> {
+        match &self.held {
+            HeldSpans::Rows { spans, .. } => Ok(rollup::batch_delta(spans, &self.counts)),
+            HeldSpans::Columns(columns) => {
+                let mut delta = columns.rollup_delta()?;
+                if !self.counts.is_empty() {
+                    rollup::merge_delta(&mut delta, rollup::batch_delta(&[], &self.counts));
+                }
+                Ok(delta)
+            }
+        }
+    }
+
     /// The columns the batch is held as, unless it is held as spans.
     pub(crate) fn columns(&self) -> Option<&HeadColumns> {
         match &self.held {

@@ -58,7 +58,7 @@ use crate::error::{StoreError, StoreErrorKind};
 use crate::fs::{self, FileSystem, LocalDir, OsFileSystem};
 use crate::fs::{TierStats, TieredStore};
 use crate::location::BlockStorage;
-use crate::rollup::{self, Rollups};
+use crate::rollup::Rollups;
 use crate::wal::WalWriter;
 use compaction::CompactionTotals;
 pub use compaction::{CompactionConfig, CompactionReport};
@@ -485,9 +485,9 @@ impl Store {
 
         self.wait_for_memory().await?;
         self.shared.hooks.observe(&spans);
-        let delta = rollup::batch_delta(&spans, &counts);
         let n_counts = counts.len() as u64;
         let spans = HeadBatch::with_counts(spans, counts)?;
+        let delta = spans.rollup_delta()?;
         let payload = wal_record::encode(&spans)?;
         let n_bytes = spans.memory_bytes();
         self.shared

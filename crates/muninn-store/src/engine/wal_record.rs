@@ -96,8 +96,9 @@ pub(crate) fn decode(
 fn rows(payload: &[u8]) -> Result<(HeadBatch, RollupDelta), StoreError> {
     let Rows { spans, counts } = postcard::from_bytes(payload)
         .map_err(|error| StoreError::corrupt(format!("spans and counts: {error}")))?;
-    let delta = rollup::batch_delta(&spans, &counts);
-    Ok((HeadBatch::with_counts(spans, counts)?, delta))
+    let batch = HeadBatch::with_counts(spans, counts)?;
+    let delta = batch.rollup_delta()?;
+    Ok((batch, delta))
 }
 
 fn columns(payload: &[u8]) -> Result<(HeadBatch, RollupDelta), StoreError> {
@@ -115,7 +116,7 @@ fn columns(payload: &[u8]) -> Result<(HeadBatch, RollupDelta), StoreError> {
         let delta = columns.rollup_delta()?;
         Ok::<_, StoreError>((columns, delta))
     });
-    let (columns, mut delta) = read.unwrap_or_else(|panic| {
+    let (columns, delta) = read.unwrap_or_else(|panic| {
         let message = panic
             .downcast_ref::<String>()
             .map(String::as_str)
@@ -125,10 +126,12 @@ fn columns(payload: &[u8]) -> Result<(HeadBatch, RollupDelta), StoreError> {
             "the Arrow IPC reader failed on the columns: {message}"
         )))
     })?;
-    if !counts.is_empty() {
-        rollup::merge_delta(&mut delta, rollup::batch_delta(&[], &counts));
+    let batch = HeadBatch::from_columns(columns, counts)?;
+    let mut delta = delta;
+    if !batch.counts.is_empty() {
+        rollup::merge_delta(&mut delta, rollup::batch_delta(&[], &batch.counts));
     }
-    Ok((HeadBatch::from_columns(columns, counts)?, delta))
+    Ok((batch, delta))
 }
 
 #[cfg(test)]

@@ -165,7 +165,8 @@ impl HeadColumns {
             .map(|text| text.is_some_and(|text| !text.is_empty()))
             .collect();
         let order = |row: usize| (starts.value(row), trace_ids.value(row), span_ids.value(row));
-        let mut cells: HashMap<RowKey, (RollupCell, Option<usize>)> = HashMap::new();
+        let mut cells: HashMap<RowKey, (RollupCell, Option<usize>), ahash::RandomState> =
+            HashMap::default();
         for row in 0..batch.num_rows() {
             let Some(action) = kind
                 .key(row)
@@ -215,7 +216,7 @@ impl HeadColumns {
         }
         let mut delta = RollupDelta::with_capacity(cells.len());
         // Each distinct key is built once; its copies share nothing on the heap.
-        let mut keys: HashMap<_, RollupKey> = HashMap::new();
+        let mut keys: HashMap<_, RollupKey, ahash::RandomState> = HashMap::default();
         for (
             (minute, service_key, stream_key, broker_key, type_key, schema_key, action, changed),
             (cell, first),

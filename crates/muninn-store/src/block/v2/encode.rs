@@ -9,7 +9,7 @@ use arrow::array::{
     Array, FixedSizeBinaryArray, ListArray, RecordBatch, StringArray, TimestampNanosecondArray,
     UInt32Array,
 };
-use arrow::compute::{interleave_record_batch, take_record_batch};
+use arrow::compute::{concat_batches, take_record_batch};
 use muninn_model::Span;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -43,48 +43,28 @@ impl DistinctIds {
             .filter(|&row| trace_ids.value(row) != trace_ids.value(row - 1))
             .count()
             + 1;
-        Self::with_traces(std::slice::from_ref(batch), traces)
+        Self::with_traces(batch, traces)
     }
 
     /// The distinct ids of a batch of this format's columns in any order, `traces` of them
     /// counted already.
-    fn with_traces(batches: &[RecordBatch], traces: usize) -> Result<Self, StoreError> {
-        let mut uuid_events = DistinctEstimate::default();
-        let mut text_events = DistinctEstimate::default();
-        let mut linked_traces = DistinctEstimate::default();
-        for batch in batches {
-            for id in fixed_column(batch, COLUMN_EVENT_ID)?.iter().flatten() {
-                uuid_events.insert(id);
-            }
-            if let Some(texts) = batch
-                .column_by_name(COLUMN_EVENT_ID_TEXT)
-                .and_then(|column| column.as_any().downcast_ref::<StringArray>())
-            {
-                for text in texts.iter().flatten() {
-                    text_events.insert(text.as_bytes());
-                }
-            }
-            if let Some(ids) = batch
-                .column_by_name(COLUMN_LINK_TRACE_IDS)
-                .and_then(|column| column.as_any().downcast_ref::<ListArray>())
-                .and_then(|lists| {
-                    lists
-                        .values()
-                        .as_any()
-                        .downcast_ref::<FixedSizeBinaryArray>()
-                        .cloned()
-                })
-            {
-                for id in ids.iter().flatten() {
-                    linked_traces.insert(id);
-                }
-            }
-        }
-        let (uuid_events, text_events, linked_traces) = (
-            uuid_events.count(),
-            text_events.count(),
-            linked_traces.count(),
-        );
+    fn with_traces(batch: &RecordBatch, traces: usize) -> Result<Self, StoreError> {
+        let uuid_events = distinct(fixed_column(batch, COLUMN_EVENT_ID)?.iter().flatten());
+        let text_events = batch
+            .column_by_name(COLUMN_EVENT_ID_TEXT)
+            .and_then(|column| column.as_any().downcast_ref::<StringArray>())
+            .map_or(0, |texts| distinct(texts.iter().flatten()));
+        let linked_traces = batch
+            .column_by_name(COLUMN_LINK_TRACE_IDS)
+            .and_then(|column| column.as_any().downcast_ref::<ListArray>())
+            .and_then(|lists| {
+                lists
+                    .values()
+                    .as_any()
+                    .downcast_ref::<FixedSizeBinaryArray>()
+                    .map(|values| distinct(values.iter().flatten()))
+            })
+            .unwrap_or(0);
         Ok(DistinctIds {
             traces,
             uuid_events,
@@ -378,7 +358,7 @@ pub(crate) fn encode_file(
     options: &BlockWriteOptions,
 ) -> Result<Vec<u8>, StoreError> {
     let arrived = columnar::encode_batch(spans, &SCHEMA, EventIdLayout::UuidOrText)?;
-    write_sorted(&[arrived], options)
+    write_sorted(&arrived, options)
 }
 
 /// Encodes batches of this format's columns (the head's, as appended), rows in any order, as
@@ -387,7 +367,12 @@ pub(crate) fn encode_columns(
     batches: &[RecordBatch],
     options: &BlockWriteOptions,
 ) -> Result<Vec<u8>, StoreError> {
-    write_sorted(batches, options)
+    let arrived = match batches {
+        [only] => only.clone(),
+        _ => concat_batches(&SCHEMA, batches)
+            .map_err(|error| StoreError::corrupt(format!("joining the head's columns: {error}")))?,
+    };
+    write_sorted(&arrived, options)
 }
 
 /// Writes the rows of `arrived` sorted by trace id, then start time, then span id.
@@ -396,40 +381,30 @@ pub(crate) fn encode_columns(
 /// allocated in, and only they are put in order (a sort of small keys, then a gather per row
 /// group): sorting the spans first and reading them in trace order chased about fifteen
 /// pointers a span across the whole head, a cache miss each, and cost more than the encoding.
-/// The batches are not joined first: each row group gathers its rows from all of them
-/// (`interleave`), so a flush holds one row group's copy at a time rather than a copy of the
-/// whole head, which cost a fault and a zeroed page for every 4 KiB of it.
-fn write_sorted(
-    arrived: &[RecordBatch],
-    options: &BlockWriteOptions,
-) -> Result<Vec<u8>, StoreError> {
-    let n_rows: usize = arrived.iter().map(RecordBatch::num_rows).sum();
-    let mut keys: Vec<((u128, i64, u64), u32, u32)> = Vec::with_capacity(n_rows);
-    for (batch_idx, batch) in arrived.iter().enumerate() {
-        let trace_ids = fixed_column(batch, COLUMN_TRACE_ID)?;
-        let span_ids = fixed_column(batch, COLUMN_SPAN_ID)?;
-        let starts = batch
-            .column_by_name(COLUMN_START_TIME)
-            .and_then(|column| column.as_any().downcast_ref::<TimestampNanosecondArray>())
-            .ok_or_else(|| StoreError::corrupt("column \"start_time\" is not a timestamp"))?;
-        let batch_idx = u32::try_from(batch_idx)
-            .map_err(|_| StoreError::corrupt("more than 2^32 batches in one block"))?;
-        for row in 0..batch.num_rows() {
-            let trace_id = <[u8; 16]>::try_from(trace_ids.value(row))
-                .map_err(|_| StoreError::corrupt("a trace id is not 16 bytes"))?;
-            let span_id = <[u8; 8]>::try_from(span_ids.value(row))
-                .map_err(|_| StoreError::corrupt("a span id is not 8 bytes"))?;
-            let row_idx = u32::try_from(row)
-                .map_err(|_| StoreError::corrupt("more than 2^32 spans in one batch"))?;
-            // Integer keys compare without a call to memcmp (ids are big-endian, so the order
-            // is their bytes' order).
-            let key = (
-                u128::from_be_bytes(trace_id),
-                starts.value(row),
-                u64::from_be_bytes(span_id),
-            );
-            keys.push((key, batch_idx, row_idx));
-        }
+fn write_sorted(arrived: &RecordBatch, options: &BlockWriteOptions) -> Result<Vec<u8>, StoreError> {
+    let n_rows = arrived.num_rows();
+    let trace_ids = fixed_column(arrived, COLUMN_TRACE_ID)?;
+    let span_ids = fixed_column(arrived, COLUMN_SPAN_ID)?;
+    let starts = arrived
+        .column_by_name(COLUMN_START_TIME)
+        .and_then(|column| column.as_any().downcast_ref::<TimestampNanosecondArray>())
+        .ok_or_else(|| StoreError::corrupt("column \"start_time\" is not a timestamp"))?;
+    let mut keys: Vec<((u128, i64, u64), u32)> = Vec::with_capacity(n_rows);
+    for row in 0..n_rows {
+        let trace_id = <[u8; 16]>::try_from(trace_ids.value(row))
+            .map_err(|_| StoreError::corrupt("a trace id is not 16 bytes"))?;
+        let span_id = <[u8; 8]>::try_from(span_ids.value(row))
+            .map_err(|_| StoreError::corrupt("a span id is not 8 bytes"))?;
+        let row = u32::try_from(row)
+            .map_err(|_| StoreError::corrupt("more than 2^32 spans in one block"))?;
+        // Integer keys compare without a call to memcmp (ids are big-endian, so the order is
+        // their bytes' order).
+        let key = (
+            u128::from_be_bytes(trace_id),
+            starts.value(row as usize),
+            u64::from_be_bytes(span_id),
+        );
+        keys.push((key, row));
     }
     keys.sort_unstable();
     let traces = keys
@@ -437,6 +412,8 @@ fn write_sorted(
         .filter(|pair| pair[0].0.0 != pair[1].0.0)
         .count()
         + 1;
+    let order = UInt32Array::from_iter_values(keys.iter().map(|(_, row)| *row));
+    drop(keys);
     let per_row_group = DistinctIds::with_traces(arrived, traces)?.per_row_group(
         n_rows,
         options.row_group_rows,
@@ -449,25 +426,14 @@ fn write_sorted(
         Some(properties(&per_row_group, options)?),
     )
     .map_err(parquet_error)?;
-    let ordering = |error: arrow::error::ArrowError| {
-        StoreError::corrupt(format!("ordering a block's rows: {error}"))
-    };
-    let batches: Vec<&RecordBatch> = arrived.iter().collect();
-    for rows in keys.chunks(options.row_group_rows.max(1)) {
-        let batch = match arrived {
-            [only] => {
-                let order = UInt32Array::from_iter_values(rows.iter().map(|(_, _, row)| *row));
-                take_record_batch(only, &order).map_err(ordering)?
-            }
-            _ => {
-                let order: Vec<(usize, usize)> = rows
-                    .iter()
-                    .map(|(_, batch, row)| (*batch as usize, *row as usize))
-                    .collect();
-                interleave_record_batch(&batches, &order).map_err(ordering)?
-            }
-        };
+    let mut offset = 0;
+    while offset < order.len() {
+        let n_rows = options.row_group_rows.min(order.len() - offset);
+        let rows = order.slice(offset, n_rows);
+        let batch = take_record_batch(arrived, &rows)
+            .map_err(|error| StoreError::corrupt(format!("ordering a block's rows: {error}")))?;
         writer.write(&batch).map_err(parquet_error)?;
+        offset += n_rows;
     }
     writer.close().map_err(parquet_error)?;
     Ok(buffer)

@@ -180,7 +180,7 @@ impl StoreConfig {
         StoreConfig {
             data_dir: data_dir.into(),
             retention: Some(Duration::from_secs(7 * 86_400)),
-            flush_max_spans: 500_000,
+            flush_max_spans: 1_000_000,
             flush_max_age: Duration::from_secs(300),
             max_append_wait: Duration::from_secs(30),
             memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,

@@ -96,7 +96,7 @@ pub(super) const SETTINGS: &[Setting] = &[
         env: "MUNINN_FLUSH_MAX_SPANS",
         value_name: "N",
         help: "Write the in-memory head to a block when it holds this many spans",
-        default: Some("500000"),
+        default: Some("1000000"),
         apply: |text, config| {
             config.store.flush_max_spans = text
                 .trim()

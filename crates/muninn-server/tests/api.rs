@@ -32,6 +32,9 @@ mod sampling;
 #[path = "api/otlp.rs"]
 mod otlp;
 
+#[path = "api/otlp_clients.rs"]
+mod otlp_clients;
+
 #[path = "api/otlp_memory.rs"]
 mod otlp_memory;
 

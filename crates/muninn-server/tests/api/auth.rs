@@ -9,10 +9,8 @@ use std::net::SocketAddr;
 use muninn_server::auth::{ApiToken, AuthConfig, Scope, new_token};
 use serde_json::{Value, json};
 
-use crate::otlp::{
-    assert_messaging_flow, assert_the_shop_is_stored, grpc_client, run_python_client_with,
-    server_with_grpc, shop,
-};
+use crate::otlp::{assert_the_shop_is_stored, grpc_client, server_with_grpc, shop};
+use crate::otlp_clients::{assert_messaging_flow, run_python_client_with};
 use crate::support::TestServer;
 
 /// Three tokens: one per scope.

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use http_body_util::BodyExt;
 use muninn_server::TlsConfig;
 
-use crate::otlp::{assert_messaging_flow, assert_the_shop_is_stored, run_python_client_with, shop};
+use crate::otlp::{assert_the_shop_is_stored, shop};
+use crate::otlp_clients::{assert_messaging_flow, run_python_client_with};
 use crate::support::{TestServer, metric, tls_client_config};
 
 /// A certificate for 127.0.0.1 and localhost, signed by a private CA of its own, written as

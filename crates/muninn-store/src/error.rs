@@ -96,6 +96,16 @@ impl std::error::Error for StoreError {
     }
 }
 
+/// The message a caught panic carries ("a panic" when it carries none), for the error that
+/// stands in for it.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

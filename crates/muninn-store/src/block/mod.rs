@@ -433,14 +433,10 @@ impl BlockHandle {
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| {
-                let message = panic
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| panic.downcast_ref::<&str>().copied())
-                    .unwrap_or("a panic");
                 Err(StoreError::corrupt(format!(
-                    "{}: the Parquet decoder failed: {message}",
-                    self.spans_path()
+                    "{}: the Parquet decoder failed: {}",
+                    self.spans_path(),
+                    crate::error::panic_message(panic.as_ref())
                 )))
             });
         if let Err(error) = &result

@@ -117,13 +117,9 @@ fn columns(payload: &[u8]) -> Result<(HeadBatch, RollupDelta), StoreError> {
         Ok::<_, StoreError>((columns, delta))
     });
     let (columns, delta) = read.unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("a panic");
         Err(StoreError::corrupt(format!(
-            "the Arrow IPC reader failed on the columns: {message}"
+            "the Arrow IPC reader failed on the columns: {}",
+            crate::error::panic_message(panic.as_ref())
         )))
     })?;
     let batch = HeadBatch::from_columns(columns, counts)?;

@@ -136,14 +136,27 @@ impl LinkIdColumns {
 
 /// The canonical text of a UUID's bytes (lowercase, hyphenated).
 fn uuid_text(bytes: &[u8]) -> Text {
+    match <&[u8; 16]>::try_from(bytes) {
+        Ok(bytes) => {
+            Text::from(std::str::from_utf8(&canonical_uuid_text(bytes)).unwrap_or_default())
+        }
+        Err(_) => Text::default(),
+    }
+}
+
+/// The canonical text of a UUID's 16 bytes (lowercase, hyphenated), as ASCII.
+pub(in crate::block) fn canonical_uuid_text(bytes: &[u8; 16]) -> [u8; 36] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut text = Text::with_capacity(36);
+    let mut text = [0u8; 36];
+    let mut at = 0;
     for (index, byte) in bytes.iter().enumerate() {
         if matches!(index, 4 | 6 | 8 | 10) {
-            text.push('-');
+            text[at] = b'-';
+            at += 1;
         }
-        text.push(HEX[usize::from(byte >> 4)] as char);
-        text.push(HEX[usize::from(byte & 0x0f)] as char);
+        text[at] = HEX[usize::from(byte >> 4)];
+        text[at + 1] = HEX[usize::from(byte & 0x0f)];
+        at += 2;
     }
     text
 }

@@ -13,6 +13,7 @@ use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use muninn_model::{Action, Broker, RollupKey, SpanId, SpanKind, TraceId};
 
+use super::super::decode::canonical_uuid_text;
 use super::super::json::attributes_from_json;
 use super::super::{
     COLUMN_EVENT_ID, COLUMN_EVENT_ID_TEXT, COLUMN_KIND, COLUMN_SERVICE, COLUMN_SPAN_ID,
@@ -123,10 +124,11 @@ impl HeadColumns {
     pub(crate) fn for_each_event_id(&self, mut visit: impl FnMut(&str)) -> Result<(), StoreError> {
         let uuids = typed::<FixedSizeBinaryArray>(&self.batch, COLUMN_EVENT_ID)?;
         let texts = typed::<StringArray>(&self.batch, COLUMN_EVENT_ID_TEXT)?;
-        let mut canonical = [0u8; 36];
         for row in 0..self.len() {
             if !uuids.is_null(row) {
-                uuid_text(uuids.value(row), &mut canonical)?;
+                let bytes = <&[u8; 16]>::try_from(uuids.value(row))
+                    .map_err(|_| column_error("an event id UUID is not 16 bytes"))?;
+                let canonical = canonical_uuid_text(bytes);
                 let text = std::str::from_utf8(&canonical)
                     .map_err(|_| column_error("a UUID's text is not UTF-8"))?;
                 visit(text);
@@ -279,23 +281,4 @@ fn first_span(
         SpanId(span_id),
         &attributes,
     ))
-}
-
-/// Writes the canonical text of a UUID's 16 bytes (lowercase, hyphenated) into `text`.
-fn uuid_text(bytes: &[u8], text: &mut [u8; 36]) -> Result<(), StoreError> {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    if bytes.len() != 16 {
-        return Err(column_error("an event id UUID is not 16 bytes"));
-    }
-    let mut at = 0;
-    for (index, byte) in bytes.iter().enumerate() {
-        if matches!(index, 4 | 6 | 8 | 10) {
-            text[at] = b'-';
-            at += 1;
-        }
-        text[at] = HEX[usize::from(byte >> 4)];
-        text[at + 1] = HEX[usize::from(byte & 0x0f)];
-        at += 2;
-    }
-    Ok(())
 }

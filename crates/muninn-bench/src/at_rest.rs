@@ -49,7 +49,7 @@ pub(crate) fn measure(
         thousands(n_spans)
     );
     println!(
-        "blocks/: {n_blocks} blocks, {} Parquet files {} ({:.1} B/span), rollup.json {} ({:.2} B/span), meta.json {}",
+        "blocks/: {n_blocks} blocks, {} Parquet files {} ({:.1} B/span), roll-up files {} ({:.2} B/span), meta.json {}",
         blocks.n_parquet_files,
         bytes(blocks.parquet),
         blocks.parquet as f64 / n_stored as f64,

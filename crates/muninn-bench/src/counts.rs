@@ -312,7 +312,7 @@ pub(crate) struct CountsOutcome {
     pub cells_before: u64,
     pub cells_after: u64,
     pub flush_elapsed: Duration,
-    /// `rollup.json` bytes the flush of the counts added under `blocks/`.
+    /// Roll-up file bytes (`rollup.json.zst`) the flush of the counts added under `blocks/`.
     pub rollup_bytes_added: u64,
     pub blocks_written: u64,
 }
@@ -411,7 +411,7 @@ pub(crate) fn run(
     let blocks_after = disk::dir_sizes(&data_dir.join("blocks"))?;
     let rollup_bytes_added = blocks_after.rollup.saturating_sub(blocks_before.rollup);
     println!(
-        "counts flush: {} ({} blocks, one per hour; rollup.json +{}, {:.0} B a cell); RSS after {}",
+        "counts flush: {} ({} blocks, one per hour; roll-up files +{}, {:.0} B a cell); RSS after {}",
         seconds(flush_elapsed),
         flushed.blocks_written,
         bytes(rollup_bytes_added),

@@ -43,7 +43,7 @@ pub(crate) fn dir_sizes(dir: &Path) -> anyhow::Result<DirSizes> {
                     sizes.parquet += length;
                     sizes.n_parquet_files += 1;
                 }
-                "rollup.json" => sizes.rollup += length,
+                "rollup.json" | "rollup.json.zst" => sizes.rollup += length,
                 "meta.json" => sizes.meta += length,
                 _ => sizes.other += length,
             }

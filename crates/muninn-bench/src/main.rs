@@ -718,7 +718,7 @@ fn main() -> anyhow::Result<()> {
     );
     match &counts {
         Some(counts) => println!(
-            "counts: {} days, {} minutes × {} keys = {} counts in {} ({:.0} counts/s, {} failed requests, {} rejected), flushed in {} ({} blocks, rollup.json +{}); roll-up cells {} → {}",
+            "counts: {} days, {} minutes × {} keys = {} counts in {} ({:.0} counts/s, {} failed requests, {} rejected), flushed in {} ({} blocks, roll-up files +{}); roll-up cells {} → {}",
             args.count_days,
             thousands(counts.n_minutes as u64),
             counts.n_keys,

@@ -59,21 +59,30 @@ impl Pipeline {
 }
 
 /// Makes the blocks under `data_dir` look as blocks written before roll-up cells kept their
-/// first span: removes `first_span` from every cell of every `rollup.json`.
+/// first span: every `rollup.json.zst` becomes a plain `rollup.json` (as they were then) whose
+/// cells have no `first_span`.
 fn forget_first_spans(data_dir: &std::path::Path) {
     fn visit(dir: &std::path::Path, removed: &mut usize) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 visit(&path, removed);
-            } else if path.file_name().is_some_and(|name| name == "rollup.json") {
-                let mut cells: Vec<Value> =
-                    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            } else if path
+                .file_name()
+                .is_some_and(|name| name == "rollup.json.zst")
+            {
+                let json = zstd::stream::decode_all(&std::fs::read(&path).unwrap()[..]).unwrap();
+                let mut cells: Vec<Value> = serde_json::from_slice(&json).unwrap();
                 for cell in &mut cells {
                     *removed +=
                         usize::from(cell.as_object_mut().unwrap().remove("first_span").is_some());
                 }
-                std::fs::write(&path, serde_json::to_vec(&cells).unwrap()).unwrap();
+                std::fs::write(
+                    path.with_file_name("rollup.json"),
+                    serde_json::to_vec(&cells).unwrap(),
+                )
+                .unwrap();
+                std::fs::remove_file(&path).unwrap();
                 // Blocks written before `first_span` was kept had no checksums either.
                 let meta_path = path.with_file_name("meta.json");
                 let mut meta: Value =
@@ -81,6 +90,7 @@ fn forget_first_spans(data_dir: &std::path::Path) {
                 let meta = meta.as_object_mut().unwrap();
                 meta.remove("rollup_crc32");
                 meta.remove("spans_crc32");
+                meta.remove("rollup_zstd");
                 std::fs::write(&meta_path, serde_json::to_vec(meta).unwrap()).unwrap();
             }
         }

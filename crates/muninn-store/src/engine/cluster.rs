@@ -339,21 +339,27 @@ impl Store {
         else {
             return;
         };
-        let mut dirs: Vec<(i64, Path)> = self
+        let mut dirs: Vec<(i64, Path, &str)> = self
             .shared
             .blocks
             .read()
             .map(|blocks| {
                 blocks
                     .iter()
-                    .map(|handle| (handle.meta.partition_unix_seconds, handle.dir.clone()))
+                    .map(|handle| {
+                        (
+                            handle.meta.partition_unix_seconds,
+                            handle.dir.clone(),
+                            handle.meta.rollup_file(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
         dirs.sort_by(|left, right| right.cmp(left));
         let mut copied = 0;
-        for (_, dir) in dirs {
-            for file in ["meta.json", "rollup.json", "spans.parquet"] {
+        for (_, dir, rollup_file) in dirs {
+            for file in ["meta.json", rollup_file, "spans.parquet"] {
                 match tiered.prefetch(&dir.clone().join(file)).await {
                     Ok(bytes) => copied += bytes,
                     Err(error) => {

@@ -288,6 +288,7 @@ mod tests {
     use muninn_model::TraceId;
 
     use super::*;
+    use crate::block;
     use crate::engine::StoreConfig;
     use crate::engine::testing::{DATA_DIR, event_span, open};
     use crate::fs::SimulatedFs;
@@ -480,10 +481,13 @@ mod tests {
     async fn a_damaged_rollup_or_meta_does_not_stop_the_open() {
         let fs = SimulatedFs::new();
         let (store, blocks) = two_blocks(&fs).await;
-        // Still JSON, with one count changed: only the checksum tells.
-        damage(&store, &blocks[0], "rollup.json", |bytes| {
-            let text = String::from_utf8(bytes.clone()).unwrap();
-            *bytes = text.replacen("\"spans\":1", "\"spans\":7", 1).into_bytes();
+        // Still zstd of JSON, with one count changed: only the checksum tells.
+        damage(&store, &blocks[0], block::ROLLUP_ZSTD_FILE, |bytes| {
+            let json = zstd::stream::decode_all(&bytes[..]).unwrap();
+            let text = String::from_utf8(json).unwrap();
+            let changed = text.replacen("\"spans\":1", "\"spans\":7", 1);
+            assert_ne!(changed, text);
+            *bytes = zstd::bulk::compress(changed.as_bytes(), 3).unwrap();
         })
         .await;
         damage(&store, &blocks[1], "meta.json", |bytes| {
@@ -498,7 +502,7 @@ mod tests {
         assert!(
             quarantined
                 .iter()
-                .any(|reason| reason.contains("rollup.json: checksum mismatch")),
+                .any(|reason| reason.contains("rollup.json.zst: checksum mismatch")),
             "{quarantined:?}"
         );
         assert!(

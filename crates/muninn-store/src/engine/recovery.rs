@@ -494,6 +494,7 @@ mod tests {
             compacted_from: Vec::new(),
             spans_crc32: None,
             rollup_crc32: None,
+            rollup_zstd: false,
         }
     }
 

@@ -2,11 +2,13 @@
 //! again, whether it was still in the WAL or already in blocks, exactly once, with the same
 //! roll-ups.
 
+use std::path::PathBuf;
+
 use muninn_model::{Action, NANOS_PER_MINUTE, Span};
 
 use crate::support::{
-    NANOS_PER_HOUR, RollupTotals, as_looked_up, at, count, event, event_id, event_trace, open,
-    rich_span, rollup_cells, rollup_totals, trace, trace_id, wal_segments,
+    NANOS_PER_HOUR, RollupTotals, as_looked_up, at, count, event, event_id, event_trace,
+    files_under, open, rich_span, rollup_cells, rollup_totals, trace, trace_id, wal_segments,
 };
 
 async fn assert_traces_found(
@@ -201,6 +203,17 @@ async fn counts_alone_survive_a_restart_and_a_flush() {
         (1, 0),
         "a block of roll-ups only"
     );
+    // Its cells are JSON, zstd-compressed, as docs/storage.md tells readers.
+    let rollup_files: Vec<PathBuf> = files_under(dir.path())
+        .into_iter()
+        .filter(|path| path.to_string_lossy().contains("rollup"))
+        .collect();
+    assert_eq!(rollup_files.len(), 1, "{rollup_files:?}");
+    assert!(rollup_files[0].ends_with("rollup.json.zst"));
+    let file = std::fs::read(dir.path().join(&rollup_files[0])).unwrap();
+    let json = zstd::stream::decode_all(&file[..]).unwrap();
+    let cells: Vec<serde_json::Value> = serde_json::from_slice(&json).unwrap();
+    assert_eq!(cells.len(), 2);
     drop(store);
     let store = open(dir.path()).await;
     assert_eq!(rollup_cells(&store), cells_before);

@@ -672,11 +672,41 @@ pub fn decode_spans(
     now_unix_nanos: i64,
 ) -> Result<Decoded<Span>, IngestError> {
     let last = RefCell::new(empty_resource());
-    decode_batch::<WireSpan, Span>(body, |wire| {
+    let convert = |wire: WireSpan| {
         let span = wire.into_span(&last)?;
         limits.check_span(&span, now_unix_nanos)?;
         Ok(span)
-    })
+    };
+    // What the SDK sends (an array of span objects, strings without escapes) is read by hand;
+    // any other body by serde_json, which also names what is wrong with it.
+    if let Some(wire) = std::str::from_utf8(body)
+        .ok()
+        .and_then(|text| scan::spans(text).ok())
+    {
+        return Ok(convert_all(wire, convert));
+    }
+    decode_batch::<WireSpan, Span>(body, convert)
+}
+
+/// Converts every record, each one that fails rejected by its index.
+fn convert_all<W, T>(wire: Vec<W>, convert: impl Fn(W) -> Result<T, FieldError>) -> Decoded<T> {
+    let mut decoded = Decoded {
+        records: Vec::with_capacity(wire.len()),
+        rejected: Vec::new(),
+    };
+    for (index, record) in wire.into_iter().enumerate() {
+        match convert(record) {
+            Ok(record) => decoded.records.push(record),
+            Err(error) => decoded.rejected.push(Rejection {
+                index,
+                field: error.field,
+                reason: error.reason,
+            }),
+        }
+    }
+    // No room for the rejected: the records go to the head as they are.
+    decoded.records.shrink_to_fit();
+    decoded
 }
 
 /// Decodes and validates a batch of event-seen counts.
@@ -691,6 +721,8 @@ pub fn decode_counts(
         Ok(count)
     })
 }
+
+mod scan;
 
 #[cfg(test)]
 mod tests;

@@ -248,3 +248,160 @@ fn an_array_is_decoded_like_the_same_records_one_per_line() {
         assert_eq!(from_array.records.len(), 2);
     }
 }
+
+/// What serde_json alone makes of `body`: the path bodies the scan gives up on take.
+fn by_serde(body: &[u8]) -> Result<Decoded<Span>, IngestError> {
+    let last = RefCell::new(empty_resource());
+    let limits = Limits::default();
+    decode_batch::<WireSpan, Span>(body, |wire| {
+        let span = wire.into_span(&last)?;
+        limits.check_span(&span, NOW)?;
+        Ok(span)
+    })
+}
+
+/// A span with every field the format has, spaced out, some values of each JSON type.
+fn rich_json(n: u8) -> String {
+    format!(
+        r#" {{ "trace_id" : "4bf92f3577b34da6a3ce929d0e0e47{n:02x}", "span_id":"00f067aa0ba902b7",
+        "parent_span_id":"00f067aa0ba902b8", "name":"consume", "kind":"consumer", "service":"billing",
+        "resource":{{"service.version":"1.2.3","host.name":"h-1","service.instance.id":"i-{n}"}},
+        "start_time_unix_nano":"1795000000000000000", "end_time_unix_nano":1795000000000001500,
+        "status":{{"code":"error","message":"handler timed out","extra":[1,{{"a":null}},"x"]}},
+        "links":[{{"trace_id":"5bf92f3577b34da6a3ce929d0e0e4736","span_id":"10f067aa0ba902b7",
+          "attributes":{{"k":"v","n":-3}}}},{{"trace_id":"6bf92f3577b34da6a3ce929d0e0e4736",
+          "span_id":"20f067aa0ba902b7","ignored":{{}}}}],
+        "event_id":"6f1c5a52-9d2e-4c1b-8f7a-0e2d4c6b8a{n:02x}", "event_type":"order.created",
+        "schema":"v2", "stream":"orders", "broker":"nats", "modified":true, "partition":3,
+        "offset":123456789012, "message_id":"m-{n}",
+        "attributes":{{"f":1.5e3,"g":-2.25,"zero":0,"neg":-7,"t":true,"no":false,"big":999999999999999999}},
+        "unknown":{{"deep":[[[{{"x":[true,false,null,-1.0e-3]}}]]]}} }} "#
+    )
+}
+
+/// Every record the format allows that has no escapes is read by the scan, and read exactly
+/// as serde_json reads it: the same spans, the same rejections at the same indexes.
+#[test]
+fn the_scan_reads_what_serde_reads() {
+    let plain = span_json("4bf92f3577b34da6a3ce929d0e0e4736", "1795000000000000000");
+    let nulls = r#"{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4737","span_id":"00f067aa0ba902b7","parent_span_id":null,"name":"n","kind":"internal","service":"s","resource":null,"start_time_unix_nano":1795000000000000000,"duration_nano":null,"end_time_unix_nano":null,"status":null,"attributes":null,"links":null,"event_id":null,"event_type":null,"schema":null,"stream":null,"broker":null,"modified":null,"partition":null,"offset":null,"message_id":null}"#;
+    let bad_kind = rich_json(3).replace(r#""kind":"consumer""#, r#""kind":"sideways""#);
+    let empty_name = rich_json(4).replace(r#""name":"consume""#, r#""name":"""#);
+    let null_attribute = rich_json(5).replace(r#""zero":0"#, r#""zero":null"#);
+    let nested_attribute = rich_json(6).replace(r#""zero":0"#, r#""zero":{"a":1}"#);
+    let too_old = span_json("4bf92f3577b34da6a3ce929d0e0e4738", "1");
+    let bodies = [
+        "[]".to_string(),
+        " \n[ ]\n ".to_string(),
+        format!("[{plain}]"),
+        format!("[{}]", rich_json(1)),
+        format!("[{nulls},{plain},{}]", rich_json(2)),
+        format!("[{bad_kind},{empty_name},{plain},{null_attribute},{nested_attribute},{too_old}]"),
+    ];
+    for body in &bodies {
+        let wire = scan::spans(body);
+        assert!(wire.is_ok(), "the scan gave up on {body}");
+        let scanned = decode_spans(body.as_bytes(), &Limits::default(), NOW).unwrap();
+        assert_eq!(scanned, by_serde(body.as_bytes()).unwrap(), "{body}");
+    }
+    let last = &bodies[5];
+    let rejected: Vec<(usize, String)> = decode_spans(last.as_bytes(), &Limits::default(), NOW)
+        .unwrap()
+        .rejected
+        .into_iter()
+        .map(|rejection| (rejection.index, rejection.field))
+        .collect();
+    let fields: Vec<(usize, &str)> = rejected
+        .iter()
+        .map(|(index, field)| (*index, field.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            (0, "kind"),
+            (1, "name"),
+            (3, "attributes.zero"),
+            (4, "attributes.zero"),
+            (5, "start_time_unix_nano")
+        ]
+    );
+}
+
+/// What the scan does not read (escapes, a field twice, a value of another type, numbers
+/// serde_json might read otherwise, anything not an array of objects) goes to serde_json,
+/// whose answer it is.
+#[test]
+fn the_scan_gives_up_where_serde_decides() {
+    let plain = span_json("4bf92f3577b34da6a3ce929d0e0e4736", "1795000000000000000");
+    let cases = [
+        plain.replace(r#""name":"publish""#, r#""name":"pub\"lish""#),
+        plain.replace(r#""name":"publish""#, r#""name":"pub	lish""#),
+        plain.replace(r#""name":"publish""#, r#""name":"publish","name":"again""#),
+        plain.replace(r#""a":1"#, r#""a":-0"#),
+        plain.replace(r#""a":1"#, r#""a":1e999"#),
+        plain.replace(r#""a":1"#, r#""a":9223372036854775808"#),
+        plain.replace(r#""a":1"#, r#""a":-9223372036854775809"#),
+        plain.replace(r#""a":1"#, r#""a":01"#),
+        plain.replace(r#""duration_nano":1500"#, r#""duration_nano":1.5"#),
+        plain.replace(
+            r#""broker":"kafka""#,
+            r#""broker":"kafka","modified":"true""#,
+        ),
+        plain.replace(r#""broker":"kafka""#, r#""broker":"kafka","partition":2.0"#),
+        plain.replace(r#""name":"publish","#, ""),
+        plain.replace(r#""service":"checkout""#, r#""service":null"#),
+    ];
+    let mut bodies: Vec<String> = cases.iter().map(|case| format!("[{case}]")).collect();
+    bodies.extend([
+        format!("{plain}\n{plain}"),
+        format!("[{plain}] x"),
+        format!("[{plain},]"),
+        "[1]".to_string(),
+        "[[]]".to_string(),
+        format!("[{plain}"),
+    ]);
+    for body in &bodies {
+        assert!(scan::spans(body).is_err(), "the scan read {body}");
+        let answer = decode_spans(body.as_bytes(), &Limits::default(), NOW);
+        let serde = by_serde(body.as_bytes());
+        assert_eq!(answer.is_ok(), serde.is_ok(), "{body}");
+        if let (Ok(answer), Ok(serde)) = (answer, serde) {
+            assert_eq!(answer, serde, "{body}");
+        }
+    }
+}
+
+/// Bodies mutated at random (bytes flipped, cut, duplicated): whenever the scan reads one,
+/// serde_json reads the same spans and rejections from it.
+#[test]
+fn mutated_bodies_the_scan_reads_are_read_as_serde_reads_them() {
+    let original = format!("[{},{}]", rich_json(1), rich_json(2)).into_bytes();
+    let mut scanned = 0;
+    for body in crate::mutate::mutations(
+        &original,
+        0x0123_4567_89ab_cdef,
+        0x2545_f491_4f6c_dd1d,
+        5000,
+        2,
+    ) {
+        let Some(wire) = std::str::from_utf8(&body).ok().map(scan::spans) else {
+            continue;
+        };
+        if wire.is_err() {
+            continue;
+        }
+        scanned += 1;
+        let serde = by_serde(&body);
+        assert!(serde.is_ok(), "{}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            decode_spans(&body, &Limits::default(), NOW).unwrap(),
+            serde.unwrap(),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    assert!(
+        scanned > 100,
+        "only {scanned} mutated bodies were read by the scan"
+    );
+}

@@ -19,3 +19,14 @@ pub use otlp::{
     derived_span_id, otlp_spans,
 };
 pub use zipkin::{ZIPKIN_UNKNOWN_NAME, decode_zipkin_spans};
+
+/// Entry points of the fuzz targets in `fuzz/` (docs/security.md#fuzzing); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Decodes `body` as native spans (`decode_spans`, default limits, `now_unix_nanos`); when
+    /// the hand-written scan reads it, decodes it by serde_json too and panics unless both give
+    /// the same spans and rejections. Returns the spans kept.
+    pub fn native_spans(body: &[u8], now_unix_nanos: i64) -> usize {
+        crate::native::scan_agrees_with_serde(body, now_unix_nanos)
+    }
+}

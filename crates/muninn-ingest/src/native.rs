@@ -688,6 +688,31 @@ pub fn decode_spans(
     decode_batch::<WireSpan, Span>(body, convert)
 }
 
+/// `fuzzing::native_spans`: the spans `decode_spans` keeps, after checking that serde_json
+/// reads a body the scan read the same way.
+pub(crate) fn scan_agrees_with_serde(body: &[u8], now_unix_nanos: i64) -> usize {
+    let limits = Limits::default();
+    let Ok(decoded) = decode_spans(body, &limits, now_unix_nanos) else {
+        return 0;
+    };
+    let scanned = std::str::from_utf8(body).is_ok_and(|text| scan::spans(text).is_ok());
+    if scanned {
+        let last = RefCell::new(empty_resource());
+        let by_serde = decode_batch::<WireSpan, Span>(body, |wire| {
+            let span = wire.into_span(&last)?;
+            limits.check_span(&span, now_unix_nanos)?;
+            Ok(span)
+        });
+        assert_eq!(
+            by_serde.ok().as_ref(),
+            Some(&decoded),
+            "the scan and serde_json read {:?} differently",
+            String::from_utf8_lossy(body)
+        );
+    }
+    decoded.records.len()
+}
+
 /// Converts every record, each one that fails rejected by its index.
 fn convert_all<W, T>(wire: Vec<W>, convert: impl Fn(W) -> Result<T, FieldError>) -> Decoded<T> {
     let mut decoded = Decoded {

@@ -671,21 +671,39 @@ pub fn decode_spans(
     limits: &Limits,
     now_unix_nanos: i64,
 ) -> Result<Decoded<Span>, IngestError> {
-    let last = RefCell::new(empty_resource());
-    let convert = |wire: WireSpan| {
-        let span = wire.into_span(&last)?;
-        limits.check_span(&span, now_unix_nanos)?;
-        Ok(span)
-    };
     // What the SDK sends (an array of span objects, strings without escapes) is read by hand;
     // any other body by serde_json, which also names what is wrong with it.
     if let Some(wire) = std::str::from_utf8(body)
         .ok()
         .and_then(|text| scan::spans(text).ok())
     {
-        return Ok(convert_all(wire, convert));
+        let last = RefCell::new(empty_resource());
+        return Ok(convert_all(wire, to_span(limits, now_unix_nanos, &last)));
     }
-    decode_batch::<WireSpan, Span>(body, convert)
+    decode_spans_by_serde(body, limits, now_unix_nanos)
+}
+
+/// A wire record to a validated span; `last` is the resource of the span before it.
+fn to_span<'a>(
+    limits: &'a Limits,
+    now_unix_nanos: i64,
+    last: &'a RefCell<Resource>,
+) -> impl Fn(WireSpan) -> Result<Span, FieldError> + 'a {
+    move |wire| {
+        let span = wire.into_span(last)?;
+        limits.check_span(&span, now_unix_nanos)?;
+        Ok(span)
+    }
+}
+
+/// `decode_spans` without the scan: serde_json alone.
+fn decode_spans_by_serde(
+    body: &[u8],
+    limits: &Limits,
+    now_unix_nanos: i64,
+) -> Result<Decoded<Span>, IngestError> {
+    let last = RefCell::new(empty_resource());
+    decode_batch::<WireSpan, Span>(body, to_span(limits, now_unix_nanos, &last))
 }
 
 /// `fuzzing::native_spans`: the spans `decode_spans` keeps, after checking that serde_json
@@ -695,16 +713,11 @@ pub(crate) fn scan_agrees_with_serde(body: &[u8], now_unix_nanos: i64) -> usize 
     let Ok(decoded) = decode_spans(body, &limits, now_unix_nanos) else {
         return 0;
     };
-    let scanned = std::str::from_utf8(body).is_ok_and(|text| scan::spans(text).is_ok());
-    if scanned {
-        let last = RefCell::new(empty_resource());
-        let by_serde = decode_batch::<WireSpan, Span>(body, |wire| {
-            let span = wire.into_span(&last)?;
-            limits.check_span(&span, now_unix_nanos)?;
-            Ok(span)
-        });
+    if std::str::from_utf8(body).is_ok_and(|text| scan::spans(text).is_ok()) {
         assert_eq!(
-            by_serde.ok().as_ref(),
+            decode_spans_by_serde(body, &limits, now_unix_nanos)
+                .ok()
+                .as_ref(),
             Some(&decoded),
             "the scan and serde_json read {:?} differently",
             String::from_utf8_lossy(body)

@@ -278,7 +278,7 @@ impl<'a> Cursor<'a> {
 
     fn status(&mut self) -> Scan<WireStatus> {
         let (mut code, mut message) = (None, None);
-        let mut seen = 0u8;
+        let mut seen = 0u32;
         self.object(|cursor, key| {
             match key {
                 "code" => {
@@ -298,7 +298,7 @@ impl<'a> Cursor<'a> {
 
     fn link(&mut self) -> Scan<WireLink<'a>> {
         let (mut trace_id, mut span_id, mut attributes) = (None, None, None);
-        let mut seen = 0u8;
+        let mut seen = 0u32;
         self.object(|cursor, key| {
             match key {
                 "trace_id" => {
@@ -344,88 +344,81 @@ impl<'a> Cursor<'a> {
         let mut span = PartialSpan::default();
         let mut seen = 0u32;
         self.object(|cursor, key| {
-            let field = |index: u32, seen: &mut u32| {
-                if *seen & (1 << index) != 0 {
-                    return Err(GiveUp);
-                }
-                *seen |= 1 << index;
-                Ok(())
-            };
             match key {
                 "trace_id" => {
-                    field(0, &mut seen)?;
+                    once(&mut seen, 0)?;
                     span.trace_id = Some(cursor.string()?);
                 }
                 "span_id" => {
-                    field(1, &mut seen)?;
+                    once(&mut seen, 1)?;
                     span.span_id = Some(cursor.string()?);
                 }
                 "parent_span_id" => {
-                    field(2, &mut seen)?;
+                    once(&mut seen, 2)?;
                     span.parent_span_id = cursor.optional(Self::string)?;
                 }
                 "name" => {
-                    field(3, &mut seen)?;
+                    once(&mut seen, 3)?;
                     span.name = Some(cursor.text()?);
                 }
                 "kind" => {
-                    field(4, &mut seen)?;
+                    once(&mut seen, 4)?;
                     span.kind = Some(cursor.string()?);
                 }
                 "service" => {
-                    field(5, &mut seen)?;
+                    once(&mut seen, 5)?;
                     span.service = Some(cursor.text()?);
                 }
                 "resource" => {
-                    field(6, &mut seen)?;
+                    once(&mut seen, 6)?;
                     span.resource = cursor.optional(Self::attributes)?;
                 }
                 "start_time_unix_nano" => {
-                    field(7, &mut seen)?;
+                    once(&mut seen, 7)?;
                     span.start = Some(cursor.wire_integer()?);
                 }
                 "duration_nano" => {
-                    field(8, &mut seen)?;
+                    once(&mut seen, 8)?;
                     span.duration = cursor.optional(Self::wire_integer)?;
                 }
                 "end_time_unix_nano" => {
-                    field(9, &mut seen)?;
+                    once(&mut seen, 9)?;
                     span.end = cursor.optional(Self::wire_integer)?;
                 }
                 "status" => {
-                    field(10, &mut seen)?;
+                    once(&mut seen, 10)?;
                     span.status = cursor.optional(Self::status)?;
                 }
                 "attributes" => {
-                    field(11, &mut seen)?;
+                    once(&mut seen, 11)?;
                     span.attributes = cursor.optional(Self::attributes)?;
                 }
                 "links" => {
-                    field(12, &mut seen)?;
+                    once(&mut seen, 12)?;
                     span.links = cursor.optional(Self::links)?;
                 }
                 "event_id" => {
-                    field(13, &mut seen)?;
+                    once(&mut seen, 13)?;
                     span.event_id = cursor.optional(Self::text)?;
                 }
                 "event_type" => {
-                    field(14, &mut seen)?;
+                    once(&mut seen, 14)?;
                     span.event_type = cursor.optional(Self::text)?;
                 }
                 "schema" => {
-                    field(15, &mut seen)?;
+                    once(&mut seen, 15)?;
                     span.schema = cursor.optional(Self::text)?;
                 }
                 "stream" => {
-                    field(16, &mut seen)?;
+                    once(&mut seen, 16)?;
                     span.stream = cursor.optional(Self::text)?;
                 }
                 "broker" => {
-                    field(17, &mut seen)?;
+                    once(&mut seen, 17)?;
                     span.broker = cursor.optional(Self::string)?;
                 }
                 "modified" => {
-                    field(18, &mut seen)?;
+                    once(&mut seen, 18)?;
                     span.modified = if cursor.eat_word(b"true") {
                         Some(true)
                     } else if cursor.eat_word(b"false") {
@@ -437,15 +430,15 @@ impl<'a> Cursor<'a> {
                     };
                 }
                 "partition" => {
-                    field(19, &mut seen)?;
+                    once(&mut seen, 19)?;
                     span.partition = cursor.optional(Self::integer)?;
                 }
                 "offset" => {
-                    field(20, &mut seen)?;
+                    once(&mut seen, 20)?;
                     span.offset = cursor.optional(Self::integer)?;
                 }
                 "message_id" => {
-                    field(21, &mut seen)?;
+                    once(&mut seen, 21)?;
                     span.message_id = cursor.optional(Self::text)?;
                 }
                 _ => cursor.skip_value(1)?,
@@ -457,7 +450,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// Marks field `index` of a small object as read; a field twice is serde's error.
-fn once(seen: &mut u8, index: u8) -> Scan<()> {
+fn once(seen: &mut u32, index: u32) -> Scan<()> {
     if *seen & (1 << index) != 0 {
         return Err(GiveUp);
     }

@@ -251,13 +251,7 @@ fn an_array_is_decoded_like_the_same_records_one_per_line() {
 
 /// What serde_json alone makes of `body`: the path bodies the scan gives up on take.
 fn by_serde(body: &[u8]) -> Result<Decoded<Span>, IngestError> {
-    let last = RefCell::new(empty_resource());
-    let limits = Limits::default();
-    decode_batch::<WireSpan, Span>(body, |wire| {
-        let span = wire.into_span(&last)?;
-        limits.check_span(&span, NOW)?;
-        Ok(span)
-    })
+    decode_spans_by_serde(body, &Limits::default(), NOW)
 }
 
 /// A span with every field the format has, spaced out, some values of each JSON type.

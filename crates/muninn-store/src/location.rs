@@ -165,12 +165,13 @@ impl BlockStorage {
         }
     }
 
-    /// The object store of the blocks and, for a remote one, the same as its tiers. A local directory's temporary files of puts that a crash interrupted are
-    /// removed.
+    /// The object store of the blocks and, for a remote one, the same as its tiers; for a
+    /// local directory, the same as a `LocalDir`. A local directory's temporary files of puts
+    /// that a crash interrupted are removed.
     pub(crate) async fn open(
         &self,
         data_dir: &std::path::Path,
-    ) -> Result<(Arc<dyn ObjectStore>, Option<Arc<TieredStore>>), StoreError> {
+    ) -> Result<OpenedBlocks, StoreError> {
         match &self.location {
             Location::Local(path) => {
                 let path = match &self.node {
@@ -181,7 +182,11 @@ impl BlockStorage {
                 dir.remove_temporary_files()
                     .await
                     .map_err(|error| StoreError::object_store(path.display(), error))?;
-                Ok((Arc::new(dir), None))
+                Ok(OpenedBlocks {
+                    object_store: Arc::new(dir.clone()),
+                    tiers: None,
+                    local: Some(dir),
+                })
             }
             Location::S3 { bucket, prefix } => {
                 let node_prefix = self.node.as_ref().map(|node| {
@@ -199,10 +204,23 @@ impl BlockStorage {
                     .await
                     .map_err(|error| StoreError::object_store(cache_dir.display(), error))?;
                 let tiered = Arc::new(tiered);
-                Ok((tiered.clone(), Some(tiered)))
+                Ok(OpenedBlocks {
+                    object_store: tiered.clone(),
+                    tiers: Some(tiered),
+                    local: None,
+                })
             }
         }
     }
+}
+
+/// Where the blocks are, opened.
+pub(crate) struct OpenedBlocks {
+    pub object_store: Arc<dyn ObjectStore>,
+    /// The local copies of a remote store's blocks.
+    pub tiers: Option<Arc<TieredStore>>,
+    /// The blocks' directory, when they are in a local one.
+    pub local: Option<LocalDir>,
 }
 
 /// Retries inside one S3 request: 3, with exponential backoff, for at most 15 s. Short on

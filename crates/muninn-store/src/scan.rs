@@ -240,6 +240,7 @@ impl Store {
                                 &object_store,
                                 SpanSelection::Matching(Arc::new(query)),
                                 SpanFields::All,
+                                None,
                             )
                             .await
                             .map(ScannedRows::Spans)
@@ -313,7 +314,8 @@ impl Store {
             })
             .collect();
         let object_store = &snapshot.object_store;
-        let (found, unreadable_blocks) = read_blocks(blocks, 4, |handle| {
+        let blocks = blocks.into_iter().map(|handle| (handle, ())).collect();
+        let (found, unreadable_blocks) = read_blocks(blocks, 4, |handle, ()| {
             let object_store = object_store.clone();
             async move { handle.operations(&object_store).await }
         })
@@ -354,6 +356,9 @@ pub(crate) struct Snapshot {
     pub batches: Vec<Arc<crate::engine::HeadBatch>>,
     pub blocks: Vec<Arc<crate::block::BlockHandle>>,
     pub object_store: Arc<dyn object_store::ObjectStore>,
+    /// The blocks' directory when they are in one (the default), for reads that need no
+    /// object store call of their own (`engine/lookup.rs`).
+    pub local_blocks: Option<crate::fs::LocalDir>,
 }
 
 #[cfg(test)]

@@ -521,14 +521,41 @@ impl BlockHandle {
         store: &Arc<dyn ObjectStore>,
         selection: SpanSelection,
         fields: SpanFields,
+        known_row_groups: Option<Vec<usize>>,
     ) -> Result<Vec<Span>, StoreError> {
         if selection.is_empty() {
             return Ok(Vec::new());
         }
         match self.spans_file(store).await? {
-            Some(file) => self.guarded(file.spans(selection, fields)).await,
+            Some(file) => {
+                self.guarded(file.spans(selection, fields, known_row_groups))
+                    .await
+            }
             None => Ok(Vec::new()),
         }
+    }
+
+    /// The row groups of an opened block that may hold what `selection` selects, decided on
+    /// the calling thread (a blocking one): bloom filters in memory checked, those in the file
+    /// probed through `local` (the blocks' directory). `Some(vec![])` for a block with nothing
+    /// to read; `None` where [`BlockHandle::spans`] has to decide (the block not opened yet,
+    /// quarantined, on another object store, or a probe that failed).
+    pub(crate) fn row_groups_now(
+        &self,
+        selection: &SpanSelection,
+        local: Option<&crate::fs::LocalDir>,
+    ) -> Option<Vec<usize>> {
+        if self.quarantined().is_some() {
+            return None;
+        }
+        if self.meta.n_spans == 0 || selection.is_empty() {
+            return Some(Vec::new());
+        }
+        let file = self.spans_file.get()?;
+        file.row_groups_now(selection, |ranges| match local {
+            Some(local) => local.read_ranges_here(&self.spans_path(), ranges),
+            None => Err(std::io::Error::other("blocks are not in a local directory")),
+        })
     }
 
     /// How many row groups the block's spans file has (0 when it holds only counts).
@@ -708,6 +735,7 @@ pub(crate) mod fuzzing {
                 &store,
                 SpanSelection::Matching(everything.clone()),
                 SpanFields::All,
+                None,
             )
             .await
             .unwrap_or_default();
@@ -734,7 +762,7 @@ pub(crate) mod fuzzing {
         );
         for selection in selections {
             for fields in [SpanFields::All, SpanFields::Outline] {
-                let _ = handle.spans(&store, selection.clone(), fields).await;
+                let _ = handle.spans(&store, selection.clone(), fields, None).await;
             }
         }
         let _ = handle.trace_starts(&store, &everything).await;

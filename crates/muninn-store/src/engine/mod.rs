@@ -201,6 +201,8 @@ struct Shared {
     /// Local files: the WAL, the marker (and the blocks, with the default object store).
     fs: Arc<dyn FileSystem>,
     object_store: Arc<dyn ObjectStore>,
+    /// The same blocks' directory, when `object_store` is a local one.
+    local_blocks: Option<LocalDir>,
     wal_dir: PathBuf,
     head: RwLock<Head>,
     /// Frozen heads being written as blocks, oldest first; still queried.
@@ -356,10 +358,11 @@ impl Store {
         match config.blocks.clone() {
             None => Store::open_with_file_system(config, Arc::new(OsFileSystem)).await,
             Some(storage) => {
-                let (object_store, tiers) = storage.open(&config.data_dir).await?;
-                let store = Store::open_with(config, Arc::new(OsFileSystem), object_store).await?;
+                let opened = storage.open(&config.data_dir).await?;
+                let fs = Arc::new(OsFileSystem);
+                let store = Store::open_with(config, fs, opened.object_store, opened.local).await?;
                 if let Ok(mut slot) = store.shared.tiers.lock() {
-                    *slot = tiers;
+                    *slot = opened.tiers;
                 }
                 Ok(store)
             }
@@ -384,7 +387,8 @@ impl Store {
                 "removed temporary files of writes a crash interrupted"
             );
         }
-        Store::open_with(config, fs, Arc::new(object_store)).await
+        let local_blocks = Some(object_store.clone());
+        Store::open_with(config, fs, Arc::new(object_store), local_blocks).await
     }
 
     /// Opens the store with blocks in the given object store (the WAL stays in `data_dir`,
@@ -393,13 +397,14 @@ impl Store {
         config: StoreConfig,
         object_store: Arc<dyn ObjectStore>,
     ) -> Result<Store, StoreError> {
-        Store::open_with(config, Arc::new(OsFileSystem), object_store).await
+        Store::open_with(config, Arc::new(OsFileSystem), object_store, None).await
     }
 
     async fn open_with(
         config: StoreConfig,
         fs: Arc<dyn FileSystem>,
         object_store: Arc<dyn ObjectStore>,
+        local_blocks: Option<LocalDir>,
     ) -> Result<Store, StoreError> {
         crate::block::FormatVersion::writable(config.block.format_version)?;
         if config.flush_max_spans == 0 {
@@ -424,6 +429,7 @@ impl Store {
             config,
             fs,
             object_store,
+            local_blocks,
             wal_dir,
             head: RwLock::new(recovered.head),
             flushing: RwLock::new(Vec::new()),
@@ -594,6 +600,7 @@ impl Store {
                 .map(|list| list.clone())
                 .unwrap_or_default(),
             object_store: shared.object_store.clone(),
+            local_blocks: shared.local_blocks.clone(),
         }
     }
 

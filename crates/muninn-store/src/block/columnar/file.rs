@@ -68,6 +68,47 @@ pub(crate) fn canonical_uuid(event_id: &str) -> Option<[u8; 16]> {
     Some(bytes)
 }
 
+/// `event_ids` split into the 16 bytes of those that are UUIDs in canonical text and the
+/// others, as v2 stores them.
+fn split_event_ids(event_ids: &HashSet<String>) -> (Vec<[u8; 16]>, HashSet<String>) {
+    let mut uuids = Vec::new();
+    let mut texts = HashSet::new();
+    for event_id in event_ids {
+        match canonical_uuid(event_id) {
+            Some(bytes) => uuids.push(bytes),
+            None => {
+                texts.insert(event_id.clone());
+            }
+        }
+    }
+    (uuids, texts)
+}
+
+/// A trace look-up's bloom filter probes in one file, before their blocks are read.
+#[derive(Default)]
+struct TraceProbe {
+    /// Row groups to read whatever the probes say.
+    kept: Vec<usize>,
+    /// Per probe, its row group and the trace id's hash.
+    row_groups: Vec<(usize, u64)>,
+    /// Per probe, the 32 bytes of the file it reads.
+    ranges: Vec<Range<u64>>,
+}
+
+impl TraceProbe {
+    /// The row groups to read, sorted, given the blocks the probes read (in their order).
+    fn finish(mut self, blocks: &[impl AsRef<[u8]>]) -> Vec<usize> {
+        for ((row_group_idx, hash), block) in self.row_groups.iter().zip(blocks) {
+            if filter::block_may_hold(block.as_ref(), *hash) {
+                self.kept.push(*row_group_idx);
+            }
+        }
+        self.kept.sort_unstable();
+        self.kept.dedup();
+        self.kept
+    }
+}
+
 /// The columns `SpanFields::Outline` reads (those a file has: `event_id_text` is v2's), and
 /// `link_trace_ids` with `link_span_ids` in files that have the latter (links are held there).
 const OUTLINE_COLUMNS: [&str; 10] = [
@@ -205,12 +246,12 @@ impl SpansFile {
             .await
     }
 
-    /// The row groups that may hold one of `traces`: within the row group's range of trace
-    /// ids and passed by its bloom filter, probed in the file (one read of 32 bytes a row group
-    /// and trace in range, all in one request).
-    async fn trace_row_groups(&self, traces: &[TraceId]) -> Result<Vec<usize>, StoreError> {
-        let mut kept = Vec::new();
-        let mut probes: Vec<(usize, u64, Range<u64>)> = Vec::new();
+    /// What deciding which row groups may hold one of `traces` takes: the row groups decided
+    /// already (no bloom filter, or one in memory that may hold a trace), and the 32-byte
+    /// blocks of the filters in the file to probe, only for row groups whose range of trace
+    /// ids holds a trace (rows are sorted by trace id, so at most one a trace in this file).
+    fn trace_probe(&self, traces: &[TraceId]) -> TraceProbe {
+        let mut probe = TraceProbe::default();
         for (row_group_idx, filter) in self.trace_id_filters.iter().enumerate() {
             let range = self
                 .trace_id_ranges
@@ -222,10 +263,10 @@ impl SpansFile {
                     continue;
                 }
                 match filter {
-                    None => kept.push(row_group_idx),
+                    None => probe.kept.push(row_group_idx),
                     Some(Filter::InMemory(bloom)) => {
                         if bloom.check(id) {
-                            kept.push(row_group_idx);
+                            probe.kept.push(row_group_idx);
                         }
                     }
                     Some(Filter::InFile {
@@ -233,57 +274,76 @@ impl SpansFile {
                         n_blocks,
                     }) => {
                         let hash = filter::hash(id);
-                        let block = filter::block_range(*bitset_offset, *n_blocks, hash);
-                        probes.push((row_group_idx, hash, block));
+                        probe.row_groups.push((row_group_idx, hash));
+                        probe
+                            .ranges
+                            .push(filter::block_range(*bitset_offset, *n_blocks, hash));
                     }
                 }
             }
         }
-        let ranges = probes.iter().map(|(_, _, range)| range.clone()).collect();
-        let blocks = self.file.read_ranges(ranges).await?;
-        for ((row_group_idx, hash, _), block) in probes.iter().zip(&blocks) {
-            if filter::block_may_hold(block, *hash) {
-                kept.push(*row_group_idx);
-            }
-        }
-        kept.sort_unstable();
-        kept.dedup();
-        Ok(kept)
+        probe
     }
 
-    /// The row groups that may hold one of `event_ids`, and the row filter keeping their spans.
-    fn event_read(&self, event_ids: Arc<HashSet<String>>) -> (Option<Vec<usize>>, Predicate) {
-        let leaf = self.leaves.event_id;
-        match &self.event_ids {
-            EventIds::Text { blooms } => {
-                let row_groups = candidates(blooms, |bloom| {
-                    event_ids
-                        .iter()
-                        .any(|event_id| bloom.check(event_id.as_str()))
-                });
-                let predicate = match event_ids.iter().next() {
-                    Some(only) if event_ids.len() == 1 => {
-                        predicate::equals(leaf, StringArray::new_scalar(only.as_str()))
-                    }
-                    _ => predicate::text_in(leaf, event_ids),
-                };
-                (Some(row_groups), predicate)
+    /// The row groups that may hold one of `traces`: within the row group's range of trace
+    /// ids and passed by its bloom filter, probed in the file (one read of 32 bytes a row group
+    /// and trace in range, all in one request).
+    async fn trace_row_groups(&self, traces: &[TraceId]) -> Result<Vec<usize>, StoreError> {
+        let probe = self.trace_probe(traces);
+        let blocks = self.file.read_ranges(probe.ranges.clone()).await?;
+        Ok(probe.finish(&blocks))
+    }
+
+    /// The row groups that may hold what `selection` selects, decided without an async read
+    /// of this file: bloom filters in memory are checked, and those in the file are probed
+    /// with `read` (given every range at once, on the calling thread). `None` where that is not
+    /// enough (a search, links not loaded yet, or `read` failed): the file's own read path
+    /// decides then, and reports its errors.
+    pub(crate) fn row_groups_now(
+        &self,
+        selection: &SpanSelection,
+        read: impl FnOnce(&[Range<u64>]) -> std::io::Result<Vec<Vec<u8>>>,
+    ) -> Option<Vec<usize>> {
+        let traces: Vec<TraceId> = match selection {
+            SpanSelection::Trace(trace_id) => vec![*trace_id],
+            SpanSelection::Traces(traces) => traces.iter().copied().collect(),
+            SpanSelection::Event(event_id) => {
+                let event_ids = HashSet::from([event_id.to_string()]);
+                return Some(self.event_row_groups(&event_ids));
             }
+            SpanSelection::Events(event_ids) => return Some(self.event_row_groups(event_ids)),
+            SpanSelection::LinkingTo(targets) => {
+                return match self.links.get()? {
+                    Links::TraceIds { blooms, .. } => Some(candidates(blooms, |bloom| {
+                        targets.iter().any(|target| bloom.check(&target.0[..]))
+                    })),
+                    Links::Text { .. } => None,
+                };
+            }
+            SpanSelection::Matching(_) => return None,
+        };
+        let probe = self.trace_probe(&traces);
+        if probe.ranges.is_empty() {
+            return Some(probe.finish(&[] as &[Vec<u8>]));
+        }
+        let blocks = read(&probe.ranges).ok()?;
+        (blocks.len() == probe.ranges.len()).then(|| probe.finish(&blocks))
+    }
+
+    /// The row groups that may hold one of `event_ids`.
+    fn event_row_groups(&self, event_ids: &HashSet<String>) -> Vec<usize> {
+        match &self.event_ids {
+            EventIds::Text { blooms } => candidates(blooms, |bloom| {
+                event_ids
+                    .iter()
+                    .any(|event_id| bloom.check(event_id.as_str()))
+            }),
             EventIds::UuidOrText {
-                text_leaf,
                 uuid_blooms,
                 text_blooms,
+                ..
             } => {
-                let mut uuids = Vec::new();
-                let mut texts = HashSet::new();
-                for event_id in event_ids.iter() {
-                    match canonical_uuid(event_id) {
-                        Some(bytes) => uuids.push(bytes),
-                        None => {
-                            texts.insert(event_id.clone());
-                        }
-                    }
-                }
+                let (uuids, texts) = split_event_ids(event_ids);
                 let mut row_groups: Vec<usize> = candidates(uuid_blooms, |bloom| {
                     uuids.iter().any(|bytes| bloom.check(&bytes[..]))
                 });
@@ -294,13 +354,29 @@ impl SpansFile {
                     row_groups.sort_unstable();
                     row_groups.dedup();
                 }
-                let predicate = match (uuids.as_slice(), texts.is_empty()) {
+                row_groups
+            }
+        }
+    }
+
+    /// The row filter keeping the spans that carry one of `event_ids`.
+    fn event_predicate(&self, event_ids: Arc<HashSet<String>>) -> Predicate {
+        let leaf = self.leaves.event_id;
+        match &self.event_ids {
+            EventIds::Text { .. } => match event_ids.iter().next() {
+                Some(only) if event_ids.len() == 1 => {
+                    predicate::equals(leaf, StringArray::new_scalar(only.as_str()))
+                }
+                _ => predicate::text_in(leaf, event_ids),
+            },
+            EventIds::UuidOrText { text_leaf, .. } => {
+                let (uuids, texts) = split_event_ids(&event_ids);
+                match (uuids.as_slice(), texts.is_empty()) {
                     ([only], true) => {
                         predicate::equals(leaf, FixedSizeBinaryArray::new_scalar(*only))
                     }
                     _ => predicate::uuid_or_text_in(leaf, *text_leaf, uuids, texts),
-                };
-                (Some(row_groups), predicate)
+                }
             }
         }
     }
@@ -312,37 +388,54 @@ impl SpansFile {
         &self,
         selection: SpanSelection,
         fields: SpanFields,
+        known_row_groups: Option<Vec<usize>>,
     ) -> Result<Vec<Span>, StoreError> {
         let leaves = &self.leaves;
         let mut traces_sought: Option<Vec<TraceId>> = None;
         let (row_groups, predicate): (Option<Vec<usize>>, Predicate) = match selection {
             SpanSelection::Trace(trace_id) => {
                 traces_sought = Some(vec![trace_id]);
+                let row_groups = match known_row_groups {
+                    Some(row_groups) => row_groups,
+                    None => self.trace_row_groups(&[trace_id]).await?,
+                };
                 (
-                    Some(self.trace_row_groups(&[trace_id]).await?),
+                    Some(row_groups),
                     predicate::equals(
                         leaves.trace_id,
                         FixedSizeBinaryArray::new_scalar(trace_id.0),
                     ),
                 )
             }
-            SpanSelection::Event(event_id) => {
-                self.event_read(Arc::new(HashSet::from([event_id.to_string()])))
-            }
             SpanSelection::Traces(traces) => {
                 let sought: Vec<TraceId> = traces.iter().copied().collect();
-                let row_groups = self.trace_row_groups(&sought).await?;
+                let row_groups = match known_row_groups {
+                    Some(row_groups) => row_groups,
+                    None => self.trace_row_groups(&sought).await?,
+                };
                 traces_sought = Some(sought);
                 (
                     Some(row_groups),
                     predicate::trace_id_in(leaves.trace_id, traces),
                 )
             }
-            SpanSelection::Events(event_ids) => self.event_read(event_ids),
+            SpanSelection::Event(event_id) => {
+                let event_ids = Arc::new(HashSet::from([event_id.to_string()]));
+                let row_groups =
+                    known_row_groups.unwrap_or_else(|| self.event_row_groups(&event_ids));
+                (Some(row_groups), self.event_predicate(event_ids))
+            }
+            SpanSelection::Events(event_ids) => {
+                let row_groups =
+                    known_row_groups.unwrap_or_else(|| self.event_row_groups(&event_ids));
+                (Some(row_groups), self.event_predicate(event_ids))
+            }
             SpanSelection::LinkingTo(targets) => match self.links().await? {
                 Links::TraceIds { leaf, blooms } => (
-                    Some(candidates(blooms, |bloom| {
-                        targets.iter().any(|target| bloom.check(&target.0[..]))
+                    Some(known_row_groups.unwrap_or_else(|| {
+                        candidates(blooms, |bloom| {
+                            targets.iter().any(|target| bloom.check(&target.0[..]))
+                        })
                     })),
                     predicate::links_to(*leaf, targets.clone()),
                 ),

@@ -123,7 +123,11 @@ async fn a_file_without_links_answers_link_lookups_from_its_bloom_filters_alone(
             "a row group without links still has a (rejecting) bloom filter, so it is not read"
         );
         let found = file
-            .spans(SpanSelection::LinkingTo(linking_to(1)), SpanFields::All)
+            .spans(
+                SpanSelection::LinkingTo(linking_to(1)),
+                SpanFields::All,
+                None,
+            )
             .await
             .unwrap();
         assert!(found.is_empty());
@@ -145,7 +149,11 @@ async fn spans_linking_to_a_trace_are_found_and_others_are_not() {
     for (version, layout) in versions() {
         let file = file_of(&spans, version, layout).await;
         let found = file
-            .spans(SpanSelection::LinkingTo(linking_to(8)), SpanFields::All)
+            .spans(
+                SpanSelection::LinkingTo(linking_to(8)),
+                SpanFields::All,
+                None,
+            )
             .await
             .unwrap();
         let found: Vec<TraceId> = found.iter().map(|span| span.trace_id).collect();
@@ -188,7 +196,7 @@ async fn links_come_back_as_sent_whether_kept_as_ids_or_as_json() {
         let file = file_of(&spans, version, layout).await;
         for fields in [SpanFields::All, SpanFields::Outline] {
             let read = file
-                .spans(SpanSelection::Traces(traces.clone()), fields)
+                .spans(SpanSelection::Traces(traces.clone()), fields, None)
                 .await
                 .unwrap();
             let links: Vec<Vec<Link>> = read.into_iter().map(|span| span.links).collect();
@@ -196,7 +204,11 @@ async fn links_come_back_as_sent_whether_kept_as_ids_or_as_json() {
             assert_eq!(links, sent, "{version:?} {fields:?}");
         }
         let linking = file
-            .spans(SpanSelection::LinkingTo(linking_to(8)), SpanFields::Outline)
+            .spans(
+                SpanSelection::LinkingTo(linking_to(8)),
+                SpanFields::Outline,
+                None,
+            )
             .await
             .unwrap();
         let linking: Vec<TraceId> = linking.iter().map(|span| span.trace_id).collect();
@@ -272,6 +284,7 @@ async fn event_ids_of_every_kind_come_back_as_sent_and_are_found() {
             .spans(
                 SpanSelection::Traces(Arc::new(spans.iter().map(|span| span.trace_id).collect())),
                 SpanFields::All,
+                None,
             )
             .await
             .unwrap();
@@ -279,7 +292,11 @@ async fn event_ids_of_every_kind_come_back_as_sent_and_are_found() {
         for (index, event_id) in event_ids.iter().enumerate() {
             let Some(event_id) = event_id else { continue };
             let found = file
-                .spans(SpanSelection::Event(Arc::from(*event_id)), SpanFields::All)
+                .spans(
+                    SpanSelection::Event(Arc::from(*event_id)),
+                    SpanFields::All,
+                    None,
+                )
                 .await
                 .unwrap();
             assert_eq!(
@@ -298,6 +315,7 @@ async fn event_ids_of_every_kind_come_back_as_sent_and_are_found() {
                     "00000000-0000-4000-8000-000000000000",
                 ])),
                 SpanFields::All,
+                None,
             )
             .await
             .unwrap();
@@ -380,7 +398,7 @@ async fn an_outline_read_keeps_ids_times_service_kind_event_id_and_links_only() 
         let file = file_of(&spans, version, layout).await;
         let read = |selection: SpanSelection, fields: SpanFields| {
             let file = &file;
-            async move { file.spans(selection, fields).await.unwrap() }
+            async move { file.spans(selection, fields, None).await.unwrap() }
         };
         let whole = read(SpanSelection::Traces(traces.clone()), SpanFields::All).await;
         assert_eq!(whole, spans, "{version:?} all fields");
@@ -458,6 +476,7 @@ async fn a_trace_look_up_reads_only_the_pages_that_can_hold_the_trace() {
             .spans(
                 SpanSelection::Trace(TraceId([trace_byte; 16])),
                 SpanFields::All,
+                None,
             )
             .await
             .unwrap();
@@ -539,5 +558,113 @@ async fn trace_id_filters_probed_in_the_file_answer_as_the_whole_filters_do() {
             passed < 500,
             "{version:?}: {passed} of 5,000 absent traces passed"
         );
+    }
+}
+
+/// What a look-up decides before reading (`row_groups_now`: bloom filters in memory checked,
+/// those in the file probed through a read of the file's bytes) is what the file's own read
+/// path decides: the same spans come back for every kind of id look-up, on both versions,
+/// and a trace's look-up reads one of the file's row groups, not all of them.
+#[tokio::test]
+async fn row_groups_decided_before_reading_find_what_the_read_path_finds() {
+    let mut spans = Vec::new();
+    for trace_byte in 1..=40u8 {
+        let links = if trace_byte % 5 == 0 {
+            vec![Link {
+                trace_id: TraceId([trace_byte - 1; 16]),
+                span_id: SpanId([trace_byte - 1; 8]),
+                attributes: Vec::new(),
+            }]
+        } else {
+            Vec::new()
+        };
+        let mut span = span(trace_byte, links);
+        span.event.event_id = Some(if trace_byte % 2 == 0 {
+            format!("7c9e6679-7425-40de-944b-e07fc1f90a{trace_byte:02x}").into()
+        } else {
+            format!("evt-{trace_byte}").into()
+        });
+        spans.push(span);
+    }
+    let options = BlockWriteOptions {
+        row_group_rows: 8,
+        page_rows: 4,
+        ..Default::default()
+    };
+    for (version, layout) in versions() {
+        let refs: Vec<&Span> = spans.iter().collect();
+        let bytes = version.encode(&refs, &options).unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let path = Path::from("test/spans.parquet");
+        store
+            .put(&path, PutPayload::from(bytes.clone()))
+            .await
+            .unwrap();
+        let file = SpansFile::open(ObjectReader::new(store, path, bytes.len() as u64), layout)
+            .await
+            .unwrap();
+        assert_eq!(file.n_row_groups(), 5, "{version:?}");
+        let read_bytes = |ranges: &[Range<u64>]| -> std::io::Result<Vec<Vec<u8>>> {
+            Ok(ranges
+                .iter()
+                .map(|range| bytes[range.start as usize..range.end as usize].to_vec())
+                .collect())
+        };
+        // Links are loaded by the first link look-up; until then the read path decides.
+        let linking = SpanSelection::LinkingTo(linking_to(9));
+        assert_eq!(file.row_groups_now(&linking, read_bytes), None);
+        file.spans(linking, SpanFields::Outline, None)
+            .await
+            .unwrap();
+
+        let selections = [
+            SpanSelection::Trace(TraceId([17; 16])),
+            SpanSelection::Trace(TraceId([200; 16])),
+            SpanSelection::Traces(Arc::new(HashSet::from([
+                TraceId([3; 16]),
+                TraceId([33; 16]),
+                TraceId([201; 16]),
+            ]))),
+            SpanSelection::Event(Arc::from("evt-7")),
+            SpanSelection::Event(Arc::from("7c9e6679-7425-40de-944b-e07fc1f90a0c")),
+            SpanSelection::Events(Arc::new(HashSet::from([
+                "evt-21".to_string(),
+                "7c9e6679-7425-40de-944b-e07fc1f90a1e".to_string(),
+                "evt-none".to_string(),
+            ]))),
+            SpanSelection::LinkingTo(linking_to(24)),
+            SpanSelection::LinkingTo(linking_to(2)),
+        ];
+        for selection in selections {
+            let decided = file
+                .row_groups_now(&selection, read_bytes)
+                .unwrap_or_else(|| panic!("{version:?} {selection:?} decided"));
+            assert!(decided.len() <= 2, "{version:?} {selection:?}: {decided:?}");
+            let with = file
+                .spans(selection.clone(), SpanFields::All, Some(decided))
+                .await
+                .unwrap();
+            let without = file
+                .spans(selection.clone(), SpanFields::All, None)
+                .await
+                .unwrap();
+            assert_eq!(with, without, "{version:?} {selection:?}");
+        }
+        let one_trace = SpanSelection::Trace(TraceId([17; 16]));
+        assert_eq!(
+            file.row_groups_now(&one_trace, read_bytes),
+            Some(vec![2]),
+            "{version:?}: trace 17 is row 16 of 40, in the third row group"
+        );
+        let found = file
+            .spans(one_trace.clone(), SpanFields::All, Some(vec![2]))
+            .await
+            .unwrap();
+        assert_eq!(found, vec![spans[16].clone()], "{version:?}");
+        // A probe that cannot be read leaves the decision to the read path.
+        let failing = |_: &[Range<u64>]| -> std::io::Result<Vec<Vec<u8>>> {
+            Err(std::io::Error::other("gone"))
+        };
+        assert_eq!(file.row_groups_now(&one_trace, failing), None);
     }
 }

@@ -75,6 +75,10 @@ pub(crate) struct Args {
     /// Turn the store's compaction off (in the background and after the flush).
     #[arg(long)]
     pub(crate) no_compaction: bool,
+    /// Override compaction's `large_block_spans`: blocks of at least this many spans are left
+    /// alone (2,000,000 by default; 500,000 leaves the flushes of a busy node alone).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) large_block_spans: Option<u64>,
     /// Override the most rows a data page of a format 2 block holds (what a look-up
     /// decompresses of each column for one row).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]

@@ -265,6 +265,9 @@ fn main() -> anyhow::Result<()> {
         config.store.block.page_rows = page_rows as usize;
     }
     config.store.compaction.enabled = !args.no_compaction;
+    if let Some(large_block_spans) = args.large_block_spans {
+        config.store.compaction.large_block_spans = large_block_spans;
+    }
     if args.auth {
         use muninn_server::auth::{ApiToken, AuthConfig, Scope, new_token};
         let token = new_token();
@@ -280,6 +283,7 @@ fn main() -> anyhow::Result<()> {
     config.store.compaction.delete_grace = std::time::Duration::ZERO;
     let flush_max_spans = config.store.flush_max_spans;
     let page_rows = config.store.block.page_rows;
+    let left_alone = config.store.compaction.large_block_spans;
     let config_memory_limit_bytes = config.store.memory_limit_bytes;
     let retention = config.store.retention;
     let restart_config = config.clone();
@@ -295,9 +299,9 @@ fn main() -> anyhow::Result<()> {
         args.block_format,
         thousands(page_rows as u64),
         if args.no_compaction || args.block_format == 1 {
-            "off"
+            "off".to_string()
         } else {
-            "on"
+            format!("on (blocks of {} spans left alone)", thousands(left_alone))
         },
         retention.map_or("none".to_string(), |retention| format!(
             "{:.1} days",

@@ -108,6 +108,20 @@ fn the_file_is_the_same_whatever_order_the_spans_arrived_in() {
             from_sorted == from_arrived,
             "{version:?} wrote a different file for the same spans in another order"
         );
+        // As the flush writes them: the head's batches (each with its own dictionaries of
+        // services, names and attributes, repeating each other's values) joined.
+        let batches: Vec<RecordBatch> = arrived
+            .chunks(5)
+            .map(|chunk| {
+                let owned: Vec<Span> = chunk.iter().map(|span| (*span).clone()).collect();
+                crate::block::v2::head_columns(&owned).unwrap().into_batch()
+            })
+            .collect();
+        let from_head = version.encode_columns(&batches, &options).unwrap();
+        assert!(
+            from_sorted == from_head,
+            "{version:?} wrote a different file from the head's batches"
+        );
     }
 }
 

@@ -4,12 +4,14 @@
 //! golden v2 directory holds: a change here is a format change.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use arrow::array::{
-    Array, FixedSizeBinaryArray, ListArray, RecordBatch, StringArray, TimestampNanosecondArray,
-    UInt32Array,
+    Array, DictionaryArray, FixedSizeBinaryArray, ListArray, RecordBatch, StringArray,
+    TimestampNanosecondArray, UInt32Array,
 };
 use arrow::compute::{concat_batches, take_record_batch};
+use arrow::datatypes::Int32Type;
 use muninn_model::Span;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -369,10 +371,54 @@ pub(crate) fn encode_columns(
 ) -> Result<Vec<u8>, StoreError> {
     let arrived = match batches {
         [only] => only.clone(),
-        _ => concat_batches(&SCHEMA, batches)
-            .map_err(|error| StoreError::corrupt(format!("joining the head's columns: {error}")))?,
+        _ => distinct_dictionaries(concat_batches(&SCHEMA, batches).map_err(|error| {
+            StoreError::corrupt(format!("joining the head's columns: {error}"))
+        })?)?,
     };
     write_sorted(&arrived, options)
+}
+
+/// `batch` with the values of each text dictionary column made distinct, keys pointing to
+/// them. Joining the head's batches appends their dictionaries one after another (Arrow merges
+/// them only when they hold more values than rows), so a value is repeated once a batch;
+/// Parquet's writer maps a dictionary's values to its own once per row group only when the
+/// dictionary is no larger than the rows it writes, and otherwise looks up every row's text.
+fn distinct_dictionaries(batch: RecordBatch) -> Result<RecordBatch, StoreError> {
+    let error = |error: arrow::error::ArrowError| {
+        StoreError::corrupt(format!("merging the head's dictionaries: {error}"))
+    };
+    let mut columns = batch.columns().to_vec();
+    for column in columns.iter_mut() {
+        let Some(dictionary) = column.as_any().downcast_ref::<DictionaryArray<Int32Type>>() else {
+            continue;
+        };
+        let Some(values) = dictionary.values().as_any().downcast_ref::<StringArray>() else {
+            continue;
+        };
+        if values.null_count() > 0 {
+            continue;
+        }
+        let mut index: ahash::AHashMap<&str, i32> = ahash::AHashMap::new();
+        let mut remap = Vec::with_capacity(values.len());
+        for value in values.iter().flatten() {
+            let next = i32::try_from(index.len()).map_err(|_| {
+                StoreError::corrupt("more than 2^31 distinct values in one dictionary")
+            })?;
+            remap.push(*index.entry(value).or_insert(next));
+        }
+        if index.len() == values.len() {
+            continue;
+        }
+        let mut distinct: Vec<(&str, i32)> = index.into_iter().collect();
+        distinct.sort_unstable_by_key(|(_, key)| *key);
+        let distinct = StringArray::from_iter_values(distinct.into_iter().map(|(value, _)| value));
+        // A null row's key may be anything: it keeps its place, pointing at the first value.
+        let keys = dictionary
+            .keys()
+            .unary::<_, Int32Type>(|key| remap.get(key as usize).copied().unwrap_or(0));
+        *column = Arc::new(DictionaryArray::try_new(keys, Arc::new(distinct)).map_err(error)?);
+    }
+    RecordBatch::try_new(batch.schema(), columns).map_err(error)
 }
 
 /// Writes the rows of `arrived` sorted by trace id, then start time, then span id.
@@ -437,4 +483,71 @@ fn write_sorted(arrived: &RecordBatch, options: &BlockWriteOptions) -> Result<Ve
     }
     writer.close().map_err(parquet_error)?;
     Ok(buffer)
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{AsArray, Int32Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    /// Two batches' dictionaries joined hold each value once after `distinct_dictionaries`,
+    /// and every row, null rows included, reads the same text as before.
+    #[test]
+    fn joined_dictionaries_hold_each_value_once() {
+        let field = Field::new(
+            "service",
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            true,
+        );
+        let schema = Arc::new(Schema::new(vec![field]));
+        let batch = |keys: Vec<Option<i32>>, values: Vec<&str>| {
+            let dictionary = DictionaryArray::try_new(
+                Int32Array::from(keys),
+                Arc::new(StringArray::from(values)),
+            )
+            .unwrap();
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(dictionary)]).unwrap()
+        };
+        let first = batch(
+            vec![Some(0), Some(1), None, Some(0)],
+            vec!["orders", "billing"],
+        );
+        let second = batch(
+            vec![Some(1), Some(0), Some(2)],
+            vec!["billing", "orders", "audit"],
+        );
+        let joined = concat_batches(&schema, [&first, &second]).unwrap();
+        let texts = |batch: &RecordBatch| -> Vec<Option<String>> {
+            let dictionary = batch.column(0).as_dictionary::<Int32Type>();
+            let values = dictionary.values().as_string::<i32>();
+            dictionary
+                .keys()
+                .iter()
+                .map(|key| key.map(|key| values.value(key as usize).to_string()))
+                .collect()
+        };
+        let before = texts(&joined);
+        assert_eq!(
+            joined.column(0).as_dictionary::<Int32Type>().values().len(),
+            5
+        );
+        let distinct = distinct_dictionaries(joined).unwrap();
+        let values = distinct
+            .column(0)
+            .as_dictionary::<Int32Type>()
+            .values()
+            .clone();
+        assert_eq!(
+            values
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .collect::<Vec<_>>(),
+            ["orders", "billing", "audit"]
+        );
+        assert_eq!(texts(&distinct), before);
+        assert_eq!(before[2], None);
+    }
 }

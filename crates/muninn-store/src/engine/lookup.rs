@@ -69,12 +69,18 @@ where
     (found, unreadable_blocks)
 }
 
+/// Blocks whose row groups one blocking call decides (`blocks_to_read`): enough that a
+/// call's hand-off is paid once for many probes, few enough that probes of files not in the
+/// page cache (a read from disk each) still run `DECIDING_CONCURRENCY` at a time.
+const BLOCKS_A_CALL: usize = 32;
+const DECIDING_CONCURRENCY: usize = 8;
+
 /// The blocks a look-up of `selection` reads, each with the row groups that may hold its ids
-/// when they are known already. They are decided for every opened block in one blocking call,
-/// bloom filters in memory checked and those in the files probed (32 bytes a block and trace
-/// id, through `local`), so that a block that holds none of the ids costs neither a task nor
-/// an object store call of its own: with a hundred blocks, probing each in a read of its own
-/// doubled a trace look-up's time. The blocks this cannot decide are read as before.
+/// when they are known already. They are decided for the opened blocks in a few blocking
+/// calls, bloom filters in memory checked and those in the files probed (32 bytes a block and
+/// trace id, through `local`), so that a block that holds none of the ids costs neither a task
+/// nor an object store call of its own: with a hundred blocks, probing each in a read of its
+/// own doubled a trace look-up's time. The blocks this cannot decide are read as before.
 async fn blocks_to_read(
     blocks: Vec<Arc<BlockHandle>>,
     selection: &SpanSelection,
@@ -83,19 +89,30 @@ async fn blocks_to_read(
     if matches!(selection, SpanSelection::Matching(_)) || blocks.is_empty() {
         return blocks.into_iter().map(|handle| (handle, None)).collect();
     }
-    let selection = selection.clone();
-    let handles = blocks.clone();
-    let deciding = tokio::task::spawn_blocking(move || {
-        handles
-            .iter()
-            .map(|handle| handle.row_groups_now(&selection, local.as_ref()))
-            .collect::<Vec<_>>()
-    });
-    // Should the deciding task end without an answer, every block is read its own way.
-    let decided = deciding.await.unwrap_or_else(|_| vec![None; blocks.len()]);
+    let decided: Vec<Vec<Option<Vec<usize>>>> = futures::stream::iter(blocks.chunks(BLOCKS_A_CALL))
+        .map(|chunk| {
+            let handles = chunk.to_vec();
+            let selection = selection.clone();
+            let local = local.clone();
+            let n_blocks = handles.len();
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    handles
+                        .iter()
+                        .map(|handle| handle.row_groups_now(&selection, local.as_ref()))
+                        .collect::<Vec<_>>()
+                })
+                .await
+                // Should a deciding task end without an answer, its blocks are read their own way.
+                .unwrap_or_else(|_| vec![None; n_blocks])
+            }
+        })
+        .buffered(DECIDING_CONCURRENCY)
+        .collect()
+        .await;
     blocks
         .into_iter()
-        .zip(decided)
+        .zip(decided.into_iter().flatten())
         .filter(|(_, row_groups)| !row_groups.as_ref().is_some_and(Vec::is_empty))
         .collect()
 }

@@ -5,8 +5,8 @@ use muninn_model::{Action, Span};
 use muninn_store::{BlockWriteOptions, SpanFields, Store, StoreConfig};
 
 use crate::support::{
-    NANOS_PER_MILLISECOND, as_looked_up, at, config, count, event, event_id, event_trace, open,
-    rich_span, trace, trace_id,
+    NANOS_PER_MILLISECOND, as_looked_up, at, config, count, event, event_id, event_trace,
+    files_under, open, rich_span, trace, trace_id,
 };
 
 /// Checks that every trace and every event of `appended` is found exactly as appended.
@@ -233,4 +233,60 @@ async fn trace_look_ups_in_a_large_block_miss_no_span() {
     let mut wanted = expected(&probes);
     wanted.sort_by_key(|span| (span.trace_id, span.span_id));
     assert_eq!(found, wanted);
+}
+
+/// Forty blocks, more than one deciding call takes (`engine/lookup.rs` decides 32 blocks a
+/// call): every trace and event is found in its block, opened cold and then opened, and a
+/// block whose file is gone is named in the answer of a look-up that needs it, while the
+/// others still answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn look_ups_across_many_blocks_find_each_span_and_name_a_missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store_config = config(dir.path());
+    store_config.compaction.enabled = false;
+    let store = Store::open(store_config.clone()).await.unwrap();
+    let start = at("2026-11-20T10:15:00Z");
+    let mut appended = Vec::new();
+    for trace_number in 1..=40 {
+        let spans = event_trace(trace_number, start + trace_number as i64);
+        store.append(spans.clone(), Vec::new()).await.unwrap();
+        store.flush().await.unwrap();
+        appended.extend(spans);
+    }
+    drop(store);
+    let store = Store::open(store_config).await.unwrap();
+    assert_eq!(store.stats().n_blocks, 40);
+    // The first round opens each block's file on its way; the second decides from them.
+    assert_all_found(&store, &appended, 1..=40).await;
+    assert_all_found(&store, &appended, 1..=40).await;
+
+    let spans_files: Vec<_> = files_under(dir.path())
+        .into_iter()
+        .filter(|file| file.ends_with("spans.parquet"))
+        .collect();
+    assert_eq!(spans_files.len(), 40);
+    // Which block holds trace 7: the one whose removal its look-up notices.
+    let mut missing = None;
+    for file in &spans_files {
+        let path = dir.path().join(file);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let lookup = store.spans_by_trace_id(trace_id(7)).await;
+        if lookup.spans.is_empty() {
+            missing = Some((file.clone(), lookup.unreadable_blocks));
+            break;
+        }
+        assert_eq!(lookup.unreadable_blocks, Vec::<String>::new(), "{file:?}");
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let (file, unreadable) = missing.expect("trace 7's block is one of the forty");
+    let block_dir = file.parent().unwrap().to_string_lossy().to_string();
+    assert_eq!(unreadable.len(), 1, "{unreadable:?}");
+    assert!(
+        unreadable[0].contains(&block_dir),
+        "{unreadable:?} names {block_dir}"
+    );
+    for trace_number in (1..=40).filter(|&n| n != 7) {
+        assert_eq!(trace(&store, trace_id(trace_number)).await.len(), 3);
+    }
 }

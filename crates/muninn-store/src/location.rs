@@ -13,7 +13,7 @@ use object_store::prefix::PrefixStore;
 use object_store::{BackoffConfig, ObjectStore, RetryConfig};
 
 use crate::error::{StoreError, StoreErrorKind};
-use crate::fs::{LocalDir, OsFileSystem, TieredStore};
+use crate::fs::{LocalDir, LocalReads, OsFileSystem, TieredStore};
 
 /// The forms a location may take, for error messages.
 pub const VALID_LOCATIONS: &str = "a directory path, file://PATH or s3://BUCKET[/PREFIX]";
@@ -185,7 +185,7 @@ impl BlockStorage {
                 Ok(OpenedBlocks {
                     object_store: Arc::new(dir.clone()),
                     tiers: None,
-                    local: Some(dir),
+                    local: Some(Arc::new(dir)),
                 })
             }
             Location::S3 { bucket, prefix } => {
@@ -206,8 +206,8 @@ impl BlockStorage {
                 let tiered = Arc::new(tiered);
                 Ok(OpenedBlocks {
                     object_store: tiered.clone(),
-                    tiers: Some(tiered),
-                    local: None,
+                    tiers: Some(tiered.clone()),
+                    local: Some(tiered),
                 })
             }
         }
@@ -219,8 +219,8 @@ pub(crate) struct OpenedBlocks {
     pub object_store: Arc<dyn ObjectStore>,
     /// The local copies of a remote store's blocks.
     pub tiers: Option<Arc<TieredStore>>,
-    /// The blocks' directory, when they are in a local one.
-    pub local: Option<LocalDir>,
+    /// The blocks' bytes on local disk: their directory, or a remote store's local copies.
+    pub local: Option<Arc<dyn LocalReads>>,
 }
 
 /// Retries inside one S3 request: 3, with exponential backoff, for at most 15 s. Short on

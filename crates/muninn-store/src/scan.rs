@@ -356,9 +356,9 @@ pub(crate) struct Snapshot {
     pub batches: Vec<Arc<crate::engine::HeadBatch>>,
     pub blocks: Vec<Arc<crate::block::BlockHandle>>,
     pub object_store: Arc<dyn object_store::ObjectStore>,
-    /// The blocks' directory when they are in one (the default), for reads that need no
-    /// object store call of their own (`engine/lookup.rs`).
-    pub local_blocks: Option<crate::fs::LocalDir>,
+    /// The blocks' bytes on local disk (their directory, or a remote store's local copies),
+    /// for reads that need no object store call of their own (`engine/lookup.rs`).
+    pub local_blocks: Option<Arc<dyn crate::fs::LocalReads>>,
 }
 
 #[cfg(test)]

@@ -543,7 +543,7 @@ impl BlockHandle {
     pub(crate) fn row_groups_now(
         &self,
         selection: &SpanSelection,
-        local: Option<&crate::fs::LocalDir>,
+        local: Option<&dyn crate::fs::LocalReads>,
     ) -> Option<Vec<usize>> {
         if self.quarantined().is_some() {
             return None;

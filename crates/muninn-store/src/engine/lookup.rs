@@ -15,7 +15,7 @@ use super::Store;
 use super::head::SelectionKeys;
 use crate::block::{BlockHandle, SpanFields, SpanSelection};
 use crate::error::{StoreError, StoreErrorKind};
-use crate::fs::LocalDir;
+use crate::fs::LocalReads;
 use crate::time_limit::{TimeLimit, spawn_within_limit};
 
 /// The result of a look-up across head and blocks: what could be read, and which blocks could
@@ -84,7 +84,7 @@ const DECIDING_CONCURRENCY: usize = 8;
 async fn blocks_to_read(
     blocks: Vec<Arc<BlockHandle>>,
     selection: &SpanSelection,
-    local: Option<LocalDir>,
+    local: Option<Arc<dyn LocalReads>>,
 ) -> Vec<(Arc<BlockHandle>, Option<Vec<usize>>)> {
     if matches!(selection, SpanSelection::Matching(_)) || blocks.is_empty() {
         return blocks.into_iter().map(|handle| (handle, None)).collect();
@@ -99,7 +99,7 @@ async fn blocks_to_read(
                 tokio::task::spawn_blocking(move || {
                     handles
                         .iter()
-                        .map(|handle| handle.row_groups_now(&selection, local.as_ref()))
+                        .map(|handle| handle.row_groups_now(&selection, local.as_deref()))
                         .collect::<Vec<_>>()
                 })
                 .await

@@ -55,7 +55,7 @@ use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
 use crate::block::{BlockHandle, BlockMeta, BlockWriteOptions, IndexBytes};
 use crate::error::{StoreError, StoreErrorKind};
-use crate::fs::{self, FileSystem, LocalDir, OsFileSystem};
+use crate::fs::{self, FileSystem, LocalDir, LocalReads, OsFileSystem};
 use crate::fs::{TierStats, TieredStore};
 use crate::location::BlockStorage;
 use crate::rollup::Rollups;
@@ -202,7 +202,7 @@ struct Shared {
     fs: Arc<dyn FileSystem>,
     object_store: Arc<dyn ObjectStore>,
     /// The same blocks' directory, when `object_store` is a local one.
-    local_blocks: Option<LocalDir>,
+    local_blocks: Option<Arc<dyn LocalReads>>,
     wal_dir: PathBuf,
     head: RwLock<Head>,
     /// Frozen heads being written as blocks, oldest first; still queried.
@@ -387,7 +387,7 @@ impl Store {
                 "removed temporary files of writes a crash interrupted"
             );
         }
-        let local_blocks = Some(object_store.clone());
+        let local_blocks: Option<Arc<dyn LocalReads>> = Some(Arc::new(object_store.clone()));
         Store::open_with(config, fs, Arc::new(object_store), local_blocks).await
     }
 
@@ -404,7 +404,7 @@ impl Store {
         config: StoreConfig,
         fs: Arc<dyn FileSystem>,
         object_store: Arc<dyn ObjectStore>,
-        local_blocks: Option<LocalDir>,
+        local_blocks: Option<Arc<dyn LocalReads>>,
     ) -> Result<Store, StoreError> {
         crate::block::FormatVersion::writable(config.block.format_version)?;
         if config.flush_max_spans == 0 {

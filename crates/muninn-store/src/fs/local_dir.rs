@@ -88,18 +88,6 @@ impl LocalDir {
         path
     }
 
-    /// Each of `ranges` of the object at `location`, read on the calling thread: for work that
-    /// is on a blocking thread already and reads many objects, such as a look-up probing the
-    /// bloom filters of every block at once (`engine/lookup.rs`).
-    pub(crate) fn read_ranges_here(
-        &self,
-        location: &Path,
-        ranges: &[Range<u64>],
-    ) -> io::Result<Vec<Vec<u8>>> {
-        self.fs
-            .read_ranges(&LocalDir::path_of(&self.root, location), ranges)
-    }
-
     /// Removes the temporary files that puts interrupted by a crash left anywhere under the
     /// root, and the directories that leaves empty. Returns how many files there were.
     pub async fn remove_temporary_files(&self) -> Result<usize> {
@@ -123,6 +111,13 @@ impl LocalDir {
                 store: STORE_NAME,
                 source: Box::new(error),
             })?
+    }
+}
+
+impl super::LocalReads for LocalDir {
+    fn read_ranges_here(&self, location: &Path, ranges: &[Range<u64>]) -> io::Result<Vec<Vec<u8>>> {
+        self.fs
+            .read_ranges(&LocalDir::path_of(&self.root, location), ranges)
     }
 }
 

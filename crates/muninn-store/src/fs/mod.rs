@@ -24,10 +24,23 @@ use std::path::Path;
 use std::time::SystemTime;
 
 pub use local_dir::LocalDir;
+
 pub use os::OsFileSystem;
 #[cfg(any(test, feature = "fault-injection"))]
 pub use simulated::SimulatedFs;
 pub use tiered::{TierStats, TieredStore};
+
+/// Reads of objects' bytes on the calling thread, where a local disk holds them: for work on a
+/// blocking thread already that reads many objects, such as a look-up probing the bloom
+/// filters of every block at once (`engine/lookup.rs`). An error means "read it through the
+/// object store instead" (no local copy, or the copy failed).
+pub(crate) trait LocalReads: fmt::Debug + Send + Sync {
+    fn read_ranges_here(
+        &self,
+        location: &object_store::path::Path,
+        ranges: &[Range<u64>],
+    ) -> io::Result<Vec<Vec<u8>>>;
+}
 
 /// A file open for writing from its start (the store only ever appends to a new file).
 pub trait WriteFile: io::Write + Send {

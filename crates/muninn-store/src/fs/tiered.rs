@@ -449,12 +449,29 @@ impl MultipartUpload for TeeUpload {
     }
 }
 
+/// Reads from the local copies only: an object without one, or whose copy fails, is read
+/// through the object store (which then deals with the failed copy).
+impl super::LocalReads for TieredStore {
+    fn read_ranges_here(
+        &self,
+        location: &Path,
+        ranges: &[Range<u64>],
+    ) -> std::io::Result<Vec<Vec<u8>>> {
+        if !self.has_copy(location) {
+            return Err(std::io::Error::other("no local copy"));
+        }
+        let read = self.local.read_ranges_here(location, ranges)?;
+        self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+        Ok(read)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use object_store::ObjectStoreExt;
 
     use super::*;
-    use crate::fs::OsFileSystem;
+    use crate::fs::{LocalReads, OsFileSystem};
 
     fn dir_store(path: &std::path::Path) -> LocalDir {
         LocalDir::new(path, Arc::new(OsFileSystem))
@@ -533,6 +550,18 @@ mod tests {
             (1, 74),
             "{stats:?}"
         );
+        // A look-up's reads on its own thread: from a copy, or not at all.
+        let here = LocalReads::read_ranges_here(
+            &tiered,
+            &block_file(2, "spans.parquet"),
+            &[8..12, 20..22],
+        );
+        assert_eq!(here.unwrap(), vec![vec![2u8; 4], vec![2u8; 2]]);
+        assert_eq!(TierStats::of(&counters).cache_hits, 3);
+        let evicted =
+            LocalReads::read_ranges_here(&tiered, &block_file(1, "spans.parquet"), &[0..4, 8..9]);
+        assert!(evicted.is_err(), "no copy of hour 1: {evicted:?}");
+        assert_eq!(TierStats::of(&counters).remote_reads, 1);
 
         tiered
             .delete(&block_file(3, "spans.parquet"))

@@ -89,24 +89,14 @@ async fn blocks_to_read(
     if matches!(selection, SpanSelection::Matching(_)) || blocks.is_empty() {
         return blocks.into_iter().map(|handle| (handle, None)).collect();
     }
-    let decided: Vec<Vec<Option<Vec<usize>>>> = futures::stream::iter(blocks.chunks(BLOCKS_A_CALL))
-        .map(|chunk| {
-            let handles = chunk.to_vec();
-            let selection = selection.clone();
-            let local = local.clone();
-            let n_blocks = handles.len();
-            async move {
-                tokio::task::spawn_blocking(move || {
-                    handles
-                        .iter()
-                        .map(|handle| handle.row_groups_now(&selection, local.as_deref()))
-                        .collect::<Vec<_>>()
-                })
-                .await
-                // Should a deciding task end without an answer, its blocks are read their own way.
-                .unwrap_or_else(|_| vec![None; n_blocks])
-            }
-        })
+    // Owned chunks and a named function, so that the future stays `Send` for any lifetime
+    // (a closure over borrowed chunks is not, in an axum handler).
+    let chunks: Vec<Vec<Arc<BlockHandle>>> = blocks
+        .chunks(BLOCKS_A_CALL)
+        .map(<[Arc<BlockHandle>]>::to_vec)
+        .collect();
+    let decided: Vec<Vec<Option<Vec<usize>>>> = futures::stream::iter(chunks)
+        .map(|handles| decide(handles, selection.clone(), local.clone()))
         .buffered(DECIDING_CONCURRENCY)
         .collect()
         .await;
@@ -115,6 +105,25 @@ async fn blocks_to_read(
         .zip(decided.into_iter().flatten())
         .filter(|(_, row_groups)| !row_groups.as_ref().is_some_and(Vec::is_empty))
         .collect()
+}
+
+/// The row groups of each of `handles` that `selection` may need, decided on a blocking
+/// thread (`BlockHandle::row_groups_now`); should the task end without an answer, `None` for
+/// each: the blocks are then read their own way.
+async fn decide(
+    handles: Vec<Arc<BlockHandle>>,
+    selection: SpanSelection,
+    local: Option<Arc<dyn LocalReads>>,
+) -> Vec<Option<Vec<usize>>> {
+    let n_blocks = handles.len();
+    tokio::task::spawn_blocking(move || {
+        handles
+            .iter()
+            .map(|handle| handle.row_groups_now(&selection, local.as_deref()))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_else(|_| vec![None; n_blocks])
 }
 
 /// A block read's result, or the reason its task ended without one.

@@ -14,6 +14,9 @@ mod ingest;
 #[path = "api/queries.rs"]
 mod queries;
 
+#[path = "api/queries_traces.rs"]
+mod queries_traces;
+
 #[path = "api/journeys.rs"]
 mod journeys;
 
@@ -29,8 +32,14 @@ mod metrics;
 #[path = "api/sampling.rs"]
 mod sampling;
 
+#[path = "api/sampling_config.rs"]
+mod sampling_config;
+
 #[path = "api/otlp.rs"]
 mod otlp;
+
+#[path = "api/otlp_errors.rs"]
+mod otlp_errors;
 
 #[path = "api/otlp_clients.rs"]
 mod otlp_clients;

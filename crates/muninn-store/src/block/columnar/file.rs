@@ -70,14 +70,16 @@ pub(crate) fn canonical_uuid(event_id: &str) -> Option<[u8; 16]> {
 
 /// `event_ids` split into the 16 bytes of those that are UUIDs in canonical text and the
 /// others, as v2 stores them.
-fn split_event_ids(event_ids: &HashSet<String>) -> (Vec<[u8; 16]>, HashSet<String>) {
+pub(super) fn split_event_ids<'a>(
+    event_ids: impl IntoIterator<Item = &'a str>,
+) -> (Vec<[u8; 16]>, HashSet<String>) {
     let mut uuids = Vec::new();
     let mut texts = HashSet::new();
     for event_id in event_ids {
         match canonical_uuid(event_id) {
             Some(bytes) => uuids.push(bytes),
             None => {
-                texts.insert(event_id.clone());
+                texts.insert(event_id.to_string());
             }
         }
     }
@@ -343,7 +345,7 @@ impl SpansFile {
                 text_blooms,
                 ..
             } => {
-                let (uuids, texts) = split_event_ids(event_ids);
+                let (uuids, texts) = split_event_ids(event_ids.iter().map(String::as_str));
                 let mut row_groups: Vec<usize> = candidates(uuid_blooms, |bloom| {
                     uuids.iter().any(|bytes| bloom.check(&bytes[..]))
                 });
@@ -370,7 +372,7 @@ impl SpansFile {
                 _ => predicate::text_in(leaf, event_ids),
             },
             EventIds::UuidOrText { text_leaf, .. } => {
-                let (uuids, texts) = split_event_ids(&event_ids);
+                let (uuids, texts) = split_event_ids(event_ids.iter().map(String::as_str));
                 match (uuids.as_slice(), texts.is_empty()) {
                     ([only], true) => {
                         predicate::equals(leaf, FixedSizeBinaryArray::new_scalar(*only))

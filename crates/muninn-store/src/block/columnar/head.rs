@@ -4,8 +4,6 @@
 //! for the rows a query selects, and handed to the flush as columns, which sorts and writes
 //! them without rebuilding rows.
 
-use std::collections::HashSet;
-
 use arrow::array::{
     Array, FixedSizeBinaryArray, RecordBatch, TimestampNanosecondArray, UInt32Array,
 };
@@ -16,8 +14,8 @@ use muninn_model::{Span, TraceId};
 use super::predicate::{self, Leaves, Predicate};
 use super::{
     COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_EVENT_ID_TEXT, COLUMN_KIND, COLUMN_LINK_TRACE_IDS,
-    COLUMN_NAME, COLUMN_SERVICE, COLUMN_START_TIME, COLUMN_TRACE_ID, EventIdLayout, canonical_uuid,
-    decode, encode_batch,
+    COLUMN_NAME, COLUMN_SERVICE, COLUMN_START_TIME, COLUMN_TRACE_ID, EventIdLayout, decode,
+    encode_batch,
 };
 use crate::block::format::{SpanFields, SpanSelection};
 use crate::error::StoreError;
@@ -87,16 +85,7 @@ impl HeadLeaves {
     }
 
     fn events<'a>(&self, event_ids: impl Iterator<Item = &'a str>) -> Predicate {
-        let mut uuids = Vec::new();
-        let mut texts = HashSet::new();
-        for event_id in event_ids {
-            match canonical_uuid(event_id) {
-                Some(bytes) => uuids.push(bytes),
-                None => {
-                    texts.insert(event_id.to_string());
-                }
-            }
-        }
+        let (uuids, texts) = super::file::split_event_ids(event_ids);
         predicate::uuid_or_text_in(self.leaves.event_id, self.event_id_text, uuids, texts)
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
 
-use arrow::array::{FixedSizeBinaryArray, RecordBatch, StringArray};
+use arrow::array::{RecordBatch, StringArray};
 use muninn_model::{Span, TraceId};
 use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use parquet::bloom_filter::Sbbf;
@@ -14,7 +14,7 @@ use parquet::schema::types::ColumnDescPtr;
 use tokio::sync::OnceCell;
 
 use super::filter::{self, Filter};
-use super::predicate::{self, Leaves, Predicate};
+use super::predicate::{self, Ids16, Leaves, Predicate};
 use super::read::{ParquetFile, Read, candidates};
 use super::{
     COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_EVENT_ID_TEXT, COLUMN_KIND, COLUMN_LINK_SPAN_IDS,
@@ -374,9 +374,7 @@ impl SpansFile {
             EventIds::UuidOrText { text_leaf, .. } => {
                 let (uuids, texts) = split_event_ids(event_ids.iter().map(String::as_str));
                 match (uuids.as_slice(), texts.is_empty()) {
-                    ([only], true) => {
-                        predicate::equals(leaf, FixedSizeBinaryArray::new_scalar(*only))
-                    }
+                    ([only], true) => predicate::id_in(leaf, Ids16::new([*only]), "event_id"),
                     _ => predicate::uuid_or_text_in(leaf, *text_leaf, uuids, texts),
                 }
             }
@@ -403,10 +401,7 @@ impl SpansFile {
                 };
                 (
                     Some(row_groups),
-                    predicate::equals(
-                        leaves.trace_id,
-                        FixedSizeBinaryArray::new_scalar(trace_id.0),
-                    ),
+                    predicate::id_in(leaves.trace_id, Ids16::new([trace_id.0]), "trace_id"),
                 )
             }
             SpanSelection::Traces(traces) => {
@@ -418,7 +413,7 @@ impl SpansFile {
                 traces_sought = Some(sought);
                 (
                     Some(row_groups),
-                    predicate::trace_id_in(leaves.trace_id, traces),
+                    predicate::trace_id_in(leaves.trace_id, &traces),
                 )
             }
             SpanSelection::Event(event_id) => {
@@ -439,7 +434,7 @@ impl SpansFile {
                             targets.iter().any(|target| bloom.check(&target.0[..]))
                         })
                     })),
-                    predicate::links_to(*leaf, targets.clone()),
+                    predicate::links_to(*leaf, &targets),
                 ),
                 Links::Text { leaf } => (None, predicate::links_text_mentions(*leaf, &targets)),
             },

@@ -11,7 +11,7 @@ use arrow::compute::{filter_record_batch, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use muninn_model::{Span, TraceId};
 
-use super::predicate::{self, Leaves, Predicate};
+use super::predicate::{self, Ids16, Leaves, Predicate};
 use super::{
     COLUMN_DURATION, COLUMN_EVENT_ID, COLUMN_EVENT_ID_TEXT, COLUMN_KIND, COLUMN_LINK_TRACE_IDS,
     COLUMN_NAME, COLUMN_SERVICE, COLUMN_START_TIME, COLUMN_TRACE_ID, EventIdLayout, decode,
@@ -68,18 +68,13 @@ impl HeadLeaves {
     fn predicate(&self, selection: &SpanSelection) -> Predicate {
         let leaves = &self.leaves;
         match selection {
-            SpanSelection::Trace(trace_id) => predicate::equals(
-                leaves.trace_id,
-                FixedSizeBinaryArray::new_scalar(trace_id.0),
-            ),
-            SpanSelection::Traces(traces) => {
-                predicate::trace_id_in(leaves.trace_id, traces.clone())
+            SpanSelection::Trace(trace_id) => {
+                predicate::id_in(leaves.trace_id, Ids16::new([trace_id.0]), "trace_id")
             }
+            SpanSelection::Traces(traces) => predicate::trace_id_in(leaves.trace_id, traces),
             SpanSelection::Event(event_id) => self.events(std::iter::once(&**event_id)),
             SpanSelection::Events(event_ids) => self.events(event_ids.iter().map(String::as_str)),
-            SpanSelection::LinkingTo(targets) => {
-                predicate::links_to(self.link_trace_ids, targets.clone())
-            }
+            SpanSelection::LinkingTo(targets) => predicate::links_to(self.link_trace_ids, targets),
             SpanSelection::Matching(query) => predicate::search(leaves, query),
         }
     }

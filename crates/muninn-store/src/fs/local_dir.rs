@@ -23,6 +23,7 @@ use object_store::{
 };
 
 use super::multipart::LocalUpload;
+use super::open_files::{DEFAULT_CAPACITY, OpenFiles};
 use super::{FileSystem, create_dir_all, is_temporary, write_atomically};
 
 const STORE_NAME: &str = "LocalDir";
@@ -32,6 +33,8 @@ const STORE_NAME: &str = "LocalDir";
 pub struct LocalDir {
     root: PathBuf,
     fs: Arc<dyn FileSystem>,
+    /// Files kept open for ranged reads (look-ups' probes and pages), shared by the clones.
+    open_files: Arc<OpenFiles>,
 }
 
 impl fmt::Display for LocalDir {
@@ -77,6 +80,7 @@ impl LocalDir {
         LocalDir {
             root: root.into(),
             fs,
+            open_files: Arc::new(OpenFiles::new(DEFAULT_CAPACITY)),
         }
     }
 
@@ -116,8 +120,11 @@ impl LocalDir {
 
 impl super::LocalReads for LocalDir {
     fn read_ranges_here(&self, location: &Path, ranges: &[Range<u64>]) -> io::Result<Vec<Vec<u8>>> {
-        self.fs
-            .read_ranges(&LocalDir::path_of(&self.root, location), ranges)
+        self.open_files.read_ranges(
+            self.fs.as_ref(),
+            &LocalDir::path_of(&self.root, location),
+            ranges,
+        )
     }
 }
 
@@ -225,6 +232,7 @@ impl ObjectStore for LocalDir {
             PutMode::Update(_) => return Err(not_implemented("put with PutMode::Update")),
         };
         let location = location.clone();
+        let open_files = self.open_files.clone();
         self.run(move |fs, root| {
             let path = LocalDir::path_of(root, &location);
             let parent = path.parent().unwrap_or(root);
@@ -238,6 +246,7 @@ impl ObjectStore for LocalDir {
             let chunks: &[Bytes] = payload.as_ref();
             write_atomically(fs, &path, chunks.iter().map(|chunk| chunk.as_ref()))
                 .map_err(|error| to_error(&location, error))?;
+            open_files.forget(&path);
             Ok(PutResult {
                 e_tag: None,
                 version: None,
@@ -262,13 +271,19 @@ impl ObjectStore for LocalDir {
         })
         .await?;
         let path = LocalDir::path_of(&self.root, location);
-        let upload = LocalUpload::start(self.fs.clone(), location.clone(), path)
-            .map_err(|error| to_error(location, error))?;
+        let upload = LocalUpload::start(
+            self.fs.clone(),
+            self.open_files.clone(),
+            location.clone(),
+            path,
+        )
+        .map_err(|error| to_error(location, error))?;
         Ok(Box::new(upload))
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         let location = location.clone();
+        let open_files = self.open_files.clone();
         self.run(move |fs, root| {
             let path = LocalDir::path_of(root, &location);
             let (size, modified) = fs
@@ -292,10 +307,11 @@ impl ObjectStore for LocalDir {
             } else if range == (0..size) {
                 Bytes::from(fs.read(&path).map_err(|error| to_error(&location, error))?)
             } else {
-                Bytes::from(
-                    fs.read_range(&path, range.clone())
-                        .map_err(|error| to_error(&location, error))?,
-                )
+                // A part of a file (a block's footer, pages): from the file kept open.
+                let mut read = open_files
+                    .read_ranges(fs, &path, std::slice::from_ref(&range))
+                    .map_err(|error| to_error(&location, error))?;
+                Bytes::from(read.pop().unwrap_or_default())
             };
             Ok(GetResult {
                 payload: GetResultPayload::Stream(
@@ -309,17 +325,18 @@ impl ObjectStore for LocalDir {
         .await
     }
 
-    /// Each range read exactly, from one open file: a local disk has no per-request cost to
-    /// amortise, so unlike `object_store`'s default, ranges are not merged across the gaps
-    /// between them (up to 1 MiB each), which made a look-up copy every page between the few
-    /// it needs.
+    /// Each range read exactly, from the file kept open (`open_files.rs`): a local disk has no
+    /// per-request cost to amortise, so unlike `object_store`'s default, ranges are not merged
+    /// across the gaps between them (up to 1 MiB each), which made a look-up copy every page
+    /// between the few it needs.
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
         let location = location.clone();
         let ranges = ranges.to_vec();
+        let open_files = self.open_files.clone();
         self.run(move |fs, root| {
             let path = LocalDir::path_of(root, &location);
-            let read = fs
-                .read_ranges(&path, &ranges)
+            let read = open_files
+                .read_ranges(fs, &path, &ranges)
                 .map_err(|error| to_error(&location, error))?;
             Ok(read.into_iter().map(Bytes::from).collect())
         })
@@ -337,10 +354,15 @@ impl ObjectStore for LocalDir {
                 async move {
                     let location = location?;
                     let deleted = location.clone();
+                    let open_files = store.open_files.clone();
                     store
                         .run(move |fs, root| {
                             let path = LocalDir::path_of(root, &location);
-                            delete_file(fs, root, &path).map_err(|error| to_error(&location, error))
+                            let deleted = delete_file(fs, root, &path)
+                                .map_err(|error| to_error(&location, error));
+                            // Closed after the unlink, so that no read opens it again.
+                            open_files.forget(&path);
+                            deleted
                         })
                         .await?;
                     Ok(deleted)

@@ -12,6 +12,7 @@
 
 mod local_dir;
 mod multipart;
+mod open_files;
 mod os;
 #[cfg(any(test, feature = "fault-injection"))]
 mod simulated;
@@ -48,6 +49,14 @@ pub trait WriteFile: io::Write + Send {
     fn sync_data(&mut self) -> io::Result<()>;
 }
 
+/// A file open for reading ranges of its bytes, from several threads at once. It reads the
+/// file it opened, even after that file is removed or replaced under its name.
+pub trait ReadFile: Send + Sync {
+    /// Each of `ranges` of the file's bytes, in the order asked; an error when the file is
+    /// shorter than one of them.
+    fn read_ranges(&self, ranges: &[Range<u64>]) -> io::Result<Vec<Vec<u8>>>;
+}
+
 /// One entry of a directory listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {
@@ -72,6 +81,9 @@ pub trait FileSystem: fmt::Debug + Send + Sync + 'static {
             .map(|range| self.read_range(path, range.clone()))
             .collect()
     }
+    /// Opens the file for reads of ranges that need not open it again (`LocalDir` keeps a few
+    /// such files open, `open_files.rs`).
+    fn open_read(&self, path: &Path) -> io::Result<std::sync::Arc<dyn ReadFile>>;
     /// The file's size and last modification time.
     fn metadata(&self, path: &Path) -> io::Result<(u64, SystemTime)>;
     /// The directory's entries, in no particular order.

@@ -13,6 +13,7 @@ use futures::FutureExt;
 use object_store::path::Path;
 use object_store::{MultipartUpload, PutPayload, PutResult, Result, UploadPart};
 
+use super::open_files::OpenFiles;
 use super::{FileSystem, WriteFile, parent_of, temporary_beside};
 
 /// A multipart upload to a local file. Parts are written in the order `put_part` is called
@@ -20,6 +21,8 @@ use super::{FileSystem, WriteFile, parent_of, temporary_beside};
 /// already done and may be awaited in any order.
 pub(super) struct LocalUpload {
     fs: Arc<dyn FileSystem>,
+    /// The directory's open files: the one at `path` is closed when the upload replaces it.
+    open_files: Arc<OpenFiles>,
     location: Path,
     path: PathBuf,
     temporary: PathBuf,
@@ -43,6 +46,7 @@ impl LocalUpload {
     /// Starts an upload to `path` (`location` in errors); its directory must exist.
     pub(super) fn start(
         fs: Arc<dyn FileSystem>,
+        open_files: Arc<OpenFiles>,
         location: Path,
         path: PathBuf,
     ) -> io::Result<LocalUpload> {
@@ -50,6 +54,7 @@ impl LocalUpload {
         let file = fs.create(&temporary)?;
         Ok(LocalUpload {
             fs,
+            open_files,
             location,
             path,
             temporary,
@@ -105,12 +110,14 @@ impl MultipartUpload for LocalUpload {
             )));
         };
         let (fs, temporary, path) = (self.fs.clone(), self.temporary.clone(), self.path.clone());
+        let open_files = self.open_files.clone();
         let done = tokio::task::spawn_blocking(move || {
             let durable = (|| {
                 file.flush()?;
                 file.sync_data()?;
                 drop(file);
                 fs.rename(&temporary, &path)?;
+                open_files.forget(&path);
                 fs.sync_dir(parent_of(&path)?)
             })();
             if durable.is_err() {

@@ -7,7 +7,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::time::SystemTime;
 
-use super::{DirEntry, FileSystem, WriteFile};
+use super::{DirEntry, FileSystem, ReadFile, WriteFile};
 
 /// The operating system's file system.
 #[derive(Debug, Default, Clone, Copy)]
@@ -43,17 +43,53 @@ fn read_range_of(mut file: &File, range: Range<u64>) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(length);
     file.take(length as u64).read_to_end(&mut bytes)?;
     if bytes.len() < length {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!(
-                "{}..{} is past the end of the file ({} bytes read)",
-                range.start,
-                range.end,
-                bytes.len()
-            ),
-        ));
+        return Err(past_the_end(&range, bytes.len()));
     }
     Ok(bytes)
+}
+
+/// A file open for reading: ranges are read with `pread`, so threads share it without seeking.
+struct OsReadFile(File);
+
+impl ReadFile for OsReadFile {
+    fn read_ranges(&self, ranges: &[Range<u64>]) -> io::Result<Vec<Vec<u8>>> {
+        ranges
+            .iter()
+            .map(|range| pread_range(&self.0, range.clone()))
+            .collect()
+    }
+}
+
+/// `range` of the file's bytes by `pread`, into a buffer that is not zeroed first, as
+/// `read_range_of` reads.
+fn pread_range(file: &File, range: Range<u64>) -> io::Result<Vec<u8>> {
+    let length = usize::try_from(range.end.saturating_sub(range.start))
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "range too large"))?;
+    let mut bytes = Vec::with_capacity(length);
+    while bytes.len() < length {
+        let offset = range.start + bytes.len() as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut bytes), offset) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    bytes.truncate(length);
+    if bytes.len() < length {
+        return Err(past_the_end(&range, bytes.len()));
+    }
+    Ok(bytes)
+}
+
+fn past_the_end(range: &Range<u64>, read: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!(
+            "{}..{} is past the end of the file ({read} bytes read)",
+            range.start, range.end
+        ),
+    )
 }
 
 impl FileSystem for OsFileSystem {
@@ -80,6 +116,10 @@ impl FileSystem for OsFileSystem {
             .iter()
             .map(|range| read_range_of(&file, range.clone()))
             .collect()
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<std::sync::Arc<dyn ReadFile>> {
+        Ok(std::sync::Arc::new(OsReadFile(File::open(path)?)))
     }
 
     fn metadata(&self, path: &Path) -> io::Result<(u64, SystemTime)> {

@@ -17,7 +17,7 @@ use std::path::{Component, Path};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use super::{DirEntry, FileSystem, WriteFile};
+use super::{DirEntry, FileSystem, ReadFile, WriteFile};
 
 type NodeId = u64;
 const ROOT: NodeId = 0;
@@ -281,6 +281,42 @@ impl WriteFile for SimulatedFile {
     }
 }
 
+fn range_of(data: &[u8], range: Range<u64>, path: &str) -> io::Result<Vec<u8>> {
+    let start = usize::try_from(range.start).unwrap_or(usize::MAX);
+    let end = usize::try_from(range.end).unwrap_or(usize::MAX);
+    data.get(start..end).map(<[u8]>::to_vec).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("{path}: {start}..{end} is past its end"),
+        )
+    })
+}
+
+/// A file open for reading: its inode, which a removal or a rename over its name leaves
+/// readable, as POSIX keeps an open file's.
+struct SimulatedReadFile {
+    state: Arc<Mutex<State>>,
+    id: NodeId,
+    path: String,
+}
+
+impl ReadFile for SimulatedReadFile {
+    fn read_ranges(&self, ranges: &[Range<u64>]) -> io::Result<Vec<Vec<u8>>> {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.read_check()?;
+        let inode = state.files.get(&self.id).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("{} is gone", self.path))
+        })?;
+        ranges
+            .iter()
+            .map(|range| range_of(&inode.data, range.clone(), &self.path))
+            .collect()
+    }
+}
+
 impl FileSystem for SimulatedFs {
     fn create(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
         let mut state = self.lock();
@@ -315,15 +351,23 @@ impl FileSystem for SimulatedFs {
     fn read_range(&self, path: &Path, range: Range<u64>) -> io::Result<Vec<u8>> {
         let state = self.lock();
         state.read_check()?;
-        let data = &state.file(path)?.data;
-        let start = usize::try_from(range.start).unwrap_or(usize::MAX);
-        let end = usize::try_from(range.end).unwrap_or(usize::MAX);
-        data.get(start..end).map(<[u8]>::to_vec).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("{}: {start}..{end} is past its end", path.display()),
-            )
-        })
+        range_of(&state.file(path)?.data, range, &path.display().to_string())
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn ReadFile>> {
+        let state = self.lock();
+        state.read_check()?;
+        let Node::File(id) = state.lookup(path)? else {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                format!("{} is a directory", path.display()),
+            ));
+        };
+        Ok(Arc::new(SimulatedReadFile {
+            state: self.state.clone(),
+            id,
+            path: path.display().to_string(),
+        }))
     }
 
     fn metadata(&self, path: &Path) -> io::Result<(u64, SystemTime)> {

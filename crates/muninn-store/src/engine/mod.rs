@@ -798,5 +798,6 @@ async fn warm_blocks(shared: std::sync::Weak<Shared>) {
         };
         // A block that cannot be read is reported by the query that needs it.
         let _ = handle.operations(&shared.object_store).await;
+        let _ = handle.warm(&shared.object_store).await;
     }
 }

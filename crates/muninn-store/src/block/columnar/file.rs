@@ -151,7 +151,7 @@ pub(crate) struct SpansFile {
     trace_id_ranges: Vec<Option<(Vec<u8>, Vec<u8>)>>,
     /// The event id columns and their bloom filters.
     pub(super) event_ids: EventIds,
-    /// Where links are found, loaded on the first link look-up.
+    /// Where links are found, loaded when the block is warmed or on the first link look-up.
     pub(super) links: OnceCell<Links>,
     /// The leaf columns of `SpanFields::Outline`, in file order.
     outline: Vec<usize>,
@@ -227,6 +227,11 @@ impl SpansFile {
             links: OnceCell::new(),
             outline,
         })
+    }
+
+    /// Loads the bloom filters of `link_trace_ids` if they are not loaded yet.
+    pub(crate) async fn load_links(&self) -> Result<(), StoreError> {
+        self.links().await.map(drop)
     }
 
     async fn links(&self) -> Result<&Links, StoreError> {

@@ -15,7 +15,8 @@ pub struct IndexBytes {
     pub trace_id_filters: u64,
     /// The bloom filters of `event_id` (and `event_id_text`).
     pub event_id_filters: u64,
-    /// The bloom filters of `link_trace_ids`, once a link look-up has loaded them.
+    /// The bloom filters of `link_trace_ids`, once loaded (when the block is warmed, or by its
+    /// first link look-up).
     pub link_filters: u64,
 }
 

@@ -1,5 +1,5 @@
 //! The limits every ingested record is checked against, and the error that names the
-//! offending field. The same numbers are documented in the README ("Validation limits").
+//! offending field. The same numbers are documented in docs/api.md ("Validation limits").
 
 use crate::count::EventCount;
 use crate::span::{AttributeValue, Attributes, Span};

@@ -63,7 +63,7 @@ pub struct CompactionConfig {
     /// left alone. 2,000,000 by default, so a flush's blocks (about 870,000 spans under
     /// sustained ingest) are merged; 500,000 leaves them as flushed: a sixth less CPU at 100M
     /// spans for the same Parquet bytes, but four times the blocks, each a read for a trace
-    /// look-up (docs/storage.md, Compaction).
+    /// look-up (docs/compaction.md).
     pub large_block_spans: u64,
     /// The share of one core a compaction may use when it is the only one waiting, in (0, 1].
     pub cpu_share: f64,

@@ -1,7 +1,7 @@
 //! Files `LocalDir` keeps open for reading: an id look-up probes the bloom filter of every
 //! block in its time range and reads the pages of the blocks that hold its ids, and opening and
 //! closing a block's file for each of those reads cost about a tenth of the look-ups' CPU at a
-//! hundred blocks (docs/storage.md). At most `capacity` files stay open, the least recently
+//! hundred blocks (docs/lookups.md). At most `capacity` files stay open, the least recently
 //! read closed first; a file deleted or put through the store is forgotten then, so that its
 //! space is freed and the next read opens the new file.
 

@@ -24,6 +24,10 @@ pub(crate) struct ApiError {
     pub field: Option<String>,
     pub line: Option<usize>,
     pub column: Option<usize>,
+    /// The request's body was left unread (refused before or while it arrived): the answer
+    /// says `Connection: close`, so that the client sends its next request on a new
+    /// connection instead of one the server is closing.
+    pub body_unread: bool,
 }
 
 impl ApiError {
@@ -34,6 +38,7 @@ impl ApiError {
             field: None,
             line: None,
             column: None,
+            body_unread: false,
         }
     }
     pub fn bad_field(field: &str, message: impl Into<String>) -> Self {
@@ -44,6 +49,14 @@ impl ApiError {
     }
     pub fn not_found(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// The same error, answered with `Connection: close`: the request's body was not read.
+    pub fn body_unread(self) -> Self {
+        ApiError {
+            body_unread: true,
+            ..self
+        }
     }
 
     /// The gRPC code of this error's status (see [`grpc_code`]).
@@ -97,6 +110,17 @@ pub(crate) fn add_retry_after(response: &mut Response) {
     }
 }
 
+/// Adds `Connection: close` to the answer to a request whose body was left unread. HTTP/1.1
+/// servers close such a connection after the answer; without the header a client may send its
+/// next request on it meanwhile and see that request fail (HTTP/2 drops the header).
+pub(crate) fn add_connection_close(response: &mut Response, error_body_unread: bool) {
+    if error_body_unread {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+}
+
 /// Sets `Retry-After: ` [`RETRY_AFTER`] on `response`, whatever its status.
 pub(crate) fn set_retry_after(response: &mut Response) {
     let seconds = HeaderValue::from(RETRY_AFTER.as_secs());
@@ -133,6 +157,7 @@ impl IntoResponse for ApiError {
         };
         let mut response = (self.status, Json(body)).into_response();
         add_retry_after(&mut response);
+        add_connection_close(&mut response, self.body_unread);
         response
     }
 }

@@ -53,10 +53,12 @@ pub(crate) async fn read_body(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok())
         .map_or(limit as u64, |length| length.min(limit as u64));
+    // Refused before the body is read whole: the answer closes the connection.
     state
         .body_budget
         .reserve(&mut reservation, announced)
-        .await?;
+        .await
+        .map_err(ApiError::body_unread)?;
     let timeout = state.body_read_timeout;
     let bytes = match tokio::time::timeout(timeout, to_bytes(body, limit)).await {
         Ok(Ok(bytes)) => bytes,
@@ -64,7 +66,8 @@ pub(crate) async fn read_body(
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("body is larger than the limit of {limit} bytes; send smaller batches"),
-            ));
+            )
+            .body_unread());
         }
         Err(_) => {
             state.metrics.limits.body_timeouts.inc();
@@ -74,7 +77,8 @@ pub(crate) async fn read_body(
                     "the body did not arrive within body_read_timeout ({timeout:?}); nothing of \
                      it was stored, send it again"
                 ),
-            ));
+            )
+            .body_unread());
         }
     };
     let encoding = headers

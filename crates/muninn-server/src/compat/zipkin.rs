@@ -74,7 +74,8 @@ pub(crate) async fn post_spans(
                 format!(
                     "Content-Type {content_type:?}: only Zipkin v2 JSON is accepted; send application/json (Encoding.V2_JSON)"
                 ),
-            ));
+            )
+            .body_unread());
         }
         let (bytes, _reservation) = read_body(&state, &headers, body).await?;
         let decoded = decode_zipkin_spans(&bytes, &state.limits, now_unix_nanos())?;

@@ -14,7 +14,7 @@ use prost::Message;
 use serde_json::json;
 
 use super::{HTTP_ENDPOINT, count_request};
-use crate::error::{ApiError, add_retry_after};
+use crate::error::{ApiError, add_connection_close, add_retry_after};
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
@@ -61,7 +61,7 @@ pub(crate) async fn post_traces(
             ),
             None => format!("Content-Type is missing; send OTLP as {PROTOBUF} or {JSON}"),
         };
-        let error = ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message);
+        let error = ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message).body_unread();
         count_request(&state, HTTP_ENDPOINT, error.status.as_u16());
         return refusal(Encoding::Json, error);
     };
@@ -112,6 +112,7 @@ pub(crate) async fn post_traces(
 /// status (`error.rs`, as OTLP/gRPC answers) and the message, in the request's encoding.
 fn refusal(encoding: Encoding, error: ApiError) -> Response {
     let code = error.grpc_code() as i32;
+    let body_unread = error.body_unread;
     let body = match encoding {
         Encoding::Protobuf => tonic_types::Status {
             code,
@@ -130,5 +131,6 @@ fn refusal(encoding: Encoding, error: ApiError) -> Response {
     )
         .into_response();
     add_retry_after(&mut response);
+    add_connection_close(&mut response, body_unread);
     response
 }

@@ -36,6 +36,7 @@ async fn read_rule(body: Body) -> Result<validate::RuleBody, ApiError> {
                 "body is larger than {MAX_RULE_BODY_BYTES} bytes; a sampling rule is a small JSON object"
             ),
         )
+        .body_unread()
     })?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|error| ApiError {
         line: Some(error.line()),

@@ -733,6 +733,9 @@ async fn request_bodies_past_max_body_memory_wait_then_get_a_503_and_store_nothi
     let answer = server.api.post("/api/v1/spans", body.clone(), &[]).await;
     expect_refused(&answer, 503, "max_body_memory");
     assert_eq!(answer.headers["retry-after"], "1");
+    // Its body was left unread, so the server closes the connection and says so: the next
+    // request goes on a new connection instead of failing on this one.
+    assert_eq!(answer.headers["connection"], "close");
     assert_eq!(n_stored(&server.api).await, 0);
 
     // The slow sender goes away: its room comes back, and the same request is stored.

@@ -512,10 +512,20 @@ impl BlockHandle {
 
     /// Loads the footer and bloom filters now rather than on the first look-up: those of
     /// `link_trace_ids` too, which the file loads on its first link look-up otherwise (at 100M
-    /// spans that made the first journey after a start or a flush take 85–146 ms).
-    pub(crate) async fn warm(&self, store: &Arc<dyn ObjectStore>) -> Result<(), StoreError> {
+    /// spans that made the first journey after a start or a flush take 85–146 ms). The
+    /// `trace_id` filters are kept in memory too when they fit in `trace_filter_room` bytes
+    /// (what the store's budget for them has left); otherwise they are probed in the file.
+    pub(crate) async fn warm(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        trace_filter_room: u64,
+    ) -> Result<(), StoreError> {
         if let Some(file) = self.spans_file(store).await? {
             self.guarded(file.load_links()).await?;
+            let wanted = file.trace_filter_bytes_in_file();
+            if wanted > 0 && wanted <= trace_filter_room {
+                self.guarded(file.keep_trace_filters()).await?;
+            }
         }
         Ok(())
     }

@@ -187,7 +187,8 @@ impl Store {
             let handle = match current.get(&handle.dir) {
                 Some(opened) => opened.clone(),
                 None => {
-                    let _ = handle.warm(&shared.object_store).await;
+                    let room = shared.trace_filter_room(&[]);
+                    let _ = handle.warm(&shared.object_store, room).await;
                     handle
                 }
             };

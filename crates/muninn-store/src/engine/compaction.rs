@@ -574,7 +574,8 @@ async fn compact_blocks(
     // filters took the first look-up 454 ms).
     let outputs: Vec<Arc<BlockHandle>> = written.into_iter().map(Arc::new).collect();
     for handle in &outputs {
-        let _ = handle.warm(&shared.object_store).await;
+        let room = shared.trace_filter_room(inputs);
+        let _ = handle.warm(&shared.object_store, room).await;
     }
     // Swap: the outputs replace the inputs in one step, if every input is still there.
     let swapped = match shared.blocks.write() {

@@ -70,7 +70,8 @@ impl Store {
                 .map(|handle| handle.meta.spans_bytes + handle.meta.rollup_bytes)
                 .sum::<u64>();
             for handle in &written {
-                let _ = handle.warm(&shared.object_store).await;
+                let room = shared.trace_filter_room(&[]);
+                let _ = handle.warm(&shared.object_store, room).await;
             }
             if let Ok(mut blocks) = shared.blocks.write() {
                 blocks.extend(written);

@@ -82,6 +82,12 @@ pub const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 1536 << 20;
 /// the allocator (about a second of it). Measured at 100M spans in docs/storage.md (memory).
 const WORKING_MEMORY_DIVISOR: u64 = 4;
 
+/// Unless set otherwise (`StoreConfig::trace_filter_memory_bytes`), the opened blocks'
+/// `trace_id` bloom filters may be kept in memory up to this share of `memory_limit_bytes`
+/// (96 MiB of the default 1.5 GiB: about 100M spans of the random workload); past it, a
+/// block's are probed in its file, one small read each.
+const TRACE_FILTER_DIVISOR: u64 = 16;
+
 /// However large the blocks' filters grow, the spans not yet in blocks may hold this share of
 /// `memory_limit_bytes` (ingest goes on; `/metrics` then shows the node over its bound).
 const MIN_HEAD_DIVISOR: u64 = 8;
@@ -154,6 +160,10 @@ pub struct StoreConfig {
     /// besides at each flush: a restart reads one segment into memory at a time, so this
     /// bounds what its replay holds beyond the head it rebuilds.
     pub wal_segment_bytes: u64,
+    /// The opened blocks' `trace_id` bloom filters are kept in memory up to this many bytes
+    /// (counted in the blocks' index, so within `memory_limit_bytes`); past it, a block's are
+    /// probed in its file, a small read each. `None`: a sixteenth of `memory_limit_bytes`.
+    pub trace_filter_memory_bytes: Option<u64>,
 }
 
 /// What a store does with its blocks.
@@ -192,6 +202,7 @@ impl StoreConfig {
             blocks: None,
             role: StoreRole::ReadWrite,
             wal_segment_bytes: 64 << 20,
+            trace_filter_memory_bytes: None,
         }
     }
 }
@@ -259,6 +270,25 @@ impl Shared {
     /// The bound on the memory of the spans not yet in blocks, now.
     fn head_limit_bytes(&self) -> u64 {
         head_limit_bytes(&self.config, self.index_bytes.load(Ordering::Relaxed))
+    }
+
+    /// The bytes of `trace_id` filters a block being warmed may keep in memory: the budget
+    /// ([`TRACE_FILTER_DIVISOR`]) less what the listed blocks keep, not counting `leaving`
+    /// (the inputs a compaction's output is about to replace).
+    fn trace_filter_room(&self, leaving: &[Arc<BlockHandle>]) -> u64 {
+        let budget = self
+            .config
+            .trace_filter_memory_bytes
+            .unwrap_or(self.config.memory_limit_bytes / TRACE_FILTER_DIVISOR);
+        let kept: u64 = match self.blocks.read() {
+            Ok(blocks) => blocks
+                .iter()
+                .filter(|handle| !leaving.iter().any(|input| Arc::ptr_eq(handle, input)))
+                .map(|handle| handle.index_bytes().trace_id_filters)
+                .sum(),
+            Err(_) => return 0,
+        };
+        budget.saturating_sub(kept)
     }
 
     /// Counts again what the opened blocks keep in memory; called when the block list
@@ -798,6 +828,7 @@ async fn warm_blocks(shared: std::sync::Weak<Shared>) {
         };
         // A block that cannot be read is reported by the query that needs it.
         let _ = handle.operations(&shared.object_store).await;
-        let _ = handle.warm(&shared.object_store).await;
+        let room = shared.trace_filter_room(&[]);
+        let _ = handle.warm(&shared.object_store, room).await;
     }
 }

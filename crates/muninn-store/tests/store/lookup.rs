@@ -314,3 +314,55 @@ async fn look_ups_across_many_blocks_find_each_span_and_name_a_missing_file() {
         );
     }
 }
+
+/// The blocks' `trace_id` filters are kept in memory while their budget
+/// (`trace_filter_memory_bytes`) has room, and probed in the file past it: with room for two
+/// and a half blocks' filters, two of five blocks keep theirs, and every trace and event of the
+/// five is found, by the store that wrote them and by one that opened them cold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_filters_are_kept_in_memory_up_to_their_budget_and_probed_in_the_file_past_it() {
+    const TRACES_A_BLOCK: u64 = 60;
+    let start = at("2026-11-20T10:15:00Z");
+    let block_of = |block: u64| -> Vec<Span> {
+        (block * TRACES_A_BLOCK + 1..=(block + 1) * TRACES_A_BLOCK)
+            .flat_map(|trace_number| event_trace(trace_number, start + trace_number as i64))
+            .collect()
+    };
+
+    // What one block's filters take in memory, with the default budget (a sixteenth of
+    // `memory_limit`, room for all of them).
+    let one = tempfile::tempdir().unwrap();
+    let mut one_config = config(one.path());
+    one_config.compaction.enabled = false;
+    let store = Store::open(one_config).await.unwrap();
+    store.append(block_of(0), Vec::new()).await.unwrap();
+    store.flush().await.unwrap();
+    let one_block = store.stats().block_index.trace_id_filters;
+    assert!(one_block >= 64, "{one_block} bytes of trace id filters");
+    drop(store);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut store_config = config(dir.path());
+    store_config.compaction.enabled = false;
+    store_config.trace_filter_memory_bytes = Some(one_block * 5 / 2);
+    let store = Store::open(store_config.clone()).await.unwrap();
+    let mut appended = Vec::new();
+    for block in 0..5 {
+        let spans = block_of(block);
+        store.append(spans.clone(), Vec::new()).await.unwrap();
+        store.flush().await.unwrap();
+        appended.extend(spans);
+    }
+    assert_eq!(store.stats().n_blocks, 5);
+    let kept = store.stats().block_index.trace_id_filters;
+    assert!(
+        kept >= 2 * one_block && kept < 3 * one_block,
+        "{kept} bytes kept, {one_block} a block"
+    );
+    assert_all_found(&store, &appended, 1..=5 * TRACES_A_BLOCK).await;
+    drop(store);
+
+    let store = Store::open(store_config).await.unwrap();
+    assert_all_found(&store, &appended, 1..=5 * TRACES_A_BLOCK).await;
+    assert!(store.stats().block_index.trace_id_filters < 3 * one_block);
+}

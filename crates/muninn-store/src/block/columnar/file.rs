@@ -13,7 +13,7 @@ use parquet::bloom_filter::Sbbf;
 use parquet::schema::types::ColumnDescPtr;
 use tokio::sync::OnceCell;
 
-use super::filter::{self, Filter};
+use super::filter::{self, Bitset, Filter};
 use super::predicate::{self, Ids16, Leaves, Predicate};
 use super::read::{ParquetFile, Read, candidates};
 use super::{
@@ -146,6 +146,10 @@ pub(crate) struct SpansFile {
     /// Per row group, the bloom filter of `trace_id`, probed in the file (`None`: none stored,
     /// read the row group).
     pub(super) trace_id_filters: Vec<Option<Filter>>,
+    /// The same filters read whole and kept in memory, when the store's budget for them had
+    /// room as the block was warmed ([`SpansFile::keep_trace_filters`]): a look-up then
+    /// checks them without a read of the file.
+    pub(super) trace_blooms: OnceCell<Vec<Option<Bitset>>>,
     /// Per row group, the smallest and largest `trace_id` (rows are sorted by it, so row
     /// groups hold disjoint ranges); `None`: no statistics, read the row group.
     trace_id_ranges: Vec<Option<(Vec<u8>, Vec<u8>)>>,
@@ -222,11 +226,49 @@ impl SpansFile {
             file,
             leaves,
             trace_id_filters,
+            trace_blooms: OnceCell::new(),
             trace_id_ranges,
             event_ids,
             links: OnceCell::new(),
             outline,
         })
+    }
+
+    /// The bytes keeping this file's `trace_id` filters in memory would take: their bitsets,
+    /// where they are probed in the file now (0 once they are kept, or when there are none).
+    pub(crate) fn trace_filter_bytes_in_file(&self) -> u64 {
+        if self.trace_blooms.initialized() {
+            return 0;
+        }
+        self.trace_id_filters
+            .iter()
+            .flatten()
+            .map(|filter| match filter {
+                Filter::InFile { n_blocks, .. } => n_blocks * filter::BLOCK_BYTES,
+                Filter::InMemory(_) => 0,
+            })
+            .sum()
+    }
+
+    /// Reads the `trace_id` filters whole and keeps them in memory (folded where their false
+    /// positives stay under 1%), so that trace look-ups check them without reading the file.
+    pub(crate) async fn keep_trace_filters(&self) -> Result<(), StoreError> {
+        self.trace_blooms
+            .get_or_try_init(|| async {
+                let blooms = self.file.blooms(self.leaves.trace_id).await?;
+                Ok::<_, StoreError>(
+                    blooms
+                        .iter()
+                        .map(|bloom| {
+                            bloom
+                                .as_ref()
+                                .map(|bloom| Bitset::folded(bloom, filter::FOLDED_FPP))
+                        })
+                        .collect(),
+                )
+            })
+            .await
+            .map(drop)
     }
 
     /// Loads the bloom filters of `link_trace_ids` if they are not loaded yet.
@@ -259,6 +301,7 @@ impl SpansFile {
     /// ids holds a trace (rows are sorted by trace id, so at most one a trace in this file).
     fn trace_probe(&self, traces: &[TraceId]) -> TraceProbe {
         let mut probe = TraceProbe::default();
+        let kept = self.trace_blooms.get();
         for (row_group_idx, filter) in self.trace_id_filters.iter().enumerate() {
             let range = self
                 .trace_id_ranges
@@ -267,6 +310,16 @@ impl SpansFile {
             for trace_id in traces {
                 let id = &trace_id.0[..];
                 if !range.is_none_or(|(min, max)| min.as_slice() <= id && id <= max.as_slice()) {
+                    continue;
+                }
+                if let Some(kept) = kept {
+                    if kept
+                        .get(row_group_idx)
+                        .and_then(Option::as_ref)
+                        .is_none_or(|bloom| bloom.check(id))
+                    {
+                        probe.kept.push(row_group_idx);
+                    }
                     continue;
                 }
                 match filter {

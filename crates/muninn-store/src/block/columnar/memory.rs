@@ -4,14 +4,15 @@
 use parquet::bloom_filter::Sbbf;
 
 use super::file::{EventIds, Links, SpansFile};
-use super::filter::Filter;
+use super::filter::{Bitset, Filter};
 
 /// The bytes an opened file keeps in memory, by part.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct IndexBytes {
     /// The decoded footer: schema, row group and column chunk metadata, page indexes.
     pub footer: u64,
-    /// The bloom filters of `trace_id`.
+    /// The bloom filters of `trace_id` kept in memory (within the store's budget for them;
+    /// the others are probed in the file).
     pub trace_id_filters: u64,
     /// The bloom filters of `event_id` (and `event_id_text`).
     pub event_id_filters: u64,
@@ -58,7 +59,11 @@ impl SpansFile {
                 .flatten()
                 .map(Filter::memory_bytes)
                 .sum::<u64>()
-                + std::mem::size_of_val(self.trace_id_filters.as_slice()) as u64,
+                + std::mem::size_of_val(self.trace_id_filters.as_slice()) as u64
+                + self.trace_blooms.get().map_or(0, |kept| {
+                    kept.iter().flatten().map(Bitset::memory_bytes).sum::<u64>()
+                        + std::mem::size_of_val(kept.as_slice()) as u64
+                }),
             event_id_filters: uuid + text,
             link_filters: match self.links.get() {
                 Some(Links::TraceIds { blooms, .. }) => filter_bytes(blooms),

@@ -84,9 +84,9 @@ const WORKING_MEMORY_DIVISOR: u64 = 4;
 
 /// Unless set otherwise (`StoreConfig::trace_filter_memory_bytes`), the opened blocks'
 /// `trace_id` bloom filters may be kept in memory up to this share of `memory_limit_bytes`
-/// (96 MiB of the default 1.5 GiB: about 100M spans of the random workload); past it, a
-/// block's are probed in its file, one small read each.
-const TRACE_FILTER_DIVISOR: u64 = 16;
+/// (128 MiB of the default 1.5 GiB: some 130M spans of the random workload, whose filters
+/// take a byte a span); past it, a block's are probed in its file, one small read each.
+const TRACE_FILTER_DIVISOR: u64 = 12;
 
 /// However large the blocks' filters grow, the spans not yet in blocks may hold this share of
 /// `memory_limit_bytes` (ingest goes on; `/metrics` then shows the node over its bound).
@@ -162,7 +162,7 @@ pub struct StoreConfig {
     pub wal_segment_bytes: u64,
     /// The opened blocks' `trace_id` bloom filters are kept in memory up to this many bytes
     /// (counted in the blocks' index, so within `memory_limit_bytes`); past it, a block's are
-    /// probed in its file, a small read each. `None`: a sixteenth of `memory_limit_bytes`.
+    /// probed in its file, a small read each. `None`: a twelfth of `memory_limit_bytes`.
     pub trace_filter_memory_bytes: Option<u64>,
 }
 

@@ -255,7 +255,16 @@ async fn a_query_past_its_time_limit_answers_what_it_read_marked_partial() {
         .await;
     let search = [("service", "checkout"), ("limit", "100")];
 
-    let partial = server.api.get("/api/traces", &search).await;
+    // With a 1 ms limit, a stall of the loaded machine (the suite's other tests share its two
+    // cores) can carry the query past twice its limit, where it is stopped with a 503 instead:
+    // a few tries, and the answer the test is about must come.
+    let mut partial = server.api.get("/api/traces", &search).await;
+    for _ in 0..4 {
+        if partial.status != 503 {
+            break;
+        }
+        partial = server.api.get("/api/traces", &search).await;
+    }
     assert_eq!(partial.status, 200, "{}", partial.text);
     assert_eq!(partial.header("muninn-partial"), Some("time-limit"));
     let answer = partial.json();

@@ -282,14 +282,7 @@ async fn look_ups_across_many_blocks_find_each_span_and_name_a_missing_file() {
         }
         // Another block's look-up may need this one's file too, if it is not opened yet.
         let block_dir = file.parent().unwrap().to_string_lossy().to_string();
-        assert!(
-            lookup
-                .unreadable_blocks
-                .iter()
-                .all(|block| block.contains(&block_dir)),
-            "{file:?}: {:?}",
-            lookup.unreadable_blocks
-        );
+        assert_only_names(&lookup.unreadable_blocks, &block_dir);
         assert_eq!(lookup.spans.len(), 3);
         drop(store);
         std::fs::write(&path, bytes).unwrap();
@@ -304,15 +297,16 @@ async fn look_ups_across_many_blocks_find_each_span_and_name_a_missing_file() {
     for trace_number in (1..=40).filter(|&n| n != 7) {
         let lookup = store.spans_by_trace_id(trace_id(trace_number)).await;
         assert_eq!(lookup.spans.len(), 3, "trace {trace_number}");
-        assert!(
-            lookup
-                .unreadable_blocks
-                .iter()
-                .all(|block| block.contains(&block_dir)),
-            "{:?}",
-            lookup.unreadable_blocks
-        );
+        assert_only_names(&lookup.unreadable_blocks, &block_dir);
     }
+}
+
+/// Every block `unreadable` names is the one in `block_dir`.
+fn assert_only_names(unreadable: &[String], block_dir: &str) {
+    assert!(
+        unreadable.iter().all(|block| block.contains(block_dir)),
+        "{unreadable:?} names a block other than {block_dir}"
+    );
 }
 
 /// The blocks' `trace_id` filters are kept in memory while their budget

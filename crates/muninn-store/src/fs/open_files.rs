@@ -70,6 +70,24 @@ impl OpenFiles {
         file.read_ranges(ranges).inspect_err(|_| self.forget(path))
     }
 
+    /// Each of `ranges` of the file at `path` if it is open already; `None` if it is not (the
+    /// caller then opens it where blocking is allowed, with [`OpenFiles::read_ranges`]).
+    pub(super) fn read_ranges_if_open(
+        &self,
+        path: &Path,
+        ranges: &[Range<u64>],
+    ) -> Option<io::Result<Vec<Vec<u8>>>> {
+        let file = {
+            let mut state = self.lock();
+            state.clock += 1;
+            let now = state.clock;
+            let entry = state.files.get_mut(path)?;
+            entry.read_at = now;
+            entry.file.clone()
+        };
+        Some(file.read_ranges(ranges).inspect_err(|_| self.forget(path)))
+    }
+
     fn open(&self, fs: &dyn FileSystem, path: &Path) -> io::Result<Arc<dyn ReadFile>> {
         let forgets = {
             let mut state = self.lock();
@@ -167,5 +185,35 @@ mod tests {
         assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
         assert!(error.to_string().contains("10..40"), "{error}");
         assert_eq!(files.open_count(), 1);
+    }
+
+    #[test]
+    #[allow(clippy::single_range_in_vec_init)] // one range of bytes asked, not a list of numbers
+    fn a_read_without_opening_answers_only_from_a_file_open_already() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = OsFileSystem;
+        let path = dir.path().join("block");
+        write_atomically(&fs, &path, [b"file bytes".as_slice()]).unwrap();
+        let files = OpenFiles::new(2);
+        assert!(files.read_ranges_if_open(&path, &[0..4]).is_none());
+        files.read_ranges(&fs, &path, &[0..1]).unwrap();
+        assert_eq!(
+            files
+                .read_ranges_if_open(&path, &[0..4, 5..10])
+                .unwrap()
+                .unwrap(),
+            [b"file".to_vec(), b"bytes".to_vec()]
+        );
+        // A range past the end is an error, and closes the file as a read that opens does.
+        let error = files
+            .read_ranges_if_open(&path, &[8..40])
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(files.read_ranges_if_open(&path, &[0..4]).is_none());
+        // A forgotten file (deleted or replaced through the store) is not read from.
+        files.read_ranges(&fs, &path, &[0..1]).unwrap();
+        files.forget(&path);
+        assert!(files.read_ranges_if_open(&path, &[0..4]).is_none());
     }
 }

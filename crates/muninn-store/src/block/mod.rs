@@ -573,6 +573,25 @@ impl BlockHandle {
         })
     }
 
+    /// [`BlockHandle::row_groups_now`] where no file has to be read for it (bloom filters in
+    /// memory, or nothing to decide), so that it may run on any thread; `None` where a filter
+    /// in the file would have to be probed.
+    pub(crate) fn row_groups_in_memory(
+        &self,
+        selection: &SpanSelection,
+    ) -> Option<Option<Vec<usize>>> {
+        let reads_a_file = std::cell::Cell::new(false);
+        let answer = match self.spans_file.get() {
+            Some(file) if self.quarantined().is_none() && self.meta.n_spans > 0 => file
+                .row_groups_now(selection, |_| {
+                    reads_a_file.set(true);
+                    Err(std::io::Error::other("decided in memory only"))
+                }),
+            _ => self.row_groups_now(selection, None),
+        };
+        (!reads_a_file.get()).then_some(answer)
+    }
+
     /// How many row groups the block's spans file has (0 when it holds only counts).
     pub(crate) async fn n_row_groups(
         &self,

@@ -107,23 +107,44 @@ async fn blocks_to_read(
         .collect()
 }
 
-/// The row groups of each of `handles` that `selection` may need, decided on a blocking
-/// thread (`BlockHandle::row_groups_now`); should the task end without an answer, `None` for
-/// each: the blocks are then read their own way.
+/// The row groups of each of `handles` that `selection` may need: decided here where the
+/// blocks' filters are in memory (`BlockHandle::row_groups_in_memory`), and on a blocking
+/// thread for the blocks whose filters are probed in their files
+/// (`BlockHandle::row_groups_now`); should that task end without an answer, `None` for each
+/// of those: the blocks are then read their own way.
 async fn decide(
     handles: Vec<Arc<BlockHandle>>,
     selection: SpanSelection,
     local: Option<Arc<dyn LocalReads>>,
 ) -> Vec<Option<Vec<usize>>> {
-    let n_blocks = handles.len();
-    tokio::task::spawn_blocking(move || {
-        handles
+    let mut decided = Vec::with_capacity(handles.len());
+    let mut to_probe = Vec::new();
+    for (idx, handle) in handles.iter().enumerate() {
+        match handle.row_groups_in_memory(&selection) {
+            Some(answer) => decided.push(answer),
+            None => {
+                decided.push(None);
+                to_probe.push(idx);
+            }
+        }
+    }
+    if to_probe.is_empty() {
+        return decided;
+    }
+    let probing: Vec<Arc<BlockHandle>> = to_probe.iter().map(|&idx| handles[idx].clone()).collect();
+    let n_probing = probing.len();
+    let probed = tokio::task::spawn_blocking(move || {
+        probing
             .iter()
             .map(|handle| handle.row_groups_now(&selection, local.as_deref()))
             .collect::<Vec<_>>()
     })
     .await
-    .unwrap_or_else(|_| vec![None; n_blocks])
+    .unwrap_or_else(|_| vec![None; n_probing]);
+    for (idx, answer) in to_probe.into_iter().zip(probed) {
+        decided[idx] = answer;
+    }
+    decided
 }
 
 /// A block read's result, or the reason its task ended without one.

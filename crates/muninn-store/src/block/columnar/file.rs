@@ -13,7 +13,7 @@ use parquet::bloom_filter::Sbbf;
 use parquet::schema::types::ColumnDescPtr;
 use tokio::sync::OnceCell;
 
-use super::filter::{self, Bitset, Filter};
+use super::filter::{self, Filter};
 use super::predicate::{self, Ids16, Leaves, Predicate};
 use super::read::{ParquetFile, Read, candidates};
 use super::{
@@ -149,7 +149,7 @@ pub(crate) struct SpansFile {
     /// The same filters read whole and kept in memory, when the store's budget for them had
     /// room as the block was warmed ([`SpansFile::keep_trace_filters`]): a look-up then
     /// checks them without a read of the file.
-    pub(super) trace_blooms: OnceCell<Vec<Option<Bitset>>>,
+    pub(super) trace_blooms: OnceCell<Vec<Option<Sbbf>>>,
     /// Per row group, the smallest and largest `trace_id` (rows are sorted by it, so row
     /// groups hold disjoint ranges); `None`: no statistics, read the row group.
     trace_id_ranges: Vec<Option<(Vec<u8>, Vec<u8>)>>,
@@ -258,12 +258,8 @@ impl SpansFile {
                 let blooms = self.file.blooms(self.leaves.trace_id).await?;
                 Ok::<_, StoreError>(
                     blooms
-                        .iter()
-                        .map(|bloom| {
-                            bloom
-                                .as_ref()
-                                .map(|bloom| Bitset::folded(bloom, filter::FOLDED_FPP))
-                        })
+                        .into_iter()
+                        .map(|bloom| bloom.map(|bloom| filter::folded(bloom, filter::FOLDED_FPP)))
                         .collect(),
                 )
             })

@@ -4,7 +4,7 @@
 use parquet::bloom_filter::Sbbf;
 
 use super::file::{EventIds, Links, SpansFile};
-use super::filter::{Bitset, Filter};
+use super::filter::{self, Filter};
 
 /// The bytes an opened file keeps in memory, by part.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +61,7 @@ impl SpansFile {
                 .sum::<u64>()
                 + std::mem::size_of_val(self.trace_id_filters.as_slice()) as u64
                 + self.trace_blooms.get().map_or(0, |kept| {
-                    kept.iter().flatten().map(Bitset::memory_bytes).sum::<u64>()
+                    kept.iter().flatten().map(filter::kept_bytes).sum::<u64>()
                         + std::mem::size_of_val(kept.as_slice()) as u64
                 }),
             event_id_filters: uuid + text,

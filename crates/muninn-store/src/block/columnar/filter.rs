@@ -214,6 +214,17 @@ mod tests {
         assert!(measured > FOLDED_FPP / 8.0, "measured {measured}");
     }
 
+    /// Parquet's fold asserts a power of two of blocks; a filter of three (as another writer
+    /// may size one) is kept whole rather than folded, and the server does not panic on it.
+    #[test]
+    fn a_filter_of_blocks_not_a_power_of_two_is_kept_unfolded() {
+        let filter = Sbbf::new(&[0u8; 96]);
+        assert_eq!(filter.num_blocks(), 3);
+        let kept = folded(filter, FOLDED_FPP);
+        assert_eq!(kept_bytes(&kept), 96);
+        assert!(!kept.check(&[7u8; 16][..]));
+    }
+
     #[test]
     fn a_filter_without_a_known_length_stays_in_memory() {
         let filter = Sbbf::new_with_num_of_bytes(64);

@@ -560,14 +560,7 @@ impl BlockHandle {
         selection: &SpanSelection,
         local: Option<&dyn crate::fs::LocalReads>,
     ) -> Option<Vec<usize>> {
-        if self.quarantined().is_some() {
-            return None;
-        }
-        if self.meta.n_spans == 0 || selection.is_empty() {
-            return Some(Vec::new());
-        }
-        let file = self.spans_file.get()?;
-        file.row_groups_now(selection, |ranges| match local {
+        self.row_groups_with(selection, |ranges| match local {
             Some(local) => local.read_ranges_here(&self.spans_path(), ranges),
             None => Err(std::io::Error::other("blocks are not in a local directory")),
         })
@@ -581,15 +574,27 @@ impl BlockHandle {
         selection: &SpanSelection,
     ) -> Option<Option<Vec<usize>>> {
         let reads_a_file = std::cell::Cell::new(false);
-        let answer = match self.spans_file.get() {
-            Some(file) if self.quarantined().is_none() && self.meta.n_spans > 0 => file
-                .row_groups_now(selection, |_| {
-                    reads_a_file.set(true);
-                    Err(std::io::Error::other("decided in memory only"))
-                }),
-            _ => self.row_groups_now(selection, None),
-        };
+        let answer = self.row_groups_with(selection, |_| {
+            reads_a_file.set(true);
+            Err(std::io::Error::other("decided in memory only"))
+        });
         (!reads_a_file.get()).then_some(answer)
+    }
+
+    /// The row groups that may hold what `selection` selects, filters in the file probed
+    /// through `read`.
+    fn row_groups_with(
+        &self,
+        selection: &SpanSelection,
+        read: impl FnOnce(&[std::ops::Range<u64>]) -> std::io::Result<Vec<Vec<u8>>>,
+    ) -> Option<Vec<usize>> {
+        if self.quarantined().is_some() {
+            return None;
+        }
+        if self.meta.n_spans == 0 || selection.is_empty() {
+            return Some(Vec::new());
+        }
+        self.spans_file.get()?.row_groups_now(selection, read)
     }
 
     /// How many row groups the block's spans file has (0 when it holds only counts).
